@@ -1,0 +1,3 @@
+from protoview.cli import main
+
+raise SystemExit(main())

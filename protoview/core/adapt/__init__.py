@@ -1,0 +1,1 @@
+"""Test-time adaptation: TSD and the baselines."""

@@ -1,0 +1,182 @@
+"""Classifier heads and their proxies (PyCIL semantics).
+
+``CosineLinear`` and ``SplitCosineLinear`` reproduce PyCIL's modules of the same name,
+with one interface change: ``forward`` returns the logits tensor itself instead of
+``{'logits': ...}`` so that every head in protoview maps ``(N, D) -> (N, C)``.
+
+Proxies are the head's weight rows. A cosine head with ``nb_proxy = P`` over ``C``
+classes holds ``C*P`` rows, class-major: rows ``c*P ... c*P+P-1`` belong to class ``c``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def reduce_proxies(out: torch.Tensor, nb_proxy: int) -> torch.Tensor:
+    """Merge ``nb_proxy`` similarity columns per class with softmax attention (PyCIL).
+
+    Parameters
+    ----------
+    out: (N, C*P) similarities, class-major.
+    nb_proxy: P.
+
+    Returns
+    -------
+    (N, C) tensor: ``sum_p softmax_p(s_cp) * s_cp``.
+    """
+    if nb_proxy == 1:
+        return out
+    bs = out.shape[0]
+    nb_classes = out.shape[1] / nb_proxy
+    if not nb_classes.is_integer():
+        raise ValueError(f"{out.shape[1]} outputs are not a multiple of nb_proxy={nb_proxy}")
+    simi_per_class = out.view(bs, int(nb_classes), nb_proxy)
+    attentions = F.softmax(simi_per_class, dim=-1)
+    return (attentions * simi_per_class).sum(-1)
+
+
+class CosineLinear(nn.Module):
+    """PyCIL's CosineLinear: ``sigma * reduce(normalize(x) @ normalize(W).T)``.
+
+    ``weight`` is ``(out_features * nb_proxy, in_features)``; ``sigma`` a learnable scalar
+    (or ``None``). ``forward`` returns the logits tensor.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        nb_proxy: int = 1,
+        to_reduce: bool = False,
+        sigma: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features * nb_proxy
+        self.nb_proxy = nb_proxy
+        self.to_reduce = to_reduce
+        self.weight = nn.Parameter(torch.empty(self.out_features, in_features))
+        if sigma:
+            self.sigma = nn.Parameter(torch.empty(1))
+        else:
+            self.register_parameter("sigma", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.weight.size(1))
+        self.weight.data.uniform_(-stdv, stdv)
+        if self.sigma is not None:
+            self.sigma.data.fill_(1)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - PyCIL's name
+        out = F.linear(F.normalize(input, p=2, dim=1), F.normalize(self.weight, p=2, dim=1))
+        if self.to_reduce:
+            out = reduce_proxies(out, self.nb_proxy)
+        if self.sigma is not None:
+            out = self.sigma * out
+        return out
+
+
+class SplitCosineLinear(nn.Module):
+    """PyCIL's SplitCosineLinear: old classes in ``fc1``, new ones in ``fc2``, one sigma."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features1: int,
+        out_features2: int,
+        nb_proxy: int = 1,
+        sigma: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = (out_features1 + out_features2) * nb_proxy
+        self.nb_proxy = nb_proxy
+        self.fc1 = CosineLinear(in_features, out_features1, nb_proxy, False, False)
+        self.fc2 = CosineLinear(in_features, out_features2, nb_proxy, False, False)
+        if sigma:
+            self.sigma = nn.Parameter(torch.empty(1))
+            self.sigma.data.fill_(1)
+        else:
+            self.register_parameter("sigma", None)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """All proxy rows, ``fc1`` then ``fc2``: ``((C1+C2)*P, D)``."""
+        return torch.cat([self.fc1.weight, self.fc2.weight], dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat((self.fc1(x), self.fc2(x)), dim=1)
+        out = reduce_proxies(out, self.nb_proxy)
+        if self.sigma is not None:
+            out = self.sigma * out
+        return out
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """What a classifier head is.
+
+    kind: ``"linear"`` or ``"cosine"``; num_classes: C; nb_proxy: P (rows per class);
+    feature_dim: D; sigma: the cosine scale (``None`` for linear heads or no sigma);
+    has_bias: linear heads only.
+    """
+
+    kind: str
+    num_classes: int
+    nb_proxy: int
+    feature_dim: int
+    sigma: float | None = None
+    has_bias: bool = False
+
+    @property
+    def num_proxies(self) -> int:
+        return self.num_classes * self.nb_proxy
+
+    def describe(self) -> str:
+        if self.kind == "cosine":
+            s = "none" if self.sigma is None else f"{self.sigma:.4g}"
+            return (
+                f"cosine head: {self.num_classes} classes x {self.nb_proxy} proxies "
+                f"({self.num_proxies} rows), feature dim {self.feature_dim}, sigma {s}"
+            )
+        bias = "with bias" if self.has_bias else "no bias"
+        return f"linear head: {self.num_classes} classes, feature dim {self.feature_dim}, {bias}"
+
+
+def describe_head(head: nn.Module) -> HeadInfo:
+    """Describe a supported head (``nn.Linear``, ``CosineLinear``, ``SplitCosineLinear``).
+
+    Raises ``TypeError`` naming the module type for any other head (e.g. an MLP): proxies
+    are only defined for a single weight matrix.
+    """
+    if isinstance(head, nn.Linear):
+        return HeadInfo("linear", head.out_features, 1, head.in_features, None, head.bias is not None)
+    if isinstance(head, (CosineLinear, SplitCosineLinear)):
+        sigma = None if head.sigma is None else float(head.sigma.detach().reshape(-1)[0])
+        classes = head.out_features // head.nb_proxy
+        return HeadInfo("cosine", classes, head.nb_proxy, head.in_features, sigma)
+    raise TypeError(
+        f"unsupported head {type(head).__name__}: protoview supports nn.Linear, CosineLinear "
+        "and SplitCosineLinear heads (one weight matrix whose rows are the class proxies)"
+    )
+
+
+def head_proxies(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's proxies and their classes.
+
+    Returns
+    -------
+    vectors: (C*P, D) float tensor, the weight rows (detached, not normalised).
+    classes: (C*P,) int64 tensor, ``row // P``.
+    """
+    info = describe_head(head)
+    weight = head.weight.detach()
+    classes = torch.arange(weight.shape[0], device=weight.device) // info.nb_proxy
+    return weight, classes

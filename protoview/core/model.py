@@ -1,0 +1,77 @@
+"""The model contract every loader produces: ``featurizer`` + ``classifier``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from protoview.core.heads import HeadInfo
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """How to turn an image into the model's input.
+
+    size: (H, W) the image is resized to; channels: 1 or 3; mean/std per channel,
+    applied after scaling pixels to [0, 1].
+    """
+
+    size: tuple[int, int] = (224, 224)
+    channels: int = 3
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def key(self) -> str:
+        """A stable string identity (part of the feature-cache key)."""
+        return f"size={self.size};ch={self.channels};mean={self.mean};std={self.std}"
+
+
+@dataclass
+class ModelInfo:
+    """What was found in a checkpoint (printed by ``protoview info``)."""
+
+    path: str
+    format: str
+    arch: str
+    head: HeadInfo
+    param_count: int
+    sha256: str
+    transform: TransformSpec | None = None
+    class_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [
+            f"file:        {self.path}",
+            f"format:      {self.format}",
+            f"arch:        {self.arch}",
+            f"head:        {self.head.describe()}",
+            f"classes:     {self.head.num_classes}",
+            f"proxies:     {self.head.num_proxies} ({self.head.nb_proxy} per class)",
+            f"parameters:  {self.param_count:,}",
+            f"sha256:      {self.sha256}",
+        ]
+        if self.transform is not None:
+            t = self.transform
+            lines.append(f"input:       {t.channels}x{t.size[0]}x{t.size[1]}, mean {t.mean}, std {t.std}")
+        lines += [f"note:        {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class SplitModel(nn.Module):
+    """A classifier split in two: ``logits = classifier(featurizer(x))``.
+
+    featurizer: maps a batch of inputs to ``(N, D)`` features.
+    classifier: maps ``(N, D)`` features to ``(N, C)`` logits (a tensor, never a dict).
+    """
+
+    def __init__(self, featurizer: nn.Module, classifier: nn.Module, info: ModelInfo | None = None):
+        super().__init__()
+        self.featurizer = featurizer
+        self.classifier = classifier
+        self.info = info
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.featurizer(x))

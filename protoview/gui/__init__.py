@@ -1,0 +1,1 @@
+"""The desktop window (PySide6 + pyqtgraph), thin over protoview.core."""

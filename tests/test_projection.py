@@ -1,0 +1,73 @@
+"""Joint UMAP maps: faiss k-NN graph, determinism, stability of updates, bad input."""
+
+import numpy as np
+import pytest
+
+from protoview.core import projection as P
+from protoview.errors import ParameterError
+
+
+def _blobs(n=600, d=32, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d))
+    labels = rng.integers(0, k, n)
+    return (centers[labels] + 0.4 * rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_knn_graph_matches_brute_force():
+    x, _ = _blobs(200)
+    u = P._as_unit_rows(x)
+    idx, dists = P.knn_graph(u, 10)
+    full = np.linalg.norm(u[:, None] - u[None], axis=2)
+    order = np.argsort(full, axis=1, kind="stable")[:, :10]
+    assert (idx[:, 0] == np.arange(200)).all()
+    np.testing.assert_allclose(dists, np.take_along_axis(full, order, 1), atol=1e-3)
+
+
+def test_knn_graph_puts_self_first_with_duplicates():
+    x = np.ones((5, 3), np.float32)
+    idx, dists = P.knn_graph(P._as_unit_rows(x), 3)
+    assert (idx[:, 0] == np.arange(5)).all()
+    assert (dists[:, 0] == 0).all()
+
+
+def test_fit_is_deterministic_and_separates_clusters():
+    x, labels = _blobs()
+    a = P.fit_map(x, seed=3, n_epochs=100).embedding
+    b = P.fit_map(x, seed=3, n_epochs=100).embedding
+    np.testing.assert_array_equal(a, b)
+    from sklearn.metrics import silhouette_score
+
+    assert silhouette_score(a, labels) > 0.5
+
+
+def test_update_keeps_layout_when_features_barely_move():
+    x, _ = _blobs()
+    base = P.fit_map(x, seed=0, n_epochs=200).embedding
+    rng = np.random.default_rng(1)
+    moved = x.copy()
+    moved[:30] += 0.05 * rng.normal(size=(30, x.shape[1]))
+    upd = P.update_map(base, moved, seed=0).embedding
+    fresh = P.fit_map(moved, seed=1, n_epochs=200).embedding
+    unmoved = np.ones(len(x), bool)
+    unmoved[:30] = False
+    drift = P.layout_drift(base, upd, unmoved)
+    assert drift < 0.06
+    assert drift < 0.5 * P.layout_drift(base, fresh, unmoved)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((0, 4), np.float32), np.full((10, 4), np.nan, np.float32), np.ones(5, np.float32)],
+)
+def test_bad_input_is_refused(bad):
+    with pytest.raises(ParameterError):
+        P.fit_map(bad)
+
+
+def test_too_few_points_and_bad_previous():
+    with pytest.raises(ParameterError, match="at least 3"):
+        P.fit_map(np.eye(2, 4, dtype=np.float32))
+    x, _ = _blobs(50)
+    with pytest.raises(ParameterError, match="previous"):
+        P.update_map(np.zeros((49, 2)), x)
