@@ -1,0 +1,312 @@
+"""Load a classifier checkpoint of any supported format and split it into featurizer + head.
+
+Formats: protoview checkpoints, plain state_dicts (nested / DDP-prefixed too) with
+``arch``, DomainBed / TSD and PyCIL checkpoints, TorchScript archives, safetensors, and
+(only with ``trust=True``) fully pickled modules. Files are read with
+``torch.load(weights_only=True)`` first; nothing in a file can make protoview run Python
+code unless the user passes ``trust=True`` (``--trust-checkpoint``).
+
+The result is a :class:`~protoview.core.model.SplitModel` in eval mode whose ``info``
+(:class:`~protoview.core.model.ModelInfo`) says what was found and which guesses were made.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from protoview.core._ckpt_build import Assembled, assemble
+from protoview.core._ckpt_heads import ProxyHint, adopt_head
+from protoview.core._ckpt_layout import Contents, clean_state, first_non_finite, interpret
+from protoview.core._ckpt_read import check_readable_file, file_sha256, read_checkpoint
+from protoview.core._ckpt_split import (
+    DictOutputFeaturizer,
+    apply_split,
+    as_tensor_output,
+    find_split,
+    probe_input,
+)
+from protoview.core.archs import ArchSpec, resolve_arch
+from protoview.core.heads import describe_head
+from protoview.core.model import ModelInfo, SplitModel, TransformSpec
+from protoview.core.warnings import ProtoviewWarning
+from protoview.errors import CheckpointError, ParameterError
+
+__all__ = ["file_sha256", "inspect_checkpoint", "load_checkpoint"]
+
+_CONVENTIONS = "featurizer/classifier, backbone/fc, convnet/fc, timm get_classifier, fc, classifier, heads.head, head"
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    arch: str | None = None,
+    *,
+    trust: bool = False,
+    num_classes: int | None = None,
+    nb_proxy: int | None = None,
+    split: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> SplitModel:
+    """Load ``path`` as a :class:`SplitModel` (``logits = classifier(featurizer(x))``).
+
+    Parameters
+    ----------
+    path: the checkpoint file.
+    arch: architecture for weights-only files: a torchvision / timm name or
+        ``"FILE.py:build_fn"`` (see :mod:`protoview.core.archs`); overrides a stored one.
+    trust: allow unpickling Python code (only for files the user trusts).
+    num_classes: the class count of the data (used to infer proxies per class of cosine
+        heads that do not store it, e.g. PyCIL's).
+    nb_proxy: proxies per class of a cosine head (PyCIL checkpoints do not store it).
+    split: ``"featurizer_attr:head_attr"`` or the dotted path of the head, when the
+        automatic split conventions do not fit.
+    map_location: the device of the returned model.
+
+    Returns
+    -------
+    SplitModel in eval mode on ``map_location``, float32, its ``info`` filled.
+
+    Raises
+    ------
+    CheckpointError: the file is missing, unreadable, unsafe (pickled code without
+        ``trust``), does not fit the architecture, or has NaN / Inf weights, a head of 0
+        classes or an unsupported head. ParameterError: bad ``num_classes`` / ``nb_proxy``
+        / ``split`` / ``map_location``.
+    """
+    device = _check_arguments(num_classes, nb_proxy, map_location)
+    check_readable_file(path)
+    sha256 = file_sha256(path)
+    contents = interpret(read_checkpoint(path, trust=trust), path)
+    hint = ProxyHint(contents.stored_nb_proxy, nb_proxy, num_classes)
+    notes = list(contents.notes)
+    arch_label, assembled, transform = _assemble_contents(contents, arch, hint, split, path, notes)
+    model = _finish(assembled, hint, transform, path, notes, weights_checked=contents.state is not None)
+    info = ModelInfo(
+        path=os.fspath(path),
+        format=contents.format,
+        arch=arch_label,
+        head=describe_head(model.classifier),
+        param_count=sum(p.numel() for p in model.parameters()),
+        sha256=sha256,
+        transform=transform,
+        class_names=contents.class_names,
+        notes=notes,
+    )
+    if num_classes is not None and info.head.num_classes != num_classes:
+        notes.append(f"the head has {info.head.num_classes} classes but num_classes={num_classes} was given")
+    model.info = info
+    return model.eval().to(device)
+
+
+def inspect_checkpoint(path: str | os.PathLike[str], arch: str | None = None, **kwargs: Any) -> ModelInfo:
+    """Load ``path`` like :func:`load_checkpoint` (same arguments) and return its info."""
+    model = load_checkpoint(path, arch, **kwargs)
+    assert model.info is not None
+    return model.info
+
+
+def _check_arguments(num_classes: int | None, nb_proxy: int | None, map_location: str | torch.device) -> torch.device:
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ParameterError("--num-classes", f"must be a positive integer, got {num_classes!r}")
+    if nb_proxy is not None and (not isinstance(nb_proxy, int) or nb_proxy < 1):
+        raise ParameterError("--nb-proxy", f"must be a positive integer, got {nb_proxy!r}")
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError("--device", f"unknown device {map_location!r} ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device", f"{map_location!r} asked for, but CUDA is not available here")
+    return device
+
+
+# ---------------------------------------------------------------------------- assembly
+def _assemble_contents(
+    contents: Contents, arch: str | None, hint: ProxyHint, split: str | None,
+    path: str | os.PathLike[str], notes: list[str],
+) -> tuple[str, Assembled, TransformSpec | None]:
+    """(arch label, assembled model, transform) from a module or from weights + an arch."""
+    if contents.module is not None:
+        module = contents.module
+        scripted = isinstance(module, torch.jit.ScriptModule)
+        plan = find_split(module, split, scripted=scripted)
+        if plan is not None:
+            if arch:
+                notes.append(f"--arch {arch} ignored: the file holds the whole model")
+            return _module_label(module), Assembled(model=module, plan=plan), contents.transform
+        if not (scripted and arch):
+            hint_text = "; or pass --arch to rebuild it from its weights" if scripted else ""
+            raise _no_head_found(module, _module_label(module), path, hint_text)
+        contents.state = clean_state(dict(module.state_dict()), notes, path)
+        notes.append("TorchScript weights rebuilt into --arch")
+    spec = _arch_spec(contents, arch, path, notes)
+    assert contents.state is not None
+    assembled = assemble(contents.state, spec, hint, split, path)
+    if assembled.model is not None and assembled.plan is None:
+        raise _no_head_found(assembled.model, spec.label, path)
+    notes.extend(assembled.notes)
+    return spec.label, assembled, contents.transform or _timm_transform(assembled)
+
+
+def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str], notes: list[str]) -> ArchSpec:
+    if arch:
+        if contents.arch and contents.arch != arch:
+            notes.append(f"architecture {arch} from --arch used instead of the stored {contents.arch}")
+        kwargs = contents.arch_kwargs if arch == contents.arch else None
+        return resolve_arch(arch, where=path, kwargs=kwargs)
+    if contents.arch:
+        if contents.arch_note:
+            notes.append(contents.arch_note)
+        return resolve_arch(contents.arch, where=path, from_file=True, kwargs=contents.arch_kwargs)
+    what = {"state_dict": "a plain state_dict", "safetensors": "a safetensors file"}.get(
+        contents.format.split(" (")[0], f"a {contents.format}"
+    )
+    raise CheckpointError(
+        path,
+        f"{what} does not say which architecture it is for; pass --arch (a torchvision name like "
+        "resnet18, a timm name, or FILE.py:build_fn)",
+    )
+
+
+def _no_head_found(module: nn.Module, label: str, path: str | os.PathLike[str], extra: str = "") -> CheckpointError:
+    children = ", ".join(n for n, _ in module.named_children()) or "none"
+    return CheckpointError(
+        path,
+        f"cannot find the classifier head of {label} (looked for {_CONVENTIONS}; "
+        f"top-level submodules: {children}); pass --split HEAD_ATTR{extra}",
+    )
+
+
+def _module_label(module: nn.Module) -> str:
+    if isinstance(module, torch.jit.ScriptModule):
+        return f"{getattr(module, 'original_name', type(module).__name__)} (TorchScript)"
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _timm_transform(assembled: Assembled) -> TransformSpec | None:
+    """The input transform a timm model declares (its ``pretrained_cfg``)."""
+    cfg = getattr(assembled.model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict):
+        return None
+    try:
+        channels, height, width = (int(v) for v in cfg["input_size"])
+        return TransformSpec((height, width), channels, tuple(cfg["mean"]), tuple(cfg["std"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- final checks
+_PROBE_SIZES = ((32, 32), (224, 224))  # tried in turn when the input size is unknown
+
+
+@torch.no_grad()
+def _finish(
+    assembled: Assembled, hint: ProxyHint, transform: TransformSpec | None,
+    path: str | os.PathLike[str], notes: list[str], *, weights_checked: bool,
+) -> SplitModel:
+    """Split, adopt the head, run a test input, check dims and logits; a float32 SplitModel."""
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None
+    if assembled.model is not None:
+        whole = _float32(assembled.model.eval(), notes)
+        bad = None if weights_checked else first_non_finite(whole.state_dict().items())
+        if bad is not None:
+            raise CheckpointError(path, f"the weights contain NaN or Inf values (first bad tensor: {bad})")
+        reference = _run_probe(whole, transform, "logits")
+        assert assembled.plan is not None
+        featurizer, head = apply_split(whole, assembled.plan)
+        notes.append(f"split at {assembled.plan.how}")
+        head_name = assembled.plan.head_path
+    else:
+        assert assembled.featurizer is not None and assembled.head is not None
+        featurizer, head, head_name = assembled.featurizer.eval(), assembled.head, "head"
+    head, head_notes = adopt_head(head, hint, path, head_name)
+    notes.extend(head_notes)
+    probe = reference[0] if reference is not None else None
+    featurizer, features = _check_features(featurizer, head, probe, transform, path, notes)
+    model = SplitModel(featurizer, head).eval()
+    if reference is not None and features is not None:
+        _compare_logits(head(features), reference[1], notes)
+    return model
+
+
+def _float32(module: nn.Module, notes: list[str]) -> nn.Module:
+    tensors = [*module.parameters(), *module.buffers()]
+    kinds = sorted({str(t.dtype) for t in tensors if t.is_floating_point() and t.dtype != torch.float32})
+    if kinds:
+        notes.append(f"weights stored as {', '.join(kinds)} were converted to float32")
+        module = module.float()
+    return module
+
+
+def _probes(module: nn.Module, transform: TransformSpec | None) -> list[torch.Tensor]:
+    """Test inputs to try, in order (one batch each)."""
+    if transform is not None:
+        return [probe_input(module, tuple(transform.size), transform.channels)]  # type: ignore[arg-type]
+    first = probe_input(module, None, None)
+    if first.dim() != 4:
+        return [first]
+    return [probe_input(module, size, first.shape[1]) for size in _PROBE_SIZES]
+
+
+def _run_probe(module: nn.Module, transform: TransformSpec | None, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(input, output) of the first test input the module takes, or None."""
+    for x in _probes(module, transform):
+        try:
+            out = as_tensor_output(module(x), key)
+        except Exception:  # noqa: BLE001 - an input the model does not take: try the next
+            continue
+        return (x, out) if out is not None else None
+    return None
+
+
+def _check_features(
+    featurizer: nn.Module, head: nn.Module, probe: torch.Tensor | None, transform: TransformSpec | None,
+    path: str | os.PathLike[str], notes: list[str],
+) -> tuple[nn.Module, torch.Tensor | None]:
+    """Run a test input through the featurizer; its (N, D) output must match the head's D.
+
+    Without a known input (``probe`` / ``transform``) several sizes are tried and the first
+    whose features fit the head is kept (a net without global pooling fits one size only).
+    Returns the featurizer (wrapped when it returns a dict) and its test features.
+    """
+    expected = describe_head(head).feature_dim
+    first_problem: str | None = None
+    failure = "no test input"
+    for x in [probe] if probe is not None else _probes(featurizer, transform):
+        try:
+            out = featurizer(x)
+        except Exception as exc:  # noqa: BLE001 - unknown input format: try the next, then report
+            failure = f"{type(exc).__name__} on a test input of shape {list(x.shape)}"
+            continue
+        wrapped = featurizer
+        if isinstance(out, dict) and isinstance(out.get("features"), torch.Tensor):
+            wrapped, out = DictOutputFeaturizer(featurizer), out["features"]
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            first_problem = first_problem or f"the featurizer gives {shape} for a test input, not (N, D) features; pass --split"
+        elif out.shape[1] != expected:
+            first_problem = first_problem or (
+                f"the featurizer gives {out.shape[1]}-d features but the head expects {expected}-d; wrong --arch or --split?"
+            )
+        else:
+            if wrapped is not featurizer:
+                notes.append("the featurizer returns a dict; its 'features' entry is used")
+            return wrapped, out
+    if first_problem is not None:
+        raise CheckpointError(path, first_problem)
+    notes.append(f"the featurizer did not run ({failure}); the feature dimension was not checked")
+    return featurizer, None
+
+
+def _compare_logits(logits: torch.Tensor, reference: torch.Tensor, notes: list[str]) -> None:
+    scale = float(reference.abs().max()) + 1e-6
+    if logits.shape != reference.shape or not torch.allclose(logits, reference, rtol=1e-4, atol=1e-4 * scale):
+        message = (
+            "the split model's logits differ from the whole model's output on a test input; "
+            "check --split (the model's forward may do more than classifier(featurizer(x)))"
+        )
+        notes.append(message)
+        warnings.warn(message, ProtoviewWarning, stacklevel=4)
