@@ -1,0 +1,239 @@
+"""k-means prototypes with faiss, and PCL's per-cluster concentration (density) phi.
+
+Reproduces PCL's ``run_kmeans`` (seed 001_*, oracle ``tests/oracles/pcl_kmeans.py``): the
+same ``faiss.Clustering`` settings, set explicitly because faiss 1.15's defaults differ
+(niter 25, nredo 1, seed 1234, 256 / 39 points per centroid), the same ``index.search``
+for distances and assignments, and the same density formula. Deviations, each tested:
+
+- distances that faiss returns slightly below 0 (rounding in ``|x|^2 + |c|^2 - 2 x.c``) are
+  clamped to 0 (the seed would take ``sqrt`` of them and get NaN);
+- when every cluster has at most one point (e.g. ``k == N``) or all distances are 0, the seed
+  divides by a zero mean; we return a uniform ``temperature`` instead.
+
+faiss prints "WARNING clustering N points to k centroids" on stderr when
+``N < k * min_points_per_centroid``; the result is still valid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+
+from protoview.core.geometry import as_labels, as_matrix, l2_normalize
+from protoview.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """Outcome of :func:`kmeans_prototypes`.
+
+    Attributes
+    ----------
+    centroids: ``(k, D)`` float32, raw as faiss returns them (the best of ``nredo`` runs).
+    centroids_normalized: ``(k, D)`` float32, L2-normalised (what PCL uses in its loss).
+    assignments: ``(N,)`` int64 cluster of each sample (``index.search(x, 1)``).
+    distances: ``(N,)`` float32 squared L2 distance to the assigned centroid (faiss ``D``).
+    density: ``(k,)`` float32 PCL concentration phi, mean ``temperature``.
+    inertia: sum of ``distances`` (as sklearn's ``inertia_``).
+    seconds: wall time of training and search.
+    used_gpu: whether a faiss GPU index was used.
+    """
+
+    centroids: np.ndarray
+    centroids_normalized: np.ndarray
+    assignments: np.ndarray
+    distances: np.ndarray
+    density: np.ndarray
+    inertia: float
+    seconds: float
+    used_gpu: bool
+
+
+def _check_int(value: Any, where: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(where, f"must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ParameterError(where, f"must be {bound}, got {value}")
+    return int(value)
+
+
+def _check_temperature(temperature: Any) -> float:
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        raise ParameterError("temperature", f"must be a number, got {temperature!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(
+            "temperature", f"must be a positive finite number, got {temperature!r}"
+        )
+    return value
+
+
+def _resolve_gpu(use_gpu: bool | None) -> bool:
+    available = (
+        hasattr(faiss, "StandardGpuResources")
+        and faiss.get_num_gpus() > 0
+        and torch.cuda.is_available()
+    )
+    if use_gpu is None:
+        return available
+    if use_gpu and not available:
+        raise ParameterError(
+            "use_gpu", "a GPU was asked for, but faiss or torch sees no CUDA GPU here"
+        )
+    return bool(use_gpu)
+
+
+def _flat_l2_index(dim: int, gpu: bool) -> tuple[Any, Any]:
+    """``(index, resources)``: ``GpuIndexFlatL2`` (float32) on the current CUDA device, or
+    ``IndexFlatL2``. Keep ``resources`` alive as long as the index."""
+    if not gpu:
+        return faiss.IndexFlatL2(dim), None
+    resources = faiss.StandardGpuResources()
+    config = faiss.GpuIndexFlatConfig()
+    config.useFloat16 = False
+    config.device = torch.cuda.current_device()
+    return faiss.GpuIndexFlatL2(resources, dim, config), resources
+
+
+def kmeans_prototypes(
+    features: Any,
+    k: int,
+    *,
+    niter: int = 20,
+    nredo: int = 5,
+    seed: int = 0,
+    max_points_per_centroid: int = 1000,
+    min_points_per_centroid: int = 10,
+    temperature: float = 0.2,
+    use_gpu: bool | None = None,
+    normalize: bool = False,
+    verbose: bool = False,
+) -> KMeansResult:
+    """k-means prototypes of the features with PCL's settings, plus their density phi.
+
+    Parameters
+    ----------
+    features:
+        ``(N, D)`` float features (numpy or torch); converted to float32 C-contiguous.
+    k:
+        Number of prototypes, ``1 <= k <= N``.
+    niter, nredo, seed, max_points_per_centroid, min_points_per_centroid:
+        ``faiss.Clustering`` settings (PCL's values by default). faiss keeps the best of the
+        ``nredo`` runs and subsamples to ``k * max_points_per_centroid`` points when more.
+    temperature:
+        Mean of the returned density (PCL's ``args.temperature``).
+    use_gpu:
+        ``None``: a faiss GPU index when faiss and torch see a CUDA GPU; ``True``: require
+        one; ``False``: CPU.
+    normalize:
+        L2-normalise the features first (distances are then in that space).
+    verbose:
+        Let faiss print its progress.
+
+    Returns
+    -------
+    KMeansResult
+    """
+    x = as_matrix(features, "features")
+    n, dim = x.shape
+    k = _check_int(k, "k", 1)
+    if k > n:
+        raise ParameterError("k", f"is {k} but there are only {n} samples (k must be <= N)")
+    niter = _check_int(niter, "niter", 1)
+    nredo = _check_int(nredo, "nredo", 1)
+    seed = _check_int(seed, "seed", 0, 2**31 - 1)
+    max_points = _check_int(max_points_per_centroid, "max_points_per_centroid", 1)
+    min_points = _check_int(min_points_per_centroid, "min_points_per_centroid", 0)
+    temperature = _check_temperature(temperature)
+    gpu = _resolve_gpu(use_gpu)
+    if normalize:
+        x = np.ascontiguousarray(l2_normalize(x))
+
+    clus = faiss.Clustering(dim, k)
+    clus.verbose = bool(verbose)
+    clus.niter = niter
+    clus.nredo = nredo
+    clus.seed = seed
+    clus.max_points_per_centroid = max_points
+    clus.min_points_per_centroid = min_points
+
+    start = time.perf_counter()
+    index, _resources = _flat_l2_index(dim, gpu)
+    clus.train(x, index)
+    sq_dist, nearest = index.search(x, 1)
+    seconds = time.perf_counter() - start
+
+    centroids = faiss.vector_to_array(clus.centroids).reshape(k, dim).astype(np.float32)
+    assignments = nearest[:, 0].astype(np.int64)
+    distances = np.maximum(sq_dist[:, 0], 0.0).astype(np.float32)
+    return KMeansResult(
+        centroids=centroids,
+        centroids_normalized=l2_normalize(centroids),
+        assignments=assignments,
+        distances=distances,
+        density=pcl_density(distances, assignments, k, temperature),
+        inertia=float(distances.sum(dtype=np.float64)),
+        seconds=seconds,
+        used_gpu=gpu,
+    )
+
+
+def pcl_density(distances: Any, assignments: Any, k: int, temperature: float) -> np.ndarray:
+    """PCL's concentration phi of each cluster.
+
+    Per cluster with more than one point: ``mean(sqrt(d)) / log(n + 10)``; clusters with at
+    most one point (empty ones too) get the largest of those; then clip to the 10th-90th
+    percentile and scale to mean ``temperature``. If every value is 0 (all clusters have at
+    most one point, or all distances are 0) the result is ``temperature`` everywhere (the
+    seed would divide by zero).
+
+    Parameters
+    ----------
+    distances: ``(N,)`` float squared L2 distance of each sample to its centroid (``>= 0``;
+        tiny negatives from rounding are treated as 0).
+    assignments: ``(N,)`` int cluster of each sample, in ``[0, k)``.
+    k: number of clusters, ``>= 1``.
+    temperature: positive mean of the result.
+
+    Returns
+    -------
+    ``(k,)`` float32.
+    """
+    k = _check_int(k, "k", 1)
+    temperature = _check_temperature(temperature)
+    if isinstance(distances, torch.Tensor):
+        distances = distances.detach().cpu().numpy()
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 1 or d.shape[0] == 0:
+        raise ParameterError(
+            "distances", f"must be a non-empty 1-D array (N,), got shape {d.shape}"
+        )
+    if not np.isfinite(d).all():
+        raise ParameterError(
+            "distances", f"contain NaN or Inf in {int((~np.isfinite(d)).sum())} entries"
+        )
+    if d.min() < -1e-3:
+        raise ParameterError("distances", f"must be squared distances >= 0, got {d.min():g}")
+    a = as_labels(assignments, "assignments", d.shape[0])
+    if a.min() < 0 or a.max() >= k:
+        raise ParameterError("assignments", f"must lie in [0, {k}), got {a.min()} .. {a.max()}")
+
+    counts = np.bincount(a, minlength=k)
+    root_sums = np.bincount(a, weights=np.sqrt(np.maximum(d, 0.0)), minlength=k)
+    density = np.zeros(k, dtype=np.float64)
+    several = counts > 1
+    density[several] = root_sums[several] / counts[several] / np.log(counts[several] + 10)
+    density[~several] = density.max()
+    density = density.clip(np.percentile(density, 10), np.percentile(density, 90))
+    mean = density.mean()
+    if not mean > 0:
+        return np.full(k, temperature, dtype=np.float32)
+    return (temperature * density / mean).astype(np.float32)

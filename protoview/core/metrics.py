@@ -1,0 +1,212 @@
+"""Accuracy-type numbers of a classifier and of a clustering.
+
+Labels ``-1`` mean "unknown" and are left out everywhere. When no sample has a known label
+the scores are NaN (an unlabelled dataset is not an error); malformed input raises
+:class:`~protoview.errors.ParameterError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from protoview.core.geometry import Centers, as_labels, as_matrix, check_finite_tensor, nearest
+from protoview.errors import ParameterError
+
+
+def as_predictions(logits_or_preds: Any, where: str = "logits_or_preds") -> np.ndarray:
+    """``(N, C)`` logits -> ``argmax`` over classes (seed: ``torch.max(logits, dim=1)``);
+    ``(N,)`` predictions pass through. Returns ``(N,)`` int64, ``N >= 1``."""
+    if isinstance(logits_or_preds, torch.Tensor):
+        logits_or_preds = logits_or_preds.detach().cpu().numpy()
+    values = np.asarray(logits_or_preds)
+    if values.ndim == 2:
+        return np.argmax(as_matrix(values, where), axis=1).astype(np.int64)
+    preds = as_labels(values, where)
+    if preds.shape[0] == 0:
+        raise ParameterError(where, "is empty")
+    return preds
+
+
+def _checked_pair(preds: Any, labels: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    p = as_predictions(preds, where)
+    y = as_labels(labels, "labels", p.shape[0])
+    return p, y
+
+
+def _check_num_classes(num_classes: int, *arrays: np.ndarray) -> int:
+    if int(num_classes) < 1:
+        raise ParameterError("num_classes", f"must be at least 1, got {num_classes}")
+    for name, array in zip(("preds", "labels"), arrays, strict=False):
+        if array.size and int(array.max()) >= int(num_classes):
+            raise ParameterError(
+                name, f"holds class {int(array.max())} but num_classes is {num_classes}"
+            )
+    return int(num_classes)
+
+
+def accuracy(logits_or_preds: Any, labels: Any) -> float:
+    """Fraction of labelled samples predicted right.
+
+    Parameters
+    ----------
+    logits_or_preds: ``(N, C)`` float logits (argmax is taken) or ``(N,)`` int predictions.
+    labels: ``(N,)`` int, ``-1`` = unknown (ignored).
+
+    Returns
+    -------
+    float in ``[0, 1]``; NaN when no label is known.
+    """
+    preds, y = _checked_pair(logits_or_preds, labels, "logits_or_preds")
+    known = y >= 0
+    if not known.any():
+        return float("nan")
+    return float(np.mean(preds[known] == y[known]))
+
+
+def per_class_accuracy(preds: Any, labels: Any, num_classes: int) -> np.ndarray:
+    """Accuracy within each true class.
+
+    Parameters
+    ----------
+    preds: ``(N,)`` int predictions (or ``(N, C)`` logits).
+    labels: ``(N,)`` int, ``-1`` ignored.
+    num_classes: ``C``.
+
+    Returns
+    -------
+    ``(C,)`` float32; NaN for a class without labelled samples.
+    """
+    p, y = _checked_pair(preds, labels, "preds")
+    num_classes = _check_num_classes(num_classes, y)
+    known = y >= 0
+    totals = np.bincount(y[known], minlength=num_classes)
+    hits = np.bincount(y[known & (p == y)], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (hits / totals).astype(np.float32)
+
+
+def confusion_matrix(preds: Any, labels: Any, num_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs; equals sklearn's with ``labels=range(C)``.
+
+    Parameters
+    ----------
+    preds: ``(N,)`` int predictions in ``[0, C)`` (or ``(N, C)`` logits); ``-1`` ignored.
+    labels: ``(N,)`` int true classes in ``[0, C)``; ``-1`` ignored.
+    num_classes: ``C``.
+
+    Returns
+    -------
+    ``(C, C)`` int64, rows = true class, columns = predicted class.
+    """
+    p, y = _checked_pair(preds, labels, "preds")
+    num_classes = _check_num_classes(num_classes, p, y)
+    keep = (y >= 0) & (p >= 0)
+    flat = y[keep] * num_classes + p[keep]
+    counts = np.bincount(flat, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def nearest_center_accuracy(features: Any, labels: Any, centers: Centers | Any) -> float:
+    """Accuracy of classifying each feature by its most cosine-similar class center.
+
+    Parameters
+    ----------
+    features: ``(N, D)`` float.
+    labels: ``(N,)`` int, ``-1`` ignored.
+    centers: :class:`Centers` or ``(C, D)`` float with row ``c`` = class ``c``; NaN rows
+        (empty classes) are never chosen.
+    """
+    if isinstance(centers, Centers):
+        _, classes = nearest(features, centers.vectors, centers.labels)
+    else:
+        _, classes = nearest(features, centers)
+    return accuracy(classes, labels)
+
+
+def nearest_proxy_accuracy(features: Any, labels: Any, proxies: Any, proxy_classes: Any) -> float:
+    """Accuracy of classifying each feature by the class of its most cosine-similar proxy.
+
+    Parameters
+    ----------
+    features: ``(N, D)`` float.
+    labels: ``(N,)`` int, ``-1`` ignored.
+    proxies: ``(C*P, D)`` float classifier weight rows (``head_proxies`` vectors).
+    proxy_classes: ``(C*P,)`` int class of each proxy.
+    """
+    _, classes = nearest(features, proxies, proxy_classes)
+    return accuracy(classes, labels)
+
+
+def _hungarian_accuracy(assignments: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy after the best one-to-one matching of clusters to classes.
+
+    With more clusters than classes the unmatched clusters count as wrong (and vice versa).
+    Inputs: ``(N,)`` int64 each, all labels known.
+    """
+    clusters, cluster_idx = np.unique(assignments, return_inverse=True)
+    classes, class_idx = np.unique(labels, return_inverse=True)
+    table = np.zeros((clusters.size, classes.size), dtype=np.int64)
+    np.add.at(table, (cluster_idx, class_idx), 1)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / labels.size)
+
+
+def clustering_scores(assignments: Any, labels: Any) -> dict[str, float]:
+    """How well a clustering agrees with the labels.
+
+    Parameters
+    ----------
+    assignments: ``(N,)`` int cluster of each sample (``>= 0``).
+    labels: ``(N,)`` int, ``-1`` ignored.
+
+    Returns
+    -------
+    ``{"nmi", "ari", "hungarian_accuracy"}``: sklearn's ``normalized_mutual_info_score`` and
+    ``adjusted_rand_score``, and the Hungarian-matched accuracy (scipy
+    ``linear_sum_assignment``; the number of clusters may differ from the number of
+    classes). All NaN when no label is known.
+    """
+    a = as_labels(assignments, "assignments")
+    if a.shape[0] == 0:
+        raise ParameterError("assignments", "is empty")
+    if a.min() < 0:
+        raise ParameterError("assignments", "must be cluster indices >= 0")
+    y = as_labels(labels, "labels", a.shape[0])
+    known = y >= 0
+    if not known.any():
+        return {"nmi": float("nan"), "ari": float("nan"), "hungarian_accuracy": float("nan")}
+    a, y = a[known], y[known]
+    return {
+        "nmi": float(normalized_mutual_info_score(y, a)),
+        "ari": float(adjusted_rand_score(y, a)),
+        "hungarian_accuracy": _hungarian_accuracy(a, y),
+    }
+
+
+def softmax_entropy(logits: Any) -> Any:
+    """Entropy of the softmax of each row, as TSD: ``-(softmax * log_softmax).sum(1)``.
+
+    Parameters
+    ----------
+    logits: ``(N, C)`` float, numpy or torch.
+
+    Returns
+    -------
+    ``(N,)`` entropies in nats: a tensor (same device, gradient kept) for tensor input,
+    else float32 numpy.
+    """
+    if not isinstance(logits, torch.Tensor):
+        return softmax_entropy(torch.from_numpy(as_matrix(logits, "logits"))).numpy()
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ParameterError(
+            "logits", f"must be a non-empty 2-D array (N, C), got shape {tuple(logits.shape)}"
+        )
+    if not logits.is_floating_point():
+        logits = logits.float()
+    check_finite_tensor(logits.detach(), "logits")
+    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)

@@ -1,0 +1,34 @@
+# ruff: noqa: B007
+"""SwAV's ``distributed_sinkhorn`` (seed 001_*), as a test oracle.
+
+Ported for a single process: ``world_size = 1`` (so ``dist.all_reduce`` is the identity and
+is dropped), and ``args.epsilon`` / ``args.sinkhorn_iterations`` become parameters. The
+arithmetic is the seed's, line for line, including ``exp(out / epsilon)`` with no
+stabilisation (it overflows to Inf / NaN for small epsilon).
+"""
+
+import torch
+
+
+@torch.no_grad()
+def distributed_sinkhorn(out, epsilon=0.05, sinkhorn_iterations=3, world_size=1):
+    Q = torch.exp(out / epsilon).t()  # Q is K-by-B for consistency with notations from our paper
+    B = Q.shape[1] * world_size  # number of samples to assign
+    K = Q.shape[0]  # how many prototypes
+
+    # make the matrix sums to 1
+    sum_Q = torch.sum(Q)
+    Q /= sum_Q
+
+    for it in range(sinkhorn_iterations):
+        # normalize each row: total weight per prototype must be 1/K
+        sum_of_rows = torch.sum(Q, dim=1, keepdim=True)
+        Q /= sum_of_rows
+        Q /= K
+
+        # normalize each column: total weight per sample must be 1/B
+        Q /= torch.sum(Q, dim=0, keepdim=True)
+        Q /= B
+
+    Q *= B  # the colomns must sum to 1 so that Q is an assignment
+    return Q.t()
