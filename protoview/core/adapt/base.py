@@ -1,0 +1,347 @@
+"""What every test-time adapter shares: the interface, parameter choice, the support memory.
+
+An adapter wraps a :class:`~protoview.core.model.SplitModel` and changes it in place:
+
+- ``step(x)`` adapts on one batch and returns the *online* logits ``(N, C)`` (detached);
+- ``predict(x)`` / ``features(x)`` run the adapter's prediction mode without adapting
+  (used for the full-set accuracy and for the features drawn on the map). For bn, tent
+  and tsd that mode normalises BatchNorm with the statistics of the batch given (as their
+  online predictions do), so feed shuffled batches of the adaptation batch size;
+- ``reset()`` puts back the source weights, a fresh optimizer and the warm-up memory;
+- ``snapshot()`` / ``restore()`` copy and put back the whole state (divergence guard).
+
+Flags an adapter needs (train/eval mode, ``requires_grad``, BatchNorm's
+``track_running_stats``) are set for the duration of each call and put back afterwards,
+so the shared model is never left half-configured between calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from protoview.core.heads import head_proxies
+from protoview.errors import ParameterError
+
+UPDATE_CHOICES = ("all", "affine", "body", "head")
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` per row: (N, C) float -> (N,) float (nats)."""
+    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+def batchnorm_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+    """All BatchNorm layers (1d/2d/3d/sync) of ``model`` with their qualified names."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
+
+
+def select_parameters(model: nn.Module, update: str) -> list[tuple[str, nn.Parameter]]:
+    """The parameters an adapter updates, with their names in ``model.named_parameters()``.
+
+    ``update``: ``"all"`` every parameter; ``"affine"`` BatchNorm scale and shift only (Tent's
+    choice); ``"body"`` the featurizer's; ``"head"`` the classifier's.
+    Raises :class:`ParameterError` (``where="update"``) for an unknown choice or none found.
+    """
+    if update == "all":
+        chosen = list(model.named_parameters())
+    elif update == "affine":
+        chosen = [
+            (f"{name}.{pname}", p)
+            for name, m in batchnorm_layers(model)
+            for pname, p in m.named_parameters(recurse=False)
+            if pname in ("weight", "bias")
+        ]
+    elif update in ("body", "head"):
+        part = "featurizer" if update == "body" else "classifier"
+        chosen = [(f"{part}.{n}", p) for n, p in getattr(model, part).named_parameters()]
+    else:
+        raise ParameterError(
+            "update", f"unknown choice {update!r}; choose one of {', '.join(UPDATE_CHOICES)}"
+        )
+    if not chosen:
+        what = "BatchNorm layers with scale and shift" if update == "affine" else "parameters"
+        raise ParameterError(
+            "update", f"update={update!r} selects nothing: the model has no {what}"
+        )
+    return chosen
+
+
+def check_split_model(model: Any) -> nn.Module:
+    """Return ``model`` if it has a ``featurizer`` and a ``classifier`` module, else raise."""
+    ok = isinstance(model, nn.Module) and all(
+        isinstance(getattr(model, part, None), nn.Module) for part in ("featurizer", "classifier")
+    )
+    if not ok:
+        raise ParameterError(
+            "model", "adapters need a SplitModel (a featurizer and a classifier module)"
+        )
+    return model
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for an empty model."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+def clone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached copy of a ``state_dict`` (same devices)."""
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def tensors_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """True when every floating tensor holds only finite values."""
+    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point() and t.numel()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def use_batch_statistics(model: nn.Module, whole_model_training: bool = False) -> None:
+    """BatchNorm normalises with each batch's own statistics and leaves its running ones alone.
+
+    The other modules go to train mode when ``whole_model_training`` else to eval mode.
+    Call it inside :func:`kept_flags`, which puts the flags back.
+    """
+    model.train(whole_model_training)
+    for _, layer in batchnorm_layers(model):
+        layer.train()
+        layer.track_running_stats = False
+
+
+@contextlib.contextmanager
+def kept_flags(model: nn.Module) -> Iterator[None]:
+    """Put back every module's train/eval mode, ``requires_grad`` and BN tracking flag on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    tracking = [(m, m.track_running_stats) for _, m in batchnorm_layers(model)]
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        for m, flag in tracking:
+            m.track_running_stats = flag
+
+
+@dataclass
+class SupportMemory:
+    """T3A / TSD memory of support features.
+
+    supports: (M, D) float32 features; labels: (M, C) float32 one-hot predicted classes;
+    entropy: (M,) float32 prediction entropy; scores: (M, C) float32 softmax (TSD only).
+    """
+
+    supports: torch.Tensor
+    labels: torch.Tensor
+    entropy: torch.Tensor
+    scores: torch.Tensor | None = None
+
+    @classmethod
+    @torch.no_grad()
+    def from_head(cls, classifier: nn.Module, with_scores: bool) -> tuple[SupportMemory, int]:
+        """Warm-up memory: every head row (``C*P`` of them) labelled by ``argmax classifier(row)``.
+
+        Returns the memory and ``num_classes = classifier(rows).shape[1]`` (C, not C*P).
+        Raises :class:`ParameterError` (``where="classifier"``) for heads without weight rows.
+        """
+        try:
+            rows, _ = head_proxies(classifier)
+        except TypeError as exc:
+            raise ParameterError(
+                "classifier", f"{exc}; T3A and TSD need such a head for their warm-up supports"
+            ) from None
+        rows = rows.detach().clone().float()
+        logits = classifier(rows)
+        num_classes = int(logits.shape[1])
+        labels = F.one_hot(logits.argmax(1), num_classes=num_classes).float()
+        scores = F.softmax(logits, 1) if with_scores else None
+        return cls(rows, labels, softmax_entropy(logits), scores), num_classes
+
+    def __len__(self) -> int:
+        return int(self.supports.shape[0])
+
+    def clone(self) -> SupportMemory:
+        scores = None if self.scores is None else self.scores.clone()
+        return SupportMemory(
+            self.supports.clone(), self.labels.clone(), self.entropy.clone(), scores
+        )
+
+    def to(self, device: torch.device) -> SupportMemory:
+        scores = None if self.scores is None else self.scores.to(device)
+        return SupportMemory(
+            self.supports.to(device), self.labels.to(device), self.entropy.to(device), scores
+        )
+
+    def append(self, z: torch.Tensor, logits: torch.Tensor) -> None:
+        """Add a batch: features (B, D), classifier logits (B, C), both detached here."""
+        z, logits = z.detach(), logits.detach()
+        num_classes = self.labels.shape[1]
+        self.supports = torch.cat([self.supports, z])
+        self.labels = torch.cat(
+            [self.labels, F.one_hot(logits.argmax(1), num_classes=num_classes).float()]
+        )
+        self.entropy = torch.cat([self.entropy, softmax_entropy(logits)])
+        if self.scores is not None:
+            self.scores = torch.cat([self.scores, F.softmax(logits, 1)])
+
+    def select(self, filter_k: int, legacy_minus_one: bool = False) -> None:
+        """Keep the ``filter_k`` lowest-entropy supports of each predicted class.
+
+        ``filter_k == -1`` keeps all; with ``legacy_minus_one`` it reproduces the reference
+        code instead, whose ``-1`` branch is dead: ``[:-1]`` drops each class's
+        highest-entropy support. The kept supports are grouped by class (in class order),
+        each group sorted by ascending entropy; ``-1`` (keep all) keeps arrival order.
+        """
+        if filter_k == -1 and not legacy_minus_one:
+            return  # keep all, in arrival order (DomainBed's T3A)
+        predicted = self.labels.argmax(dim=1).long()
+        every = torch.arange(len(self.entropy), device=self.entropy.device)
+        kept = []
+        for c in range(self.labels.shape[1]):
+            _, order = torch.sort(self.entropy[predicted == c])
+            kept.append(every[predicted == c][order][:filter_k])
+        idx = torch.cat(kept)
+        self.supports, self.labels, self.entropy = (
+            self.supports[idx],
+            self.labels[idx],
+            self.entropy[idx],
+        )
+        if self.scores is not None:
+            self.scores = self.scores[idx]
+
+    def prototype_weights(self) -> torch.Tensor:
+        """(C, D) per-class sums of L2-normalised supports: ``(normalize(S).T @ labels).T``."""
+        return (F.normalize(self.supports, dim=1).T @ self.labels).T
+
+
+@dataclass
+class AdapterSnapshot:
+    """Everything :meth:`Adapter.restore` needs to go back to a former state."""
+
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None
+    memory: SupportMemory | None
+    steps_done: int
+    last_loss: float | None
+
+
+class Adapter(ABC):
+    """Base of all test-time adapters (see the module docstring for the contract)."""
+
+    method: ClassVar[str] = ""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = check_split_model(model)
+        self.updated_parameter_names: tuple[str, ...] = ()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.memory: SupportMemory | None = None
+        self.last_loss: float | None = None
+        self.steps_done = 0
+        self._source_state = clone_state(model.state_dict())
+        self._source_memory: SupportMemory | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    # ---- public interface -------------------------------------------------------------
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """Adapt on one batch ``x`` (N, ...) float32; return the online logits (N, C), detached."""
+        x = self._prepare(x)
+        with kept_flags(self.model), _readable_errors(x), torch.enable_grad():
+            logits = self._adapt(x)
+        self.steps_done += 1
+        return logits.detach()
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) of the adapter's prediction mode; adapts nothing."""
+        return self.features(x)[1]
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (N, D) and logits (N, C) in the adapter's prediction mode; adapts nothing."""
+        x = self._prepare(x)
+        with kept_flags(self.model), _readable_errors(x):
+            z, logits = self._features(x)
+        return z.detach(), logits.detach()
+
+    def reset(self) -> None:
+        """Back to the source weights, a fresh optimizer state and the warm-up memory."""
+        self._restore_source()
+        self.steps_done = 0
+        self.last_loss = None
+
+    def snapshot(self) -> AdapterSnapshot:
+        """A copy of the current weights, optimizer state and memory."""
+        opt = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer is not None else None
+        memory = self.memory.clone() if self.memory is not None else None
+        return AdapterSnapshot(
+            clone_state(self.model.state_dict()), opt, memory, self.steps_done, self.last_loss
+        )
+
+    def restore(self, snap: AdapterSnapshot) -> None:
+        """Put back a state taken by :meth:`snapshot`."""
+        self.model.load_state_dict(snap.model_state)
+        if self.optimizer is not None and snap.optimizer_state is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer_state))
+        self.memory = snap.memory.clone() if snap.memory is not None else None
+        self.steps_done, self.last_loss = snap.steps_done, snap.last_loss
+
+    def state_is_finite(self) -> bool:
+        """True when every floating parameter and buffer is finite."""
+        return tensors_finite(list(self.model.state_dict().values()))
+
+    def state_bytes(self) -> int:
+        """Bytes one :meth:`snapshot` of the model holds."""
+        return sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+
+    # ---- for subclasses -----------------------------------------------------------------
+    @abstractmethod
+    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
+        """One adaptation step on a prepared batch; returns the online logits."""
+
+    @abstractmethod
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction-mode features and logits (called under ``no_grad``)."""
+
+    def _build_optimizer(self) -> torch.optim.Optimizer | None:
+        return None
+
+    def _restore_source(self) -> None:
+        self.model.load_state_dict(self._source_state)
+        self.optimizer = self._build_optimizer()
+        self.memory = self._source_memory.clone() if self._source_memory is not None else None
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise ParameterError("batch", f"expected a torch tensor, got {type(x).__name__}")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ParameterError(
+                "batch", f"expected a non-empty batch (N, ...), got shape {tuple(x.shape)}"
+            )
+        return x.to(device=self.device, dtype=torch.float32)
+
+
+@contextlib.contextmanager
+def _readable_errors(x: torch.Tensor) -> Iterator[None]:
+    """Turn torch's errors about a batch the model cannot take into a ParameterError."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParameterError(
+            "batch", f"the model cannot process a batch of shape {tuple(x.shape)} ({first})"
+        ) from exc
