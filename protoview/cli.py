@@ -139,9 +139,34 @@ def _features(args: argparse.Namespace):
     return model, dataset, result
 
 
+def _h5_format(path: str) -> str:
+    """The root ``format`` attribute of an HDF5 file ('' when unreadable or absent)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            value = h5.attrs.get("format", "")
+    except OSError:
+        return ""  # the snapshot reader names the problem
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 # ---------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
     path = args.path
+    if path.lower().endswith((".h5", ".hdf5")) and _h5_format(path) == "protoview-features":
+        from protoview.core.data import open_dataset
+
+        features = open_dataset(path)
+        acc = ""
+        if features.predictions is not None and (features.labels >= 0).any():
+            known = features.labels >= 0
+            acc = f"; accuracy {(features.predictions[known] == features.labels[known]).mean():.1%}"
+        _say(f"{features.description}{acc}")
+        for key in ("checkpoint", "checkpoint_sha256", "dataset", "device"):
+            if features.attrs.get(key):
+                _say(f"  {key}: {features.attrs[key]}")
+        return 0
     if path.lower().endswith((".h5", ".hdf5")):
         from protoview.core.snapshot import snapshot_summary
 
@@ -161,14 +186,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from protoview.core.features import write_feature_file
 
     model, dataset, result = _features(args)
-    attrs = {
-        "checkpoint": os.path.abspath(model.info.path) if model.info else "",
-        "checkpoint_sha256": model.info.sha256 if model.info else "",
-        "dataset": dataset.description,
-        "dataset_identity": dataset.identity(),
-        "transform": model.info.transform.key() if model.info and model.info.transform else "",
-    }
-    write_feature_file(args.out, result, attrs=attrs)
+    from protoview.core.features import feature_file_attrs
+
+    write_feature_file(args.out, result, attrs=feature_file_attrs(model, dataset))
     _say(
         f"wrote {args.out}: {result.features.shape[0]} samples x {result.features.shape[1]} features "
         f"({result.images_per_second:.0f} images/s on {result.device})"
@@ -236,10 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv = ["gui", *argv]
     parser = build_parser()
-    try:
-        _register_science_commands(parser)
-    except ImportError:
-        pass
+    _register_science_commands(parser)
     args = parser.parse_args(argv)
     command = args.command or "gui"
     from protoview.errors import CancelledError, ProtoviewError

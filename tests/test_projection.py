@@ -71,3 +71,30 @@ def test_too_few_points_and_bad_previous():
     x, _ = _blobs(50)
     with pytest.raises(ParameterError, match="previous"):
         P.update_map(np.zeros((49, 2)), x)
+
+
+def test_numpy_fuzzy_graph_matches_umap_learn():
+    """The numpy fuzzy simplicial set equals umap-learn's numba one (float32 rounding)."""
+    from umap.umap_ import fuzzy_simplicial_set as umap_fss
+    from umap.umap_ import smooth_knn_dist as umap_smooth
+
+    from protoview.core import _fuzzy
+    from protoview.core.projection import knn_graph
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(400, 12)).astype(np.float32)
+        x[:15] = x[0]  # exact duplicates: zero distances, rho from later neighbours
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        idx, dists = knn_graph(x, 15)
+        sigma_ref, rho_ref = umap_smooth(dists.astype(np.float32), 15.0)
+        sigma, rho = _fuzzy.smooth_knn_dist(dists, 15.0)
+        np.testing.assert_allclose(rho, rho_ref, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(sigma, sigma_ref, rtol=1e-5, atol=1e-6)
+        ref, _, _ = umap_fss(
+            x, 15, np.random.RandomState(0), "euclidean", knn_indices=idx, knn_dists=dists
+        )
+        ours = _fuzzy.fuzzy_simplicial_set(idx, dists, x.shape[0])
+        ref, ours = ref.tocsr(), ours.tocsr()
+        assert ref.nnz == ours.nnz
+        assert abs(ref - ours).max() < 1e-5

@@ -90,13 +90,13 @@ def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _graph(x: np.ndarray, n_neighbors: int, seed: int):
-    from umap.umap_ import fuzzy_simplicial_set
+    # umap-learn's arithmetic in numpy (protoview.core._fuzzy): its numba version costs
+    # ~12 s of compilation in every new process.
+    from protoview.core._fuzzy import fuzzy_simplicial_set
 
+    del seed  # the graph is deterministic given the neighbours
     idx, dists = knn_graph(x, n_neighbors)
-    rng = np.random.RandomState(seed)
-    graph, _, _ = fuzzy_simplicial_set(
-        x, idx.shape[1], rng, "euclidean", knn_indices=idx, knn_dists=dists
-    )
+    graph = fuzzy_simplicial_set(idx, dists, x.shape[0])
     return graph, idx, dists
 
 

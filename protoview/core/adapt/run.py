@@ -311,6 +311,38 @@ class AdaptRun:
             correct, known = correct + c, known + k
         return correct / known if known else float("nan")
 
+    def features_all(
+        self, *, progress: Progress | None = None, cancel: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features (N, D), logits (N, C) and labels (N,) of the whole set, in dataset order,
+        as the adapted model sees it now: the adapter's prediction mode (batch statistics
+        for BN-based methods) on batches of the run's size in the first pass's order, so the
+        map and :meth:`evaluate` agree. Adapts nothing."""
+        order = self._order(0)
+        n = len(order)
+        feats: np.ndarray | None = None
+        logits: np.ndarray | None = None
+        labels = np.full(n, -1, np.int64)
+        plan = self._plan_sequential()
+        for i, (start, stop) in enumerate(plan):
+            if _cancelled(cancel):
+                raise CancelledError("features of the adapted model were cancelled")
+            idx = order[start:stop]
+            x, y = self._load(idx)
+            try:
+                z, out = self.adapter.features(x)
+            except ParameterError as exc:
+                raise DatasetError(self.where, exc.problem) from exc
+            z_np, out_np = z.float().cpu().numpy(), out.float().cpu().numpy()
+            if feats is None:
+                feats = np.empty((n, z_np.shape[1]), np.float32)
+                logits = np.empty((n, out_np.shape[1]), np.float32)
+            feats[idx], logits[idx], labels[idx] = z_np, out_np, y
+            if progress is not None:
+                progress(i + 1, len(plan))
+        assert feats is not None and logits is not None
+        return feats, logits, labels
+
     def _plan_sequential(self) -> list[tuple[int, int]]:
         n, b = self.num_samples, self.batch_size
         bounds = [(start, min(start + b, n)) for start in range(0, n, b)]

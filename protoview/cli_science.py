@@ -1,0 +1,132 @@
+"""``protoview adapt`` / ``cluster`` / ``assign``: the science core, headless.
+
+Registered onto the main parser by :mod:`protoview.cli`; light to import like it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(parser: argparse.ArgumentParser, handlers: dict[str, Handler], add_model_args) -> None:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    p = sub.add_parser("adapt", help="run test-time adaptation (TSD or a baseline) and record the run")
+    add_model_args(p)
+    p.add_argument("--method", default="tsd", choices=("tsd", "tent", "t3a", "bn", "none"))
+    p.add_argument("--steps", type=int, default=0, help="adaptation steps (batches); 0 = one pass (default)")
+    p.add_argument("--adapt-batch-size", "--bs", dest="adapt_batch_size", type=int, default=64, help="adaptation batch size (default 64)")
+    p.add_argument("--lr", type=float, help="learning rate (tsd/tent)")
+    p.add_argument("--filter-k", type=int, help="supports kept per class (tsd/t3a); -1 keeps all (corrected variant)")
+    p.add_argument("--lam", type=float, help="weight of TSD's top-k cluster term (default 0, as released)")
+    p.add_argument("--update", choices=("all", "affine", "body", "head"), help="which parameters TSD updates")
+    p.add_argument("--variant", choices=("reference", "corrected"), help="TSD as released (reference) or with its bugs fixed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
+    p.add_argument("--out", help="write the run (history + final state) to this snapshot")
+    handlers["adapt"] = cmd_adapt
+
+    p = sub.add_parser("cluster", help="k-means prototypes (faiss, PCL density) of the features")
+    add_model_args(p)
+    p.add_argument("--k", type=int, required=True)
+    p.add_argument("--niter", type=int, default=20)
+    p.add_argument("--nredo", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write a snapshot with the prototypes")
+    handlers["cluster"] = cmd_cluster
+
+    p = sub.add_parser("assign", help="Sinkhorn-Knopp balanced assignment to prototypes, proxies or centers")
+    add_model_args(p)
+    p.add_argument("--target", default="proxies", choices=("prototypes", "proxies", "centers"))
+    p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes")
+    p.add_argument("--epsilon", type=float, default=0.05)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write a snapshot with the plan Q")
+    handlers["assign"] = cmd_assign
+
+
+def _open_request(args: argparse.Namespace, *, adapt: bool = False):
+    from protoview.core.session import OpenRequest
+
+    return OpenRequest(adapt=adapt, 
+        checkpoint=args.checkpoint, data=args.data, arch=args.arch, trust=args.trust_checkpoint,
+        nb_proxy=args.nb_proxy, split=args.split, device=args.device, seed=getattr(args, "seed", 0),
+    )
+
+
+def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    names = {"lr": "lr", "filter_k": "filter_K", "lam": "lam", "update": "update", "variant": "variant"}
+    return tuple((key, getattr(args, attr)) for attr, key in names.items() if getattr(args, attr) is not None)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from protoview.cli import _progress_printer, _say
+    from protoview.core.session import Session, StepRequest
+
+    session = Session.open(_open_request(args, adapt=True), progress=_progress_printer("extract"))
+    _say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
+    req = StepRequest(
+        method=args.method, n_steps=args.steps, batch_size=args.adapt_batch_size, seed=args.seed,
+        params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
+    )
+    session.step(req, progress=_progress_printer(args.method))
+    last = session.history[-1]
+    _say(
+        f"after {last.step} steps of {args.method}: online accuracy {last.online_accuracy:.1%}, "
+        f"full-set accuracy {last.full_accuracy:.1%}"
+    )
+    if args.out:
+        from protoview.core.snapshot import write_snapshot
+
+        write_snapshot(args.out, session.to_snapshot())
+        _say(f"wrote {args.out}")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from protoview.cli import _progress_printer, _say
+    from protoview.core.session import KMeansRequest, Session
+
+    session = Session.open(_open_request(args), progress=_progress_printer("extract"))
+    state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed))
+    m = state.metrics
+    _say(
+        f"k-means: {args.k} prototypes in {m.get('kmeans_seconds', float('nan')) * 1000:.0f} ms; "
+        f"NMI {m.get('nmi', float('nan')):.3f}, ARI {m.get('ari', float('nan')):.3f}, "
+        f"matched accuracy {m.get('hungarian_accuracy', float('nan')):.1%}"
+    )
+    if args.out:
+        from protoview.core.snapshot import write_snapshot
+
+        write_snapshot(args.out, session.to_snapshot())
+        _say(f"wrote {args.out}")
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from protoview.cli import _progress_printer, _say
+    from protoview.core.session import KMeansRequest, Session, SinkhornRequest
+
+    session = Session.open(_open_request(args), progress=_progress_printer("extract"))
+    if args.target == "prototypes":
+        session.kmeans(KMeansRequest(k=args.k, seed=args.seed))
+    state = session.sinkhorn(SinkhornRequest(target=args.target, epsilon=args.epsilon, n_iters=args.iters))
+    counts = np.bincount(state.assignment[state.assignment >= 0])
+    _say(
+        f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {args.target}: "
+        f"{len(counts)} groups, sizes {counts.min()}..{counts.max()}, "
+        f"{state.metrics.get('sinkhorn_seconds', float('nan')) * 1000:.1f} ms"
+    )
+    if args.out:
+        from protoview.core.snapshot import write_snapshot
+
+        write_snapshot(args.out, session.to_snapshot())
+        _say(f"wrote {args.out}")
+    return 0

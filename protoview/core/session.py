@@ -1,0 +1,383 @@
+"""A session: the model, the data, the current geometry and the run's history.
+
+The GUI's compute worker and the CLI drive the same object through frozen requests
+(:class:`OpenRequest`, :class:`StepRequest`, :class:`KMeansRequest`,
+:class:`SinkhornRequest`). Each method is a plain function of the request that reads no
+widget; it returns a :class:`GeometryState` (numpy arrays only) for the view to draw.
+Long methods take ``progress(done, total)`` and ``cancel() -> bool``; a cancelled step
+leaves the session at the last completed step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from protoview.core.state import GeometryState, compute_geometry, joint_embedding
+from protoview.errors import ParameterError
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
+    data: any dataset spec of :func:`protoview.core.data.open_dataset`."""
+
+    checkpoint: str = "demo:cosine"
+    data: str = "demo:noise:3"
+    arch: str | None = None
+    trust: bool = False
+    nb_proxy: int | None = None
+    split: str | None = None
+    device: str | None = None
+    seed: int = 0
+    adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Adaptation steps. method: tsd | tent | t3a | bn | none; params go to the adapter
+    (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass."""
+
+    method: str = "tsd"
+    n_steps: int = 1
+    batch_size: int = 64
+    seed: int = 0
+    params: tuple[tuple[str, Any], ...] = ()
+    shuffle: bool = True
+    record_every: int = 0  # > 0: refresh the map and keep a timeline frame every K steps
+
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class KMeansRequest:
+    k: int = 10
+    niter: int = 20
+    nredo: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SinkhornRequest:
+    target: str = "prototypes"  # prototypes | proxies | centers
+    epsilon: float = 0.05
+    n_iters: int = 3
+
+
+@dataclass
+class HistoryRow:
+    step: int
+    online_accuracy: float
+    batch_accuracy: float
+    full_accuracy: float
+    seconds: float
+
+
+@dataclass
+class Session:
+    """State of one open model + dataset. Create with :meth:`open`."""
+
+    model: Any = None
+    dataset: Any = None
+    features: Any = None  # FeatureResult of the current model
+    state: GeometryState | None = None
+    source_accuracy: float = float("nan")
+    history: list[HistoryRow] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    request: OpenRequest | None = None
+    _run: Any = None
+    _run_key: tuple | None = None
+    _kmeans: Any = None
+    _sinkhorn: Any = None
+    device: str | None = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
+        from protoview.core.checkpoint import load_checkpoint
+        from protoview.core.data import open_dataset
+
+        if req.checkpoint.startswith("demo"):
+            from protoview.core.demo import demo_checkpoint_path
+
+            path = demo_checkpoint_path(req.checkpoint.partition(":")[2] or "cosine")
+        else:
+            path = req.checkpoint
+        model = load_checkpoint(
+            path, req.arch, trust=req.trust, nb_proxy=req.nb_proxy, split=req.split
+        )
+        dataset = open_dataset(
+            req.data, model.info.transform, num_classes=model.info.head.num_classes
+        )
+        session = cls(model=model, dataset=dataset, request=req, device=req.device)
+        if req.adapt:
+            session._check_adaptable()
+        session._snapshot_source()
+        session.refresh(progress=progress, cancel=cancel, fresh_map=True)
+        session.source_accuracy = session.state.metrics.get("accuracy", float("nan"))
+        return session
+
+    def _snapshot_source(self) -> None:
+        import copy
+
+        self._source_state = copy.deepcopy(self.model.state_dict())
+
+    # ------------------------------------------------------------------ geometry
+    def refresh(
+        self, progress: Progress = None, cancel: Cancel = None, fresh_map: bool = False
+    ) -> GeometryState:
+        """Re-extract features with the current model and update the map (stable)."""
+        from protoview.core.features import FeatureResult, extract_features
+        from protoview.core.heads import head_proxies
+
+        if self.is_feature_file:
+            self.features = self._precomputed_features()
+        elif self._run is None:
+            self.features = extract_features(
+                self.model, self.dataset, device=self.device, progress=progress, cancel=cancel
+            )
+        else:
+            # The adapted model as the run sees it (batch statistics for BN-based methods),
+            # so the map's accuracy is the run's full-set accuracy.
+            t0 = time.perf_counter()
+            feats, logits, labels = self._run.features_all(progress=progress, cancel=cancel)
+            seconds = time.perf_counter() - t0
+            self.features = FeatureResult(
+                feats, logits, labels, device=str(self.device or "auto"), seconds=seconds,
+                images_per_second=len(labels) / max(seconds, 1e-9),
+                notes=[f"features of the model adapted by {self._run_key[0]}"], attrs={},
+            )
+        vectors, classes = head_proxies(self.model.classifier)
+        prev = None if fresh_map or self.state is None else joint_embedding(self.state)
+        protos = self._kmeans
+        self.state = compute_geometry(
+            self.features.features,
+            self.features.labels,
+            logits=self.features.logits,
+            proxies=vectors.float().cpu().numpy(),
+            proxy_classes=classes.cpu().numpy(),
+            prototypes=None if protos is None else protos.centroids,
+            prototype_density=None if protos is None else protos.density,
+            num_classes=self.model.info.head.num_classes if self.model.info else None,
+            previous_embedding=prev,
+            seed=self.request.seed if self.request else 0,
+        )
+        if protos is not None:
+            self.state.assignment = protos.assignments
+        self._describe_state()
+        return self.state
+
+    def _check_adaptable(self) -> None:
+        if self.is_feature_file:
+            raise ParameterError(
+                "data",
+                f"{self.dataset.source} holds precomputed features: adaptation changes the "
+                "featurizer, so it needs the images (open the image dataset instead)",
+            )
+
+    @property
+    def is_feature_file(self) -> bool:
+        """True when the data are precomputed features (nothing to extract or adapt)."""
+        from protoview.core.data import FeatureSet
+
+        return isinstance(self.dataset, FeatureSet)
+
+    def _precomputed_features(self):
+        """A features file: its features, and its logits (or the head's on its features)."""
+        import torch
+
+        from protoview.core.features import FeatureResult
+        from protoview.errors import DatasetError
+
+        fs = self.dataset
+        feats = np.asarray(fs.features, np.float32)
+        head_dim = self.model.info.head.feature_dim if self.model.info else feats.shape[1]
+        if feats.shape[1] != head_dim:
+            raise DatasetError(
+                fs.source,
+                f"features have {feats.shape[1]} dimensions but the checkpoint's head expects "
+                f"{head_dim}: were they extracted with another model?",
+            )
+        if fs.logits is not None:
+            logits = np.asarray(fs.logits, np.float32)
+        else:
+            with torch.inference_mode():
+                head = self.model.classifier.float().cpu()
+                logits = head(torch.from_numpy(feats)).float().numpy()
+        return FeatureResult(
+            feats, logits, np.asarray(fs.labels, np.int64), device="file",
+            notes=[f"features read from {fs.source}"],
+        )
+
+    def _describe_state(self) -> None:
+        info = self.model.info
+        self.state.attrs.update(
+            checkpoint=info.path if info else "",
+            checkpoint_sha256=info.sha256 if info else "",
+            dataset=getattr(self.dataset, "description", ""),
+            step=self.history[-1].step if self.history else 0,
+        )
+
+    # ------------------------------------------------------------------ adaptation
+    def _ensure_run(self, req: StepRequest):
+        from protoview.core.adapt.baselines import make_adapter
+        from protoview.core.adapt.run import AdaptRun
+
+        self._check_adaptable()
+        key = (req.method, req.batch_size, req.seed, req.params, req.shuffle)
+        if self._run is None or self._run_key != key:
+            # A different method or setting starts a new run from the source model, so the
+            # history and the timeline always describe one run (steps stay unique).
+            if self._run is not None or self.history:
+                self.model.load_state_dict(self._source_state)
+                self.history.clear()
+                self.timeline.clear()
+            adapter = make_adapter(req.method, self.model, **req.param_dict())
+            self._run = AdaptRun(
+                adapter, self.dataset, batch_size=req.batch_size, seed=req.seed, shuffle=req.shuffle
+            )
+            self._run_key = key
+        return self._run
+
+    def step(
+        self, req: StepRequest, progress: Progress = None, cancel: Cancel = None
+    ) -> GeometryState:
+        """Run ``req.n_steps`` adaptation steps (one pass if <= 0), then refresh the map."""
+        run = self._ensure_run(req)
+        total = req.n_steps if req.n_steps > 0 else run.steps_per_pass
+        chunk = req.record_every if req.record_every > 0 else total
+        done = 0
+        while done < total:
+            n = min(chunk, total - done)
+
+            def chunk_progress(i: int, _n: int, base: int = done) -> None:
+                if progress:
+                    progress(base + i, total)
+
+            records = run.run(n, progress=chunk_progress, cancel=cancel)
+            done += n
+            state = self.refresh()
+            for rec in records:
+                self.history.append(
+                    HistoryRow(
+                        rec.step,
+                        rec.cumulative_accuracy,
+                        rec.online_accuracy,
+                        float("nan"),
+                        rec.seconds,
+                    )
+                )
+            if self.history:
+                self.history[-1].full_accuracy = state.metrics.get("accuracy", float("nan"))
+            self._describe_state()
+            self.state.attrs.update(
+                method=req.method,
+                params={
+                    **req.param_dict(),
+                    "batch_size": req.batch_size,
+                    "seed": req.seed,
+                    "shuffle": req.shuffle,
+                },
+            )
+            self._record_frame()
+        return self.state
+
+    def reset(self) -> GeometryState:
+        """Back to the source model; history cleared; the map updates from where it is."""
+        self.model.load_state_dict(self._source_state)
+        if self._run is not None:
+            self._run.reset()
+        self._run = None
+        self._run_key = None
+        self.history.clear()
+        self.timeline.clear()
+        return self.refresh()
+
+    def _record_frame(self) -> None:
+        s = self.state
+        self.timeline.append(
+            {
+                "step": self.history[-1].step if self.history else 0,
+                "embedding": s.embedding.copy(),
+                "predictions": s.predictions.copy(),
+                "centers_embedding": s.centers_embedding.copy(),
+                "proxies_embedding": s.proxies_embedding.copy(),
+                "prototypes_embedding": s.prototypes_embedding.copy(),
+                "accuracy": float(s.metrics.get("accuracy", float("nan"))),
+            }
+        )
+
+    # ------------------------------------------------------------------ clustering
+    def kmeans(
+        self, req: KMeansRequest, progress: Progress = None, cancel: Cancel = None
+    ) -> GeometryState:
+        from protoview.core.cluster import kmeans_prototypes
+        from protoview.core.metrics import clustering_scores
+
+        km = kmeans_prototypes(
+            self.features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed
+        )
+        self._kmeans = km
+        state = self.refresh(progress=progress, cancel=cancel, fresh_map=True)
+        state.metrics["kmeans_seconds"] = km.seconds
+        labels = self.features.labels
+        if (labels >= 0).any():
+            known = labels >= 0
+            state.metrics.update(clustering_scores(km.assignments[known], labels[known]))
+        return state
+
+    def sinkhorn(self, req: SinkhornRequest) -> GeometryState:
+        from protoview.core.sinkhorn import sinkhorn_assign
+
+        s = self.state
+        targets = {"prototypes": s.prototypes, "proxies": s.proxies, "centers": s.centers}.get(
+            req.target
+        )
+        if targets is None:
+            raise ParameterError(
+                "target", f"unknown target {req.target!r}: use prototypes, proxies or centers"
+            )
+        if len(targets) == 0:
+            raise ParameterError("target", f"there are no {req.target} yet (run k-means first)")
+        res = sinkhorn_assign(s.features, targets, epsilon=req.epsilon, n_iters=req.n_iters)
+        if req.target == "proxies":
+            s.assignment = s.proxy_classes[res.assignments]
+        else:
+            s.assignment = res.assignments
+        self._sinkhorn = (req, res)
+        s.metrics["sinkhorn_seconds"] = res.seconds
+        return s
+
+    # ------------------------------------------------------------------ export
+    def to_snapshot(self):
+        from protoview.core.state import state_to_snapshot
+
+        snap = state_to_snapshot(self.state)
+        snap.history = {
+            "step": np.array([h.step for h in self.history], np.int64),
+            "accuracy": np.array([h.full_accuracy for h in self.history], np.float64),
+            "online_accuracy": np.array([h.online_accuracy for h in self.history], np.float64),
+            "batch_accuracy": np.array([h.batch_accuracy for h in self.history], np.float64),
+            "seconds": np.array([h.seconds for h in self.history], np.float64),
+        }
+        snap.metrics["source_accuracy"] = float(self.source_accuracy)
+        snap.timeline = [dict(f) for f in self.timeline]
+        if self._sinkhorn is not None:
+            req, res = self._sinkhorn
+            snap.assignment = {"Q": res.Q}
+            snap.assignment_attrs = asdict(req)
+        return snap
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
