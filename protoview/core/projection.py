@@ -101,7 +101,12 @@ def _graph(x: np.ndarray, n_neighbors: int, seed: int):
 
 
 def _embed(graph, x, init, n_epochs, alpha, seed) -> np.ndarray:
+    import tqdm
     from umap.umap_ import find_ab_params, simplicial_set_embedding
+
+    # umap-learn wraps its epochs in tqdm, whose first use starts a monitor thread that
+    # lives until exit; the map has no progress bar to monitor.
+    tqdm.tqdm.monitor_interval = 0
 
     a, b = find_ab_params(1.0, 0.1)
     emb, _ = simplicial_set_embedding(

@@ -1,0 +1,115 @@
+"""Small pieces of the map: moving scatter points in place, a box-selecting ViewBox, the
+hover card. Private to :mod:`protoview.gui.map_view`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+
+def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Move the points of ``item`` to ``x``, ``y`` (N,) without ``setData``.
+
+    Writes pyqtgraph's record array in place and resets its cached bounds and picture —
+    the same steps ``setData`` ends with, minus rebuilding styles (1.4 ms vs 290 ms at
+    100k points). Falls back to ``setData`` when the point count differs. This touches
+    pyqtgraph internals in this one place; a test checks it against ``setData``.
+    """
+    data = item.data
+    if len(data) != len(x):
+        item.setData(x=x, y=y)
+        return
+    data["x"] = x
+    data["y"] = y
+    item.prepareGeometryChange()
+    item.informViewBoundsChanged()
+    item.bounds = [None, None]
+    item.invalidate()
+    item.sigPlotChanged.emit(item)
+
+
+class SelectViewBox(pg.ViewBox):
+    """A ViewBox where a right-drag (or a left-drag in select mode) draws a selection box.
+
+    Emits ``sig_box_selected(QRectF)`` in view (data) coordinates when the drag ends.
+    Left-drag pans and the wheel zooms as usual.
+    """
+
+    sig_box_selected = QtCore.Signal(QtCore.QRectF)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.select_mode = False
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt override
+        selecting = ev.button() == QtCore.Qt.MouseButton.RightButton or (
+            self.select_mode and ev.button() == QtCore.Qt.MouseButton.LeftButton
+        )
+        if not selecting:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        start, pos = ev.buttonDownPos(), ev.pos()
+        if ev.isFinish():
+            self.rbScaleBox.hide()
+            a = self.mapToView(start)
+            b = self.mapToView(pos)
+            self.sig_box_selected.emit(QtCore.QRectF(a, b).normalized())
+        else:
+            self.updateScaleBox(start, pos)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - Qt override: no context menu on right click
+        if ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+            return
+        super().mouseClickEvent(ev)
+
+
+class HoverCard(QtWidgets.QFrame):
+    """A floating card over the map: a thumbnail (optional) above a few lines of text."""
+
+    def __init__(self, parent: QtWidgets.QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("HoverCard")
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        self.image = QtWidgets.QLabel(self)
+        self.text = QtWidgets.QLabel(self)
+        self.text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        layout.addWidget(self.image)
+        layout.addWidget(self.text)
+        self.hide()
+
+    def show_at(self, pos: QtCore.QPoint, html: str, thumb: np.ndarray | None) -> None:
+        self.text.setText(html)
+        if thumb is not None:
+            self.image.setPixmap(_pixmap_from_array(thumb, self.fontMetrics().height() * 4))
+            self.image.show()
+        else:
+            self.image.clear()
+            self.image.hide()
+        self.adjustSize()
+        parent = self.parentWidget()
+        x = min(pos.x() + 14, max(0, parent.width() - self.width()))
+        y = min(pos.y() + 14, max(0, parent.height() - self.height()))
+        self.move(x, y)
+        self.show()
+        self.raise_()
+
+
+def _pixmap_from_array(image: np.ndarray, side: int) -> QtGui.QPixmap:
+    """uint8 (H, W) or (H, W, 3) -> a QPixmap scaled to ``side`` px (nearest, crisp)."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    if image.ndim == 2:
+        qimg = QtGui.QImage(image.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+    else:
+        qimg = QtGui.QImage(image.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+    pix = QtGui.QPixmap.fromImage(qimg.copy())
+    return pix.scaled(
+        side, side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+        QtCore.Qt.TransformationMode.FastTransformation,
+    )

@@ -1,0 +1,268 @@
+"""The map's layers as plain functions over a GeometryState (private to map_view).
+
+Positions, colour codes, members of a clicked glyph, the selection summary and the legend
+live here so that :class:`~protoview.gui.map_view.EmbeddingView` stays small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+_BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
+MAX_LEGEND_CLASSES = 20
+
+
+def make_items(view) -> dict:
+    """Create the layer items in drawing order (samples under everything else)."""
+    samples = pg.ScatterPlotItem(pxMode=True, pen=None, symbol="o", size=6, useCache=True)
+    lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((90, 90, 90, 150), width=1))
+    centers = pg.ScatterPlotItem(pxMode=True, symbol="star", pen=pg.mkPen("k", width=1.5))
+    proxies = pg.ScatterPlotItem(pxMode=True, symbol="d", pen=pg.mkPen("k", width=1))
+    protos = pg.ScatterPlotItem(pxMode=True, symbol="t", pen=pg.mkPen("k", width=1.2))
+    items = {"samples": samples, "proxy_lines": lines, "centers": centers,
+             "proxies": proxies, "prototypes": protos}
+    for z, item in enumerate(items.values()):
+        item.setZValue(z)
+        view.addItem(item)
+    return items
+
+
+def positions(state) -> dict[str, np.ndarray] | None:
+    if state is None:
+        return None
+    return {
+        "samples": np.asarray(state.embedding, np.float64),
+        "centers": np.asarray(state.centers_embedding, np.float64),
+        "proxies": np.asarray(state.proxies_embedding, np.float64),
+        "prototypes": np.asarray(state.prototypes_embedding, np.float64),
+    }
+
+
+def same_shapes(a: dict, b: dict) -> bool:
+    return all(a[k].shape == b[k].shape for k in b)
+
+
+def interpolate(start: dict, end: dict, frames: int) -> list[dict]:
+    """``frames`` position dicts easing from ``start`` to ``end`` (the last equals ``end``)."""
+    out = []
+    for f in range(1, frames + 1):
+        t = f / frames
+        t = 1 - (1 - t) ** 3  # ease-out
+        out.append({k: np.where(np.isfinite(start[k]), start[k] * (1 - t) + end[k] * t, end[k])
+                    for k in end})
+    out[-1] = {k: v.copy() for k, v in end.items()}
+    return out
+
+
+def _pairs(state, pos: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments proxy -> its class center, as x, y arrays (2M,) for connect='pairs'."""
+    cls = np.asarray(state.proxy_classes, np.int64)
+    if cls.size == 0 or pos["centers"].size == 0:
+        return np.zeros(0), np.zeros(0)
+    index = {int(c): i for i, c in enumerate(state.center_labels)}
+    rows = [(j, index[int(c)]) for j, c in enumerate(cls) if int(c) in index]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    pj, ci = (np.array(r) for r in zip(*rows, strict=True))
+    seg = np.empty((2 * len(pj), 2))
+    seg[0::2] = pos["proxies"][pj]
+    seg[1::2] = pos["centers"][ci]
+    ok = np.isfinite(seg).all(axis=1).reshape(-1, 2).all(axis=1).repeat(2)
+    return seg[ok, 0], seg[ok, 1]
+
+
+def show_positions(view, pos: dict, move, full: bool) -> None:
+    items = view.items
+    if full or len(items["samples"].data) != len(pos["samples"]):
+        apply_styles(view, pos)
+    else:
+        move(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
+        for name in ("centers", "proxies", "prototypes"):
+            move(items[name], pos[name][:, 0], pos[name][:, 1])
+    x, y = _pairs(view.state, pos)
+    items["proxy_lines"].setData(x=x, y=y, connect="pairs")
+
+
+def num_classes(state) -> int:
+    best = 0
+    for arr in (state.labels, state.predictions, state.center_labels, state.proxy_classes):
+        arr = np.asarray(arr)
+        if arr.size:
+            best = max(best, int(arr.max()) + 1)
+    return best
+
+
+def num_groups(state) -> int:
+    a = state.assignment
+    k = len(state.prototypes_embedding)
+    if a is None or np.asarray(a).size == 0:
+        return max(k, 1)
+    return max(int(np.max(a)) + 1, k, 1)
+
+
+def sample_codes(state, mode: str) -> np.ndarray:
+    n = len(state.embedding)
+    if mode == "label":
+        return np.asarray(state.labels, np.int64)
+    if mode == "prediction":
+        return np.asarray(state.predictions, np.int64)
+    if mode == "assignment":
+        a = state.assignment
+        return np.full(n, -1, np.int64) if a is None else np.asarray(a, np.int64)
+    if mode == "correctness":
+        lab, pred = np.asarray(state.labels), np.asarray(state.predictions)
+        codes = (lab == pred).astype(np.int64)
+        codes[(lab < 0) | (pred < 0)] = -1
+        return codes
+    from protoview.gui.palette import entropy_codes
+
+    return entropy_codes(state.entropy, num_classes(state))
+
+
+def _mode_palette(view):
+    mode = view.color_mode
+    return view.palette(mode if mode in ("entropy", "assignment", "correctness") else "class")
+
+
+def apply_styles(view, pos: dict | None = None) -> None:
+    """setData on every layer with shared brushes (one call per layer)."""
+    state, s, items = view.state, view.glyph_scale * _font_scale(view), view.items
+    pos = pos or positions(state)
+    codes = sample_codes(state, view.color_mode)
+    dim = None if view._highlight is None else ~view._highlight
+    brushes = _mode_palette(view).brushes_for(codes, dim)
+    items["samples"].setData(pos["samples"][:, 0], pos["samples"][:, 1], brush=brushes,
+                             size=_BASE["samples"] * s, pen=None)
+    cls_pal = view.palette("class")
+    items["centers"].setData(pos["centers"][:, 0], pos["centers"][:, 1],
+                             brush=cls_pal.brushes_for(state.center_labels),
+                             size=_BASE["centers"] * s)
+    items["proxies"].setData(pos["proxies"][:, 0], pos["proxies"][:, 1],
+                             brush=cls_pal.brushes_for(state.proxy_classes),
+                             size=_BASE["proxies"] * s)
+    items["prototypes"].setData(pos["prototypes"][:, 0], pos["prototypes"][:, 1],
+                                brush=pg.mkBrush(255, 255, 255, 230),
+                                size=_prototype_sizes(state.prototype_density) * s)
+
+
+def _font_scale(view) -> float:
+    """Glyph sizes follow the font (high-DPI / large-font systems get larger glyphs)."""
+    return max(0.75, view.fontMetrics().height() / 16.0)
+
+
+def _prototype_sizes(density) -> np.ndarray:
+    d = np.asarray(density, np.float64)
+    if d.size == 0:
+        return np.zeros(0)
+    ok = np.isfinite(d)
+    if not ok.any() or np.ptp(d[ok]) == 0:
+        return np.full(d.size, (_BASE["proto_min"] + _BASE["proto_max"]) / 2)
+    t = np.where(ok, (d - d[ok].min()) / np.ptp(d[ok]), 0.5)
+    return _BASE["proto_min"] + t * (_BASE["proto_max"] - _BASE["proto_min"])
+
+
+def owner_class(state, kind: str, index: int) -> int:
+    if kind == "centers":
+        return int(state.center_labels[index])
+    if kind == "proxies":
+        return int(state.proxy_classes[index])
+    return index
+
+
+def members(state, kind: str, index: int) -> np.ndarray:
+    """Boolean mask (N,) of the samples belonging to a center / proxy / prototype."""
+    if kind == "centers":
+        return np.asarray(state.labels) == state.center_labels[index]
+    feats = getattr(state, "features", None)
+    has_feats = feats is not None and np.asarray(feats).ndim == 2 and len(feats) == len(state.labels)
+    if kind == "proxies":
+        if has_feats and len(state.proxies):
+            f = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+            p = state.proxies / np.maximum(np.linalg.norm(state.proxies, axis=1, keepdims=True), 1e-12)
+            return (f @ p.T).argmax(axis=1) == index
+        return np.asarray(state.predictions) == state.proxy_classes[index]
+    if kind == "prototypes":
+        if has_feats and len(state.prototypes):
+            d = ((feats[:, None, :] - state.prototypes[None]) ** 2).sum(-1) if len(feats) < 20000 else (
+                -2 * feats @ state.prototypes.T + (state.prototypes**2).sum(1))
+            return d.argmin(axis=1) == index
+        a = state.assignment
+        return np.zeros(len(state.labels), bool) if a is None else np.asarray(a) == index
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _name(names: list[str], c: int) -> str:
+    return names[c] if 0 <= c < len(names) else ("?" if c < 0 else str(c))
+
+
+def hover_text(state, i: int, names: list[str]) -> str:
+    lab, pred = int(state.labels[i]), int(state.predictions[i])
+    conf = float(state.confidence[i])
+    mark = "" if lab < 0 or pred < 0 else (" ✓" if lab == pred else " ✗")
+    conf_s = f"{conf:.0%}" if np.isfinite(conf) else "n/a"
+    return (f"<b>#{i}</b><br>label {_name(names, lab)}<br>"
+            f"prediction {_name(names, pred)}{mark}<br>confidence {conf_s}")
+
+
+def selection_summary(state, sel: np.ndarray, names: list[str]) -> str:
+    if state is None or sel.size == 0:
+        return "No selection (right-drag a box on the map)."
+    lab, pred = np.asarray(state.labels)[sel], np.asarray(state.predictions)[sel]
+    known = (lab >= 0) & (pred >= 0)
+    acc = f"accuracy {np.mean(lab[known] == pred[known]):.1%}" if known.any() else "accuracy n/a"
+    values, counts = np.unique(lab, return_counts=True)
+    order = np.argsort(-counts)[:4]
+    mix = ", ".join(f"{_name(names, int(values[j]))}: {counts[j] / sel.size:.0%}" for j in order)
+    more = " …" if len(values) > 4 else ""
+    return f"{sel.size} selected · {acc} · classes {mix}{more}"
+
+
+def export_selection(path: str, state, sel: np.ndarray) -> None:
+    from protoview.errors import ParameterError
+
+    if str(path).endswith(".npy"):
+        np.save(path, np.asarray(sel, np.int64))
+    elif str(path).endswith(".csv"):
+        rows = np.column_stack([sel, np.asarray(state.labels)[sel], np.asarray(state.predictions)[sel]])
+        np.savetxt(path, rows, fmt="%d", delimiter=",", header="index,label,prediction", comments="")
+    else:
+        raise ParameterError(str(path), "choose a file name ending in .npy or .csv")
+
+
+def rebuild_legend(view) -> None:
+    """Legend: the four layers, then the colours of the current mode (up to 20 entries)."""
+    legend, state, items = view.legend, view.state, view.items
+    legend.clear()
+    entries = _mode_entries(view)
+    legend.setColumnCount(2 if len(entries) + 4 > 12 else 1)
+    sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=pg.mkBrush("#888"))
+    view._legend_keep = [sample]
+    legend.addItem(sample, f"samples ({len(state.embedding)})")
+    for name, label in (("centers", "class centers"), ("proxies", "proxies"),
+                        ("prototypes", "prototypes")):
+        n = len(items[name].data)
+        if n:
+            legend.addItem(items[name], f"{label} ({n})")
+    for brush, text in entries:
+        dummy = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=brush)
+        view._legend_keep.append(dummy)
+        legend.addItem(dummy, text)
+
+
+def _mode_entries(view) -> list[tuple]:
+    mode, state = view.color_mode, view.state
+    pal = _mode_palette(view)
+    if mode == "correctness":
+        return [(pal.brush(1), "correct"), (pal.brush(0), "wrong")]
+    if mode == "entropy":
+        return [(pal.brush(0), "low entropy"), (pal.brush(len(pal) - 1), "high entropy")]
+    codes = np.unique(sample_codes(state, mode))
+    codes = codes[codes >= 0]
+    if codes.size > MAX_LEGEND_CLASSES:
+        return [(pal.brush(int(codes[0])), f"{codes.size} {'groups' if mode == 'assignment' else 'classes'}")]
+    prefix = {"label": "", "prediction": "pred ", "assignment": "group "}[mode]
+    names = view.class_names if mode != "assignment" else []
+    return [(pal.brush(int(c)), f"{prefix}{_name(names, int(c))}") for c in codes]
+
+

@@ -1,0 +1,248 @@
+"""EmbeddingView: the one map of samples, class centers, proxies and k-means prototypes.
+
+Whole arrays per layer, ``pen=None`` for samples and brushes from a cached
+:class:`~protoview.gui.palette.Palette` (never one QBrush per point). Between steps the
+points glide from the old to the new layout in ``ANIMATION_FRAMES`` frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+from protoview.gui import _map_layers as layers
+from protoview.gui._map_items import HoverCard, SelectViewBox, move_points
+from protoview.gui.palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
+
+COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy")
+LAYERS = ("samples", "centers", "proxies", "prototypes")
+ANIMATION_FRAMES = 8
+ANIMATION_MS = 250
+
+
+class EmbeddingView(pg.PlotWidget):
+    """The map. Feed it a :class:`~protoview.core.state.GeometryState` with :meth:`set_state`.
+
+    Signals: ``selection_changed(object)`` with the selected sample indices (K,) int64;
+    ``highlight_changed(str)`` with a description of the highlighted members ("" = none).
+    """
+
+    selection_changed = QtCore.Signal(object)
+    highlight_changed = QtCore.Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        self._vb = SelectViewBox()
+        super().__init__(parent, viewBox=self._vb)
+        self.setObjectName("EmbeddingView")
+        self.state = None
+        self.class_names: list[str] = []
+        self.color_mode = "label"
+        self.glyph_scale = 1.0
+        self.thumbnail: Callable[[int], np.ndarray] | None = None
+        self.selection = np.zeros(0, np.int64)
+        self._highlight: np.ndarray | None = None
+        self._palettes: dict[tuple, Palette] = {}
+        self.hideAxis("left")
+        self.hideAxis("bottom")
+        self.setMenuEnabled(False)
+        self.getPlotItem().hideButtons()
+        self.items = layers.make_items(self)
+        self.legend = self.addLegend(offset=(8, 8), labelTextSize="9pt")
+        self.hover_card = HoverCard(self)
+        self._anim = QtCore.QTimer(self)
+        self._anim.setInterval(ANIMATION_MS // ANIMATION_FRAMES)
+        self._anim.timeout.connect(self._animation_frame)
+        self._frames: list[dict] = []
+        self._vb.sig_box_selected.connect(self._on_box)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        for name in ("centers", "proxies", "prototypes"):
+            self.items[name].sigClicked.connect(
+                lambda _item, pts, _ev, kind=name: self.highlight(kind, pts[0].index())
+            )
+
+    # ---------------------------------------------------------------- public
+    def set_state(self, state, class_names: list[str] | None = None, animate: bool = True) -> None:
+        """Show ``state``; glide from the current layout when the point counts match."""
+        old = self.state
+        self.state = state
+        if class_names is not None:
+            self.class_names = list(class_names)
+        elif len(self.class_names) < self._num_classes():
+            self.class_names = [str(i) for i in range(self._num_classes())]
+        self._highlight = None
+        targets = layers.positions(state)
+        starts = layers.positions(old) if old is not None else None
+        first = old is None
+        self._apply_styles()
+        if animate and starts is not None and layers.same_shapes(starts, targets):
+            self._frames = layers.interpolate(starts, targets, ANIMATION_FRAMES)
+            self._show_positions(self._frames.pop(0))
+            self._anim.start()
+        else:
+            self._anim.stop()
+            self._frames = []
+            self._show_positions(targets, full=True)
+        if first:
+            self.autoRange(padding=0.05)
+        if self.selection.size:
+            self._update_selection(self.selection)
+
+    def set_color_mode(self, mode: str) -> None:
+        if mode not in COLOR_MODES:
+            raise ValueError(f"unknown colour mode {mode!r}; choose one of {COLOR_MODES}")
+        self.color_mode = mode
+        if self.state is not None:
+            self._apply_styles()
+
+    def set_layer_visible(self, name: str, visible: bool) -> None:
+        if name not in LAYERS:
+            raise ValueError(f"unknown layer {name!r}; choose one of {LAYERS}")
+        self.items[name].setVisible(visible)
+        if name == "proxies":
+            self.items["proxy_lines"].setVisible(visible)
+
+    def layer_visible(self, name: str) -> bool:
+        return self.items[name].isVisible()
+
+    def set_glyph_scale(self, scale: float) -> None:
+        """Multiply every glyph size (presentation mode uses ~1.8)."""
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"glyph scale must be > 0, got {scale}")
+        self.glyph_scale = float(scale)
+        if self.state is not None:
+            self._apply_styles()
+
+    def is_animating(self) -> bool:
+        return self._anim.isActive()
+
+    def finish_animation(self) -> None:
+        if self._frames:
+            self._show_positions(self._frames[-1])
+        self._frames = []
+        self._anim.stop()
+
+    def sample_codes(self) -> np.ndarray:
+        """The colour code (N,) of each sample in the current colour mode (-1 = unknown)."""
+        return layers.sample_codes(self.state, self.color_mode)
+
+    def highlight(self, kind: str, index: int) -> np.ndarray:
+        """Highlight the members of center / proxy / prototype ``index``; dim the rest."""
+        members = layers.members(self.state, kind, int(index))
+        self._highlight = members
+        self._apply_styles()
+        what = {"centers": "class center", "proxies": "proxy", "prototypes": "prototype"}[kind]
+        name = self._class_name(layers.owner_class(self.state, kind, int(index)))
+        self.highlight_changed.emit(f"{what} {name}: {int(members.sum())} members")
+        return np.flatnonzero(members)
+
+    def clear_highlight(self) -> None:
+        self._highlight = None
+        if self.state is not None:
+            self._apply_styles()
+        self.highlight_changed.emit("")
+
+    def select_rect(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+        """Select the samples inside the box (data coordinates); returns their indices."""
+        self._on_box(QtCore.QRectF(QtCore.QPointF(x0, y0), QtCore.QPointF(x1, y1)).normalized())
+        return self.selection
+
+    def selection_summary(self) -> str:
+        return layers.selection_summary(self.state, self.selection, self.class_names)
+
+    def export_selection(self, path: str) -> None:
+        """Write the selected indices to ``.npy`` or ``.csv`` (index,label,prediction)."""
+        layers.export_selection(path, self.state, self.selection)
+
+    def hover_text(self, index: int) -> str:
+        return layers.hover_text(self.state, int(index), self.class_names)
+
+    def show_hover(self, index: int, widget_pos: QtCore.QPoint) -> None:
+        thumb = None
+        if self.thumbnail is not None:
+            try:
+                thumb = self.thumbnail(int(index))
+            except Exception:  # noqa: BLE001 - a thumbnail is optional decoration
+                thumb = None
+        self.hover_card.show_at(widget_pos, self.hover_text(index), thumb)
+
+    # ---------------------------------------------------------------- internals
+    def _num_classes(self) -> int:
+        return layers.num_classes(self.state) if self.state is not None else 0
+
+    def _class_name(self, c: int) -> str:
+        return self.class_names[c] if 0 <= c < len(self.class_names) else str(c)
+
+    def palette(self, kind: str) -> Palette:  # noqa: D102 - cached palettes by kind
+        n = self._num_classes()
+        if kind == "entropy":
+            key = ("entropy", ENTROPY_BINS)
+        elif kind == "assignment":
+            key = ("assignment", layers.num_groups(self.state))
+        elif kind == "correctness":
+            key = ("correctness", 2)
+        else:
+            key = ("class", n)
+        if key not in self._palettes:
+            if key[0] == "entropy":
+                colors = entropy_colors(ENTROPY_BINS)
+            elif key[0] == "correctness":
+                colors = ["#d62728", "#2ca02c"]
+            else:
+                colors = class_colors(key[1])
+            self._palettes[key] = Palette(colors)
+        return self._palettes[key]
+
+    def _apply_styles(self) -> None:
+        layers.apply_styles(self)
+        layers.rebuild_legend(self)
+
+    def _show_positions(self, pos: dict, full: bool = False) -> None:
+        layers.show_positions(self, pos, move_points, full)
+
+    def _animation_frame(self) -> None:
+        if not self._frames:
+            self._anim.stop()
+            return
+        self._show_positions(self._frames.pop(0))
+        if not self._frames:
+            self._anim.stop()
+
+    def _on_box(self, rect: QtCore.QRectF) -> None:
+        if self.state is None:
+            return
+        emb = self.state.embedding
+        inside = (
+            (emb[:, 0] >= rect.left()) & (emb[:, 0] <= rect.right())
+            & (emb[:, 1] >= rect.top()) & (emb[:, 1] <= rect.bottom())
+        )
+        self._update_selection(np.flatnonzero(inside))
+
+    def _update_selection(self, indices: np.ndarray) -> None:
+        self.selection = np.asarray(indices, np.int64)
+        self.selection_changed.emit(self.selection)
+
+    def nearest_sample(self, x: float, y: float, max_px: float = 8.0) -> int | None:
+        """The sample nearest to data point (x, y) within ``max_px`` screen pixels."""
+        if self.state is None or not self.items["samples"].isVisible():
+            return None
+        sx, sy = self._vb.viewPixelSize()
+        if not (sx > 0 and sy > 0):
+            return None
+        emb = self.state.embedding
+        d2 = ((emb[:, 0] - x) / sx) ** 2 + ((emb[:, 1] - y) / sy) ** 2
+        d2 = np.where(np.isfinite(d2), d2, np.inf)
+        if d2.size == 0:
+            return None
+        i = int(np.argmin(d2))
+        return i if d2[i] <= max_px**2 else None
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        view_pos = self._vb.mapSceneToView(scene_pos)
+        index = self.nearest_sample(view_pos.x(), view_pos.y())
+        if index is None:
+            self.hover_card.hide()
+            return
+        self.show_hover(index, self.mapFromScene(scene_pos))

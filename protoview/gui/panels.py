@@ -1,0 +1,191 @@
+"""Control panels: adaptation (TSD and baselines), k-means, Sinkhorn.
+
+Each panel turns its widgets into one frozen request from :mod:`protoview.core.session`
+and emits it; it never runs anything itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
+
+METHODS = ("tsd", "tent", "t3a", "bn", "none")
+# Which widgets each method uses (the adapter rejects unknown parameters).
+METHOD_PARAMS = {
+    "tsd": ("lr", "filter_K", "lam", "update", "variant"),
+    "tent": ("lr",),
+    "t3a": ("filter_K",),
+    "bn": (),
+    "none": (),
+}
+
+
+def _spin(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+    w = QtWidgets.QSpinBox()
+    w.setRange(lo, hi)
+    w.setValue(value)
+    w.setToolTip(tip)
+    return w
+
+
+def _dspin(lo: float, hi: float, value: float, decimals: int, step: float, tip: str):
+    w = QtWidgets.QDoubleSpinBox()
+    w.setRange(lo, hi)
+    w.setDecimals(decimals)
+    w.setSingleStep(step)
+    w.setValue(value)
+    w.setToolTip(tip)
+    return w
+
+
+def _combo(items: tuple[str, ...], tip: str) -> QtWidgets.QComboBox:
+    w = QtWidgets.QComboBox()
+    w.addItems(list(items))
+    w.setToolTip(tip)
+    return w
+
+
+class AdaptPanel(QtWidgets.QGroupBox):
+    """Test-time adaptation controls. Emits ``step_requested(StepRequest)``,
+    ``pause_requested()`` and ``reset_requested()``."""
+
+    step_requested = QtCore.Signal(object)
+    pause_requested = QtCore.Signal()
+    reset_requested = QtCore.Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Test-time adaptation", parent)
+        self.method = _combo(METHODS, "tsd = TSD (CVPR 2023); bn / tent / t3a are baselines")
+        self.variant = _combo(("reference", "corrected"), "reference = the authors' code")
+        self.lr = _dspin(1e-6, 1.0, 1e-4, 6, 1e-4, "learning rate")
+        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all)")
+        self.lam = _dspin(0.0, 100.0, 0.0, 3, 0.1, "lam: weight of the local clustering term")
+        self.update = _combo(("all", "affine", "body", "head"), "which parameters adapt")
+        self.batch_size = _spin(1, 100000, 64, "samples per step")
+        self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
+        self.n_steps = _spin(1, 100000, 10, "steps for Run N")
+        form = QtWidgets.QFormLayout()
+        for label, w in (("method", self.method), ("variant", self.variant), ("lr", self.lr),
+                         ("filter_K", self.filter_k), ("lam", self.lam), ("update", self.update),
+                         ("batch size", self.batch_size), ("seed", self.seed), ("N", self.n_steps)):
+            form.addRow(label, w)
+        self.step_button = QtWidgets.QPushButton("Step")
+        self.run_button = QtWidgets.QPushButton("Run N")
+        self.pass_button = QtWidgets.QPushButton("One pass")
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.reset_button = QtWidgets.QPushButton("Reset")
+        self.step_button.setToolTip("one batch (Space)")
+        self.run_button.setToolTip("N batches (R)")
+        self.reset_button.setToolTip("back to the source model (Ctrl+R)")
+        grid = QtWidgets.QGridLayout()
+        for i, b in enumerate((self.step_button, self.run_button, self.pass_button,
+                               self.pause_button, self.reset_button)):
+            grid.addWidget(b, i // 3, i % 3)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        self.step_button.clicked.connect(lambda: self.step_requested.emit(self.request(1)))
+        self.run_button.clicked.connect(
+            lambda: self.step_requested.emit(self.request(self.n_steps.value())))
+        self.pass_button.clicked.connect(lambda: self.step_requested.emit(self.request(0)))
+        self.pause_button.clicked.connect(self.pause_requested.emit)
+        self.reset_button.clicked.connect(self.reset_requested.emit)
+        self.method.currentTextChanged.connect(self._enable_params)
+        self._enable_params(self.method.currentText())
+
+    def _widgets(self) -> dict[str, QtWidgets.QWidget]:
+        return {"lr": self.lr, "filter_K": self.filter_k, "lam": self.lam,
+                "update": self.update, "variant": self.variant}
+
+    def _enable_params(self, method: str) -> None:
+        used = METHOD_PARAMS.get(method, ())
+        for name, w in self._widgets().items():
+            w.setEnabled(name in used)
+
+    def request(self, n_steps: int) -> StepRequest:
+        """The StepRequest for the current settings (n_steps <= 0: one pass)."""
+        method = self.method.currentText()
+        values = {"lr": float(self.lr.value()), "filter_K": int(self.filter_k.value()),
+                  "lam": float(self.lam.value()), "update": self.update.currentText(),
+                  "variant": self.variant.currentText()}
+        params = tuple((k, values[k]) for k in METHOD_PARAMS[method])
+        return StepRequest(method=method, n_steps=int(n_steps),
+                           batch_size=int(self.batch_size.value()),
+                           seed=int(self.seed.value()), params=params)
+
+
+class KMeansPanel(QtWidgets.QGroupBox):
+    """k-means prototypes (faiss, PCL density). Emits ``kmeans_requested(KMeansRequest)``."""
+
+    kmeans_requested = QtCore.Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("k-means prototypes", parent)
+        self.k = _spin(1, 100000, 10, "number of prototypes")
+        self.niter = _spin(1, 1000, 20, "iterations")
+        self.nredo = _spin(1, 100, 5, "restarts (the best is kept)")
+        self.seed = _spin(0, 2**31 - 1, 0, "seed")
+        self.run_button = QtWidgets.QPushButton("Run k-means")
+        form = QtWidgets.QFormLayout(self)
+        for label, w in (("k", self.k), ("iterations", self.niter), ("redo", self.nredo),
+                         ("seed", self.seed)):
+            form.addRow(label, w)
+        form.addRow(self.run_button)
+        self.run_button.clicked.connect(lambda: self.kmeans_requested.emit(self.request()))
+
+    def request(self) -> KMeansRequest:
+        return KMeansRequest(k=int(self.k.value()), niter=int(self.niter.value()),
+                             nredo=int(self.nredo.value()), seed=int(self.seed.value()))
+
+
+class SinkhornPanel(QtWidgets.QGroupBox):
+    """Sinkhorn-Knopp balanced assignment. Emits ``sinkhorn_requested(SinkhornRequest)``;
+    :meth:`show_balance` draws how many samples each target received."""
+
+    sinkhorn_requested = QtCore.Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Sinkhorn assignment", parent)
+        self.target = _combo(("prototypes", "proxies", "centers"), "assign samples to these")
+        self.epsilon = _dspin(1e-4, 10.0, 0.05, 4, 0.01, "entropic regularisation")
+        self.n_iters = _spin(1, 1000, 3, "Sinkhorn iterations")
+        self.run_button = QtWidgets.QPushButton("Run Sinkhorn")
+        self.balance = pg.PlotWidget()
+        self.balance.setMenuEnabled(False)
+        self.balance.setMouseEnabled(False, False)
+        self.balance.setMinimumHeight(self.fontMetrics().height() * 6)
+        self.balance.setLabel("bottom", "target")
+        self.balance.setLabel("left", "samples")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
+        self.balance.addItem(self.bars)
+        self.balance_label = QtWidgets.QLabel("")
+        form = QtWidgets.QFormLayout(self)
+        form.addRow("target", self.target)
+        form.addRow("epsilon", self.epsilon)
+        form.addRow("iterations", self.n_iters)
+        form.addRow(self.run_button)
+        form.addRow(self.balance)
+        form.addRow(self.balance_label)
+        self.run_button.clicked.connect(lambda: self.sinkhorn_requested.emit(self.request()))
+
+    def request(self) -> SinkhornRequest:
+        return SinkhornRequest(target=self.target.currentText(),
+                               epsilon=float(self.epsilon.value()),
+                               n_iters=int(self.n_iters.value()))
+
+    def show_balance(self, assignment: np.ndarray | None, n_targets: int) -> np.ndarray:
+        """Bar chart of samples per target; returns the counts (n_targets,)."""
+        a = np.zeros(0, np.int64) if assignment is None else np.asarray(assignment, np.int64)
+        a = a[a >= 0]
+        n = max(int(n_targets), int(a.max()) + 1 if a.size else 0)
+        counts = np.bincount(a, minlength=n) if n else np.zeros(0, np.int64)
+        self.bars.setOpts(x=np.arange(n), height=counts, width=0.8)
+        if counts.size:
+            self.balance_label.setText(
+                f"{n} targets · min {counts.min()} · max {counts.max()} · ideal {a.size / n:.1f}")
+        else:
+            self.balance_label.setText("no assignment yet")
+        return counts

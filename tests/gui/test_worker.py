@@ -1,0 +1,102 @@
+import time
+
+import numpy as np
+import pytest
+
+from protoview.core.session import OpenRequest, StepRequest
+from protoview.errors import CheckpointError
+from protoview.gui.worker import ComputeWorker, Result
+
+
+@pytest.fixture
+def worker(qtbot, fake_session_cls):
+    w = ComputeWorker(open_session=fake_session_cls.open, warm_up=None)
+    w.start()
+    yield w
+    assert w.stop(5000)
+
+
+def _open(worker, qtbot):
+    with qtbot.waitSignal(worker.result, timeout=5000) as blocker:
+        worker.submit(OpenRequest())
+    return blocker.args[0]
+
+
+def test_open_and_step_results_carry_numpy_only(worker, qtbot):
+    res = _open(worker, qtbot)
+    assert isinstance(res, Result) and res.kind == "open"
+    assert isinstance(res.state.embedding, np.ndarray)
+    results = []
+    worker.result.connect(results.append)
+    worker.submit(StepRequest(n_steps=3))
+    qtbot.waitUntil(lambda: bool(results) and not results[-1].partial, timeout=5000)
+    assert [r.partial for r in results] == [True, True, False]  # streamed, one per step
+    assert [len(r.history) for r in results] == [1, 2, 3]
+    # each result is a detached copy: later steps do not change what was sent
+    assert not np.allclose(results[0].state.embedding, results[-1].state.embedding)
+
+
+def test_warm_up_runs_on_the_worker_thread(qtbot, fake_session_cls):
+    import threading
+
+    seen = {}
+
+    def warm(message):
+        seen["thread"] = threading.current_thread()
+        message("compiling")
+        return 0.01
+
+    w = ComputeWorker(open_session=fake_session_cls.open, warm_up=warm)
+    messages = []
+    w.message.connect(messages.append)
+    with qtbot.waitSignal(w.result, timeout=5000):
+        w.start()
+        w.submit(OpenRequest())
+    assert w.stop(5000)
+    assert seen["thread"] is not threading.main_thread()
+    assert any("preparing the map engine" in m for m in messages)
+    assert w.warm_seconds == pytest.approx(0.01)
+
+
+def test_error_reaches_failed_and_session_survives(worker, qtbot):
+    _open(worker, qtbot)
+    with qtbot.waitSignal(worker.failed, timeout=5000) as blocker:
+        worker.submit(OpenRequest(checkpoint="/tmp/broken.pt"))
+    job, err, _tb = blocker.args
+    assert isinstance(err, CheckpointError) and "/tmp/broken.pt" in str(err)
+    assert worker.session is not None  # the old session is kept
+    with qtbot.waitSignal(worker.result, timeout=5000):
+        worker.submit(StepRequest(n_steps=1))
+
+
+def test_step_before_open_is_a_clear_error(worker, qtbot):
+    with qtbot.waitSignal(worker.failed, timeout=5000) as blocker:
+        worker.submit(StepRequest())
+    assert "open" in str(blocker.args[1])
+
+
+def test_cancel_returns_within_a_second(worker, qtbot, fake_session_cls):
+    _open(worker, qtbot)
+    fake_session_cls.step_seconds = 30.0
+    with qtbot.waitSignal(worker.busy, timeout=2000):
+        worker.submit(StepRequest(n_steps=5))
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(worker.cancelled, timeout=1000):
+        worker.cancel()
+    assert time.perf_counter() - t0 < 1.0
+    fake_session_cls.step_seconds = 0.0
+
+
+def test_newer_request_cancels_older(worker, qtbot, fake_session_cls):
+    _open(worker, qtbot)
+    fake_session_cls.step_seconds = 30.0
+    cancelled, results = [], []
+    worker.cancelled.connect(cancelled.append)
+    worker.result.connect(results.append)
+    old = worker.submit(StepRequest(n_steps=5))
+    qtbot.waitUntil(lambda: worker.session is not None, timeout=1000)
+    fake_session_cls.step_seconds = 0.0
+    new = worker.submit(StepRequest(n_steps=1))
+    qtbot.waitUntil(lambda: any(r.job == new for r in results), timeout=3000)
+    assert old in cancelled
+    assert not any(r.job == old for r in results)
