@@ -11,6 +11,8 @@ SHORTCUTS = (
     ("R", "Run N steps"),
     ("Ctrl+R", "Reset to the source model"),
     ("L", "Next colour mode"),
+    ("1 / 2 / 3 / 4", "Show / hide samples, centers, proxies, prototypes"),
+    ("F or double-click", "Fit the map to the window (and follow it again after panning)"),
     ("F11", "Presentation mode on / off"),
     ("Ctrl+O", "Open snapshot"),
     ("Ctrl+S", "Export snapshot"),
@@ -56,9 +58,9 @@ def build_menus(win) -> dict[str, QtGui.QAction]:
 
     view = bar.addMenu("&View")
     layers = view.addMenu("Layers")
-    for name in LAYERS:
+    for number, name in enumerate(LAYERS, start=1):
         act = _action(win, name.capitalize(), lambda on, n=name: win.view.set_layer_visible(n, on),
-                      checkable=True)
+                      str(number), checkable=True)
         act.setChecked(True)
         layers.addAction(act)
         acts[f"layer_{name}"] = act
@@ -72,6 +74,8 @@ def build_menus(win) -> dict[str, QtGui.QAction]:
     acts["colour_label"].setChecked(True)
     acts["next_colour"] = _action(win, "Next colour mode", win.next_color_mode, "L")
     view.addAction(acts["next_colour"])
+    acts["fit"] = _action(win, "Fit map", lambda: win.view.fit_view(), "F")
+    view.addAction(acts["fit"])
     theme = view.addMenu("Theme")
     tgroup = QtGui.QActionGroup(win)
     for name in ("light", "dark"):

@@ -248,12 +248,16 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.setFont(font)
             theme.apply_theme(self, "contrast", self.plots())
             self.view.set_glyph_scale(1.8)
+            # the audience sees the map and the numbers; Step/Run/Reset stay on the keyboard
+            self._controls_were_visible = self.controls_dock.isVisible()
+            self.controls_dock.hide()
             self.showFullScreen()
         else:
             font.setPointSizeF(self._normal_font_size)
             self.setFont(font)
             self.view.set_glyph_scale(1.0)
             self.set_theme(self._normal_theme)
+            self.controls_dock.setVisible(getattr(self, "_controls_were_visible", True))
             self.showNormal()
         return on
 

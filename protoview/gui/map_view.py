@@ -57,6 +57,7 @@ class EmbeddingView(pg.PlotWidget):
         self._anim.timeout.connect(self._animation_frame)
         self._frames: list[dict] = []
         self._vb.sig_box_selected.connect(self._on_box)
+        self._vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "follow", False))
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         for name in ("centers", "proxies", "prototypes"):
             self.items[name].sigClicked.connect(
@@ -85,10 +86,40 @@ class EmbeddingView(pg.PlotWidget):
             self._anim.stop()
             self._frames = []
             self._show_positions(targets, full=True)
-        if first:
-            self.autoRange(padding=0.05)
+        if first or self.follow:
+            self.fit_view(targets)
         if self.selection.size:
             self._update_selection(self.selection)
+
+    def fit_view(self, targets: dict | None = None) -> None:
+        """Frame every shown point, leaving room at the top for the legend. The view keeps
+        following the map after each step until the user pans or zooms; double-click (or
+        View → Fit map) fits it again and resumes following."""
+        targets = targets if targets is not None else layers.positions(self.state)
+        if not targets:
+            return
+        pts = np.concatenate([v.reshape(-1, 2) for v in targets.values()])
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if pts.size == 0:
+            return
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
+        legend_px = self.legend.boundingRect().height() if self.legend.isVisible() else 0.0
+        view_px = max(self._vb.height(), 1.0)
+        # the legend covers legend_px of the view's height: add that share above the points
+        share = min(max(legend_px + 16.0, 0.0) / view_px, 0.45)
+        top = h * share / (1.0 - share)
+        self._vb.setRange(
+            xRange=(x0 - 0.04 * w, x1 + 0.04 * w), yRange=(y0 - 0.04 * h, y1 + 0.04 * h + top),
+            padding=0.0,
+        )
+        self.follow = True
+
+    follow = True
+
+    def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        self.fit_view()
+        ev.accept()
 
     def set_color_mode(self, mode: str) -> None:
         if mode not in COLOR_MODES:

@@ -88,6 +88,16 @@ def frame_state(base: GeometryState, frame: dict) -> GeometryState:
     metrics = dict(base.metrics)
     if np.isfinite(frame.get("accuracy", np.nan)):
         metrics["accuracy"] = float(frame["accuracy"])
+    protos = frame.get("prototypes_embedding")
+    if protos is not None and np.shape(protos) != np.shape(base.prototypes_embedding):
+        # recorded before (or with other) k-means prototypes: show none rather than the
+        # final prototypes beside samples of an earlier step
+        d = base.features.shape[1] if base.features.ndim == 2 else 0
+        base = replace(
+            base, prototypes=np.zeros((0, d), np.float32),
+            prototypes_embedding=np.zeros((0, 2), np.float32),
+            prototype_density=np.zeros(0, np.float32),
+        )
     return replace(
         base, embedding=pick("embedding", base.embedding),
         predictions=pick("predictions", base.predictions),
