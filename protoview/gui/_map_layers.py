@@ -233,8 +233,14 @@ def export_selection(path: str, state, sel: np.ndarray) -> None:
 def rebuild_legend(view) -> None:
     """Legend: the four layers, then the colours of the current mode (up to 20 entries)."""
     legend, state, items = view.legend, view.state, view.items
-    legend.clear()
     entries = _mode_entries(view)
+    counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
+    key = (len(state.embedding), counts, view.glyph_scale,
+           tuple((b.color().rgba(), t) for b, t in entries))
+    if getattr(view, "_legend_key", None) == key:
+        return  # unchanged: rebuilding costs ~15 ms per entry, too much for every step
+    view._legend_key = key
+    legend.clear()
     legend.setColumnCount(2 if len(entries) + 4 > 12 else 1)
     sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=pg.mkBrush("#888"))
     view._legend_keep = [sample]

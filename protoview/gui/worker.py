@@ -61,6 +61,18 @@ def live_workers() -> list[ComputeWorker]:
     return [w for w in list(_LIVE) if w.isRunning()]
 
 
+def _leave_a_core_for_the_window() -> None:
+    """torch's CPU kernels use every core by default, starving the window's thread while
+    a step runs (measured: 170-200 ms stalls on 2 cores). Keep one core free for it."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if torch.get_num_threads() >= (cores or 1) and (cores or 1) > 1:
+        torch.set_num_threads(max(1, (cores or 1) - 1))
+
+
 def default_open(req: OpenRequest, progress=None, cancel=None):
     from protoview.core.session import Session
 
@@ -68,9 +80,10 @@ def default_open(req: OpenRequest, progress=None, cancel=None):
 
 
 def default_warm_up(message: Callable[[str], None]) -> float:
+    from protoview.core.adapt import warm_up as warm_up_adaptation
     from protoview.core.projection import warm_up
 
-    return warm_up(message)
+    return warm_up(message) + warm_up_adaptation()
 
 
 class ComputeWorker(QtCore.QThread):
@@ -133,6 +146,7 @@ class ComputeWorker(QtCore.QThread):
         return job <= self._cancel_upto
 
     def run(self) -> None:  # noqa: D102 - QThread override
+        _leave_a_core_for_the_window()
         if self._warm_up is not None:
             self.busy.emit(True)
             self.message.emit("preparing the map engine (once per start)…")

@@ -17,6 +17,24 @@ from protoview.core.adapt.baselines import (
 from protoview.core.adapt.run import AdaptRun, StepRecord
 from protoview.core.adapt.tsd import TSDAdapter, TSDConfig
 
+
+def warm_up() -> float:
+    """Take one Adam step on a dummy parameter; returns seconds taken.
+
+    torch's first optimizer step imports torch._dynamo and sympy (~2 s here, holding the
+    interpreter): pay it at start-up on the worker, not inside the user's first Step.
+    """
+    import time
+
+    import torch
+
+    t0 = time.perf_counter()
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    p.sum().backward()
+    opt.step()
+    return time.perf_counter() - t0
+
 __all__ = [
     "METHODS",
     "T3A",
@@ -32,4 +50,5 @@ __all__ = [
     "adapter_defaults",
     "make_adapter",
     "softmax_entropy",
+    "warm_up",
 ]

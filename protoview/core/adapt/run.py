@@ -175,6 +175,13 @@ class AdaptRun:
 
     # ---- data -----------------------------------------------------------------------------
     def _load(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        get_batch = getattr(self.dataset, "get_batch", None)
+        if callable(get_batch):  # in-memory images: one tensor op instead of B item reads
+            x, y = get_batch(indices)
+            labels = self._labels[indices] if self._labels is not None else y.numpy()
+            if not bool(torch.isfinite(x).all()):
+                raise DatasetError(self.where, "a batch contains NaN or infinite values")
+            return x, np.asarray(labels, np.int64)
         xs, ys = [], []
         for i in indices.tolist():
             try:
