@@ -59,3 +59,18 @@ def test_stale_temp_files_are_cleaned(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"new")
     assert not stale.exists()
+
+
+def test_result_has_the_mode_of_a_new_file(tmp_path):
+    import os
+
+    from protoview.core.atomic import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "out.bin"
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"x")
+        assert (target.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)

@@ -50,6 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
+        _chmod_like_a_new_file(tmp)
         os.replace(tmp, target)
         _fsync_dir(folder)
     except OSError as exc:
@@ -60,6 +61,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _chmod_like_a_new_file(path: Path) -> None:
+    """mkstemp creates 0600 files; give the result the mode ``open()`` would (0666 & ~umask)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~_current_umask())
 
 
 def _fsync(path: Path) -> None:
