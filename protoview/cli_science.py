@@ -16,9 +16,12 @@ def register(parser: argparse.ArgumentParser, handlers: dict[str, Handler], add_
 
     p = sub.add_parser("adapt", help="run test-time adaptation (TSD or a baseline) and record the run")
     add_model_args(p)
+    # here --batch-size is the adaptation batch (BN statistics and TSD's memory depend on it)
+    for action in p._actions:
+        if action.dest == "batch_size":
+            action.default, action.help = 64, "adaptation batch size (default 64)"
     p.add_argument("--method", default="tsd", choices=("tsd", "tent", "t3a", "bn", "none"))
     p.add_argument("--steps", type=int, default=0, help="adaptation steps (batches); 0 = one pass (default)")
-    p.add_argument("--adapt-batch-size", "--bs", dest="adapt_batch_size", type=int, default=64, help="adaptation batch size (default 64)")
     p.add_argument("--lr", type=float, help="learning rate (tsd/tent)")
     p.add_argument("--filter-k", type=int, help="supports kept per class (tsd/t3a); -1 keeps all (corrected variant)")
     p.add_argument("--lam", type=float, help="weight of TSD's top-k cluster term (default 0, as released)")
@@ -71,7 +74,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     session = Session.open(_open_request(args, adapt=True), progress=_progress_printer("extract"))
     _say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
     req = StepRequest(
-        method=args.method, n_steps=args.steps, batch_size=args.adapt_batch_size, seed=args.seed,
+        method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
     )
     session.step(req, progress=_progress_printer(args.method))

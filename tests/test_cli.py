@@ -68,7 +68,8 @@ def test_extract_then_info_then_cluster_on_the_file(capsys, tmp_path):
 def test_adapt_records_history_and_timeline(capsys, tmp_path):
     snap = tmp_path / "run.h5"
     rc = main(
-        ["adapt", "demo", "demo:noise:3", "--steps", "6", "--record-every", "3", "--out", str(snap)]
+        ["adapt", "demo", "demo:noise:3", "--steps", "6", "--batch-size", "32",
+         "--record-every", "3", "--out", str(snap)]
     )
     assert rc == 0
     out = capsys.readouterr().out
@@ -80,6 +81,14 @@ def test_adapt_records_history_and_timeline(capsys, tmp_path):
     # the snapshot's accuracy is the adapted model's, above the source model's
     assert s.metrics["accuracy"] > s.metrics["source_accuracy"]
     assert s.history["accuracy"][-1] == pytest.approx(s.metrics["accuracy"])
+    # each step's batch: its sample indices, and the predictions/logits before the update
+    batches = s.history["batch_indices"]  # read back as one array per step
+    assert [len(b) for b in batches] == [32] * 6
+    idx = np.concatenate(batches)
+    assert len(set(idx.tolist())) == 6 * 32  # one shuffled pass: no sample twice
+    logits = np.concatenate(s.history["online_logits"]).reshape(-1, int(s.metrics["num_logits"]))
+    assert logits.shape == (6 * 32, 10)
+    np.testing.assert_array_equal(logits.argmax(1), np.concatenate(s.history["online_predictions"]))
 
 
 def test_assign_to_proxies_balances_the_groups(capsys, tmp_path):

@@ -74,11 +74,21 @@ class SinkhornRequest:
 
 @dataclass
 class HistoryRow:
+    """One adaptation step. online_accuracy: pooled over the pass so far (as TTA papers
+    report it); batch_accuracy: this batch; full_accuracy: the whole set after the step
+    (NaN when the map was not refreshed at that step); batch_indices (B,) int64,
+    online_predictions (B,) int64 and online_logits (B, C) float32: the batch as the model
+    saw it before the update."""
+
     step: int
     online_accuracy: float
     batch_accuracy: float
     full_accuracy: float
     seconds: float
+    batch_indices: np.ndarray | None = None
+    online_predictions: np.ndarray | None = None
+    online_logits: np.ndarray | None = None
+    loss: float = float("nan")
 
 
 @dataclass
@@ -273,6 +283,10 @@ class Session:
                         rec.online_accuracy,
                         float("nan"),
                         rec.seconds,
+                        batch_indices=np.asarray(rec.batch_indices, np.int64),
+                        online_predictions=np.asarray(rec.online_predictions, np.int64),
+                        online_logits=np.asarray(rec.online_logits, np.float32),
+                        loss=float("nan") if rec.loss is None else float(rec.loss),
                     )
                 )
             if self.history:
@@ -367,7 +381,16 @@ class Session:
             "online_accuracy": np.array([h.online_accuracy for h in self.history], np.float64),
             "batch_accuracy": np.array([h.batch_accuracy for h in self.history], np.float64),
             "seconds": np.array([h.seconds for h in self.history], np.float64),
+            "loss": np.array([h.loss for h in self.history], np.float64),
         }
+        if self.history and all(h.batch_indices is not None for h in self.history):
+            # ragged columns (name + name_offsets); logits row-major, num_logits per sample
+            snap.history["batch_indices"] = [h.batch_indices for h in self.history]
+            snap.history["online_predictions"] = [h.online_predictions for h in self.history]
+            snap.history["online_logits"] = [
+                h.online_logits.astype(np.float64).reshape(-1) for h in self.history
+            ]
+            snap.metrics["num_logits"] = int(self.history[0].online_logits.shape[1])
         snap.metrics["source_accuracy"] = float(self.source_accuracy)
         snap.timeline = [dict(f) for f in self.timeline]
         if self._sinkhorn is not None:
