@@ -206,3 +206,18 @@ def test_divergence_of_the_update_itself_is_undone() -> None:
         run.step()
     for k, v in adapter.model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_in_memory_batches_name_the_bad_samples() -> None:
+    """Datasets with get_batch are read in one op; a NaN image is still named."""
+    from protoview.core.data import open_dataset
+    from protoview.core.demo import demo_checkpoint_path
+    from protoview.core.checkpoint import load_checkpoint
+
+    model = load_checkpoint(demo_checkpoint_path("linear"))
+    data = open_dataset("demo:noise:1", model.info.transform)
+    assert data._images.is_floating_point()
+    data._images[5] = float("nan")
+    run = AdaptRun(NoAdapt(model), data, batch_size=len(data), shuffle=False)
+    with pytest.raises(DatasetError, match=r"samples \[5\]"):
+        run.step()

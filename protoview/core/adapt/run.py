@@ -179,8 +179,10 @@ class AdaptRun:
         if callable(get_batch):  # in-memory images: one tensor op instead of B item reads
             x, y = get_batch(indices)
             labels = self._labels[indices] if self._labels is not None else y.numpy()
-            if not bool(torch.isfinite(x).all()):
-                raise DatasetError(self.where, "a batch contains NaN or infinite values")
+            finite = torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+            if not bool(finite.all()):
+                bad = [int(i) for i in np.asarray(indices)[~finite.numpy()]]
+                raise DatasetError(self.where, f"samples {bad[:5]} contain NaN or infinite values")
             return x, np.asarray(labels, np.int64)
         xs, ys = [], []
         for i in indices.tolist():
