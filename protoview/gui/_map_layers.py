@@ -250,6 +250,12 @@ def rebuild_legend(view) -> None:
         n = len(items[name].data)
         if n:
             legend.addItem(items[name], f"{label} ({n})")
+    shown = 1 + sum(1 for c in counts if c)
+    if legend.columnCount > 1 and shown % 2:
+        # rows fill left to right: pad the layer rows so the classes start on a new row
+        blank = pg.ScatterPlotItem(pen=None, brush=None, size=0)
+        view._legend_keep.append(blank)
+        legend.addItem(blank, "")
     for brush, text in entries:
         dummy = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=brush)
         view._legend_keep.append(dummy)

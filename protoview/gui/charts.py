@@ -51,7 +51,7 @@ class NumbersPanel(QtWidgets.QWidget):
             symbolBrush="#ff7f0e", symbolPen=None, name="full set")
         self.source_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#7f7f7f", width=1.5, style=QtCore.Qt.PenStyle.DashLine),
-            label="unadapted", labelOpts={"position": 0.15, "color": "#7f7f7f"})
+            label="unadapted", labelOpts={"position": 0.2, "color": "#7f7f7f", "anchors": [(0, 1), (0, 1)]})
         self.source_line.setVisible(False)
         self.accuracy_plot.addItem(self.source_line)
         self.class_plot = _plot("Per-class accuracy", "accuracy", "class")
@@ -100,9 +100,9 @@ class NumbersPanel(QtWidgets.QWidget):
         self.online_curve.setData(steps, online)
         self.full_curve.setData(steps[ok], full[ok])
         if np.isfinite(source_accuracy):
+            self.source_line.setVisible(True)  # first: a hidden label ignores new text
             self.source_line.setValue(source_accuracy)
             self.source_line.label.setFormat(f"unadapted {source_accuracy:.1%}")
-            self.source_line.setVisible(True)
         else:
             self.source_line.setVisible(False)
         self.accuracy_plot.setXRange(0, max(1.0, steps.max() if steps.size else 1.0))

@@ -105,11 +105,15 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(controls)
+        # never narrower than its form: a restored layout must not squash the controls
+        scroll.setMinimumWidth(controls.sizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.controls_dock = QtWidgets.QDockWidget("Controls", self)
         self.controls_dock.setObjectName("ControlsDock")
         self.controls_dock.setWidget(scroll)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
         self.numbers = NumbersPanel()
+        self.numbers.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
         self.numbers_dock = QtWidgets.QDockWidget("Numbers", self)
         self.numbers_dock.setObjectName("NumbersDock")
         self.numbers_dock.setWidget(self.numbers)
@@ -184,7 +188,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.source_accuracy = res.source_accuracy
         self.view.thumbnail = res.thumbnail
         self.view.set_state(res.state, res.class_names or None, animate=res.kind != "open")
-        self.numbers.update_numbers(res.state, res.history, res.source_accuracy)
+        # the charts redraw in a later turn of the event loop, so that no single turn
+        # carries both the map and the charts (keeps the window's latency low)
+        self._pending_numbers = (res.state, res.history, res.source_accuracy)
+        QtCore.QTimer.singleShot(0, self._flush_numbers)
         if res.kind == "sinkhorn":
             self.set_color_mode("assignment")
             target = self.sinkhorn_panel.target.currentText()
@@ -197,6 +204,13 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         step = res.history[-1].step if res.history else 0
         self.status_label.setText(
             f"{res.kind}: {res.state.summary()} · step {step} · {res.seconds:.2f} s")
+
+    def _flush_numbers(self) -> None:
+        pending, self._pending_numbers = self._pending_numbers, None
+        if pending is not None:
+            self.numbers.update_numbers(*pending)
+
+    _pending_numbers = None
 
     def _on_failed(self, job: int, error: BaseException, tb: str) -> None:
         """The one error handler: status bar + a (non-blocking) dialog; re-raise in tests."""

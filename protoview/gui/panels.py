@@ -161,7 +161,10 @@ class SinkhornPanel(QtWidgets.QGroupBox):
         self.balance.setLabel("left", "samples")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
         self.balance.addItem(self.bars)
-        self.balance_label = QtWidgets.QLabel("")
+        self.balance_label = QtWidgets.QLabel(
+            "Run it to see how many samples each target receives.")
+        self.balance_label.setWordWrap(True)
+        self.balance.setVisible(False)  # an empty chart says nothing
         form = QtWidgets.QFormLayout(self)
         form.addRow("target", self.target)
         form.addRow("epsilon", self.epsilon)
@@ -183,6 +186,7 @@ class SinkhornPanel(QtWidgets.QGroupBox):
         n = max(int(n_targets), int(a.max()) + 1 if a.size else 0)
         counts = np.bincount(a, minlength=n) if n else np.zeros(0, np.int64)
         self.bars.setOpts(x=np.arange(n), height=counts, width=0.8)
+        self.balance.setVisible(bool(counts.size))
         if counts.size:
             self.balance_label.setText(
                 f"{n} targets · min {counts.min()} · max {counts.max()} · ideal {a.size / n:.1f}")
