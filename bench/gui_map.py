@@ -1,6 +1,6 @@
 """Map drawing cost at 0.5k / 10k / 50k points, offscreen: ``python bench/gui_map.py``.
 
-Prints, per size: set_state (new positions + colours, no animation) then one full repaint
+Prints, per size: set_state (a step: new positions, same colours, no animation) then one full repaint
 of the window; one animation frame (positions only) + repaint; panning frames per second
 (translate the view + repaint); and the core's UMAP update for the same number of points
 (what a step adds on the worker). Repaints are forced with ``grab()`` (offscreen Qt).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,7 +33,9 @@ def main() -> None:
         view = EmbeddingView()
         view.resize(1000, 800)
         view.show()
-        a, b = random_state(n=n, c=10, p=3, seed=0), random_state(n=n, c=10, p=3, seed=1)
+        a = random_state(n=n, c=10, p=3, seed=0)
+        # a step: the points move, the colours (true labels) stay
+        b = replace(a, embedding=random_state(n=n, c=10, p=3, seed=1).embedding)
         view.set_state(a, animate=False)
         view.grab()
         app.processEvents()

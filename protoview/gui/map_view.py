@@ -85,7 +85,7 @@ class EmbeddingView(pg.PlotWidget):
         else:
             self._anim.stop()
             self._frames = []
-            self._show_positions(targets, full=True)
+            self._show_positions(targets)  # styles above already placed the points
         if first or self.follow:
             self.fit_view(targets)
         if self.selection.size:

@@ -187,3 +187,23 @@ def test_tiny_and_empty_inputs(view):
         view.set_layer_visible("stars", False)
     view.set_layer_visible("proxies", False)
     assert not view.items["proxy_lines"].isVisible()
+
+
+def test_a_step_with_unchanged_colours_moves_points_without_rebuilding(view):
+    from dataclasses import replace
+
+    a = random_state(500, c=10, p=2)
+    view.set_state(a, animate=False)
+    data_before = view.items["samples"].data
+    b = replace(a, embedding=a.embedding + 1.5)
+    view.set_state(b, animate=False)
+    assert view.items["samples"].data is data_before  # moved in place, spots kept
+    x, y = view.items["samples"].getData()
+    np.testing.assert_allclose(np.column_stack([x, y]), b.embedding, rtol=1e-6)
+    # the predictions change in 'prediction' mode: colours are rebuilt and correct
+    view.set_color_mode("prediction")
+    c = replace(b, predictions=(b.predictions + 1) % 10)
+    view.set_state(c, animate=False)
+    pal = view.palette("class")
+    expected = np.array([pal.brush(int(k)).color().rgba() for k in c.predictions])
+    np.testing.assert_array_equal(_brush_colors(view.items["samples"]), expected)
