@@ -48,9 +48,9 @@ def build_menus(win) -> dict[str, QtGui.QAction]:
     file.addSeparator()
     acts["export_snapshot"] = _action(win, "Export snapshot…", win.choose_export_snapshot, "Ctrl+S")
     acts["export_map"] = _action(win, "Export map PNG/SVG…", win.choose_export_map, "Ctrl+E")
-    acts["export_gif"] = _action(win, "Export replay GIF…", win.choose_export_gif)
+    acts["export_replay"] = _action(win, "Export replay GIF/MP4…", win.choose_export_replay)
     acts["export_selection"] = _action(win, "Export selection…", win.choose_export_selection)
-    for key in ("export_snapshot", "export_map", "export_gif", "export_selection"):
+    for key in ("export_snapshot", "export_map", "export_replay", "export_selection"):
         file.addAction(acts[key])
     file.addSeparator()
     acts["quit"] = _action(win, "Quit", win.close, "Ctrl+Q")
@@ -117,7 +117,7 @@ def file_dialog_filter(kind: str) -> str:
         "dataset": "Datasets (*.npz *.h5 *.hdf5);;All files (*)",
         "snapshot": "Snapshots (*.h5 *.hdf5);;All files (*)",
         "map": "PNG image (*.png);;SVG drawing (*.svg)",
-        "gif": "GIF animation (*.gif)",
+        "replay": "GIF animation (*.gif);;MP4 video (*.mp4)",
         "selection": "NumPy (*.npy);;CSV (*.csv)",
     }[kind]
 

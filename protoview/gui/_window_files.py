@@ -10,7 +10,7 @@ from PySide6 import QtWidgets
 from protoview.core.session import OpenRequest
 from protoview.errors import ProtoviewError, SnapshotError
 from protoview.gui import _menus
-from protoview.gui.replay import export_gif, history_from_snapshot, state_from_snapshot
+from protoview.gui.replay import export_replay, history_from_snapshot, state_from_snapshot
 
 MAX_RECENT = 8
 SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
@@ -61,9 +61,9 @@ class FileActions:
         if ok:
             self._guarded(lambda: self.export_map(path, width))
 
-    def choose_export_gif(self) -> None:
-        if path := self._ask_save("gif", "protoview-replay.gif"):
-            self._guarded(lambda: self.export_replay_gif(path))
+    def choose_export_replay(self) -> None:
+        if path := self._ask_save("replay", "protoview-replay.gif"):
+            self._guarded(lambda: self.export_replay(path))
 
     def choose_export_selection(self) -> None:
         if path := self._ask_save("selection", "selection.npy"):
@@ -165,11 +165,12 @@ class FileActions:
         if not Path(path).is_file():
             raise SnapshotError(path, "the image could not be written (is the folder writable?)")
 
-    def export_replay_gif(self, path: str) -> int:
+    def export_replay(self, path: str) -> int:
+        """The open snapshot's timeline as an animated GIF or an MP4 (by the suffix)."""
         if self.snapshot is None or not self.snapshot.timeline:
             raise SnapshotError(path, "open a snapshot with a recorded run to export a replay")
         current = self.replay_bar.slider.value()
-        n = export_gif(path, self.view, self.snapshot_base, self.snapshot.timeline)
+        n = export_replay(path, self.view, self.snapshot_base, self.snapshot.timeline)
         self.show_frame(current)
         return n
 

@@ -168,27 +168,75 @@ class ReplayBar(QtWidgets.QWidget):
         self._timer.stop()
 
 
-def export_gif(path: str, view, base: GeometryState, frames: list[dict], ms_per_frame: int = 400) -> int:
-    """Render each timeline frame of ``view`` offscreen and save an animated GIF.
-
-    Returns the number of frames written. Needs Pillow (a protoview dependency).
-    """
-    from PIL import Image
-
-    from protoview.errors import SnapshotError
-
-    if not frames:
-        raise SnapshotError(path, "this snapshot holds no timeline to replay")
+def _render_frames(view, base: GeometryState, frames: list[dict]) -> list[np.ndarray]:
+    """Each timeline frame drawn by ``view`` offscreen, as (H, W, 3) uint8 RGB arrays."""
     images = []
     for frame in frames:
         view.set_state(frame_state(base, frame), animate=False)
-        qimg = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB888)
+        qimg = view.grab().toImage()
+        qimg = qimg.convertToFormat(qimg.Format.Format_RGB888)
         w, h = qimg.width(), qimg.height()
         buf = np.frombuffer(qimg.constBits(), np.uint8, count=qimg.bytesPerLine() * h)
-        rgb = buf.reshape(h, qimg.bytesPerLine())[:, : 3 * w].reshape(h, w, 3)
-        images.append(Image.fromarray(rgb.copy()))
+        images.append(buf.reshape(h, qimg.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy())
+    return images
+
+
+def video_encoder() -> str | None:
+    """Path of an ffmpeg for MP4: imageio-ffmpeg's bundled one, else ``ffmpeg`` on PATH."""
+    import shutil
+
     try:
-        images[0].save(path, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return shutil.which("ffmpeg")
+
+
+def export_replay(path: str, view, base: GeometryState, frames: list[dict],
+                  ms_per_frame: int = 400) -> int:
+    """Render each timeline frame and save an animated GIF (``.gif``, Pillow) or an MP4
+    (``.mp4``, H.264 through ffmpeg when one is installed; the error says how to get
+    one). Returns the number of frames written."""
+    from protoview.errors import SnapshotError
+
+    suffix = str(path).lower().rsplit(".", 1)[-1]
+    if suffix not in ("gif", "mp4"):
+        raise SnapshotError(path, "choose a file name ending in .gif or .mp4")
+    if not frames:
+        raise SnapshotError(path, "this snapshot holds no timeline to replay")
+    encoder = video_encoder() if suffix == "mp4" else None
+    if suffix == "mp4" and encoder is None:
+        raise SnapshotError(
+            path, "MP4 needs an ffmpeg encoder and none is installed: "
+            "pip install imageio-ffmpeg (or put ffmpeg on PATH); GIF works without it")
+    images = _render_frames(view, base, frames)
+    try:
+        if suffix == "gif":
+            from PIL import Image
+
+            pics = [Image.fromarray(im) for im in images]
+            pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame,
+                         loop=0)
+        else:
+            _write_mp4(path, encoder, images, 1000.0 / ms_per_frame)
     except OSError as exc:
-        raise SnapshotError(path, f"cannot write the GIF ({exc.strerror or exc})") from None
+        raise SnapshotError(path, f"cannot write the {suffix.upper()} ({exc.strerror or exc})") from None
     return len(images)
+
+
+def _write_mp4(path: str, ffmpeg: str, images: list[np.ndarray], fps: float) -> None:
+    """H.264 (yuv420p, even sizes) by piping raw RGB frames into ffmpeg."""
+    import subprocess
+
+    h, w = images[0].shape[:2]
+    h, w = h - h % 2, w - w % 2
+    cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-", "-an", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(path)]
+    proc = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(im[:h, :w]).tobytes()
+                                              for im in images), capture_output=True)
+    if proc.returncode != 0:
+        raise OSError(proc.returncode, proc.stderr.decode(errors="replace").strip()[:300]
+                      or "ffmpeg failed")
+

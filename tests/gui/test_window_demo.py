@@ -35,7 +35,7 @@ def _wait_result(qtbot, window, kind: str, timeout: int = 120_000, final: bool =
     return qtbot.waitSignal(window.worker.result, timeout=timeout, check_params_cb=check), got
 
 
-def test_demo_journey_step_sinkhorn_export_replay(demo_window, qtbot, tmp_path):
+def test_demo_journey_step_sinkhorn_export_replay(demo_window, qtbot, tmp_path, monkeypatch):
     w = demo_window
     blocker, _ = _wait_result(qtbot, w, "open")
     with blocker:
@@ -97,6 +97,25 @@ def test_demo_journey_step_sinkhorn_export_replay(demo_window, qtbot, tmp_path):
     png = tmp_path / "map.png"
     w.export_map(str(png), width=800)
     assert png.stat().st_size > 1000
+
+    # the replay as an animated GIF (one image per recorded step) and as an MP4
+    from PIL import Image
+
+    gif = tmp_path / "replay.gif"
+    assert w.export_replay(str(gif)) == 5
+    with Image.open(gif) as im:
+        assert im.n_frames == 5
+    from protoview.gui import replay
+
+    if replay.video_encoder() is not None:
+        mp4 = tmp_path / "replay.mp4"
+        assert w.export_replay(str(mp4)) == 5
+        assert mp4.read_bytes()[4:8] == b"ftyp"  # an ISO media file
+    monkeypatch.setattr(replay, "video_encoder", lambda: None)
+    from protoview.errors import SnapshotError
+
+    with pytest.raises(SnapshotError, match="pip install imageio-ffmpeg"):
+        w.export_replay(str(tmp_path / "no-encoder.mp4"))
 
     # presentation mode and back
     assert w.toggle_presentation(True)
