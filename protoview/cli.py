@@ -139,22 +139,12 @@ def _features(args: argparse.Namespace):
     return model, dataset, result
 
 
-def _h5_format(path: str) -> str:
-    """The root ``format`` attribute of an HDF5 file ('' when unreadable or absent)."""
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as h5:
-            value = h5.attrs.get("format", "")
-    except OSError:
-        return ""  # the snapshot reader names the problem
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 # ---------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
     path = args.path
-    if path.lower().endswith((".h5", ".hdf5")) and _h5_format(path) == "protoview-features":
+    from protoview.core.snapshot import hdf5_format
+
+    if path.lower().endswith((".h5", ".hdf5")) and hdf5_format(path) == "protoview-features":
         from protoview.core.data import open_dataset
 
         features = open_dataset(path)

@@ -924,6 +924,17 @@ def read_snapshot(path: str | os.PathLike[str], *, load_features: bool = True) -
 
 
 # ------------------------------------------------------------------------------ summary
+def hdf5_format(path: str | os.PathLike[str]) -> str:
+    """The root ``format`` attribute of an HDF5 file: ``"protoview-snapshot"``,
+    ``"protoview-features"``, ... (``""`` when absent or the file cannot be read)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            value = h5.attrs.get("format", "")
+    except OSError:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def snapshot_summary(path: str | os.PathLike[str]) -> str:
     """One paragraph describing a snapshot (for ``protoview info snapshot.h5``).
 

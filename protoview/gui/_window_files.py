@@ -200,7 +200,10 @@ class FileActions:
         """Open any file by its kind: a snapshot, a checkpoint, or else a dataset."""
         low = path.lower()
         if low.endswith(SNAPSHOT_SUFFIXES):
-            return self.open_snapshot(path)
+            from protoview.core.snapshot import hdf5_format
+
+            if hdf5_format(path) != "protoview-features":  # a features file is data
+                return self.open_snapshot(path)
         if low.endswith(CHECKPOINT_SUFFIXES):
             return self.open_files(checkpoint=path)
         return self.open_files(data=path)
