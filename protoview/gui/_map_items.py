@@ -29,6 +29,21 @@ def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     item.sigPlotChanged.emit(item)
 
 
+def recolor_points(item: pg.ScatterPlotItem, brushes, changed: np.ndarray) -> None:
+    """Give the points ``changed`` (indices) their new ``brushes`` (a brush per point, N)
+    without ``setData``: only those spots are re-looked-up in the symbol atlas (a step
+    that changes 5% of the predictions at 50k points: ~10 ms instead of ~300 ms). Same
+    pyqtgraph internals as :func:`move_points`; a test compares the colours."""
+    if changed.size == 0:
+        return
+    sub = item.data[changed]  # a copy of those records
+    sub["brush"] = [brushes[i] for i in changed.tolist()]
+    sub["sourceRect"] = 0
+    item.updateSpots(sub)  # fills sourceRect from the atlas for exactly these spots
+    item.data[changed] = sub
+    item.invalidate()
+
+
 class SelectViewBox(pg.ViewBox):
     """A ViewBox where a right-drag (or a left-drag in select mode) draws a selection box.
 

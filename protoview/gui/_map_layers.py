@@ -144,6 +144,15 @@ def apply_styles(view, pos: dict | None = None) -> None:
         from protoview.gui._map_items import move_points
 
         move_points(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
+    elif (old is not None and len(items["samples"].data) == len(codes) == len(old[3])
+            and old[:3] == style[:3] and old[4] is None and style[4] is None):
+        # same mode and points, some colours changed (e.g. predictions after a step)
+        from protoview.gui._map_items import move_points, recolor_points
+
+        brushes = _mode_palette(view).brushes_for(codes, dim)
+        recolor_points(items["samples"], brushes, np.flatnonzero(old[3] != codes))
+        move_points(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
+        view._sample_style = (style[0], style[1], style[2], codes.copy(), None)
     else:
         brushes = _mode_palette(view).brushes_for(codes, dim)
         items["samples"].setData(pos["samples"][:, 0], pos["samples"][:, 1], brush=brushes,
