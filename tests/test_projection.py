@@ -98,3 +98,47 @@ def test_numpy_fuzzy_graph_matches_umap_learn():
         ref, ours = ref.tocsr(), ours.tocsr()
         assert ref.nnz == ours.nnz
         assert abs(ref - ours).max() < 1e-5
+
+
+def test_update_holds_unchanged_points_and_moves_changed_ones():
+    x, labels = _blobs()
+    base = P.fit_map(x, seed=0, n_epochs=200).embedding
+    # nothing changed: nothing moves (UMAP's optimiser alone would jitter every point)
+    same = P.update_map(base, x, seed=0, anchor_vectors=x)
+    assert P.layout_drift(base, same.embedding) == 0.0 and same.held.all()
+    assert P.layout_drift(base, P.update_map(base, x, seed=0).embedding) > 0.005
+    # one cluster's features jump onto another cluster: those points travel across the map
+    moved = x.copy()
+    a, b = labels == labels[0], labels == labels[-1]
+    assert labels[0] != labels[-1] and b.sum() >= a.sum()
+    moved[a] = x[b][: a.sum()]
+    upd = P.update_map(base, moved, seed=0, anchor_vectors=x)
+    assert not upd.held[a].any() and upd.held[~a].all()
+    assert P.layout_drift(base, upd.embedding, ~a) == 0.0
+    travel = np.linalg.norm(upd.embedding[a] - base[a], axis=1).mean()
+    gap = np.linalg.norm(base[a].mean(0) - base[b].mean(0))
+    assert travel > 0.3 * gap
+    with pytest.raises(ParameterError, match="anchor_vectors"):
+        P.update_map(base, x, anchor_vectors=x[:-1])
+
+
+def test_slow_drift_adds_up_against_the_anchor():
+    """Many tiny moves, each below the hold threshold, still move the point once they
+    add up, because the session compares with the anchor, not the previous step."""
+    from protoview.core.state import compute_geometry, joint_vectors
+
+    x, labels = _blobs(300)
+    state = compute_geometry(x, labels, seed=0)
+    anchors = joint_vectors(state)
+    target = x[labels == labels[-1]].mean(0)
+    start = state.embedding[0].copy()
+    cur = x.copy()
+    for _ in range(80):
+        cur[0] += (target - x[0]) / 80
+        prev = np.concatenate([state.embedding, state.centers_embedding,
+                               state.proxies_embedding, state.prototypes_embedding])
+        state = compute_geometry(cur, labels, seed=0, previous_embedding=prev,
+                                 anchor_vectors=anchors)
+        joint = joint_vectors(state)
+        anchors = np.where(state.map_held[:, None], anchors, joint)
+    assert np.linalg.norm(state.embedding[0] - start) > 0.1 * np.ptp(state.embedding, axis=0).max()

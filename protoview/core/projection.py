@@ -34,7 +34,8 @@ class MapResult:
     """A 2-D layout.
 
     embedding: (N, 2) float32; knn_indices / knn_dists: (N, k) the graph used;
-    seconds: wall time; n_epochs: layout epochs run.
+    seconds: wall time; n_epochs: layout epochs run; held: (N,) bool, the points an
+    anchored :func:`update_map` kept in place (None when not anchored).
     """
 
     embedding: np.ndarray
@@ -42,6 +43,7 @@ class MapResult:
     knn_dists: np.ndarray
     seconds: float
     n_epochs: int
+    held: np.ndarray | None = None
 
 
 def _as_unit_rows(x: np.ndarray, where: str = "features") -> np.ndarray:
@@ -157,6 +159,8 @@ def update_map(
     seed: int = 0,
     n_epochs: int = 30,
     learning_rate: float = 0.07,
+    anchor_vectors: np.ndarray | None = None,
+    hold_below: float = 0.1,
 ) -> MapResult:
     """Move an existing layout to new features without a jump.
 
@@ -164,6 +168,13 @@ def update_map(
     ----------
     previous: (N, 2) the current layout (any frame); its row i is vector i.
     vectors: (N, D) the new features (normalised inside).
+    anchor_vectors: (N, D) the features each point had when its position was last set.
+        When given, a point whose (normalised) feature moved less than ``hold_below``
+        times its distance to its k-th neighbour keeps its position exactly (UMAP's
+        optimiser alone jitters such points by a few percent of the map per update); the
+        others take their refined position. ``result.held`` says which were kept: keep
+        their anchors, and replace the others' by ``vectors``, so that slow drifts still
+        add up and move the point once they matter.
 
     The previous layout is scaled into UMAP's [0, 10] box per axis (umap-learn rescales an
     array ``init`` that way itself, so the inverse map is exact), refined for ``n_epochs``
@@ -181,7 +192,18 @@ def update_map(
     graph, idx, dists = _graph(x, n_neighbors, seed)
     emb = _embed(graph, x, boxed.astype(np.float32), n_epochs, learning_rate, seed)
     emb = emb.astype(np.float64) * (span / _BOX) + lo
-    return MapResult(emb.astype(np.float32), idx, dists, time.perf_counter() - t0, n_epochs)
+    held = None
+    if anchor_vectors is not None:
+        old_x = _as_unit_rows(anchor_vectors, "anchor_vectors")
+        if old_x.shape != x.shape:
+            raise ParameterError(
+                "anchor_vectors", f"expected shape {x.shape}, got {old_x.shape}")
+        moved = np.linalg.norm(x - old_x, axis=1)
+        radius = np.maximum(dists[:, -1].astype(np.float64), 1e-6)
+        held = moved < hold_below * radius
+        emb[held] = prev[held]
+    return MapResult(emb.astype(np.float32), idx, dists, time.perf_counter() - t0, n_epochs,
+                     held)
 
 
 def layout_drift(before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None) -> float:

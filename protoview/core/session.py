@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from protoview.core.state import GeometryState, compute_geometry, joint_embedding
+from protoview.core.state import GeometryState, compute_geometry, joint_embedding, joint_vectors
 from protoview.errors import ParameterError
 
 Progress = Callable[[int, int], None] | None
@@ -107,6 +107,7 @@ class Session:
     _run_key: tuple | None = None
     _kmeans: Any = None
     _sinkhorn: Any = None
+    _map_anchors: Any = None
     device: str | None = None
 
     # ------------------------------------------------------------------ opening
@@ -167,6 +168,7 @@ class Session:
             )
         vectors, classes = head_proxies(self.model.classifier)
         prev = None if fresh_map or self.state is None else joint_embedding(self.state)
+        anchors = self._map_anchors if prev is not None else None
         protos = self._kmeans
         self.state = compute_geometry(
             self.features.features,
@@ -178,10 +180,18 @@ class Session:
             prototype_density=None if protos is None else protos.density,
             num_classes=self.model.info.head.num_classes if self.model.info else None,
             previous_embedding=prev,
+            anchor_vectors=anchors,
             seed=self.request.seed if self.request else 0,
         )
         if protos is not None:
             self.state.assignment = protos.assignments
+        # each point's anchor: its vectors when its map position was last set
+        joint = joint_vectors(self.state)
+        held = self.state.map_held
+        if anchors is None or held is None or anchors.shape != joint.shape:
+            self._map_anchors = joint
+        else:
+            self._map_anchors = np.where(held[:, None], anchors, joint)
         self._describe_state()
         return self.state
 

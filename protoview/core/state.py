@@ -45,6 +45,7 @@ class GeometryState:
     assignment: np.ndarray | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    map_held: np.ndarray | None = None  # (N+C+M+K,) bool: kept in place by the last update
 
     @property
     def num_samples(self) -> int:
@@ -80,6 +81,7 @@ def compute_geometry(
     prototype_density: np.ndarray | None = None,
     num_classes: int | None = None,
     previous_embedding: np.ndarray | None = None,
+    anchor_vectors: np.ndarray | None = None,
     with_map: bool = True,
     seed: int = 0,
 ) -> GeometryState:
@@ -91,6 +93,9 @@ def compute_geometry(
     proxies: (M, D) head rows with proxy_classes (M,). prototypes: (K, D) k-means centroids.
     previous_embedding: (N + C + M + K, 2) joint layout of the previous step; when given the
         map is updated from it (stable), else fitted fresh.
+    anchor_vectors: (N + C + M + K, D) the joint vectors each point had when its position
+        was last set (see :func:`~protoview.core.projection.update_map`); points that did
+        not move since stay exactly in place. ``state.map_held`` says which.
     """
     from protoview.core.geometry import class_centers, center_loss
     from protoview.core.metrics import accuracy
@@ -126,12 +131,18 @@ def compute_geometry(
 
     sizes = [n, len(center_vecs), len(proxies), len(prototypes)]
     t0 = time.perf_counter()
+    held = None
     if with_map:
         from protoview.core.projection import fit_map, update_map
 
         joint = _joint_vectors(features, center_vecs, proxies, prototypes)
         if previous_embedding is not None and previous_embedding.shape == (joint.shape[0], 2):
-            emb = update_map(previous_embedding, joint, seed=seed).embedding
+            if anchor_vectors is not None and anchor_vectors.shape != joint.shape:
+                anchor_vectors = None
+            result = update_map(
+                previous_embedding, joint, seed=seed, anchor_vectors=anchor_vectors
+            )
+            emb, held = result.embedding, result.held
         else:
             emb = fit_map(joint, seed=seed).embedding
     else:
@@ -144,8 +155,13 @@ def compute_geometry(
         center_labels=np.asarray(centers.labels, np.int64), proxies=proxies,
         proxy_classes=proxy_classes, prototypes=prototypes, prototype_density=density,
         embedding=parts[0], centers_embedding=parts[1], proxies_embedding=parts[2],
-        prototypes_embedding=parts[3], metrics=metrics,
+        prototypes_embedding=parts[3], metrics=metrics, map_held=held,
     )
+
+
+def joint_vectors(state: GeometryState) -> np.ndarray:
+    """The (N + C + M + K, D) vectors in the order :func:`compute_geometry` embeds them."""
+    return _joint_vectors(state.features, state.centers, state.proxies, state.prototypes)
 
 
 def joint_embedding(state: GeometryState) -> np.ndarray:

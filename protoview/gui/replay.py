@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.session import HistoryRow
 from protoview.core.state import GeometryState
@@ -175,10 +175,35 @@ def _render_frames(view, base: GeometryState, frames: list[dict]) -> list[np.nda
         view.set_state(frame_state(base, frame), animate=False)
         qimg = view.grab().toImage()
         qimg = qimg.convertToFormat(qimg.Format.Format_RGB888)
+        _caption(qimg, frame)
         w, h = qimg.width(), qimg.height()
         buf = np.frombuffer(qimg.constBits(), np.uint8, count=qimg.bytesPerLine() * h)
         images.append(buf.reshape(h, qimg.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy())
     return images
+
+
+def _caption(qimg, frame: dict) -> None:
+    """Burn "step N · accuracy X%" into the top-left corner of an exported frame, so a
+    replay shown on its own still says where in the run each image is."""
+    text = f"step {int(frame.get('step', 0))}"
+    acc = float(frame.get("accuracy", np.nan))
+    if np.isfinite(acc):
+        text += f"  ·  accuracy {100 * acc:.1f}%"
+    painter = QtGui.QPainter(qimg)
+    try:
+        font = painter.font()
+        font.setPixelSize(max(12, qimg.height() // 40))
+        font.setBold(True)
+        painter.setFont(font)
+        metrics = QtGui.QFontMetrics(font)
+        pad = metrics.height() // 3
+        rect = metrics.boundingRect(text).adjusted(-pad, -pad, pad, pad)
+        rect.moveTopLeft(QtCore.QPoint(8, 8))
+        painter.fillRect(rect, QtGui.QColor(0, 0, 0, 170))
+        painter.setPen(QtGui.QColor(255, 255, 255))
+        painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+    finally:
+        painter.end()
 
 
 def video_encoder() -> str | None:
