@@ -183,7 +183,7 @@ def _render_frames(view, base: GeometryState, frames: list[dict]) -> list[np.nda
 
 
 def _caption(qimg, frame: dict) -> None:
-    """Burn "step N · accuracy X%" into the top-left corner of an exported frame, so a
+    """Burn "step N · accuracy X%" into the bottom-left corner (the legend holds the top) of an exported frame, so a
     replay shown on its own still says where in the run each image is."""
     text = f"step {int(frame.get('step', 0))}"
     acc = float(frame.get("accuracy", np.nan))
@@ -198,7 +198,7 @@ def _caption(qimg, frame: dict) -> None:
         metrics = QtGui.QFontMetrics(font)
         pad = metrics.height() // 3
         rect = metrics.boundingRect(text).adjusted(-pad, -pad, pad, pad)
-        rect.moveTopLeft(QtCore.QPoint(8, 8))
+        rect.moveBottomLeft(QtCore.QPoint(8, qimg.height() - 8))
         painter.fillRect(rect, QtGui.QColor(0, 0, 0, 170))
         painter.setPen(QtGui.QColor(255, 255, 255))
         painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)

@@ -52,6 +52,8 @@ def _settle(app, window, seconds: float = 0.6) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    gif = "--gif" in argv
+    argv = [a for a in argv if a != "--gif"]
     out = Path(argv[0] if argv else "docs/screenshots")
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     window.replay_bar.slider.setValue(max(0, len(window.snapshot.timeline) // 2))
     _settle(app, window)
     window.grab().save(str(out / "replay.png"))
+    if gif:
+        window.export_replay(str(out / "replay.gif"))
     window.close()
     print(f"screenshots in {out}")
     return 0
