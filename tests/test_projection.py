@@ -118,6 +118,18 @@ def test_update_holds_unchanged_points_and_moves_changed_ones():
     travel = np.linalg.norm(upd.embedding[a] - base[a], axis=1).mean()
     gap = np.linalg.norm(base[a].mean(0) - base[b].mean(0))
     assert travel > 0.3 * gap
+    # ... and land in the cluster they now belong to, among its (held) points, as a full
+    # refit would place them (the update optimises only the moved points: the fast path)
+    arrived = np.linalg.norm(upd.embedding[a].mean(0) - base[b].mean(0))
+    assert arrived < 0.5 * gap, (arrived, gap)
+
+    def neighbour_is_b(emb: np.ndarray) -> float:
+        others = np.flatnonzero(~a)
+        d = np.linalg.norm(emb[a][:, None, :] - emb[others][None, :, :], axis=2)
+        return float(b[others][d.argmin(1)].mean())
+
+    refit = P.fit_map(moved, seed=0, n_epochs=200).embedding
+    assert neighbour_is_b(upd.embedding) >= 0.9 * neighbour_is_b(refit) > 0.5
     with pytest.raises(ParameterError, match="anchor_vectors"):
         P.update_map(base, x, anchor_vectors=x[:-1])
 

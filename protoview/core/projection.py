@@ -158,7 +158,7 @@ def update_map(
     n_neighbors: int = 15,
     seed: int = 0,
     n_epochs: int = 30,
-    learning_rate: float = 0.07,
+    learning_rate: float | None = None,
     anchor_vectors: np.ndarray | None = None,
     hold_below: float = 0.1,
 ) -> MapResult:
@@ -179,6 +179,9 @@ def update_map(
     The previous layout is scaled into UMAP's [0, 10] box per axis (umap-learn rescales an
     array ``init`` that way itself, so the inverse map is exact), refined for ``n_epochs``
     epochs at ``learning_rate`` on the new graph, and mapped back to the previous frame.
+    ``learning_rate`` defaults to 0.07 when every point is optimised (small steps keep
+    the layout calm) and to 0.5 with anchors, where only the moved points are optimised
+    against fixed neighbours and can travel across the map within the epochs.
     """
     t0 = time.perf_counter()
     x = _as_unit_rows(vectors)
@@ -188,22 +191,64 @@ def update_map(
     if n_epochs < 1:
         raise ParameterError("n_epochs", "must be at least 1")
     n_neighbors = max(2, min(n_neighbors, x.shape[0] - 1))
-    boxed, lo, span = _to_box(prev)
-    graph, idx, dists = _graph(x, n_neighbors, seed)
-    emb = _embed(graph, x, boxed.astype(np.float32), n_epochs, learning_rate, seed)
-    emb = emb.astype(np.float64) * (span / _BOX) + lo
-    held = None
+    old_x = None
     if anchor_vectors is not None:
         old_x = _as_unit_rows(anchor_vectors, "anchor_vectors")
         if old_x.shape != x.shape:
             raise ParameterError(
                 "anchor_vectors", f"expected shape {x.shape}, got {old_x.shape}")
+    boxed, lo, span = _to_box(prev)
+    graph, idx, dists = _graph(x, n_neighbors, seed)
+    held = None
+    if old_x is None:
+        lr = 0.07 if learning_rate is None else learning_rate
+        emb = _embed(graph, x, boxed.astype(np.float32), n_epochs, lr, seed)
+    else:
         moved = np.linalg.norm(x - old_x, axis=1)
         radius = np.maximum(dists[:, -1].astype(np.float64), 1e-6)
         held = moved < hold_below * radius
+        # Only the points that moved are optimised, against their fixed neighbours (as
+        # umap-learn's ``transform`` places new points): the held ones keep their place
+        # exactly, and the layout cost scales with the moved points, not all of them.
+        lr = 0.5 if learning_rate is None else learning_rate
+        emb = _refine(graph, boxed.astype(np.float32), ~held, n_epochs, lr, seed)
+    emb = emb.astype(np.float64) * (span / _BOX) + lo
+    if held is not None:
         emb[held] = prev[held]
     return MapResult(emb.astype(np.float32), idx, dists, time.perf_counter() - t0, n_epochs,
                      held)
+
+
+def _refine(graph, boxed: np.ndarray, free: np.ndarray, n_epochs: int, alpha: float,
+            seed: int) -> np.ndarray:
+    """umap-learn's layout optimisation of the ``free`` points only (``move_other=False``,
+    edges whose head is free), from ``boxed`` positions in UMAP's [0, 10] box. The graph's
+    weak edges are pruned as ``simplicial_set_embedding`` does."""
+    if not free.any():
+        return boxed.copy()
+    import tqdm
+    from umap.layouts import optimize_layout_euclidean
+    from umap.umap_ import INT32_MAX, INT32_MIN, find_ab_params, make_epochs_per_sample
+
+    tqdm.tqdm.monitor_interval = 0
+    g = graph.tocoo(copy=True)
+    prune = n_epochs if n_epochs > 10 else (500 if g.shape[0] <= 10_000 else 200)
+    g.data[g.data < g.data.max() / float(prune)] = 0.0
+    g.eliminate_zeros()
+    keep = free[g.row]
+    head, tail, weight = g.row[keep], g.col[keep], g.data[keep]
+    emb = np.ascontiguousarray(boxed, dtype=np.float32).copy()
+    if head.size == 0:
+        return emb
+    a, b = find_ab_params(1.0, 0.1)
+    rng_state = np.random.RandomState(seed).randint(INT32_MIN, INT32_MAX, 3).astype(np.int64)
+    epochs_per_sample = make_epochs_per_sample(weight, n_epochs)
+    emb = optimize_layout_euclidean(
+        emb, emb, head, tail, n_epochs, g.shape[1], epochs_per_sample, a, b, rng_state,
+        1.0, alpha, 5, parallel=False, verbose=False, densmap=False, densmap_kwds={},
+        tqdm_kwds={"disable": True}, move_other=False,
+    )
+    return np.asarray(emb, dtype=np.float32)
 
 
 def layout_drift(before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -237,4 +282,5 @@ def warm_up(progress: Callable[[str], None] | None = None) -> float:
     x = rng.normal(size=(64, 8)).astype(np.float32)
     res = fit_map(x, n_neighbors=5, n_epochs=5)
     update_map(res.embedding, x, n_neighbors=5, n_epochs=2)
+    update_map(res.embedding, x + 1.0, n_neighbors=5, n_epochs=2, anchor_vectors=x)
     return time.perf_counter() - t0
