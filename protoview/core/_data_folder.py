@@ -12,6 +12,7 @@ blank (mean-coloured) image with the reason, and the extractor reports it.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def _to_pixels(img: Image.Image, channels: int, size: tuple[int, int]) -> np.nda
 def _check_image(path: str) -> str | None:
     """``None`` when PIL can open and verify ``path``, else the reason."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a named pipe would block
+            return "not a regular file (a named pipe, socket or device)"
         with Image.open(path) as img:
             img.verify()
     except Exception as exc:  # PIL raises many kinds (OSError, SyntaxError, ValueError, ...)
@@ -89,12 +92,24 @@ def _check_image(path: str) -> str | None:
     return None
 
 
-def _walk_files(folder: str) -> list[str]:
+def _walk_files(folder: str, root: str | None = None) -> list[str]:
     """All non-hidden files under ``folder``, recursively (links followed), in torchvision's
-    ``ImageFolder`` order: folders sorted by path, files by name within each."""
+    ``ImageFolder`` order: folders sorted by path, files by name within each.
+
+    A folder reached again through a symlink (a loop such as ``cat/again -> .`` or
+    ``cat/up -> ..`` back to the dataset's ``root``, or a second link to a folder already
+    walked) is not walked again: each image is listed once.
+    """
     folders: list[tuple[str, list[str]]] = []
+    seen = {_folder_id(folder), _folder_id(root or folder)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            key = _folder_id(os.path.join(dirpath, name))
+            if key is not None and key not in seen:
+                seen.add(key)
+                kept.append(name)
+        dirnames[:] = kept
         folders.append((dirpath, filenames))
     return [
         os.path.join(dirpath, f)
@@ -102,6 +117,22 @@ def _walk_files(folder: str) -> list[str]:
         for f in sorted(names)
         if not f.startswith(".")
     ]
+
+
+def _folder_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a folder, following links; None when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _name_files(root: str, skipped: list[tuple[str, str]], shown: int = 5) -> str:
+    """``a/x.png, b/y.jpg, ... and N more`` (paths relative to ``root``)."""
+    names = [os.path.relpath(path, root) for path, _ in skipped[:shown]]
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return ", ".join(names) + more
 
 
 class ImageFolderDataset(ProtoviewDataset):
@@ -148,8 +179,8 @@ class ImageFolderDataset(ProtoviewDataset):
             first_path, first_reason = self.skipped[0]
             warnings.warn(
                 ProtoviewWarning(
-                    f"skipped {len(self.skipped)} unreadable image(s) in {self.root} "
-                    f"(first: {first_path}: {first_reason})"
+                    f"skipped {len(self.skipped)} unreadable image(s) in {self.root}: "
+                    f"{_name_files(self.root, self.skipped)} (first: {first_path}: {first_reason})"
                 ),
                 stacklevel=3,
             )
@@ -165,7 +196,7 @@ class ImageFolderDataset(ProtoviewDataset):
         candidates: list[tuple[str, int]] = []
         ignored = 0
         for folder, label in groups:
-            for path in _walk_files(folder):
+            for path in _walk_files(folder, self.root):
                 if os.path.splitext(path)[1].lower() in extensions:
                     candidates.append((path, label))
                 else:
