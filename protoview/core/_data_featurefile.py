@@ -195,6 +195,8 @@ def _read_h5(
         raise error(
             where, f"is not a readable HDF5 file (truncated, corrupt or another format: {exc})"
         ) from None
+    except MemoryError as exc:  # a dataset's shape may claim any size
+        raise error(where, f"holds an array too large to load into memory ({exc})") from None
     return arrays, attrs
 
 
@@ -206,6 +208,8 @@ def _read_npz(
             arrays = {name: npz[name] for name in (*_ARRAYS, "class_names") if name in npz.files}
     except NPZ_ERRORS as exc:
         raise error(where, f"is not a readable .npz file ({exc})") from None
+    except MemoryError as exc:  # an array header may claim any size
+        raise error(where, f"holds an array too large to load into memory ({exc})") from None
     attrs: dict[str, Any] = {}
     if "class_names" in arrays:
         attrs["class_names"] = [str(n) for n in arrays.pop("class_names").tolist()]

@@ -97,6 +97,8 @@ def open_dataset(
         raise DatasetError(path, f"does not exist; expected {_SPELLINGS}")
     if path.is_dir():
         return ImageFolderDataset(path, chosen, num_classes=num_classes)
+    if not path.is_file():  # reading a named pipe would block for ever
+        raise DatasetError(path, "is not a regular file (a named pipe, socket or device?)")
     suffix = path.suffix.lower()
     if suffix in FEATURE_SUFFIXES:
         return open_feature_file(path, num_classes=num_classes)
@@ -123,6 +125,8 @@ def _open_npz(
             names = npz["class_names"].tolist() if "class_names" in keys else None
     except NPZ_ERRORS as exc:
         raise DatasetError(path, f"is not a readable .npz file ({exc})") from None
+    except MemoryError as exc:  # an array header may claim any size
+        raise DatasetError(path, f"holds an array too large to load into memory ({exc})") from None
     return npz_images_dataset(path, images, labels, names, transform, num_classes)
 
 

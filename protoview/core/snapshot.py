@@ -653,6 +653,10 @@ def _open(where: str) -> Iterator[h5py.File]:
         raise SnapshotError(where, "the file does not exist")
     if os.path.isdir(where):
         raise SnapshotError(where, "is a folder, not a snapshot file")
+    if not os.path.isfile(where):  # opening a named pipe would block for ever
+        raise SnapshotError(where, "is not a regular file (a named pipe, socket or device?)")
+    if os.path.getsize(where) == 0:
+        raise SnapshotError(where, "is empty (0 bytes), not an HDF5 file")
     try:
         h5 = h5py.File(where, "r", locking=False)
     except OSError as exc:
@@ -662,6 +666,10 @@ def _open(where: str) -> Iterator[h5py.File]:
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise SnapshotError(
             where, f"cannot be read; the file is damaged ({_first_line(exc)})"
+        ) from None
+    except MemoryError as exc:  # a dataset's shape may claim any size
+        raise SnapshotError(
+            where, f"holds an array too large to load into memory ({_first_line(exc)})"
         ) from None
     finally:
         with contextlib.suppress(Exception):
@@ -927,6 +935,8 @@ def read_snapshot(path: str | os.PathLike[str], *, load_features: bool = True) -
 def hdf5_format(path: str | os.PathLike[str]) -> str:
     """The root ``format`` attribute of an HDF5 file: ``"protoview-snapshot"``,
     ``"protoview-features"``, ... (``""`` when absent or the file cannot be read)."""
+    if not os.path.isfile(path):  # a named pipe would block; the readers say what is wrong
+        return ""
     try:
         with h5py.File(path, "r") as h5:
             value = h5.attrs.get("format", "")
