@@ -101,10 +101,14 @@ def to_model_input(
 
 
 def short_digest(*parts: bytes | str) -> str:
-    """First 16 hex digits of the sha256 of ``parts`` (a stable fingerprint)."""
+    """First 16 hex digits of the sha256 of ``parts`` (a stable fingerprint).
+
+    Strings are hashed as UTF-8; file names that are not valid UTF-8 (decoded by Python
+    with surrogate escapes) are hashed as their original bytes.
+    """
     h = hashlib.sha256()
     for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part)
         h.update(b"\0")
     return h.hexdigest()[:16]
 

@@ -85,14 +85,23 @@ def _attr_value(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        value = os.fspath(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
-    if isinstance(value, (str, bool, int, float)):
+    if isinstance(value, str):
+        return _valid_utf8(value)
+    if isinstance(value, (bool, int, float)):
         return value
-    return str(value)
+    return _valid_utf8(str(value))
+
+
+def _valid_utf8(text: str) -> str:
+    """``text`` made valid UTF-8 (HDF5 strings must be): a file name that is not UTF-8,
+    which Python decodes with surrogate escapes, keeps its odd bytes as ``\\udcNN`` escapes,
+    as Python prints them on stderr."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_feature_arrays(

@@ -202,7 +202,7 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
     transform_part = transform.key() if transform is not None else "transform=unknown"
     digest = hashlib.sha256()
     for part in (_CACHE_VERSION, model_part, dataset.identity(), transform_part):
-        digest.update(part.encode())
+        digest.update(part.encode("utf-8", "surrogateescape"))  # paths need not be UTF-8
         digest.update(b"\0")
     return digest.hexdigest()
 

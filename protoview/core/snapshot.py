@@ -267,6 +267,8 @@ def _scalar(where: str, name: str, value: Any) -> int | float | str:
         value = int(value)
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise SnapshotError(where, f"{name} = {value} does not fit in 64 bits")
+    if isinstance(value, str):  # a path that is not UTF-8 keeps its odd bytes as escapes
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, str) and "\x00" in value:
         raise SnapshotError(where, f"{name} contains a NUL character")
     if not isinstance(value, (int, float, str)):
