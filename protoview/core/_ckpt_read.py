@@ -184,7 +184,8 @@ def _read_torch_save(path: str | os.PathLike[str], kind: str, trust: bool) -> Ra
         failure = exc
     code = _pickled_code(path, kind, failure)
     if code is None:
-        raise CheckpointError(path, f"is a damaged or truncated {kind} file ({_short(failure)})") from None
+        problem = _newer_format(failure) or f"is a damaged or truncated {kind} file ({_short(failure)})"
+        raise CheckpointError(path, problem) from None
     if not trust:
         raise CheckpointError(path, f"contains pickled Python code ({code}); {_TRUST_HINT}") from None
     raw = RawCheckpoint(kind, _unpickle_trusted(path, plain=False), trusted_code=True)
@@ -246,7 +247,8 @@ def _read_torchscript(path: str | os.PathLike[str]) -> torch.jit.ScriptModule:
             warnings.simplefilter("ignore")  # torch.jit is deprecated but still reads archives
             return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError for any bad archive
-        raise CheckpointError(path, f"is a damaged TorchScript archive ({_short(exc)})") from None
+        problem = _newer_format(exc) or f"is a damaged TorchScript archive ({_short(exc)})"
+        raise CheckpointError(path, problem) from None
 
 
 def _read_safetensors(path: str | os.PathLike[str]) -> RawCheckpoint:
@@ -261,9 +263,21 @@ def _read_safetensors(path: str | os.PathLike[str]) -> RawCheckpoint:
     return RawCheckpoint("safetensors", tensors, metadata=dict(metadata) if metadata else None)
 
 
+def _newer_format(exc: BaseException) -> str | None:
+    """The problem, when torch refused an archive for its (newer) file format version."""
+    found = re.search(r"file with version (\d+), but the maximum supported version for reading is (\d+)", str(exc))
+    if found is None:
+        return None
+    return (
+        f"was written in PyTorch file format version {found[1]}, newer than this torch "
+        f"{torch.__version__} reads (up to {found[2]}); upgrade torch, or re-save it with this version"
+    )
+
+
 def _short(exc: BaseException) -> str:
     """A one-line, bounded description of an exception."""
     text = " ".join(str(exc).split())
+    text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", text)  # torch's C++ source location
     marker = "WeightsUnpickler error:"
     if marker in text:
         text = text[text.index(marker) + len(marker):].strip()
