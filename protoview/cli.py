@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from protoview import __version__
@@ -102,7 +103,20 @@ def _progress_printer(label: str) -> Callable[[int, int], None]:
 
 
 def _say(msg: str) -> None:
-    print(msg, flush=True)
+    try:
+        print(msg, flush=True)
+    except UnicodeEncodeError:  # a file name that is not UTF-8, on a stdout that is strict
+        encoding = sys.stdout.encoding or "utf-8"
+        print(msg.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors (not Python's two lines of source)."""
+    from protoview.core.warnings import ProtoviewWarning
+
+    text = " ".join(str(message).split())
+    kind = "" if issubclass(category, ProtoviewWarning) else f"{category.__name__}: "
+    print(f"protoview: warning: {kind}{text}", file=sys.stderr if file is None else file, flush=True)
 
 
 def _load_model(args: argparse.Namespace, num_classes: int | None = None):
@@ -252,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protoview.errors import CancelledError, ProtoviewError
 
     try:
-        return HANDLERS[command](args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return HANDLERS[command](args)
     except ProtoviewError as exc:
         print(f"protoview: error: {exc.message}", file=sys.stderr)
         return 2
