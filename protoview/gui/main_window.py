@@ -36,7 +36,9 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.source_accuracy = float("nan")
         self.snapshot = None
         self.snapshot_base = None
-        self.open_request: OpenRequest | None = None
+        self.open_request: OpenRequest | None = None  # the latest asked for
+        self.opened_request: OpenRequest | None = None  # the one the open session came from
+        self._open_jobs: dict[int, OpenRequest] = {}
         self.last_error: str = ""
         self.theme_name = "light"
         self._job = 0
@@ -157,6 +159,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         if isinstance(request, OpenRequest):
             self.open_request = request
         self._job = self.worker.submit(request)
+        if isinstance(request, OpenRequest):
+            self._open_jobs[self._job] = request
         return self._job
 
     def open_demo(self) -> int:
@@ -199,6 +203,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
                  "centers": len(res.state.centers)}[target]
             self.sinkhorn_panel.show_balance(res.state.assignment, n)
         if res.kind == "open":
+            self.opened_request = self._open_jobs.get(res.job, self.open_request)
+            self._open_jobs = {job: req for job, req in self._open_jobs.items() if job >= res.job}
             self.setWindowTitle(f"protoview — {res.state.attrs.get('dataset', '') or 'session'}")
             self.add_recent(self.open_request.checkpoint if self.open_request else "")
         step = res.history[-1].step if res.history else 0
@@ -214,6 +220,11 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
 
     def _on_failed(self, job: int, error: BaseException, tb: str) -> None:
         """The one error handler: status bar + a (non-blocking) dialog; re-raise in tests."""
+        failed_open = self._open_jobs.pop(job, None)
+        if failed_open is not None and failed_open is self.open_request:
+            # the next open (say, a dropped dataset) starts from the session that is open,
+            # not from the file that just failed
+            self.open_request = self.opened_request
         if isinstance(error, ProtoviewError):
             text = str(error)
         else:
