@@ -1,0 +1,1 @@
+"""The bad-input corpus: hostile and broken checkpoints, datasets and snapshots (generated)."""

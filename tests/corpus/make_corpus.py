@@ -1,0 +1,1158 @@
+"""Generate a corpus of broken and hostile inputs for protoview's command line.
+
+Every case is generated (nothing binary is committed), mostly by damaging a good file:
+the built-in demo checkpoint, the demo digits, a snapshot from ``tests/_snapshot_writer``.
+Each :class:`Case` says which file is at fault, the command that reads it and what
+protoview must answer: one error line naming the file and the problem, or (for inputs
+that are odd but valid) success.
+
+Run as a script to generate the files and list the cases::
+
+    python tests/corpus/make_corpus.py OUT_DIR
+
+or import it: ``build(out_dir)`` returns the cases, ``case_names()`` their names without
+building anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import os
+import pickle
+import pickletools
+import shlex
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `tests` (and `protoview`) importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import h5py
+import numpy as np
+import torch
+from PIL import Image
+
+from tests import _ckpt_fixtures as fx
+from tests._snapshot_writer import make_snapshot
+
+CHECKPOINT, DATASET, SNAPSHOT = "checkpoint", "dataset", "snapshot"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input of the corpus and what protoview must do with it.
+
+    name: unique, used as the test id; kind: checkpoint / dataset / snapshot;
+    paths: the generated input(s), the one at fault first; argv: protoview's arguments;
+    expect: substrings of the error line (the faulty file's base name first), or, when
+    ``ok``, of the standard output; warns: (ok cases) substrings of the warnings on stderr;
+    marker: a file the input's hidden code would create (it must never exist);
+    isolated: run it as its own ``python -m protoview`` process; out: the file the command
+    writes on success (it must not exist after a failure); what: one line for humans.
+    """
+
+    name: str
+    kind: str
+    paths: tuple[str, ...]
+    argv: tuple[str, ...]
+    expect: tuple[str, ...]
+    ok: bool = False
+    warns: tuple[str, ...] = ()
+    marker: str | None = None
+    isolated: bool = False
+    out: str | None = None
+    what: str = ""
+
+    @property
+    def command(self) -> str:
+        return shlex.join(["protoview", *self.argv])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Case:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+class Skip(Exception):
+    """Raised by a builder when this machine cannot make the case (e.g. the file system)."""
+
+
+Builder = Callable[[Path], dict[str, Any]]
+_BUILDERS: dict[str, tuple[str, Builder]] = {}
+
+
+def _case(kind: str) -> Callable[[Builder], Builder]:
+    """Register a builder; the case is named after the function (without its ``_``)."""
+
+    def register(fn: Builder) -> Builder:
+        _BUILDERS[fn.__name__.lstrip("_")] = (kind, fn)
+        return fn
+
+    return register
+
+
+def case_names() -> list[str]:
+    """Every case's name, in build order (nothing is generated)."""
+    return list(_BUILDERS)
+
+
+def build(out_dir: str | os.PathLike[str], names: list[str] | None = None) -> list[Case]:
+    """Generate every case (or those named) into ``out_dir``, one sub-folder per case.
+
+    Cases this machine cannot make (see :class:`Skip`) are left out.
+    """
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for name, (kind, builder) in _BUILDERS.items():
+        if names is not None and name not in names:
+            continue
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        try:
+            spec = builder(folder)
+        except Skip:
+            continue
+        paths = tuple(os.fspath(p) for p in spec.pop("paths"))
+        for key in ("marker", "out"):
+            if spec.get(key) is not None:
+                spec[key] = os.fspath(spec[key])
+        cases.append(Case(name=name, kind=kind, paths=paths, **spec))
+    return cases
+
+
+# ---------------------------------------------------------------------------- case helpers
+def _fail(paths: list[Path] | Path, argv: list[Any], *expect: str, what: str, **extra: Any) -> dict[str, Any]:
+    paths = [paths] if isinstance(paths, Path) else paths
+    words = expect if expect and expect[0] == paths[0].name else (paths[0].name, *expect)
+    return {"paths": paths, "argv": tuple(os.fspath(a) for a in argv), "expect": words, "what": what, **extra}
+
+
+def _ok(paths: list[Path] | Path, argv: list[Any], *expect: str, what: str, **extra: Any) -> dict[str, Any]:
+    paths = [paths] if isinstance(paths, Path) else paths
+    return {"paths": paths, "argv": tuple(os.fspath(a) for a in argv), "expect": expect, "ok": True,
+            "what": what, **extra}
+
+
+def _info(path: Path) -> list[Any]:
+    return ["info", path]
+
+
+def _extract(data: Path | str, folder: Path, cache: bool = False) -> tuple[list[Any], Path]:
+    """``protoview extract demo DATA --out OUT``; the cache (PROTOVIEW_CACHE_DIR) only when asked."""
+    out = folder / "features-out.h5"
+    return ["extract", "demo", data, "--out", out, *([] if cache else ["--no-cache"])], out
+
+
+class Payload:
+    """Unpickling this calls ``func(*args)``: stands in for an attacker's code."""
+
+    def __init__(self, func: Callable[..., Any], *args: Any) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def _touch_command(marker: Path) -> str:
+    return f"touch {shlex.quote(os.fspath(marker))}"
+
+
+# ---------------------------------------------------------------------------- checkpoint bases
+@functools.lru_cache(maxsize=1)
+def _demo_path() -> Path:
+    from protoview.core.demo import demo_checkpoint_path
+
+    return demo_checkpoint_path("linear")
+
+
+@functools.lru_cache(maxsize=1)
+def _demo_payload_cached() -> dict[str, Any]:
+    return torch.load(_demo_path(), map_location="cpu", weights_only=True)
+
+
+def _demo_payload() -> dict[str, Any]:
+    """A fresh copy of the demo checkpoint's content: {'protoview': meta, 'state_dict': ...}."""
+    payload = _demo_payload_cached()
+    return {"protoview": copy.deepcopy(payload["protoview"]),
+            "state_dict": {k: v.clone() for k, v in payload["state_dict"].items()}}
+
+
+def _rewrite_zip(src: Path, dst: Path, edits: dict[str, Callable[[bytes], bytes] | None]) -> Path:
+    """Copy a zip archive, changing (or, for None, dropping) the entries whose name ends
+    with a key of ``edits``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            edit = next((fn for suffix, fn in edits.items() if info.filename.endswith(suffix)), False)
+            if edit is None:
+                continue
+            zout.writestr(info.filename, edit(data) if edit else data)
+    return dst
+
+
+def _patch_int_after_persid(data: bytes, skip: int, value: int) -> bytes:
+    """Replace an integer of the first tensor in a ``data.pkl``: ``skip=-1`` is the storage's
+    element count (just before BINPERSID), ``skip=1`` the tensor's first dimension."""
+    ops = list(pickletools.genops(data))
+    at = next(i for i, (op, _, _) in enumerate(ops) if op.name == "BINPERSID")
+    ints = [o for o in (ops[:at][::-1] if skip < 0 else ops[at + 1:]) if o[0].name in ("BININT1", "BININT2", "BININT")]
+    op, _, pos = ints[abs(skip) - 1]
+    width = {"BININT1": 2, "BININT2": 3, "BININT": 5}[op.name]
+    return data[:pos] + b"J" + struct.pack("<i", value) + data[pos + width:]
+
+
+def _safetensors_parts(path: Path) -> tuple[dict[str, Any], bytes]:
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + length]), raw[8 + length:]
+
+
+def _write_safetensors_raw(path: Path, header: bytes, data: bytes, claimed: int | None = None) -> Path:
+    path.write_bytes((len(header) if claimed is None else claimed).to_bytes(8, "little") + header + data)
+    return path
+
+
+def _good_safetensors(folder: Path) -> Path:
+    payload = _demo_payload()
+    return fx.write_safetensors(folder / "good.safetensors", payload["state_dict"], payload["protoview"])
+
+
+# ---------------------------------------------------------------------------- checkpoints
+@_case(CHECKPOINT)
+def _ckpt_random_bytes(d: Path) -> dict[str, Any]:
+    path = d / "random.pt"
+    rng = np.random.default_rng(0)
+    path.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes().replace(b"\x80", b"\x81").replace(b"PK", b"pk"))
+    return _fail(path, _info(path), "not a checkpoint", what="4 KiB of random bytes")
+
+
+@_case(CHECKPOINT)
+def _ckpt_zero_bytes(d: Path) -> dict[str, Any]:
+    path = d / "zero.pt"
+    path.touch()
+    return _fail(path, _info(path), "empty (0 bytes)", what="an empty file")
+
+
+@_case(CHECKPOINT)
+def _ckpt_truncated_zip(d: Path) -> dict[str, Any]:
+    path = d / "cut.pt"
+    path.write_bytes(_demo_path().read_bytes())
+    fx.truncate(path, 0.5)
+    return _fail(path, _info(path), "truncated", what="the demo checkpoint cut in half")
+
+
+@_case(CHECKPOINT)
+def _ckpt_truncated_legacy(d: Path) -> dict[str, Any]:
+    path = fx.truncate(fx.save(_demo_payload(), d / "cut-legacy.pt", legacy=True), 0.5)
+    return _fail(path, _info(path), "truncated", what="a legacy (pre-zip) torch.save stream cut in half")
+
+
+@_case(CHECKPOINT)
+def _ckpt_pickle_open_marker(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    path = fx.write_malicious(d / "evil.pt", marker)
+    return _fail(path, _info(path), "pickled Python code", "--trust-checkpoint", marker=marker, isolated=True,
+                 what="a torch.save zip whose pickle calls builtins.open(MARKER, 'w')")
+
+
+@_case(CHECKPOINT)
+def _ckpt_pickle_open_marker_legacy(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    path = fx.write_malicious(d / "evil-legacy.pt", marker, legacy=True)
+    return _fail(path, _info(path), "pickled Python code", "--trust-checkpoint", marker=marker, isolated=True,
+                 what="the same payload in a legacy torch.save stream")
+
+
+@_case(CHECKPOINT)
+def _ckpt_pickle_os_system(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    payload = _demo_payload()
+    payload["epoch"] = Payload(os.system, _touch_command(marker))
+    path = fx.save(payload, d / "system.pt")
+    return _fail(path, _info(path), "pickled Python code", "system", marker=marker, isolated=True,
+                 what="a real checkpoint plus an entry whose unpickling runs os.system('touch MARKER')")
+
+
+@_case(CHECKPOINT)
+def _ckpt_pickle_shell_legacy(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    payload = _demo_payload()
+    payload["state_dict"]["classifier.bias"] = Payload(subprocess.Popen, ["sh", "-c", _touch_command(marker)])
+    path = fx.save(payload, d / "shell.pth", legacy=True)
+    return _fail(path, _info(path), "pickled Python code", "Popen", marker=marker, isolated=True,
+                 what="a legacy stream whose classifier.bias runs subprocess.Popen(['sh', '-c', ...])")
+
+
+@_case(CHECKPOINT)
+def _ckpt_pickle_eval(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    payload = {"state_dict": _demo_payload()["state_dict"],
+               "hook": Payload(eval, f"open({os.fspath(marker)!r}, 'w').close()")}
+    path = fx.save(payload, d / "eval.pt")
+    return _fail(path, _info(path), "pickled Python code", "eval", marker=marker, isolated=True,
+                 what="a state_dict next to builtins.eval('open(MARKER)')")
+
+
+@_case(CHECKPOINT)
+def _ckpt_plain_pickle_system(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    path = d / "plain.pkl"
+    path.write_bytes(pickle.dumps({"fc.weight": [[0.0]], "x": Payload(os.system, _touch_command(marker))}, protocol=4))
+    return _fail(path, _info(path), "plain Python pickle", "--trust-checkpoint", marker=marker, isolated=True,
+                 what="a plain pickle (not torch.save) running os.system")
+
+
+@_case(CHECKPOINT)
+def _ckpt_arch_file_named_by_checkpoint(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    evil = d / "evil_arch.py"
+    evil.write_text(f"open({os.fspath(marker)!r}, 'w').close()\n\ndef build(**kw):\n    raise RuntimeError('not a model')\n")
+    payload = _demo_payload()
+    payload["protoview"]["arch"] = f"{evil}:build"
+    path = fx.save(payload, d / "names-a-file.pt")
+    return _fail([path, evil], _info(path), "never runs code named by a checkpoint", marker=marker, isolated=True,
+                 what="a protoview checkpoint whose stored arch is a Python file that creates MARKER")
+
+
+@_case(CHECKPOINT)
+def _ckpt_nan_weights(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["state_dict"]["classifier.weight"][3, 5] = float("nan")
+    path = fx.save(payload, d / "nan.pt")
+    return _fail(path, _info(path), "NaN or Inf", "classifier.weight", what="a NaN in the head's weights")
+
+
+@_case(CHECKPOINT)
+def _ckpt_inf_weights(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["state_dict"]["featurizer.1.running_var"][0] = float("inf")
+    path = fx.save(payload, d / "inf.pt")
+    return _fail(path, _info(path), "NaN or Inf", "featurizer.1.running_var", what="an Inf in a BatchNorm buffer")
+
+
+@_case(CHECKPOINT)
+def _ckpt_wrong_shapes(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["state_dict"]["classifier.weight"] = torch.zeros(10, 32)
+    path = fx.save(payload, d / "shapes.pt")
+    return _fail(path, _info(path), "64-d features but the head expects 32-d",
+                 what="the head's weight has 32 columns, the featurizer gives 64")
+
+
+@_case(CHECKPOINT)
+def _ckpt_missing_keys(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    del payload["state_dict"]["featurizer.3.weight"]
+    path = fx.save(payload, d / "missing.pt")
+    return _fail(path, _info(path), "missing keys", "featurizer.3.weight", what="a layer's weight is missing")
+
+
+@_case(CHECKPOINT)
+def _ckpt_zero_classes(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["state_dict"]["classifier.weight"] = torch.zeros(0, 64)
+    payload["state_dict"]["classifier.bias"] = torch.zeros(0)
+    path = fx.save(payload, d / "zero-classes.pt")
+    return _fail(path, _info(path), "0 classes", what="a head with 0 classes (its weight has 0 rows)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_zero_classes_metadata(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["state_dict"]["classifier.weight"] = torch.zeros(0, 64)
+    payload["state_dict"]["classifier.bias"] = torch.zeros(0)
+    payload["protoview"]["arch_kwargs"]["num_classes"] = 0
+    path = fx.save(payload, d / "zero-classes-meta.pt")
+    return _fail(path, _info(path), "num_classes", ">= 1", what="0 classes in the weights and in the metadata")
+
+
+@_case(CHECKPOINT)
+def _ckpt_huge_arch_kwargs(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["protoview"]["arch_kwargs"]["num_classes"] = 2**40
+    path = fx.save(payload, d / "huge-head.pt")
+    return _fail(path, _info(path), "can't allocate memory",
+                 what="metadata asks for a head of 2**40 classes (a 256 TiB model)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_huge_storage(d: Path) -> dict[str, Any]:
+    path = _rewrite_zip(_demo_path(), d / "huge-storage.pt",
+                        {"data.pkl": lambda b: _patch_int_after_persid(b, -1, 2**29)})
+    return _fail(path, _info(path), "damaged", what="a zip checkpoint whose first storage claims 2**29 floats (2 GiB)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_huge_view(d: Path) -> dict[str, Any]:
+    path = _rewrite_zip(_demo_path(), d / "huge-view.pt",
+                        {"data.pkl": lambda b: _patch_int_after_persid(b, 1, 2**29)})
+    return _fail(path, _info(path), "damaged", what="a tensor whose shape claims 2 GiB over a 1 KiB storage")
+
+
+@_case(CHECKPOINT)
+def _ckpt_missing_record(d: Path) -> dict[str, Any]:
+    path = _rewrite_zip(_demo_path(), d / "no-data.pt", {"/data/0": None})
+    return _fail(path, _info(path), "damaged", what="a zip checkpoint without the record of its first tensor")
+
+
+@_case(CHECKPOINT)
+def _ckpt_zip_not_torch(d: Path) -> dict[str, Any]:
+    path = d / "archive.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    return _fail(path, _info(path), "not a PyTorch checkpoint", what="a zip archive of a text file")
+
+
+@_case(CHECKPOINT)
+def _ckpt_safetensors_header_too_long(d: Path) -> dict[str, Any]:
+    good = _good_safetensors(d)
+    header, data = _safetensors_parts(good)
+    text = json.dumps(header).encode()
+    path = _write_safetensors_raw(d / "long-header.safetensors", text, data, claimed=good.stat().st_size + 1000)
+    good.unlink()
+    return _fail(path, _info(path), "safetensors", what="the 8-byte header length is larger than the file")
+
+
+@_case(CHECKPOINT)
+def _ckpt_safetensors_header_huge(d: Path) -> dict[str, Any]:
+    good = _good_safetensors(d)
+    header, data = _safetensors_parts(good)
+    path = _write_safetensors_raw(d / "huge-header.safetensors", json.dumps(header).encode(), data, claimed=2**40)
+    good.unlink()
+    return _fail(path, _info(path), "safetensors", what="the header length claims 1 TiB")
+
+
+@_case(CHECKPOINT)
+def _ckpt_safetensors_broken_json(d: Path) -> dict[str, Any]:
+    good = _good_safetensors(d)
+    header, data = _safetensors_parts(good)
+    text = json.dumps(header).encode()
+    broken = (b'{"broken": [1, 2' + b" " * len(text))[: len(text)]
+    path = _write_safetensors_raw(d / "broken-json.safetensors", broken, data)
+    good.unlink()
+    return _fail(path, _info(path), "safetensors", what="the header is not valid JSON")
+
+
+@_case(CHECKPOINT)
+def _ckpt_safetensors_bad_offsets(d: Path) -> dict[str, Any]:
+    good = _good_safetensors(d)
+    header, data = _safetensors_parts(good)
+    header["classifier.weight"]["data_offsets"] = [0, 2**40]
+    path = _write_safetensors_raw(d / "bad-offsets.safetensors", json.dumps(header).encode(), data)
+    good.unlink()
+    return _fail(path, _info(path), "safetensors", what="a tensor's data offsets point 1 TiB past the end")
+
+
+@_case(CHECKPOINT)
+def _ckpt_safetensors_without_arch(d: Path) -> dict[str, Any]:
+    path = fx.write_safetensors(d / "weights.safetensors", _demo_payload()["state_dict"])
+    return _fail(path, _info(path), "pass --arch", what="bare weights: nothing says which architecture")
+
+
+@_case(CHECKPOINT)
+def _ckpt_torchscript_version_99(d: Path) -> dict[str, Any]:
+    good = fx.write_torchscript(d / "good-ts.pt", fx.FeaturizerClassifierNet())
+    path = _rewrite_zip(good, d / "ts-v99.pt", {"/version": lambda b: b"99\n"})
+    good.unlink()
+    return _fail(path, _info(path), "format version 99", "upgrade torch",
+                 what="a TorchScript archive in a (future) file format version 99")
+
+
+@_case(CHECKPOINT)
+def _ckpt_zip_version_99(d: Path) -> dict[str, Any]:
+    path = _rewrite_zip(_demo_path(), d / "zip-v99.pt", {"/version": lambda b: b"99\n"})
+    return _fail(path, _info(path), "format version 99", "upgrade torch",
+                 what="the demo checkpoint with its zip's version record set to 99")
+
+
+@_case(CHECKPOINT)
+def _ckpt_torchscript_version_garbage(d: Path) -> dict[str, Any]:
+    good = fx.write_torchscript(d / "good-ts.pt", fx.FeaturizerClassifierNet())
+    path = _rewrite_zip(good, d / "ts-vbad.pt", {"/version": lambda b: b"banana\n"})
+    good.unlink()
+    return _fail(path, _info(path), "version", what="a TorchScript archive whose version record is not a number")
+
+
+@_case(CHECKPOINT)
+def _ckpt_torchscript_truncated(d: Path) -> dict[str, Any]:
+    path = fx.truncate(fx.write_torchscript(d / "ts-cut.pt", fx.FeaturizerClassifierNet()), 0.7)
+    return _fail(path, _info(path), "truncated", what="a TorchScript archive cut at 70%")
+
+
+@_case(CHECKPOINT)
+def _ckpt_text_file(d: Path) -> dict[str, Any]:
+    path = d / "notes.pt"
+    path.write_text("epoch 3: loss 0.21, accuracy 93.1%\n")
+    return _fail(path, _info(path), "text file", what="a training log named .pt")
+
+
+@_case(CHECKPOINT)
+def _ckpt_hdf5_file(d: Path) -> dict[str, Any]:
+    path = d / "snapshot.pt"
+    with h5py.File(path, "w") as h5:
+        h5["x"] = np.zeros(3)
+    return _fail(path, _info(path), "not a checkpoint", what="an HDF5 file named .pt")
+
+
+@_case(CHECKPOINT)
+def _ckpt_empty_directory(d: Path) -> dict[str, Any]:
+    path = d / "model_dir"
+    path.mkdir()
+    return _fail(path, _info(path), "directory", what="an empty directory passed as the checkpoint")
+
+
+@_case(CHECKPOINT)
+def _ckpt_dangling_symlink(d: Path) -> dict[str, Any]:
+    path = d / "link.pt"
+    try:
+        os.symlink(d / "gone.pt", path)
+    except OSError as exc:
+        raise Skip(str(exc)) from None
+    return _fail(path, _info(path), "not found", what="a symlink to a file that does not exist")
+
+
+@_case(CHECKPOINT)
+def _ckpt_fifo(d: Path) -> dict[str, Any]:
+    path = d / "pipe.pt"
+    if not hasattr(os, "mkfifo"):
+        raise Skip("no FIFOs here")
+    os.mkfifo(path)
+    return _fail(path, _info(path), "not a regular file", what="a named pipe (reading it would block forever)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_newer_version(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["protoview"]["version"] = 99
+    path = fx.save(payload, d / "future.pt")
+    return _fail(path, _info(path), "version 99 is newer", what="protoview checkpoint format version 99")
+
+
+@_case(CHECKPOINT)
+def _ckpt_unknown_arch(d: Path) -> dict[str, Any]:
+    payload = _demo_payload()
+    payload["protoview"]["arch"] = "resnet81"
+    path = fx.save(payload, d / "unknown-arch.pt")
+    return _fail(path, _info(path), "unknown architecture 'resnet81'", what="a stored architecture nobody knows")
+
+
+@_case(CHECKPOINT)
+def _ckpt_list_payload(d: Path) -> dict[str, Any]:
+    path = fx.save([torch.ones(3)], d / "list.pt")
+    return _fail(path, _info(path), "holds a list", what="torch.save of a list")
+
+
+@_case(CHECKPOINT)
+def _ckpt_no_state_dict(d: Path) -> dict[str, Any]:
+    path = fx.save({"epoch": 3, "lr": 0.1}, d / "no-weights.pt")
+    return _fail(path, _info(path), "no state_dict", what="a training-state dict without weights")
+
+
+@_case(CHECKPOINT)
+def _ckpt_plain_state_dict(d: Path) -> dict[str, Any]:
+    path = fx.save(_demo_payload()["state_dict"], d / "bare.pt")
+    return _fail(path, _info(path), "pass --arch", what="a bare state_dict (no architecture stored)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_non_utf8_name(d: Path) -> dict[str, Any]:
+    name = os.fsencode(d) + b"/model_\xff.pt"
+    try:
+        with open(name, "wb") as handle:
+            handle.write(_demo_path().read_bytes())
+    except OSError as exc:  # file systems that insist on UTF-8 names (e.g. APFS)
+        raise Skip(str(exc)) from None
+    path = Path(os.fsdecode(name))
+    return _ok(path, _info(path), "model_", "linear head: 10 classes", what="a good checkpoint whose name is not UTF-8")
+
+
+# ---------------------------------------------------------------------------- images
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from protoview.core.demo import demo_arrays
+
+    images, labels = demo_arrays(part="test", shift="none")
+    return (images[:40, 0] * 255).round().astype(np.uint8), labels[:40]
+
+
+def _digit(i: int, size: int = 16) -> Image.Image:
+    return Image.fromarray(_digits()[0][i]).resize((size, size), Image.NEAREST)
+
+
+def _image_folder(root: Path, per_class: int = 3, classes: tuple[str, ...] = ("0", "1")) -> Path:
+    """``root/<class>/digit_<i>.png``: good 16x16 grey digits."""
+    i = 0
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for _ in range(per_class):
+            _digit(i).save(root / name / f"digit_{i}.png")
+            i += 1
+    return root
+
+
+def _png_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.convert("RGB").resize((64, 64)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose IHDR claims ``width`` x ``height`` (CRC fixed, so it parses)."""
+    data = bytearray(_png_bytes(Image.new("L", (1, 1))))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@_case(DATASET)
+def _ds_empty_folder(d: Path) -> dict[str, Any]:
+    root = d / "empty"
+    root.mkdir()
+    argv, out = _extract(root, d)
+    return _fail(root, argv, "holds no images", out=out, what="an empty folder")
+
+
+@_case(DATASET)
+def _ds_empty_class_folders(d: Path) -> dict[str, Any]:
+    root = d / "classes"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+    argv, out = _extract(root, d)
+    return _fail(root, argv, "holds no images", out=out, what="class folders without images")
+
+
+@_case(DATASET)
+def _ds_only_non_images(d: Path) -> dict[str, Any]:
+    root = d / "docs"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "readme.txt").write_text("no images here")
+    (root / "a" / "labels.csv").write_text("file,label\n")
+    argv, out = _extract(root, d)
+    return _fail(root, argv, "no images PIL can open", out=out, what="a folder of text files")
+
+
+@_case(DATASET)
+def _ds_corrupt_among_good(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "mixed")
+    (root / "0" / "garbage.png").write_bytes(b"this is not a png at all")
+    (root / "1" / "empty.jpg").write_bytes(b"")
+    jpeg = _jpeg_bytes(_digit(7))
+    (root / "1" / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "7 samples", warns=("garbage.png", "empty.jpg", "cut.jpg"), out=out,
+               what="6 good digits, a garbage .png, an empty .jpg, a truncated .jpg (read as blank)")
+
+
+@_case(DATASET)
+def _ds_all_corrupt(d: Path) -> dict[str, Any]:
+    root = d / "broken"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    (root / "a" / "y.jpg").write_bytes(b"\xff\xd8\xffnope")
+    argv, out = _extract(root, d)
+    return _fail(root, argv, "none of its 2 image files could be read", out=out, what="every image is corrupt")
+
+
+@_case(DATASET)
+def _ds_one_pixel(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "tiny", per_class=1)
+    Image.new("L", (1, 1), 200).save(root / "1" / "pixel.png")
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "3 samples", out=out, what="a 1x1 image among 8x8 digits (resized like any other)")
+
+
+@_case(DATASET)
+def _ds_decompression_bomb(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "bomb")
+    (root / "0" / "bomb.png").write_bytes(_png_claiming(20000, 20000))
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "6 samples", warns=("bomb.png", "DecompressionBomb"), out=out,
+               what="a PNG whose header claims 20000x20000 (400 Mpx) among good images")
+
+
+@_case(DATASET)
+def _ds_decompression_bomb_only(d: Path) -> dict[str, Any]:
+    root = d / "bomb-only"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "bomb.png").write_bytes(_png_claiming(20000, 20000))
+    argv, out = _extract(root, d)
+    return _fail(root, argv, "bomb.png", "DecompressionBomb", out=out, what="only the 400 Mpx PNG")
+
+
+def _mode_folder(d: Path, name: str, save: Callable[[Image.Image, Path], None], suffix: str) -> Path:
+    """Two classes of two digits each, every one written by ``save(image, path)``."""
+    root = d / name
+    for i in range(4):
+        (root / str(i // 2)).mkdir(parents=True, exist_ok=True)
+        save(_digit(i), root / str(i // 2) / f"img_{i}{suffix}")
+    return root
+
+
+@_case(DATASET)
+def _ds_cmyk_jpeg(d: Path) -> dict[str, Any]:
+    root = _mode_folder(d, "cmyk", lambda img, p: img.convert("RGB").convert("CMYK").save(p, "JPEG"), ".jpg")
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "4 samples", out=out, what="CMYK JPEGs (must load)")
+
+
+@_case(DATASET)
+def _ds_16bit_png(d: Path) -> dict[str, Any]:
+    def save(img: Image.Image, path: Path) -> None:
+        Image.fromarray(np.asarray(img).astype(np.uint16) * 257).save(path)
+
+    root = _mode_folder(d, "sixteen", save, ".png")
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "4 samples", out=out, what="16-bit grey PNGs (must load)")
+
+
+@_case(DATASET)
+def _ds_palette_png(d: Path) -> dict[str, Any]:
+    root = _mode_folder(d, "palette", lambda img, p: img.convert("RGB").convert("P", palette=Image.ADAPTIVE, colors=8).save(p), ".png")
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "4 samples", out=out, what="palette PNGs (must load)")
+
+
+@_case(DATASET)
+def _ds_symlink_dir_loop(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "loop")
+    try:
+        os.symlink(".", root / "0" / "again")
+        os.symlink("..", root / "1" / "up")
+    except OSError as exc:
+        raise Skip(str(exc)) from None
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "6 samples", out=out,
+               what="class folders holding symlinks to themselves / their parent (each image counts once)")
+
+
+@_case(DATASET)
+def _ds_symlink_file_loop(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "file-loop")
+    try:
+        os.symlink("b.png", root / "0" / "a.png")
+        os.symlink("a.png", root / "0" / "b.png")
+        os.symlink("nowhere.png", root / "1" / "dangling.png")
+    except OSError as exc:
+        raise Skip(str(exc)) from None
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "6 samples", warns=("a.png", "b.png", "dangling.png"), out=out,
+               what="image symlinks pointing at each other and nowhere")
+
+
+@_case(DATASET)
+def _ds_fifo_image(d: Path) -> dict[str, Any]:
+    if not hasattr(os, "mkfifo"):
+        raise Skip("no FIFOs here")
+    root = _image_folder(d / "pipe")
+    os.mkfifo(root / "1" / "pipe.png")
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "6 samples", warns=("pipe.png",), out=out,
+               what="a named pipe called pipe.png (opening it would block forever)")
+
+
+@_case(DATASET)
+def _ds_non_utf8_names(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "names")
+    base = os.fsencode(root)
+    try:
+        with open(base + b"/0/digit_\xff.png", "wb") as handle:
+            handle.write(_png_bytes(_digit(20)))
+        with open(base + b"/1/bad_\xfe.png", "wb") as handle:
+            handle.write(b"not a png")
+    except OSError as exc:  # file systems that insist on UTF-8 names
+        raise Skip(str(exc)) from None
+    argv, out = _extract(root, d)
+    return _ok(root, argv, "7 samples", warns=("bad_",), out=out,
+               what="a good and a corrupt image whose names are not UTF-8")
+
+
+@_case(DATASET)
+def _ds_non_utf8_folder(d: Path) -> dict[str, Any]:
+    name = os.fsencode(d) + b"/data_\xff"
+    try:
+        os.mkdir(name)
+    except OSError as exc:
+        raise Skip(str(exc)) from None
+    root = _image_folder(Path(os.fsdecode(name)))
+    argv, out = _extract(root, d, cache=True)
+    return _ok(root, argv, "6 samples", out=out,
+               what="a dataset folder whose own name is not UTF-8 (also goes through the feature cache)")
+
+
+def _npz(path: Path, **arrays: Any) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def _xy(n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _digits()
+    return images[:n, None], labels[:n].copy()
+
+
+@_case(DATASET)
+def _ds_npz_labels_out_of_range(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    y[4] = 12
+    path = _npz(d / "labels-12.npz", x=x, y=y)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "out of range", "12", out=out, what="a label 12 for a 10-class model")
+
+
+@_case(DATASET)
+def _ds_npz_negative_labels(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    y[0] = -7
+    path = _npz(d / "labels-neg.npz", x=x, y=y)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "out of range", "-7", out=out, what="a label -7 (only -1 means unknown)")
+
+
+@_case(DATASET)
+def _ds_npz_one_class(d: Path) -> dict[str, Any]:
+    x, _ = _xy()
+    path = _npz(d / "one-class.npz", x=x, y=np.full(len(x), 3))
+    argv, out = _extract(path, d)
+    return _ok(path, argv, "20 samples", out=out, what="every label is 3 (valid: a one-class test set)")
+
+
+@_case(DATASET)
+def _ds_npz_mismatched_lengths(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = _npz(d / "lengths.npz", x=x, y=y[:-1])
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "20 images", "19 labels", out=out, what="20 images, 19 labels")
+
+
+@_case(DATASET)
+def _ds_npz_nan_images(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    x = x.astype(np.float32) / 255
+    x[2, 0, 3, 3] = np.nan
+    path = _npz(d / "nan.npz", x=x, y=y)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "NaN", out=out, what="a NaN pixel")
+
+
+@_case(DATASET)
+def _ds_npz_no_images(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = _npz(d / "renamed.npz", images=x, labels=y)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "neither 'x'", out=out, what="arrays under unexpected names")
+
+
+@_case(DATASET)
+def _ds_npz_empty(d: Path) -> dict[str, Any]:
+    path = _npz(d / "empty.npz", x=np.zeros((0, 1, 8, 8), np.uint8), y=np.zeros(0, np.int64))
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "no images", out=out, what="zero images")
+
+
+@_case(DATASET)
+def _ds_npz_bad_shape(d: Path) -> dict[str, Any]:
+    path = _npz(d / "flat.npz", x=np.zeros(20, np.uint8), y=np.zeros(20, np.int64))
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "'x' must be", out=out, what="x is 1-D")
+
+
+@_case(DATASET)
+def _ds_npz_string_labels(d: Path) -> dict[str, Any]:
+    x, _ = _xy()
+    path = _npz(d / "names.npz", x=x, y=np.array(["cat"] * len(x)))
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "labels must be integers", out=out, what="labels are strings")
+
+
+@_case(DATASET)
+def _ds_npz_fractional_labels(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = _npz(d / "fractions.npz", x=x, y=y + 0.5)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "whole numbers", out=out, what="labels like 3.5")
+
+
+@_case(DATASET)
+def _ds_npz_truncated(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = fx.truncate(_npz(d / "cut.npz", x=x, y=y), 0.5)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "not a readable .npz", out=out, what="an .npz cut in half")
+
+
+@_case(DATASET)
+def _ds_npz_pickled_objects(d: Path) -> dict[str, Any]:
+    marker = d / "MARKER"
+    x = np.empty(1, dtype=object)
+    x[0] = Payload(os.system, _touch_command(marker))
+    path = _npz(d / "objects.npz", x=x, y=np.zeros(1, np.int64))
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "not a readable .npz", "pickle", out=out, marker=marker, isolated=True,
+                 what="'x' is a pickled object array whose unpickling runs os.system")
+
+
+@_case(DATASET)
+def _ds_npz_huge_claim(d: Path) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (2**20, 1, 1024, 1024)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    buffer.write(b"\0" * 64)
+    path = d / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", buffer.getvalue())
+        labels = io.BytesIO()
+        np.save(labels, np.zeros(1, np.int64))
+        archive.writestr("y.npy", labels.getvalue())
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "too large", out=out, what="x.npy's header claims 2**20 images of 1024x1024 (1 TiB) over 64 bytes")
+
+
+@_case(DATASET)
+def _ds_npz_fifo(d: Path) -> dict[str, Any]:
+    if not hasattr(os, "mkfifo"):
+        raise Skip("no FIFOs here")
+    path = d / "pipe.npz"
+    os.mkfifo(path)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "not a regular file", out=out, what="a named pipe called pipe.npz")
+
+
+@_case(DATASET)
+def _ds_unsupported_suffix(d: Path) -> dict[str, Any]:
+    path = d / "labels.csv"
+    path.write_text("file,label\na.png,0\n")
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "unsupported file type .csv", out=out, what="a CSV file")
+
+
+@_case(DATASET)
+def _ds_missing(d: Path) -> dict[str, Any]:
+    path = d / "no-such-folder"
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "does not exist", out=out, what="a path that does not exist")
+
+
+def _feature_file(path: Path, features: np.ndarray, labels: np.ndarray, **attrs: Any) -> Path:
+    with h5py.File(path, "w") as h5:
+        h5["features"], h5["labels"] = features, labels
+        for key, value in {"format": "protoview-features", "version": 1, **attrs}.items():
+            h5.attrs[key] = value
+    return path
+
+
+@_case(DATASET)
+def _ds_features_nan(d: Path) -> dict[str, Any]:
+    features = np.ones((10, 64), np.float32)
+    features[6, 2] = np.nan
+    path = _feature_file(d / "nan-features.h5", features, np.arange(10) % 10, complete=True)
+    return _fail(path, _info(path), "NaN", "row 6", what="a features file with a NaN")
+
+
+@_case(DATASET)
+def _ds_features_huge_claim(d: Path) -> dict[str, Any]:
+    path = d / "huge-features.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("features", shape=(2**36, 64), dtype=np.float32, chunks=(1024, 64))
+        h5.create_dataset("labels", shape=(2**36,), dtype=np.int64, chunks=(1024,))
+        h5.attrs.update({"format": "protoview-features", "version": 1, "complete": True})
+    return _fail(path, _info(path), "too large", what="a features file whose (empty) arrays claim 2**36 rows (16 TiB)")
+
+
+@_case(DATASET)
+def _ds_features_incomplete(d: Path) -> dict[str, Any]:
+    path = _feature_file(d / "half-written.h5", np.ones((10, 64), np.float32), np.arange(10) % 10)
+    return _fail(path, _info(path), "not completely written", what="a features file without complete=True")
+
+
+@_case(DATASET)
+def _ds_features_wrong_dim(d: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    path = _feature_file(d / "dim5.h5", rng.normal(size=(30, 5)).astype(np.float32), np.arange(30) % 10,
+                         complete=True)
+    return _fail(path, ["cluster", "demo", path, "--k", "3"], "5", "64",
+                 what="5-d features opened with the demo model (64-d)")
+
+
+# ---------------------------------------------------------------------------- snapshots
+def _good_snapshot(path: Path) -> Path:
+    from protoview.core.snapshot import write_snapshot
+
+    write_snapshot(path, make_snapshot(1, 30, 4))
+    return path
+
+
+def _edit(path: Path, change: Callable[[h5py.File], Any]) -> Path:
+    with h5py.File(path, "r+") as h5:
+        change(h5)
+    return path
+
+
+def _replace(h5: h5py.File, name: str, value: Any) -> None:
+    del h5[name]
+    h5[name] = value
+
+
+def _snap_case(d: Path, name: str, change: Callable[[h5py.File], Any], *expect: str, what: str) -> dict[str, Any]:
+    path = _edit(_good_snapshot(d / name), change)
+    return _fail(path, _info(path), *expect, what=what)
+
+
+@_case(SNAPSHOT)
+def _snap_missing_group(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "no-centers.h5", lambda h5: h5.__delitem__("centers"), "'centers' is missing",
+                      what="the centers group was deleted")
+
+
+@_case(SNAPSHOT)
+def _snap_missing_dataset(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "no-labels.h5", lambda h5: h5.__delitem__("samples/labels"), "samples/labels is missing",
+                      what="samples/labels was deleted")
+
+
+@_case(SNAPSHOT)
+def _snap_labels_as_strings(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "string-labels.h5", lambda h5: _replace(h5, "samples/labels", np.array([b"cat"] * 30)),
+                      "samples/labels", "int64", what="labels stored as strings")
+
+
+@_case(SNAPSHOT)
+def _snap_embedding_float64(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "f64.h5", lambda h5: _replace(h5, "samples/embedding", np.zeros((30, 2))),
+                      "samples/embedding", "float64", what="the embedding stored as float64")
+
+
+@_case(SNAPSHOT)
+def _snap_shape_mismatch(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "n-mismatch.h5", lambda h5: _replace(h5, "samples/predictions", np.zeros(31, np.int64)),
+                      "samples/predictions", "31", what="31 predictions for 30 samples")
+
+
+@_case(SNAPSHOT)
+def _snap_embedding_3d(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "emb3.h5", lambda h5: _replace(h5, "samples/embedding", np.zeros((30, 3), np.float32)),
+                      "samples/embedding", "(N, 2)", what="a 3-column embedding")
+
+
+@_case(SNAPSHOT)
+def _snap_newer_version(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "future.h5", lambda h5: h5.attrs.__setitem__("format_version", 7), "newer protoview",
+                      what="format_version 7")
+
+
+@_case(SNAPSHOT)
+def _snap_foreign_hdf5(d: Path) -> dict[str, Any]:
+    path = d / "foreign.h5"
+    with h5py.File(path, "w") as h5:
+        h5["data"] = np.arange(10)
+    return _fail(path, _info(path), "not a protoview snapshot", what="someone else's HDF5 file")
+
+
+@_case(SNAPSHOT)
+def _snap_params_not_json(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "params.h5", lambda h5: h5.attrs.__setitem__("params", "{oops"), "attrs/params",
+                      what="params is not JSON")
+
+
+@_case(SNAPSHOT)
+def _snap_bad_offsets(d: Path) -> dict[str, Any]:
+    return _snap_case(d, "offsets.h5",
+                      lambda h5: _replace(h5, "history/batch_indices_offsets", np.array([0, 99], np.int64)),
+                      "history/batch_indices_offsets", what="ragged offsets that index past the data")
+
+
+@_case(SNAPSHOT)
+def _snap_huge_history(d: Path) -> dict[str, Any]:
+    def change(h5: h5py.File) -> None:
+        del h5["history"]
+        group = h5.create_group("history")
+        group.create_dataset("step", shape=(2**40,), dtype=np.int64, chunks=(1024,))
+        group.create_dataset("accuracy", shape=(2**40,), dtype=np.float64, chunks=(1024,))
+
+    return _snap_case(d, "huge-history.h5", change, "history", what="history columns that claim 2**40 rows (8 TiB)")
+
+
+@_case(SNAPSHOT)
+def _snap_external_link(d: Path) -> dict[str, Any]:
+    def change(h5: h5py.File) -> None:
+        del h5["centers"]
+        h5["centers"] = h5py.ExternalLink("/nonexistent/elsewhere.h5", "/centers")
+
+    return _snap_case(d, "link.h5", change, "centers", what="the centers group is a link to a missing file")
+
+
+@_case(SNAPSHOT)
+def _snap_truncated(d: Path) -> dict[str, Any]:
+    path = fx.truncate(_good_snapshot(d / "cut.h5"), 0.5)
+    return _fail(path, _info(path), "truncated", what="a snapshot cut in half")
+
+
+@_case(SNAPSHOT)
+def _snap_not_hdf5(d: Path) -> dict[str, Any]:
+    path = d / "notes.h5"
+    path.write_text("this is a text file, not HDF5\n" * 20)
+    return _fail(path, _info(path), "not an HDF5 file", what="a text file named .h5")
+
+
+@_case(SNAPSHOT)
+def _snap_random_bytes(d: Path) -> dict[str, Any]:
+    path = d / "random.h5"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return _fail(path, _info(path), "not an HDF5 file", what="random bytes named .h5")
+
+
+@_case(SNAPSHOT)
+def _snap_empty(d: Path) -> dict[str, Any]:
+    path = d / "empty.h5"
+    path.touch()
+    return _fail(path, _info(path), "empty (0 bytes)", what="an empty .h5 file")
+
+
+@_case(SNAPSHOT)
+def _snap_folder(d: Path) -> dict[str, Any]:
+    path = d / "run.h5"
+    path.mkdir()
+    return _fail(path, _info(path), "folder", what="a folder named run.h5")
+
+
+@_case(SNAPSHOT)
+def _snap_fifo(d: Path) -> dict[str, Any]:
+    if not hasattr(os, "mkfifo"):
+        raise Skip("no FIFOs here")
+    path = d / "pipe.h5"
+    os.mkfifo(path)
+    return _fail(path, _info(path), "not a regular file", what="a named pipe called pipe.h5")
+
+
+# ---------------------------------------------------------------------------- script
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__.strip().splitlines()[0], "\nusage: make_corpus.py OUT_DIR", file=sys.stderr)
+        return 2
+    cases = build(argv[0])
+    for case in cases:
+        answer = "works" if case.ok else f"fails: {' / '.join(case.expect)}"
+        print(f"{case.kind:10} {case.name:40} {case.what} -> {answer}\n{'':11}{case.command}")
+    print(f"{len(cases)} cases in {argv[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
