@@ -154,3 +154,67 @@ def test_slow_drift_adds_up_against_the_anchor():
         joint = joint_vectors(state)
         anchors = np.where(state.map_held[:, None], anchors, joint)
     assert np.linalg.norm(state.embedding[0] - start) > 0.1 * np.ptp(state.embedding, axis=0).max()
+
+
+@pytest.mark.parametrize("kind", ["fit", "update"])
+def test_a_map_cancels_between_epochs_within_a_second(kind):
+    """The layout's epochs check the cancel token: a request half-way through a long fit
+    (or update) ends it within a second, with CancelledError; progress counts epochs."""
+    import threading
+    import time
+
+    from protoview.errors import CancelledError
+
+    x, _ = _blobs(4000, 32, 8)
+    prev = P.fit_map(x[:4000], seed=0, n_epochs=20).embedding if kind == "update" else None
+    seen = []
+    stop = threading.Event()
+
+    def progress(i, total):
+        seen.append((i, total))
+        if i == 5:
+            stop.set()
+            seen.append(time.perf_counter())
+
+    with pytest.raises(CancelledError):
+        if kind == "fit":
+            P.fit_map(x, seed=0, n_epochs=100_000, progress=progress, cancel=stop)
+        else:
+            P.update_map(prev, x + 1.0, seed=0, n_epochs=100_000, anchor_vectors=x,
+                         progress=progress, cancel=stop.is_set)
+    latency = time.perf_counter() - seen[-1]
+    assert latency < 1.0, latency
+    assert [s for s in seen if isinstance(s, tuple)][:3] == [(0, 100_000), (1, 100_000), (2, 100_000)]
+    # no hook is left behind: the next map runs to its end
+    assert P.fit_map(x[:300], seed=0, n_epochs=10).embedding.shape == (300, 2)
+
+
+def test_reused_graph_matches_a_fresh_search_after_a_partial_move():
+    """The fast update searches again only the moved points; the graph it builds has
+    (almost) the edges of a full search, and held points stay exactly in place."""
+    x, labels = _blobs(1500, 32, 6)
+    first = P.fit_map(x, seed=0, n_epochs=50)
+    rng = np.random.default_rng(3)
+    moved = rng.random(len(x)) < 0.1
+    x2 = x.copy()
+    x2[moved] = x[rng.integers(0, len(x), moved.sum())] + 0.05 * rng.normal(size=(moved.sum(), 32))
+    fast = P.update_map(first.embedding, x2, seed=0, anchor_vectors=x,
+                        previous_knn=(first.knn_indices, first.knn_dists))
+    full_idx, full_d = P.knn_graph(P._as_unit_rows(x2), 15)
+    assert (fast.knn_indices[:, 0] == np.arange(len(x))).all()
+    assert np.all(np.diff(fast.knn_dists, axis=1) >= -1e-6)  # sorted, self first
+    fast15 = fast.knn_indices[:, :15]  # the graph's lists; the rest are spares
+    recall = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(fast15, full_idx)])
+    print(f"recall of the reused graph: {recall:.4f}")
+    assert recall > 0.95, recall
+    # moved rows are exact
+    np.testing.assert_array_equal(np.sort(fast15[moved], 1), np.sort(full_idx[moved], 1))
+    assert fast.held is not None and fast.held[~moved].mean() > 0.95
+    assert P.layout_drift(first.embedding, fast.embedding, fast.held) == 0.0
+    # too many moved: the whole graph is rebuilt (exact)
+    xn = x + 0.5 * rng.normal(size=x.shape).astype(np.float32)
+    many = P.update_map(first.embedding, xn, seed=0,
+                        anchor_vectors=x, previous_knn=(first.knn_indices, first.knn_dists))
+    assert (~many.held).mean() > 0.3
+    full2, _ = P.knn_graph(P._as_unit_rows(xn), 15)
+    np.testing.assert_array_equal(np.sort(many.knn_indices[:, :15], 1), np.sort(full2, 1))

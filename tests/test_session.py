@@ -70,3 +70,22 @@ def test_sinkhorn_needs_prototypes_first(session):
     state = session.sinkhorn(SinkhornRequest(target="prototypes"))
     sizes = np.bincount(state.assignment, minlength=10)
     assert sizes.min() > 0  # balanced: no empty prototype
+
+
+def test_a_cancelled_kmeans_leaves_the_session_as_it_was(session):
+    from protoview.errors import CancelledError
+
+    before_state, before_features = session.state, session.features
+    before_protos = session.state.prototypes.copy()
+    calls = []
+
+    def cancel():  # let the k-means finish, cancel during the map that follows
+        calls.append(1)
+        return True
+
+    with pytest.raises(CancelledError):
+        session.kmeans(KMeansRequest(k=10, seed=0), cancel=cancel)
+    assert calls and session.state is before_state and session.features is before_features
+    np.testing.assert_array_equal(session.state.prototypes, before_protos)
+    # and the next k-means works
+    assert len(session.kmeans(KMeansRequest(k=7, seed=0)).prototypes) == 7

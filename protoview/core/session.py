@@ -145,14 +145,17 @@ class Session:
     def refresh(
         self, progress: Progress = None, cancel: Cancel = None, fresh_map: bool = False
     ) -> GeometryState:
-        """Re-extract features with the current model and update the map (stable)."""
+        """Re-extract features with the current model and update the map (stable).
+
+        Cancellable during the extraction and the map; a cancelled refresh changes
+        nothing (features, state and anchors are replaced together at the end)."""
         from protoview.core.features import FeatureResult, extract_features
         from protoview.core.heads import head_proxies
 
         if self.is_feature_file:
-            self.features = self._precomputed_features()
+            features = self._precomputed_features()
         elif self._run is None:
-            self.features = extract_features(
+            features = extract_features(
                 self.model, self.dataset, device=self.device, progress=progress, cancel=cancel
             )
         else:
@@ -161,7 +164,7 @@ class Session:
             t0 = time.perf_counter()
             feats, logits, labels = self._run.features_all(progress=progress, cancel=cancel)
             seconds = time.perf_counter() - t0
-            self.features = FeatureResult(
+            features = FeatureResult(
                 feats, logits, labels, device=str(self.device or "auto"), seconds=seconds,
                 images_per_second=len(labels) / max(seconds, 1e-9),
                 notes=[f"features of the model adapted by {self._run_key[0]}"], attrs={},
@@ -170,10 +173,10 @@ class Session:
         prev = None if fresh_map or self.state is None else joint_embedding(self.state)
         anchors = self._map_anchors if prev is not None else None
         protos = self._kmeans
-        self.state = compute_geometry(
-            self.features.features,
-            self.features.labels,
-            logits=self.features.logits,
+        state = compute_geometry(
+            features.features,
+            features.labels,
+            logits=features.logits,
             proxies=vectors.float().cpu().numpy(),
             proxy_classes=classes.cpu().numpy(),
             prototypes=None if protos is None else protos.centroids,
@@ -181,8 +184,11 @@ class Session:
             num_classes=self.model.info.head.num_classes if self.model.info else None,
             previous_embedding=prev,
             anchor_vectors=anchors,
+            previous_knn=None if prev is None else self.state.map_knn,
             seed=self.request.seed if self.request else 0,
+            cancel=cancel,
         )
+        self.features, self.state = features, state
         if protos is not None:
             self.state.assignment = protos.assignments
         # each point's anchor: its vectors when its map position was last set
@@ -349,8 +355,12 @@ class Session:
         km = kmeans_prototypes(
             self.features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed
         )
-        self._kmeans = km
-        state = self.refresh(progress=progress, cancel=cancel, fresh_map=True)
+        before, self._kmeans = self._kmeans, km
+        try:
+            state = self.refresh(progress=progress, cancel=cancel, fresh_map=True)
+        except BaseException:
+            self._kmeans = before  # a cancelled (or failed) map leaves the old prototypes
+            raise
         state.metrics["kmeans_seconds"] = km.seconds
         labels = self.features.labels
         if (labels >= 0).any():

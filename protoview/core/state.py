@@ -46,6 +46,7 @@ class GeometryState:
     metrics: dict[str, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     map_held: np.ndarray | None = None  # (N+C+M+K,) bool: kept in place by the last update
+    map_knn: tuple | None = None  # (indices, dists) of the map's k-NN graph, for the next update
 
     @property
     def num_samples(self) -> int:
@@ -82,8 +83,11 @@ def compute_geometry(
     num_classes: int | None = None,
     previous_embedding: np.ndarray | None = None,
     anchor_vectors: np.ndarray | None = None,
+    previous_knn: tuple | None = None,
     with_map: bool = True,
     seed: int = 0,
+    progress=None,
+    cancel=None,
 ) -> GeometryState:
     """Centers, metrics and the joint map for one set of features.
 
@@ -96,6 +100,10 @@ def compute_geometry(
     anchor_vectors: (N + C + M + K, D) the joint vectors each point had when its position
         was last set (see :func:`~protoview.core.projection.update_map`); points that did
         not move since stay exactly in place. ``state.map_held`` says which.
+    previous_knn: the previous state's ``map_knn`` (lets the update search again only
+        the neighbours of the points that moved).
+    progress, cancel: per map epoch, as in :func:`~protoview.core.projection.fit_map`
+        (a cancelled map raises :class:`~protoview.errors.CancelledError`).
     """
     from protoview.core.geometry import class_centers, center_loss
     from protoview.core.metrics import accuracy
@@ -131,7 +139,7 @@ def compute_geometry(
 
     sizes = [n, len(center_vecs), len(proxies), len(prototypes)]
     t0 = time.perf_counter()
-    held = None
+    held = knn = None
     if with_map:
         from protoview.core.projection import fit_map, update_map
 
@@ -140,11 +148,13 @@ def compute_geometry(
             if anchor_vectors is not None and anchor_vectors.shape != joint.shape:
                 anchor_vectors = None
             result = update_map(
-                previous_embedding, joint, seed=seed, anchor_vectors=anchor_vectors
+                previous_embedding, joint, seed=seed, anchor_vectors=anchor_vectors,
+                previous_knn=previous_knn, progress=progress, cancel=cancel,
             )
-            emb, held = result.embedding, result.held
         else:
-            emb = fit_map(joint, seed=seed).embedding
+            result = fit_map(joint, seed=seed, progress=progress, cancel=cancel)
+        emb, held = result.embedding, result.held
+        knn = (result.knn_indices, result.knn_dists)
     else:
         emb = np.full((sum(sizes), 2), np.nan, np.float32)
     metrics["map_seconds"] = time.perf_counter() - t0
@@ -155,7 +165,7 @@ def compute_geometry(
         center_labels=np.asarray(centers.labels, np.int64), proxies=proxies,
         proxy_classes=proxy_classes, prototypes=prototypes, prototype_density=density,
         embedding=parts[0], centers_embedding=parts[1], proxies_embedding=parts[2],
-        prototypes_embedding=parts[3], metrics=metrics, map_held=held,
+        prototypes_embedding=parts[3], metrics=metrics, map_held=held, map_knn=knn,
     )
 
 
