@@ -34,6 +34,11 @@ class CheckpointError(ProtoviewError):
     """A checkpoint that is missing, unreadable, unsafe or does not fit."""
 
 
+class UntrustedCodeError(CheckpointError):
+    """A checkpoint that holds pickled Python code and was not loaded: loading it would run
+    that code. The CLI's ``--trust-checkpoint`` (the window: a confirmation) allows it."""
+
+
 class DatasetError(ProtoviewError):
     """A dataset that is missing, empty, unreadable or inconsistent."""
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from protoview.errors import CheckpointError
+from protoview.errors import CheckpointError, UntrustedCodeError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
 _TRUST_HINT = "it was not loaded. If you trust this file, pass --trust-checkpoint"
@@ -167,7 +167,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> Raw
         return RawCheckpoint(kind, _read_torchscript(path))
     if kind == "pickle":
         if not trust:
-            raise CheckpointError(
+            raise UntrustedCodeError(
                 path, f"is a plain Python pickle (not written by torch.save); unpickling it can run code, so {_TRUST_HINT}"
             )
         return RawCheckpoint(kind, _unpickle_trusted(path, plain=True), trusted_code=True)
@@ -187,7 +187,7 @@ def _read_torch_save(path: str | os.PathLike[str], kind: str, trust: bool) -> Ra
         problem = _newer_format(failure) or f"is a damaged or truncated {kind} file ({_short(failure)})"
         raise CheckpointError(path, problem) from None
     if not trust:
-        raise CheckpointError(path, f"contains pickled Python code ({code}); {_TRUST_HINT}") from None
+        raise UntrustedCodeError(path, f"contains pickled Python code ({code}); {_TRUST_HINT}") from None
     raw = RawCheckpoint(kind, _unpickle_trusted(path, plain=False), trusted_code=True)
     raw.notes.append(f"loaded with pickled code allowed (--trust-checkpoint); it uses {code}")
     return raw

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
-from protoview.errors import ProtoviewError
+from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _menus, theme
 from protoview.gui._window_files import FileActions
 from protoview.gui.charts import NumbersPanel
@@ -52,12 +52,43 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.error_box = QtWidgets.QMessageBox(self)
         self.error_box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
         self.error_box.setWindowTitle("protoview")
+        self._build_trust_box()
         self.worker = ComputeWorker(open_session=open_session, warm_up=warm_up)
         self._connect_worker()
         self._restore_settings()
         self.worker.start()
 
     # ------------------------------------------------------------------ building
+    def _build_trust_box(self) -> None:
+        """The question asked when a checkpoint holds pickled code: never loaded silently,
+        trusted only for this one open (nothing is remembered)."""
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
+        box.setWindowTitle("protoview — run code from this checkpoint?")
+        self.trust_button = box.addButton("Open and run its code",
+                                          QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(self._on_trust_answer)
+        self.trust_box = box
+        self._untrusted_request: OpenRequest | None = None
+
+    def _ask_trust(self, request: OpenRequest, error: UntrustedCodeError) -> None:
+        self._untrusted_request = request
+        self.trust_box.setText(
+            f"{error.where}\n\nThis checkpoint {error.problem.split(';')[0]}.\n\n"
+            "Loading it runs that code on this computer, with your permissions. Open it only "
+            "if you trust where the file came from (the command line's --trust-checkpoint).")
+        self.trust_box.show()
+
+    def _on_trust_answer(self, button) -> None:
+        request, self._untrusted_request = self._untrusted_request, None
+        if button is self.trust_button and request is not None:
+            from dataclasses import replace
+
+            self.status_label.setText("opening the trusted checkpoint…")
+            self.submit(replace(request, trust=True))
+
     def _build_central(self) -> None:
         self.view = EmbeddingView()
         self.colour_combo = QtWidgets.QComboBox()
@@ -225,6 +256,12 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             # the next open (say, a dropped dataset) starts from the session that is open,
             # not from the file that just failed
             self.open_request = self.opened_request
+        if (isinstance(error, UntrustedCodeError) and failed_open is not None
+                and not failed_open.trust):
+            self.last_error = str(error)
+            self.status_label.setText(f"not opened — {error.where} holds pickled code")
+            self._ask_trust(failed_open, error)
+            return
         if isinstance(error, ProtoviewError):
             text = str(error)
         else:

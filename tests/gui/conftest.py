@@ -32,7 +32,7 @@ def no_leaks(qapp):
 @pytest.fixture
 def fake_session_cls():
     """A fresh FakeSession subclass per test (so class settings do not leak)."""
-    return type("FakeSessionT", (FakeSession,), {})
+    return type("FakeSessionT", (FakeSession,), {"opened_requests": []})
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 
 from protoview.core.session import HistoryRow
 from protoview.core.state import GeometryState
-from protoview.errors import CancelledError, CheckpointError
+from protoview.errors import CancelledError, CheckpointError, UntrustedCodeError
 
 
 def random_state(n: int = 300, c: int = 10, p: int = 2, k: int = 0, seed: int = 0,
@@ -62,6 +62,7 @@ class FakeSession:
     """
 
     step_seconds = 0.0
+    opened_requests: list = []
 
     def __init__(self, n: int = 300) -> None:
         self.state = random_state(n)
@@ -75,6 +76,11 @@ class FakeSession:
     def open(cls, req, progress=None, cancel=None):
         if "broken" in req.checkpoint:
             raise CheckpointError(req.checkpoint, "is not a PyTorch checkpoint (bad magic number)")
+        if "pickled" in req.checkpoint and not req.trust:
+            raise UntrustedCodeError(
+                req.checkpoint, "contains pickled Python code (mymodule.Net); it was not loaded. "
+                "If you trust this file, pass --trust-checkpoint")
+        cls.opened_requests.append(req)
         if progress:
             progress(1, 1)
         return cls()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.gui.worker import default_open
@@ -52,7 +52,14 @@ def test_a_corpus_file_shows_its_name_and_the_window_keeps_working(window, qtbot
         w.open_path(case.paths[0])  # as a drop or a recent file: opened by its kind
     assert all(word in w.last_error for word in case.expect), w.last_error
     assert "internal error" not in w.last_error and "\n" not in w.last_error
-    assert w.error_box.isVisible() and case.expect[0] in w.error_box.text()
+    if case.marker is not None:
+        # hidden code: the window asks before anything runs; the user declines
+        assert w.trust_box.isVisible() and not w.error_box.isVisible()
+        assert case.expect[0] in w.trust_box.text() and "runs that code" in w.trust_box.text()
+        w.trust_box.button(QtWidgets.QMessageBox.StandardButton.Cancel).click()
+        assert not os.path.lexists(case.marker)
+    else:
+        assert w.error_box.isVisible() and case.expect[0] in w.error_box.text()
     assert case.expect[0] in w.status_label.text()
     assert case.marker is None or not os.path.lexists(case.marker)
     # the session that was open stays open, and the next open starts from it

@@ -81,3 +81,30 @@ def test_a_broken_checkpoint_shows_its_name_and_the_session_stays(opened, qtbot)
     with qtbot.waitSignal(w.worker.result, timeout=5000):
         w.adapt_panel.step_button.click()
     assert w.history[-1].step == 1
+
+
+def test_a_checkpoint_with_code_asks_before_running_it(opened, qtbot, fake_session_cls):
+    """Never loaded silently: the window asks; Cancel keeps the open session, and only
+    the explicit answer opens the file with its code allowed (this once)."""
+    from PySide6 import QtWidgets
+
+    w = opened
+    state = w.state
+    with qtbot.waitSignal(w.worker.failed, timeout=5000):
+        w.submit(OpenRequest(checkpoint="/data/pickled.pt", data="demo"))
+    assert w.trust_box.isVisible() and not w.error_box.isVisible()
+    assert "/data/pickled.pt" in w.trust_box.text() and "mymodule.Net" in w.trust_box.text()
+    assert "runs that code" in w.trust_box.text()
+    assert not any(r.trust for r in fake_session_cls.opened_requests)
+    # Cancel: nothing is opened, the session stays
+    w.trust_box.button(QtWidgets.QMessageBox.StandardButton.Cancel).click()
+    qtbot.wait(50)
+    assert w.state is state and not any(r.trust for r in fake_session_cls.opened_requests)
+    # asked again, the user trusts it: opened once with trust, then forgotten
+    with qtbot.waitSignal(w.worker.failed, timeout=5000):
+        w.submit(OpenRequest(checkpoint="/data/pickled.pt", data="demo"))
+    with qtbot.waitSignal(w.worker.result, timeout=5000):
+        w.trust_button.click()
+    assert fake_session_cls.opened_requests[-1].trust
+    assert fake_session_cls.opened_requests[-1].checkpoint == "/data/pickled.pt"
+    assert w.state is not state
