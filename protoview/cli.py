@@ -12,6 +12,7 @@ shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -269,13 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.debug:
                 warnings.showwarning = _show_warning
-            return HANDLERS[command](args)
+            code = HANDLERS[command](args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            return code
     except ProtoviewError as exc:
         print(f"protoview: error: {exc.message}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, CancelledError):
         print("protoview: cancelled", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`protoview info x | head -1`): stop quietly, as cat does;
+        # point stdout at devnull so that the interpreter's final flush does not complain
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if args.debug:
             raise

@@ -98,3 +98,16 @@ def test_assign_to_proxies_balances_the_groups(capsys, tmp_path):
     q = s.assignment["Q"]
     assert q.shape == (539, 30)
     np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`protoview info x | head -1`: the reader leaves early; no 'internal error'."""
+    from protoview.core.demo import demo_checkpoint_path
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "protoview", "info", str(demo_checkpoint_path("cosine"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "internal error" not in err and "Traceback" not in err and "BrokenPipe" not in err
