@@ -440,3 +440,52 @@ def test_default_num_workers(tmp_path, monkeypatch):
     assert default_num_workers(plain, "cuda") == 4
     monkeypatch.setattr("os.cpu_count", lambda: None)
     assert default_num_workers(plain, "cuda") == 0
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_the_feature_cache_never_leaves_a_trusted_broken_file(tmp_path):
+    """SIGKILL a process that keeps rewriting one cache file (the cache's own writer): the
+    path always holds a whole version, and a stray temp file is never read as the cache."""
+    import importlib.util
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from protoview.core.features import read_feature_file
+
+    here = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("_cache_writer", here / "_cache_writer.py")
+    writer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(writer)
+    rows, cols, kills = 150_000, 64, 16
+    path = tmp_path / "cachekey.h5"
+    write_feature_file(path, writer.make_result(0, rows, cols), attrs={"version": 0})
+    rng = random.Random(7)
+    on_disk, mid_write = 0, 0
+    for _ in range(kills):
+        child = subprocess.Popen(
+            [sys.executable, str(here / "_cache_writer.py"), str(path), str(on_disk + 1),
+             str(rows), str(cols)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.0, 0.5))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+        done = [int(line.split()[1]) for line in child.stdout.read().split("\n")
+                if line.startswith("wrote")]
+        child.stdout.close()
+        last = done[-1] if done else on_disk
+        mid_write += bool(list(tmp_path.glob(f".{path.name}.tmp-*")))
+        got = read_feature_file(path)
+        version = int(got.attrs["version"])
+        assert version in (last, last + 1), (version, last)
+        want = writer.make_result(version, rows, cols)
+        np.testing.assert_array_equal(got.features, want.features)
+        np.testing.assert_array_equal(got.logits, want.logits)
+        np.testing.assert_array_equal(got.labels, want.labels)
+        on_disk = version
+    assert mid_write >= 1, "no kill landed during a write; the test proved nothing"
