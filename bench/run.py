@@ -85,6 +85,25 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def markdown(rows: list[Row], info: dict, quick: bool, seconds: float) -> str:
+    """The table as Markdown, with the machine named (for bench/RESULTS.md)."""
+    gpu = info.get("cuda") or "no GPU"
+    out = [f"Machine: {info.get('cpu')}, {info['cpu_count']} cores, "
+           f"{info.get('memory_gib', '?')} GiB, {gpu}; Python {info['python']}, torch "
+           f"{info['torch']} ({info['torch_threads']} threads). "
+           f"{'Quick' if quick else 'Full'} run, {seconds:.0f} s.", "",
+           "| what | protoview | anchor (same run) | ratio | target | result |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        anchor = "—" if r.anchor is None else f"{_fmt(r.anchor, r.unit)} ({r.anchor_name})"
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        result = {True: "pass", False: "**miss**", None: "info"}[r.passed]
+        out.append(f"| {r.what} | {_fmt(r.value, r.unit)} | {anchor} | {ratio} | "
+                   f"{r.target or '—'} | {result} |")
+    notes = [f"- {r.what}: {r.note}" for r in rows if r.note]
+    return "\n".join(out + ([""] + notes if notes else [])) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__,
@@ -93,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (>= 3)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the table as Markdown to this file")
     parser.add_argument("--n-map", type=int, default=None, help="points of the map benchmarks")
     parser.add_argument("--n-kmeans", type=int, default=None, help="points of the k-means benchmark")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -128,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(
         {"machine": info, "quick": args.quick, "repeats": args.repeats, "seconds": total,
          "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": [r.as_dict() for r in rows]},
-        indent=2))
+        indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     print(f"\nJSON: {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(rows, info, args.quick, total))
+        print(f"Markdown: {args.markdown}")
     return 0
 
 
