@@ -38,6 +38,8 @@ def register(parser: argparse.ArgumentParser, handlers: dict[str, Handler], add_
     p.add_argument("--k", type=int, required=True)
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--nredo", type=int, default=5)
+    p.add_argument("--init", choices=["random", "kmeans++"], default="random",
+                   help="seeding: random (faiss, as PCL) or kmeans++ (better on separated clusters)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write a snapshot with the prototypes")
     handlers["cluster"] = cmd_cluster
@@ -96,7 +98,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from protoview.core.session import KMeansRequest, Session
 
     session = Session.open(_open_request(args), progress=_progress_printer("extract"))
-    state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed))
+    state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed, init=args.init))
     m = state.metrics
     _say(
         f"k-means: {args.k} prototypes in {m.get('kmeans_seconds', float('nan')) * 1000:.0f} ms; "

@@ -224,3 +224,25 @@ def test_pcl_density_bad_input():
     with pytest.raises(ParameterError) as info:
         pcl_density(np.ones(2), [0, 0], 1, -1.0)
     assert info.value.where == "temperature"
+
+
+def test_kmeanspp_seeding_finds_separated_clusters_random_seeding_merges():
+    """On 60 well-separated blobs, faiss's random seeding (PCL's) leaves some blobs
+    without a centroid; k-means++ seeding gives each blob its own, reaching the optimum."""
+    rng = np.random.default_rng(0)
+    k, d = 60, 32
+    means = rng.normal(size=(k, d)).astype(np.float32) * 20
+    labels = rng.integers(0, k, 6000)
+    x = (means[labels] + rng.normal(size=(6000, d))).astype(np.float32)
+    optimum = float(sum(((x[labels == c] - x[labels == c].mean(0)) ** 2).sum() for c in range(k)))
+    plain = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False)
+    plus = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init="kmeans++")
+    assert plus.inertia <= optimum * 1.001 < plain.inertia
+    # every blob gets exactly one centroid
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(labels, plus.assignments) > 0.999
+    again = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init="kmeans++")
+    np.testing.assert_array_equal(again.centroids, plus.centroids)  # seeded
+    with pytest.raises(ParameterError, match="init"):
+        kmeans_prototypes(x, k, init="greedy")

@@ -116,6 +116,7 @@ def kmeans_prototypes(
     use_gpu: bool | None = None,
     normalize: bool = False,
     verbose: bool = False,
+    init: str = "random",
 ) -> KMeansResult:
     """k-means prototypes of the features with PCL's settings, plus their density phi.
 
@@ -137,6 +138,12 @@ def kmeans_prototypes(
         L2-normalise the features first (distances are then in that space).
     verbose:
         Let faiss print its progress.
+    init:
+        ``"random"``: faiss's (and PCL's) seeding, a random sample of the points;
+        ``"kmeans++"``: greedy k-means++ seeding (:func:`kmeanspp_seeds`) on a subsample of
+        ``min(N, 50 k)`` points, handed to faiss as its starting centroids. On separated
+        clusters random seeding often leaves two centroids in one cluster and one across
+        two (bench: 1.8x sklearn's inertia); k-means++ finds them.
 
     Returns
     -------
@@ -154,6 +161,8 @@ def kmeans_prototypes(
     min_points = _check_int(min_points_per_centroid, "min_points_per_centroid", 0)
     temperature = _check_temperature(temperature)
     gpu = _resolve_gpu(use_gpu)
+    if init not in ("random", "kmeans++"):
+        raise ParameterError("init", f"unknown k-means seeding {init!r}; use random or kmeans++")
     if normalize:
         x = np.ascontiguousarray(l2_normalize(x))
 
@@ -166,6 +175,8 @@ def kmeans_prototypes(
     clus.min_points_per_centroid = min_points
 
     start = time.perf_counter()
+    if init == "kmeans++":
+        faiss.copy_array_to_vector(kmeanspp_seeds(x, k, seed).ravel(), clus.centroids)
     index, _resources = _flat_l2_index(dim, gpu)
     clus.train(x, index)
     sq_dist, nearest = index.search(x, 1)
@@ -184,6 +195,33 @@ def kmeans_prototypes(
         seconds=seconds,
         used_gpu=gpu,
     )
+
+
+def kmeanspp_seeds(x: np.ndarray, k: int, seed: int = 0, per_centroid: int = 50) -> np.ndarray:
+    """k-means++ starting centroids ``(k, D)`` float32, drawn from a seeded random subsample
+    of ``min(N, per_centroid * k)`` rows of ``x``: each next seed is the best (lowest
+    potential) of ``2 + log k`` points drawn with probability proportional to their
+    squared distance to the nearest seed so far (greedy k-means++, as scikit-learn)."""
+    rng = np.random.default_rng(seed)
+    n = x.shape[0]
+    sample = x if n <= per_centroid * k else x[np.sort(rng.choice(n, per_centroid * k, replace=False))]
+    sample = np.asarray(sample, np.float64)
+    sq = np.einsum("ij,ij->i", sample, sample)
+    chosen = [int(rng.integers(sample.shape[0]))]
+    d2 = np.maximum(sq - 2.0 * sample @ sample[chosen[0]] + sq[chosen[0]], 0.0)
+    trials = 2 + int(np.log(k))  # greedy k-means++ (as scikit-learn): best of a few draws
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:
+            cands = rng.integers(sample.shape[0], size=1)
+        else:
+            cands = rng.choice(sample.shape[0], size=trials, p=d2 / total)
+        dc = np.maximum(sq[None, :] - 2.0 * sample[cands] @ sample.T + sq[cands][:, None], 0.0)
+        new_d2 = np.minimum(d2[None, :], dc)
+        best = int(np.argmin(new_d2.sum(1)))
+        chosen.append(int(cands[best]))
+        d2 = new_d2[best]
+    return sample[chosen].astype(np.float32)
 
 
 def pcl_density(distances: Any, assignments: Any, k: int, temperature: float) -> np.ndarray:

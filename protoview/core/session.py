@@ -63,6 +63,7 @@ class KMeansRequest:
     niter: int = 20
     nredo: int = 5
     seed: int = 0
+    init: str = "random"  # random (PCL, faiss) | kmeans++
 
 
 @dataclass(frozen=True)
@@ -353,7 +354,8 @@ class Session:
         from protoview.core.metrics import clustering_scores
 
         km = kmeans_prototypes(
-            self.features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed
+            self.features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed,
+            init=req.init,
         )
         before, self._kmeans = self._kmeans, km
         try:

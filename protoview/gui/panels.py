@@ -128,17 +128,22 @@ class KMeansPanel(QtWidgets.QGroupBox):
         self.niter = _spin(1, 1000, 20, "iterations")
         self.nredo = _spin(1, 100, 5, "restarts (the best is kept)")
         self.seed = _spin(0, 2**31 - 1, 0, "seed")
+        self.init = QtWidgets.QComboBox()
+        self.init.addItems(["random", "kmeans++"])
+        self.init.setToolTip("seeding: random (faiss, as PCL) or k-means++ (finds separated "
+                             "clusters that random seeding merges)")
         self.run_button = QtWidgets.QPushButton("Run k-means")
         form = QtWidgets.QFormLayout(self)
         for label, w in (("k", self.k), ("iterations", self.niter), ("redo", self.nredo),
-                         ("seed", self.seed)):
+                         ("seed", self.seed), ("seeding", self.init)):
             form.addRow(label, w)
         form.addRow(self.run_button)
         self.run_button.clicked.connect(lambda: self.kmeans_requested.emit(self.request()))
 
     def request(self) -> KMeansRequest:
         return KMeansRequest(k=int(self.k.value()), niter=int(self.niter.value()),
-                             nredo=int(self.nredo.value()), seed=int(self.seed.value()))
+                             nredo=int(self.nredo.value()), seed=int(self.seed.value()),
+                             init=self.init.currentText())
 
 
 class SinkhornPanel(QtWidgets.QGroupBox):
