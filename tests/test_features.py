@@ -489,3 +489,38 @@ def test_sigkill_while_writing_the_feature_cache_never_leaves_a_trusted_broken_f
         np.testing.assert_array_equal(got.labels, want.labels)
         on_disk = version
     assert mid_write >= 1, "no kill landed during a write; the test proved nothing"
+
+
+def test_a_gpu_that_fails_mid_extraction_hands_over_to_the_cpu(tmp_path, monkeypatch):
+    """Injected device loss (as a CUDA 'unspecified launch failure' reads): the batch is
+    redone on the CPU, the rest follows there, a warning and a note say so, and the
+    features equal a clean run's."""
+    dataset = npz_dataset(tmp_path)
+    model = CountingModel()
+    original = model.featurizer.forward
+    failures = []
+
+    def lost(x):
+        if not failures:
+            failures.append(x.shape[0])
+            raise RuntimeError("CUDA error: unspecified launch failure (injected)")
+        return original(x)
+
+    monkeypatch.setattr(model.featurizer, "forward", lost)
+    with pytest.warns(ProtoviewWarning, match="continued on the CPU"):
+        result = extract_features(model, dataset, batch_size=8, device="cpu")
+    assert failures == [8] and result.device == "cpu"
+    assert any("failed (CUDA error: unspecified launch failure" in n for n in result.notes)
+    inputs = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    np.testing.assert_allclose(result.features, bare_loop(CountingModel(), inputs)[0], atol=1e-5, rtol=0)
+
+
+def test_a_model_bug_is_not_mistaken_for_a_lost_device(tmp_path, monkeypatch):
+    model = CountingModel()
+
+    def broken(x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (3x4 and 5x6)")
+
+    monkeypatch.setattr(model.featurizer, "forward", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        extract_features(model, npz_dataset(tmp_path, n=3), batch_size=2, device="cpu")

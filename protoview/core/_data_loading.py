@@ -71,13 +71,37 @@ def iterate_batches(
             shutdown()
 
 
+# Messages of errors that mean the GPU itself is gone or broken (driver reset, device
+# unplugged or fallen off the bus, ECC failure), not a bug in the model.
+_DEVICE_LOST = (
+    "no cuda gpus are available", "cuda-capable device", "cudaerrordevicesunavailable",
+    "devices unavailable", "device not ready", "unspecified launch failure",
+    "uncorrectable ecc", "gpu has fallen off the bus", "cuda driver", "device is lost",
+)
+
+
+def is_device_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the accelerator is gone (so the CPU can take over)."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(m in text for m in _DEVICE_LOST)
+
+
 class BatchRunner:
-    """Runs featurizer + classifier on chunks, halving the chunk on CUDA out-of-memory."""
+    """Runs featurizer + classifier on chunks, halving the chunk on CUDA out-of-memory and
+    moving to the CPU (once, with a note) when the GPU fails."""
 
     def __init__(self, model: SplitModel, device: torch.device, amp: bool, batch_size: int) -> None:
         self.model, self.device, self.chunk = model, device, batch_size
         self.amp_dtype = torch.float16 if amp and device.type == "cuda" else None
         self.notes: list[str] = []
+        self.fell_back = False
+
+    def _to_cpu(self, exc: BaseException) -> None:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        self.notes.append(f"the {self.device} device failed ({first}); continued on the CPU")
+        self.fell_back = True
+        self.device, self.amp_dtype = torch.device("cpu"), None
+        self.model.to(self.device)
 
     def _forward(
         self, x: torch.Tensor, amp_dtype: torch.dtype | None
@@ -128,6 +152,12 @@ class BatchRunner:
                 self.chunk //= 2
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+                continue
+            except RuntimeError as exc:
+                if not is_device_lost(exc) or self.fell_back:
+                    raise
+                self._to_cpu(exc)
+                x = x.to(self.device)
                 continue
             parts.append((features.cpu().numpy(), logits.cpu().numpy()))
             start += features.shape[0]

@@ -158,6 +158,9 @@ def extract_features(
         model.train(was_training)
     seconds = time.perf_counter() - started
     notes = list(dict.fromkeys(runner.notes))
+    for note in runner.notes:
+        if "continued on the CPU" in note:
+            warnings.warn(ProtoviewWarning(note), stacklevel=2)
     if problems:
         message = f"{len(problems)} image(s) could not be decoded and were read as blank images (first: {problems[0]})"
         notes.append(message)
@@ -166,7 +169,7 @@ def extract_features(
         features,
         logits,
         labels,
-        device=str(dev),
+        device=str(runner.device),  # "cpu" when the GPU failed half-way
         seconds=seconds,
         images_per_second=total / max(seconds, 1e-9),
         notes=notes,

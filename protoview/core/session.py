@@ -159,6 +159,8 @@ class Session:
             features = extract_features(
                 self.model, self.dataset, device=self.device, progress=progress, cancel=cancel
             )
+            if features.device == "cpu" and any("continued on the CPU" in n for n in features.notes):
+                self.device = "cpu"  # the GPU failed: the rest of the session runs on the CPU
         else:
             # The adapted model as the run sees it (batch statistics for BN-based methods),
             # so the map's accuracy is the run's full-set accuracy.
