@@ -187,7 +187,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extract_distributed(args: argparse.Namespace, env) -> int:
+    """``protoview extract`` under torchrun: a shard per rank, merged by rank 0."""
+    from protoview.core.data import open_dataset
+    from protoview.core.distributed import distributed_extract, shard_folder
+
+    def load():
+        model = _load_model(args)
+        info = model.info
+        dataset = open_dataset(args.data, info.transform if info else None, num_classes=info.head.num_classes if info else None)
+        return model, dataset
+
+    summary = distributed_extract(
+        env, args.out, load, batch_size=args.batch_size, device=args.device,
+        progress=_progress_printer("extract"), say=_say,
+    )
+    if env.rank == 0:
+        _say(
+            f"wrote {args.out}: {summary['total']} samples from {env.world_size} ranks "
+            f"(shards in {shard_folder(args.out)}, on {','.join(summary['devices']) or '-'})"
+        )
+    return 0
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
+    from protoview.core.distributed import torchrun_env
+
+    env = torchrun_env()
+    if env is not None:
+        return _extract_distributed(args, env)
     from protoview.core.features import write_feature_file
 
     model, dataset, result = _features(args)

@@ -194,6 +194,7 @@ def _read_h5(
 
     try:
         with h5py.File(where, "r") as handle:
+            _check_virtual_sources(handle, where, error)
             arrays = {
                 name: handle[name][()]
                 for name in _ARRAYS
@@ -207,6 +208,26 @@ def _read_h5(
     except MemoryError as exc:  # a dataset's shape may claim any size
         raise error(where, f"holds an array too large to load into memory ({exc})") from None
     return arrays, attrs
+
+
+def _check_virtual_sources(handle: Any, where: str, error: type[ProtoviewError]) -> None:
+    """A virtual dataset (``protoview extract`` under torchrun) reads its missing source
+    files as zeros without a word: refuse it instead, naming the missing file."""
+    import h5py
+
+    for name in _ARRAYS:
+        dset = handle.get(name)
+        if not isinstance(dset, h5py.Dataset) or not dset.is_virtual:
+            continue
+        for source in dset.virtual_sources():
+            if source.file_name == ".":
+                continue
+            path = os.path.join(os.path.dirname(where), source.file_name)
+            if not os.path.isfile(path):
+                raise error(
+                    where,
+                    f"'{name}' is stored in {path}, which is missing; keep the shard files next to it",
+                )
 
 
 def _read_npz(
