@@ -47,6 +47,7 @@ class GeometryState:
     attrs: dict[str, Any] = field(default_factory=dict)
     map_held: np.ndarray | None = None  # (N+C+M+K,) bool: kept in place by the last update
     map_knn: tuple | None = None  # (indices, dists) of the map's k-NN graph, for the next update
+    map_fitted: np.ndarray | None = None  # joint rows the layout was fitted on (large maps), else None
 
     @property
     def num_samples(self) -> int:
@@ -86,6 +87,7 @@ def compute_geometry(
     previous_knn: tuple | None = None,
     with_map: bool = True,
     seed: int = 0,
+    max_map_points: int | None = None,
     progress=None,
     cancel=None,
 ) -> GeometryState:
@@ -102,6 +104,15 @@ def compute_geometry(
         not move since stay exactly in place. ``state.map_held`` says which.
     previous_knn: the previous state's ``map_knn`` (lets the update search again only
         the neighbours of the points that moved).
+    max_map_points: above this many joint vectors (default
+        :data:`~protoview.core.projection.MAX_MAP_POINTS`, 200,000, or the environment
+        variable ``PROTOVIEW_MAX_MAP_POINTS``) the layout is fitted on a stratified
+        subsample (every center, proxy and prototype, samples per label in proportion)
+        and the other samples are placed at the weighted mean of their nearest fitted
+        neighbours (:func:`~protoview.core.projection.fit_large_map`). An update of such a
+        map updates the subsample's layout (anchored, as below the threshold) and places
+        the others again. ``state.map_fitted`` holds the fitted rows and
+        ``metrics["map_fitted_points"]`` their count (both only set for such a map).
     progress, cancel: per map epoch, as in :func:`~protoview.core.projection.fit_map`
         (a cancelled map raises :class:`~protoview.errors.CancelledError`).
     """
@@ -139,14 +150,28 @@ def compute_geometry(
 
     sizes = [n, len(center_vecs), len(proxies), len(prototypes)]
     t0 = time.perf_counter()
-    held = knn = None
+    held = knn = fitted = None
     if with_map:
-        from protoview.core.projection import fit_map, update_map
+        from protoview.core.projection import fit_large_map, fit_map, update_map
+        from protoview.core.projection import max_map_points as _limit
 
         joint = _joint_vectors(features, center_vecs, proxies, prototypes)
-        if previous_embedding is not None and previous_embedding.shape == (joint.shape[0], 2):
-            if anchor_vectors is not None and anchor_vectors.shape != joint.shape:
-                anchor_vectors = None
+        limit = _limit(max_map_points)
+        update = previous_embedding is not None and previous_embedding.shape == (joint.shape[0], 2)
+        if update and anchor_vectors is not None and anchor_vectors.shape != joint.shape:
+            anchor_vectors = None
+        if joint.shape[0] > limit:
+            strata = np.concatenate([labels, np.asarray(centers.labels, np.int64), proxy_classes,
+                                     np.full(len(prototypes), -1, np.int64)])
+            keep = np.arange(joint.shape[0]) >= n
+            result, fitted = fit_large_map(
+                joint, strata, keep, max_points=limit,
+                previous=previous_embedding if update else None,
+                anchor_vectors=anchor_vectors if update else None,
+                previous_knn=previous_knn if update else None,
+                seed=seed, progress=progress, cancel=cancel,
+            )
+        elif update:
             result = update_map(
                 previous_embedding, joint, seed=seed, anchor_vectors=anchor_vectors,
                 previous_knn=previous_knn, progress=progress, cancel=cancel,
@@ -155,6 +180,8 @@ def compute_geometry(
             result = fit_map(joint, seed=seed, progress=progress, cancel=cancel)
         emb, held = result.embedding, result.held
         knn = (result.knn_indices, result.knn_dists)
+        if fitted is not None:
+            metrics["map_fitted_points"] = float(len(fitted))
     else:
         emb = np.full((sum(sizes), 2), np.nan, np.float32)
     metrics["map_seconds"] = time.perf_counter() - t0
@@ -166,6 +193,7 @@ def compute_geometry(
         proxy_classes=proxy_classes, prototypes=prototypes, prototype_density=density,
         embedding=parts[0], centers_embedding=parts[1], proxies_embedding=parts[2],
         prototypes_embedding=parts[3], metrics=metrics, map_held=held, map_knn=knn,
+        map_fitted=fitted,
     )
 
 

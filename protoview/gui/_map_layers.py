@@ -74,10 +74,12 @@ def _pairs(state, pos: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def show_positions(view, pos: dict, move, full: bool) -> None:
     items = view.items
-    if full or len(items["samples"].data) != len(pos["samples"]):
+    dense = getattr(view, "dense", False)
+    if full or (not dense and len(items["samples"].data) != len(pos["samples"])):
         apply_styles(view, pos)
     else:
-        move(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
+        if not dense:  # the density image was drawn by apply_styles (no animation there)
+            move(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
         for name in ("centers", "proxies", "prototypes"):
             move(items[name], pos[name][:, 0], pos[name][:, 1])
     x, y = _pairs(view.state, pos)
@@ -135,7 +137,17 @@ def apply_styles(view, pos: dict | None = None) -> None:
     style = (view.color_mode, size, id(_mode_palette(view)), codes,
              None if dim is None else np.asarray(dim))
     old = getattr(view, "_sample_style", None)
-    if (old is not None and len(items["samples"].data) == len(codes)
+    if getattr(view, "dense", False):
+        # too many samples for a scatter: one aggregated image (protoview.gui._map_density)
+        from protoview.gui import _map_density as density
+
+        if len(items["samples"].data):
+            items["samples"].setData(x=np.zeros(0), y=np.zeros(0))
+        view._sample_style = None
+        pal = _mode_palette(view)
+        density.draw(items["density"], pos["samples"], codes, density.palette_rgba(pal, len(pal)))
+        items["density"].setVisible(items["samples"].isVisible())
+    elif (old is not None and len(items["samples"].data) == len(codes)
             and old[:3] == style[:3] and np.array_equal(old[3], codes)
             and (old[4] is None) == (style[4] is None)
             and (old[4] is None or np.array_equal(old[4], style[4]))):

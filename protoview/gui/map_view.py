@@ -3,6 +3,11 @@
 Whole arrays per layer, ``pen=None`` for samples and brushes from a cached
 :class:`~protoview.gui.palette.Palette` (never one QBrush per point). Between steps the
 points glide from the old to the new layout in ``ANIMATION_FRAMES`` frames.
+
+Above ``density_threshold`` samples (default
+:data:`~protoview.gui._map_density.DENSITY_THRESHOLD`, 200,000) the samples are drawn as
+one aggregated density image instead of a scatter (no animation, no hover on single
+samples; box selection still works); centers, proxies and prototypes stay glyphs.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
+from protoview.gui import _map_density as density
 from protoview.gui import _map_layers as layers
 from protoview.gui._map_items import HoverCard, SelectViewBox, move_points
 from protoview.gui.palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
@@ -50,6 +56,9 @@ class EmbeddingView(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.getPlotItem().hideButtons()
         self.items = layers.make_items(self)
+        self.items["density"] = density.make_item()
+        self.addItem(self.items["density"])
+        self.dense = False
         self.legend = self.addLegend(offset=(8, 8), labelTextSize="9pt")
         self.hover_card = HoverCard(self)
         self._anim = QtCore.QTimer(self)
@@ -74,6 +83,18 @@ class EmbeddingView(pg.PlotWidget):
         elif len(self.class_names) < self._num_classes():
             self.class_names = [str(i) for i in range(self._num_classes())]
         self._highlight = None
+        dense = len(state.embedding) > self.density_threshold
+        if dense != self.dense:
+            self.dense = dense
+            animate = False
+            if not dense:
+                self.items["density"].setVisible(False)
+                self.items["density"].clear()
+            self.setToolTip(density.tooltip(len(state.embedding)) if dense else "")
+            self.hover_card.hide()
+        elif dense:
+            animate = False
+            self.setToolTip(density.tooltip(len(state.embedding)))
         targets = layers.positions(state)
         starts = layers.positions(old) if old is not None else None
         first = old is None
@@ -116,6 +137,7 @@ class EmbeddingView(pg.PlotWidget):
         self.follow = True
 
     follow = True
+    density_threshold = density.DENSITY_THRESHOLD
 
     def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self.fit_view()
@@ -132,6 +154,8 @@ class EmbeddingView(pg.PlotWidget):
         if name not in LAYERS:
             raise ValueError(f"unknown layer {name!r}; choose one of {LAYERS}")
         self.items[name].setVisible(visible)
+        if name == "samples" and self.dense:
+            self.items["density"].setVisible(visible)
         if name == "proxies":
             self.items["proxy_lines"].setVisible(visible)
 
@@ -257,8 +281,8 @@ class EmbeddingView(pg.PlotWidget):
 
     def nearest_sample(self, x: float, y: float, max_px: float = 8.0) -> int | None:
         """The sample nearest to data point (x, y) within ``max_px`` screen pixels."""
-        if self.state is None or not self.items["samples"].isVisible():
-            return None
+        if self.state is None or self.dense or not self.items["samples"].isVisible():
+            return None  # no hover on single samples in the density image
         sx, sy = self._vb.viewPixelSize()
         if not (sx > 0 and sy > 0):
             return None

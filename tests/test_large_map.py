@@ -1,0 +1,136 @@
+"""Large maps: above max_map_points the layout is fitted on a stratified subsample and the
+other samples are placed by their nearest fitted neighbours (issue 7)."""
+
+import numpy as np
+import pytest
+
+from protoview.core import projection as P
+from protoview.core.state import compute_geometry, joint_embedding, joint_vectors
+
+C = 8
+
+
+def _blobs(n=3000, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(C, d)) * 3
+    labels = rng.integers(0, C, n)
+    labels[:40] = -1  # some unknown labels
+    x = means[np.maximum(labels, 0)] + rng.normal(size=(n, d))
+    return x.astype(np.float32), labels.astype(np.int64), means.astype(np.float32)
+
+
+def _proxies(means):
+    return np.repeat(means, 2, axis=0), np.repeat(np.arange(C), 2)
+
+
+def _centroid_accuracy(state) -> float:
+    """Share of labelled samples whose nearest 2-D class centroid is their own class."""
+    lab, emb = state.labels, state.embedding
+    cent = np.stack([emb[lab == c].mean(0) for c in range(C)])
+    known = lab >= 0
+    near = ((emb[known, None] - cent[None]) ** 2).sum(-1).argmin(1)
+    return float((near == lab[known]).mean())
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return _blobs()
+
+
+@pytest.fixture(scope="module")
+def large(blobs):
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    return compute_geometry(x, lab, proxies=px, proxy_classes=pc, prototypes=x[:5] * 1.01,
+                            max_map_points=500, seed=3)
+
+
+def test_stratified_subsample_keeps_small_sets_and_every_class(large, blobs):
+    x, lab, _ = blobs
+    fitted = large.map_fitted
+    n = len(x)
+    assert large.metrics["map_fitted_points"] == len(fitted) <= 500
+    assert len(fitted) >= 490  # the budget is used
+    # every center (8), proxy (16) and prototype (5) row is fitted
+    assert set(range(n, n + C + 2 * C + 5)) <= set(fitted.tolist())
+    sub = lab[fitted[fitted < n]]
+    counts = np.array([(sub == c).sum() for c in range(-1, C)])
+    assert (counts > 0).all()  # every label, the unknown one too
+    share = counts[1:] / counts[1:].sum()
+    full = np.array([(lab == c).sum() for c in range(C)]) / (lab >= 0).sum()
+    np.testing.assert_allclose(share, full, atol=0.02)  # proportional
+
+
+def test_stratified_subsample_function():
+    labels = np.r_[np.zeros(900), np.ones(90), np.full(10, 2), np.full(5, 7)].astype(np.int64)
+    keep = np.zeros(labels.size, bool)
+    keep[-5:] = True
+    rows = P.stratified_subsample(labels, keep, 105, seed=1)
+    assert len(rows) == 105 and np.all(np.diff(rows) > 0)
+    assert set(range(1000, 1005)) <= set(rows.tolist())
+    got = np.bincount(labels[rows[rows < 1000]])
+    assert got[0] == 90 and got[1] == 9 and got[2] == 1
+    np.testing.assert_array_equal(rows, P.stratified_subsample(labels, keep, 105, seed=1))
+    assert not np.array_equal(rows, P.stratified_subsample(labels, keep, 105, seed=2))
+    np.testing.assert_array_equal(P.stratified_subsample(labels, keep, 5000), np.arange(1005))
+
+
+def test_placed_points_land_in_their_class(large, blobs):
+    x, lab, means = blobs
+    assert np.isfinite(joint_embedding(large)).all()
+    acc_large = _centroid_accuracy(large)
+    px, pc = _proxies(means)
+    full = compute_geometry(x, lab, proxies=px, proxy_classes=pc, seed=3)
+    acc_full = _centroid_accuracy(full)
+    assert "map_fitted_points" not in full.metrics and full.map_fitted is None
+    assert acc_large > 0.95 and acc_large >= acc_full - 0.03, (acc_large, acc_full)
+    # the placed ones specifically (not only the fitted ones)
+    placed = np.ones(len(x), bool)
+    placed[large.map_fitted[large.map_fitted < len(x)]] = False
+    lab_p, emb_p = lab[placed & (lab >= 0)], large.embedding[placed & (lab >= 0)]
+    cent = np.stack([large.embedding[lab == c].mean(0) for c in range(C)])
+    assert (((emb_p[:, None] - cent[None]) ** 2).sum(-1).argmin(1) == lab_p).mean() > 0.95
+
+
+def test_large_map_is_deterministic(large, blobs):
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    again = compute_geometry(x, lab, proxies=px, proxy_classes=pc, prototypes=x[:5] * 1.01,
+                             max_map_points=500, seed=3)
+    np.testing.assert_array_equal(again.map_fitted, large.map_fitted)
+    np.testing.assert_array_equal(joint_embedding(again), joint_embedding(large))
+
+
+def test_below_threshold_is_unchanged(blobs, monkeypatch):
+    x, lab, _ = blobs
+    x, lab = x[:400], lab[:400]
+    plain = P.fit_map(np.concatenate([x, compute_geometry(x, lab, with_map=False).centers]),
+                      seed=1)
+    state = compute_geometry(x, lab, seed=1, max_map_points=10_000)
+    np.testing.assert_array_equal(joint_embedding(state), plain.embedding)
+    assert state.map_fitted is None and "map_fitted_points" not in state.metrics
+    # the environment variable is the override when no argument is given
+    monkeypatch.setenv("PROTOVIEW_MAX_MAP_POINTS", "300")
+    assert P.max_map_points() == 300
+    assert compute_geometry(x, lab, seed=1).metrics["map_fitted_points"] <= 300
+    monkeypatch.delenv("PROTOVIEW_MAX_MAP_POINTS")
+    assert P.max_map_points() == P.MAX_MAP_POINTS == 200_000
+
+
+def test_update_of_a_large_map_is_anchored(large, blobs):
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    x2 = x.copy()
+    x2[:100] += 0.5 * np.random.default_rng(1).normal(size=(100, x.shape[1])).astype(np.float32)
+    upd = compute_geometry(
+        x2, lab, proxies=px, proxy_classes=pc, prototypes=x[:5] * 1.01, max_map_points=500,
+        seed=3, previous_embedding=joint_embedding(large), anchor_vectors=joint_vectors(large),
+        previous_knn=large.map_knn,
+    )
+    np.testing.assert_array_equal(upd.map_fitted, large.map_fitted)
+    held = upd.map_held
+    assert held.shape == (len(joint_vectors(large)),) and held.sum() > 300
+    emb0, emb1 = joint_embedding(large), joint_embedding(upd)
+    np.testing.assert_array_equal(emb1[held], emb0[held])
+    assert P.layout_drift(emb0, emb1, np.arange(len(emb0)) >= 100) < 0.02
+    assert _centroid_accuracy(upd) > 0.95
