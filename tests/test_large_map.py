@@ -134,3 +134,18 @@ def test_update_of_a_large_map_is_anchored(large, blobs):
     np.testing.assert_array_equal(emb1[held], emb0[held])
     assert P.layout_drift(emb0, emb1, np.arange(len(emb0)) >= 100) < 0.02
     assert _centroid_accuracy(upd) > 0.95
+
+
+def test_place_points_exact_and_ivf_agree(monkeypatch):
+    x, lab, _ = _blobs(4000, seed=5)
+    lab = np.maximum(lab, 0)
+    xy = (np.random.default_rng(0).normal(size=(C, 2)) * 10)[lab]
+    ref, q = slice(0, 2500), slice(2500, None)
+    exact = P.place_points(x[ref], xy[ref], x[q])
+    monkeypatch.setattr(P, "_EXACT_PLACE_REF", 100)  # the IVF search of a large subsample
+    monkeypatch.setattr(P, "_PLACE_CHUNK", 512)  # several chunks
+    ivf = P.place_points(x[ref], xy[ref], x[q])
+    assert np.isfinite(ivf).all() and ivf.shape == exact.shape
+    # both land each point on its own class's spot
+    np.testing.assert_allclose(exact, xy[q], atol=1e-3)
+    np.testing.assert_allclose(ivf, xy[q], atol=1e-3)

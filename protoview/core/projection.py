@@ -513,7 +513,6 @@ def place_points(ref: np.ndarray, ref_xy: np.ndarray, queries: np.ndarray,
         index.train(r)
         index.add(r)
         index.nprobe = 16
-        index._keep = quantizer  # the quantizer must outlive the index
     else:
         index = faiss.IndexFlatIP(r.shape[1])
         index.add(r)
