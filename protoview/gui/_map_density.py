@@ -5,6 +5,10 @@ to paint; the samples become a ``BINS`` x ``BINS`` image instead: each bin takes
 colour of the most frequent colour code among its points (the current colour mode's
 palette), with an opacity that grows with log(count). Centers, proxies and prototypes
 stay glyphs on top.
+
+Measured offscreen (2 CPU cores shared with a running build): at 1,000,000 samples
+``set_state`` 0.4-0.8 s, a repaint ~13 ms, a change of colour mode 0.7 s
+(tests/gui/test_map_density.py prints them).
 """
 
 from __future__ import annotations
