@@ -202,6 +202,8 @@ def _pickled_code(path: str | os.PathLike[str], kind: str, failure: Exception) -
         try:
             allowed = {f"{g.__module__}.{g.__qualname__}" for g in _harmless_globals()}
             names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed]
+            # torch lists them in no fixed order; name the user's own classes first
+            names.sort(key=lambda n: (n.startswith(("torch.", "collections.", "builtins.")), n))
         except Exception:  # noqa: BLE001 - unreadable pickle: damaged
             return None
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
