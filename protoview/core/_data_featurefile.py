@@ -255,25 +255,32 @@ def write_feature_arrays(
     """
     import h5py
 
-    from protoview import __version__
     from protoview.core.atomic import atomic_path
     from protoview.errors import SnapshotError
 
     where = str(Path(path).expanduser().absolute())
     checked = check_feature_arrays(dict(arrays), where, SnapshotError)
+    with atomic_path(where) as tmp, h5py.File(tmp, "w") as handle:
+        for name, values in checked.items():
+            handle.create_dataset(name, data=values)
+        write_feature_attrs(handle, attrs)
+
+
+def write_feature_attrs(handle: Any, attrs: Mapping[str, Any]) -> None:
+    """The feature-file header (format, version, protoview version, time), then ``attrs``,
+    then ``complete = True`` last: a file without it was cut off and is never trusted."""
+    from protoview import __version__
+
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "protoview_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with atomic_path(where) as tmp, h5py.File(tmp, "w") as handle:
-        for name, values in checked.items():
-            handle.create_dataset(name, data=values)
-        for key, value in {**header, **dict(attrs)}.items():
-            if key != "complete":
-                handle.attrs[key] = _attr_value(value)
-        handle.attrs["complete"] = True
+    for key, value in {**header, **dict(attrs)}.items():
+        if key != "complete":
+            handle.attrs[key] = _attr_value(value)
+    handle.attrs["complete"] = True
 
 
 def open_feature_file(

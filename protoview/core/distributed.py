@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +251,7 @@ def merge_shards(
     """
     import h5py
 
-    from protoview import __version__
-    from protoview.core._data_featurefile import FORMAT_NAME, FORMAT_VERSION, _attr_value
+    from protoview.core._data_featurefile import write_feature_attrs
     from protoview.core.atomic import atomic_path
 
     target = Path(out).expanduser().absolute()
@@ -292,23 +291,13 @@ def merge_shards(
         expected = stop
     if expected != total:
         raise SnapshotError(target, f"the shards cover {expected} of {total} samples")
-    header = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "protoview_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as handle:
         for name, (shape, dtype) in layouts.items():
             layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
             for rel, start, stop, shapes in sources:
                 layout[start:stop] = h5py.VirtualSource(rel, name, shape=shapes[name])
             handle.create_virtual_dataset(name, layout)
-        extra = {"shards": [rel for rel, *_ in sources]}
-        for key, value in {**header, **attrs, **extra}.items():
-            if key != "complete":
-                handle.attrs[key] = _attr_value(value)
-        handle.attrs["complete"] = True
+        write_feature_attrs(handle, {**attrs, "shards": [rel for rel, *_ in sources]})
 
 
 def _remove_stale_shards(out: Path, world_size: int) -> None:
