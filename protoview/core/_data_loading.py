@@ -94,12 +94,12 @@ class BatchRunner:
         self.model, self.device, self.chunk = model, device, batch_size
         self.amp_dtype = torch.float16 if amp and device.type == "cuda" else None
         self.notes: list[str] = []
-        self.fell_back = False
+        self.fell_back = ""  # the note saying the GPU failed and the CPU took over, if it did
 
     def _to_cpu(self, exc: BaseException) -> None:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        self.notes.append(f"the {self.device} device failed ({first}); continued on the CPU")
-        self.fell_back = True
+        self.fell_back = f"the {self.device} device failed ({first}); continued on the CPU"
+        self.notes.append(self.fell_back)
         self.device, self.amp_dtype = torch.device("cpu"), None
         self.model.to(self.device)
 

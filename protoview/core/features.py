@@ -158,9 +158,8 @@ def extract_features(
         model.train(was_training)
     seconds = time.perf_counter() - started
     notes = list(dict.fromkeys(runner.notes))
-    for note in runner.notes:
-        if "continued on the CPU" in note:
-            warnings.warn(ProtoviewWarning(note), stacklevel=2)
+    if runner.fell_back:
+        warnings.warn(ProtoviewWarning(runner.fell_back), stacklevel=2)
     if problems:
         message = f"{len(problems)} image(s) could not be decoded and were read as blank images (first: {problems[0]})"
         notes.append(message)
