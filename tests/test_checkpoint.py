@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from protoview.core import archs
+from protoview.core.checkpoint import archs
 from protoview.core.checkpoint import file_sha256, inspect_checkpoint, load_checkpoint
 from protoview.core.heads import CosineLinear, SplitCosineLinear, reduce_proxies
 from protoview.core.warnings import ProtoviewWarning
@@ -128,7 +128,7 @@ def test_protoview_checkpoint_newer_version_and_file_arch_refused(tmp_path, test
 
 
 def test_demo_cnn_architecture(tmp_path):
-    demo_model = pytest.importorskip("protoview.core.demo_model")
+    demo_model = pytest.importorskip("protoview.core.demo")
     kwargs = {"head": "cosine", "num_classes": 10, "nb_proxy": 3, "feature_dim": 64, "sigma": True}
     original = fx.randomize_bn(demo_model.build_demo_model(**kwargs))
     transform = {"size": [8, 8], "channels": 1, "mean": [0.3], "std": [0.4]}
@@ -143,7 +143,7 @@ def test_committed_demo_checkpoints(head):
     path = REPO / "resources" / "demo" / f"demo_{head}.pt"
     if not path.exists():
         pytest.skip(f"{path} is not trained yet")
-    pytest.importorskip("protoview.core.demo_model")
+    pytest.importorskip("protoview.core.demo")
     info = inspect_checkpoint(path)
     if head == "cosine":
         assert "cosine head: 10 classes x 3 proxies" in info.describe()

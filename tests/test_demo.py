@@ -10,22 +10,20 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from protoview.core import demo
 from protoview.core.demo import (
     DEMO_CLASS_NAMES,
     DEMO_TRANSFORM,
     SHIFTS,
     apply_shift,
-    demo_arrays,
-    demo_checkpoint_path,
-    demo_split_indices,
-)
-from protoview.core.demo_model import (
     build_demo_model,
     demo_accuracy,
+    demo_arrays,
+    demo_checkpoint_path,
     demo_inputs,
+    demo_split_indices,
     train_demo_models,
 )
+from protoview.core.demo import _data as demo
 from protoview.core.heads import CosineLinear
 from protoview.errors import CheckpointError, ParameterError, SnapshotError
 
@@ -353,7 +351,7 @@ def test_training_into_an_impossible_folder(tmp_path):
     with pytest.raises(SnapshotError, match="output folder"):
         train_demo_models(blocker / "demo", epochs=1, train_limit=32)
     with pytest.raises(ParameterError, match="epochs"):  # the CLI's entry point forwards
-        demo.train_demo_models(tmp_path, epochs=0)
+        train_demo_models(tmp_path, epochs=0)
 
 
 @pytest.mark.slow

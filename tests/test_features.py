@@ -411,7 +411,7 @@ def test_feature_file_errors(tmp_path):
 
 
 def test_demo_model_on_demo_data():
-    demo_model = pytest.importorskip("protoview.core.demo_model")
+    demo_model = pytest.importorskip("protoview.core.demo")
     model = demo_model.build_demo_model()
     dataset = open_dataset("demo")
     result = extract_features(model, dataset, batch_size=100)

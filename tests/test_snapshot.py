@@ -831,7 +831,7 @@ def test_documented_plain_h5py_example_runs(
 
 def test_documentation_lists_every_field():
     doc = (REPO / "docs" / "snapshot-format.md").read_text(encoding="utf-8")
-    from protoview.core.snapshot import _SCHEMA, _TIMELINE_FIELDS
+    from protoview.core.snapshot._layout import _SCHEMA, _TIMELINE_FIELDS
 
     for group, fields in _SCHEMA.items():
         for name in fields:

@@ -155,7 +155,7 @@ def _reusable(path: Path, key: str, start: int, stop: int) -> bool:
         return False
     import h5py
 
-    from protoview.core._data_featurefile import FORMAT_NAME
+    from protoview.core.data._featurefile import FORMAT_NAME
 
     try:
         with h5py.File(path, "r") as handle:
@@ -251,7 +251,7 @@ def merge_shards(
     """
     import h5py
 
-    from protoview.core._data_featurefile import write_feature_attrs
+    from protoview.core.data._featurefile import write_feature_attrs
     from protoview.core.atomic import atomic_path
 
     target = Path(out).expanduser().absolute()

@@ -4,7 +4,7 @@
 returns float32 numpy arrays; :func:`cached_features` does the same through a cache of
 protoview feature files keyed by :func:`feature_cache_key`; :func:`write_feature_file` /
 :func:`read_feature_file` are the ``protoview extract --out`` format (see
-``protoview.core._data_featurefile`` for the layout).
+``protoview.core.data._featurefile`` for the layout).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from protoview.core._data_featurefile import (
+from protoview.core.data._featurefile import (
     FORMAT_NAME,
     FeatureSet,
     read_feature_arrays,
     write_feature_arrays,
 )
-from protoview.core._data_loading import BatchRunner, default_num_workers, iterate_batches
+from protoview.core.data._loading import BatchRunner, default_num_workers, iterate_batches
 from protoview.core.device import pick_device
 from protoview.core.model import SplitModel
 from protoview.core.warnings import ProtoviewWarning

@@ -80,10 +80,9 @@ def default_open(req: OpenRequest, progress=None, cancel=None):
 
 
 def default_warm_up(message: Callable[[str], None]) -> float:
-    from protoview.core.adapt import warm_up as warm_up_adaptation
-    from protoview.core.projection import warm_up
+    from protoview.core.session import warm_up
 
-    return warm_up(message) + warm_up_adaptation()
+    return warm_up(message)
 
 
 class ComputeWorker(QtCore.QThread):

@@ -1,18 +1,17 @@
 """``protoview adapt`` / ``cluster`` / ``assign``: the science core, headless.
 
-Registered onto the main parser by :mod:`protoview.cli`; light to import like it.
+Registered onto the main parser by :mod:`protoview.cli._main`; light to import like it.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
-Handler = Callable[[argparse.Namespace], int]
+from protoview.cli._common import Handler, add_model_args, progress_printer, say
 
 
-def register(parser: argparse.ArgumentParser, handlers: dict[str, Handler], add_model_args) -> None:
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
+    """Add adapt / cluster / assign to the main parser's subcommands."""
 
     p = sub.add_parser("adapt", help="run test-time adaptation (TSD or a baseline) and record the run")
     add_model_args(p)
@@ -70,18 +69,17 @@ def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from protoview.cli import _progress_printer, _say
     from protoview.core.session import Session, StepRequest
 
-    session = Session.open(_open_request(args, adapt=True), progress=_progress_printer("extract"))
-    _say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
+    session = Session.open(_open_request(args, adapt=True), progress=progress_printer("extract"))
+    say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
     )
-    session.step(req, progress=_progress_printer(args.method))
+    session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]
-    _say(
+    say(
         f"after {last.step} steps of {args.method}: online accuracy {last.online_accuracy:.1%}, "
         f"full-set accuracy {last.full_accuracy:.1%}"
     )
@@ -89,18 +87,17 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         from protoview.core.snapshot import write_snapshot
 
         write_snapshot(args.out, session.to_snapshot())
-        _say(f"wrote {args.out}")
+        say(f"wrote {args.out}")
     return 0
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from protoview.cli import _progress_printer, _say
     from protoview.core.session import KMeansRequest, Session
 
-    session = Session.open(_open_request(args), progress=_progress_printer("extract"))
+    session = Session.open(_open_request(args), progress=progress_printer("extract"))
     state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed, init=args.init))
     m = state.metrics
-    _say(
+    say(
         f"k-means: {args.k} prototypes in {m.get('kmeans_seconds', float('nan')) * 1000:.0f} ms; "
         f"NMI {m.get('nmi', float('nan')):.3f}, ARI {m.get('ari', float('nan')):.3f}, "
         f"matched accuracy {m.get('hungarian_accuracy', float('nan')):.1%}"
@@ -109,22 +106,21 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         from protoview.core.snapshot import write_snapshot
 
         write_snapshot(args.out, session.to_snapshot())
-        _say(f"wrote {args.out}")
+        say(f"wrote {args.out}")
     return 0
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from protoview.cli import _progress_printer, _say
     from protoview.core.session import KMeansRequest, Session, SinkhornRequest
 
-    session = Session.open(_open_request(args), progress=_progress_printer("extract"))
+    session = Session.open(_open_request(args), progress=progress_printer("extract"))
     if args.target == "prototypes":
         session.kmeans(KMeansRequest(k=args.k, seed=args.seed))
     state = session.sinkhorn(SinkhornRequest(target=args.target, epsilon=args.epsilon, n_iters=args.iters))
     counts = np.bincount(state.assignment[state.assignment >= 0])
-    _say(
+    say(
         f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {args.target}: "
         f"{len(counts)} groups, sizes {counts.min()}..{counts.max()}, "
         f"{state.metrics.get('sinkhorn_seconds', float('nan')) * 1000:.1f} ms"
@@ -133,5 +129,5 @@ def cmd_assign(args: argparse.Namespace) -> int:
         from protoview.core.snapshot import write_snapshot
 
         write_snapshot(args.out, session.to_snapshot())
-        _say(f"wrote {args.out}")
+        say(f"wrote {args.out}")
     return 0

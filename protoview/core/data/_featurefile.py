@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from protoview.core._data_base import check_labels, default_class_names
+from protoview.core.data._base import check_labels, default_class_names
 from protoview.errors import DatasetError, ProtoviewError
 
 FORMAT_NAME = "protoview-features"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from protoview.core._data_base import (
+from protoview.core.data._base import (
     ProtoviewDataset,
     check_labels,
     check_transform,

@@ -1,16 +1,7 @@
-"""The demo's small CNN: a BatchNorm featurizer (8x8 grey images -> 64-d) and a head.
+"""Training the demo checkpoints (``protoview demo train``) and their report card.
 
-The featurizer is a plain ``nn.Sequential`` that reads top to bottom::
-
-    conv3x3(1 -> 32)  - BatchNorm - ReLU        8x8
-    conv3x3(32 -> 64) - BatchNorm - ReLU        8x8
-    maxpool 2                                   4x4
-    conv3x3(64 -> D)  - BatchNorm - ReLU        4x4
-    global average pool, flatten                D features
-
-The classifier is ``nn.Linear(D, C)`` (``head="linear"``) or PyCIL's
-``CosineLinear(D, C, nb_proxy, to_reduce=True, sigma=sigma)`` (``head="cosine"``).
-BatchNorm is there on purpose: test-time adaptation (TSD, Tent) adapts its statistics.
+Both heads are trained on the clean source part of the digits with the same recipe; the
+checkpoint files, and a ``card.json`` with their accuracies, are written atomically.
 """
 
 from __future__ import annotations
@@ -30,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protoview.core.atomic import atomic_path
-from protoview.core.demo import (
+from protoview.core.demo._data import (
     BLUR_SIGMA,
     CONTRAST_KEEP,
     DEMO_CLASS_NAMES,
@@ -42,116 +33,9 @@ from protoview.core.demo import (
     SHIFTS,
     demo_arrays,
 )
-from protoview.core.heads import CosineLinear
+from protoview.core.demo._model import DEMO_ARCH, build_demo_model, check_count, demo_inputs
 from protoview.core.model import SplitModel
 from protoview.errors import ParameterError, SnapshotError
-
-DEMO_ARCH = "protoview-demo-cnn"
-
-
-def build_demo_model(
-    head: str = "linear",
-    num_classes: int = 10,
-    nb_proxy: int = 1,
-    feature_dim: int = 64,
-    sigma: bool = True,
-) -> SplitModel:
-    """Build the (untrained) demo CNN.
-
-    Parameters
-    ----------
-    head:
-        ``"linear"`` or ``"cosine"``.
-    num_classes:
-        C >= 1, the number of logits.
-    nb_proxy:
-        P >= 1, proxies (weight rows) per class; must be 1 for the linear head.
-    feature_dim:
-        D >= 1, the feature size (channels of the last convolution).
-    sigma:
-        cosine head only: whether it has PyCIL's learnable scale ``sigma``.
-
-    Returns
-    -------
-    SplitModel
-        ``featurizer``: ``(N, 1, 8, 8)`` float32 -> ``(N, D)``; ``classifier``:
-        ``(N, D)`` -> ``(N, C)`` logits. State dict keys ``featurizer.*`` and
-        ``classifier.weight`` + ``classifier.bias`` (linear) / ``classifier.sigma`` (cosine).
-
-    Raises
-    ------
-    ParameterError
-        For an unknown head or a count below 1 (``where`` names the parameter).
-    """
-    if head not in DEMO_HEADS:
-        raise ParameterError(
-            "head", f"unknown demo head {head!r}; valid heads: {', '.join(DEMO_HEADS)}"
-        )
-    _check_count("num_classes", num_classes)
-    _check_count("nb_proxy", nb_proxy)
-    _check_count("feature_dim", feature_dim)
-    if head == "linear" and nb_proxy != 1:
-        raise ParameterError(
-            "nb_proxy", f"the linear head has one proxy per class, got nb_proxy={nb_proxy}"
-        )
-    num_classes, nb_proxy, feature_dim = int(num_classes), int(nb_proxy), int(feature_dim)
-    featurizer = demo_featurizer(feature_dim)
-    if head == "linear":
-        classifier: nn.Module = nn.Linear(feature_dim, num_classes)
-    else:
-        classifier = CosineLinear(
-            feature_dim, num_classes, nb_proxy, to_reduce=True, sigma=bool(sigma)
-        )
-    return SplitModel(featurizer, classifier)
-
-
-def demo_featurizer(feature_dim: int = 64) -> nn.Sequential:
-    """The featurizer alone: ``(N, 1, 8, 8)`` float32 -> ``(N, feature_dim)`` (>= 0, after ReLU)."""
-    _check_count("feature_dim", feature_dim)
-    feature_dim = int(feature_dim)
-    return nn.Sequential(
-        nn.Conv2d(1, 32, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, feature_dim, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(feature_dim),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-    )
-
-
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ParameterError(name, f"must be an integer >= 1, got {value!r}")
-
-
-# --- evaluation -----------------------------------------------------------------------
-
-
-def demo_inputs(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
-    """Model input from demo images: ``(images - mean) / std`` with ``DEMO_TRANSFORM``.
-
-    Parameters
-    ----------
-    images: (N, 1, 8, 8) float array in [0, 1].
-    device: where the tensor goes (default CPU).
-
-    Returns
-    -------
-    (N, 1, 8, 8) float32 tensor.
-    """
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim != 4 or array.shape[1:] != (1, 8, 8):
-        raise ParameterError(
-            "images", f"expected demo images of shape (N, 1, 8, 8), got {array.shape}"
-        )
-    mean, std = DEMO_TRANSFORM.mean[0], DEMO_TRANSFORM.std[0]
-    return ((torch.from_numpy(array.copy()) - mean) / std).to(device or "cpu")
 
 
 @torch.no_grad()
@@ -243,11 +127,11 @@ def train_demo_models(
     dict: per head ``{"path", "clean_accuracy", "shift_accuracy", "bn_adapted_accuracy",
     "seconds"}``, plus ``"card"`` (path of ``card.json``).
     """
-    _check_count("epochs", epochs)
+    check_count("epochs", epochs)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ParameterError("seed", f"must be an integer >= 0, got {seed!r}")
     if train_limit is not None:
-        _check_count("train_limit", train_limit)
+        check_count("train_limit", train_limit)
     unknown = [h for h in heads if h not in DEMO_HEADS]
     if unknown or not heads:
         raise ParameterError("heads", f"choose among {', '.join(DEMO_HEADS)}, got {list(heads)!r}")

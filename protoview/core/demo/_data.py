@@ -26,7 +26,6 @@ import importlib.resources
 import numbers
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -140,15 +139,6 @@ def demo_checkpoint_path(head: str = "linear") -> Path:
             path, "the demo checkpoint is missing; recreate it with 'protoview demo train'"
         )
     return path
-
-
-def train_demo_models(
-    out_dir: str | Path, epochs: int = DEMO_EPOCHS, seed: int = 0, **options: Any
-) -> dict:
-    """Train and save both demo checkpoints; see :func:`protoview.core.demo_model.train_demo_models`."""
-    from protoview.core.demo_model import train_demo_models as train
-
-    return train(out_dir, epochs=epochs, seed=seed, **options)
 
 
 # --- the split ------------------------------------------------------------------------

@@ -19,18 +19,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from protoview.core._ckpt_build import Assembled, assemble
-from protoview.core._ckpt_heads import ProxyHint, adopt_head
-from protoview.core._ckpt_layout import Contents, clean_state, first_non_finite, interpret
-from protoview.core._ckpt_read import check_readable_file, file_sha256, read_checkpoint
-from protoview.core._ckpt_split import (
+from protoview.core.checkpoint._build import Assembled, assemble
+from protoview.core.checkpoint._heads import ProxyHint, adopt_head
+from protoview.core.checkpoint._layout import Contents, clean_state, first_non_finite, interpret
+from protoview.core.checkpoint._read import check_readable_file, file_sha256, read_checkpoint
+from protoview.core.checkpoint._split import (
     DictOutputFeaturizer,
     apply_split,
     as_tensor_output,
     find_split,
     probe_input,
 )
-from protoview.core.archs import ArchSpec, resolve_arch
+from protoview.core.checkpoint.archs import ArchSpec, resolve_arch
 from protoview.core.heads import describe_head
 from protoview.core.model import ModelInfo, SplitModel, TransformSpec
 from protoview.core.warnings import ProtoviewWarning
@@ -57,7 +57,7 @@ def load_checkpoint(
     ----------
     path: the checkpoint file.
     arch: architecture for weights-only files: a torchvision / timm name or
-        ``"FILE.py:build_fn"`` (see :mod:`protoview.core.archs`); overrides a stored one.
+        ``"FILE.py:build_fn"`` (see :mod:`protoview.core.checkpoint.archs`); overrides a stored one.
     trust: allow unpickling Python code (only for files the user trusts).
     num_classes: the class count of the data (used to infer proxies per class of cosine
         heads that do not store it, e.g. PyCIL's).

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from protoview.core._ckpt_read import RawCheckpoint
+from protoview.core.checkpoint._read import RawCheckpoint
 from protoview.core.model import TransformSpec
 from protoview.errors import CheckpointError
 

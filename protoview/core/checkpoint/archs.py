@@ -32,7 +32,7 @@ from protoview.errors import CheckpointError
 
 
 def _build_demo_cnn(**kwargs: Any) -> nn.Module:
-    from protoview.core.demo_model import build_demo_model  # lazy: written separately
+    from protoview.core.demo import build_demo_model  # lazy: only this architecture needs the demo
 
     return build_demo_model(**kwargs)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from protoview.core._data_base import ArrayImageDataset, check_labels, short_digest
+from protoview.core.data._base import ArrayImageDataset, check_labels, short_digest
 from protoview.core.model import TransformSpec
 from protoview.errors import DatasetError
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from protoview.core._ckpt_heads import ProxyHint, head_from_state
-from protoview.core._ckpt_layout import Layout, detect_layout, remap_state, strip_prefix
-from protoview.core._ckpt_split import (
+from protoview.core.checkpoint._heads import ProxyHint, head_from_state
+from protoview.core.checkpoint._layout import Layout, detect_layout, remap_state, strip_prefix
+from protoview.core.checkpoint._split import (
     SplitPlan,
     apply_split,
     find_split,
     get_submodule,
     replace_submodule,
 )
-from protoview.core.archs import ArchSpec
+from protoview.core.checkpoint.archs import ArchSpec
 from protoview.errors import CheckpointError
 
 _COMMON_HEAD_KEYS = ("fc.weight", "classifier.weight", "head.weight", "heads.head.weight", "classifier.fc.weight")

@@ -1,0 +1,200 @@
+"""``protoview demo`` / ``info`` / ``extract`` / ``export`` / ``gui``: files in, files out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+from protoview.cli._common import (
+    Handler,
+    add_model_args,
+    load_model,
+    model_features,
+    progress_printer,
+    say,
+)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    path = args.path
+    from protoview.core.snapshot import hdf5_format
+
+    if path.lower().endswith((".h5", ".hdf5")) and hdf5_format(path) == "protoview-features":
+        from protoview.core.data import open_dataset
+
+        features = open_dataset(path)
+        acc = ""
+        if features.predictions is not None and (features.labels >= 0).any():
+            known = features.labels >= 0
+            acc = f"; accuracy {(features.predictions[known] == features.labels[known]).mean():.1%}"
+        say(f"{features.description}{acc}")
+        for key in ("checkpoint", "checkpoint_sha256", "dataset", "device"):
+            if features.attrs.get(key):
+                say(f"  {key}: {features.attrs[key]}")
+        return 0
+    if path.lower().endswith((".h5", ".hdf5")):
+        from protoview.core.snapshot import snapshot_summary
+
+        say(snapshot_summary(path))
+        return 0
+    from protoview.core.checkpoint import inspect_checkpoint
+
+    info = inspect_checkpoint(
+        path, args.arch, trust=args.trust_checkpoint, num_classes=args.num_classes,
+        nb_proxy=args.nb_proxy, split=args.split,
+    )
+    say(info.describe())
+    return 0
+
+
+def _extract_distributed(args: argparse.Namespace, env) -> int:
+    """``protoview extract`` under torchrun: a shard per rank, merged by rank 0."""
+    from protoview.core.data import open_dataset
+    from protoview.core.distributed import distributed_extract, shard_folder
+
+    def load():
+        model = load_model(args)
+        info = model.info
+        dataset = open_dataset(args.data, info.transform if info else None, num_classes=info.head.num_classes if info else None)
+        return model, dataset
+
+    summary = distributed_extract(
+        env, args.out, load, batch_size=args.batch_size, device=args.device,
+        progress=progress_printer("extract"), say=say,
+    )
+    if env.rank == 0:
+        say(
+            f"wrote {args.out}: {summary['total']} samples from {env.world_size} ranks "
+            f"(shards in {shard_folder(args.out)}, on {','.join(summary['devices']) or '-'})"
+        )
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from protoview.core.distributed import torchrun_env
+
+    env = torchrun_env()
+    if env is not None:
+        return _extract_distributed(args, env)
+    from protoview.core.features import write_feature_file
+
+    model, dataset, result = model_features(args)
+    from protoview.core.features import feature_file_attrs
+
+    write_feature_file(args.out, result, attrs=feature_file_attrs(model, dataset))
+    say(
+        f"wrote {args.out}: {result.features.shape[0]} samples x {result.features.shape[1]} features "
+        f"({result.images_per_second:.0f} images/s on {result.device})"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from protoview.core.snapshot import write_snapshot
+    from protoview.core.state import build_state, state_to_snapshot
+
+    model, dataset, result = model_features(args)
+    state = build_state(model, dataset, result, seed=args.seed, with_map=not args.no_map)
+    write_snapshot(args.out, state_to_snapshot(state))
+    say(f"wrote {args.out}: {state.summary()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        from protoview.core.demo import train_demo_models
+
+        kwargs = {"seed": args.seed}
+        if args.epochs:
+            kwargs["epochs"] = args.epochs
+        out = args.out or os.path.join(os.getcwd(), "resources", "demo")
+        report = train_demo_models(out, **kwargs)
+        say(f"trained demo checkpoints into {out}: {report}")
+        return 0
+    return run_headless_demo(head=args.head, shift=args.shift, severity=args.severity, seed=args.seed, out=args.out, say=say)
+
+
+def run_headless_demo(
+    *,
+    head: str = "cosine",
+    shift: str = "noise",
+    severity: int = 3,
+    seed: int = 0,
+    out: str | None = None,
+    say: Callable[[str], None] = print,
+) -> int:
+    """Run the demo end to end without a window; returns the exit code (0).
+
+    Loads the committed demo checkpoint, extracts features of the clean and the shifted
+    test part, prints both accuracies, computes centers / proxies and the joint map, and
+    writes a snapshot to ``out`` when given.
+    """
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import open_dataset
+    from protoview.core.demo import demo_checkpoint_path
+    from protoview.core.features import extract_features
+    from protoview.core.state import build_state, state_to_snapshot
+
+    t0 = time.perf_counter()
+    model = load_checkpoint(demo_checkpoint_path(head))
+    say(f"demo checkpoint: {model.info.head.describe()}")
+    clean = extract_features(model, open_dataset("demo:none", model.info.transform))
+    data = open_dataset(f"demo:{shift}:{severity}", model.info.transform)
+    result = extract_features(model, data)
+    acc_clean = float((clean.logits.argmax(1) == clean.labels).mean())
+    acc_shift = float((result.logits.argmax(1) == result.labels).mean())
+    say(f"accuracy on the clean test part:      {acc_clean:.1%} ({len(clean.labels)} images)")
+    say(f"accuracy on '{shift}' (severity {severity}): {acc_shift:.1%}")
+    state = build_state(model, data, result, seed=seed)
+    say(f"map: {state.summary()} in {state.metrics['map_seconds']:.1f} s")
+    if out:
+        from protoview.core.snapshot import write_snapshot
+
+        state.attrs["method"] = "none"
+        write_snapshot(out, state_to_snapshot(state))
+        say(f"wrote snapshot {out}")
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from protoview.gui.app import run_app
+
+    return run_app(getattr(args, "checkpoint", None), getattr(args, "data", None))
+
+
+def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
+    """Add demo / info / extract / export / gui to the main parser's subcommands."""
+    p = sub.add_parser("demo", help="the built-in demo: run it headless, or retrain its checkpoints")
+    p.add_argument("action", nargs="?", default="run", choices=("run", "train"))
+    p.add_argument("--shift", default="noise", help="noise, blur, contrast, rotation, mix or none (default noise)")
+    p.add_argument("--severity", type=int, default=3, help="1..5 (default 3)")
+    p.add_argument("--head", default="cosine", choices=("linear", "cosine"))
+    p.add_argument("--out", help="run: also write a snapshot here; train: output folder (default: resources/demo)")
+    p.add_argument("--epochs", type=int, help="train: epochs")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("info", help="describe a checkpoint, a snapshot or a features file")
+    p.add_argument("path")
+    p.add_argument("--arch")
+    p.add_argument("--trust-checkpoint", action="store_true")
+    p.add_argument("--split")
+    p.add_argument("--nb-proxy", type=int)
+    p.add_argument("--num-classes", type=int, help="class count, used to infer proxies per class of PyCIL checkpoints")
+
+    p = sub.add_parser("extract", help="extract features of a dataset into an HDF5 file")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="output features file (.h5)")
+
+    p = sub.add_parser("export", help="compute the map, centers and proxies and write an HDF5 snapshot")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="output snapshot file (.h5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-map", action="store_true", help="skip the UMAP map (embeddings are NaN)")
+
+    p = sub.add_parser("gui", help="open the window (the default when no command is given)")
+    p.add_argument("checkpoint", nargs="?")
+    p.add_argument("data", nargs="?")
+    handlers.update(demo=cmd_demo, info=cmd_info, extract=cmd_extract, export=cmd_export, gui=cmd_gui)
