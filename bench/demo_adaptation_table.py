@@ -23,8 +23,13 @@ import numpy as np
 import torch
 
 from protoview.core.adapt import AdaptRun, make_adapter
-from protoview.core.demo import SHIFTS, demo_arrays, demo_checkpoint_path
-from protoview.core.demo_model import build_demo_model, demo_inputs
+from protoview.core.demo import (
+    SHIFTS,
+    build_demo_model,
+    demo_arrays,
+    demo_checkpoint_path,
+    demo_inputs,
+)
 
 # Defaults for the demo CNN, chosen with --grid (mean accuracy over the five shifts, both
 # heads): TSD keeps the authors' lr 1e-4 / filter_K 100 (lr 1e-3 loses ~1 point on the

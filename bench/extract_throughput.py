@@ -46,7 +46,7 @@ def demo_model() -> SplitModel | None:
     except Exception:  # the loader or the checkpoint may not exist yet: use random weights
         pass
     try:
-        from protoview.core.demo_model import build_demo_model
+        from protoview.core.demo import build_demo_model
     except ImportError:
         return None
     return build_demo_model()

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.cases import CASES, Context, Row  # noqa: E402
+from bench._common import Context, Row  # noqa: E402
+from bench.cases import CASES  # noqa: E402
 
 
 def machine() -> dict:
