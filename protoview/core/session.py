@@ -27,7 +27,9 @@ Cancel = Callable[[], bool] | None
 @dataclass(frozen=True)
 class OpenRequest:
     """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
-    data: any dataset spec of :func:`protoview.core.data.open_dataset`."""
+    data: any dataset spec of :func:`protoview.core.data.open_dataset`; arch, trust,
+    nb_proxy, split: as the command line's ``--arch`` ...; preprocess: ``--preprocess``
+    (None: the model's own, see :mod:`protoview.core.preprocess`)."""
 
     checkpoint: str = "demo:cosine"
     data: str = "demo:noise:3"
@@ -38,6 +40,65 @@ class OpenRequest:
     device: str | None = None
     seed: int = 0
     adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
+    preprocess: str | None = None
+
+
+def checkpoint_path(checkpoint: str) -> str:
+    """The file of ``checkpoint``: itself, or the demo's for ``demo`` / ``demo:linear`` / ``demo:cosine``."""
+    if checkpoint in ("demo", "demo:linear", "demo:cosine"):
+        from protoview.core.demo import demo_checkpoint_path
+
+        return str(demo_checkpoint_path(checkpoint.partition(":")[2] or "cosine"))
+    return checkpoint
+
+
+def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, Any]:
+    """Load the checkpoint and the dataset of ``req`` so that they fit each other.
+
+    - Preprocessing: ``req.preprocess``, else the model's own (checkpoint, timm, torchvision,
+      built-in), else the default with one warning naming ``--preprocess`` (``warn``); the
+      built-in demo data keep their own when the model says nothing.
+    - Proxies per class: a cosine head whose ``nb_proxy`` is neither stored nor given is
+      matched to the data's class count (rows = classes x proxies), with a note; when the
+      rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
+    - Labels are checked against the head's classes.
+
+    Returns (SplitModel, dataset or FeatureSet).
+    """
+    import warnings
+
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import FeatureSet, fit_classes, open_dataset
+    from protoview.core.preprocess import default_warning
+    from protoview.core.warnings import ProtoviewWarning
+
+    path = checkpoint_path(req.checkpoint)
+    options = dict(trust=req.trust, nb_proxy=req.nb_proxy, split=req.split, preprocess=req.preprocess)
+    model = load_checkpoint(path, req.arch, **options)
+    info = model.info
+    demo_data = req.data.strip() == "demo" or req.data.strip().startswith("demo:")
+    own = None if demo_data and info.transform_source == "default" else info.transform
+    dataset = open_dataset(req.data, own)
+    images = not isinstance(dataset, FeatureSet)
+    if images:
+        dataset.transform_source = "built-in (demo data)" if own is None else info.transform_source
+    classes = len(getattr(dataset, "class_names", []) or [])
+    rows = info.head.num_proxies
+    if info.nb_proxy_from == "assumed" and classes and rows != classes:
+        if rows % classes:
+            raise ParameterError(
+                "--nb-proxy",
+                f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
+                f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
+            )
+        with warnings.catch_warnings():  # the first load already said everything else
+            warnings.simplefilter("ignore")
+            model = load_checkpoint(path, req.arch, num_classes=classes, **options)
+        info = model.info
+    fit_classes(dataset, info.head.num_classes)
+    if warn and images and info.transform_source == "default" and own is not None:
+        warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
+    return model, dataset
 
 
 @dataclass(frozen=True)
@@ -114,21 +175,7 @@ class Session:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
-        from protoview.core.checkpoint import load_checkpoint
-        from protoview.core.data import open_dataset
-
-        if req.checkpoint.startswith("demo"):
-            from protoview.core.demo import demo_checkpoint_path
-
-            path = demo_checkpoint_path(req.checkpoint.partition(":")[2] or "cosine")
-        else:
-            path = req.checkpoint
-        model = load_checkpoint(
-            path, req.arch, trust=req.trust, nb_proxy=req.nb_proxy, split=req.split
-        )
-        dataset = open_dataset(
-            req.data, model.info.transform, num_classes=model.info.head.num_classes
-        )
+        model, dataset = open_model_and_data(req)
         session = cls(model=model, dataset=dataset, request=req, device=req.device)
         if req.adapt:
             session._check_adaptable()
@@ -247,13 +294,27 @@ class Session:
         )
 
     def _describe_state(self) -> None:
+        from protoview.core.data import preprocess_attrs
+
         info = self.model.info
         self.state.attrs.update(
             checkpoint=info.path if info else "",
             checkpoint_sha256=info.sha256 if info else "",
             dataset=getattr(self.dataset, "description", ""),
             step=self.history[-1].step if self.history else 0,
+            **preprocess_attrs(self.dataset),
         )
+
+    def input_preview(self, index: int = 0):
+        """Sample ``index`` as stored and as the model sees it, with its preprocessing.
+
+        Returns (thumbnail uint8, model input as uint8 pixels, (min, max) of the input's
+        values, the transform's description), or None for precomputed features.
+        """
+        if self.is_feature_file or not hasattr(self.dataset, "preview"):
+            return None
+        thumb, seen, (low, high) = self.dataset.preview(int(index))
+        return thumb, seen, (low, high), self.dataset.transform.describe()
 
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):

@@ -4,7 +4,9 @@ An image dataset is a ``torch.utils.data.Dataset`` yielding ``(x, y)``: ``x`` fl
 ``(C, H, W)`` resized and normalised by the :class:`~protoview.core.model.TransformSpec`,
 ``y`` an int (``-1`` unknown). It also has ``labels`` (N,) int64, ``class_names``,
 ``identity()`` (part of the feature-cache key), ``description``, ``source`` and
-``thumbnail(i)``. Precomputed features open as a :class:`FeatureSet` instead.
+``thumbnail(i)``, ``set_transform`` / ``transform_source`` and ``preview(i)`` (the image as
+stored and as the model sees it). Precomputed features open as a :class:`FeatureSet` instead.
+How images become model inputs is :mod:`protoview.core.preprocess` (``--preprocess``).
 
 Spellings accepted by :func:`open_dataset`::
 
@@ -23,7 +25,13 @@ here plus one branch in ``_open.open_dataset``.
 """
 
 from protoview.core.data._arrays import npz_images_dataset
-from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset
+from protoview.core.data._base import (
+    ArrayImageDataset,
+    ProtoviewDataset,
+    display_pixels,
+    fit_classes,
+    preprocess_attrs,
+)
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
     FeatureSet,
@@ -41,9 +49,12 @@ __all__ = [
     "ImageFolderDataset",
     "ProtoviewDataset",
     "default_transform",
+    "display_pixels",
+    "fit_classes",
     "npz_images_dataset",
     "open_dataset",
     "open_feature_file",
+    "preprocess_attrs",
     "write_feature_arrays",
     "write_feature_attrs",
 ]
