@@ -31,7 +31,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             known = features.labels >= 0
             acc = f"; accuracy {(features.predictions[known] == features.labels[known]).mean():.1%}"
         say(f"{features.description}{acc}")
-        for key in ("checkpoint", "checkpoint_sha256", "dataset", "device"):
+        for key in ("checkpoint", "checkpoint_sha256", "dataset", "preprocess", "preprocess_source", "device"):
             if features.attrs.get(key):
                 say(f"  {key}: {features.attrs[key]}")
         return 0
