@@ -115,7 +115,7 @@ def test_fields_override_a_preset_or_the_model_own():
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("mean=0.5,0.5", "mean has 2 values for 3 channels"),
+        ("mean=0.5,0.5", "mean has 2 values; give 1 value, or one per channel (1 or 3)"),
         ("size=32,mean=0.5,0.5,std=0.2", "mean has 2 values for 3 channels"),
         ("size=0", "size must be at least 1 pixel"),
         ("size=32x0,mean=0,std=1", "at least 1 pixel"),

@@ -163,8 +163,6 @@ def run_headless_demo(
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    from protoview.gui.app import run_app
-
     options = {key: getattr(args, key, None) for key in ("arch", "split", "nb_proxy", "preprocess", "device")}
     if any(value is not None for value in options.values()) and not getattr(args, "checkpoint", None):
         from protoview.errors import ParameterError
@@ -179,6 +177,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from protoview.errors import ParameterError
 
         raise ParameterError("--nb-proxy", f"must be a positive integer, got {options['nb_proxy']}")
+    from protoview.gui.app import run_app
+
     return run_app(getattr(args, "checkpoint", None), getattr(args, "data", None), **options)
 
 

@@ -323,11 +323,16 @@ def parse_preprocess(text: str | None) -> PreprocessOption | None:
     option = PreprocessOption(raw, preset, converted)
     if option.complete:
         option.apply(DEFAULT)  # all of it is known: check it whole now
-    else:
+    else:  # the rest comes from the model: check what can be checked without it
         channels = dict(converted).get("channels")
         for key, value in converted:
-            if key in ("mean", "std"):
-                _per_channel(value, key, channels or (1 if len(value) == 1 else 3), OPTION)  # type: ignore[arg-type]
+            if key not in ("mean", "std"):
+                continue
+            if channels is None and len(value) not in (1, 3):  # type: ignore[arg-type]
+                raise ParameterError(
+                    OPTION, f"{key} has {len(value)} values; give 1 value, or one per channel (1 or 3)"  # type: ignore[arg-type]
+                )
+            _per_channel(value, key, channels or (1 if len(value) == 1 else 3), OPTION)  # type: ignore[arg-type]
     return option
 
 
