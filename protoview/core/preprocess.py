@@ -34,6 +34,11 @@ from dataclasses import dataclass, field
 
 from protoview.errors import ParameterError
 
+def _error(where: str, problem: str) -> ParameterError:
+    """A ParameterError naming ``where``; the window answers it by asking for the option."""
+    return ParameterError(where, problem, needs=("preprocess",))
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -174,37 +179,37 @@ def check_spec(spec: TransformSpec, where: str = OPTION) -> TransformSpec:
         return TransformSpec.none()
     size = _check_pair(spec.size, "size", where)
     if spec.channels not in (1, 3):
-        raise ParameterError(where, f"channels must be 1 or 3, got {spec.channels!r}")
+        raise _error(where, f"channels must be 1 or 3, got {spec.channels!r}")
     channels = int(spec.channels)
     if spec.resize not in RESIZE_MODES:
-        raise ParameterError(where, f"resize must be exact or short-side, got {spec.resize!r}")
+        raise _error(where, f"resize must be exact or short-side, got {spec.resize!r}")
     if spec.interpolation not in INTERPOLATIONS:
-        raise ParameterError(
+        raise _error(
             where, f"interpolation must be {', '.join(INTERPOLATIONS)}; got {spec.interpolation!r}"
         )
     crop = None if spec.crop is None else _check_pair(spec.crop, "crop", where)
     if spec.resize == "short-side":
         if size[0] != size[1]:
-            raise ParameterError(
+            raise _error(
                 where, f"resize=short-side takes one size (the short side), got {_pair_text(size)}"
             )
         if crop is None:
-            raise ParameterError(
+            raise _error(
                 where,
                 "resize=short-side needs crop= (without a crop, images of different shapes "
                 "cannot form one batch)",
             )
     if crop is not None and (crop[0] > size[0] or crop[1] > size[1]):
-        raise ParameterError(
+        raise _error(
             where, f"crop {_pair_text(crop)} is larger than the resized image {_pair_text(size)}"
         )
     mean = _per_channel(spec.mean, "mean", channels, where)
     std = _per_channel(spec.std, "std", channels, where)
     if min(std) <= 0:
-        raise ParameterError(where, f"std must be positive, got {_nums(std)}")
+        raise _error(where, f"std must be positive, got {_nums(std)}")
     scale = spec.scale
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
-        raise ParameterError(where, f"scale must be a positive number, got {scale!r}")
+        raise _error(where, f"scale must be a positive number, got {scale!r}")
     return TransformSpec(size, channels, mean, std, spec.resize, crop, spec.interpolation,
                          None if scale is None else float(scale), name=spec.name)
 
@@ -214,11 +219,11 @@ def _check_pair(pair: object, name: str, where: str) -> tuple[int, int]:
         values = tuple(pair)  # type: ignore[arg-type]
         ints = tuple(int(v) for v in values)
     except (TypeError, ValueError):
-        raise ParameterError(where, f"{name} must be N or HxW pixels, got {pair!r}") from None
+        raise _error(where, f"{name} must be N or HxW pixels, got {pair!r}") from None
     if len(ints) != 2 or any(float(v) != i for v, i in zip(values, ints)):
-        raise ParameterError(where, f"{name} must be N or HxW pixels, got {pair!r}")
+        raise _error(where, f"{name} must be N or HxW pixels, got {pair!r}")
     if min(ints) < 1:
-        raise ParameterError(where, f"{name} must be at least 1 pixel, got {_pair_text(ints)}")
+        raise _error(where, f"{name} must be at least 1 pixel, got {_pair_text(ints)}")
     return ints  # type: ignore[return-value]
 
 
@@ -226,17 +231,17 @@ def _per_channel(values: tuple[float, ...], name: str, channels: int, where: str
     try:
         numbers = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise ParameterError(where, f"{name} must be numbers, got {values!r}") from None
+        raise _error(where, f"{name} must be numbers, got {values!r}") from None
     if len(numbers) == 1:
         numbers *= channels
     if len(numbers) != channels:
-        raise ParameterError(
+        raise _error(
             where,
             f"{name} has {len(values)} values for {channels} channel{'s' if channels > 1 else ''} "
             + (f"(give 1 value or {channels})" if channels > 1 else "(give 1 value)"),
         )
     if not all(math.isfinite(v) for v in numbers):
-        raise ParameterError(where, f"{name} must be finite numbers, got {_nums(numbers)}")
+        raise _error(where, f"{name} must be finite numbers, got {_nums(numbers)}")
     return numbers
 
 
@@ -270,7 +275,7 @@ class PreprocessOption:
         channels = values.get("channels", start.channels)
         for key in ("mean", "std"):
             if key not in values and len(getattr(start, key)) not in (1, channels):
-                raise ParameterError(
+                raise _error(
                     OPTION, f"channels={channels} needs mean= and std= for {channels} channel(s) too"
                 )
         if "size" in values and "resize" not in values and "crop" not in values:
@@ -307,18 +312,18 @@ def parse_preprocess(text: str | None) -> PreprocessOption | None:
             key = key.strip().lower().replace("_", "-")
             key = "interpolation" if key == "interp" else key
             if key not in _FIELDS:
-                raise ParameterError(OPTION, f"unknown field {key!r}{_close(key, _FIELDS)}; fields: {', '.join(_FIELDS)}")
+                raise _error(OPTION, f"unknown field {key!r}{_close(key, _FIELDS)}; fields: {', '.join(_FIELDS)}")
             if key in fields:
-                raise ParameterError(OPTION, f"{key} is given twice")
+                raise _error(OPTION, f"{key} is given twice")
             fields[key], last = [value.strip()], key
         elif position == 0:
             preset = _preset(token)
         elif last in ("mean", "std"):
             fields[last].append(token)  # mean=0.5,0.4,0.3: the values go on
         else:
-            raise ParameterError(OPTION, f"{token!r} is not a field (name=value) in {raw!r}")
+            raise _error(OPTION, f"{token!r} is not a field (name=value) in {raw!r}")
     if preset is not None and preset.is_none and fields:
-        raise ParameterError(OPTION, "none takes no fields (it feeds the data to the model as they are)")
+        raise _error(OPTION, "none takes no fields (it feeds the data to the model as they are)")
     converted = tuple((key, _convert(key, values)) for key, values in fields.items())
     option = PreprocessOption(raw, preset, converted)
     if option.complete:
@@ -329,7 +334,7 @@ def parse_preprocess(text: str | None) -> PreprocessOption | None:
             if key not in ("mean", "std"):
                 continue
             if channels is None and len(value) not in (1, 3):  # type: ignore[arg-type]
-                raise ParameterError(
+                raise _error(
                     OPTION, f"{key} has {len(value)} values; give 1 value, or one per channel (1 or 3)"  # type: ignore[arg-type]
                 )
             _per_channel(value, key, channels or (1 if len(value) == 1 else 3), OPTION)  # type: ignore[arg-type]
@@ -344,7 +349,7 @@ def _close(word: str, choices: tuple[str, ...] | list[str]) -> str:
 def _preset(token: str) -> TransformSpec:
     name = token.strip().lower()
     if name not in PRESETS:
-        raise ParameterError(
+        raise _error(
             OPTION,
             f"unknown preset {token!r}{_close(name, preset_names())}; choose {', '.join(PRESETS)} "
             "or give fields (size=32,mean=...,std=...)",
@@ -361,30 +366,30 @@ def _convert(key: str, values: list[str]) -> object:
             return None
         parts = text.lower().replace("*", "x").split("x")
         if len(parts) > 2 or len(values) > 1:
-            raise ParameterError(OPTION, f"{key} must be N or HxW pixels, got {text!r}")
+            raise _error(OPTION, f"{key} must be N or HxW pixels, got {text!r}")
         numbers = tuple(_int(key, p) for p in parts)
         pair = numbers * 2 if len(numbers) == 1 else numbers
         if min(pair) < 1:
-            raise ParameterError(OPTION, f"{key} must be at least 1 pixel, got {text!r}")
+            raise _error(OPTION, f"{key} must be at least 1 pixel, got {text!r}")
         return pair
     if key == "channels":
         channels = _int(key, text)
         if channels not in (1, 3):
-            raise ParameterError(OPTION, f"channels must be 1 or 3, got {text!r}")
+            raise _error(OPTION, f"channels must be 1 or 3, got {text!r}")
         return channels
     if key == "resize":
         mode = text.lower().replace("_", "-").replace("shortside", "short-side")
         if mode not in RESIZE_MODES:
-            raise ParameterError(OPTION, f"resize must be exact or short-side, got {text!r}")
+            raise _error(OPTION, f"resize must be exact or short-side, got {text!r}")
         return mode
     if key == "interpolation":
         mode = text.lower()
         if mode not in INTERPOLATIONS:
-            raise ParameterError(OPTION, f"interpolation must be {', '.join(INTERPOLATIONS)}; got {text!r}")
+            raise _error(OPTION, f"interpolation must be {', '.join(INTERPOLATIONS)}; got {text!r}")
         return mode
     scale = _float(key, text)
     if scale <= 0:
-        raise ParameterError(OPTION, f"scale must be a positive number, got {text!r}")
+        raise _error(OPTION, f"scale must be a positive number, got {text!r}")
     return scale
 
 
@@ -392,9 +397,9 @@ def _float(key: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ParameterError(OPTION, f"{key} must be a number, got {text.strip()!r}") from None
+        raise _error(OPTION, f"{key} must be a number, got {text.strip()!r}") from None
     if not math.isfinite(value):
-        raise ParameterError(OPTION, f"{key} must be a finite number, got {text.strip()!r}")
+        raise _error(OPTION, f"{key} must be a finite number, got {text.strip()!r}")
     return value
 
 
@@ -402,7 +407,7 @@ def _int(key: str, text: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
-        raise ParameterError(OPTION, f"{key} must be a whole number, got {text.strip()!r}") from None
+        raise _error(OPTION, f"{key} must be a whole number, got {text.strip()!r}") from None
 
 
 def resolve_preprocess(

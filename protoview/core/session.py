@@ -90,6 +90,7 @@ def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, An
                 "--nb-proxy",
                 f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
                 f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
+                needs=("nb_proxy",),
             )
         with warnings.catch_warnings():  # the first load already said everything else
             warnings.simplefilter("ignore")

@@ -137,6 +137,7 @@ def _check_channels(featurizer: nn.Module, transform: TransformSpec, source: str
         f"{label} takes {wanted}-channel images (its first layer) but the preprocessing "
         f"(from: {source}) gives {transform.channels}; pass --preprocess with channels={wanted} and "
         f"a mean and std for {wanted} channel(s)",
+        needs=("preprocess",),
     )
 
 
@@ -199,8 +200,9 @@ def _assemble_contents(
     assert contents.state is not None
     try:
         assembled = assemble(contents.state, spec, hint, split, path)
-    except CheckpointError as exc:
-        raise _suggest_timm(exc, spec) from None
+    except CheckpointError as exc:  # the weights do not fit: another --arch / --split may
+        error = _suggest_timm(exc, spec)
+        raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
     if assembled.model is not None and assembled.plan is None:
         raise _no_head_found(assembled.model, spec.label, path)
     notes.extend(assembled.notes)
@@ -218,6 +220,7 @@ def _suggest_timm(exc: CheckpointError, spec: ArchSpec) -> CheckpointError:
         exc.where,
         f"{exc.problem} (as torchvision's {spec.target}); timm also has an architecture "
         f"{spec.target!r}: if these are timm weights, pass --arch timm:{spec.target}",
+        needs=("arch",),
     )
 
 
@@ -238,6 +241,7 @@ def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str
         path,
         f"{what} does not say which architecture it is for; pass --arch (a torchvision name like "
         "resnet18, a timm name, or FILE.py:build_fn)",
+        needs=("arch",),
     )
 
 
@@ -247,6 +251,7 @@ def _no_head_found(module: nn.Module, label: str, path: str | os.PathLike[str], 
         path,
         f"cannot find the classifier head of {label} (looked for {_CONVENTIONS}; "
         f"top-level submodules: {children}); pass --split HEAD_ATTR{extra}",
+        needs=("split", "arch") if extra else ("split",),
     )
 
 
@@ -356,7 +361,7 @@ def _check_features(
                 notes.append("the featurizer returns a dict; its 'features' entry is used")
             return wrapped, out
     if first_problem is not None:
-        raise CheckpointError(path, first_problem)
+        raise CheckpointError(path, first_problem, needs=("arch", "split", "preprocess"))
     notes.append(f"the featurizer did not run ({failure}); the feature dimension was not checked")
     return featurizer, None
 

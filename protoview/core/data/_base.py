@@ -215,6 +215,10 @@ def check_labels(labels: np.ndarray, where: str, num_classes: int | None) -> np.
     return labels
 
 
+def _needs_preprocess(where: str, problem: str) -> DatasetError:
+    return DatasetError(where, problem, needs=("preprocess",))
+
+
 def preprocess_attrs(dataset: object) -> dict[str, str]:
     """The attributes that record how ``dataset``'s images became model inputs.
 
@@ -278,7 +282,7 @@ class ProtoviewDataset(Dataset):
     def _checked_transform(self, transform: TransformSpec) -> TransformSpec:
         spec = check_transform(transform)
         if spec.is_none:
-            raise DatasetError(
+            raise _needs_preprocess(
                 self.source,
                 f"{OPTION} none feeds the data to the model as they are, but these are image "
                 f"files (pixels); choose a preset (imagenet, domainbed, cifar10, ...) or fields "
@@ -369,7 +373,7 @@ class ArrayImageDataset(ProtoviewDataset):
         low, high = self._range
         if spec.is_none:
             if self._pixels:
-                raise DatasetError(
+                raise _needs_preprocess(
                     self.source,
                     f"holds 8-bit pixels (0..255), not model inputs, but {OPTION} none feeds them "
                     f"as they are; choose a preset (cifar10, imagenet, ...) or fields (e.g. "
@@ -384,7 +388,7 @@ class ArrayImageDataset(ProtoviewDataset):
                 if spec.scale is None and high <= 255 + 0.255 and low >= -slack
                 else f"if they are pixels in [0, S], add scale=S to {OPTION}"
             )
-            raise DatasetError(
+            raise _needs_preprocess(
                 self.source,
                 f"holds float images with values in [{low:.4g}, {high:.4g}], outside [0, {top:g}] "
                 f"(pixels); if they are already the model's inputs, pass {OPTION} none; {hint}",
