@@ -18,8 +18,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from protoview.core import demo
-from protoview.core.data._base import check_transform
 from protoview.core.data import ArrayImageDataset, FeatureSet, ImageFolderDataset, open_dataset
+from protoview.core.data._base import check_transform
 from protoview.core.model import TransformSpec
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import DatasetError, ParameterError

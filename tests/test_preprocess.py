@@ -21,7 +21,6 @@ from protoview.cli import main
 from protoview.cli._common import progress_printer
 from protoview.core.checkpoint import load_checkpoint
 from protoview.core.data import ImageFolderDataset, open_dataset
-from protoview.core.features import feature_cache_key
 from protoview.core.model import TransformSpec
 from protoview.core.preprocess import (
     DEFAULT,

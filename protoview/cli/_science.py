@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from protoview.cli._common import Handler, add_model_args, open_request, progress_printer, say, say_inferred_proxies
+from protoview.cli._common import (
+    Handler,
+    add_model_args,
+    open_request,
+    progress_printer,
+    say,
+    say_inferred_proxies,
+)
 
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:

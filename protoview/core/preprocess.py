@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from protoview.errors import ParameterError
 
+
 def _error(where: str, problem: str) -> ParameterError:
     """A ParameterError naming ``where``; the window answers it by asking for the option."""
     return ParameterError(where, problem, needs=("preprocess",))
@@ -220,7 +221,7 @@ def _check_pair(pair: object, name: str, where: str) -> tuple[int, int]:
         ints = tuple(int(v) for v in values)
     except (TypeError, ValueError):
         raise _error(where, f"{name} must be N or HxW pixels, got {pair!r}") from None
-    if len(ints) != 2 or any(float(v) != i for v, i in zip(values, ints)):
+    if len(ints) != 2 or any(float(v) != i for v, i in zip(values, ints, strict=True)):
         raise _error(where, f"{name} must be N or HxW pixels, got {pair!r}")
     if min(ints) < 1:
         raise _error(where, f"{name} must be at least 1 pixel, got {_pair_text(ints)}")

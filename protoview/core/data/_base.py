@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from protoview.core.model import TransformSpec
 from protoview.core.preprocess import OPTION, check_spec
-from protoview.errors import DatasetError, ParameterError
+from protoview.errors import DatasetError
 
 # ITU-R 601-2 luma, the weights PIL uses for RGB -> "L".
 _LUMA = (0.299, 0.587, 0.114)
