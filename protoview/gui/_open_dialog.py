@@ -27,6 +27,7 @@ class OpenDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle("protoview — open")
         self.base = base
+        self.problem = problem
         self.problem_label = QtWidgets.QLabel()
         self.problem_label.setObjectName("OpenProblem")
         self.problem_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
