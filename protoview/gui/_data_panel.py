@@ -100,6 +100,8 @@ class DataPanel(QtWidgets.QGroupBox):
         self._set_name(name)
         if preprocess:
             origin = f" (from: {source})" if source else ""
+            if source == "default":
+                origin += " — nothing says what this model expects: set it below if this is wrong"
             self.preprocess_label.setText(f"preprocessing: {preprocess}{origin}")
         else:
             self.preprocess_label.setText("preprocessing: none here (precomputed features)")

@@ -141,3 +141,20 @@ def test_the_window_command_line_opens_with_its_options():
     assert (req.arch, req.split, req.nb_proxy, req.preprocess) == ("resnet18", None, 2, "none")
     assert initial_request() == OpenRequest()
 
+
+
+def test_a_snapshot_shows_the_preprocessing_it_recorded(win, tmp_path):
+    from protoview.core.snapshot import read_snapshot, write_snapshot
+    from tests._snapshot_writer import make_snapshot
+
+    snap = make_snapshot(1, 30, 4)
+    snap.attrs.update(dataset="cifar10 test split", preprocess="cifar10", preprocess_source="option")
+    write_snapshot(tmp_path / "run.h5", snap)
+    win.show_snapshot(read_snapshot(tmp_path / "run.h5"))
+    panel = win.data_panel
+    assert panel.preprocess_label.text() == "preprocessing: cifar10 (from: option)"
+    assert not panel.isEnabled() and panel.stored_image.pixmap().isNull()
+    old = make_snapshot(2, 30, 4)  # written before the preprocessing was recorded
+    write_snapshot(tmp_path / "old.h5", old)
+    win.show_snapshot(read_snapshot(tmp_path / "old.h5"))
+    assert panel.preprocess_label.text() == "preprocessing: not recorded in this snapshot"
