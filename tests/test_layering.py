@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.demo",),
     ("core.checkpoint", "core.data", "core.snapshot"),
     ("core.features", "core.cluster", "core.sinkhorn", "core.metrics", "core.projection", "core.adapt"),
-    ("core.distributed", "core.state"),
+    ("core.distributed", "core.state", "core.opening"),
     ("core.session",),
     ("gui",),
     ("cli",),

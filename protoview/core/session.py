@@ -43,65 +43,6 @@ class OpenRequest:
     preprocess: str | None = None
 
 
-def checkpoint_path(checkpoint: str) -> str:
-    """The file of ``checkpoint``: itself, or the demo's for ``demo`` / ``demo:linear`` / ``demo:cosine``."""
-    if checkpoint in ("demo", "demo:linear", "demo:cosine"):
-        from protoview.core.demo import demo_checkpoint_path
-
-        return str(demo_checkpoint_path(checkpoint.partition(":")[2] or "cosine"))
-    return checkpoint
-
-
-def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, Any]:
-    """Load the checkpoint and the dataset of ``req`` so that they fit each other.
-
-    - Preprocessing: ``req.preprocess``, else the model's own (checkpoint, timm, torchvision,
-      built-in), else the default with one warning naming ``--preprocess`` (``warn``); the
-      built-in demo data keep their own when the model says nothing.
-    - Proxies per class: a cosine head whose ``nb_proxy`` is neither stored nor given is
-      matched to the data's class count (rows = classes x proxies), with a note; when the
-      rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
-    - Labels are checked against the head's classes.
-
-    Returns (SplitModel, dataset or FeatureSet).
-    """
-    import warnings
-
-    from protoview.core.checkpoint import load_checkpoint
-    from protoview.core.data import FeatureSet, fit_classes, open_dataset
-    from protoview.core.preprocess import default_warning
-    from protoview.core.warnings import ProtoviewWarning
-
-    path = checkpoint_path(req.checkpoint)
-    options = dict(trust=req.trust, nb_proxy=req.nb_proxy, split=req.split, preprocess=req.preprocess)
-    model = load_checkpoint(path, req.arch, **options)
-    info = model.info
-    demo_data = req.data.strip() == "demo" or req.data.strip().startswith("demo:")
-    own = None if demo_data and info.transform_source == "default" else info.transform
-    dataset = open_dataset(req.data, own)
-    images = not isinstance(dataset, FeatureSet)
-    if images:
-        dataset.transform_source = "built-in (demo data)" if own is None else info.transform_source
-    classes = len(getattr(dataset, "class_names", []) or [])
-    rows = info.head.num_proxies
-    if info.nb_proxy_from == "assumed" and classes and rows != classes:
-        if rows % classes:
-            raise ParameterError(
-                "--nb-proxy",
-                f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
-                f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
-                needs=("nb_proxy",),
-            )
-        with warnings.catch_warnings():  # the first load already said everything else
-            warnings.simplefilter("ignore")
-            model = load_checkpoint(path, req.arch, num_classes=classes, **options)
-        info = model.info
-    fit_classes(dataset, info.head.num_classes)
-    if warn and images and info.transform_source == "default" and own is not None:
-        warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
-    return model, dataset
-
-
 @dataclass(frozen=True)
 class StepRequest:
     """Adaptation steps. method: tsd | tent | t3a | bn | none; params go to the adapter
@@ -484,6 +425,17 @@ class Session:
             snap.assignment = {"Q": res.Q}
             snap.assignment_attrs = asdict(req)
         return snap
+
+
+def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, Any]:
+    """The model and the dataset of ``req``, fitted to each other (see
+    :func:`protoview.core.opening.open_model_and_data`)."""
+    from protoview.core.opening import open_model_and_data as opener
+
+    return opener(
+        req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
+        split=req.split, preprocess=req.preprocess, warn=warn,
+    )
 
 
 def warm_up(message: Callable[[str], None] = lambda text: None) -> float:

@@ -17,7 +17,7 @@ Spellings accepted by :func:`open_dataset`::
     cifar10:ROOT[:train|test]  (also cifar100, mnist, fashionmnist, svhn; default split: test)
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
-protocol, in-memory image arrays, transforms), ``_folder`` (image folders), ``_arrays``
+protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image folders), ``_arrays``
 (``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
 (torchvision datasets as they lie on disk), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
@@ -28,7 +28,6 @@ from protoview.core.data._arrays import npz_images_dataset
 from protoview.core.data._base import (
     ArrayImageDataset,
     ProtoviewDataset,
-    display_pixels,
     fit_classes,
     preprocess_attrs,
 )
@@ -41,6 +40,7 @@ from protoview.core.data._featurefile import (
 )
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._open import default_transform, open_dataset
+from protoview.core.data._pixels import display_pixels
 
 __all__ = [
     "FEATURE_SUFFIXES",

@@ -20,13 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from protoview.core.data._base import (
-    ProtoviewDataset,
-    check_labels,
-    normalise,
-    resize_image,
-    short_digest,
-)
+from protoview.core.data._base import ProtoviewDataset, check_labels, short_digest
+from protoview.core.data._pixels import normalise, resize_image
 from protoview.core.model import TransformSpec
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import DatasetError
