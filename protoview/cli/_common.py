@@ -101,12 +101,14 @@ def open_request(args: argparse.Namespace, *, adapt: bool = False):
 
 
 def open_model_and_data(args: argparse.Namespace, *, warn: bool = True):
-    """(model, dataset) as every command opens them (see ``core.session.open_model_and_data``),
-    saying how proxies per class were found when they were inferred from the data."""
+    """(model, dataset) as every command opens them (see ``core.opening.open_model_and_data``),
+    saying how proxies per class were found when they were inferred from the data (and
+    warning about a default preprocessing) when ``warn``."""
     from protoview.core.session import open_model_and_data as opener
 
     model, dataset = opener(open_request(args), warn=warn)
-    say_inferred_proxies(model, dataset)
+    if warn:  # under torchrun only rank 0 speaks
+        say_inferred_proxies(model, dataset)
     return model, dataset
 
 
