@@ -18,11 +18,17 @@ class ProtoviewError(Exception):
         The file path (or a short name of the input, e.g. ``"--k"``) at fault.
     problem:
         One sentence a user can act on.
+    needs:
+        The options that can fix it (``"arch"``, ``"split"``, ``"nb_proxy"``,
+        ``"preprocess"``): the window asks for them instead of only showing the message.
     """
 
-    def __init__(self, where: str | os.PathLike[str] | None, problem: str) -> None:
+    def __init__(
+        self, where: str | os.PathLike[str] | None, problem: str, *, needs: tuple[str, ...] = ()
+    ) -> None:
         self.where = os.fspath(where) if where is not None else None
         self.problem = problem
+        self.needs = tuple(needs)
         super().__init__(self.message)
 
     @property

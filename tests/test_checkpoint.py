@@ -219,7 +219,10 @@ def test_timm_name_with_a_stand_in_timm(tmp_path, monkeypatch):
     path = fx.save(original.state_dict(), tmp_path / "t.pt")
     model = load_checkpoint(path, "fakenet_tiny")
     _assert_same_logits(model, original)
-    assert model.info.arch == "fakenet_tiny (timm)" and model.info.transform.size == (16, 16)
+    assert model.info.arch == "fakenet_tiny (timm)" and model.info.transform.input_size == (16, 16)
+    # timm's evaluation transform: the short side to floor(16 / 0.875) = 18, center crop 16
+    assert (model.info.transform.size, model.info.transform.resize) == ((18, 18), "short-side")
+    assert model.info.transform_source == "timm config"
     assert any("timm get_classifier" in n for n in model.info.notes)
     with pytest.raises(CheckpointError, match="close matches: fakenet_tiny"):
         load_checkpoint(path, "fakenet_tiyn")

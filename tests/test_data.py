@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -17,8 +18,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from protoview.core import demo
-from protoview.core.data._base import check_transform
 from protoview.core.data import ArrayImageDataset, FeatureSet, ImageFolderDataset, open_dataset
+from protoview.core.data._base import check_transform
 from protoview.core.model import TransformSpec
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import DatasetError, ParameterError
@@ -247,7 +248,9 @@ def test_npz_images(tmp_path, layout):
     else:
         x, expected01 = pixels.astype(np.float64), pixels / 255.0
     np.savez(tmp_path / "imgs.npz", x=x, y=labels)
-    dataset = open_dataset(tmp_path / "imgs.npz", RGB32)
+    # float pixels in [0, 255] are never divided by a guess: the transform says scale=255
+    transform = dataclasses.replace(RGB32, scale=255.0) if layout == "nchw_float255" else RGB32
+    dataset = open_dataset(tmp_path / "imgs.npz", transform)
     assert isinstance(dataset, ArrayImageDataset)
     assert dataset.labels.tolist() == labels.tolist() and dataset.class_names == ["0", "1", "2"]
     expected = _interp_oracle(expected01, RGB32)

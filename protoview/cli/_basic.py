@@ -10,8 +10,9 @@ from collections.abc import Callable
 from protoview.cli._common import (
     Handler,
     add_model_args,
-    load_model,
+    add_open_options,
     model_features,
+    open_model_and_data,
     progress_printer,
     say,
 )
@@ -30,7 +31,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             known = features.labels >= 0
             acc = f"; accuracy {(features.predictions[known] == features.labels[known]).mean():.1%}"
         say(f"{features.description}{acc}")
-        for key in ("checkpoint", "checkpoint_sha256", "dataset", "device"):
+        for key in ("checkpoint", "checkpoint_sha256", "dataset", "preprocess", "preprocess_source", "device"):
             if features.attrs.get(key):
                 say(f"  {key}: {features.attrs[key]}")
         return 0
@@ -39,26 +40,28 @@ def cmd_info(args: argparse.Namespace) -> int:
 
         say(snapshot_summary(path))
         return 0
+    import warnings
+
     from protoview.core.checkpoint import inspect_checkpoint
+    from protoview.core.preprocess import default_warning
+    from protoview.core.warnings import ProtoviewWarning
 
     info = inspect_checkpoint(
         path, args.arch, trust=args.trust_checkpoint, num_classes=args.num_classes,
-        nb_proxy=args.nb_proxy, split=args.split,
+        nb_proxy=args.nb_proxy, split=args.split, preprocess=args.preprocess,
     )
     say(info.describe())
+    if info.transform_source == "default":
+        warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=1)
     return 0
 
 
 def _extract_distributed(args: argparse.Namespace, env) -> int:
     """``protoview extract`` under torchrun: a shard per rank, merged by rank 0."""
-    from protoview.core.data import open_dataset
     from protoview.core.distributed import distributed_extract, shard_folder
 
     def load():
-        model = load_model(args)
-        info = model.info
-        dataset = open_dataset(args.data, info.transform if info else None, num_classes=info.head.num_classes if info else None)
-        return model, dataset
+        return open_model_and_data(args, warn=env.rank == 0)
 
     summary = distributed_extract(
         env, args.out, load, batch_size=args.batch_size, device=args.device,
@@ -160,9 +163,23 @@ def run_headless_demo(
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    options = {key: getattr(args, key, None) for key in ("arch", "split", "nb_proxy", "preprocess", "device")}
+    if any(value is not None for value in options.values()) and not getattr(args, "checkpoint", None):
+        from protoview.errors import ParameterError
+
+        given = next(k for k, v in options.items() if v is not None)
+        raise ParameterError(f"--{given.replace('_', '-')}", "applies to a checkpoint: give CHECKPOINT and DATA too")
+    if options["preprocess"] is not None:
+        from protoview.core.preprocess import parse_preprocess
+
+        parse_preprocess(options["preprocess"])  # a bad option is one line here, not a dialog
+    if options["nb_proxy"] is not None and options["nb_proxy"] < 1:
+        from protoview.errors import ParameterError
+
+        raise ParameterError("--nb-proxy", f"must be a positive integer, got {options['nb_proxy']}")
     from protoview.gui.app import run_app
 
-    return run_app(getattr(args, "checkpoint", None), getattr(args, "data", None))
+    return run_app(getattr(args, "checkpoint", None), getattr(args, "data", None), **options)
 
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
@@ -176,12 +193,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--epochs", type=int, help="train: epochs")
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("info", help="describe a checkpoint, a snapshot or a features file")
+    p = sub.add_parser("info", help="describe a checkpoint (and the preprocessing it gets), a snapshot or a features file")
     p.add_argument("path")
-    p.add_argument("--arch")
-    p.add_argument("--trust-checkpoint", action="store_true")
-    p.add_argument("--split")
-    p.add_argument("--nb-proxy", type=int)
+    add_open_options(p)
     p.add_argument("--num-classes", type=int, help="class count, used to infer proxies per class of PyCIL checkpoints")
 
     p = sub.add_parser("extract", help="extract features of a dataset into an HDF5 file")
@@ -194,7 +208,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-map", action="store_true", help="skip the UMAP map (embeddings are NaN)")
 
-    p = sub.add_parser("gui", help="open the window (the default when no command is given)")
+    p = sub.add_parser("gui", help="open the window (the default when no command is given): protoview CHECKPOINT DATA [options]")
     p.add_argument("checkpoint", nargs="?")
     p.add_argument("data", nargs="?")
+    add_open_options(p, trust=False)  # the window asks before running a checkpoint's code
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     handlers.update(demo=cmd_demo, info=cmd_info, extract=cmd_extract, export=cmd_export, gui=cmd_gui)

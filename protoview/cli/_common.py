@@ -14,25 +14,52 @@ from collections.abc import Callable
 Handler = Callable[[argparse.Namespace], int]
 
 
+PREPROCESS_HELP = (
+    "how images become the model's input: none (the data are model inputs), a preset "
+    "(imagenet, domainbed, cifar10, cifar100) and/or fields: size=N|HxW, resize=exact|short-side, "
+    "crop=N|HxW, channels=1|3, mean=M[,M,M], std=S[,S,S], interpolation=bilinear|bicubic|nearest, "
+    "scale=S (float pixels in [0, S]). Default: the checkpoint's own, timm's or torchvision's "
+    "config for the architecture, else 224x224 with ImageNet mean/std (with a warning)"
+)
+
+
+def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
+    """--arch, --split, --nb-proxy, --preprocess (and --trust-checkpoint): every command's."""
+    p.add_argument("--arch", help="architecture for a plain state_dict: torchvision name (resnet18), timm name, or FILE.py:build_fn")
+    if trust:
+        p.add_argument("--trust-checkpoint", action="store_true", help="allow a checkpoint that contains pickled Python code to run it (only for files you trust)")
+    p.add_argument("--split", help="head attribute path to split at (e.g. 'fc' or 'head.fc') when auto-detection fails")
+    p.add_argument("--nb-proxy", type=int, help="proxies per class of a cosine head (default: stored, else inferred from the data's class count)")
+    p.add_argument("--preprocess", metavar="SPEC", help=PREPROCESS_HELP)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint file (.pt/.pth/.pkl/.safetensors/TorchScript) or 'demo'/'demo:cosine'")
     p.add_argument("data", help="dataset: image folder, .npz, features .h5/.npz, demo[:SHIFT[:SEVERITY]], cifar10:ROOT ...")
-    p.add_argument("--arch", help="architecture for a plain state_dict: torchvision name (resnet18), timm name, or FILE.py:build_fn")
-    p.add_argument("--trust-checkpoint", action="store_true", help="allow a checkpoint that contains pickled Python code to run it (only for files you trust)")
-    p.add_argument("--split", help="head attribute path to split at (e.g. 'fc' or 'head.fc') when auto-detection fails")
-    p.add_argument("--nb-proxy", type=int, help="proxies per class of a cosine head (PyCIL checkpoints do not store it)")
+    add_open_options(p)
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--batch-size", type=int, default=256, help="extraction batch size (default 256)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
 
 
-def progress_printer(label: str) -> Callable[[int, int], None]:
-    """A progress callback that draws one updating line on stderr (only on a terminal)."""
-    interactive = sys.stderr.isatty()
+def progress_printer(label: str, *, interactive: bool | None = None, every_s: float = 10.0) -> Callable[[int, int], None]:
+    """A progress callback on stderr: one updating bar on a terminal; elsewhere (a log file,
+    nohup, a pipe) plain lines, ``protoview: LABEL 40% (400/1000) 12.3 s``, at most one
+    per ``every_s`` seconds besides the last."""
+    if interactive is None:
+        interactive = sys.stderr.isatty() and sys.stdout.isatty()
     start = time.perf_counter()
+    last = [start]
 
     def progress(done: int, total: int) -> None:
         if not interactive:
+            now = time.perf_counter()
+            finished = total > 0 and done >= total
+            if finished or now - last[0] >= every_s:
+                last[0] = now
+                pct = f"{100 * done / total:.0f}% " if total else ""
+                sys.stderr.write(f"protoview: {label} {pct}({done}/{total}) {now - start:.1f} s\n")
+                sys.stderr.flush()
             return
         frac = done / total if total else 1.0
         bar = "#" * int(30 * frac)
@@ -61,33 +88,46 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     print(f"protoview: warning: {kind}{text}", file=sys.stderr if file is None else file, flush=True)
 
 
-def load_model(args: argparse.Namespace, num_classes: int | None = None):
-    from protoview.core.checkpoint import load_checkpoint
+def open_request(args: argparse.Namespace, *, adapt: bool = False):
+    """The session's OpenRequest for the parsed arguments of any command."""
+    from protoview.core.session import OpenRequest
 
-    if args.checkpoint in ("demo", "demo:linear", "demo:cosine"):
-        from protoview.core.demo import demo_checkpoint_path
-
-        head = args.checkpoint.partition(":")[2] or "cosine"
-        path = demo_checkpoint_path(head)
-    else:
-        path = args.checkpoint
-    return load_checkpoint(
-        path,
-        getattr(args, "arch", None),
-        trust=getattr(args, "trust_checkpoint", False),
-        num_classes=num_classes,
-        nb_proxy=getattr(args, "nb_proxy", None),
-        split=getattr(args, "split", None),
+    return OpenRequest(
+        checkpoint=args.checkpoint, data=args.data, arch=getattr(args, "arch", None),
+        trust=getattr(args, "trust_checkpoint", False), nb_proxy=getattr(args, "nb_proxy", None),
+        split=getattr(args, "split", None), device=getattr(args, "device", None),
+        seed=getattr(args, "seed", 0), adapt=adapt, preprocess=getattr(args, "preprocess", None),
     )
+
+
+def open_model_and_data(args: argparse.Namespace, *, warn: bool = True):
+    """(model, dataset) as every command opens them (see ``core.opening.open_model_and_data``),
+    saying how proxies per class were found when they were inferred from the data (and
+    warning about a default preprocessing) when ``warn``."""
+    from protoview.core.session import open_model_and_data as opener
+
+    model, dataset = opener(open_request(args), warn=warn)
+    if warn:  # under torchrun only rank 0 speaks
+        say_inferred_proxies(model, dataset)
+    return model, dataset
+
+
+def say_inferred_proxies(model, dataset) -> None:
+    info = model.info
+    if info is not None and info.nb_proxy_from == "inferred":
+        head = info.head
+        say(
+            f"note: {head.nb_proxy} proxies per class inferred from the {head.num_proxies} rows of the "
+            f"cosine head and the {head.num_classes} classes of {dataset.source} "
+            "(pass --nb-proxy to change it)"
+        )
 
 
 def model_features(args: argparse.Namespace):
     """Load the model and the dataset named by ``args`` and return (model, dataset, result)."""
-    from protoview.core.data import open_dataset
     from protoview.core.features import cached_features, extract_features
 
-    model = load_model(args)
-    dataset = open_dataset(args.data, model.info.transform if model.info else None, num_classes=model.info.head.num_classes if model.info else None)
+    model, dataset = open_model_and_data(args)
     kwargs = dict(batch_size=args.batch_size, device=args.device, progress=progress_printer("extract"))
     result = extract_features(model, dataset, **kwargs) if args.no_cache else cached_features(model, dataset, **kwargs)
     for note in result.notes:

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from protoview.cli._common import Handler, add_model_args, progress_printer, say
+from protoview.cli._common import (
+    Handler,
+    add_model_args,
+    open_request,
+    progress_printer,
+    say,
+    say_inferred_proxies,
+)
 
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
@@ -54,13 +61,12 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     handlers["assign"] = cmd_assign
 
 
-def _open_request(args: argparse.Namespace, *, adapt: bool = False):
-    from protoview.core.session import OpenRequest
+def _open(args: argparse.Namespace, *, adapt: bool = False):
+    from protoview.core.session import Session
 
-    return OpenRequest(adapt=adapt, 
-        checkpoint=args.checkpoint, data=args.data, arch=args.arch, trust=args.trust_checkpoint,
-        nb_proxy=args.nb_proxy, split=args.split, device=args.device, seed=getattr(args, "seed", 0),
-    )
+    session = Session.open(open_request(args, adapt=adapt), progress=progress_printer("extract"))
+    say_inferred_proxies(session.model, session.dataset)
+    return session
 
 
 def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
@@ -69,9 +75,9 @@ def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from protoview.core.session import Session, StepRequest
+    from protoview.core.session import StepRequest
 
-    session = Session.open(_open_request(args, adapt=True), progress=progress_printer("extract"))
+    session = _open(args, adapt=True)
     say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
@@ -92,9 +98,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from protoview.core.session import KMeansRequest, Session
+    from protoview.core.session import KMeansRequest
 
-    session = Session.open(_open_request(args), progress=progress_printer("extract"))
+    session = _open(args)
     state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed, init=args.init))
     m = state.metrics
     say(
@@ -113,9 +119,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from protoview.core.session import KMeansRequest, Session, SinkhornRequest
+    from protoview.core.session import KMeansRequest, SinkhornRequest
 
-    session = Session.open(_open_request(args), progress=progress_printer("extract"))
+    session = _open(args)
     if args.target == "prototypes":
         session.kmeans(KMeansRequest(k=args.k, seed=args.seed))
     state = session.sinkhorn(SinkhornRequest(target=args.target, epsilon=args.epsilon, n_iters=args.iters))

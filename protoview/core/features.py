@@ -210,10 +210,14 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
 
 
 def feature_file_attrs(model: SplitModel, dataset: Any) -> dict[str, Any]:
-    """The provenance attributes of a feature file for ``model`` on ``dataset``."""
+    """The provenance attributes of a feature file for ``model`` on ``dataset`` (with the
+    preprocessing as ``preprocess`` / ``preprocess_source``, see ``data.preprocess_attrs``)."""
+    from protoview.core.data import preprocess_attrs
+
     info = getattr(model, "info", None)
     transform = getattr(dataset, "transform", None)
     return {
+        **preprocess_attrs(dataset),
         "checkpoint": info.path if info is not None else "",
         "checkpoint_sha256": info.sha256 if info is not None else "",
         "dataset": getattr(dataset, "description", ""),

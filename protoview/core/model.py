@@ -8,24 +8,9 @@ import torch
 from torch import nn
 
 from protoview.core.heads import HeadInfo
+from protoview.core.preprocess import TransformSpec
 
-
-@dataclass(frozen=True)
-class TransformSpec:
-    """How to turn an image into the model's input.
-
-    size: (H, W) the image is resized to; channels: 1 or 3; mean/std per channel,
-    applied after scaling pixels to [0, 1].
-    """
-
-    size: tuple[int, int] = (224, 224)
-    channels: int = 3
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-
-    def key(self) -> str:
-        """A stable string identity (part of the feature-cache key)."""
-        return f"size={self.size};ch={self.channels};mean={self.mean};std={self.std}"
+__all__ = ["ModelInfo", "SplitModel", "TransformSpec"]
 
 
 @dataclass
@@ -41,6 +26,11 @@ class ModelInfo:
     transform: TransformSpec | None = None
     class_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    #: where ``transform`` came from: option, checkpoint, timm config, torchvision weights,
+    #: built-in, default (see :mod:`protoview.core.preprocess`)
+    transform_source: str = ""
+    #: how proxies per class were decided: stored, option, inferred, assumed ("" for linear heads)
+    nb_proxy_from: str = ""
 
     def describe(self) -> str:
         lines = [
@@ -55,7 +45,11 @@ class ModelInfo:
         ]
         if self.transform is not None:
             t = self.transform
-            lines.append(f"input:       {t.channels}x{t.size[0]}x{t.size[1]}, mean {t.mean}, std {t.std}")
+            if t.input_size is not None:
+                h, w = t.input_size
+                lines.append(f"input:       {t.channels}x{h}x{w}, mean {t.mean}, std {t.std}")
+            source = f" (from: {self.transform_source})" if self.transform_source else ""
+            lines.append(f"preprocess:  {t.describe()}{source}")
         lines += [f"note:        {n}" for n in self.notes]
         return "\n".join(lines)
 

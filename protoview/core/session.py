@@ -27,7 +27,9 @@ Cancel = Callable[[], bool] | None
 @dataclass(frozen=True)
 class OpenRequest:
     """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
-    data: any dataset spec of :func:`protoview.core.data.open_dataset`."""
+    data: any dataset spec of :func:`protoview.core.data.open_dataset`; arch, trust,
+    nb_proxy, split: as the command line's ``--arch`` ...; preprocess: ``--preprocess``
+    (None: the model's own, see :mod:`protoview.core.preprocess`)."""
 
     checkpoint: str = "demo:cosine"
     data: str = "demo:noise:3"
@@ -38,6 +40,7 @@ class OpenRequest:
     device: str | None = None
     seed: int = 0
     adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
+    preprocess: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,21 +117,7 @@ class Session:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
-        from protoview.core.checkpoint import load_checkpoint
-        from protoview.core.data import open_dataset
-
-        if req.checkpoint.startswith("demo"):
-            from protoview.core.demo import demo_checkpoint_path
-
-            path = demo_checkpoint_path(req.checkpoint.partition(":")[2] or "cosine")
-        else:
-            path = req.checkpoint
-        model = load_checkpoint(
-            path, req.arch, trust=req.trust, nb_proxy=req.nb_proxy, split=req.split
-        )
-        dataset = open_dataset(
-            req.data, model.info.transform, num_classes=model.info.head.num_classes
-        )
+        model, dataset = open_model_and_data(req)
         session = cls(model=model, dataset=dataset, request=req, device=req.device)
         if req.adapt:
             session._check_adaptable()
@@ -247,13 +236,27 @@ class Session:
         )
 
     def _describe_state(self) -> None:
+        from protoview.core.data import preprocess_attrs
+
         info = self.model.info
         self.state.attrs.update(
             checkpoint=info.path if info else "",
             checkpoint_sha256=info.sha256 if info else "",
             dataset=getattr(self.dataset, "description", ""),
             step=self.history[-1].step if self.history else 0,
+            **preprocess_attrs(self.dataset),
         )
+
+    def input_preview(self, index: int = 0):
+        """Sample ``index`` as stored and as the model sees it, with its preprocessing.
+
+        Returns (thumbnail uint8, model input as uint8 pixels, (min, max) of the input's
+        values, the transform's description), or None for precomputed features.
+        """
+        if self.is_feature_file or not hasattr(self.dataset, "preview"):
+            return None
+        thumb, seen, (low, high) = self.dataset.preview(int(index))
+        return thumb, seen, (low, high), self.dataset.transform.describe()
 
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):
@@ -422,6 +425,17 @@ class Session:
             snap.assignment = {"Q": res.Q}
             snap.assignment_attrs = asdict(req)
         return snap
+
+
+def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, Any]:
+    """The model and the dataset of ``req``, fitted to each other (see
+    :func:`protoview.core.opening.open_model_and_data`)."""
+    from protoview.core.opening import open_model_and_data as opener
+
+    return opener(
+        req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
+        split=req.split, preprocess=req.preprocess, warn=warn,
+    )
 
 
 def warm_up(message: Callable[[str], None] = lambda text: None) -> float:

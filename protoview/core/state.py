@@ -271,9 +271,12 @@ def build_state(model, dataset, result, *, seed: int = 0, with_map: bool = True)
         with_map=with_map,
         seed=seed,
     )
+    from protoview.core.data import preprocess_attrs
+
     state.attrs.update(
         checkpoint=info.path if info else "",
         checkpoint_sha256=info.sha256 if info else "",
         dataset=getattr(dataset, "description", str(dataset)),
+        **preprocess_attrs(dataset),
     )
     return state

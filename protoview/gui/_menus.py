@@ -15,6 +15,7 @@ SHORTCUTS = (
     ("F or double-click", "Fit the map to the window (and follow it again after panning)"),
     ("F11", "Presentation mode on / off"),
     ("Ctrl+O", "Open snapshot"),
+    ("Ctrl+Shift+O", "Open a checkpoint and data, with --arch / --preprocess ..."),
     ("Ctrl+S", "Export snapshot"),
     ("Ctrl+E", "Export map PNG / SVG"),
     ("Ctrl+Q", "Quit"),
@@ -38,11 +39,13 @@ def build_menus(win) -> dict[str, QtGui.QAction]:
     bar = win.menuBar()
     acts: dict[str, QtGui.QAction] = {}
     file = bar.addMenu("&File")
+    acts["open_with_options"] = _action(win, "Open checkpoint and data…", lambda: win.choose_open(),
+                                        "Ctrl+Shift+O")
     acts["open_checkpoint"] = _action(win, "Open checkpoint…", win.choose_checkpoint)
     acts["open_dataset"] = _action(win, "Open dataset…", win.choose_dataset)
     acts["open_snapshot"] = _action(win, "Open snapshot…", win.choose_snapshot, "Ctrl+O")
     acts["open_demo"] = _action(win, "Open the demo", win.open_demo)
-    for key in ("open_checkpoint", "open_dataset", "open_snapshot", "open_demo"):
+    for key in ("open_with_options", "open_checkpoint", "open_dataset", "open_snapshot", "open_demo"):
         file.addAction(acts[key])
     win.recent_menu = file.addMenu("Recent files")
     file.addSeparator()

@@ -3,6 +3,7 @@ PNG / SVG and a replay as GIF, export a selection, recent files, drag and drop."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6 import QtWidgets
@@ -10,6 +11,7 @@ from PySide6 import QtWidgets
 from protoview.core.session import OpenRequest
 from protoview.errors import ProtoviewError, SnapshotError
 from protoview.gui import _menus
+from protoview.gui._open_dialog import OpenDialog
 from protoview.gui.replay import export_replay, history_from_snapshot, state_from_snapshot
 
 MAX_RECENT = 8
@@ -36,6 +38,16 @@ class FileActions:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, f"Export {kind}", default, _menus.file_dialog_filter(kind))
         return path
+
+    def choose_open(self, problem: str = "", needs: tuple[str, ...] = (),
+                    base: OpenRequest | None = None) -> OpenDialog:
+        """File → Open…: checkpoint, data and the options, in one dialog (not modal)."""
+        dialog = OpenDialog(self, base or self.open_request or OpenRequest(), problem, needs)
+        dialog.accepted.connect(lambda: self.submit(dialog.request()))
+        dialog.finished.connect(dialog.deleteLater)
+        self.open_dialog = dialog
+        dialog.open()
+        return dialog
 
     def choose_checkpoint(self) -> None:
         if path := self._ask_open("checkpoint"):
@@ -77,10 +89,17 @@ class FileActions:
             self._on_failed(0, exc, "")
 
     # ------------------------------------------------------------ opening
-    def open_files(self, checkpoint: str | None = None, data: str | None = None) -> int:
-        """Open a checkpoint and/or dataset; the missing one is kept from the last request."""
+    def open_files(self, checkpoint: str | None = None, data: str | None = None,
+                   preprocess: str | None = None) -> int:
+        """Open a checkpoint and/or dataset; the missing one is kept from the last request,
+        with its options (a new checkpoint starts without them: they belong to the old one).
+        ``preprocess``: a new ``--preprocess`` for the same files ("" = the model's own)."""
         base = self.open_request or OpenRequest()
-        req = OpenRequest(checkpoint=checkpoint or base.checkpoint, data=data or base.data)
+        if checkpoint and checkpoint != base.checkpoint:
+            base = OpenRequest(checkpoint=checkpoint, data=base.data, device=base.device)
+        req = replace(base, data=data or base.data)
+        if preprocess is not None:
+            req = replace(req, preprocess=preprocess or None)
         return self.submit(req)
 
     def open_snapshot(self, path: str) -> int:
@@ -115,6 +134,9 @@ class FileActions:
         for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
             panel.setEnabled(False)
         self.setWindowTitle(f"protoview — snapshot {Path(getattr(self, '_snapshot_path', '')).name}")
+        attrs = snap.attrs
+        self.data_panel.show_snapshot(str(attrs.get("dataset", "")), str(attrs.get("preprocess", "") or ""),
+                                      str(attrs.get("preprocess_source", "") or ""))
         self.status_label.setText(
             f"snapshot: {self.snapshot_base.summary()} · {len(snap.timeline)} recorded frames")
 
@@ -125,7 +147,7 @@ class FileActions:
         self.snapshot_base = None
         self.replay_bar.stop()
         self.replay_bar.hide()
-        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
+        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel, self.data_panel):
             panel.setEnabled(True)
 
     # ------------------------------------------------------------ exporting

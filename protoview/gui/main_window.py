@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from protoview.core.session import OpenRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _menus, theme
+from protoview.gui._data_panel import DataPanel
 from protoview.gui._window_files import FileActions
 from protoview.gui.charts import NumbersPanel
 from protoview.gui.map_view import COLOR_MODES, EmbeddingView
@@ -126,13 +127,15 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.view.highlight_changed.connect(self.highlight_label.setText)
 
     def _build_docks(self) -> None:
+        self.data_panel = DataPanel()
+        self.data_panel.preprocess_requested.connect(lambda text: self.open_files(preprocess=text))
         self.adapt_panel = AdaptPanel()
         self.kmeans_panel = KMeansPanel()
         self.sinkhorn_panel = SinkhornPanel()
         controls = QtWidgets.QWidget()
         controls.setObjectName("Controls")
         col = QtWidgets.QVBoxLayout(controls)
-        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
+        for panel in (self.data_panel, self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
             col.addWidget(panel)
         col.addStretch(1)
         scroll = QtWidgets.QScrollArea()
@@ -237,6 +240,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.opened_request = self._open_jobs.get(res.job, self.open_request)
             self._open_jobs = {job: req for job, req in self._open_jobs.items() if job >= res.job}
             self.setWindowTitle(f"protoview — {res.state.attrs.get('dataset', '') or 'session'}")
+            self.data_panel.show_data(
+                str(res.state.attrs.get("dataset", "")), res.preprocess, res.preprocess_source,
+                self.opened_request.preprocess if self.opened_request else None, res.preview,
+                len(res.state.labels))
             self.add_recent(self.open_request.checkpoint if self.open_request else "")
         step = res.history[-1].step if res.history else 0
         self.status_label.setText(
@@ -261,6 +268,13 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.last_error = str(error)
             self.status_label.setText(f"not opened — {error.where} holds pickled code")
             self._ask_trust(failed_open, error)
+            return
+        needs = tuple(getattr(error, "needs", ()) or ())
+        if failed_open is not None and needs and isinstance(error, ProtoviewError):
+            # a question, not only an error: ask for the options that can fix it
+            self.last_error = str(error)
+            self.status_label.setText(f"not opened — {error}")
+            self.choose_open(str(error), needs, base=failed_open)
             return
         if isinstance(error, ProtoviewError):
             text = str(error)

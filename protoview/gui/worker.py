@@ -54,6 +54,10 @@ class Result:
     partial: bool = False
     seconds: float = 0.0
     payload: Any = None
+    #: ``preview(i)`` -> (image as stored, model input as pixels, (min, max), ...) or None
+    preview: Callable[[int], Any] | None = None
+    preprocess: str = ""  # how the images became model inputs, for people ("" for features)
+    preprocess_source: str = ""
 
 
 def live_workers() -> list[ComputeWorker]:
@@ -234,7 +238,19 @@ class ComputeWorker(QtCore.QThread):
             class_names=list(getattr(ds, "class_names", []) or []),
             thumbnail=getattr(ds, "thumbnail", None),
             partial=partial, seconds=time.perf_counter() - t0,
+            **(_data_view(ds) if kind == "open" else {}),
         ))
+
+
+def _data_view(dataset: Any) -> dict[str, Any]:
+    """What the data panel shows of a newly opened dataset (read by duck typing)."""
+    transform = getattr(dataset, "transform", None)
+    describe = getattr(transform, "describe", None)
+    return {
+        "preview": getattr(dataset, "preview", None) if callable(describe) else None,
+        "preprocess": describe() if callable(describe) else "",
+        "preprocess_source": str(getattr(dataset, "transform_source", "") or ""),
+    }
 
 
 def _detached(state: Any) -> Any:

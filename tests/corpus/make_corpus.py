@@ -45,7 +45,7 @@ from PIL import Image
 from tests import _ckpt_fixtures as fx
 from tests._snapshot_writer import make_snapshot
 
-CHECKPOINT, DATASET, SNAPSHOT = "checkpoint", "dataset", "snapshot"
+CHECKPOINT, DATASET, SNAPSHOT, OPTION = "checkpoint", "dataset", "snapshot", "option"
 
 
 @dataclass(frozen=True)
@@ -989,6 +989,158 @@ def _ds_features_wrong_dim(d: Path) -> dict[str, Any]:
                          complete=True)
     return _fail(path, ["cluster", "demo", path, "--k", "3"], "5", "64",
                  what="5-d features opened with the demo model (64-d)")
+
+
+# ---------------------------------------------------------------------------- options
+# --preprocess / --nb-proxy given wrong: one line naming the option (issue 13).
+def _option_fail(argv: list[Any], *expect: str, what: str, out: Path | None = None) -> dict[str, Any]:
+    """An option at fault: the error line names it (``expect[0]``), not a file."""
+    return {"paths": [Path(expect[0])], "argv": tuple(os.fspath(a) for a in argv), "expect": expect,
+            "what": what, "out": out}
+
+
+def _preprocess_case(d: Path, option: str, *expect: str, what: str) -> dict[str, Any]:
+    argv, out = _extract("demo:noise:1", d)
+    return _option_fail([*argv, "--preprocess", option], "--preprocess", *expect, what=what, out=out)
+
+
+@_case(OPTION)
+def _opt_mean_two_values_for_three_channels(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "size=8,mean=0.5,0.5,std=0.25", "mean has 2 values for 3 channels",
+                            what="a mean with two values for three channels")
+
+
+@_case(OPTION)
+def _opt_size_zero(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "size=0", "size must be at least 1 pixel", what="a size of 0")
+
+
+@_case(OPTION)
+def _opt_unknown_preset(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "imagenett", "unknown preset 'imagenett'", "imagenet", what="a misspelt preset")
+
+
+@_case(OPTION)
+def _opt_bad_channels(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "channels=2", "channels must be 1 or 3", what="two channels")
+
+
+@_case(OPTION)
+def _opt_channels_the_model_cannot_take(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "cifar10", "1-channel", "gives 3",
+                            what="RGB inputs (cifar10) for the grey demo model")
+
+
+@_case(OPTION)
+def _opt_std_zero(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "size=8,channels=1,mean=0.5,std=0", "std must be positive", what="a std of 0")
+
+
+@_case(OPTION)
+def _opt_unknown_field(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "sise=8", "unknown field 'sise'", what="a misspelt field")
+
+
+@_case(OPTION)
+def _opt_short_side_without_crop(d: Path) -> dict[str, Any]:
+    return _preprocess_case(d, "size=8,resize=short-side,channels=1,mean=0.5,std=0.2", "needs crop=",
+                            what="a short-side resize without a crop (images of many shapes)")
+
+
+@_case(OPTION)
+def _opt_preprocess_for_the_window_alone(d: Path) -> dict[str, Any]:
+    return _option_fail(["gui", "--preprocess", "cifar10"], "--preprocess", "give CHECKPOINT and DATA",
+                        what="a window option without the files it applies to")
+
+
+_PYCIL_ARCH = """
+from torch import nn
+
+
+def convnet():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+"""
+
+
+def _pycil_cosine(d: Path, classes: int) -> tuple[Path, Path, Path]:
+    """A PyCIL checkpoint (5 classes x 3 proxies, nb_proxy not stored), its arch file, and
+    digits labelled with ``classes`` classes."""
+    arch = d / "pycil_arch.py"
+    arch.write_text(_PYCIL_ARCH)
+    generator = torch.Generator().manual_seed(0)
+    state = {"convnet.0.weight": torch.randn(8, 1, 3, 3, generator=generator), "convnet.0.bias": torch.zeros(8),
+             "fc.weight": torch.randn(15, 8, generator=generator), "fc.sigma": torch.tensor([4.0])}
+    ckpt = d / "pycil_task1.pkl"
+    torch.save({"tasks": 1, "model_state_dict": state}, ckpt)
+    x, y = _xy()
+    data = _npz(d / f"digits-{classes}-classes.npz", x=x, y=y % classes)
+    return ckpt, arch, data
+
+
+def _pycil_argv(ckpt: Path, arch: Path, data: Path, d: Path) -> tuple[list[Any], Path]:
+    argv, out = _extract(data, d)
+    argv[1] = ckpt
+    return [*argv, "--arch", f"{arch}:convnet", "--preprocess", "size=8,channels=1,mean=0.3,std=0.4"], out
+
+
+@_case(OPTION)
+def _opt_cosine_rows_do_not_fit_the_classes(d: Path) -> dict[str, Any]:
+    ckpt, arch, data = _pycil_cosine(d, 4)
+    argv, out = _pycil_argv(ckpt, arch, data, d)
+    return _option_fail(argv, "--nb-proxy", "15 proxy rows", "not a multiple of the 4 classes", out=out,
+                        what="a PyCIL cosine head of 15 rows on data of 4 classes, --nb-proxy not given")
+
+
+@_case(OPTION)
+def _opt_cosine_proxies_inferred_from_the_data(d: Path) -> dict[str, Any]:
+    ckpt, arch, data = _pycil_cosine(d, 5)
+    argv, out = _pycil_argv(ckpt, arch, data, d)
+    return _ok(ckpt, argv, "3 proxies per class inferred", "20 samples", out=out,
+               what="a PyCIL cosine head of 15 rows on data of 5 classes: 3 proxies per class, said so")
+
+
+@_case(DATASET)
+def _ds_npz_normalised_floats(d: Path) -> dict[str, Any]:
+    x = np.random.default_rng(0).standard_normal((20, 1, 8, 8)).astype(np.float32) * 1.1 + 0.2
+    path = _npz(d / "normalised.npz", x=x, y=np.arange(20) % 10)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "values in [", "outside [0, 1]", "--preprocess none", out=out,
+                 what="float model inputs (already normalised) without --preprocess none")
+
+
+@_case(DATASET)
+def _ds_npz_normalised_floats_as_model_inputs(d: Path) -> dict[str, Any]:
+    x = np.random.default_rng(0).standard_normal((20, 1, 8, 8)).astype(np.float32) * 1.1 + 0.2
+    path = _npz(d / "inputs.npz", x=x, y=np.arange(20) % 10)
+    argv, out = _extract(path, d)
+    return _ok(path, [*argv, "--preprocess", "none"], "20 samples", out=out,
+               what="the same float model inputs with --preprocess none (fed as they are)")
+
+
+@_case(DATASET)
+def _ds_npz_float_pixels_0_255(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = _npz(d / "float255.npz", x=x.astype(np.float32), y=y)
+    argv, out = _extract(path, d)
+    return _fail(path, argv, "outside [0, 1]", "scale=255", out=out,
+                 what="float pixels in [0, 255] (never divided by a guessed 255)")
+
+
+@_case(DATASET)
+def _ds_npz_pixels_with_preprocess_none(d: Path) -> dict[str, Any]:
+    x, y = _xy()
+    path = _npz(d / "pixels.npz", x=x, y=y)
+    argv, out = _extract(path, d)
+    return _fail(path, [*argv, "--preprocess", "none"], "8-bit pixels", "--preprocess none", out=out,
+                 what="uint8 pixels with --preprocess none (they are not model inputs)")
+
+
+@_case(DATASET)
+def _ds_folder_with_preprocess_none(d: Path) -> dict[str, Any]:
+    root = _image_folder(d / "pngs")
+    argv, out = _extract(root, d)
+    return _fail(root, [*argv, "--preprocess", "none"], "image files", out=out,
+                 what="an image folder with --preprocess none (image files are pixels)")
 
 
 # ---------------------------------------------------------------------------- snapshots

@@ -21,7 +21,8 @@ from torch import nn
 
 from protoview.core.checkpoint._read import RawCheckpoint
 from protoview.core.model import TransformSpec
-from protoview.errors import CheckpointError
+from protoview.core.preprocess import check_spec, parse_preprocess
+from protoview.errors import CheckpointError, ParameterError
 
 PROTOVIEW_FORMAT = "protoview-checkpoint"
 PROTOVIEW_VERSION = 1
@@ -146,8 +147,8 @@ def _domainbed(payload: dict[str, Any], where: str | os.PathLike[str]) -> Conten
     shape = payload.get("model_input_shape")
     if isinstance(shape, (list, tuple)) and len(shape) == 3 and all(isinstance(s, int) for s in shape):
         channels, height, width = shape
-        if channels == 3:  # DomainBed normalises RGB images with the ImageNet statistics
-            contents.transform = TransformSpec((height, width), 3)
+        if channels == 3:  # DomainBed resizes to (H, W) and normalises with ImageNet's statistics
+            contents.transform = TransformSpec((height, width), 3, name="domainbed" if (height, width) == (224, 224) else "")
     return contents
 
 
@@ -182,18 +183,39 @@ def _apply_protoview_meta(contents: Contents, meta: dict[str, Any], where: str |
 
 
 def _transform(spec: Any, where: str | os.PathLike[str]) -> TransformSpec | None:
+    """A protoview checkpoint's ``transform``: a ``--preprocess`` text (``"cifar10"``,
+    ``"none"``, ``"size=32,mean=0.5,std=0.25"``) or a dict with ``size``, ``channels``,
+    ``mean``, ``std`` and optionally ``resize``, ``crop``, ``interpolation``, ``scale``."""
     if spec is None:
         return None
+    if isinstance(spec, str):
+        try:
+            option = parse_preprocess(spec)
+            if option is None or not option.complete:
+                raise ParameterError("transform", "needs a preset or size, mean and std")
+            return option.apply(TransformSpec())
+        except ParameterError as exc:
+            raise CheckpointError(where, f"its 'transform' entry {spec!r} is not valid ({exc.problem})") from None
     try:
         size = tuple(int(s) for s in spec["size"])
         channels = int(spec["channels"])
         mean = tuple(float(m) for m in spec["mean"])
         std = tuple(float(s) for s in spec["std"])
-    except (KeyError, TypeError, ValueError) as exc:
+        crop = spec.get("crop")
+        extra = {
+            "resize": str(spec.get("resize", "exact")),
+            "crop": None if crop is None else tuple(int(c) for c in crop),
+            "interpolation": str(spec.get("interpolation", "bilinear")),
+            "scale": None if spec.get("scale") is None else float(spec["scale"]),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(where, f"its 'transform' entry is malformed ({type(exc).__name__}: {exc})") from None
     if len(size) != 2 or channels not in (1, 3) or len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise CheckpointError(where, f"its 'transform' entry is inconsistent: {spec!r}")
-    return TransformSpec(size, channels, mean, std)  # type: ignore[arg-type]
+    try:
+        return check_spec(TransformSpec(size, channels, mean, std, **extra), "transform")  # type: ignore[arg-type]
+    except ParameterError as exc:
+        raise CheckpointError(where, f"its 'transform' entry is inconsistent: {exc.problem}") from None
 
 
 # ---------------------------------------------------------------------------- key mapping

@@ -22,6 +22,7 @@ from torch import nn
 from protoview.core.checkpoint._build import Assembled, assemble
 from protoview.core.checkpoint._heads import ProxyHint, adopt_head
 from protoview.core.checkpoint._layout import Contents, clean_state, first_non_finite, interpret
+from protoview.core.checkpoint._preprocess import model_transform
 from protoview.core.checkpoint._read import check_readable_file, file_sha256, read_checkpoint
 from protoview.core.checkpoint._split import (
     DictOutputFeaturizer,
@@ -33,6 +34,7 @@ from protoview.core.checkpoint._split import (
 from protoview.core.checkpoint.archs import ArchSpec, resolve_arch
 from protoview.core.heads import describe_head
 from protoview.core.model import ModelInfo, SplitModel, TransformSpec
+from protoview.core.preprocess import resolve_preprocess
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import CheckpointError, ParameterError
 
@@ -50,6 +52,7 @@ def load_checkpoint(
     nb_proxy: int | None = None,
     split: str | None = None,
     map_location: str | torch.device = "cpu",
+    preprocess: str | TransformSpec | None = None,
 ) -> SplitModel:
     """Load ``path`` as a :class:`SplitModel` (``logits = classifier(featurizer(x))``).
 
@@ -65,6 +68,10 @@ def load_checkpoint(
     split: ``"featurizer_attr:head_attr"`` or the dotted path of the head, when the
         automatic split conventions do not fit.
     map_location: the device of the returned model.
+    preprocess: ``--preprocess`` (text, see :mod:`protoview.core.preprocess`, or a
+        TransformSpec): overrides the model's own preprocessing, which comes from the
+        checkpoint, timm's config, torchvision's weights or a built-in architecture, in
+        that order, else the default (``info.transform_source`` says which).
 
     Returns
     -------
@@ -75,31 +82,76 @@ def load_checkpoint(
     CheckpointError: the file is missing, unreadable, unsafe (pickled code without
         ``trust``), does not fit the architecture, or has NaN / Inf weights, a head of 0
         classes or an unsupported head. ParameterError: bad ``num_classes`` / ``nb_proxy``
-        / ``split`` / ``map_location``.
+        / ``split`` / ``map_location`` / ``preprocess``.
     """
     device = _check_arguments(num_classes, nb_proxy, map_location)
+    if isinstance(preprocess, str):
+        from protoview.core.preprocess import parse_preprocess
+
+        parse_preprocess(preprocess)  # a bad option is named before the file is read
     check_readable_file(path)
     sha256 = file_sha256(path)
     contents = interpret(read_checkpoint(path, trust=trust), path)
     hint = ProxyHint(contents.stored_nb_proxy, nb_proxy, num_classes)
     notes = list(contents.notes)
-    arch_label, assembled, transform = _assemble_contents(contents, arch, hint, split, path, notes)
-    model = _finish(assembled, hint, transform, path, notes, weights_checked=contents.state is not None)
+    arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes)
+    transform, source = resolve_preprocess(preprocess, own, own_source)
+    probe = None if transform.is_none or source.endswith("default") else transform
+    model = _finish(assembled, hint, probe, path, notes, weights_checked=contents.state is not None)
+    _check_channels(model.featurizer, transform, source, arch_label)
+    head_info = describe_head(model.classifier)
     info = ModelInfo(
         path=os.fspath(path),
         format=contents.format,
         arch=arch_label,
-        head=describe_head(model.classifier),
+        head=head_info,
         param_count=sum(p.numel() for p in model.parameters()),
         sha256=sha256,
         transform=transform,
         class_names=contents.class_names,
         notes=notes,
+        transform_source=source,
+        nb_proxy_from=_nb_proxy_from(head_info.kind, hint, from_weights=assembled.model is None),
     )
     if num_classes is not None and info.head.num_classes != num_classes:
         notes.append(f"the head has {info.head.num_classes} classes but num_classes={num_classes} was given")
     model.info = info
     return model.eval().to(device)
+
+
+@torch.no_grad()
+def _check_channels(featurizer: nn.Module, transform: TransformSpec, source: str, label: str) -> None:
+    """Refuse a preprocessing whose channel count the model cannot take (named, one line)."""
+    first = next((m for m in featurizer.modules() if isinstance(m, nn.Conv2d)), None)
+    if transform.is_none or first is None or first.in_channels not in (1, 3) or first.in_channels == transform.channels:
+        return
+    assert transform.channels is not None
+    try:
+        featurizer(probe_input(featurizer, transform.input_size or (224, 224), transform.channels))
+        return  # it runs: that convolution is not the input layer
+    except Exception:  # noqa: BLE001 - it does not take these inputs: say why
+        pass
+    wanted = first.in_channels
+    raise ParameterError(
+        "--preprocess",
+        f"{label} takes {wanted}-channel images (its first layer) but the preprocessing "
+        f"(from: {source}) gives {transform.channels}; pass --preprocess with channels={wanted} and "
+        f"a mean and std for {wanted} channel(s)",
+        needs=("preprocess",),
+    )
+
+
+def _nb_proxy_from(kind: str, hint: ProxyHint, *, from_weights: bool) -> str:
+    """How proxies per class were decided (``ModelInfo.nb_proxy_from``)."""
+    if kind != "cosine":
+        return ""
+    if hint.stored is not None:
+        return "stored"
+    if hint.given is not None:
+        return "option"
+    if hint.num_classes is not None:
+        return "inferred"
+    return "assumed" if from_weights else "model"
 
 
 def inspect_checkpoint(path: str | os.PathLike[str], arch: str | None = None, **kwargs: Any) -> ModelInfo:
@@ -127,8 +179,9 @@ def _check_arguments(num_classes: int | None, nb_proxy: int | None, map_location
 def _assemble_contents(
     contents: Contents, arch: str | None, hint: ProxyHint, split: str | None,
     path: str | os.PathLike[str], notes: list[str],
-) -> tuple[str, Assembled, TransformSpec | None]:
-    """(arch label, assembled model, transform) from a module or from weights + an arch."""
+) -> tuple[str, Assembled, TransformSpec | None, str]:
+    """(arch label, assembled model, the model's own transform, its source) from a module
+    or from weights + an arch (see :mod:`._preprocess` for the sources)."""
     if contents.module is not None:
         module = contents.module
         scripted = isinstance(module, torch.jit.ScriptModule)
@@ -136,7 +189,8 @@ def _assemble_contents(
         if plan is not None:
             if arch:
                 notes.append(f"--arch {arch} ignored: the file holds the whole model")
-            return _module_label(module), Assembled(model=module, plan=plan), contents.transform
+            own, source = model_transform(contents.transform, None, module)
+            return _module_label(module), Assembled(model=module, plan=plan), own, source
         if not (scripted and arch):
             hint_text = "; or pass --arch to rebuild it from its weights" if scripted else ""
             raise _no_head_found(module, _module_label(module), path, hint_text)
@@ -144,11 +198,30 @@ def _assemble_contents(
         notes.append("TorchScript weights rebuilt into --arch")
     spec = _arch_spec(contents, arch, path, notes)
     assert contents.state is not None
-    assembled = assemble(contents.state, spec, hint, split, path)
+    try:
+        assembled = assemble(contents.state, spec, hint, split, path)
+    except CheckpointError as exc:  # the weights do not fit: another --arch / --split may
+        error = _suggest_timm(exc, spec)
+        raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
     if assembled.model is not None and assembled.plan is None:
         raise _no_head_found(assembled.model, spec.label, path)
     notes.extend(assembled.notes)
-    return spec.label, assembled, contents.transform or _timm_transform(assembled)
+    own, source = model_transform(contents.transform, spec, assembled.model)
+    return spec.label, assembled, own, source
+
+
+def _suggest_timm(exc: CheckpointError, spec: ArchSpec) -> CheckpointError:
+    """A torchvision name the weights do not fit: say so when timm knows the name too."""
+    from protoview.core.checkpoint.archs import _timm_has
+
+    if spec.kind != "torchvision" or spec.name.startswith("torchvision:") or not _timm_has(spec.target):
+        return exc
+    return CheckpointError(
+        exc.where,
+        f"{exc.problem} (as torchvision's {spec.target}); timm also has an architecture "
+        f"{spec.target!r}: if these are timm weights, pass --arch timm:{spec.target}",
+        needs=("arch",),
+    )
 
 
 def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str], notes: list[str]) -> ArchSpec:
@@ -168,6 +241,7 @@ def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str
         path,
         f"{what} does not say which architecture it is for; pass --arch (a torchvision name like "
         "resnet18, a timm name, or FILE.py:build_fn)",
+        needs=("arch",),
     )
 
 
@@ -177,6 +251,7 @@ def _no_head_found(module: nn.Module, label: str, path: str | os.PathLike[str], 
         path,
         f"cannot find the classifier head of {label} (looked for {_CONVENTIONS}; "
         f"top-level submodules: {children}); pass --split HEAD_ATTR{extra}",
+        needs=("split", "arch") if extra else ("split",),
     )
 
 
@@ -184,18 +259,6 @@ def _module_label(module: nn.Module) -> str:
     if isinstance(module, torch.jit.ScriptModule):
         return f"{getattr(module, 'original_name', type(module).__name__)} (TorchScript)"
     return f"{type(module).__module__}.{type(module).__qualname__}"
-
-
-def _timm_transform(assembled: Assembled) -> TransformSpec | None:
-    """The input transform a timm model declares (its ``pretrained_cfg``)."""
-    cfg = getattr(assembled.model, "pretrained_cfg", None)
-    if not isinstance(cfg, dict):
-        return None
-    try:
-        channels, height, width = (int(v) for v in cfg["input_size"])
-        return TransformSpec((height, width), channels, tuple(cfg["mean"]), tuple(cfg["std"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------- final checks
@@ -289,14 +352,16 @@ def _check_features(
             first_problem = first_problem or f"the featurizer gives {shape} for a test input, not (N, D) features; pass --split"
         elif out.shape[1] != expected:
             first_problem = first_problem or (
-                f"the featurizer gives {out.shape[1]}-d features but the head expects {expected}-d; wrong --arch or --split?"
+                f"the featurizer gives {out.shape[1]}-d features but the head expects {expected}-d "
+                f"for a test input of shape {list(x.shape)}; wrong --arch or --split"
+                + (", or --preprocess (the input size)?" if transform is not None else "?")
             )
         else:
             if wrapped is not featurizer:
                 notes.append("the featurizer returns a dict; its 'features' entry is used")
             return wrapped, out
     if first_problem is not None:
-        raise CheckpointError(path, first_problem)
+        raise CheckpointError(path, first_problem, needs=("arch", "split", "preprocess"))
     notes.append(f"the featurizer did not run ({failure}); the feature dimension was not checked")
     return featurizer, None
 

@@ -4,7 +4,9 @@ An image dataset is a ``torch.utils.data.Dataset`` yielding ``(x, y)``: ``x`` fl
 ``(C, H, W)`` resized and normalised by the :class:`~protoview.core.model.TransformSpec`,
 ``y`` an int (``-1`` unknown). It also has ``labels`` (N,) int64, ``class_names``,
 ``identity()`` (part of the feature-cache key), ``description``, ``source`` and
-``thumbnail(i)``. Precomputed features open as a :class:`FeatureSet` instead.
+``thumbnail(i)``, ``set_transform`` / ``transform_source`` and ``preview(i)`` (the image as
+stored and as the model sees it). Precomputed features open as a :class:`FeatureSet` instead.
+How images become model inputs is :mod:`protoview.core.preprocess` (``--preprocess``).
 
 Spellings accepted by :func:`open_dataset`::
 
@@ -15,7 +17,7 @@ Spellings accepted by :func:`open_dataset`::
     cifar10:ROOT[:train|test]  (also cifar100, mnist, fashionmnist, svhn; default split: test)
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
-protocol, in-memory image arrays, transforms), ``_folder`` (image folders), ``_arrays``
+protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image folders), ``_arrays``
 (``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
 (torchvision datasets as they lie on disk), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
@@ -23,7 +25,12 @@ here plus one branch in ``_open.open_dataset``.
 """
 
 from protoview.core.data._arrays import npz_images_dataset
-from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset
+from protoview.core.data._base import (
+    ArrayImageDataset,
+    ProtoviewDataset,
+    fit_classes,
+    preprocess_attrs,
+)
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
     FeatureSet,
@@ -33,6 +40,7 @@ from protoview.core.data._featurefile import (
 )
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._open import default_transform, open_dataset
+from protoview.core.data._pixels import display_pixels
 
 __all__ = [
     "FEATURE_SUFFIXES",
@@ -41,9 +49,12 @@ __all__ = [
     "ImageFolderDataset",
     "ProtoviewDataset",
     "default_transform",
+    "display_pixels",
+    "fit_classes",
     "npz_images_dataset",
     "open_dataset",
     "open_feature_file",
+    "preprocess_attrs",
     "write_feature_arrays",
     "write_feature_attrs",
 ]

@@ -49,7 +49,9 @@ def npz_images_dataset(
     """Wrap arrays read from ``path`` (x, y, class_names) into an :class:`ArrayImageDataset`.
 
     ``images``: (N, C, H, W), (N, H, W) or channels-last (N, H, W, C); uint8 (scaled 1/255),
-    uint16 (1/65535) or float (as is, or /255 when the maximum exceeds 1.5).
+    uint16 (1/65535), other integers in 0..255 (as uint8), or floats: pixels in [0, 1] (or
+    [0, scale]) or, with ``TransformSpec.none()``, the model's inputs as they are. Float
+    values outside the pixel range are refused with the range and ``--preprocess`` named.
     """
     where = str(path)
     images = _images_nchw(np.asarray(images), where)
@@ -94,9 +96,18 @@ def _images_nchw(images: np.ndarray, where: str) -> np.ndarray:
         return images
     if images.dtype.kind not in "fiub":
         raise DatasetError(where, f"'x' must hold numbers, got dtype {images.dtype}")
-    values = images.astype(np.float32)
+    if images.dtype == np.uint16:
+        return images.astype(np.float32) / np.float32(65535.0)
+    if images.dtype.kind in "iu":  # 8-bit pixels stored in a wider integer type
+        low, high = int(images.min()), int(images.max())
+        if low < 0 or high > 255:
+            raise DatasetError(
+                where,
+                f"'x' holds {images.dtype} values in [{low}, {high}]; integer images must be "
+                "8-bit pixels (0..255): save them as uint8 or uint16, or as floats",
+            )
+        return images.astype(np.uint8)
+    values = images.astype(np.float32)  # floats (and bools) as they are: no guess on the range
     if not np.all(np.isfinite(values)):
         raise DatasetError(where, "'x' contains NaN or Inf values")
-    if images.dtype == np.uint16:
-        return values / 65535.0
-    return values / 255.0 if values.max() > 1.5 else values
+    return values

@@ -1,8 +1,8 @@
-"""The dataset base class, in-memory image arrays, and the pixel transform shared by all.
+"""The dataset base class and in-memory image arrays.
 
 Every image dataset protoview opens yields ``(x, y)`` with ``x`` a float32 ``(C, H, W)``
-tensor already resized to ``transform.size``, converted to ``transform.channels`` and
-normalised by ``transform.mean`` / ``transform.std``; ``y`` is an ``int`` (``-1`` unknown).
+model input made by its ``transform`` (:mod:`protoview.core.preprocess`; the pixel work is
+in :mod:`._pixels`); ``y`` is an ``int`` (``-1`` unknown).
 """
 
 from __future__ import annotations
@@ -15,89 +15,22 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from protoview.core.data._pixels import display_pixels, to_model_input
 from protoview.core.model import TransformSpec
-from protoview.errors import DatasetError, ParameterError
-
-# ITU-R 601-2 luma, the weights PIL uses for RGB -> "L".
-_LUMA = (0.299, 0.587, 0.114)
+from protoview.core.preprocess import OPTION, check_spec
+from protoview.errors import DatasetError
 
 
-def check_transform(transform: TransformSpec) -> TransformSpec:
+def check_transform(transform: TransformSpec, where: str = "transform") -> TransformSpec:
     """Validate ``transform`` and broadcast a single mean/std value to every channel.
 
     Raises
     ------
     ParameterError
-        ``where="transform"`` for a size that is not two positive ints, channels other
-        than 1 or 3, a mean/std of the wrong length, or a std that is not positive.
+        naming ``where`` for a size or crop that is not positive, channels other than 1
+        or 3, a mean/std of the wrong length, a std that is not positive, ...
     """
-    size = tuple(int(s) for s in transform.size)
-    if len(size) != 2 or min(size) < 1:
-        raise ParameterError(
-            "transform", f"size must be two positive ints (H, W), got {transform.size}"
-        )
-    if transform.channels not in (1, 3):
-        raise ParameterError("transform", f"channels must be 1 or 3, got {transform.channels}")
-    mean, std = tuple(transform.mean), tuple(transform.std)
-    if len(mean) == 1:
-        mean = mean * transform.channels
-    if len(std) == 1:
-        std = std * transform.channels
-    if len(mean) != transform.channels or len(std) != transform.channels:
-        raise ParameterError(
-            "transform",
-            f"mean {transform.mean} / std {transform.std} do not match {transform.channels} channels",
-        )
-    if not all(np.isfinite(mean)) or not all(np.isfinite(std)) or min(std) <= 0:
-        raise ParameterError("transform", f"std must be positive and finite, got {transform.std}")
-    return TransformSpec(size=size, channels=transform.channels, mean=mean, std=std)
-
-
-def convert_channels(batch: torch.Tensor, channels: int) -> torch.Tensor:
-    """Convert a ``(B, C, H, W)`` float batch to ``channels`` (1 or 3).
-
-    ``C = 4`` (RGBA) drops alpha, ``C = 2`` (LA) keeps luminance, 3 -> 1 uses PIL's luma
-    weights, 1 -> 3 repeats the grey channel.
-    """
-    if batch.shape[1] == 4:
-        batch = batch[:, :3]
-    elif batch.shape[1] == 2:
-        batch = batch[:, :1]
-    if batch.shape[1] == channels:
-        return batch
-    if batch.shape[1] == 1:
-        return batch.expand(-1, channels, -1, -1)
-    weights = torch.tensor(_LUMA, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
-    return (batch * weights).sum(dim=1, keepdim=True)
-
-
-def normalise(batch: torch.Tensor, transform: TransformSpec, scale: float = 1.0) -> torch.Tensor:
-    """``(batch * scale - mean) / std`` per channel, on ``batch``'s device.
-
-    ``batch``: (B, C, H, W) pixels, in [0, 1] once multiplied by ``scale``.
-    """
-    mean = torch.tensor(transform.mean, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    std = torch.tensor(transform.std, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
-    return torch.addcmul(-mean / std, batch.to(torch.float32), scale / std)
-
-
-def to_model_input(
-    batch: torch.Tensor, transform: TransformSpec, scale: float = 1.0
-) -> torch.Tensor:
-    """Turn ``(B, C, H, W)`` pixels (in [0, 1] once multiplied by ``scale``) into model input.
-
-    Channels are converted first, then the batch is resized (bilinear, antialiased) to
-    ``transform.size`` when it differs, then normalised; all on ``batch``'s device. Returns
-    float32 (B, transform.channels, H, W).
-    """
-    if batch.shape[1] == transform.channels and tuple(batch.shape[-2:]) == tuple(transform.size):
-        return normalise(batch, transform, scale)  # one fused pass, the common case
-    batch = convert_channels(batch.to(torch.float32) * scale, transform.channels)
-    if tuple(batch.shape[-2:]) != tuple(transform.size):
-        batch = F.interpolate(
-            batch, size=transform.size, mode="bilinear", align_corners=False, antialias=True
-        )
-    return normalise(batch, transform).contiguous()
+    return check_spec(transform, where)
 
 
 def short_digest(*parts: bytes | str) -> str:
@@ -147,6 +80,38 @@ def check_labels(labels: np.ndarray, where: str, num_classes: int | None) -> np.
     return labels
 
 
+def _needs_preprocess(where: str, problem: str) -> DatasetError:
+    return DatasetError(where, problem, needs=("preprocess",))
+
+
+def preprocess_attrs(dataset: object) -> dict[str, str]:
+    """The attributes that record how ``dataset``'s images became model inputs.
+
+    ``preprocess``: the ``--preprocess`` text that reproduces it (``""`` when unknown);
+    ``preprocess_source``: where it came from. A feature file passes on its own header's.
+    """
+    transform = getattr(dataset, "transform", None)
+    if not isinstance(transform, TransformSpec):
+        attrs = getattr(dataset, "attrs", None) or {}
+        return {key: str(attrs.get(key, "")) for key in ("preprocess", "preprocess_source")}
+    return {
+        "preprocess": transform.option(),
+        "preprocess_source": str(getattr(dataset, "transform_source", "") or ""),
+    }
+
+
+def fit_classes(dataset: object, num_classes: int) -> None:
+    """Check ``dataset``'s labels against a head of ``num_classes`` classes (DatasetError
+    naming the data), and give unnamed classes the head's count of default names."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        return
+    dataset.labels = check_labels(labels, str(getattr(dataset, "source", "dataset")), num_classes)  # type: ignore[attr-defined]
+    names = list(getattr(dataset, "class_names", []) or [])
+    if len(names) < num_classes and names == [str(i) for i in range(len(names))]:
+        dataset.class_names = [str(i) for i in range(num_classes)]  # type: ignore[attr-defined]
+
+
 class ProtoviewDataset(Dataset):
     """Base of every image dataset protoview opens.
 
@@ -155,6 +120,7 @@ class ProtoviewDataset(Dataset):
     labels: (N,) int64, ``-1`` where unknown.
     class_names: list of C names.
     transform: the validated :class:`TransformSpec` applied to every image.
+    transform_source: where it came from (option, checkpoint, ..., default; "" unknown).
     description: one line for humans.
     source: the path (or ``"demo:..."``) it was opened from.
     """
@@ -162,11 +128,47 @@ class ProtoviewDataset(Dataset):
     labels: np.ndarray
     class_names: list[str]
     transform: TransformSpec
+    transform_source: str = ""
     description: str
     source: str
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def set_transform(self, transform: TransformSpec, source: str = "") -> None:
+        """Apply ``transform`` from now on (validated; refused when it does not fit the data).
+
+        Raises ParameterError (a bad transform) or DatasetError naming the data (e.g.
+        ``none`` for image files, float images outside [0, 1] for a transform that scales).
+        """
+        self.transform = self._checked_transform(transform)
+        self.transform_source = source
+
+    def _checked_transform(self, transform: TransformSpec) -> TransformSpec:
+        spec = check_transform(transform)
+        if spec.is_none:
+            raise _needs_preprocess(
+                self.source,
+                f"{OPTION} none feeds the data to the model as they are, but these are image "
+                f"files (pixels); choose a preset (imagenet, domainbed, cifar10, ...) or fields "
+                f"(e.g. {OPTION} size=32,mean=0,std=1 for pixels in [0, 1])",
+            )
+        return spec
+
+    def model_input(self, index: int) -> torch.Tensor:
+        """The model's input for image ``index``: float32 (C, H, W), after the transform."""
+        return self[index][0]
+
+    def preview(self, index: int, max_side: int = 96) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Image ``index`` as stored and as the model sees it.
+
+        Returns (thumbnail, input pixels, (min, max)): the raw image (see
+        :meth:`thumbnail`), the model input made visible by :func:`display_pixels` (uint8,
+        at the input's own size), and the range of the input's values.
+        """
+        x = self.model_input(index)
+        low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
+        return self.thumbnail(index, max_side), display_pixels(x, self.transform), (low, high)
 
     def identity(self) -> str:
         """A stable string naming exactly this data (part of the feature-cache key)."""
@@ -188,7 +190,10 @@ class ArrayImageDataset(ProtoviewDataset):
 
     Parameters
     ----------
-    images: (N, C, H, W) uint8 (scaled by 1/255) or float32 in [0, 1]; C in 1..4.
+    images: (N, C, H, W), C in 1..4: uint8 pixels (scaled by 1/255), or floats: pixels in
+        [0, 1] (in [0, scale] with the transform's ``scale``), or the model's inputs
+        themselves with ``TransformSpec.none()``. Floats outside that range are refused
+        with the range and the option named, never rescaled by a guess.
     labels: (N,) int64, ``-1`` unknown.
     class_names, transform, source, description: see :class:`ProtoviewDataset`.
     identity: the identity string (the caller knows what the data is).
@@ -213,18 +218,53 @@ class ArrayImageDataset(ProtoviewDataset):
             raise DatasetError(source, f"{images.shape[0]} images but {labels.shape[0]} labels")
         if images.shape[0] == 0:
             raise DatasetError(source, "holds no images")
-        self._scale = 1.0 / 255.0 if images.dtype == np.uint8 else 1.0
-        if images.dtype != np.uint8:
+        self._pixels = images.dtype == np.uint8  # 8-bit pixels, else floats
+        self._range = (0.0, 255.0)
+        if not self._pixels:
             images = images.astype(np.float32, copy=False)
             if not np.all(np.isfinite(images)):
                 raise DatasetError(source, "images contain NaN or Inf values")
+            self._range = (float(images.min()), float(images.max()))
         self._images = torch.from_numpy(np.ascontiguousarray(images))
         self.labels = labels.astype(np.int64, copy=False)
         self.class_names = list(class_names)
-        self.transform = check_transform(transform)
         self.source = source
         self.description = description
         self._identity = identity
+        self.set_transform(transform)
+
+    def _checked_transform(self, transform: TransformSpec) -> TransformSpec:
+        spec = check_transform(transform)
+        low, high = self._range
+        if spec.is_none:
+            if self._pixels:
+                raise _needs_preprocess(
+                    self.source,
+                    f"holds 8-bit pixels (0..255), not model inputs, but {OPTION} none feeds them "
+                    f"as they are; choose a preset (cifar10, imagenet, ...) or fields (e.g. "
+                    f"{OPTION} size=32,mean=0,std=1 for pixels in [0, 1])",
+                )
+            return spec
+        top = spec.scale or 1.0
+        slack = 1e-3 * top  # rounding of stored floats, not a range of its own
+        if not self._pixels and (low < -slack or high > top + slack):
+            hint = (
+                f"if they are pixels in [0, 255], add scale=255 to {OPTION}"
+                if spec.scale is None and high <= 255 + 0.255 and low >= -slack
+                else f"if they are pixels in [0, S], add scale=S to {OPTION}"
+            )
+            raise _needs_preprocess(
+                self.source,
+                f"holds float images with values in [{low:.4g}, {high:.4g}], outside [0, {top:g}] "
+                f"(pixels); if they are already the model's inputs, pass {OPTION} none; {hint}",
+            )
+        return spec
+
+    @property
+    def _scale(self) -> float:
+        if self._pixels:
+            return 1.0 / 255.0
+        return 1.0 / (self.transform.scale or 1.0) if not self.transform.is_none else 1.0
 
     def identity(self) -> str:
         return self._identity
@@ -259,6 +299,9 @@ class ArrayImageDataset(ProtoviewDataset):
     def thumbnail(self, index: int, max_side: int = 96) -> np.ndarray:
         index = self._check_index(int(index))
         image = self._images[index].to(torch.float32) * self._scale
+        if self.transform.is_none:  # model inputs: stretch each channel to be seen
+            low = image.amin(dim=(1, 2), keepdim=True)
+            image = (image - low) / (image.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
         if image.shape[0] == 2:
             image = image[:1]
         elif image.shape[0] == 4:

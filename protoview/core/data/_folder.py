@@ -20,13 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from protoview.core.data._base import (
-    ProtoviewDataset,
-    check_labels,
-    check_transform,
-    normalise,
-    short_digest,
-)
+from protoview.core.data._base import ProtoviewDataset, check_labels, short_digest
+from protoview.core.data._pixels import normalise, resize_image
 from protoview.core.model import TransformSpec
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import DatasetError
@@ -42,31 +37,30 @@ def image_extensions() -> frozenset[str]:
     )
 
 
-def decode_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
+def decode_image(path: str, transform: TransformSpec) -> np.ndarray:
     """Read one image file as float32 ``(channels, H, W)`` pixels in [0, 1].
 
     Palette, RGBA, CMYK, ... are converted to RGB (alpha dropped, as torchvision's loader
-    does), then to grey when ``channels == 1``; 16-bit grey is scaled by 1/65535 and float
-    images taken as is (or /255 when their maximum exceeds 1.5). Resized bilinearly to
-    ``size`` = (H, W).
+    does), then to grey when ``channels == 1``; 16-bit grey is scaled by 1/65535, float
+    images by ``1 / transform.scale`` (values outside [0, 1] then are an error, never a
+    guess). Resized and center-cropped as torchvision's ``Resize`` / ``CenterCrop`` do
+    (:func:`~protoview.core.data._base.resize_image`).
     """
     with Image.open(path) as img:
         img.load()
-        return _to_pixels(img, channels, size)
+        return _to_pixels(img, transform.channels or 3, lambda im: resize_image(im, transform), transform.scale)
 
 
-def _to_pixels(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarray:
-    target = (size[1], size[0])  # PIL wants (W, H)
+def _to_pixels(img: Image.Image, channels: int, resize, scale: float | None = None) -> np.ndarray:  # noqa: ANN001
     if img.mode in _HIGH_BIT_MODES or img.mode == "F":
         grey = np.asarray(img, dtype=np.float32)
-        scale = (
-            65535.0
-            if img.mode in _HIGH_BIT_MODES
-            else (255.0 if grey.max(initial=0) > 1.5 else 1.0)
-        )
-        grey = Image.fromarray(np.clip(grey / scale, 0.0, 1.0).astype(np.float32)).resize(
-            target, Image.BILINEAR
-        )
+        grey = grey / (65535.0 if img.mode in _HIGH_BIT_MODES else (scale or 1.0))
+        if img.mode == "F" and grey.size and (grey.min() < -1e-3 or grey.max() > 1.001):
+            raise ValueError(
+                f"float image values in [{grey.min():.4g}, {grey.max():.4g}], outside [0, 1]; "
+                "add scale=S to --preprocess for pixels in [0, S]"
+            )
+        grey = resize(Image.fromarray(np.clip(grey, 0.0, 1.0).astype(np.float32)))
         plane = np.asarray(grey, dtype=np.float32)[None]
         return np.repeat(plane, channels, axis=0)
     if img.mode not in ("L", "RGB"):
@@ -74,8 +68,7 @@ def _to_pixels(img: Image.Image, channels: int, size: tuple[int, int]) -> np.nda
     wanted = "L" if channels == 1 else "RGB"
     if img.mode != wanted:
         img = img.convert(wanted)
-    if img.size != target:
-        img = img.resize(target, Image.BILINEAR)
+    img = resize(img)
     pixels = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
@@ -154,7 +147,7 @@ class ImageFolderDataset(ProtoviewDataset):
     ) -> None:
         self.root = str(Path(root).expanduser().absolute())
         self.source = self.root
-        self.transform = check_transform(transform)
+        self.set_transform(transform)
         try:
             classes, candidates, self.ignored = self._scan()
         except OSError as exc:
@@ -251,11 +244,11 @@ class ImageFolderDataset(ProtoviewDataset):
         """
         index = self._check_index(int(index))
         path, label = self.samples[index]
-        channels, size = self.transform.channels, self.transform.size
         try:
-            pixels = torch.from_numpy(decode_image(path, channels, size))
+            pixels = torch.from_numpy(decode_image(path, self.transform))
         except Exception as exc:  # never let a bad file kill a DataLoader worker
-            return torch.zeros(channels, *size), label, f"{path}: {type(exc).__name__}: {exc}"
+            shape = (self.transform.channels or 3, *(self.transform.input_size or (1, 1)))
+            return torch.zeros(shape), label, f"{path}: {type(exc).__name__}: {exc}"
         return normalise(pixels[None], self.transform)[0], label, ""
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -269,9 +262,11 @@ class ImageFolderDataset(ProtoviewDataset):
                 img.load()
                 width, height = img.size
                 scale = min(1.0, max_side / max(width, height))
-                size = (max(1, round(height * scale)), max(1, round(width * scale)))
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
                 pixels = _to_pixels(
-                    img, 1 if img.mode in ("L", "1", "LA", "F", *_HIGH_BIT_MODES) else 3, size
+                    img, 1 if img.mode in ("L", "1", "LA", "F", *_HIGH_BIT_MODES) else 3,
+                    lambda im: im.resize(size, Image.BILINEAR) if im.size != size else im,
+                    self.transform.scale,
                 )
         except Exception:  # a thumbnail is cosmetic: show grey instead of failing a hover
             return np.full((max_side, max_side), 128, dtype=np.uint8)

@@ -28,6 +28,7 @@ from protoview.core.data._featurefile import FEATURE_SUFFIXES, FeatureSet, open_
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._torchvision import open_torchvision, parse_torchvision_spec
 from protoview.core.model import TransformSpec
+from protoview.core.preprocess import DEFAULT
 from protoview.errors import DatasetError, ProtoviewError
 
 DEFAULT_DEMO_SHIFT = "noise"
@@ -38,8 +39,9 @@ _SPELLINGS = (
 
 
 def default_transform() -> TransformSpec:
-    """224 x 224, 3 channels, ImageNet mean/std (used when neither caller nor checkpoint says)."""
-    return TransformSpec()
+    """:data:`protoview.core.preprocess.DEFAULT`: resize to 224 x 224, 3 channels, ImageNet
+    mean/std (used when neither caller nor checkpoint says; the session warns then)."""
+    return DEFAULT
 
 
 def open_dataset(

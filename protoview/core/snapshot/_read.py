@@ -254,8 +254,18 @@ def _describe_origin(where: str, attrs: Mapping[str, Any]) -> str:
         f"{where}: protoview snapshot (format {attrs['format_version']}) written by protoview "
         f"{attrs['protoview_version']} on {attrs['created']}; method {attrs['method'] or 'none'}"
         f"{f' ({params})' if params else ''} at step {attrs['step']}; checkpoint {checkpoint}"
-        f"{f' (sha256 {sha[:12]}...)' if sha else ''}; dataset {attrs['dataset'] or 'unknown'}."
+        f"{f' (sha256 {sha[:12]}...)' if sha else ''}; dataset {attrs['dataset'] or 'unknown'}"
+        f"{_describe_preprocess(attrs)}."
     )
+
+
+def _describe_preprocess(attrs: Mapping[str, Any]) -> str:
+    """``; preprocess X (from: S)`` when the file records it (files before issue 13 do not)."""
+    text = attrs.get("preprocess")
+    if not isinstance(text, str) or not text:
+        return ""
+    source = attrs.get("preprocess_source")
+    return f"; preprocess {text}" + (f" (from: {source})" if isinstance(source, str) and source else "")
 
 
 def _describe_groups(contents: _Contents) -> str:

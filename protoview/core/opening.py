@@ -1,0 +1,80 @@
+"""Opening a checkpoint and a dataset so that they fit each other (every command, the window).
+
+The preprocessing comes from ``--preprocess`` or the model (:mod:`protoview.core.preprocess`);
+a cosine head whose proxies per class are unknown is matched to the data's class count; the
+labels are checked against the head. :class:`protoview.core.session.Session` and the command
+line both open through :func:`open_model_and_data`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protoview.errors import ParameterError
+
+
+def checkpoint_path(checkpoint: str) -> str:
+    """The file of ``checkpoint``: itself, or the demo's for ``demo`` / ``demo:linear`` / ``demo:cosine``."""
+    if checkpoint in ("demo", "demo:linear", "demo:cosine"):
+        from protoview.core.demo import demo_checkpoint_path
+
+        return str(demo_checkpoint_path(checkpoint.partition(":")[2] or "cosine"))
+    return checkpoint
+
+
+def open_model_and_data(
+    checkpoint: str, data: str, *, arch: str | None = None, trust: bool = False,
+    nb_proxy: int | None = None, split: str | None = None, preprocess: str | None = None,
+    warn: bool = True,
+) -> tuple[Any, Any]:
+    """Load ``checkpoint`` and the dataset ``data`` so that they fit each other.
+
+    checkpoint: a file or ``demo`` / ``demo:linear`` / ``demo:cosine``; data: any spelling of
+    :func:`protoview.core.data.open_dataset`; arch, trust, nb_proxy, split, preprocess: as
+    :func:`protoview.core.checkpoint.load_checkpoint` takes them (the CLI's options).
+
+    - Preprocessing: ``preprocess``, else the model's own (checkpoint, timm, torchvision,
+      built-in), else the default with one warning naming ``--preprocess`` (``warn``); the
+      built-in demo data keep their own when the model says nothing.
+    - Proxies per class: a cosine head whose ``nb_proxy`` is neither stored nor given is
+      matched to the data's class count (rows = classes x proxies), with a note; when the
+      rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
+    - Labels are checked against the head's classes.
+
+    Returns (SplitModel, dataset or FeatureSet).
+    """
+    import warnings
+
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import FeatureSet, fit_classes, open_dataset
+    from protoview.core.preprocess import default_warning
+    from protoview.core.warnings import ProtoviewWarning
+
+    path = checkpoint_path(checkpoint)
+    options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess)
+    model = load_checkpoint(path, arch, **options)
+    info = model.info
+    demo_data = data.strip() == "demo" or data.strip().startswith("demo:")
+    own = None if demo_data and info.transform_source == "default" else info.transform
+    dataset = open_dataset(data, own)
+    images = not isinstance(dataset, FeatureSet)
+    if images:
+        dataset.transform_source = "built-in (demo data)" if own is None else info.transform_source
+    classes = len(getattr(dataset, "class_names", []) or [])
+    rows = info.head.num_proxies
+    if info.nb_proxy_from == "assumed" and classes and rows != classes:
+        if rows % classes:
+            raise ParameterError(
+                "--nb-proxy",
+                f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
+                f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
+                needs=("nb_proxy",),
+            )
+        with warnings.catch_warnings():  # the first load already said everything else
+            warnings.simplefilter("ignore")
+            model = load_checkpoint(path, arch, num_classes=classes, **options)
+        info = model.info
+    fit_classes(dataset, info.head.num_classes)
+    if warn and images and info.transform_source == "default" and own is not None:
+        warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
+    return model, dataset
