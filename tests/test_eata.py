@@ -113,9 +113,7 @@ def test_fisher_over_several_test_batches_uses_the_source_weights() -> None:
 @pytest.mark.parametrize("extra", [{"steps": 2}, {"episodic": True}])
 def test_steps_and_episodic_equal_the_authors_code(extra: dict) -> None:
     model = tiny_model(CLASSES, sharp=60.0)
-    oracle = authors.build(
-        copy.deepcopy(model), lr=1e-2, e_margin=E_MARGIN, d_margin=0.4, **extra
-    )
+    oracle = authors.build(copy.deepcopy(model), lr=1e-2, e_margin=E_MARGIN, d_margin=0.4, **extra)
     adapter = make_adapter("eata", model, lr=1e-2, d_margin=0.4, fisher_alpha=0.0, **extra)
     compare(oracle, adapter, batches(4))
 

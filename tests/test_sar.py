@@ -54,7 +54,8 @@ def compare(oracle, adapter: SAR, xs: list[torch.Tensor]) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("head", "norm", "sharp"), [("linear", "bn", 60.0), ("cosine", "bn", 6.0), ("linear", "gn", 4.0)]
+    ("head", "norm", "sharp"),
+    [("linear", "bn", 60.0), ("cosine", "bn", 6.0), ("linear", "gn", 4.0)],
 )
 def test_sar_equals_the_authors_code(head: str, norm: str, sharp: float) -> None:
     model = tiny_model(CLASSES, head, sharp=sharp, norm=norm)

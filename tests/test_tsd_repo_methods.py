@@ -136,7 +136,9 @@ def test_gradient_methods_equal_the_released_code(head, theirs, ours, their_kw, 
     assert moved(model, source) > 1e-4  # not a comparison of two untouched models
 
 
-@pytest.mark.parametrize(("theirs", "ours"), [("PL", "pl"), ("SHOT-IM", "shot_im"), ("Tent", "tent")])
+@pytest.mark.parametrize(
+    ("theirs", "ours"), [("PL", "pl"), ("SHOT-IM", "shot_im"), ("Tent", "tent")]
+)
 def test_steps_and_episodic_equal_the_released_code(theirs: str, ours: str) -> None:
     kw = {"lr": 1e-3, "beta": 0.5} if theirs == "PL" else {"lr": 1e-3}
     for extra in ({"steps": 3}, {"episodic": True}, {"steps": 2, "episodic": True}):

@@ -7,9 +7,9 @@ statistics); for each batch the output probabilities ``p`` (N, C) are adjusted w
 batch's L2-normalised features ``f`` (N, D):
 
 - ``unary = -log(p + 1e-10)``; ``kernel = affinity(f)`` (N, N): ``knn`` (1 for each of
-  the ``knn`` nearest other samples), ``rbf`` (``exp(-d^2 / 2 sigma^2)``, ``sigma`` the
-  mean distance to the ``knn``-th nearest sample counting the sample itself, as the code
-  does) or ``linear`` (``f f^T``); ``force_symmetry`` averages it with its transpose;
+  the ``knn`` nearest other samples), ``rbf`` (``exp(-d^2 / 2 sigma^2)``, ``sigma`` a mean
+  neighbour distance, see below) or ``linear`` (``f f^T``); ``force_symmetry`` averages it
+  with its transpose;
 - ``Y = softmax(-unary)``, then up to 100 times ``Y = softmax(-unary + kernel @ Y)``,
   stopping when the energy changes by at most ``1e-8`` of itself.
 
@@ -18,10 +18,15 @@ so no logit is ``-inf``): ``softmax(logits) = Y``. LAME keeps no state between b
 Defaults are the authors' (``rbf``, ``knn = 5``, no forced symmetry; their ``sigma``
 setting is read by nothing, so there is none here).
 
-``reference`` is the authors' code number for number, including its flaw: with ``rbf``,
-a batch whose points all coincide with their ``knn``-th neighbour (one sample; or
-duplicates) has ``sigma = 0`` and ``exp(-0/0)`` makes ``Y`` NaN. ``corrected`` uses the
-limit ``sigma -> 0`` there: the kernel is 1 between identical points, 0 elsewhere.
+``reference`` is the authors' code number for number, including the flaw of its ``rbf``
+kernel: the ``knn``-th distance is taken over the sorted distances *including the sample
+itself* (distance 0; their comment says ``[N, knn + 1]``, the code takes ``min(knn, N)``),
+so ``sigma`` is the mean distance to the ``(knn-1)``-th other sample; with ``knn = 1``, a
+batch of one sample or one where every sample has ``knn - 1`` exact duplicates,
+``sigma = 0`` and ``exp(-0/0)`` makes all of ``Y`` NaN. ``corrected`` takes the ``knn``-th *other* sample (``min(knn + 1, N)`` sorted
+distances, as their ``knn`` kernel does) and, where ``sigma`` is still 0 (all points
+identical), the limit ``sigma -> 0``: 1 between identical points, 0 elsewhere. The
+``knn`` and ``linear`` kernels are the same in both variants.
 """
 
 from __future__ import annotations
@@ -48,10 +53,11 @@ def knn_affinity(x: torch.Tensor, knn: int) -> torch.Tensor:
 
 
 def rbf_affinity(x: torch.Tensor, knn: int, corrected: bool = False) -> torch.Tensor:
-    """(N, N) Gaussian kernel with sigma the mean ``knn``-th neighbour distance."""
+    """(N, N) Gaussian kernel; sigma: the mean distance to the ``knn``-th nearest sample,
+    counting the sample itself (the authors') or not (``corrected``)."""
     n = x.size(0)
     dist = torch.norm(x.unsqueeze(0) - x.unsqueeze(1), dim=-1, p=2)
-    n_neighbors = min(knn, n)
+    n_neighbors = min(knn + 1 if corrected else knn, n)
     kth_dist = dist.topk(k=n_neighbors, dim=-1, largest=False).values[:, -1]
     sigma = kth_dist.mean()
     if corrected and not bool(sigma > 0):
