@@ -291,3 +291,22 @@ def test_one_sample_batch() -> None:
     with pytest.raises(ParameterError, match="cannot process a batch of shape") as info:
         BNAdapt(one_d).step(x)
     assert info.value.where == "batch"
+
+
+def test_every_registered_method_builds_with_its_defaults_and_names_unknown_parameters() -> None:
+    from protoview.core.adapt.baselines import METHODS
+
+    x = batches(1)[0]
+    for method in METHODS:
+        defaults = adapter_defaults(method)
+        adapter = make_adapter(method, tiny_model(), **defaults)
+        assert adapter.method == method
+        assert adapter.step(x).shape == (20, CLASSES)
+        assert adapter.predict(x).shape == (20, CLASSES)
+        with pytest.raises(ParameterError) as info:
+            make_adapter(method, tiny_model(), not_a_parameter=1)
+        assert info.value.where == "not_a_parameter"
+    assert adapter_defaults("pl") == {
+        "lr": 1e-4, "beta": 0.9, "steps": 1, "episodic": False, "variant": "reference"
+    }  # fmt: skip
+    assert adapter_defaults("t3a") == {"filter_K": 100, "variant": "reference"}
