@@ -310,3 +310,15 @@ def test_every_registered_method_builds_with_its_defaults_and_names_unknown_para
         "lr": 1e-4, "beta": 0.9, "steps": 1, "episodic": False, "variant": "reference"
     }  # fmt: skip
     assert adapter_defaults("t3a") == {"filter_K": 100, "variant": "reference"}
+
+
+def test_a_fixed_parameter_group_that_is_empty_names_the_method() -> None:
+    frozen_bn = SplitModel(
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False), nn.Flatten()),
+        nn.Linear(36, 3),
+    )
+    no_body = SplitModel(nn.Flatten(), nn.Linear(75, 3))
+    for method, model in (("eata", frozen_bn), ("shot_im", no_body)):
+        with pytest.raises(ParameterError, match=method) as info:
+            make_adapter(method, model)
+        assert info.value.where == "method"

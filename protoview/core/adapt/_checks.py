@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from protoview.core.adapt.base import batchnorm_layers
+from protoview.core.adapt.base import batchnorm_layers, select_parameters
 from protoview.errors import ParameterError
 
 VARIANTS = ("reference", "corrected")
@@ -92,3 +92,20 @@ def require_batchnorm(model: nn.Module, method: str) -> None:
             f"{method!r} adapts BatchNorm layers and the model has none; "
             "choose tsd, t3a, lame, pl, plc, shot_im or none",
         )
+
+
+def method_parameters(model: nn.Module, update: str, method: str) -> list[tuple[str, nn.Parameter]]:
+    """:func:`select_parameters` for a method whose parameter group is fixed: an empty
+    group is reported against ``method`` (the user chose the method, not ``update``)."""
+    try:
+        return select_parameters(model, update)
+    except ParameterError as exc:
+        what = {
+            "all": "parameters",
+            "affine": "BatchNorm scale and shift",
+            "body": "featurizer parameters",
+            "head": "classifier parameters",
+        }[update]
+        raise ParameterError(
+            "method", f"{method!r} adapts the model's {what} and the model has none"
+        ) from exc

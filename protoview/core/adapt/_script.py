@@ -22,8 +22,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from protoview.core.adapt._checks import check_bool, check_lr, check_steps
-from protoview.core.adapt.base import Adapter, select_parameters, use_batch_statistics
+from protoview.core.adapt._checks import check_bool, check_lr, check_steps, method_parameters
+from protoview.core.adapt.base import Adapter, use_batch_statistics
 
 
 class ScriptAdapter(Adapter):
@@ -37,7 +37,7 @@ class ScriptAdapter(Adapter):
         super().__init__(model)
         self.lr, self.steps = check_lr(lr), check_steps(steps)
         self.episodic = check_bool(episodic, "episodic")
-        named = select_parameters(self.model, self.update)
+        named = method_parameters(self.model, self.update, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()

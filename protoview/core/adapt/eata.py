@@ -46,12 +46,12 @@ from protoview.core.adapt._checks import (
     check_lr,
     check_optional_float,
     check_steps,
+    method_parameters,
     require_batchnorm,
 )
 from protoview.core.adapt.base import (
     Adapter,
     kept_flags,
-    select_parameters,
     softmax_entropy,
     use_batch_statistics,
 )
@@ -104,7 +104,7 @@ class EATA(Adapter):
         self.fisher_alpha = check_float(fisher_alpha, "fisher_alpha", low=0.0)
         self.fisher_batches = check_int(fisher_batches, "fisher_batches", minimum=1)
         self.episodic = check_bool(episodic, "episodic")
-        named = select_parameters(self.model, "affine")
+        named = method_parameters(self.model, "affine", self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()
