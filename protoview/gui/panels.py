@@ -69,7 +69,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
                              "(bn, tent, t3a, pl, plc, shot_im) and eata, sar, lame")
         self.variant = _combo(("reference", "corrected"), "reference = the authors' code")
         self.lr = _dspin(1e-6, 1.0, 1e-4, 6, 1e-4, "learning rate")
-        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all)")
+        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all when corrected)")
         self.lam = _dspin(0.0, 100.0, 0.0, 3, 0.1, "lam: weight of the local clustering term")
         self.update = _combo(("all", "affine", "body", "head"), "which parameters adapt")
         self.batch_size = _spin(1, 100000, 64, "samples per step")
