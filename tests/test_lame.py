@@ -79,7 +79,9 @@ def test_rbf_sigma_counts_the_sample_itself_in_the_reference_only() -> None:
     x = batches(1)[0]
     y = authors.run_step(copy.deepcopy(model.featurizer), model.classifier, x, "rbf", 1)
     assert torch.isnan(y).all()  # knn = 1: sigma is the distance to itself, 0
-    assert torch.isnan(make_adapter("lame", model, knn=1).step(x)).all()
+    with pytest.raises(ParameterError, match="knn >= 2") as info:
+        make_adapter("lame", model, knn=1)  # every batch would be NaN: refused
+    assert info.value.where == "knn"
     corrected = make_adapter("lame", model, knn=1, variant="corrected")
     assert torch.isfinite(corrected.step(x)).all()
     with torch.no_grad():

@@ -23,7 +23,8 @@ kernel: the ``knn``-th distance is taken over the sorted distances *including th
 itself* (distance 0; their comment says ``[N, knn + 1]``, the code takes ``min(knn, N)``),
 so ``sigma`` is the mean distance to the ``(knn-1)``-th other sample; with ``knn = 1``, a
 batch of one sample or one where every sample has ``knn - 1`` exact duplicates,
-``sigma = 0`` and ``exp(-0/0)`` makes all of ``Y`` NaN. ``corrected`` takes the ``knn``-th *other* sample (``min(knn + 1, N)`` sorted
+``sigma = 0`` and ``exp(-0/0)`` makes all of ``Y`` NaN (``knn = 1`` is refused with
+``rbf`` in this variant, since every batch would be NaN). ``corrected`` takes the ``knn``-th *other* sample (``min(knn + 1, N)`` sorted
 distances, as their ``knn`` kernel does) and, where ``sigma`` is still 0 (all points
 identical), the limit ``sigma -> 0``: 1 between identical points, 0 elsewhere. The
 ``knn`` and ``linear`` kernels are the same in both variants.
@@ -37,6 +38,7 @@ from torch import nn
 
 from protoview.core.adapt._checks import check_bool, check_choice, check_int, check_variant
 from protoview.core.adapt.base import Adapter
+from protoview.errors import ParameterError
 
 AFFINITIES = ("rbf", "knn", "linear")
 
@@ -107,6 +109,12 @@ class LAME(Adapter):
         self.knn = check_int(knn, "knn", minimum=1)
         self.force_symmetry = check_bool(force_symmetry, "force_symmetry")
         self.variant = check_variant(variant)
+        if self.affinity == "rbf" and self.knn == 1 and self.variant == "reference":
+            raise ParameterError(
+                "knn",
+                "with affinity='rbf' the reference takes sigma from the sample itself for "
+                "knn=1, which makes every output NaN; use knn >= 2 or variant='corrected'",
+            )
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
