@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -49,10 +47,6 @@ def tiny_model(
 def batches(n: int, size: int = 32, seed: int = 1) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(size, 3, 6, 6, generator=g) * 2 + 0.5 for _ in range(n)]
-
-
-def twin(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)
 
 
 def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
