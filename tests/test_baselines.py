@@ -202,7 +202,7 @@ def test_t3a_matches_domainbed_and_bounds_its_supports(filter_k: int, head: str)
     model = tiny_model(head)
     source = state_of(model)
     oracle = T3AOracle(copy.deepcopy(model), filter_k, CLASSES)
-    adapter = T3A(model, filter_K=filter_k)
+    adapter = T3A(model, filter_K=filter_k, variant="corrected")  # DomainBed's -1 keeps all
     assert len(adapter.memory) == CLASSES * (1 if head == "linear" else 2)
     for step, x in enumerate(batches(5), start=1):
         torch.testing.assert_close(adapter.step(x), oracle(x), rtol=0, atol=1e-5)
@@ -246,7 +246,7 @@ def test_make_adapter_builds_each_method() -> None:
 
 def test_bad_input_is_reported_with_the_parameter() -> None:
     with pytest.raises(ParameterError) as info:
-        make_adapter("sar", tiny_model())
+        make_adapter("cotta", tiny_model())
     assert info.value.where == "method"
     with pytest.raises(ParameterError) as info:
         make_adapter("tent", tiny_model(), filter_K=5)
@@ -291,3 +291,34 @@ def test_one_sample_batch() -> None:
     with pytest.raises(ParameterError, match="cannot process a batch of shape") as info:
         BNAdapt(one_d).step(x)
     assert info.value.where == "batch"
+
+
+def test_every_registered_method_builds_with_its_defaults_and_names_unknown_parameters() -> None:
+    from protoview.core.adapt.baselines import METHODS
+
+    x = batches(1)[0]
+    for method in METHODS:
+        defaults = adapter_defaults(method)
+        adapter = make_adapter(method, tiny_model(), **defaults)
+        assert adapter.method == method
+        assert adapter.step(x).shape == (20, CLASSES)
+        assert adapter.predict(x).shape == (20, CLASSES)
+        with pytest.raises(ParameterError) as info:
+            make_adapter(method, tiny_model(), not_a_parameter=1)
+        assert info.value.where == "not_a_parameter"
+    assert adapter_defaults("pl") == {
+        "lr": 1e-4, "beta": 0.9, "steps": 1, "episodic": False, "variant": "reference"
+    }  # fmt: skip
+    assert adapter_defaults("t3a") == {"filter_K": 100, "variant": "reference"}
+
+
+def test_a_fixed_parameter_group_that_is_empty_names_the_method() -> None:
+    frozen_bn = SplitModel(
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False), nn.Flatten()),
+        nn.Linear(36, 3),
+    )
+    no_body = SplitModel(nn.Flatten(), nn.Linear(75, 3))
+    for method, model in (("eata", frozen_bn), ("shot_im", no_body)):
+        with pytest.raises(ParameterError, match=method) as info:
+            make_adapter(method, model)
+        assert info.value.where == "method"

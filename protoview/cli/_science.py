@@ -26,13 +26,17 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     for action in p._actions:
         if action.dest == "batch_size":
             action.default, action.help = 64, "adaptation batch size (default 64)"
-    p.add_argument("--method", default="tsd", choices=("tsd", "tent", "t3a", "bn", "none"))
+    from protoview.core.adapt.names import METHOD_NAMES
+
+    p.add_argument("--method", default="tsd", choices=METHOD_NAMES)
     p.add_argument("--steps", type=int, default=0, help="adaptation steps (batches); 0 = one pass (default)")
-    p.add_argument("--lr", type=float, help="learning rate (tsd/tent)")
+    p.add_argument("--lr", type=float, help="learning rate (the methods that take gradient steps)")
     p.add_argument("--filter-k", type=int, help="supports kept per class (tsd/t3a); -1 keeps all (corrected variant)")
     p.add_argument("--lam", type=float, help="weight of TSD's top-k cluster term (default 0, as released)")
     p.add_argument("--update", choices=("all", "affine", "body", "head"), help="which parameters TSD updates")
-    p.add_argument("--variant", choices=("reference", "corrected"), help="TSD as released (reference) or with its bugs fixed")
+    p.add_argument("--variant", choices=("reference", "corrected"), help="the method as released (reference) or with its bugs fixed (tsd, t3a, pl, plc, sar, lame)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="any parameter of the method, e.g. beta=0.8, e_margin=0.9, affinity=knn, episodic=true (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
@@ -70,8 +74,33 @@ def _open(args: argparse.Namespace, *, adapt: bool = False):
 
 
 def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    from protoview.errors import ParameterError
+
     names = {"lr": "lr", "filter_k": "filter_K", "lam": "lam", "update": "update", "variant": "variant"}
-    return tuple((key, getattr(args, attr)) for attr, key in names.items() if getattr(args, attr) is not None)
+    params = {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr) is not None}
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError("--param", f"expected NAME=VALUE, got {item!r}")
+        name = name.strip()
+        if name in params:
+            raise ParameterError("--param", f"{name} is given twice")
+        params[name] = _param_value(text.strip())
+    return tuple(params.items())
+
+
+def _param_value(text: str) -> object:
+    """``true``/``false`` -> bool, ``none`` -> None, then int, float, else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:

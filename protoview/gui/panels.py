@@ -12,14 +12,21 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
 
-METHODS = ("tsd", "tent", "t3a", "bn", "none")
-# Which widgets each method uses (the adapter rejects unknown parameters).
+METHODS = ("tsd", "tent", "t3a", "bn", "none", "pl", "plc", "shot_im", "eata", "sar", "lame")
+# Which widgets each method uses (the adapter rejects unknown parameters); the others keep
+# the method's defaults (the CLI's --param sets any of them).
 METHOD_PARAMS = {
     "tsd": ("lr", "filter_K", "lam", "update", "variant"),
     "tent": ("lr",),
-    "t3a": ("filter_K",),
+    "t3a": ("filter_K", "variant"),
     "bn": (),
     "none": (),
+    "pl": ("lr", "variant"),
+    "plc": ("lr", "variant"),
+    "shot_im": ("lr",),
+    "eata": ("lr",),
+    "sar": ("lr", "variant"),
+    "lame": ("variant",),
 }
 
 
@@ -58,10 +65,11 @@ class AdaptPanel(QtWidgets.QGroupBox):
 
     def __init__(self, parent=None) -> None:
         super().__init__("Test-time adaptation", parent)
-        self.method = _combo(METHODS, "tsd = TSD (CVPR 2023); bn / tent / t3a are baselines")
+        self.method = _combo(METHODS, "tsd = TSD (CVPR 2023); the others are its baselines "
+                             "(bn, tent, t3a, pl, plc, shot_im) and eata, sar, lame")
         self.variant = _combo(("reference", "corrected"), "reference = the authors' code")
         self.lr = _dspin(1e-6, 1.0, 1e-4, 6, 1e-4, "learning rate")
-        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all)")
+        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all when corrected)")
         self.lam = _dspin(0.0, 100.0, 0.0, 3, 0.1, "lam: weight of the local clustering term")
         self.update = _combo(("all", "affine", "body", "head"), "which parameters adapt")
         self.batch_size = _spin(1, 100000, 64, "samples per step")
@@ -104,6 +112,10 @@ class AdaptPanel(QtWidgets.QGroupBox):
         used = METHOD_PARAMS.get(method, ())
         for name, w in self._widgets().items():
             w.setEnabled(name in used)
+        if "lr" in used:  # each method starts from its own default learning rate
+            from protoview.core.adapt.baselines import adapter_defaults
+
+            self.lr.setValue(adapter_defaults(method)["lr"])
 
     def request(self, n_steps: int) -> StepRequest:
         """The StepRequest for the current settings (n_steps <= 0: one pass)."""

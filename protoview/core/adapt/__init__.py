@@ -1,21 +1,50 @@
 """Test-time adaptation: TSD and the baselines.
 
-``make_adapter(method, model, **params)`` builds one ("tsd", "tent", "t3a", "bn", "none");
-``AdaptRun`` walks it over a dataset in seeded batches and records each step.
+``make_adapter(method, model, **params)`` builds one (the names are in
+:data:`~protoview.core.adapt.names.METHOD_NAMES`: "tsd", "tent", "t3a", "bn", "none",
+"pl", "plc", "shot_im", "eata", "sar", "lame"); ``adapter_defaults(method)`` lists its
+parameters; ``AdaptRun`` walks it over a dataset in seeded batches and records each step.
+
+The names below are imported on first use, so that ``protoview.core.adapt.names`` stays
+free of torch.
 """
 
-from protoview.core.adapt.base import Adapter, SupportMemory, softmax_entropy
-from protoview.core.adapt.baselines import (
-    METHODS,
-    T3A,
-    BNAdapt,
-    NoAdapt,
-    Tent,
-    adapter_defaults,
-    make_adapter,
-)
-from protoview.core.adapt.run import AdaptRun, StepRecord
-from protoview.core.adapt.tsd import TSDAdapter, TSDConfig
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Adapter": "base",
+    "SupportMemory": "base",
+    "softmax_entropy": "base",
+    "METHODS": "baselines",
+    "T3A": "baselines",
+    "BNAdapt": "baselines",
+    "NoAdapt": "baselines",
+    "Tent": "baselines",
+    "adapter_defaults": "baselines",
+    "make_adapter": "baselines",
+    "AdaptRun": "run",
+    "StepRecord": "run",
+    "TSDAdapter": "tsd",
+    "TSDConfig": "tsd",
+    "PseudoLabel": "pseudo_label",
+    "PseudoLabelClassifier": "pseudo_label",
+    "SHOTIM": "shot",
+    "EATA": "eata",
+    "SAR": "sar",
+    "LAME": "lame",
+    "METHOD_NAMES": "names",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 def warm_up() -> float:
@@ -35,20 +64,5 @@ def warm_up() -> float:
     opt.step()
     return time.perf_counter() - t0
 
-__all__ = [
-    "METHODS",
-    "T3A",
-    "AdaptRun",
-    "Adapter",
-    "BNAdapt",
-    "NoAdapt",
-    "StepRecord",
-    "SupportMemory",
-    "TSDAdapter",
-    "TSDConfig",
-    "Tent",
-    "adapter_defaults",
-    "make_adapter",
-    "softmax_entropy",
-    "warm_up",
-]
+
+__all__ = [*sorted(_WHERE), "warm_up"]

@@ -8,7 +8,10 @@ An adapter wraps a :class:`~protoview.core.model.SplitModel` and changes it in p
   and tsd that mode normalises BatchNorm with the statistics of the batch given (as their
   online predictions do), so feed shuffled batches of the adaptation batch size;
 - ``reset()`` puts back the source weights, a fresh optimizer and the warm-up memory;
-- ``snapshot()`` / ``restore()`` copy and put back the whole state (divergence guard).
+- ``snapshot()`` / ``restore()`` copy and put back the whole state (divergence guard);
+- ``last_loss`` is the loss of the last update and ``last_selected`` the number of samples
+  that entered it, for methods that select samples (``None`` for the others): a NaN loss
+  with ``last_selected == 0`` is the mean over an empty selection, not divergence.
 
 Flags an adapter needs (train/eval mode, ``requires_grad``, BatchNorm's
 ``track_running_stats``) are set for the duration of each call and put back afterwards,
@@ -235,6 +238,8 @@ class AdapterSnapshot:
     memory: SupportMemory | None
     steps_done: int
     last_loss: float | None
+    last_selected: int | None = None
+    extra: dict[str, Any] | None = None
 
 
 class Adapter(ABC):
@@ -248,6 +253,7 @@ class Adapter(ABC):
         self.optimizer: torch.optim.Optimizer | None = None
         self.memory: SupportMemory | None = None
         self.last_loss: float | None = None
+        self.last_selected: int | None = None
         self.steps_done = 0
         self._source_state = clone_state(model.state_dict())
         self._source_memory: SupportMemory | None = None
@@ -283,13 +289,20 @@ class Adapter(ABC):
         self._restore_source()
         self.steps_done = 0
         self.last_loss = None
+        self.last_selected = None
 
     def snapshot(self) -> AdapterSnapshot:
         """A copy of the current weights, optimizer state and memory."""
         opt = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer is not None else None
         memory = self.memory.clone() if self.memory is not None else None
         return AdapterSnapshot(
-            clone_state(self.model.state_dict()), opt, memory, self.steps_done, self.last_loss
+            clone_state(self.model.state_dict()),
+            opt,
+            memory,
+            self.steps_done,
+            self.last_loss,
+            self.last_selected,
+            copy.deepcopy(self._extra_state()),
         )
 
     def restore(self, snap: AdapterSnapshot) -> None:
@@ -299,6 +312,8 @@ class Adapter(ABC):
             self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer_state))
         self.memory = snap.memory.clone() if snap.memory is not None else None
         self.steps_done, self.last_loss = snap.steps_done, snap.last_loss
+        self.last_selected = snap.last_selected
+        self._load_extra_state(copy.deepcopy(snap.extra))
 
     def state_is_finite(self) -> bool:
         """True when every floating parameter and buffer is finite."""
@@ -319,6 +334,14 @@ class Adapter(ABC):
 
     def _build_optimizer(self) -> torch.optim.Optimizer | None:
         return None
+
+    def _extra_state(self) -> dict[str, Any] | None:
+        """Method state beyond weights, optimizer and memory (EATA's, SAR's), for snapshots."""
+        return None
+
+    def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
+        """Put back what :meth:`_extra_state` returned (nothing to do by default)."""
+        del extra
 
     def _restore_source(self) -> None:
         self.model.load_state_dict(self._source_state)

@@ -14,8 +14,15 @@
   code); ``episodic`` resets before each batch. ``predict``: batch statistics again.
 - :class:`T3A` (Iwasawa & Matsuo, NeurIPS 2021, DomainBed's ``T3A``): supports start as the
   head's rows; each batch joins the memory, the ``filter_K`` lowest-entropy supports per
-  predicted class are kept (``-1`` keeps all, as DomainBed intends), and the prediction is
-  ``z @ normalize(normalize(S).T @ labels, dim=0)``. Eval mode, no gradient.
+  predicted class are kept, and the prediction is
+  ``z @ normalize(normalize(S).T @ labels, dim=0)``. Eval mode, no gradient. ``variant``:
+  ``reference`` is the TSD repository's ``T3A``, whose ``filter_K = -1`` branch is dead
+  code (the ``[:-1]`` slice drops each class's highest-entropy support, as in its TSD);
+  ``corrected`` keeps every support for ``-1``, as DomainBed does. Other ``filter_K`` values
+  give the same numbers in both.
+
+The registry :data:`METHODS` also holds PL / PLC (:mod:`~protoview.core.adapt.pseudo_label`),
+SHOT-IM (:mod:`~protoview.core.adapt.shot`), EATA, SAR and LAME (their own modules).
 
 BatchNorm here means every ``_BatchNorm`` layer (1d/2d/3d), not only ``BatchNorm2d``.
 """
@@ -31,6 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._checks import check_lr as _check_lr
+from protoview.core.adapt._checks import check_steps as _check_steps
+from protoview.core.adapt._checks import check_variant
+from protoview.core.adapt._checks import require_batchnorm as _require_batchnorm
 from protoview.core.adapt.base import (
     Adapter,
     SupportMemory,
@@ -39,28 +50,13 @@ from protoview.core.adapt.base import (
     softmax_entropy,
     use_batch_statistics,
 )
+from protoview.core.adapt.eata import EATA
+from protoview.core.adapt.lame import LAME
+from protoview.core.adapt.pseudo_label import PseudoLabel, PseudoLabelClassifier
+from protoview.core.adapt.sar import SAR
+from protoview.core.adapt.shot import SHOTIM
 from protoview.core.adapt.tsd import TSDAdapter, TSDConfig
 from protoview.errors import ParameterError
-
-
-def _require_batchnorm(model: nn.Module, method: str) -> None:
-    if not batchnorm_layers(model):
-        raise ParameterError(
-            "method",
-            f"{method!r} adapts BatchNorm layers and the model has none; choose tsd, t3a or none",
-        )
-
-
-def _check_lr(lr: float) -> float:
-    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ParameterError("lr", f"the learning rate must be a finite number > 0, got {lr!r}")
-    return float(lr)
-
-
-def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ParameterError("steps", f"must be an integer >= 1, got {steps!r}")
-    return steps
 
 
 class NoAdapt(Adapter):
@@ -149,7 +145,12 @@ class T3A(Adapter):
 
     method = "t3a"
 
-    def __init__(self, model: nn.Module, filter_K: int = 100) -> None:  # noqa: N803 - paper's name
+    def __init__(
+        self,
+        model: nn.Module,
+        filter_K: int = 100,  # noqa: N803 - the paper's name
+        variant: str = "reference",
+    ) -> None:
         super().__init__(model)
         if (
             isinstance(filter_K, bool)
@@ -161,6 +162,7 @@ class T3A(Adapter):
                 "filter_K", f"must be an integer >= 1, or -1 for all, got {filter_K!r}"
             )
         self.filter_K = filter_K
+        self.variant = check_variant(variant)
         memory, self.num_classes = SupportMemory.from_head(self.model.classifier, with_scores=False)
         self._source_memory = memory
         self.memory = memory.clone()
@@ -171,7 +173,7 @@ class T3A(Adapter):
             z = self.model.featurizer(x)
             self.memory = self.memory.to(z.device)
             self.memory.append(z, self.model.classifier(z))
-            self.memory.select(self.filter_K)
+            self.memory.select(self.filter_K, legacy_minus_one=self.variant == "reference")
             return self._template_logits(z)
 
     def _template_logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -191,6 +193,12 @@ METHODS: dict[str, type[Adapter]] = {
     "tent": Tent,
     "t3a": T3A,
     "tsd": TSDAdapter,
+    "pl": PseudoLabel,
+    "plc": PseudoLabelClassifier,
+    "shot_im": SHOTIM,
+    "eata": EATA,
+    "sar": SAR,
+    "lame": LAME,
 }
 
 
@@ -209,7 +217,8 @@ def adapter_defaults(method: str) -> dict[str, Any]:
 
 
 def make_adapter(method: str, model: nn.Module, **params: Any) -> Adapter:
-    """Build an adapter: ``"tsd"``, ``"tent"``, ``"t3a"``, ``"bn"`` or ``"none"``.
+    """Build an adapter by name: one of :data:`METHODS` (``"tsd"``, ``"tent"``, ``"t3a"``,
+    ``"bn"``, ``"none"``, ``"pl"``, ``"plc"``, ``"shot_im"``, ``"eata"``, ``"sar"``, ``"lame"``).
 
     ``params`` are the method's own (see :func:`adapter_defaults`); an unknown one raises
     :class:`ParameterError` naming it.

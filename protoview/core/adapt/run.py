@@ -270,7 +270,9 @@ class AdaptRun:
 
     def _divergence(self, logits: torch.Tensor) -> str | None:
         loss = self.adapter.last_loss
-        if loss is not None and not np.isfinite(loss):
+        # NaN over an empty selection (PL's confident mask, EATA's and SAR's reliable samples)
+        # is a mean of nothing, not divergence; the logits and weights are still checked.
+        if loss is not None and not np.isfinite(loss) and self.adapter.last_selected != 0:
             return f"loss is {loss}"
         if not bool(torch.isfinite(logits).all()):
             return "logits are NaN or infinite"
