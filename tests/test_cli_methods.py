@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from protoview.cli import main
-from protoview.cli_science import _adapt_params
+from protoview.cli._science import _adapt_params
 from protoview.core.adapt.baselines import METHODS
 from protoview.core.adapt.names import METHOD_NAMES
 from protoview.errors import ParameterError

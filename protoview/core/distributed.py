@@ -251,8 +251,8 @@ def merge_shards(
     """
     import h5py
 
-    from protoview.core.data._featurefile import write_feature_attrs
     from protoview.core.atomic import atomic_path
+    from protoview.core.data._featurefile import write_feature_attrs
 
     target = Path(out).expanduser().absolute()
     expected = 0

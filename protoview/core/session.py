@@ -438,6 +438,17 @@ def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, An
     )
 
 
+def method_defaults(method: str) -> dict[str, Any]:
+    """The parameters of an adaptation method with their defaults (for the window's controls).
+
+    See :func:`protoview.core.adapt.adapter_defaults`; an unknown method raises
+    :class:`~protoview.errors.ParameterError`.
+    """
+    from protoview.core.adapt.baselines import adapter_defaults
+
+    return adapter_defaults(method)
+
+
 def warm_up(message: Callable[[str], None] = lambda text: None) -> float:
     """Pay the one-time costs of a session before the first click; returns seconds taken.
 

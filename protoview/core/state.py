@@ -116,7 +116,7 @@ def compute_geometry(
     progress, cancel: per map epoch, as in :func:`~protoview.core.projection.fit_map`
         (a cancelled map raises :class:`~protoview.errors.CancelledError`).
     """
-    from protoview.core.geometry import class_centers, center_loss
+    from protoview.core.geometry import center_loss, class_centers
     from protoview.core.metrics import accuracy
 
     features = np.asarray(features, dtype=np.float32)

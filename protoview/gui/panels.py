@@ -113,9 +113,9 @@ class AdaptPanel(QtWidgets.QGroupBox):
         for name, w in self._widgets().items():
             w.setEnabled(name in used)
         if "lr" in used:  # each method starts from its own default learning rate
-            from protoview.core.adapt.baselines import adapter_defaults
+            from protoview.core.session import method_defaults
 
-            self.lr.setValue(adapter_defaults(method)["lr"])
+            self.lr.setValue(method_defaults(method)["lr"])
 
     def request(self, n_steps: int) -> StepRequest:
         """The StepRequest for the current settings (n_steps <= 0: one pass)."""

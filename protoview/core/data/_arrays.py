@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset, check_labels, default_class_names
+from protoview.core.data._base import (
+    ArrayImageDataset,
+    ProtoviewDataset,
+    check_labels,
+    default_class_names,
+)
 from protoview.core.data._featurefile import NPZ_ERRORS, FeatureSet, open_feature_file
 from protoview.core.model import TransformSpec
 from protoview.errors import DatasetError

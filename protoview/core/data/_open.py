@@ -23,7 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from protoview.core.data._arrays import open_npz
-from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset, check_labels, short_digest
+from protoview.core.data._base import (
+    ArrayImageDataset,
+    ProtoviewDataset,
+    check_labels,
+    short_digest,
+)
 from protoview.core.data._featurefile import FEATURE_SUFFIXES, FeatureSet, open_feature_file
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._torchvision import open_torchvision, parse_torchvision_spec
