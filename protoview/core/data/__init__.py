@@ -9,15 +9,20 @@ An image dataset is a ``torch.utils.data.Dataset`` yielding ``(x, y)``: ``x`` fl
 Spellings accepted by :func:`open_dataset`::
 
     demo | demo:SHIFT | demo:SHIFT:SEVERITY | demo:source     built-in digits (default demo:noise:3)
-    path/to/folder                                           ImageFolder (root/<class>/<images>)
+    path/to/folder                    ImageFolder (root/<class>/<images>; root/<images>: unlabelled)
     images.npz                                               x (N,C,H,W) | (N,H,W) [+ y (N,)]
     features.h5 | features.hdf5 | features.npz               features (N,D) + labels (N,)
     cifar10:ROOT[:train|test]  (also cifar100, mnist, fashionmnist, svhn; default split: test)
+    cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
+    imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
+    pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays, transforms), ``_folder`` (image folders), ``_arrays``
 (``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
-(torchvision datasets as they lie on disk), ``_loading`` (ordered batches and the OOM-safe
+(torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C, ImageNet-C),
+``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match`` (does a
+checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
 """
