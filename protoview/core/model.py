@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,6 +42,9 @@ class ModelInfo:
     transform: TransformSpec | None = None
     class_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    #: what the checkpoint says about its training data: ``dataset`` (e.g. DomainBed's
+    #: ``"PACS"``) and ``test_envs`` (the held-out domains), when it says
+    trained_on: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         lines = [

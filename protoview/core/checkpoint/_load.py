@@ -30,7 +30,7 @@ from protoview.core.checkpoint._split import (
     find_split,
     probe_input,
 )
-from protoview.core.checkpoint.archs import ArchSpec, resolve_arch
+from protoview.core.checkpoint.archs import BUILTIN_INPUTS, ArchSpec, resolve_arch
 from protoview.core.heads import describe_head
 from protoview.core.model import ModelInfo, SplitModel, TransformSpec
 from protoview.core.warnings import ProtoviewWarning
@@ -95,6 +95,7 @@ def load_checkpoint(
         transform=transform,
         class_names=contents.class_names,
         notes=notes,
+        trained_on=dict(contents.trained_on),
     )
     if num_classes is not None and info.head.num_classes != num_classes:
         notes.append(f"the head has {info.head.num_classes} classes but num_classes={num_classes} was given")
@@ -148,7 +149,16 @@ def _assemble_contents(
     if assembled.model is not None and assembled.plan is None:
         raise _no_head_found(assembled.model, spec.label, path)
     notes.extend(assembled.notes)
-    return spec.label, assembled, contents.transform or _timm_transform(assembled)
+    return spec.label, assembled, contents.transform or _timm_transform(assembled) or _builtin_transform(spec, notes)
+
+
+def _builtin_transform(spec: ArchSpec, notes: list[str]) -> TransformSpec | None:
+    """The input a built-in architecture was made for (``archs.BUILTIN_INPUTS``)."""
+    if spec.kind != "builtin" or spec.target not in BUILTIN_INPUTS:
+        return None
+    size, channels, mean, std = BUILTIN_INPUTS[spec.target]
+    notes.append(f"input {channels}x{size[0]}x{size[1]}, mean {mean}, std {std}: the built-in {spec.target}'s own")
+    return TransformSpec(size, channels, mean, std)
 
 
 def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str], notes: list[str]) -> ArchSpec:
