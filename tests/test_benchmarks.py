@@ -256,3 +256,64 @@ def test_domainbed_errors(tmp_path):
     (folder / "empty_domain").mkdir()
     with pytest.raises(DatasetError, match="empty_domain: holds no class folders"):
         open_dataset(f"pacs:{folder}:empty_domain")
+
+
+# ---------------------------------------------------------------------------- info CKPT DATA
+def _info(num_classes: int, class_names=None, trained_on=None):
+    from protoview.core.heads import HeadInfo
+    from protoview.core.model import ModelInfo
+
+    head = HeadInfo(kind="linear", num_classes=num_classes, nb_proxy=1, feature_dim=8, has_bias=True)
+    return ModelInfo(path="m.pt", format="state_dict", arch="x", head=head, param_count=1, sha256="0",
+                     class_names=class_names, trained_on=dict(trained_on or {}))
+
+
+def test_match_classes_verdicts(tmp_path):
+    from protoview.core.data import match_classes
+
+    make_domainbed(tmp_path, per_class=1)
+    pacs = open_dataset(f"pacs:{tmp_path}:sketch")
+    names = list(FAMILIES["pacs"].classes)
+    assert match_classes(_info(7), pacs).matched is True
+    assert "PACS's order" in match_classes(_info(7), pacs).lines[0]
+    wrong_count = match_classes(_info(10), pacs)
+    assert wrong_count.matched is False and "the head has 10 classes, the dataset 7" in wrong_count.lines[0]
+    assert match_classes(_info(7, names), pacs).lines[0].startswith("matched by name")
+    shuffled = match_classes(_info(7, names[1:] + names[:1]), pacs)
+    assert shuffled.matched is False and "another order (head class 0 is 'elephant', dataset class 0 is 'dog')" in shuffled.lines[0]
+    other = match_classes(_info(7, [*names[:6], "zebra"]), pacs)
+    assert other.matched is False and "checkpoint only: zebra; dataset only: person" in other.lines[0]
+    vlcs = match_classes(_info(7, trained_on={"dataset": "VLCS", "test_envs": [0]}), pacs)
+    assert vlcs.matched is False and "trained on VLCS" in vlcs.lines[0]
+    tsd = match_classes(_info(7, trained_on={"dataset": "PACS", "test_envs": [0]}), pacs)
+    assert tsd.matched is True and "sketch (environment 3) was a training domain" in tsd.remarks[0]
+    held_out = match_classes(_info(7, trained_on={"dataset": "PACS", "test_envs": [3]}), pacs)
+    assert held_out.matched is True and not held_out.remarks
+    office = match_classes(_info(65, trained_on={"dataset": "office-home"}), pacs)  # TSD's spelling
+    assert office.matched is False
+
+
+def test_info_with_data_on_a_tsd_checkpoint(tmp_path, capsys):
+    """``protoview info CKPT DATA`` on a TSD checkpoint (ResNet-18, 7 classes) and PACS."""
+    import torchvision
+    from torch import nn
+
+    from protoview.cli import main
+    from tests import _ckpt_fixtures as fx
+
+    make_domainbed(tmp_path, per_class=1)
+    resnet = torchvision.models.resnet18()
+    resnet.fc = nn.Identity()
+    state = {f"featurizer.{k}": v for k, v in resnet.state_dict().items()}
+    state |= {f"classifier.fc.{k}": v for k, v in nn.Linear(512, 7).state_dict().items()}
+    path = fx.save({"args": {"dataset": "PACS", "test_envs": [0], "net": "resnet18"}, "model_dict": state},
+                   tmp_path / "tsd.pkl")
+    assert main(["info", str(path), f"pacs:{tmp_path}:art_painting"]) == 0
+    out = capsys.readouterr().out
+    assert "data:        PACS domain art_painting (environment 0" in out
+    assert "match:       matched by position: head class k = dataset class k (PACS's order), 7 classes" in out
+    assert main(["info", str(path), f"pacs:{tmp_path}:photo"]) == 0
+    assert "photo (environment 2) was a training domain" in capsys.readouterr().out
+    assert main(["info", str(path), f"cifar10c:{tmp_path}:fog:6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("protoview: error: cifar10c:") and "severity 6" in err and "\n" not in err

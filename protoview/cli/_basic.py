@@ -46,7 +46,22 @@ def cmd_info(args: argparse.Namespace) -> int:
         nb_proxy=args.nb_proxy, split=args.split,
     )
     say(info.describe())
+    if getattr(args, "data", None):
+        _describe_match(info, args.data)
     return 0
+
+
+def _describe_match(info, data: str) -> None:
+    """``info CKPT DATA``: the dataset, and whether the head's class k is its class k."""
+    from protoview.core.data import match_classes, open_dataset
+
+    dataset = open_dataset(data, info.transform)
+    match = match_classes(info, dataset)
+    say(f"data:        {dataset.description}")
+    for line in match.lines:
+        say(f"match:       {line}")
+    for note in match.remarks:
+        say(f"note:        {note}")
 
 
 def _extract_distributed(args: argparse.Namespace, env) -> int:
@@ -178,6 +193,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
 
     p = sub.add_parser("info", help="describe a checkpoint, a snapshot or a features file")
     p.add_argument("path")
+    p.add_argument("data", nargs="?", help="a dataset: also say whether the checkpoint's class k is its class k")
     p.add_argument("--arch")
     p.add_argument("--trust-checkpoint", action="store_true")
     p.add_argument("--split")

@@ -37,15 +37,18 @@ from protoview.core.data._featurefile import (
     write_feature_attrs,
 )
 from protoview.core.data._folder import ImageFolderDataset
+from protoview.core.data._match import ClassMatch, match_classes
 from protoview.core.data._open import default_transform, open_dataset
 
 __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
+    "ClassMatch",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
     "default_transform",
+    "match_classes",
     "npz_images_dataset",
     "open_dataset",
     "open_feature_file",
