@@ -327,9 +327,9 @@ def test_feature_files_open_as_feature_sets(tmp_path, suffix):
             "'logits' must be",
         ),
         ({"features": np.zeros(3), "labels": np.arange(3)}, r"non-empty \(N, D\)"),
-        ({"features": np.zeros((3, 2))}, "has no 'labels'"),
+        ({"labels": np.arange(3)}, "has no 'features'"),
     ],
-    ids=["nan", "labels-length", "logits-shape", "1d", "no-labels"],
+    ids=["nan", "labels-length", "logits-shape", "1d", "no-features"],
 )
 def test_feature_file_bad_input(tmp_path, arrays, match):
     path = tmp_path / "bad.h5"
