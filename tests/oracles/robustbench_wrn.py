@@ -1,3 +1,4 @@
+# ruff: noqa: E402, E714, I001, UP008, B007 - verbatim reference code
 """RobustBench's WideResNet, verbatim, as a test oracle.
 
 Repository: https://github.com/RobustBench/robustbench
