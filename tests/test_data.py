@@ -468,6 +468,7 @@ def test_fake_cifar10_loads(tmp_path):
         and len(test.class_names) == 10
     )
     assert test.labels.tolist() == labels
+    assert test.suggested_preprocess == "cifar10"
     x, _ = test.get_batch(np.arange(len(test)))
     torch.testing.assert_close(
         x, torch.from_numpy(data.reshape(-1, 3, 32, 32) / 255.0).float(), atol=1e-6, rtol=0

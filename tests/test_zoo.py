@@ -116,6 +116,7 @@ def test_pycil_resnet32_simple_linear_bit_for_bit(tmp_path, name):
     info = model.info
     assert info.arch == "cifar_resnet32" and info.head.num_classes == 20 and info.head.feature_dim == 64
     assert any("convnet.fc.*" in n for n in info.notes), info.notes  # PyCIL's unused fc is named
+    assert any("shuffle=True, seed 1993" in n for n in info.notes)  # its class order is its own
     assert info.transform.size == (32, 32)
 
 

@@ -135,6 +135,10 @@ def _pycil(payload: dict[str, Any], where: str | os.PathLike[str]) -> Contents:
         if metadata:
             state._metadata = OrderedDict(metadata)  # type: ignore[attr-defined]
     contents = Contents(f"PyCIL checkpoint (task {payload['tasks']})", state=state)
+    contents.notes.append(
+        "PyCIL numbers classes in its own order (the configs in its exps/ set shuffle=True, seed 1993): head "
+        "class k is the dataset's class order[k] of that permutation, not class k"
+    )
     return contents
 
 
