@@ -59,6 +59,7 @@ def test_the_three_unlabelled_forms_open(unlabelled_files, tmp_path):
     assert len(folder) == len(npz) == N
     assert (folder.labels == -1).all() and (npz.labels == -1).all()
     assert folder.num_labelled == npz.num_labelled == 0 and "unlabelled" in folder.description
+    assert npz.description.endswith("no labels")
     features = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
     with h5py.File(tmp_path / "f.h5", "w") as handle:
         handle["features"] = features
