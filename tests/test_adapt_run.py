@@ -210,9 +210,9 @@ def test_divergence_of_the_update_itself_is_undone() -> None:
 
 def test_in_memory_batches_name_the_bad_samples() -> None:
     """Datasets with get_batch are read in one op; a NaN image is still named."""
+    from protoview.core.checkpoint import load_checkpoint
     from protoview.core.data import open_dataset
     from protoview.core.demo import demo_checkpoint_path
-    from protoview.core.checkpoint import load_checkpoint
 
     model = load_checkpoint(demo_checkpoint_path("linear"))
     data = open_dataset("demo:noise:1", model.info.transform)

@@ -13,8 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from protoview.core.checkpoint import archs
-from protoview.core.checkpoint import file_sha256, inspect_checkpoint, load_checkpoint
+from protoview.core.checkpoint import archs, file_sha256, inspect_checkpoint, load_checkpoint
 from protoview.core.heads import CosineLinear, SplitCosineLinear, reduce_proxies
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import CheckpointError, ParameterError

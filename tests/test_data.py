@@ -330,9 +330,9 @@ def test_feature_files_open_as_feature_sets(tmp_path, suffix):
             "'logits' must be",
         ),
         ({"features": np.zeros(3), "labels": np.arange(3)}, r"non-empty \(N, D\)"),
-        ({"features": np.zeros((3, 2))}, "has no 'labels'"),
+        ({"labels": np.arange(3)}, "has no 'features'"),
     ],
-    ids=["nan", "labels-length", "logits-shape", "1d", "no-labels"],
+    ids=["nan", "labels-length", "logits-shape", "1d", "no-features"],
 )
 def test_feature_file_bad_input(tmp_path, arrays, match):
     path = tmp_path / "bad.h5"
@@ -471,6 +471,7 @@ def test_fake_cifar10_loads(tmp_path):
         and len(test.class_names) == 10
     )
     assert test.labels.tolist() == labels
+    assert test.suggested_preprocess == "cifar10"
     x, _ = test.get_batch(np.arange(len(test)))
     torch.testing.assert_close(
         x, torch.from_numpy(data.reshape(-1, 3, 32, 32) / 255.0).float(), atol=1e-6, rtol=0

@@ -53,7 +53,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     say(info.describe())
     if info.transform_source == "default":
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=1)
+    if getattr(args, "data", None):
+        _describe_match(info, args.data)
     return 0
+
+
+def _describe_match(info, data: str) -> None:
+    """``info CKPT DATA``: the dataset, and whether the head's class k is its class k."""
+    from protoview.core.data import match_classes, open_dataset
+
+    dataset = open_dataset(data, info.transform)
+    match = match_classes(info, dataset)
+    say(f"data:        {dataset.description}")
+    for line in match.lines:
+        say(f"match:       {line}")
+    for note in match.remarks:
+        say(f"note:        {note}")
 
 
 def _extract_distributed(args: argparse.Namespace, env) -> int:
@@ -195,6 +210,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
 
     p = sub.add_parser("info", help="describe a checkpoint (and the preprocessing it gets), a snapshot or a features file")
     p.add_argument("path")
+    p.add_argument("data", nargs="?", help="a dataset: also say whether the checkpoint's class k is its class k")
     add_open_options(p)
     p.add_argument("--num-classes", type=int, help="class count, used to infer proxies per class of PyCIL checkpoints")
 

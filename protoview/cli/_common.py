@@ -71,6 +71,19 @@ def progress_printer(label: str, *, interactive: bool | None = None, every_s: fl
     return progress
 
 
+NO_LABELS = "no labels"
+
+
+def score_text(value: float | None, labelled: bool, fmt: str = ".1%") -> str:
+    """An accuracy-type number as the user reads it: ``"no labels"`` for unlabelled data
+    (never 0% or NaN), ``"n/a"`` when it was not computed, else ``format(value, fmt)``."""
+    if not labelled:
+        return NO_LABELS
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return "n/a"
+    return format(value, fmt)
+
+
 def say(msg: str) -> None:
     try:
         print(msg, flush=True)

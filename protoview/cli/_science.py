@@ -14,6 +14,7 @@ from protoview.cli._common import (
     progress_printer,
     say,
     say_inferred_proxies,
+    score_text,
 )
 
 
@@ -107,7 +108,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from protoview.core.session import StepRequest
 
     session = _open(args, adapt=True)
-    say(f"before adaptation: accuracy {session.source_accuracy:.1%} on {session.state.num_samples} samples")
+    labelled = session.state.labels_known != "none"
+    entropy_before = float(session.state.entropy.mean())
+    say(
+        f"before adaptation: accuracy {score_text(session.source_accuracy, labelled)} on "
+        f"{session.state.num_samples} samples" + ("" if labelled else f", mean prediction entropy {entropy_before:.3f}")
+    )
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
@@ -115,8 +121,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]
     say(
-        f"after {last.step} steps of {args.method}: online accuracy {last.online_accuracy:.1%}, "
-        f"full-set accuracy {last.full_accuracy:.1%}"
+        f"after {last.step} steps of {args.method}: online accuracy {score_text(last.online_accuracy, labelled)}, "
+        f"full-set accuracy {score_text(last.full_accuracy, labelled)}"
+        + ("" if labelled else f", mean prediction entropy {float(session.state.entropy.mean()):.3f}")
     )
     if args.out:
         from protoview.core.snapshot import write_snapshot
@@ -127,15 +134,19 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from protoview.core.session import KMeansRequest
 
     session = _open(args)
     state = session.kmeans(KMeansRequest(k=args.k, niter=args.niter, nredo=args.nredo, seed=args.seed, init=args.init))
     m = state.metrics
+    labelled = state.labels_known != "none"
+    sizes = np.bincount(state.assignment[state.assignment >= 0], minlength=args.k)
     say(
         f"k-means: {args.k} prototypes in {m.get('kmeans_seconds', float('nan')) * 1000:.0f} ms; "
-        f"NMI {m.get('nmi', float('nan')):.3f}, ARI {m.get('ari', float('nan')):.3f}, "
-        f"matched accuracy {m.get('hungarian_accuracy', float('nan')):.1%}"
+        f"NMI {score_text(m.get('nmi'), labelled, '.3f')}, ARI {score_text(m.get('ari'), labelled, '.3f')}, "
+        f"matched accuracy {score_text(m.get('hungarian_accuracy'), labelled)}; cluster sizes {sizes.min()}..{sizes.max()}"
     )
     if args.out:
         from protoview.core.snapshot import write_snapshot

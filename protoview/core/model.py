@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +32,9 @@ class ModelInfo:
     transform_source: str = ""
     #: how proxies per class were decided: stored, option, inferred, assumed ("" for linear heads)
     nb_proxy_from: str = ""
+    #: what the checkpoint says about its training data: ``dataset`` (e.g. DomainBed's
+    #: ``"PACS"``) and ``test_envs`` (the held-out domains), when it says
+    trained_on: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         lines = [

@@ -386,6 +386,8 @@ class Session:
             raise ParameterError(
                 "target", f"unknown target {req.target!r}: use prototypes, proxies or centers"
             )
+        if len(targets) == 0 and req.target == "centers":
+            raise ParameterError("target", "there are no class centers: no sample has a known label (use proxies or prototypes)")
         if len(targets) == 0:
             raise ParameterError("target", f"there are no {req.target} yet (run k-means first)")
         res = sinkhorn_assign(s.features, targets, epsilon=req.epsilon, n_iters=req.n_iters)

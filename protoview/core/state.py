@@ -21,7 +21,8 @@ class GeometryState:
     """Everything the map shows at one step. Arrays are numpy; -1 marks unknown labels.
 
     features (N, D) float32; logits (N, C) float32 or None; labels, predictions (N,) int64;
-    confidence, entropy (N,) float32; centers (C, D) and center_labels (C,);
+    confidence, entropy (N,) float32; centers (C, D) and center_labels (C,) (C = 0 when
+    no label is known: unlabelled target data has no class centers);
     proxies (M, D) and proxy_classes (M,); prototypes (K, D), prototype_density (K,)
     (K may be 0); embedding (N, 2) and *_embedding for the small sets (NaN when no map).
     """
@@ -53,13 +54,31 @@ class GeometryState:
     def num_samples(self) -> int:
         return int(self.features.shape[0])
 
+    @property
+    def labels_known(self) -> str:
+        """``"all"``, ``"some"`` or ``"none"``: how many samples have a known label."""
+        return labels_known(self.labels)
+
     def summary(self) -> str:
         acc = self.metrics.get("accuracy")
-        acc_s = f", accuracy {acc:.1%}" if acc is not None and np.isfinite(acc) else ""
+        if self.labels_known == "none":
+            acc_s = ", no labels (accuracy unknown)"
+        else:
+            acc_s = f", accuracy {acc:.1%}" if acc is not None and np.isfinite(acc) else ""
         return (
             f"{self.num_samples} samples, {len(self.centers)} centers, {len(self.proxies)} proxies, "
             f"{len(self.prototypes)} prototypes{acc_s}"
         )
+
+
+def labels_known(labels: np.ndarray) -> str:
+    """``"all"``, ``"some"`` or ``"none"`` of ``labels`` (N,) are known (``>= 0``).
+
+    ``"none"`` is unlabelled target data, the usual test-time-adaptation setting: then there
+    are no class centers and no accuracy-type numbers (they show as "no labels").
+    """
+    known = int(np.count_nonzero(np.asarray(labels) >= 0))
+    return "none" if known == 0 else ("all" if known == np.asarray(labels).size else "some")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -135,8 +154,13 @@ def compute_geometry(
         entropy = np.full(n, np.nan, np.float32)
     known = labels[labels >= 0]
     num_classes = num_classes or (int(known.max()) + 1 if known.size else 1)
-    centers = class_centers(features, labels, num_classes)
-    center_vecs = np.nan_to_num(centers.vectors.astype(np.float32))
+    if known.size:
+        centers = class_centers(features, labels, num_classes)
+        center_vecs = np.nan_to_num(centers.vectors.astype(np.float32))
+        center_labels = np.asarray(centers.labels, np.int64)
+    else:  # unlabelled data: no class has a known member, so there are no class centers
+        center_vecs = np.zeros((0, d), np.float32)
+        center_labels = np.zeros(0, np.int64)
     proxies = np.zeros((0, d), np.float32) if proxies is None else np.asarray(proxies, np.float32)
     proxy_classes = np.zeros(0, np.int64) if proxy_classes is None else np.asarray(proxy_classes, np.int64)
     prototypes = np.zeros((0, d), np.float32) if prototypes is None else np.asarray(prototypes, np.float32)
@@ -145,8 +169,9 @@ def compute_geometry(
     metrics: dict[str, float] = {}
     if logits is not None and (labels >= 0).any():
         metrics["accuracy"] = float(accuracy(predictions, labels))
-    if (labels >= 0).any():
+    if known.size:
         metrics["center_loss"] = float(center_loss(features, labels, centers.vectors))
+    metrics["labelled_samples"] = float(known.size)
 
     sizes = [n, len(center_vecs), len(proxies), len(prototypes)]
     t0 = time.perf_counter()
@@ -161,7 +186,7 @@ def compute_geometry(
         if update and anchor_vectors is not None and anchor_vectors.shape != joint.shape:
             anchor_vectors = None
         if joint.shape[0] > limit:
-            strata = np.concatenate([labels, np.asarray(centers.labels, np.int64), proxy_classes,
+            strata = np.concatenate([labels, center_labels, proxy_classes,
                                      np.full(len(prototypes), -1, np.int64)])
             keep = np.arange(joint.shape[0]) >= n
             result, fitted = fit_large_map(
@@ -189,7 +214,7 @@ def compute_geometry(
     return GeometryState(
         features=features, logits=logits, labels=labels, predictions=predictions,
         confidence=confidence, entropy=entropy, centers=center_vecs,
-        center_labels=np.asarray(centers.labels, np.int64), proxies=proxies,
+        center_labels=center_labels, proxies=proxies,
         proxy_classes=proxy_classes, prototypes=prototypes, prototype_density=density,
         embedding=parts[0], centers_embedding=parts[1], proxies_embedding=parts[2],
         prototypes_embedding=parts[3], metrics=metrics, map_held=held, map_knn=knn,
@@ -223,6 +248,7 @@ def state_to_snapshot(state: GeometryState, *, with_features: bool = True):
         "step": 0,
     }
     attrs.update(state.attrs)
+    attrs["labels_known"] = state.labels_known
     samples = {
         "embedding": state.embedding,
         "labels": state.labels,

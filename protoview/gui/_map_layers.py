@@ -247,12 +247,14 @@ def selection_summary(state, sel: np.ndarray, names: list[str]) -> str:
         return "No selection (right-drag a box on the map)."
     lab, pred = np.asarray(state.labels)[sel], np.asarray(state.predictions)[sel]
     known = (lab >= 0) & (pred >= 0)
-    acc = f"accuracy {np.mean(lab[known] == pred[known]):.1%}" if known.any() else "accuracy n/a"
-    values, counts = np.unique(lab, return_counts=True)
+    acc = (f"accuracy {np.mean(lab[known] == pred[known]):.1%}" if known.any()
+           else "accuracy n/a" if (lab >= 0).any() else "no labels")
+    shown, what = (lab, "classes") if (lab >= 0).any() else (pred, "predicted")
+    values, counts = np.unique(shown, return_counts=True)
     order = np.argsort(-counts)[:4]
     mix = ", ".join(f"{_name(names, int(values[j]))}: {counts[j] / sel.size:.0%}" for j in order)
     more = " …" if len(values) > 4 else ""
-    return f"{sel.size} selected · {acc} · classes {mix}{more}"
+    return f"{sel.size} selected · {acc} · {what} {mix}{more}"
 
 
 def export_selection(path: str, state, sel: np.ndarray) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PySide6 import QtWidgets
 
 from protoview.core.session import OpenRequest
@@ -125,8 +126,11 @@ class FileActions:
         self.source_accuracy = float(snap.metrics.get("source_accuracy", float("nan")))
         self.state = self.snapshot_base
         self.view.thumbnail = None
-        n_classes = len(self.snapshot_base.center_labels)
-        self.view.set_state(self.snapshot_base, [str(i) for i in range(n_classes)], animate=False)
+        base = self.snapshot_base
+        n_classes = max(len(base.center_labels), int(np.max(base.proxy_classes, initial=-1)) + 1,
+                        int(np.max(base.predictions, initial=-1)) + 1)
+        self.view.set_state(base, [str(i) for i in range(n_classes)], animate=False)
+        self.fit_colour_modes(base)
         self.view.fit_view()
         self._pending_numbers = None  # a live result's charts must not overwrite these
         self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy)

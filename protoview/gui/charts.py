@@ -85,12 +85,34 @@ class NumbersPanel(QtWidgets.QWidget):
             return
         n = max(len(state.center_labels), int(np.max(state.labels, initial=-1)) + 1,
                 int(np.max(state.predictions, initial=-1)) + 1)
+        labelled = bool(np.any(np.asarray(state.labels) >= 0))
+        self._title_labels(labelled)
         per_class, conf = per_class_and_confusion(state.labels, state.predictions, n)
-        self.class_bars.setOpts(x=np.arange(n), height=np.nan_to_num(per_class), width=0.8)
+        if labelled:
+            self.class_bars.setOpts(x=np.arange(n), height=np.nan_to_num(per_class), width=0.8)
+            self.confusion_image.setImage(conf.astype(np.float32), autoLevels=True)
+        else:  # unlabelled data: nothing to score, and no bar may read as 0%
+            self.class_bars.setOpts(x=[], height=[], width=0.8)
+            self.confusion_image.clear()
         self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
-        self.confusion_image.setImage(conf.astype(np.float32), autoLevels=True)
         self.confusion_image.setRect(QtCore.QRectF(-0.5, -0.5, n, n))
-        self.scores.setText(scores_text(state.metrics, source_accuracy))
+        text = scores_text(state.metrics, source_accuracy, labelled=labelled)
+        if not labelled and np.size(state.entropy) and np.isfinite(state.entropy).any():
+            text += f" · mean entropy {float(np.nanmean(state.entropy)):.3f}"
+        self.scores.setText(text)
+
+    _titled_labelled = True  # the titles the plots are built with
+
+    def _title_labels(self, labelled: bool) -> None:
+        """Chart titles say "no labels" when no sample has a known label (re-titled only on
+        a change: a new title re-lays the plot out)."""
+        if labelled == self._titled_labelled:
+            return
+        self._titled_labelled = labelled
+        tail = "" if labelled else " — no labels"
+        self.accuracy_plot.setTitle(f"Accuracy over steps{tail}")
+        self.class_plot.setTitle(f"Per-class accuracy{tail}")
+        self.confusion_plot.setTitle(f"Confusion (rows: label){tail}")
 
     def set_history(self, history: list[HistoryRow], source_accuracy: float) -> None:
         steps = np.array([h.step for h in history], np.float64)
@@ -113,9 +135,10 @@ class NumbersPanel(QtWidgets.QWidget):
         return 0 if x is None else len(x)
 
 
-def scores_text(metrics: dict, source_accuracy: float) -> str:
-    """One line of the headline numbers (missing ones are left out)."""
-    parts = []
+def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) -> str:
+    """One line of the headline numbers (missing ones are left out; for unlabelled data the
+    accuracy-type ones read "no labels", never 0% or NaN)."""
+    parts = [] if labelled else ["accuracy: no labels"]
 
     def add(label: str, key: str, fmt: str) -> None:
         v = metrics.get(key)

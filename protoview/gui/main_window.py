@@ -3,6 +3,7 @@ status bar. All computing goes through the one :class:`~protoview.gui.worker.Com
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
@@ -15,6 +16,9 @@ from protoview.gui.map_view import COLOR_MODES, EmbeddingView
 from protoview.gui.panels import AdaptPanel, KMeansPanel, SinkhornPanel
 from protoview.gui.replay import ReplayBar, frame_state
 from protoview.gui.worker import ComputeWorker, ResetRequest, default_open, default_warm_up
+
+#: Colour modes that need known labels (unlabelled data falls back to prediction).
+LABEL_COLOUR_MODES = ("label", "correctness")
 
 
 class MainWindow(FileActions, QtWidgets.QMainWindow):
@@ -226,6 +230,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.source_accuracy = res.source_accuracy
         self.view.thumbnail = res.thumbnail
         self.view.set_state(res.state, res.class_names or None, animate=res.kind != "open")
+        self.fit_colour_modes(res.state)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
         self._pending_numbers = (res.state, res.history, res.source_accuracy)
@@ -298,10 +303,34 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             act.setChecked(True)
 
     def next_color_mode(self) -> str:
-        i = COLOR_MODES.index(self.view.color_mode)
-        mode = COLOR_MODES[(i + 1) % len(COLOR_MODES)]
+        modes = [m for m in COLOR_MODES if m in self.available_colour_modes()]
+        i = modes.index(self.view.color_mode) if self.view.color_mode in modes else -1
+        mode = modes[(i + 1) % len(modes)]
         self.set_color_mode(mode)
         return mode
+
+    def available_colour_modes(self) -> tuple[str, ...]:
+        """Colour modes that mean something for the state shown (label and correctness
+        need labels: unlabelled data offers prediction, assignment and entropy)."""
+        state = self.view.state
+        if state is None or np.any(np.asarray(state.labels) >= 0):
+            return COLOR_MODES
+        return tuple(m for m in COLOR_MODES if m not in LABEL_COLOUR_MODES)
+
+    def fit_colour_modes(self, state) -> None:
+        """Offer only the colour modes ``state`` supports; fall back to prediction."""
+        available = self.available_colour_modes()
+        if available == getattr(self, "_colour_modes_offered", COLOR_MODES) and self.view.color_mode in available:
+            return  # nothing changed (the common case: every result of a session)
+        self._colour_modes_offered = available
+        model = self.colour_combo.model()
+        for row, mode in enumerate(COLOR_MODES):
+            model.item(row).setEnabled(mode in available)
+            act = self.actions_.get(f"colour_{mode}") if hasattr(self, "actions_") else None
+            if act is not None:
+                act.setEnabled(mode in available)
+        if self.view.color_mode not in available:
+            self.set_color_mode("prediction")
 
     def plots(self) -> list:
         n = self.numbers

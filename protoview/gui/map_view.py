@@ -109,8 +109,9 @@ class EmbeddingView(pg.PlotWidget):
             self._show_positions(targets)  # styles above already placed the points
         if first or self.follow:
             self.fit_view(targets)
-        if self.selection.size:
-            self._update_selection(self.selection)
+        if self.selection.size:  # other samples (another dataset or snapshot): nothing stays selected
+            same = old is not None and len(old.embedding) == len(state.embedding)
+            self._update_selection(self.selection if same else np.zeros(0, np.int64))
 
     def fit_view(self, targets: dict | None = None) -> None:
         """Frame every shown point, leaving room at the top for the legend. The view keeps

@@ -991,6 +991,160 @@ def _ds_features_wrong_dim(d: Path) -> dict[str, Any]:
                  what="5-d features opened with the demo model (64-d)")
 
 
+@_case(DATASET)
+def _ds_features_without_labels(d: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    path = d / "unlabelled-features.h5"
+    with h5py.File(path, "w") as h5:
+        h5["features"] = rng.normal(size=(40, 64)).astype(np.float32)
+    return _ok(path, ["cluster", "demo", path, "--k", "3"], "NMI no labels", what="a features file with no labels (must work)")
+
+
+# ---------------------------------------------------------------------------- unlabelled data, TTA benchmarks
+@_case(DATASET)
+def _ds_unlabelled_folder(d: Path) -> dict[str, Any]:
+    root = d / "target"
+    root.mkdir()
+    for i in range(6):
+        _digit(i).save(root / f"img_{i}.png")
+    out = d / "snapshot-out.h5"
+    return _ok(root, ["export", "demo", root, "--no-map", "--out", out], "no labels", out=out,
+               what="a folder of images without class folders (unlabelled target data; must work)")
+
+
+@_case(DATASET)
+def _ds_npz_x_only(d: Path) -> dict[str, Any]:
+    x, _ = _xy()
+    path = _npz(d / "x-only.npz", x=x)
+    return _ok(path, ["adapt", "demo", path, "--steps", "1", "--batch-size", "8"], "accuracy no labels",
+               what="an .npz with only 'x' (unlabelled; adaptation must work)")
+
+
+def _cifar_c(d: Path, n: int = 2, rows: int | None = None, labels: int | None = None) -> Path:
+    """A CIFAR-10-C folder: fog.npy (rows, 32, 32, 3) uint8 and labels.npy (labels,)."""
+    root = d / "CIFAR-10-C"
+    root.mkdir()
+    rows = 5 * n if rows is None else rows
+    np.save(root / "fog.npy", np.random.default_rng(0).integers(0, 256, (rows, 32, 32, 3), dtype=np.uint8))
+    np.save(root / "labels.npy", np.arange(rows if labels is None else labels) % 10)
+    return root
+
+
+@_case(DATASET)
+def _ds_cifar10c_ok(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d)
+    argv, out = _extract(f"cifar10c:{root}:fog:5", d)
+    return _ok(root, argv, "2 samples", out=out, what="a CIFAR-10-C folder in the released layout (must load)")
+
+
+@_case(DATASET)
+def _ds_cifar10c_unknown_corruption(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d)
+    argv, out = _extract(f"cifar10c:{root}:fgo:5", d)
+    return _fail(root / "fgo.npy", argv, "fgo.npy", "no corruption 'fgo'", "did you mean fog", out=out,
+                 what="a corruption name that does not exist (a typo of fog)")
+
+
+@_case(DATASET)
+def _ds_cifar10c_severity_6(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d)
+    argv, out = _extract(f"cifar10c:{root}:fog:6", d)
+    return _fail(root, argv, "CIFAR-10-C:fog:6", "severity 6 does not exist", "1 to 5", out=out,
+                 what="severity 6 (CIFAR-10-C has 1..5)")
+
+
+@_case(DATASET)
+def _ds_cifar10c_labels_length(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d, n=4, labels=19)
+    argv, out = _extract(f"cifar10c:{root}:fog:1", d)
+    return _fail(root / "labels.npy", argv, "labels.npy", "19 labels", "20 images", out=out,
+                 what="a labels.npy one label shorter than fog.npy")
+
+
+@_case(DATASET)
+def _ds_cifar10c_not_multiple_of_5(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d, rows=12)
+    argv, out = _extract(f"cifar10c:{root}:fog:1", d)
+    return _fail(root / "fog.npy", argv, "fog.npy", "12 images", "multiple of 5", out=out,
+                 what="a CIFAR-10-C file of 12 rows (5 severities cannot split it)")
+
+
+@_case(DATASET)
+def _ds_cifar10c_no_labels_file(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d)
+    (root / "labels.npy").unlink()
+    argv, out = _extract(f"cifar10c:{root}:fog:1", d)
+    return _fail(root / "labels.npy", argv, "labels.npy", "does not exist", out=out,
+                 what="a CIFAR-10-C folder without labels.npy")
+
+
+@_case(DATASET)
+def _ds_cifar10c_float_images(d: Path) -> dict[str, Any]:
+    root = _cifar_c(d)
+    np.save(root / "fog.npy", np.zeros((10, 32, 32, 3), np.float32))
+    argv, out = _extract(f"cifar10c:{root}:fog:1", d)
+    return _fail(root / "fog.npy", argv, "fog.npy", "uint8", "float32", out=out,
+                 what="a CIFAR-10-C file of float32 instead of uint8 images")
+
+
+def _imagenet_c(d: Path) -> Path:
+    root = d / "ImageNet-C"
+    for i, wnid in enumerate(("n01440764", "n01443537")):
+        folder = root / "fog" / "3" / wnid
+        folder.mkdir(parents=True)
+        _digit(i).convert("RGB").save(folder / f"ILSVRC2012_val_{i:08d}.JPEG", "JPEG")
+    return root
+
+
+@_case(DATASET)
+def _ds_imagenetc_missing_severity(d: Path) -> dict[str, Any]:
+    root = _imagenet_c(d)
+    argv, out = _extract(f"imagenetc:{root}:fog:5", d)
+    return _fail(root / "fog" / "5", argv, os.path.join("fog", "5"), "severity folders found: 3", out=out,
+                 what="an ImageNet-C severity that is not on disk")
+
+
+@_case(DATASET)
+def _ds_imagenetc_foreign_class_folder(d: Path) -> dict[str, Any]:
+    root = _imagenet_c(d)
+    (root / "fog" / "3" / "cats").mkdir()
+    argv, out = _extract(f"imagenetc:{root}:fog:3", d)
+    return _fail(root / "fog" / "3" / "cats", argv, "cats", "not a class folder", out=out,
+                 what="a class folder that is no ImageNet WordNet id")
+
+
+def _pacs(d: Path) -> Path:
+    for domain in ("art_painting", "sketch"):
+        for i, name in enumerate(("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")):
+            folder = d / "PACS" / domain / name
+            folder.mkdir(parents=True)
+            _digit(i).convert("RGB").save(folder / "pic_001.jpg", "JPEG")
+    return d / "PACS"
+
+
+@_case(DATASET)
+def _ds_pacs_ok(d: Path) -> dict[str, Any]:
+    root = _pacs(d)
+    argv, out = _extract(f"pacs:{d}:sketch", d)
+    return _ok(root, argv, "7 samples", out=out, what="a PACS domain in DomainBed's layout (must load)")
+
+
+@_case(DATASET)
+def _ds_pacs_missing_domain(d: Path) -> dict[str, Any]:
+    root = _pacs(d)
+    argv, out = _extract(f"pacs:{d}:cartoon", d)
+    return _fail(root / "cartoon", argv, "cartoon", "no PACS domain 'cartoon'", "art_painting, sketch", out=out,
+                 what="a PACS domain that is not on disk (cartoon)")
+
+
+@_case(DATASET)
+def _ds_pacs_environment_7(d: Path) -> dict[str, Any]:
+    root = _pacs(d)
+    argv, out = _extract(f"pacs:{d}:7", d)
+    return _fail(root, argv, "pacs:", "environment 7 does not exist", "0..3", out=out,
+                 what="DomainBed environment index 7 (PACS has 0..3)")
+
+
 # ---------------------------------------------------------------------------- options
 # --preprocess / --nb-proxy given wrong: one line naming the option (issue 13).
 def _option_fail(argv: list[Any], *expect: str, what: str, out: Path | None = None) -> dict[str, Any]:

@@ -180,7 +180,11 @@ def test_tiny_and_empty_inputs(view):
     view.set_color_mode("correctness")
     assert set(view.sample_codes()) == {-1}
     assert view.select_rect(-1e3, -1e3, 1e3, 1e3).size == 49
-    assert "accuracy n/a" in view.selection_summary()
+    assert "no labels" in view.selection_summary()  # unlabelled: not "0%", not "n/a"
+    s.labels[:] = 1
+    view.set_state(s, animate=False)
+    assert view.select_rect(-1e3, -1e3, 1e3, 1e3).size == 49
+    assert "accuracy n/a" in view.selection_summary()  # labels but no predictions
     with pytest.raises(ValueError):
         view.set_glyph_scale(0)
     with pytest.raises(ValueError):

@@ -50,6 +50,7 @@ class Contents:
     class_names: list[str] | None = None
     stored_nb_proxy: int | None = None
     notes: list[str] = field(default_factory=list)
+    trained_on: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,15 +136,28 @@ def _pycil(payload: dict[str, Any], where: str | os.PathLike[str]) -> Contents:
         if metadata:
             state._metadata = OrderedDict(metadata)  # type: ignore[attr-defined]
     contents = Contents(f"PyCIL checkpoint (task {payload['tasks']})", state=state)
+    contents.notes.append(
+        "PyCIL numbers classes in its own order (the configs in its exps/ set shuffle=True, seed 1993): head "
+        "class k is the dataset's class order[k] of that permutation, not class k"
+    )
     return contents
 
 
 def _domainbed(payload: dict[str, Any], where: str | os.PathLike[str]) -> Contents:
     contents = Contents("DomainBed/TSD checkpoint", state=_tensor_dict(payload["model_dict"], "model_dict", where))
     hparams = payload.get("model_hparams")
+    args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
     if isinstance(hparams, dict) and isinstance(hparams.get("resnet18"), bool):
         contents.arch = "resnet18" if hparams["resnet18"] else "resnet50"
         contents.arch_note = f"arch {contents.arch} taken from the checkpoint's model_hparams (resnet18={hparams['resnet18']})"
+    elif args.get("net") in ("resnet18", "resnet50"):  # TSD's train.py: --net
+        contents.arch = str(args["net"])
+        contents.arch_note = f"arch {contents.arch} taken from the checkpoint's args (net={args['net']})"
+    if isinstance(args.get("dataset"), str):
+        contents.trained_on["dataset"] = args["dataset"]
+    envs = args.get("test_envs")
+    if isinstance(envs, (list, tuple)) and all(isinstance(e, int) and not isinstance(e, bool) for e in envs):
+        contents.trained_on["test_envs"] = [int(e) for e in envs]
     shape = payload.get("model_input_shape")
     if isinstance(shape, (list, tuple)) and len(shape) == 3 and all(isinstance(s, int) for s in shape):
         channels, height, width = shape

@@ -33,8 +33,13 @@ def _demo_transform() -> TransformSpec:
 
 #: Built-in architecture name -> its ``--preprocess`` text (or a function returning the
 #: transform). Add one line with each built-in architecture (``archs.BUILTIN_ARCHS``).
+#: RobustBench models take pixels in [0, 1] (mean 0, std 1); PyCIL normalises CIFAR-100 (its
+#: benchmark) with CIFAR-100's statistics (``utils/data.py`` ``iCIFAR100``; a model trained
+#: by PyCIL on CIFAR-10 needs ``--preprocess cifar10``).
 BUILTIN_PREPROCESS: dict[str, str | Callable[[], TransformSpec]] = {
     "protoview-demo-cnn": _demo_transform,
+    "wrn28_10": "size=32,mean=0,0,0,std=1,1,1",
+    **{f"cifar_resnet{d}": "cifar100" for d in (20, 32, 44, 56, 110)},
 }
 
 

@@ -2,8 +2,11 @@
 
 An architecture name is one of
 
-- a built-in protoview architecture (``"protoview-demo-cnn"``), the only kind a checkpoint
-  file may name by itself besides torchvision / timm names;
+- a built-in protoview architecture (``"protoview-demo-cnn"``; the TTA benchmarks' own:
+  ``"wrn28_10"`` = ``"robustbench:Standard"``, RobustBench's WideResNet-28-10, and
+  ``"cifar_resnet32"`` = ``"pycil:resnet32"``, PyCIL's CIFAR ResNet, also in depths 20, 44,
+  56, 110; see :mod:`._zoo`), the only kind a checkpoint file may name by itself besides
+  torchvision / timm names;
 - a torchvision classification model (``"resnet18"``, ``"vit_b_16"``; prefix
   ``"torchvision:"`` to force), built with ``weights=None``;
 - a timm model when timm is installed (``"timm:convnext_tiny"`` or a bare timm name),
@@ -37,11 +40,35 @@ def _build_demo_cnn(**kwargs: Any) -> nn.Module:
     return build_demo_model(**kwargs)
 
 
-#: Built-in architectures: name -> builder(**arch_kwargs) -> nn.Module.
+def _build_wrn28_10(num_classes: int = 10) -> nn.Module:
+    from protoview.core.checkpoint._zoo import wrn28_10
+
+    return wrn28_10(num_classes)
+
+
+def _cifar_resnet_builder(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int = 10) -> nn.Module:
+        from protoview.core.checkpoint._zoo import cifar_resnet
+
+        return cifar_resnet(depth, num_classes)
+
+    build.__name__ = f"cifar_resnet{depth}"
+    return build
+
+
+#: Built-in architectures: name -> builder(**arch_kwargs) -> nn.Module. A builder that takes
+#: ``num_classes`` gets the rows of the checkpoint's head when its kwargs do not say.
 BUILTIN_ARCHS: dict[str, Callable[..., nn.Module]] = {
     "protoview-demo-cnn": _build_demo_cnn,
+    "wrn28_10": _build_wrn28_10,
+    **{f"cifar_resnet{d}": _cifar_resnet_builder(d) for d in (20, 32, 44, 56, 110)},
 }
 
+#: Other names of built-in architectures: the names the checkpoints' home projects use.
+ARCH_ALIASES: dict[str, str] = {
+    "robustbench:Standard": "wrn28_10",
+    **{f"pycil:resnet{d}": f"cifar_resnet{d}" for d in (20, 32, 44, 56, 110)},
+}
 
 @dataclass
 class ArchSpec:
@@ -73,12 +100,12 @@ class ArchSpec:
     def build(self, num_classes: int | None = None, *, where: str | os.PathLike[str]) -> nn.Module:
         """Instantiate the architecture (random weights, CPU or the current default device).
 
-        num_classes: the class count for torchvision / timm models and for user builders
-        that take a ``num_classes`` argument; ignored by built-ins (they take ``kwargs``).
+        num_classes: the class count for torchvision / timm models and for user or built-in
+        builders that take a ``num_classes`` argument (a built-in's ``kwargs`` come first).
         """
         try:
             if self.kind == "builtin":
-                model = BUILTIN_ARCHS[self.target](**self.kwargs)
+                model = _call_builtin(self.target, self.kwargs, num_classes)
             elif self.kind == "torchvision":
                 model = _build_torchvision(self.target, num_classes)
             elif self.kind == "timm":
@@ -135,8 +162,8 @@ def resolve_arch(
         if prefix == "timm" and _timm_has(rest):
             return ArchSpec(name, "timm", rest)
         raise CheckpointError(where, f"unknown {prefix} architecture {rest!r}{_suggest(rest)}")
-    if name in BUILTIN_ARCHS:
-        return ArchSpec(name, "builtin", name, kwargs=kwargs)
+    if name in BUILTIN_ARCHS or name in ARCH_ALIASES:
+        return ArchSpec(name, "builtin", ARCH_ALIASES.get(name, name), kwargs=kwargs)
     if name in _torchvision_names():
         return ArchSpec(name, "torchvision", name)
     if _timm_has(name):
@@ -145,8 +172,16 @@ def resolve_arch(
 
 
 def known_arch_names() -> list[str]:
-    """Built-in, torchvision classification and (if installed) timm model names."""
-    return [*BUILTIN_ARCHS, *_torchvision_names(), *_timm_names()]
+    """Built-in (and their aliases), torchvision classification and (if installed) timm model names."""
+    return [*BUILTIN_ARCHS, *ARCH_ALIASES, *_torchvision_names(), *_timm_names()]
+
+
+def _call_builtin(target: str, kwargs: dict[str, Any], num_classes: int | None) -> nn.Module:
+    builder = BUILTIN_ARCHS[target]
+    kwargs = dict(kwargs)
+    if num_classes is not None and "num_classes" not in kwargs and "num_classes" in inspect.signature(builder).parameters:
+        kwargs["num_classes"] = num_classes
+    return builder(**kwargs)
 
 
 def _suggest(name: str) -> str:
@@ -154,7 +189,7 @@ def _suggest(name: str) -> str:
     hint = "; close matches: " + ", ".join(close) if close else ""
     return (
         f"{hint}. Use a torchvision name (resnet18, vit_b_16, ...), a timm name (if timm is "
-        "installed), a built-in name (" + ", ".join(BUILTIN_ARCHS) + ") or FILE.py:build_fn"
+        "installed), a built-in name (" + ", ".join([*BUILTIN_ARCHS, *ARCH_ALIASES]) + ") or FILE.py:build_fn"
     )
 
 

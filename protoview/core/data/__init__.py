@@ -11,15 +11,20 @@ How images become model inputs is :mod:`protoview.core.preprocess` (``--preproce
 Spellings accepted by :func:`open_dataset`::
 
     demo | demo:SHIFT | demo:SHIFT:SEVERITY | demo:source     built-in digits (default demo:noise:3)
-    path/to/folder                                           ImageFolder (root/<class>/<images>)
+    path/to/folder                    ImageFolder (root/<class>/<images>; root/<images>: unlabelled)
     images.npz                                               x (N,C,H,W) | (N,H,W) [+ y (N,)]
     features.h5 | features.hdf5 | features.npz               features (N,D) + labels (N,)
     cifar10:ROOT[:train|test]  (also cifar100, mnist, fashionmnist, svhn; default split: test)
+    cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
+    imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
+    pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image folders), ``_arrays``
 (``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
-(torchvision datasets as they lie on disk), ``_loading`` (ordered batches and the OOM-safe
+(torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C, ImageNet-C),
+``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match`` (does a
+checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
 """
@@ -39,18 +44,21 @@ from protoview.core.data._featurefile import (
     write_feature_attrs,
 )
 from protoview.core.data._folder import ImageFolderDataset
+from protoview.core.data._match import ClassMatch, match_classes
 from protoview.core.data._open import default_transform, open_dataset
 from protoview.core.data._pixels import display_pixels
 
 __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
+    "ClassMatch",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
     "default_transform",
     "display_pixels",
     "fit_classes",
+    "match_classes",
     "npz_images_dataset",
     "open_dataset",
     "open_feature_file",

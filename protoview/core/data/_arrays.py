@@ -81,7 +81,8 @@ def npz_images_dataset(
         names,
         transform,
         source=where,
-        description=f"image array {where}: {images.shape[0]} images {images.shape[1]}x{images.shape[2]}x{images.shape[3]}, {len(names)} classes",
+        description=f"image array {where}: {images.shape[0]} images {images.shape[1]}x{images.shape[2]}x{images.shape[3]}, "
+        + (f"{len(names)} classes" if (labels >= 0).any() else "no labels"),
         identity=f"npz:{where};size={stat.st_size};mtime={stat.st_mtime_ns}",
     )
 

@@ -123,6 +123,14 @@ class ProtoviewDataset(Dataset):
     transform_source: where it came from (option, checkpoint, ..., default; "" unknown).
     description: one line for humans.
     source: the path (or ``"demo:..."``) it was opened from.
+    suggested_preprocess: the preprocessing this layout's images are usually given, as a
+        ``--preprocess`` preset name (``"cifar10"``, ``"cifar100"``, ``"imagenet"``,
+        ``"domainbed"``), or None when the layout does not say. A hint for choosing the
+        transform when neither the user nor the checkpoint says; never applied by itself.
+    notes: remarks found when opening (e.g. a class folder absent from a domain).
+    benchmark: for a benchmark layout, what it is (``{"dataset": "PACS", "domain":
+        "art_painting", "environment": 0}``), so that a checkpoint's record of its training
+        data can be compared with it; else None.
     """
 
     labels: np.ndarray
@@ -131,6 +139,14 @@ class ProtoviewDataset(Dataset):
     transform_source: str = ""
     description: str
     source: str
+    suggested_preprocess: str | None = None
+    notes: tuple[str, ...] = ()
+    benchmark: dict[str, object] | None = None
+
+    @property
+    def num_labelled(self) -> int:
+        """How many samples have a known label (0 for unlabelled target data)."""
+        return int(np.count_nonzero(self.labels >= 0))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -5,7 +5,8 @@ plain HDF5: root datasets ``features`` (N, D) float32, ``labels`` (N,) int64, ``
 (N, C) float32, ``predictions`` (N,) int64; root attributes ``format="protoview-features"``,
 ``version=1``, ``protoview_version``, ``created``, ``checkpoint``, ``checkpoint_sha256``,
 ``dataset``, ``dataset_identity``, ``transform`` and ``complete=True``, written last. Any HDF5
-or ``.npz`` file with ``features`` and ``labels`` opens as a :class:`FeatureSet`.
+or ``.npz`` file with ``features`` (and ``labels``; without them every label is unknown, -1)
+opens as a :class:`FeatureSet`.
 """
 
 from __future__ import annotations
@@ -59,9 +60,8 @@ class FeatureSet:
         self.source = source
         self._identity = identity
         n, d = self.features.shape
-        self.description = (
-            f"features file {source}: {n} samples x {d} dims, {len(class_names)} classes"
-        )
+        kind = f"{len(class_names)} classes" if np.any(self.labels >= 0) else "no labels"
+        self.description = f"features file {source}: {n} samples x {d} dims, {kind}"
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -174,12 +174,11 @@ def read_feature_arrays(
     raw, attrs = (
         _read_npz(where, error) if where.lower().endswith(".npz") else _read_h5(where, error)
     )
-    missing = [name for name in ("features", "labels") if raw.get(name) is None]
-    if missing:
-        raise error(
-            where,
-            f"has no {' or '.join(repr(m) for m in missing)} array (found: {', '.join(sorted(raw)) or 'nothing'})",
-        )
+    if raw.get("features") is None:
+        raise error(where, f"has no 'features' array (found: {', '.join(sorted(raw)) or 'nothing'})")
+    if raw.get("labels") is None:  # unlabelled target data: every label unknown
+        rows = np.shape(raw["features"])[0] if np.ndim(raw["features"]) else 0
+        raw["labels"] = np.full(rows, -1, np.int64)
     if attrs.get("format") == FORMAT_NAME and attrs.get("complete") is not True:
         raise error(
             where, "was not completely written (no complete=True attribute); write it again"

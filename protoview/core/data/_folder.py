@@ -2,7 +2,9 @@
 
 Classes are the sub-folders of ``root`` sorted by name, as in torchvision's ``ImageFolder``
 (hidden folders such as ``.ipynb_checkpoints`` are ignored). A folder holding images but
-no sub-folders opens as one unlabelled set (labels ``-1``). Every image is checked when the
+no sub-folders opens as one unlabelled set (labels ``-1``). A benchmark layout may fix the
+class list instead (``class_folders``: ImageNet's 1000 WordNet ids, DomainBed's classes):
+then a class folder keeps its index in that list even when other classes are absent. Every image is checked when the
 folder is opened with PIL's cheap ``verify()``; the ones that fail are left out and listed
 in ``dataset.skipped``. An image that still fails to decode later (e.g. a truncated JPEG,
 which ``verify`` cannot see) never crashes a DataLoader worker: :meth:`read_item` returns a
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +147,13 @@ class ImageFolderDataset(ProtoviewDataset):
         transform: TransformSpec,
         *,
         num_classes: int | None = None,
+        class_folders: Sequence[str] | None = None,
     ) -> None:
+        """``class_folders``: the full class list of a benchmark, in class-index order; every
+        sub-folder must be one of them (a DatasetError names the first that is not), and
+        ``class_names`` is that list (also the absent classes)."""
         self.root = str(Path(root).expanduser().absolute())
+        self._class_folders = list(class_folders) if class_folders is not None else None
         self.source = self.root
         self.set_transform(transform)
         try:
@@ -182,7 +190,18 @@ class ImageFolderDataset(ProtoviewDataset):
         extensions = image_extensions()
         with os.scandir(self.root) as entries:
             classes = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-        if classes:
+        if self._class_folders is not None:
+            index = {name: label for label, name in enumerate(self._class_folders)}
+            unknown = [name for name in classes if name not in index]
+            if unknown:
+                raise DatasetError(
+                    os.path.join(self.root, unknown[0]),
+                    f"is not a class folder of this benchmark ({len(unknown)} such folder(s); "
+                    f"expected names like {', '.join(self._class_folders[:3])})",
+                )
+            groups = [(os.path.join(self.root, name), index[name]) for name in classes]
+            classes = list(self._class_folders)
+        elif classes:
             groups = [(os.path.join(self.root, name), label) for label, name in enumerate(classes)]
         else:
             groups = [(self.root, -1)]

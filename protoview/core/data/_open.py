@@ -9,10 +9,13 @@ An image dataset is a ``torch.utils.data.Dataset`` yielding ``(x, y)``: ``x`` fl
 Spellings accepted by :func:`open_dataset`::
 
     demo | demo:SHIFT | demo:SHIFT:SEVERITY | demo:source     built-in digits (default demo:noise:3)
-    path/to/folder                                           ImageFolder (root/<class>/<images>)
+    path/to/folder                    ImageFolder (root/<class>/<images>; root/<images>: unlabelled)
     images.npz                                               x (N,C,H,W) | (N,H,W) [+ y (N,)]
     features.h5 | features.hdf5 | features.npz               features (N,D) + labels (N,)
     cifar10:ROOT[:train|test]  (also cifar100, mnist, fashionmnist, svhn; default split: test)
+    cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
+    imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
+    pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from protoview.core.data._base import (
     check_labels,
     short_digest,
 )
+from protoview.core.data._corruptions import open_corruption, parse_corruption_spec
+from protoview.core.data._domainbed import open_domainbed, parse_domainbed_spec
 from protoview.core.data._featurefile import FEATURE_SUFFIXES, FeatureSet, open_feature_file
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._torchvision import open_torchvision, parse_torchvision_spec
@@ -39,7 +44,9 @@ from protoview.errors import DatasetError, ProtoviewError
 DEFAULT_DEMO_SHIFT = "noise"
 DEFAULT_DEMO_SEVERITY = 3
 _SPELLINGS = (
-    "a folder of class folders, a .npz/.h5 file, demo[:SHIFT[:SEVERITY]] or cifar10:ROOT[:test]"
+    "a folder of images (class folders optional), a .npz/.h5 file, demo[:SHIFT[:SEVERITY]], "
+    "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
+    "or pacs:ROOT:DOMAIN"
 )
 
 
@@ -80,6 +87,10 @@ def open_dataset(
     chosen = transform if transform is not None else default_transform()
     if parse_torchvision_spec(text) is not None:
         return open_torchvision(text, chosen, num_classes=num_classes)
+    if parse_corruption_spec(text) is not None:
+        return open_corruption(text, chosen, num_classes=num_classes)
+    if parse_domainbed_spec(text) is not None:
+        return open_domainbed(text, chosen, num_classes=num_classes)
     path = Path(text).expanduser().absolute()
     if not path.exists():
         raise DatasetError(path, f"does not exist; expected {_SPELLINGS}")

@@ -193,7 +193,10 @@ def parse_torchvision_spec(spec: str) -> tuple[str, str, str] | None:
 def open_torchvision(
     spec: str, transform: TransformSpec, *, num_classes: int | None = None
 ) -> ArrayImageDataset:
-    """Open a torchvision dataset on disk, e.g. ``"cifar10:/data/cifar:test"`` (split default: test)."""
+    """Open a torchvision dataset on disk, e.g. ``"cifar10:/data/cifar:test"`` (split default: test).
+
+    CIFAR sets suggest the ``"cifar10"`` / ``"cifar100"`` preprocessing (``suggested_preprocess``).
+    """
     parsed = parse_torchvision_spec(spec)
     if parsed is None:
         raise DatasetError(
@@ -217,7 +220,7 @@ def open_torchvision(
     if images.shape[0] != labels.shape[0]:
         raise DatasetError(root, f"{images.shape[0]} images but {labels.shape[0]} labels")
     source = f"{kind}:{root}:{split}"
-    return ArrayImageDataset(
+    dataset = ArrayImageDataset(
         images,
         labels,
         class_names,
@@ -226,3 +229,5 @@ def open_torchvision(
         description=f"{kind} {split} split from {root}: {len(labels)} images, {len(class_names)} classes",
         identity=f"torchvision:{source};digest={_files_digest(paths)}",
     )
+    dataset.suggested_preprocess = kind if kind in ("cifar10", "cifar100") else None
+    return dataset

@@ -216,7 +216,8 @@ def hdf5_format(path: str | os.PathLike[str]) -> str:
 def snapshot_summary(path: str | os.PathLike[str]) -> str:
     """One paragraph describing a snapshot (for ``protoview info snapshot.h5``).
 
-    Reads the attributes, the shapes, the history and the metrics; not the large arrays.
+    Reads the attributes, the shapes, the history, the metrics and the labels (to say
+    whether any is known); not the large arrays.
 
     Raises
     ------
@@ -229,17 +230,27 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         history = _read_history(where, h5["history"])
         metrics = _read_metrics(where, h5["metrics"])
         recorded = len(_read_timeline(where, h5, contents.n_samples))
+        labels = h5["samples"]["labels"][()] if "labels" in h5["samples"] else None
+    known = contents.attrs.get("labels_known")
+    if known not in ("all", "some", "none") and labels is not None:  # files older than the attribute
+        n_known = int(np.count_nonzero(labels >= 0))
+        known = "none" if n_known == 0 else ("all" if n_known == labels.size else "some")
+    unlabelled = known == "none"
     sentences = [_describe_origin(where, contents.attrs), _describe_groups(contents)]
+    if unlabelled:
+        sentences.append("Labels: none known (unlabelled data), so no accuracy-type numbers.")
     if "Q" in contents.datasets["assignment"]:
         sentences.append(_describe_plan(contents))
-    if history:
+    if history and len(history.get("step", ())):
         accuracy = history["accuracy"][-1]
-        sentences.append(f"History of {len(history['step'])} steps (last accuracy {accuracy:.4f}).")
+        last = "no labels" if unlabelled else (f"{accuracy:.4f}" if np.isfinite(accuracy) else "n/a")
+        sentences.append(f"History of {len(history['step'])} steps (last accuracy {last}).")
     if recorded:
         sentences.append(f"Timeline of {recorded} recorded steps.")
     if metrics:
         shown = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            f"{k}={'no labels' if unlabelled and isinstance(v, float) and not np.isfinite(v) else format(v, '.4g')}"
+            if isinstance(v, float) else f"{k}={v}"
             for k, v in sorted(metrics.items())
         )
         sentences.append(f"Metrics: {shown}.")
