@@ -58,7 +58,7 @@ def test_robustbench_standard_wrn28_10_bit_for_bit(tmp_path):
     assert model.info.arch == "wrn28_10" and model.info.head.num_classes == 10
     assert model.info.head.feature_dim == 640
     assert model.info.transform.size == (32, 32) and model.info.transform.mean == (0.0, 0.0, 0.0)
-    assert any("built-in wrn28_10's own" in n for n in model.info.notes)
+    assert model.info.transform_source == "built-in"
 
 
 @pytest.mark.parametrize("classes", [10, 100])
