@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from protoview.core.checkpoint import load_checkpoint, resolve_arch
+from protoview.core.checkpoint import inspect_checkpoint, load_checkpoint, resolve_arch
 from protoview.core.checkpoint._zoo import CifarResNet, WideResNet
 from protoview.errors import CheckpointError
 from tests import _ckpt_fixtures as fx
@@ -260,3 +260,17 @@ def test_tsd_checkpoint_bit_for_bit(tmp_path, name, dim):
         assert torch.equal(model(x), classifier(featurizer(x)))
     assert model.info.arch.startswith(name) and any("args (net=" in n for n in model.info.notes)
     assert model.info.trained_on == {"dataset": "PACS", "test_envs": [0]}
+
+
+@pytest.mark.parametrize("dataset, size, mean", [("PACS", (224, 224), (0.485, 0.456, 0.406)), ("dg5", (32, 32), (0.5, 0.5, 0.5))])
+def test_tsd_checkpoint_gets_the_test_loader_of_tsd(tmp_path, dataset, size, mean):
+    """TSD's train.py stores no input shape: the preprocessing is its test loader's
+    (code/datautil/imgdata/util.py image_test: Resize((224, 224)) + ImageNet statistics, or
+    32x32 with 0.5 for its dg5 digits), from the checkpoint, not torchvision's weights."""
+    featurizer, classifier = _TSDResBase("resnet18"), _TSDClassifier(512, 7)
+    args = {"dataset": dataset, "test_envs": [0], "net": "resnet18", "algorithm": "TSD"}
+    path = fx.save({"args": args, "model_dict": _algorithm_state(featurizer, classifier)}, tmp_path / "model.pkl")
+    info = inspect_checkpoint(path)
+    assert info.transform_source == "checkpoint"
+    assert info.transform.size == size and info.transform.resize == "exact" and info.transform.crop is None
+    assert info.transform.mean == mean

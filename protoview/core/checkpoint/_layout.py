@@ -163,6 +163,14 @@ def _domainbed(payload: dict[str, Any], where: str | os.PathLike[str]) -> Conten
         channels, height, width = shape
         if channels == 3:  # DomainBed resizes to (H, W) and normalises with ImageNet's statistics
             contents.transform = TransformSpec((height, width), 3, name="domainbed" if (height, width) == (224, 224) else "")
+    elif shape is None:
+        # TSD's train.py saves only args and model_dict; its test loader
+        # (code/datautil/imgdata/util.py image_test, as DomainBed's) resizes to 224x224 with
+        # ImageNet's statistics, except for its 'dg5' digits: 32x32, mean = std = 0.5
+        if args.get("dataset") == "dg5":
+            contents.transform = TransformSpec((32, 32), 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        else:
+            contents.transform = TransformSpec((224, 224), 3, name="domainbed")
     return contents
 
 
