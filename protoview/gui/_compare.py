@@ -90,14 +90,22 @@ class CompareViews(QtCore.QObject):
         self.after_title.setVisible(on)
         if on:
             self._draw()
-            half = max(self.splitter.width() // 2, 1)
-            self.splitter.setSizes([half, half])
-            QtCore.QTimer.singleShot(0, main.fit_view)  # each half is narrower now
-            QtCore.QTimer.singleShot(0, lambda: self._same_range(main, self.view))
+            self._halves()
+            QtCore.QTimer.singleShot(0, self._halves)  # once the layout took the new box
         else:
             main.set_peer(-1)
             QtCore.QTimer.singleShot(0, main.fit_view)
         return on
+
+    def _halves(self) -> None:
+        """Two equal halves, the map fitted again (each half is narrower) and shared."""
+        if not self.on:
+            return
+        half = max(self.splitter.width() // 2, 1)
+        self.splitter.setSizes([half, half])
+        main = self.window.view
+        main.fit_view()
+        self._same_range(main, self.view)
 
     def _draw(self) -> None:
         main = self.window.view

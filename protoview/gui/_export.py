@@ -33,6 +33,11 @@ def caption_text(state, source_accuracy: float = float("nan")) -> str:
     return " · ".join(parts)
 
 
+def caption_pixels(width: int, height: int) -> int:
+    """Caption text height: a 40th of the picture's smaller side, at least 12 px."""
+    return max(12, min(width, height) // 40)
+
+
 def burn_caption(image: QtGui.QImage, text: str) -> None:
     """Draw ``text`` in a dark box at the bottom left of ``image`` (the legend holds the
     top), in a size that follows the image's height."""
@@ -42,10 +47,13 @@ def burn_caption(image: QtGui.QImage, text: str) -> None:
     try:
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         font = painter.font()
-        font.setPixelSize(max(12, image.height() // 40))
+        font.setPixelSize(caption_pixels(image.width(), image.height()))
         font.setBold(True)
-        painter.setFont(font)
         metrics = QtGui.QFontMetrics(font)
+        while font.pixelSize() > 10 and metrics.horizontalAdvance(text) > 0.9 * image.width():
+            font.setPixelSize(font.pixelSize() - 1)  # a long caption on a narrow picture
+            metrics = QtGui.QFontMetrics(font)
+        painter.setFont(font)
         pad = metrics.height() // 3
         rect = metrics.boundingRect(text).adjusted(-pad, -pad, pad, pad)
         margin = max(8, image.height() // 100)
@@ -130,7 +138,7 @@ def export_svg(view, path: str, caption: str = "") -> None:
         view.render(painter)
         if caption:
             font = painter.font()
-            font.setPixelSize(max(12, h // 40))
+            font.setPixelSize(caption_pixels(w, h))
             font.setBold(True)
             painter.setFont(font)
             metrics = QtGui.QFontMetrics(font)

@@ -149,10 +149,10 @@ def prototype_groups(state, target: str = "prototypes") -> np.ndarray | None:
     prototypes (k-means, or Sinkhorn to prototypes), else the nearest prototype in
     feature space; None without prototypes (or without features to tell)."""
     k = len(state.prototypes_embedding)
-    if k == 0:
-        return None
     if target == "prototypes" and state.assignment is not None:
         return np.asarray(state.assignment, np.int64)
+    if k == 0:
+        return None
     feats = np.asarray(state.features)
     if feats.ndim == 2 and feats.shape[1] and len(feats) == len(state.labels) \
             and np.shape(state.prototypes) == (k, feats.shape[1]):
@@ -371,6 +371,28 @@ def export_selection(path: str, state, sel: np.ndarray) -> None:
         raise ParameterError(str(path), "choose a file name ending in .npy or .csv")
 
 
+class _ScaledSample(pg.ItemSample):
+    """A legend swatch ``scale`` times pyqtgraph's fixed 20 px (talk size, large
+    exports): the glyph grows with the text instead of overlapping the next column."""
+
+    def __init__(self, item, scale: float) -> None:
+        super().__init__(item)
+        self._scale = float(scale)
+        self.setFixedWidth(20 * self._scale)
+        self.setFixedHeight(20 * self._scale)
+
+    def boundingRect(self):  # noqa: N802 - Qt override
+        from PySide6 import QtCore
+
+        return QtCore.QRectF(0, 0, 20 * self._scale, 20 * self._scale)
+
+    def paint(self, p, *args) -> None:
+        p.save()
+        p.scale(self._scale, self._scale)
+        super().paint(p, *args)
+        p.restore()
+
+
 _LEGEND_GLYPHS = {"samples": ("o", 8.0), "centers": ("star", 15.0), "proxies": ("d", 10.0),
                   "prototypes": ("t", 11.0)}
 
@@ -397,9 +419,9 @@ def rebuild_legend(view) -> None:
     dark = pg.mkPen(view.text_colors[0], width=1)
 
     def add(symbol: str, size: float, brush, text: str, pen=None) -> None:
-        dummy = pg.ScatterPlotItem(symbol=symbol, size=size * scale, pen=pen, brush=brush)
+        dummy = pg.ScatterPlotItem(symbol=symbol, size=size, pen=pen, brush=brush)
         view._legend_keep.append(dummy)
-        legend.addItem(dummy, text)
+        legend.addItem(_ScaledSample(dummy, scale), text)
 
     grey = pg.mkBrush("#9a9a9a")
     add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")

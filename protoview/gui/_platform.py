@@ -52,25 +52,26 @@ def uses_xcb(environ: dict | None = None, platform: str | None = None) -> bool:
     return not (env.get("XDG_SESSION_TYPE") == "wayland" and env.get("WAYLAND_DISPLAY"))
 
 
-def _loads(name: str) -> bool:
+def _load_error(name: str) -> str | None:
+    """None when the dynamic loader loads ``name`` (a soname or a path), else its error."""
     try:
         ctypes.CDLL(name)
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return str(exc)
+    return None
 
 
-def missing_libraries(load=_loads) -> list[str]:
+def missing_libraries(load=_load_error) -> list[str]:
     """The libraries of :data:`XCB_LIBRARIES` that cannot be loaded (by soname), then any
-    other library the xcb plugin itself fails on (from the loader's message)."""
-    missing = [name for name in XCB_LIBRARIES if not load(name)]
+    other library the xcb plugin itself fails on (named from the loader's message).
+    ``load(name) -> error or None`` (tests pass a fake)."""
+    missing = [name for name in XCB_LIBRARIES if load(name) is not None]
     plugin = _xcb_plugin()
     if not missing and plugin is not None:
-        try:
-            ctypes.CDLL(str(plugin))
-        except OSError as exc:
-            found = re.search(r"(lib[\w.+-]+\.so[\w.]*)", str(exc))
-            missing.append(found.group(1) if found else f"{plugin.name} ({exc})")
+        error = load(str(plugin))
+        if error is not None:
+            found = re.search(r"(lib[\w.+-]+\.so[\w.]*)", error)
+            missing.append(found.group(1) if found else f"{plugin.name} ({error})")
     return missing
 
 
@@ -83,7 +84,7 @@ def _xcb_plugin() -> Path | None:
     return path if path.is_file() else None
 
 
-def xcb_problem(environ: dict | None = None, load=_loads) -> str | None:
+def xcb_problem(environ: dict | None = None, load=_load_error) -> str | None:
     """One line saying why Qt's xcb platform will not start here, or None when it can
     (or when Qt will not use xcb)."""
     env = os.environ if environ is None else environ

@@ -92,9 +92,11 @@ class NumbersPanel(QtWidgets.QWidget):
         self.accuracy_plot.setXRange(0, 1, padding=0.02)
 
         self.class_plot = _plot("Per-class accuracy", "accuracy", "class")
-        self.class_plot.setYRange(0, 1)
+        self.class_plot.setYRange(0, 1.2, padding=0)  # headroom: the legend never covers a bar
+        self.class_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]])
         self.class_plot.setMouseEnabled(False, False)
-        self.class_legend = self.class_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.class_legend = self.class_plot.addLegend(offset=(-4, 2), labelTextSize="8pt",
+                                                      colCount=2)
         self.baseline_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=BASELINE_COLOR,
                                              name="unadapted")
         self.class_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=NOW_COLOR,

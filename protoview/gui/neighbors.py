@@ -10,6 +10,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from protoview.core.neighbors import METRICS, Neighbors, feature_neighbors, map_ranks
 from protoview.errors import ProtoviewError
 
+HELP = ("Click a sample on the map (or type its number in “go to #”) to list its nearest "
+        "neighbours in feature space.")
+
 
 class NeighborsPanel(QtWidgets.QWidget):
     """Emits ``sample_chosen(int)`` when a neighbour is clicked (the window focuses it)
@@ -27,9 +30,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.metric = QtWidgets.QComboBox()
         self.metric.addItems(list(METRICS))
         self.metric.setToolTip("cosine: the map's own metric (features are normalised)")
-        self.header = QtWidgets.QLabel(
-            "Click a sample on the map (or type its number in “go to #”) to list its "
-            "nearest neighbours in feature space.")
+        self.header = QtWidgets.QLabel(HELP)
         self.header.setWordWrap(True)
         self.header.setObjectName("NeighborsHeader")
         self.list = QtWidgets.QListWidget()
@@ -53,12 +54,12 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.result: Neighbors | None = None
         self.ranks = np.zeros(0, np.int64)
 
-    def clear(self, text: str | None = None) -> None:
+    def clear(self, text: str = "") -> None:
+        """No sample: an empty list and ``text`` (default: how to pick one)."""
         self.result = None
         self.ranks = np.zeros(0, np.int64)
         self.list.clear()
-        if text is not None:
-            self.header.setText(text)
+        self.header.setText(text or HELP)
 
     def show_neighbors(self, state, index: int, names: list[str], thumbnail=None) -> Neighbors | None:
         """List the neighbours of sample ``index`` of ``state``; returns them (None when

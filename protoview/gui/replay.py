@@ -101,6 +101,7 @@ def frame_state(base: GeometryState, frame: dict) -> GeometryState:
             base, prototypes=np.zeros((0, d), np.float32),
             prototypes_embedding=np.zeros((0, 2), np.float32),
             prototype_density=np.zeros(0, np.float32),
+            assignment=None,  # nor the assignment made after this frame
         )
     attrs = dict(base.attrs)
     attrs["step"] = int(frame.get("step", attrs.get("step", 0)) or 0)

@@ -259,6 +259,8 @@ def test_replay_frames_show_only_their_own_numbers_and_a_legend_with_text(opened
     w.show_frame(0)
     assert "NMI" not in w.numbers.scores.text() and "ARI" not in w.numbers.scores.text()
     assert "accuracy" in w.numbers.scores.text()
+    # the frame predates k-means and Sinkhorn: no prototypes, no assignment on it
+    assert len(w.view.state.prototypes_embedding) == 0 and w.view.state.assignment is None
 
 
 # ------------------------------------------------------------------ 9. charts
