@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from protoview.gui._toolbar import ElidedLabel
 from protoview.gui.map_view import EmbeddingView
 
 
@@ -35,8 +36,8 @@ class CompareViews(QtCore.QObject):
         self.window = window
         self.view = EmbeddingView()
         self.view.setObjectName("SourceView")
-        self.before_title = QtWidgets.QLabel("")
-        self.after_title = QtWidgets.QLabel("")
+        self.before_title = ElidedLabel("")  # a long title never widens its half
+        self.after_title = ElidedLabel("")
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
         self.before_box = _titled(self.view, self.before_title)
@@ -92,6 +93,7 @@ class CompareViews(QtCore.QObject):
             self._draw()
             self._halves()
             QtCore.QTimer.singleShot(0, self._halves)  # once the layout took the new box
+            QtCore.QTimer.singleShot(120, self._halves)  # and once the views have resized
         else:
             main.set_peer(-1)
             QtCore.QTimer.singleShot(0, main.fit_view)
@@ -118,6 +120,7 @@ class CompareViews(QtCore.QObject):
         self.view.color_mode = main.color_mode
         self.view.glyph_scale = main.glyph_scale
         self.view.text_scale = main.text_scale
+        self.view.legend.setVisible(False)  # same colours as the legend beside it
         self._drawing = True  # a first state clears the view's selection: not the main one
         try:
             self.view.set_state(self.state, list(main.class_names), animate=False)

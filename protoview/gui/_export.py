@@ -1,6 +1,7 @@
 """Export the map as a picture (private): PNG at any width, drawn again at that size so
 glyphs, names and the legend keep their proportions (not a stretched screenshot), or SVG
-(vector, through Qt's SVG generator); both with a caption (method, step, accuracy)."""
+(vector, through Qt's SVG generator); both with a caption (method, step, accuracy) in a
+strip below the map, which it never covers."""
 
 from __future__ import annotations
 
@@ -38,22 +39,45 @@ def caption_pixels(width: int, height: int) -> int:
     return max(12, min(width, height) // 40)
 
 
+def _caption_font(text: str, width: int, height: int) -> QtGui.QFont:
+    font = QtGui.QFont()
+    font.setPixelSize(caption_pixels(width, height))
+    font.setBold(True)
+    while font.pixelSize() > 10 and \
+            QtGui.QFontMetrics(font).horizontalAdvance(text) > 0.92 * width:
+        font.setPixelSize(font.pixelSize() - 1)  # a long caption on a narrow picture
+    return font
+
+
+def caption_strip_height(text: str, width: int, height: int) -> int:
+    """Height of the strip under the picture that holds the caption (0: no caption)."""
+    if not text:
+        return 0
+    return int(QtGui.QFontMetrics(_caption_font(text, width, height)).height() * 1.8)
+
+
+def _draw_caption(painter: QtGui.QPainter, text: str, strip: QtCore.QRect, width: int,
+                  height: int) -> None:
+    painter.fillRect(strip, QtGui.QColor(24, 24, 24))
+    painter.setPen(QtGui.QColor(255, 255, 255))
+    painter.setFont(_caption_font(text, width, height))
+    pad = max(8, strip.height() // 3)
+    painter.drawText(strip.adjusted(pad, 0, -pad, 0),
+                     int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter),
+                     text)
+
+
 def burn_caption(image: QtGui.QImage, text: str) -> None:
-    """Draw ``text`` in a dark box at the bottom left of ``image`` (the legend holds the
-    top), in a size that follows the image's height."""
+    """Draw ``text`` in a dark box at the bottom left of ``image`` (over the picture: a
+    replay's frames keep their size), in a size that follows the image."""
     if not text:
         return
     painter = QtGui.QPainter(image)
     try:
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        font = painter.font()
-        font.setPixelSize(caption_pixels(image.width(), image.height()))
-        font.setBold(True)
-        metrics = QtGui.QFontMetrics(font)
-        while font.pixelSize() > 10 and metrics.horizontalAdvance(text) > 0.9 * image.width():
-            font.setPixelSize(font.pixelSize() - 1)  # a long caption on a narrow picture
-            metrics = QtGui.QFontMetrics(font)
+        font = _caption_font(text, image.width(), image.height())
         painter.setFont(font)
+        metrics = QtGui.QFontMetrics(font)
         pad = metrics.height() // 3
         rect = metrics.boundingRect(text).adjusted(-pad, -pad, pad, pad)
         margin = max(8, image.height() // 100)
@@ -63,6 +87,23 @@ def burn_caption(image: QtGui.QImage, text: str) -> None:
         painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)
     finally:
         painter.end()
+
+
+def with_caption(image: QtGui.QImage, text: str) -> QtGui.QImage:
+    """``image`` with a dark strip below it holding ``text`` (the map stays uncovered)."""
+    strip = caption_strip_height(text, image.width(), image.height())
+    if not strip:
+        return image
+    out = QtGui.QImage(image.width(), image.height() + strip, QtGui.QImage.Format.Format_RGB32)
+    painter = QtGui.QPainter(out)
+    try:
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        painter.drawImage(0, 0, image)
+        _draw_caption(painter, text, QtCore.QRect(0, image.height(), image.width(), strip),
+                      image.width(), image.height())
+    finally:
+        painter.end()
+    return out
 
 
 def render_map(view, width: int, caption: str = "") -> QtGui.QImage:
@@ -109,8 +150,7 @@ def render_map(view, width: int, caption: str = "") -> QtGui.QImage:
         twin.finish_animation()
         twin.hide()
         twin.deleteLater()
-    burn_caption(image, caption)
-    return image
+    return with_caption(image, caption)
 
 
 def export_svg(view, path: str, caption: str = "") -> None:
@@ -120,10 +160,11 @@ def export_svg(view, path: str, caption: str = "") -> None:
 
     view.finish_animation()
     w, h = max(view.width(), 1), max(view.height(), 1)
+    strip = caption_strip_height(caption, w, h)
     gen = QtSvg.QSvgGenerator()
     gen.setFileName(str(path))
-    gen.setSize(QtCore.QSize(w, h))
-    gen.setViewBox(QtCore.QRect(0, 0, w, h))
+    gen.setSize(QtCore.QSize(w, h + strip))
+    gen.setViewBox(QtCore.QRect(0, 0, w, h + strip))
     gen.setResolution(96)
     gen.setTitle("protoview map")
     gen.setDescription(caption)
@@ -136,18 +177,8 @@ def export_svg(view, path: str, caption: str = "") -> None:
             item.setExportMode(True, {"antialias": True, "background": None,
                                       "painter": painter, "resolutionScale": 1.0})
         view.render(painter)
-        if caption:
-            font = painter.font()
-            font.setPixelSize(caption_pixels(w, h))
-            font.setBold(True)
-            painter.setFont(font)
-            metrics = QtGui.QFontMetrics(font)
-            pad = metrics.height() // 3
-            rect = metrics.boundingRect(caption).adjusted(-pad, -pad, pad, pad)
-            rect.moveBottomLeft(QtCore.QPoint(8, h - 8))
-            painter.fillRect(rect, QtGui.QColor(0, 0, 0, 170))
-            painter.setPen(QtGui.QColor(255, 255, 255))
-            painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, caption)
+        if strip:
+            _draw_caption(painter, caption, QtCore.QRect(0, h, w, strip), w, h)
     finally:
         for item in items:
             item.setExportMode(False)

@@ -102,55 +102,90 @@ def name_texts(view) -> tuple[list[str], list[str]]:
     return centers, protos
 
 
+class TextsItem(pg.GraphicsObject):
+    """Many short texts at data positions, drawn by one item in one paint call (a
+    TextItem per text costs a layout per change and a paint each: too slow to move with
+    every animation frame). Each text sits in a translucent box, ``dy`` text heights
+    above (negative: below) its point, in a font that does not scale with the zoom."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[tuple[str, float, float, float, bool]] = []  # text, x, y, dy, bold
+        self.text_font = QtGui.QFont()
+        self.colors = (QtGui.QColor("#333333"), QtGui.QColor(255, 255, 255, 170))
+        _inert(self)
+
+    def set_texts(self, texts, font: QtGui.QFont, foreground: str, background: str | None) -> None:
+        self.texts = [t for t in texts if np.isfinite(t[1]) and np.isfinite(t[2])]
+        self.text_font = QtGui.QFont(font)
+        bg = None
+        if background is not None:
+            bg = QtGui.QColor(background)
+            bg.setAlpha(170)
+        self.colors = (QtGui.QColor(foreground), bg)
+        self.prepareGeometryChange()
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
+        rect = self.viewRect()  # the texts may stand out of their points' bounds
+        return QtCore.QRectF() if rect is None else rect
+
+    def paint(self, p, *_args) -> None:
+        if not self.texts:
+            return
+        tr = p.transform()
+        p.save()
+        p.resetTransform()
+        bold = QtGui.QFont(self.text_font)
+        bold.setBold(True)
+        for text, x, y, dy, strong in self.texts:
+            font = bold if strong else self.text_font
+            metrics = QtGui.QFontMetricsF(font)
+            at = tr.map(QtCore.QPointF(x, y))
+            w, h = metrics.horizontalAdvance(text) + 6, metrics.height() + 2
+            cy = at.y() - dy * h
+            box = QtCore.QRectF(at.x() - w / 2, cy - h / 2, w, h)
+            if self.colors[1] is not None:
+                p.fillRect(box, self.colors[1])
+            p.setFont(font)
+            p.setPen(self.colors[0])
+            p.drawText(box, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
+        p.restore()
+
+
+def make_names(view) -> TextsItem:
+    item = TextsItem()
+    item.setZValue(10)
+    view.addItem(item, ignoreBounds=True)
+    return item
+
+
 def update_names(view, pos: dict | None = None) -> None:
-    """Create / move / hide the names of centers and prototypes (one TextItem each)."""
+    """The names of the class centers (above the stars) and the prototypes (below the
+    triangles), in the theme's colours and ``view.text_scale``; none when hidden."""
     from protoview.gui import _map_layers as layers
 
     state = view.state
-    show = view.show_names and state is not None
-    texts: list[tuple[str, str, np.ndarray, bool]] = []
-    if show:
+    texts = []
+    if view.show_names and state is not None:
         pos = pos or layers.positions(state)
         centers, protos = name_texts(view)
         if len(centers) + len(protos) <= MAX_NAMES:
-            vis_c = view.items["centers"].isVisible()
-            vis_p = view.items["prototypes"].isVisible()
-            texts = ([("c", t, pos["centers"][i], vis_c) for i, t in enumerate(centers)]
-                     + [("p", t, pos["prototypes"][j], vis_p) for j, t in enumerate(protos)])
-    items = view.name_items
-    while len(items) < len(texts):
-        item = pg.TextItem("", anchor=(0.5, 1.25))
-        _inert(item)
-        item.setZValue(10)
-        view.addItem(item)
-        items.append(item)
-    fg, bg = view.text_colors
+            if view.items["centers"].isVisible():
+                texts += [(t, *map(float, pos["centers"][i]), 1.05, True)
+                          for i, t in enumerate(centers)]
+            if view.items["prototypes"].isVisible():
+                texts += [(t, *map(float, pos["prototypes"][j]), -1.0, False)
+                          for j, t in enumerate(protos)]
     font = QtGui.QFont(view.font())
-    font.setPointSizeF(max(7.0, 9.5 * view.text_scale))
-    font.setBold(True)
-    small = QtGui.QFont(font)
-    small.setPointSizeF(max(6.5, 8.5 * view.text_scale))
-    small.setBold(False)
-    for item, (kind, text, p, visible) in zip(items, texts, strict=False):
-        key = (kind, text, fg, bg, font.pointSizeF())
-        if getattr(item, "_key", None) != key:
-            item._key = key
-            item.setText(text, color=fg)
-            item.setFont(font if kind == "c" else small)
-            item.fill = pg.mkBrush(QtGui.QColor(bg).red(), QtGui.QColor(bg).green(),
-                                   QtGui.QColor(bg).blue(), 170)
-            item.setAnchor((0.5, 1.25) if kind == "c" else (0.5, -0.35))
-        ok = bool(np.isfinite(p).all()) and visible
-        if ok:
-            item.setPos(float(p[0]), float(p[1]))
-        item.setVisible(ok)
-    for item in items[len(texts):]:
-        item.setVisible(False)
+    font.setPointSizeF(max(6.5, 9.0 * view.text_scale))
+    fg, bg = view.text_colors
+    view.names.set_texts(texts, font, fg, bg)
 
 
 def shown_names(view) -> list[str]:
     """The texts of the visible names (for tests)."""
-    return [item.toPlainText() for item in view.name_items if item.isVisible()]
+    return [t[0] for t in view.names.texts] if view.names.isVisible() else []
 
 
 # ---------------------------------------------------------------- lasso

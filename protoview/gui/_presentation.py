@@ -27,6 +27,9 @@ def enter(win) -> None:
     font.setPointSizeF(win._presentation_saved["font"] * FONT_SCALE)
     win.setFont(font)
     win.apply_theme("contrast")
+    # a style sheet re-polishes every widget with the application's font: say the size
+    # in the sheet too, so that the bar, the tabs, the dock titles and the status grow
+    win.setStyleSheet(win.styleSheet() + f"\nQWidget {{ font-size: {font.pointSizeF():.1f}pt; }}")
     for view in win.map_views():
         view.set_glyph_scale(GLYPH_SCALE)
         view.set_text_scale(TEXT_SCALE)

@@ -63,6 +63,39 @@ def _class_ticks(n: int, names: list[str]) -> list | None:
     return [[(float(i), names[i] if i < len(names) else str(i)) for i in range(n)]]
 
 
+class _CellCounts(pg.GraphicsObject):
+    """The counts written in the confusion matrix's cells, painted by one item: dark
+    text on the bright (yellow) cells, white on the dark ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: list[tuple[str, float, float, bool]] = []  # text, column, row, bright
+        self._font = QtGui.QFont()
+        self.setZValue(5)
+
+    def set_counts(self, counts, font: QtGui.QFont) -> None:
+        self.counts, self._font = list(counts), QtGui.QFont(font)
+        self.prepareGeometryChange()
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
+        rect = self.viewRect()
+        return QtCore.QRectF() if rect is None else rect
+
+    def paint(self, p, *_args) -> None:
+        tr = p.transform()
+        p.save()
+        p.resetTransform()
+        p.setFont(self._font)
+        h = QtGui.QFontMetricsF(self._font).height()
+        for text, x, y, bright in self.counts:
+            at = tr.map(QtCore.QPointF(x, y))
+            p.setPen(QtGui.QColor("#000000" if bright else "#ffffff"))
+            p.drawText(QtCore.QRectF(at.x() - 3 * h, at.y() - h, 6 * h, 2 * h),
+                       int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
+        p.restore()
+
+
 class NumbersPanel(QtWidgets.QWidget):
     """Accuracy chart + tabs (per class, confusion, Sinkhorn balance) + score labels.
 
@@ -115,7 +148,8 @@ class NumbersPanel(QtWidgets.QWidget):
         self.confusion_bar = self.confusion_plot.getPlotItem().addColorBar(
             self.confusion_image, colorMap="viridis", values=(0, 1), interactive=False,
             label="samples", width=12, colorMapMenu=False)
-        self.cell_texts: list[pg.TextItem] = []
+        self.cell_counts = _CellCounts()  # one item paints every count (not 100 TextItems)
+        self.confusion_plot.addItem(self.cell_counts, ignoreBounds=True)
 
         self.balance_plot = _plot("Sinkhorn balance", "samples", "target")
         self.balance_plot.setMouseEnabled(False, False)
@@ -190,12 +224,16 @@ class NumbersPanel(QtWidgets.QWidget):
             self.baseline_bars.setOpts(x=[], height=[], width=0.38)
             self.baseline_bars.setVisible(False)
             self.class_bars.setOpts(x=x, height=np.nan_to_num(per_class), width=0.76)
-        self.class_legend.clear()
-        if self.baseline_bars.isVisible():
-            self.class_legend.addItem(self.baseline_bars, "unadapted")
-            self.class_legend.addItem(self.class_bars, "now")
-        self.class_plot.getAxis("bottom").setTicks(_class_ticks(n, self.class_names))
-        self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
+        key = (self.baseline_bars.isVisible(), n, tuple(self.class_names[:MAX_NAMED_TICKS]))
+        if key != getattr(self, "_class_key", None):  # a legend rebuild costs ~15 ms a row
+            self._class_key = key
+            self.class_legend.clear()
+            if self.baseline_bars.isVisible():
+                self.class_legend.addItem(self.baseline_bars, "unadapted")
+                self.class_legend.addItem(self.class_bars, "now")
+            self.class_legend.setVisible(self.baseline_bars.isVisible())  # no empty box
+            self.class_plot.getAxis("bottom").setTicks(_class_ticks(n, self.class_names))
+            self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
 
     def _draw_confusion(self, conf: np.ndarray) -> None:
         n = len(conf)
@@ -203,27 +241,22 @@ class NumbersPanel(QtWidgets.QWidget):
         self.confusion_image.setImage(conf.astype(np.float32), autoLevels=False)
         self.confusion_image.setRect(QtCore.QRectF(-0.5, -0.5, n, n))
         self.confusion_bar.setLevels((0.0, top))
-        self.confusion_plot.setRange(xRange=(-0.5, n - 0.5), yRange=(-0.5, n - 0.5), padding=0)
-        ticks = _class_ticks(n, self.class_names)
-        self.confusion_plot.getAxis("bottom").setTicks(ticks)
-        self.confusion_plot.getAxis("left").setTicks(ticks)
-        show = n <= MAX_CELL_COUNTS
-        cells = [(i, j) for i in range(n) for j in range(n)] if show else []
-        while len(self.cell_texts) < len(cells):
-            t = pg.TextItem("", anchor=(0.5, 0.5))
-            self.confusion_plot.addItem(t)
-            self.cell_texts.append(t)
+        layout = (n, tuple(self.class_names[:MAX_NAMED_TICKS]), self.text_scale)
+        fresh = layout != getattr(self, "_confusion_layout", None)
+        if fresh:
+            self._confusion_layout = layout
+            self.confusion_plot.setRange(xRange=(-0.5, n - 0.5), yRange=(-0.5, n - 0.5),
+                                         padding=0)
+            ticks = _class_ticks(n, self.class_names)
+            self.confusion_plot.getAxis("bottom").setTicks(ticks)
+            self.confusion_plot.getAxis("left").setTicks(ticks)
         font = QtGui.QFont(self.font())
         font.setPointSizeF(7.5 * self.text_scale)
-        for t, (i, j) in zip(self.cell_texts, cells, strict=False):
-            v = int(conf[i, j])
-            bright = v / top > 0.6  # viridis turns yellow: dark text there
-            t.setText(str(v) if v else "", color="#000000" if bright else "#ffffff")
-            t.setFont(font)
-            t.setPos(j, i)
-            t.setVisible(True)
-        for t in self.cell_texts[len(cells):]:
-            t.setVisible(False)
+        counts = []
+        if n <= MAX_CELL_COUNTS:
+            counts = [(str(int(conf[i, j])), float(j), float(i), int(conf[i, j]) / top > 0.6)
+                      for i in range(n) for j in range(n) if conf[i, j]]
+        self.cell_counts.set_counts(counts, font)
 
     def set_history(self, history: list[HistoryRow], source_accuracy: float) -> None:
         steps = np.array([h.step for h in history], np.float64)

@@ -367,6 +367,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             for v in views:
                 v._set_focus(None)
             self.neighbors.clear()
+            if self.numbers.tabs.currentWidget() is self.neighbors:
+                self.numbers.tabs.setCurrentIndex(0)  # no empty list left on screen
             return
         nb = self.neighbors.show_neighbors(self.view.state, index, self.view.class_names,
                                            self.view.thumbnail)

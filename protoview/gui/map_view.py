@@ -68,7 +68,6 @@ class EmbeddingView(pg.PlotWidget):
         self.focus_index: int | None = None
         self.neighbor_indices = np.zeros(0, np.int64)
         self.peer_index: int | None = None
-        self.name_items: list = []
         self._highlight: np.ndarray | None = None
         self._hover_index: int | None = None
         self._palettes: dict[tuple, Palette] = {}
@@ -80,6 +79,7 @@ class EmbeddingView(pg.PlotWidget):
         self.items["density"] = density.make_item()
         self.addItem(self.items["density"])
         self.marks = marks.make_marks(self)
+        self.names = marks.make_names(self)
         self.dense = False
         self.legend = self.addLegend(offset=(8, 8), labelTextSize="9pt")
         self.entropy_bar = self._make_entropy_bar()

@@ -27,9 +27,9 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.k.setRange(1, 100)
         self.k.setValue(10)
         self.k.setToolTip("how many neighbours")
-        self.metric = QtWidgets.QComboBox()
-        self.metric.addItems(list(METRICS))
-        self.metric.setToolTip("cosine: the map's own metric (features are normalised)")
+        self.metric_combo = QtWidgets.QComboBox()
+        self.metric_combo.addItems(list(METRICS))
+        self.metric_combo.setToolTip("cosine: the map's own metric (features are normalised)")
         self.header = QtWidgets.QLabel(HELP)
         self.header.setWordWrap(True)
         self.header.setObjectName("NeighborsHeader")
@@ -42,7 +42,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         row.addWidget(QtWidgets.QLabel("k"))
         row.addWidget(self.k)
         row.addWidget(QtWidgets.QLabel("metric"))
-        row.addWidget(self.metric)
+        row.addWidget(self.metric_combo)
         row.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -50,7 +50,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.list, 1)
         self.k.valueChanged.connect(lambda _v: self.settings_changed.emit())
-        self.metric.currentTextChanged.connect(lambda _t: self.settings_changed.emit())
+        self.metric_combo.currentTextChanged.connect(lambda _t: self.settings_changed.emit())
         self.result: Neighbors | None = None
         self.ranks = np.zeros(0, np.int64)
 
@@ -67,7 +67,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.list.clear()
         try:
             nb = feature_neighbors(state.features, index, self.k.value(),
-                                   self.metric.currentText())
+                                   self.metric_combo.currentText())
         except ProtoviewError as exc:
             self.clear(f"Sample #{index}: no neighbours — {exc.problem}.")
             return None

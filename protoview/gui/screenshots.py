@@ -92,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
           f"({(time.perf_counter() - t1) / steps:.2f} s per step, step to pixels)")
     window.grab().save(str(out / "after-tsd-pass.png"))
 
+    window.controls_dock.hide()  # room for two maps (View → Controls brings it back)
     window.toggle_compare(True)
     _settle(app, window)
     window.compare.view.finish_animation()
     window.grab().save(str(out / "before-after.png"))
     window.toggle_compare(False)
+    window.controls_dock.show()
     _settle(app, window)
 
     window.kmeans_panel.run_button.click()

@@ -175,9 +175,11 @@ def test_names_on_the_stars_and_prototypes_toggle(view):
     view.set_layer_visible("prototypes", False)
     assert not any(t.startswith("P") for t in marks.shown_names(view))
     # names grow with the text scale (presentation mode)
-    size = view.name_items[0].textItem.font().pointSizeF()
+    size = view.names.text_font.pointSizeF()
     view.set_text_scale(2.0)
-    assert view.name_items[0].textItem.font().pointSizeF() > 1.8 * size
+    assert view.names.text_font.pointSizeF() > 1.8 * size
+    # drawn in one item, above the stars in the theme's colours
+    assert view.names.colors[0].name() == view.text_colors[0]
 
 
 def _brush_hex(brushes) -> list[str]:
