@@ -218,3 +218,20 @@ def test_reused_graph_matches_a_fresh_search_after_a_partial_move():
     assert (~many.held).mean() > 0.3
     full2, _ = P.knn_graph(P._as_unit_rows(xn), 15)
     np.testing.assert_array_equal(np.sort(many.knn_indices[:, :15], 1), np.sort(full2, 1))
+
+
+def test_new_rows_are_placed_and_the_others_held():
+    """Points new to the map (k-means prototypes) are always optimised from their
+    starting guess; every unchanged point keeps its exact position."""
+    x, labels = _blobs()
+    base = P.fit_map(x, seed=0, n_epochs=200).embedding
+    new = np.zeros(len(x), bool)
+    new[:5] = True
+    guess = base.copy()
+    guess[:5] = base.mean(axis=0)  # a poor start in the middle of the map
+    upd = P.update_map(guess, x, seed=0, anchor_vectors=x, new_rows=new)
+    assert not upd.held[new].any() and upd.held[~new].all()
+    np.testing.assert_array_equal(upd.embedding[~new], base[~new])
+    assert not np.allclose(upd.embedding[new], guess[new])
+    with pytest.raises(ParameterError, match="new_rows"):
+        P.update_map(base, x, anchor_vectors=x, new_rows=new[:-1])

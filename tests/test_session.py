@@ -89,3 +89,60 @@ def test_a_cancelled_kmeans_leaves_the_session_as_it_was(session):
     np.testing.assert_array_equal(session.state.prototypes, before_protos)
     # and the next k-means works
     assert len(session.kmeans(KMeansRequest(k=7, seed=0)).prototypes) == 7
+
+
+def test_the_snapshot_records_the_run_after_kmeans_and_sinkhorn(session, tmp_path):
+    """Issue 16: after TSD then k-means / Sinkhorn the file said 'method none, params {}'."""
+    from protoview.core.snapshot import read_snapshot, write_snapshot
+
+    session.reset()
+    tsd = StepRequest(method="tsd", n_steps=2, params=(("lr", 2e-4), ("filter_K", 50)))
+    session.step(tsd)
+    session.kmeans(KMeansRequest(k=10, seed=0))
+    session.sinkhorn(SinkhornRequest(target="prototypes"))
+    path = tmp_path / "mixed.h5"
+    write_snapshot(path, session.to_snapshot())
+    attrs = read_snapshot(path, load_features=False).attrs
+    assert attrs["method"] == "tsd" and attrs["step"] == 2
+    assert attrs["params"]["lr"] == 2e-4 and attrs["params"]["filter_K"] == 50
+    assert attrs["params"]["batch_size"] == 64
+    # one more step, then Sinkhorn to the proxies and k-means again: still that run
+    session.step(StepRequest(**{**tsd.__dict__, "n_steps": 1}))
+    session.sinkhorn(SinkhornRequest(target="proxies"))
+    session.kmeans(KMeansRequest(k=7, seed=1))
+    snap = session.to_snapshot()
+    assert snap.attrs["method"] == "tsd" and snap.attrs["step"] == 3
+    # another method, then k-means: the new run
+    session.step(StepRequest(method="bn", n_steps=1))
+    session.kmeans(KMeansRequest(k=10, seed=0))
+    assert session.to_snapshot().attrs["method"] == "bn"
+    # back to the source model: no method
+    session.reset()
+    session.kmeans(KMeansRequest(k=10, seed=0))
+    snap = session.to_snapshot()
+    assert snap.attrs["method"] == "none" and snap.attrs["params"] == {}
+
+
+def test_kmeans_keeps_the_samples_in_place_and_places_the_prototypes(session):
+    """Issue 16: k-means re-laid out the whole map. Now the samples, centers and proxies
+    keep their coordinates exactly; only the prototypes are placed among their members."""
+    session.reset()
+    session.step(StepRequest(method="tsd", n_steps=2))
+    for k, seed in ((10, 0), (6, 3), (6, 4)):  # new prototypes, fewer, same count again
+        before = session.state
+        state = session.kmeans(KMeansRequest(k=k, seed=seed))
+        np.testing.assert_array_equal(state.embedding, before.embedding)
+        np.testing.assert_array_equal(state.centers_embedding, before.centers_embedding)
+        np.testing.assert_array_equal(state.proxies_embedding, before.proxies_embedding)
+        assert state.prototypes_embedding.shape == (k, 2)
+        assert np.isfinite(state.prototypes_embedding).all()
+        # each prototype lies among its members on the map (not somewhere random)
+        extent = np.ptp(state.embedding, axis=0).max()
+        members = session._kmeans.assignments
+        gaps = [np.linalg.norm(state.prototypes_embedding[j]
+                               - np.median(state.embedding[members == j], axis=0))
+                for j in range(k) if (members == j).any()]
+        assert np.median(gaps) < 0.15 * extent, (gaps, extent)
+    # a step after k-means keeps the prototypes in the map and updates from it
+    state = session.step(StepRequest(method="tsd", n_steps=1))
+    assert state.prototypes_embedding.shape == (6, 2)

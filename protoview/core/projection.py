@@ -239,6 +239,7 @@ def update_map(
     hold_below: float = 0.1,
     previous_knn: tuple[np.ndarray, np.ndarray] | None = None,
     reuse_below: float = 0.3,
+    new_rows: np.ndarray | None = None,
     progress: Progress = None,
     cancel: Any = None,
 ) -> MapResult:
@@ -260,6 +261,9 @@ def update_map(
         moved, only the moved points' neighbours are searched again; the others keep
         their lists (distances recomputed, moved points that came close merged in), so
         the cost follows the moved points. Otherwise the whole graph is rebuilt.
+    new_rows: (N,) bool, points new to the map (e.g. k-means prototypes just added):
+        their row of ``previous`` is only a starting position, they are always optimised
+        and never held, whatever their anchors say.
 
     The previous layout is scaled into UMAP's [0, 10] box per axis (umap-learn rescales an
     array ``init`` that way itself, so the inverse map is exact), refined for ``n_epochs``
@@ -283,6 +287,11 @@ def update_map(
         if old_x.shape != x.shape:
             raise ParameterError(
                 "anchor_vectors", f"expected shape {x.shape}, got {old_x.shape}")
+    new = None
+    if new_rows is not None:
+        new = np.asarray(new_rows, bool)
+        if new.shape != (x.shape[0],):
+            raise ParameterError("new_rows", f"expected shape ({x.shape[0]},), got {new.shape}")
     boxed, lo, span = _to_box(prev)
     _check(cancel)
     held = None
@@ -294,6 +303,8 @@ def update_map(
         moved = np.linalg.norm(x - old_x, axis=1)
         radius = prev_d[:, n_neighbors - 1].astype(np.float64)
         held = moved < hold_below * np.maximum(radius, 1e-6)
+        if new is not None:
+            held &= ~new
         reuse = (~held).mean() <= reuse_below
     if reuse:
         from protoview.core._fuzzy import fuzzy_simplicial_set
@@ -312,6 +323,8 @@ def update_map(
             moved = np.linalg.norm(x - old_x, axis=1)
             radius = dists[:, n_neighbors - 1].astype(np.float64)
             held = moved < hold_below * np.maximum(radius, 1e-6)
+            if new is not None:
+                held &= ~new
         # Only the points that moved are optimised, against their fixed neighbours (as
         # umap-learn's ``transform`` places new points): the held ones keep their place
         # exactly, and the layout cost scales with the moved points, not all of them.
@@ -545,6 +558,7 @@ def fit_large_map(
     previous: np.ndarray | None = None,
     anchor_vectors: np.ndarray | None = None,
     previous_knn: tuple | None = None,
+    new_rows: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress = None,
     cancel: Any = None,
@@ -557,7 +571,8 @@ def fit_large_map(
     (:func:`stratified_subsample`, at most ``max_points`` rows) gets a fresh
     :func:`fit_map`, or, when ``previous`` (N, 2) is given, an anchored
     :func:`update_map` from its rows of ``previous`` (same seed and labels: the same rows
-    as the previous step, so ``previous_knn`` — the subsample's graph — is reused).
+    as the previous step, so ``previous_knn`` — the subsample's graph — is reused;
+    ``new_rows`` (N,) as in :func:`update_map`).
     Every other row is then placed (again, on an update) by :func:`place_points`:
     such rows never keep their position exactly, they follow their neighbours.
     ``result.knn_indices`` / ``knn_dists`` are the subsample's graph (rows of the
@@ -570,8 +585,10 @@ def fit_large_map(
     sub = x[fitted]
     if previous is not None:
         anchors = None if anchor_vectors is None else np.asarray(anchor_vectors)[fitted]
+        new = None if new_rows is None else np.asarray(new_rows, bool)[fitted]
         res = update_map(np.asarray(previous)[fitted], sub, seed=seed, anchor_vectors=anchors,
-                         previous_knn=previous_knn, progress=progress, cancel=cancel)
+                         previous_knn=previous_knn, new_rows=new, progress=progress,
+                         cancel=cancel)
     else:
         res = fit_map(sub, seed=seed, progress=progress, cancel=cancel)
     rest = np.ones(x.shape[0], bool)

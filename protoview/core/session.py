@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from protoview.core.state import GeometryState, compute_geometry, joint_embedding, joint_vectors
+from protoview.core.state import (
+    GeometryState,
+    compute_geometry,
+    joint_embedding,
+    joint_vectors,
+    layout_with_new_prototypes,
+)
 from protoview.errors import ParameterError
 
 Progress = Callable[[int, int], None] | None
@@ -165,6 +171,13 @@ class Session:
         prev = None if fresh_map or self.state is None else joint_embedding(self.state)
         anchors = self._map_anchors if prev is not None else None
         protos = self._kmeans
+        new_rows = None
+        if prev is not None and protos is not None and not (
+                np.shape(protos.centroids) == self.state.prototypes.shape
+                and np.array_equal(protos.centroids, self.state.prototypes)):
+            # new k-means prototypes: the samples stay where they are, the prototypes join
+            prev, anchors, new_rows = layout_with_new_prototypes(
+                self.state, protos.centroids, anchors)
         state = compute_geometry(
             features.features,
             features.labels,
@@ -177,6 +190,7 @@ class Session:
             previous_embedding=prev,
             anchor_vectors=anchors,
             previous_knn=None if prev is None else self.state.map_knn,
+            new_rows=new_rows,
             seed=self.request.seed if self.request else 0,
             cancel=cancel,
         )
@@ -245,6 +259,7 @@ class Session:
             dataset=getattr(self.dataset, "description", ""),
             step=self.history[-1].step if self.history else 0,
             **preprocess_attrs(self.dataset),
+            **self._run_attrs(),
         )
 
     def input_preview(self, index: int = 0):
@@ -257,6 +272,16 @@ class Session:
             return None
         thumb, seen, (low, high) = self.dataset.preview(int(index))
         return thumb, seen, (low, high), self.dataset.transform.describe()
+
+    def _run_attrs(self) -> dict[str, Any]:
+        """``method`` and ``params`` of the run the model is at (``none``, ``{}``: the
+        source model), so that a refresh after the steps (k-means, a map) records the
+        run, not the default."""
+        if self._run_key is None:
+            return {"method": "none", "params": {}}
+        method, batch_size, seed, params, shuffle = self._run_key
+        return {"method": method, "params": {**dict(params), "batch_size": batch_size,
+                                             "seed": seed, "shuffle": shuffle}}
 
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):
@@ -364,7 +389,8 @@ class Session:
         )
         before, self._kmeans = self._kmeans, km
         try:
-            state = self.refresh(progress=progress, cancel=cancel, fresh_map=True)
+            # anchored, as a step: the samples keep their place, the prototypes are placed
+            state = self.refresh(progress=progress, cancel=cancel)
         except BaseException:
             self._kmeans = before  # a cancelled (or failed) map leaves the old prototypes
             raise

@@ -104,6 +104,7 @@ def compute_geometry(
     previous_embedding: np.ndarray | None = None,
     anchor_vectors: np.ndarray | None = None,
     previous_knn: tuple | None = None,
+    new_rows: np.ndarray | None = None,
     with_map: bool = True,
     seed: int = 0,
     max_map_points: int | None = None,
@@ -123,6 +124,9 @@ def compute_geometry(
         not move since stay exactly in place. ``state.map_held`` says which.
     previous_knn: the previous state's ``map_knn`` (lets the update search again only
         the neighbours of the points that moved).
+    new_rows: (N + C + M + K,) bool, rows new to the map (their ``previous_embedding``
+        row is a starting guess; see :func:`layout_with_new_prototypes`): always placed by
+        the update, never held.
     max_map_points: above this many joint vectors (default
         :data:`~protoview.core.projection.MAX_MAP_POINTS`, 200,000, or the environment
         variable ``PROTOVIEW_MAX_MAP_POINTS``) the layout is fitted on a stratified
@@ -194,12 +198,13 @@ def compute_geometry(
                 previous=previous_embedding if update else None,
                 anchor_vectors=anchor_vectors if update else None,
                 previous_knn=previous_knn if update else None,
+                new_rows=new_rows if update else None,
                 seed=seed, progress=progress, cancel=cancel,
             )
         elif update:
             result = update_map(
                 previous_embedding, joint, seed=seed, anchor_vectors=anchor_vectors,
-                previous_knn=previous_knn, progress=progress, cancel=cancel,
+                previous_knn=previous_knn, new_rows=new_rows, progress=progress, cancel=cancel,
             )
         else:
             result = fit_map(joint, seed=seed, progress=progress, cancel=cancel)
@@ -232,6 +237,40 @@ def joint_embedding(state: GeometryState) -> np.ndarray:
     return np.concatenate(
         [state.embedding, state.centers_embedding, state.proxies_embedding, state.prototypes_embedding]
     )
+
+
+def layout_with_new_prototypes(
+    state: GeometryState, prototypes: np.ndarray, anchors: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The previous joint layout for a map whose prototypes were replaced (k-means).
+
+    Samples, centers and proxies keep their rows of ``state``'s layout and their
+    ``anchors`` (the (N + C + M + K_old, D) vectors of the session's last update, or
+    None); each of the new ``prototypes`` (K, D) starts at the distance-weighted mean of
+    the map positions of its nearest samples in feature space
+    (:func:`~protoview.core.projection.place_points`). Returns (previous (N+C+M+K, 2),
+    anchors (N+C+M+K, D) or None, new_rows (N+C+M+K,) bool, True for the prototypes),
+    ready for :func:`compute_geometry`: an anchored update then keeps every unmoved
+    sample exactly in place and only places the prototypes.
+    """
+    from protoview.core.projection import place_points
+
+    prototypes = np.asarray(prototypes, np.float32)
+    fixed = state.num_samples + len(state.centers) + len(state.proxies)
+    emb = np.asarray(state.embedding)
+    ok = np.isfinite(emb).all(axis=1)
+    if len(prototypes) and ok.any():
+        start = place_points(state.features[ok], emb[ok], prototypes)
+    else:
+        start = np.zeros((len(prototypes), 2), np.float32)
+    previous = np.concatenate([joint_embedding(state)[:fixed], start]).astype(np.float32)
+    if anchors is not None and len(anchors) >= fixed:
+        anchors = np.concatenate([np.asarray(anchors)[:fixed], prototypes.reshape(-1, anchors.shape[1])])
+    else:
+        anchors = None
+    new_rows = np.zeros(len(previous), bool)
+    new_rows[fixed:] = True
+    return previous, anchors, new_rows
 
 
 def state_to_snapshot(state: GeometryState, *, with_features: bool = True):

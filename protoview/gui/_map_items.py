@@ -45,22 +45,49 @@ def recolor_points(item: pg.ScatterPlotItem, brushes, changed: np.ndarray) -> No
 
 
 class SelectViewBox(pg.ViewBox):
-    """A ViewBox where a right-drag (or a left-drag in select mode) draws a selection box.
+    """A ViewBox that selects samples: right-drag always draws a box; a left-drag draws a
+    box in ``select_mode == "box"`` and a free-hand lasso in ``"lasso"`` (``"pan"``: the
+    left drag pans). The wheel zooms as usual.
 
-    Emits ``sig_box_selected(QRectF)`` in view (data) coordinates when the drag ends.
-    Left-drag pans and the wheel zooms as usual.
+    Signals: ``sig_box_selected(QRectF)`` in view (data) coordinates when a box ends;
+    ``sig_lasso_selected(object)`` with the lasso's (P, 2) polygon in view coordinates;
+    ``sig_empty_click(QPointF)`` for a left click that no glyph or sample took (view
+    coordinates: the map clears its highlight and selection there).
     """
 
     sig_box_selected = QtCore.Signal(QtCore.QRectF)
+    sig_lasso_selected = QtCore.Signal(object)
+    sig_empty_click = QtCore.Signal(QtCore.QPointF)
+    MODES = ("pan", "box", "lasso")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.select_mode = False
+        self.select_mode = "pan"
+        self._lasso: list[tuple[float, float]] = []
+        self.lasso_curve = pg.PlotCurveItem(pen=pg.mkPen("#e8336b", width=2))
+        self.lasso_curve.setZValue(1e6)
+        self.lasso_curve.setVisible(False)
+        self.addItem(self.lasso_curve, ignoreBounds=True)
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt override
+        left = ev.button() == QtCore.Qt.MouseButton.LeftButton
+        if left and self.select_mode == "lasso":
+            ev.accept()
+            p = self.mapToView(ev.pos())
+            if ev.isStart():
+                start = self.mapToView(ev.buttonDownPos())
+                self._lasso = [(start.x(), start.y())]
+            self._lasso.append((p.x(), p.y()))
+            xy = np.asarray(self._lasso + self._lasso[:1])
+            self.lasso_curve.setData(xy[:, 0], xy[:, 1])
+            self.lasso_curve.setVisible(True)
+            if ev.isFinish():
+                self.lasso_curve.setVisible(False)
+                polygon, self._lasso = np.asarray(self._lasso, np.float64), []
+                self.sig_lasso_selected.emit(polygon)
+            return
         selecting = ev.button() == QtCore.Qt.MouseButton.RightButton or (
-            self.select_mode and ev.button() == QtCore.Qt.MouseButton.LeftButton
-        )
+            left and self.select_mode == "box")
         if not selecting:
             super().mouseDragEvent(ev, axis)
             return
@@ -77,6 +104,10 @@ class SelectViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):  # noqa: N802 - Qt override: no context menu on right click
         if ev.button() == QtCore.Qt.MouseButton.RightButton:
             ev.accept()
+            return
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton and not ev.double():
+            ev.accept()
+            self.sig_empty_click.emit(self.mapToView(ev.pos()))
             return
         super().mouseClickEvent(ev)
 

@@ -20,8 +20,10 @@ def make_items(view) -> dict:
     centers = pg.ScatterPlotItem(pxMode=True, symbol="star", pen=pg.mkPen("k", width=1.5))
     proxies = pg.ScatterPlotItem(pxMode=True, symbol="d", pen=pg.mkPen("k", width=1))
     protos = pg.ScatterPlotItem(pxMode=True, symbol="t", pen=pg.mkPen("k", width=1.2))
-    items = {"samples": samples, "proxy_lines": lines, "centers": centers,
-             "proxies": proxies, "prototypes": protos}
+    # drawing order: samples, proxy lines, prototypes, proxies, centers on top (a
+    # prototype never covers a star)
+    items = {"samples": samples, "proxy_lines": lines, "prototypes": protos,
+             "proxies": proxies, "centers": centers}
     for z, item in enumerate(items.values()):
         item.setZValue(z)
         view.addItem(item)
@@ -127,6 +129,81 @@ def _mode_palette(view):
     return view.palette(mode if mode in ("entropy", "assignment", "correctness") else "class")
 
 
+def sample_size(view) -> float:
+    """Diameter of a sample's dot in pixels (glyph scale and font size included)."""
+    return _BASE["samples"] * view.glyph_scale * _font_scale(view)
+
+
+def _nearest_prototype(feats: np.ndarray, protos: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """(N,) index of each row's nearest prototype (squared L2), in chunks of rows."""
+    p2 = (protos.astype(np.float64) ** 2).sum(1)
+    out = np.empty(len(feats), np.int64)
+    for s in range(0, len(feats), chunk):
+        f = feats[s:s + chunk].astype(np.float64)
+        out[s:s + chunk] = (-2.0 * f @ protos.T.astype(np.float64) + p2).argmin(axis=1)
+    return out
+
+
+def prototype_groups(state, target: str = "prototypes") -> np.ndarray | None:
+    """(N,) the prototype each sample belongs to: the assignment when it is to the
+    prototypes (k-means, or Sinkhorn to prototypes), else the nearest prototype in
+    feature space; None without prototypes (or without features to tell)."""
+    k = len(state.prototypes_embedding)
+    if target == "prototypes" and state.assignment is not None:
+        return np.asarray(state.assignment, np.int64)
+    if k == 0:
+        return None
+    feats = np.asarray(state.features)
+    if feats.ndim == 2 and feats.shape[1] and len(feats) == len(state.labels) \
+            and np.shape(state.prototypes) == (k, feats.shape[1]):
+        return _nearest_prototype(feats, np.asarray(state.prototypes))
+    return None
+
+
+def group_info(view) -> tuple[np.ndarray, list[str]]:
+    """(matched class per prototype group (G,), colour per group) for the current state:
+    a group that matches a class takes its colour (and its name). Cached until the view
+    gets a new state or target (``view._group_info = None``)."""
+    from protoview.gui.palette import group_colors, match_groups_to_classes
+
+    state, target = view.state, view.assignment_target
+    key = (target, len(view.class_names))
+    cached = getattr(view, "_group_info", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    n_classes = max(view._num_classes(), 1)
+    groups = prototype_groups(state, target)
+    k = len(state.prototypes_embedding)
+    n_groups = k if groups is None or groups.size == 0 else max(k, int(groups.max()) + 1)
+    matched = (np.full(n_groups, -1, np.int64) if groups is None
+               else match_groups_to_classes(groups, state.labels, n_groups, n_classes))
+    info = (matched, group_colors(matched, n_classes))
+    view._group_info = (key, info)
+    return info
+
+
+def prototype_classes(view) -> np.ndarray:
+    """(K,) the class each prototype's cluster matched (-1: none)."""
+    matched, _ = group_info(view)
+    k = len(view.state.prototypes_embedding)
+    return np.concatenate([matched[:k], np.full(max(0, k - len(matched)), -1, np.int64)])
+
+
+def prototype_brushes(view) -> list:
+    _, colors = group_info(view)
+    k = len(view.state.prototypes_embedding)
+    return [pg.mkBrush(_with_alpha(colors[j] if j < len(colors) else "#9a9a9a", 235))
+            for j in range(k)]
+
+
+def _with_alpha(color: str, alpha: int):
+    from PySide6 import QtGui
+
+    q = QtGui.QColor(color)
+    q.setAlpha(alpha)
+    return q
+
+
 def apply_styles(view, pos: dict | None = None) -> None:
     """setData on every layer with shared brushes (one call per layer)."""
     state, s, items = view.state, view.glyph_scale * _font_scale(view), view.items
@@ -179,7 +256,7 @@ def apply_styles(view, pos: dict | None = None) -> None:
                              brush=cls_pal.brushes_for(state.proxy_classes),
                              size=_BASE["proxies"] * s)
     items["prototypes"].setData(pos["prototypes"][:, 0], pos["prototypes"][:, 1],
-                                brush=pg.mkBrush(255, 255, 255, 230),
+                                brush=prototype_brushes(view),
                                 size=_prototype_sizes(state.prototype_density) * s)
 
 
@@ -208,7 +285,8 @@ def owner_class(state, kind: str, index: int) -> int:
 
 
 def members(state, kind: str, index: int) -> np.ndarray:
-    """Boolean mask (N,) of the samples belonging to a center / proxy / prototype."""
+    """Boolean mask (N,) of the samples belonging to a center / proxy / prototype
+    (prototype: nearest in feature space, as k-means assigns)."""
     if kind == "centers":
         return np.asarray(state.labels) == state.center_labels[index]
     feats = getattr(state, "features", None)
@@ -220,10 +298,8 @@ def members(state, kind: str, index: int) -> np.ndarray:
             return (f @ p.T).argmax(axis=1) == index
         return np.asarray(state.predictions) == state.proxy_classes[index]
     if kind == "prototypes":
-        if has_feats and len(state.prototypes):
-            d = ((feats[:, None, :] - state.prototypes[None]) ** 2).sum(-1) if len(feats) < 20000 else (
-                -2 * feats @ state.prototypes.T + (state.prototypes**2).sum(1))
-            return d.argmin(axis=1) == index
+        if has_feats and len(state.prototypes) and state.prototypes.shape[1] == feats.shape[1]:
+            return _nearest_prototype(np.asarray(feats), np.asarray(state.prototypes)) == index
         a = state.assignment
         return np.zeros(len(state.labels), bool) if a is None else np.asarray(a) == index
     raise ValueError(f"unknown kind {kind!r}")
@@ -240,6 +316,34 @@ def hover_text(state, i: int, names: list[str]) -> str:
     conf_s = f"{conf:.0%}" if np.isfinite(conf) else "n/a"
     return (f"<b>#{i}</b><br>label {_name(names, lab)}<br>"
             f"prediction {_name(names, pred)}{mark}<br>confidence {conf_s}")
+
+
+def glyph_hover_text(view, kind: str, index: int, members: np.ndarray) -> str:
+    """What the card says over a class center, a proxy or a prototype (rich text)."""
+    state = view.state
+    n = int(members.sum())
+    lab, pred = np.asarray(state.labels)[members], np.asarray(state.predictions)[members]
+    known = (lab >= 0) & (pred >= 0)
+    acc = f"accuracy {np.mean(lab[known] == pred[known]):.0%}" if known.any() else "accuracy n/a"
+    if kind == "centers":
+        c = int(state.center_labels[index])
+        n_proxies = int((np.asarray(state.proxy_classes) == c).sum())
+        return (f"<b>class center {view.class_name(c)}</b><br>{n} samples · {acc}"
+                f"<br>{n_proxies} {'proxy' if n_proxies == 1 else 'proxies'}")
+    if kind == "proxies":
+        c = int(state.proxy_classes[index])
+        return (f"<b>proxy {index}</b> of class {view.class_name(c)}<br>"
+                f"nearest proxy of {n} samples · {acc}")
+    d = float(state.prototype_density[index]) if index < len(state.prototype_density) else np.nan
+    text = f"<b>prototype P{index}</b><br>{n} members"
+    if np.isfinite(d):
+        text += f" · density {d:.3g}"
+    ok = lab[lab >= 0]
+    if ok.size:
+        values, counts = np.unique(ok, return_counts=True)
+        top = int(np.argmax(counts))
+        text += f"<br>mostly {view.class_name(int(values[top]))} ({counts[top] / ok.size:.0%})"
+    return text
 
 
 def selection_summary(state, sel: np.ndarray, names: list[str]) -> str:
@@ -269,36 +373,71 @@ def export_selection(path: str, state, sel: np.ndarray) -> None:
         raise ParameterError(str(path), "choose a file name ending in .npy or .csv")
 
 
+class _ScaledSample(pg.ItemSample):
+    """A legend swatch ``scale`` times pyqtgraph's fixed 20 px (talk size, large
+    exports): the glyph grows with the text instead of overlapping the next column."""
+
+    def __init__(self, item, scale: float) -> None:
+        super().__init__(item)
+        self._scale = float(scale)
+        self.setFixedWidth(20 * self._scale)
+        self.setFixedHeight(20 * self._scale)
+
+    def boundingRect(self):  # noqa: N802 - Qt override
+        from PySide6 import QtCore
+
+        return QtCore.QRectF(0, 0, 20 * self._scale, 20 * self._scale)
+
+    def paint(self, p, *args) -> None:
+        p.save()
+        p.scale(self._scale, self._scale)
+        super().paint(p, *args)
+        p.restore()
+
+
+_LEGEND_GLYPHS = {"samples": ("o", 8.0), "centers": ("star", 15.0), "proxies": ("d", 10.0),
+                  "prototypes": ("t", 11.0)}
+
+
 def rebuild_legend(view) -> None:
-    """Legend: the four layers, then the colours of the current mode (up to 20 entries)."""
+    """Legend: the four layers, then the colours of the current mode (up to 20 entries).
+
+    Text and glyphs follow ``view.text_scale`` (presentation mode, large exports) and the
+    theme's text colour (``view.text_colors``)."""
     legend, state, items = view.legend, view.state, view.items
     entries = _mode_entries(view)
     counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
-    key = (len(state.embedding), counts, view.glyph_scale,
+    scale = view.text_scale
+    key = (len(state.embedding), counts, scale, view.text_colors,
            tuple((b.color().rgba(), t) for b, t in entries))
     if getattr(view, "_legend_key", None) == key:
         return  # unchanged: rebuilding costs ~15 ms per entry, too much for every step
     view._legend_key = key
     legend.clear()
+    legend.opts["labelTextSize"] = f"{9.0 * scale:.1f}pt"
+    legend.opts["labelTextColor"] = pg.mkColor(view.text_colors[0])
     legend.setColumnCount(2 if len(entries) + 4 > 12 else 1)
-    sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=pg.mkBrush("#888"))
-    view._legend_keep = [sample]
-    legend.addItem(sample, f"samples ({len(state.embedding)})")
+    view._legend_keep = []
+    dark = pg.mkPen(view.text_colors[0], width=1)
+
+    def add(symbol: str, size: float, brush, text: str, pen=None) -> None:
+        dummy = pg.ScatterPlotItem(symbol=symbol, size=size, pen=pen, brush=brush)
+        view._legend_keep.append(dummy)
+        legend.addItem(_ScaledSample(dummy, scale), text)
+
+    grey = pg.mkBrush("#9a9a9a")
+    add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
     for name, label in (("centers", "class centers"), ("proxies", "proxies"),
                         ("prototypes", "prototypes")):
         n = len(items[name].data)
         if n:
-            legend.addItem(items[name], f"{label} ({n})")
+            add(*_LEGEND_GLYPHS[name], grey, f"{label} ({n})", pen=dark)
     shown = 1 + sum(1 for c in counts if c)
     if legend.columnCount > 1 and shown % 2:
         # rows fill left to right: pad the layer rows so the classes start on a new row
-        blank = pg.ScatterPlotItem(pen=None, brush=None, size=0)
-        view._legend_keep.append(blank)
-        legend.addItem(blank, "")
+        add("o", 0.0, None, "")
     for brush, text in entries:
-        dummy = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=brush)
-        view._legend_keep.append(dummy)
-        legend.addItem(dummy, text)
+        add("o", 8.0, brush, text)
 
 
 def _mode_entries(view) -> list[tuple]:
@@ -308,12 +447,23 @@ def _mode_entries(view) -> list[tuple]:
         return [(pal.brush(1), "correct"), (pal.brush(0), "wrong")]
     if mode == "entropy":
         return [(pal.brush(0), "low entropy"), (pal.brush(len(pal) - 1), "high entropy")]
+    if mode == "assignment" and state.assignment is None:
+        return [(pal.brush(-1), "no assignment yet (run k-means)")]
     codes = np.unique(sample_codes(state, mode))
     codes = codes[codes >= 0]
     if codes.size > MAX_LEGEND_CLASSES:
         return [(pal.brush(int(codes[0])), f"{codes.size} {'groups' if mode == 'assignment' else 'classes'}")]
-    prefix = {"label": "", "prediction": "pred ", "assignment": "group "}[mode]
-    names = view.class_names if mode != "assignment" else []
-    return [(pal.brush(int(c)), f"{prefix}{_name(names, int(c))}") for c in codes]
+    if mode == "assignment":
+        if view.assignment_target == "classes":
+            return [(pal.brush(int(c)), f"to {_name(view.class_names, int(c))}") for c in codes]
+        matched, _ = group_info(view)
+        out = []
+        for c in codes:
+            m = int(matched[c]) if c < len(matched) else -1
+            text = f"P{int(c)}" + (f" ≈ {_name(view.class_names, m)}" if m >= 0 else "")
+            out.append((pal.brush(int(c)), text))
+        return out
+    prefix = {"label": "", "prediction": "pred "}[mode]
+    return [(pal.brush(int(c)), f"{prefix}{_name(view.class_names, int(c))}") for c in codes]
 
 

@@ -11,16 +11,21 @@ SHORTCUTS = (
     ("R", "Run N steps"),
     ("Ctrl+R", "Reset to the source model"),
     ("L", "Next colour mode"),
+    ("N", "Names on the class centers and prototypes on / off"),
+    ("B", "Before / after: the source model's map beside the adapted one"),
     ("1 / 2 / 3 / 4", "Show / hide samples, centers, proxies, prototypes"),
     ("F or double-click", "Fit the map to the window (and follow it again after panning)"),
+    ("Ctrl+G", "Go to sample # (marks it and lists its nearest neighbours)"),
     ("F11", "Presentation mode on / off"),
     ("Ctrl+O", "Open snapshot"),
     ("Ctrl+Shift+O", "Open a checkpoint and data, with --arch / --preprocess ..."),
     ("Ctrl+S", "Export snapshot"),
     ("Ctrl+E", "Export map PNG / SVG"),
     ("Ctrl+Q", "Quit"),
-    ("right-drag", "Select a box of samples"),
-    ("click a star / diamond / triangle", "Highlight its members (click empty space to clear)"),
+    ("right-drag", "Select a box of samples (Box / Lasso: left-drag selects)"),
+    ("click a sample", "Mark it and list its nearest neighbours in feature space"),
+    ("click a star / diamond / triangle", "Highlight its members"),
+    ("click empty space", "Clear the highlight, the selection and the marked sample"),
 )
 
 
@@ -79,6 +84,15 @@ def build_menus(win) -> dict[str, QtGui.QAction]:
     view.addAction(acts["next_colour"])
     acts["fit"] = _action(win, "Fit map", lambda: win.view.fit_view(), "F")
     view.addAction(acts["fit"])
+    acts["names"] = _action(win, "Names on the map", lambda on: win.set_show_names(on), "N",
+                            checkable=True)
+    acts["names"].setChecked(True)
+    view.addAction(acts["names"])
+    acts["compare"] = _action(win, "Before / after", lambda on: win.toggle_compare(on), "B",
+                              checkable=True)
+    view.addAction(acts["compare"])
+    acts["go_to"] = _action(win, "Go to sample…", win.ask_go_to, "Ctrl+G")
+    view.addAction(acts["go_to"])
     theme = view.addMenu("Theme")
     tgroup = QtGui.QActionGroup(win)
     for name in ("light", "dark"):

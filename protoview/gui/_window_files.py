@@ -10,10 +10,16 @@ import numpy as np
 from PySide6 import QtWidgets
 
 from protoview.core.session import OpenRequest
-from protoview.errors import ProtoviewError, SnapshotError
+from protoview.errors import SnapshotError
 from protoview.gui import _menus
+from protoview.gui._export import caption_text
 from protoview.gui._open_dialog import OpenDialog
-from protoview.gui.replay import export_replay, history_from_snapshot, state_from_snapshot
+from protoview.gui.replay import (
+    export_replay,
+    frame_state,
+    history_from_snapshot,
+    state_from_snapshot,
+)
 
 MAX_RECENT = 8
 SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
@@ -67,27 +73,46 @@ class FileActions:
             self.export_snapshot(path)
 
     def choose_export_map(self) -> None:
-        if not (path := self._ask_save("map", "protoview-map.png")):
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export map", "protoview-map.png", _menus.file_dialog_filter("map"))
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".png", ".svg"):
+            path += ".svg" if "svg" in chosen.lower() else ".png"
+        if path.lower().endswith(".svg"):  # a drawing: no pixel width to ask
+            self._guarded(lambda: self.export_map(path), f"map exported: {path}")
             return
         width, ok = QtWidgets.QInputDialog.getInt(
-            self, "Map size", "width in pixels (PNG)", 1920, 200, 16000)
+            self, "Map size", "width of the PNG in pixels", 1920, 200, 16000)
         if ok:
-            self._guarded(lambda: self.export_map(path, width))
+            self._guarded(lambda: self.export_map(path, width), f"map exported: {path}")
 
     def choose_export_replay(self) -> None:
         if path := self._ask_save("replay", "protoview-replay.gif"):
-            self._guarded(lambda: self.export_replay(path))
+            self._guarded(lambda: self.export_replay(path), f"replay exported: {path}")
 
     def choose_export_selection(self) -> None:
         if path := self._ask_save("selection", "selection.npy"):
-            self._guarded(lambda: self.view.export_selection(path))
+            self._guarded(lambda: self.view.export_selection(path),
+                          f"selection exported: {path}")
 
-    def _guarded(self, fn) -> None:
+    def _guarded(self, fn, done: str) -> bool:
+        """Run an export; success says ``done`` in the status bar, any failure goes to the
+        one error handler (status bar + dialog), never only to stderr."""
+        import traceback
+
+        self.status_label.setText(done.replace("exported", "exporting", 1) + "…")
         try:
             fn()
-            self.status_label.setText("exported")
-        except ProtoviewError as exc:
-            self._on_failed(0, exc, "")
+        except Exception as exc:  # noqa: BLE001 - reported like a worker error
+            raise_errors, self.raise_errors = self.raise_errors, False
+            try:
+                self._on_failed(0, exc, traceback.format_exc())
+            finally:
+                self.raise_errors = raise_errors
+            return False
+        self.status_label.setText(done)
+        return True
 
     # ------------------------------------------------------------ opening
     def open_files(self, checkpoint: str | None = None, data: str | None = None,
@@ -116,6 +141,7 @@ class FileActions:
             self.add_recent(getattr(self, "_snapshot_path", ""))
         elif res.kind == "write_snapshot":
             self.status_label.setText(f"snapshot written: {res.payload}")
+            self.add_recent(str(res.payload))
         self.last_call = res
 
     def show_snapshot(self, snap) -> None:
@@ -126,6 +152,10 @@ class FileActions:
         self.source_accuracy = float(snap.metrics.get("source_accuracy", float("nan")))
         self.state = self.snapshot_base
         self.view.thumbnail = None
+        self.view.focus_sample(None)
+        self.view.set_selection([])
+        target = str(snap.assignment_attrs.get("target", "prototypes"))
+        self.view.set_assignment_target("prototypes" if target == "prototypes" else "classes")
         base = self.snapshot_base
         n_classes = max(len(base.center_labels), int(np.max(base.proxy_classes, initial=-1)) + 1,
                         int(np.max(base.predictions, initial=-1)) + 1)
@@ -133,7 +163,14 @@ class FileActions:
         self.fit_colour_modes(base)
         self.view.fit_view()
         self._pending_numbers = None  # a live result's charts must not overwrite these
+        self.numbers.set_class_names(self.view.class_names)
+        self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored
         self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy)
+        if snap.timeline:
+            first = frame_state(self.snapshot_base, snap.timeline[0])
+            self.compare.set_source(first, f"first recorded frame, {caption_text(first)}")
+        else:
+            self.compare.set_source(None, "")
         self.replay_bar.set_frames([int(f.get("step", i)) for i, f in enumerate(snap.timeline)])
         for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
             panel.setEnabled(False)
@@ -173,23 +210,13 @@ class FileActions:
             self._job = self.worker.submit_call("write_snapshot", write, needs_session=True)
         return self._job
 
-    def export_map(self, path: str, width: int = 1920) -> None:
-        """The map as PNG (``width`` px wide) or SVG, via pyqtgraph's exporters."""
-        import pyqtgraph.exporters as ex
+    def export_map(self, path: str, width: int = 1920) -> str:
+        """The map as PNG (``width`` px wide, drawn at that size) or SVG (vector), with a
+        caption: method, step, accuracy. Returns the path written."""
+        from protoview.gui._export import export_map
 
-        self.view.finish_animation()
-        item = self.view.getPlotItem()
-        try:
-            if str(path).lower().endswith(".svg"):
-                ex.SVGExporter(item).export(str(path))
-            else:
-                exporter = ex.ImageExporter(item)
-                exporter.parameters()["width"] = int(width)
-                exporter.export(str(path))
-        except OSError as exc:
-            raise SnapshotError(path, f"cannot write the image ({exc})") from None
-        if not Path(path).is_file():
-            raise SnapshotError(path, "the image could not be written (is the folder writable?)")
+        return export_map(self.view, str(path), int(width),
+                          caption_text(self.view.state, self.source_accuracy))
 
     def export_replay(self, path: str) -> int:
         """The open snapshot's timeline as an animated GIF or an MP4 (by the suffix)."""

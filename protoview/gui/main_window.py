@@ -8,11 +8,16 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
-from protoview.gui import _menus, theme
+from protoview.gui import _menus, _presentation, theme
+from protoview.gui._compare import CompareViews
 from protoview.gui._data_panel import DataPanel
+from protoview.gui._export import caption_text
+from protoview.gui._input_guards import SingleKeyShortcuts, guard_wheel
+from protoview.gui._toolbar import build_map_bar
 from protoview.gui._window_files import FileActions
 from protoview.gui.charts import NumbersPanel
 from protoview.gui.map_view import COLOR_MODES, EmbeddingView
+from protoview.gui.neighbors import NeighborsPanel
 from protoview.gui.panels import AdaptPanel, KMeansPanel, SinkhornPanel
 from protoview.gui.replay import ReplayBar, frame_state
 from protoview.gui.worker import ComputeWorker, ResetRequest, default_open, default_warm_up
@@ -58,6 +63,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.error_box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
         self.error_box.setWindowTitle("protoview")
         self._build_trust_box()
+        self.single_keys = SingleKeyShortcuts(self)
+        QtWidgets.QApplication.instance().installEventFilter(self.single_keys)
         self.worker = ComputeWorker(open_session=open_session, warm_up=warm_up)
         self._connect_worker()
         self._restore_settings()
@@ -96,25 +103,9 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
 
     def _build_central(self) -> None:
         self.view = EmbeddingView()
-        self.colour_combo = QtWidgets.QComboBox()
-        self.colour_combo.addItems(list(COLOR_MODES))
-        self.colour_combo.setToolTip("colour samples by (L)")
-        self.colour_combo.currentTextChanged.connect(self.set_color_mode)
-        self.select_toggle = QtWidgets.QToolButton()
-        self.select_toggle.setText("Box select")
-        self.select_toggle.setCheckable(True)
-        self.select_toggle.setToolTip("left-drag selects a box (right-drag always does)")
-        self.select_toggle.toggled.connect(lambda on: setattr(self.view._vb, "select_mode", on))
-        self.selection_label = QtWidgets.QLabel(self.view.selection_summary())
-        self.selection_label.setObjectName("SelectionLabel")
-        self.highlight_label = QtWidgets.QLabel("")
-        bar = QtWidgets.QHBoxLayout()
-        bar.setContentsMargins(6, 4, 6, 0)
-        bar.addWidget(QtWidgets.QLabel("Colour by"))
-        bar.addWidget(self.colour_combo)
-        bar.addWidget(self.select_toggle)
-        bar.addWidget(self.selection_label, 1)
-        bar.addWidget(self.highlight_label)
+        bar = build_map_bar(self)
+        self.selection_label.setText(self.view.selection_summary())
+        self.compare = CompareViews(self)
         self.replay_bar = ReplayBar()
         self.replay_bar.hide()
         self.replay_bar.frame_changed.connect(self.show_frame)
@@ -123,12 +114,14 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
-        layout.addWidget(self.view, 1)
+        layout.addWidget(self.compare.splitter, 1)
         layout.addWidget(self.replay_bar)
         self.setCentralWidget(central)
         self.view.selection_changed.connect(
             lambda _sel: self.selection_label.setText(self.view.selection_summary()))
         self.view.highlight_changed.connect(self.highlight_label.setText)
+        self.view.focus_changed.connect(self._on_focus)
+        self.source_state = None  # the source model's state (the "before" of the compare)
 
     def _build_docks(self) -> None:
         self.data_panel = DataPanel()
@@ -152,8 +145,14 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.controls_dock.setObjectName("ControlsDock")
         self.controls_dock.setWidget(scroll)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
+        self.wheel_guard = guard_wheel(controls)
         self.numbers = NumbersPanel()
-        self.numbers.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
+        self.numbers.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 24)
+        self.neighbors = NeighborsPanel()
+        self.numbers.tabs.addTab(self.neighbors, "Neighbours")
+        self.neighbors.sample_chosen.connect(lambda i: self.focus_sample(i, center=True))
+        self.neighbors.settings_changed.connect(
+            lambda: self._on_focus(-1 if self.view.focus_index is None else self.view.focus_index))
         self.numbers_dock = QtWidgets.QDockWidget("Numbers", self)
         self.numbers_dock.setObjectName("NumbersDock")
         self.numbers_dock.setWidget(self.numbers)
@@ -211,6 +210,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ results
     def _on_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
+        if self.presenting:  # an idle Cancel must not be the brightest thing on screen
+            self.cancel_button.setVisible(busy)
         self.progress_bar.setVisible(busy)
         if busy:
             self.progress_bar.setRange(0, 0)
@@ -226,11 +227,28 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         if res.job < self._job and res.kind != "open":
             return  # a newer request is on its way
         self._leave_snapshot_mode()
+        if res.kind in ("open", "reset"):
+            self.view.focus_sample(None)  # a new start: nothing marked
+            self.view.set_selection([])
         self.state, self.history = res.state, res.history
         self.source_accuracy = res.source_accuracy
         self.view.thumbnail = res.thumbnail
+        if res.kind == "sinkhorn":
+            target = self.sinkhorn_panel.target.currentText()
+            self.view.set_assignment_target("prototypes" if target == "prototypes" else "classes")
+        elif res.kind == "kmeans":
+            self.view.set_assignment_target("prototypes")
         self.view.set_state(res.state, res.class_names or None, animate=res.kind != "open")
         self.fit_colour_modes(res.state)
+        self.numbers.set_class_names(self.view.class_names)
+        if res.kind in ("open", "reset"):
+            self.source_state = res.state
+            self.numbers.set_baseline(res.state)
+            self.compare.set_source(res.state, caption_text(res.state))
+        self.compare.set_after_title(caption_text(res.state, res.source_accuracy))
+        self.compare.sync_style()
+        if self.view.focus_index is not None:  # the features moved: new neighbours
+            self._on_focus(self.view.focus_index)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
         self._pending_numbers = (res.state, res.history, res.source_accuracy)
@@ -240,7 +258,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             target = self.sinkhorn_panel.target.currentText()
             n = {"prototypes": len(res.state.prototypes), "proxies": len(res.state.center_labels),
                  "centers": len(res.state.centers)}[target]
-            self.sinkhorn_panel.show_balance(res.state.assignment, n)
+            self.numbers.show_balance(res.state.assignment, n, target)
+            self.numbers.tabs.setCurrentWidget(self.numbers.balance_tab)
         if res.kind == "open":
             self.opened_request = self._open_jobs.get(res.job, self.open_request)
             self._open_jobs = {job: req for job, req in self._open_jobs.items() if job >= res.job}
@@ -294,13 +313,20 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             raise error
 
     # ------------------------------------------------------------------ view
+    def map_views(self) -> list[EmbeddingView]:
+        return [self.view, self.compare.view]
+
     def set_color_mode(self, mode: str) -> None:
         self.view.set_color_mode(mode)
+        self.compare.sync_style()
         if self.colour_combo.currentText() != mode:
             self.colour_combo.setCurrentText(mode)
         act = self.actions_.get(f"colour_{mode}") if hasattr(self, "actions_") else None
         if act is not None:
             act.setChecked(True)
+        if mode == "assignment" and self.state is not None and self.state.assignment is None:
+            self.status_label.setText("no assignment yet: run k-means or Sinkhorn to colour "
+                                      "the samples by group")
 
     def next_color_mode(self) -> str:
         modes = [m for m in COLOR_MODES if m in self.available_colour_modes()]
@@ -332,43 +358,98 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         if self.view.color_mode not in available:
             self.set_color_mode("prediction")
 
+    def set_select_mode(self, mode: str | None) -> None:
+        """Left-drag on the map: ``box``, ``lasso`` or None (pan)."""
+        for view in self.map_views():
+            view._vb.select_mode = mode or "pan"
+        for button, m in ((self.box_button, "box"), (self.lasso_button, "lasso")):
+            if button.isChecked() != (m == mode):
+                button.blockSignals(True)
+                button.setChecked(m == mode)
+                button.blockSignals(False)
+
+    def set_show_names(self, on: bool) -> None:
+        for view in self.map_views():
+            view.set_show_names(on)
+        act = self.actions_.get("names") if hasattr(self, "actions_") else None
+        if act is not None and act.isChecked() != bool(on):
+            act.setChecked(bool(on))
+
+    def toggle_compare(self, on: bool | None = None) -> bool:
+        """Before / after: the source model's map beside the adapted one (B)."""
+        on = self.compare.toggle(None if not isinstance(on, bool) else on)
+        act = self.actions_.get("compare")
+        if act is not None and act.isChecked() != on:
+            act.setChecked(on)
+        return on
+
+    # ------------------------------------------------------------------ samples
+    def focus_sample(self, index: int | None, center: bool = False) -> None:
+        """Mark sample ``index`` on the map(s) and list its nearest neighbours in feature
+        space (None: clear)."""
+        self.view.focus_sample(index, center=center)
+
+    def go_to_typed_sample(self) -> None:
+        text = self.goto_edit.text().strip()
+        if not text or self.state is None:
+            return
+        index = int(text)
+        n = len(self.state.embedding)
+        if not 0 <= index < n:
+            self.status_label.setText(f"go to #: sample #{index} does not exist (0 to {n - 1})")
+            return
+        self.focus_sample(index, center=True)
+
+    def ask_go_to(self) -> None:
+        self.goto_edit.setFocus()
+        self.goto_edit.selectAll()
+
+    def _on_focus(self, index: int) -> None:
+        views = [v for v in self.map_views() if v.state is not None]
+        if index < 0 or self.view.state is None:
+            for v in views:
+                v._set_focus(None)
+            self.neighbors.clear()
+            if self.numbers.tabs.currentWidget() is self.neighbors:
+                self.numbers.tabs.setCurrentIndex(0)  # no empty list left on screen
+            return
+        nb = self.neighbors.show_neighbors(self.view.state, index, self.view.class_names,
+                                           self.view.thumbnail)
+        indices = nb.indices if nb is not None else []
+        for v in views:
+            if v.focus_index != index:
+                v._set_focus(index)
+            v.set_neighbors(indices)
+        self.numbers.tabs.setCurrentWidget(self.neighbors)
+        self.status_label.setText(self.view.hover_text(index).replace("<br>", " · ")
+                                  .replace("<b>", "").replace("</b>", ""))
+
     def plots(self) -> list:
-        n = self.numbers
-        return [self.view, n.accuracy_plot, n.class_plot, n.confusion_plot, self.sinkhorn_panel.balance]
+        return [*self.map_views(), *self.numbers.plots()]
 
     def set_theme(self, name: str) -> None:
         self.theme_name = name
-        theme.apply_theme(self, name, self.plots())
+        self.apply_theme(name)
         act = self.actions_.get(f"theme_{name}")
         if act is not None:
             act.setChecked(True)
 
+    def apply_theme(self, name: str) -> None:
+        theme.apply_theme(self, name, self.plots())
+
     def toggle_presentation(self, on: bool | None = None) -> bool:
-        """Full screen, large fonts and glyphs, high-contrast theme (F11)."""
+        """Full screen for a talk: large text, glyphs and names, high contrast, the menu
+        bar and the controls hidden, the numbers narrow (F11)."""
         on = not self.presenting if on is None or not isinstance(on, bool) else on
         if on == self.presenting:
             return on
         self.presenting = on
         self.actions_["presentation"].setChecked(on)
-        font = self.font()
         if on:
-            self._normal_font_size = font.pointSizeF()
-            self._normal_theme = self.theme_name
-            font.setPointSizeF(self._normal_font_size * 1.5)
-            self.setFont(font)
-            theme.apply_theme(self, "contrast", self.plots())
-            self.view.set_glyph_scale(1.8)
-            # the audience sees the map and the numbers; Step/Run/Reset stay on the keyboard
-            self._controls_were_visible = self.controls_dock.isVisible()
-            self.controls_dock.hide()
-            self.showFullScreen()
+            _presentation.enter(self)
         else:
-            font.setPointSizeF(self._normal_font_size)
-            self.setFont(font)
-            self.view.set_glyph_scale(1.0)
-            self.set_theme(self._normal_theme)
-            self.controls_dock.setVisible(getattr(self, "_controls_were_visible", True))
-            self.showNormal()
+            _presentation.leave(self)
+        self.compare.sync_style()
         return on
 
     presenting = False
@@ -383,6 +464,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         step = int(frame.get("step", index))
         self.numbers.update_numbers(state, [h for h in self.history if h.step <= step],
                                     self.source_accuracy)
+        self.compare.set_after_title(caption_text(state, self.source_accuracy))
 
     def show_shortcuts(self) -> QtWidgets.QMessageBox:
         box = QtWidgets.QMessageBox(self)
@@ -416,6 +498,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.presenting:
             self.toggle_presentation(False)
+        if self.compare.on:
+            self.toggle_compare(False)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("theme", self.theme_name)
@@ -425,7 +509,12 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the worker and every timer (idempotent)."""
-        self.view.finish_animation()
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.single_keys)
+        for view in self.map_views():
+            view.finish_animation()
+            view.hover_card.hide()
         self.replay_bar.stop()
         self.error_box.hide()
         if self.worker.isRunning():

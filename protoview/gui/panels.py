@@ -6,8 +6,6 @@ and emits it; it never runs anything itself.
 
 from __future__ import annotations
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
@@ -159,8 +157,9 @@ class KMeansPanel(QtWidgets.QGroupBox):
 
 
 class SinkhornPanel(QtWidgets.QGroupBox):
-    """Sinkhorn-Knopp balanced assignment. Emits ``sinkhorn_requested(SinkhornRequest)``;
-    :meth:`show_balance` draws how many samples each target received."""
+    """Sinkhorn-Knopp balanced assignment. Emits ``sinkhorn_requested(SinkhornRequest)``.
+    The balance chart (samples per target) is in the Numbers panel's Balance tab, where it
+    is never below the fold of the controls."""
 
     sinkhorn_requested = QtCore.Signal(object)
 
@@ -170,24 +169,13 @@ class SinkhornPanel(QtWidgets.QGroupBox):
         self.epsilon = _dspin(1e-4, 10.0, 0.05, 4, 0.01, "entropic regularisation")
         self.n_iters = _spin(1, 1000, 3, "Sinkhorn iterations")
         self.run_button = QtWidgets.QPushButton("Run Sinkhorn")
-        self.balance = pg.PlotWidget()
-        self.balance.setMenuEnabled(False)
-        self.balance.setMouseEnabled(False, False)
-        self.balance.setMinimumHeight(self.fontMetrics().height() * 6)
-        self.balance.setLabel("bottom", "target")
-        self.balance.setLabel("left", "samples")
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
-        self.balance.addItem(self.bars)
-        self.balance_label = QtWidgets.QLabel(
-            "Run it to see how many samples each target receives.")
+        self.balance_label = QtWidgets.QLabel("The balance of the groups shows in Numbers → Balance.")
         self.balance_label.setWordWrap(True)
-        self.balance.setVisible(False)  # an empty chart says nothing
         form = QtWidgets.QFormLayout(self)
         form.addRow("target", self.target)
         form.addRow("epsilon", self.epsilon)
         form.addRow("iterations", self.n_iters)
         form.addRow(self.run_button)
-        form.addRow(self.balance)
         form.addRow(self.balance_label)
         self.run_button.clicked.connect(lambda: self.sinkhorn_requested.emit(self.request()))
 
@@ -195,18 +183,3 @@ class SinkhornPanel(QtWidgets.QGroupBox):
         return SinkhornRequest(target=self.target.currentText(),
                                epsilon=float(self.epsilon.value()),
                                n_iters=int(self.n_iters.value()))
-
-    def show_balance(self, assignment: np.ndarray | None, n_targets: int) -> np.ndarray:
-        """Bar chart of samples per target; returns the counts (n_targets,)."""
-        a = np.zeros(0, np.int64) if assignment is None else np.asarray(assignment, np.int64)
-        a = a[a >= 0]
-        n = max(int(n_targets), int(a.max()) + 1 if a.size else 0)
-        counts = np.bincount(a, minlength=n) if n else np.zeros(0, np.int64)
-        self.bars.setOpts(x=np.arange(n), height=counts, width=0.8)
-        self.balance.setVisible(bool(counts.size))
-        if counts.size:
-            self.balance_label.setText(
-                f"{n} targets · min {counts.min()} · max {counts.max()} · ideal {a.size / n:.1f}")
-        else:
-            self.balance_label.setText("no assignment yet")
-        return counts

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import HistoryRow
 from protoview.core.state import GeometryState
@@ -85,7 +85,11 @@ def frame_state(base: GeometryState, frame: dict) -> GeometryState:
         v = frame.get(key)
         return current if v is None or np.shape(v) != np.shape(current) else np.asarray(v, current.dtype)
 
-    metrics = dict(base.metrics)
+    # a frame shows only what was measured at its step: the snapshot's other numbers
+    # (NMI / ARI of a later k-means, the final center loss) only on the frame of the
+    # snapshot's own step
+    final = int(frame.get("step", -1)) == int(base.attrs.get("step", -2) or -2)
+    metrics = dict(base.metrics) if final else {}
     if np.isfinite(frame.get("accuracy", np.nan)):
         metrics["accuracy"] = float(frame["accuracy"])
     protos = frame.get("prototypes_embedding")
@@ -97,9 +101,12 @@ def frame_state(base: GeometryState, frame: dict) -> GeometryState:
             base, prototypes=np.zeros((0, d), np.float32),
             prototypes_embedding=np.zeros((0, 2), np.float32),
             prototype_density=np.zeros(0, np.float32),
+            assignment=None,  # nor the assignment made after this frame
         )
+    attrs = dict(base.attrs)
+    attrs["step"] = int(frame.get("step", attrs.get("step", 0)) or 0)
     return replace(
-        base, embedding=pick("embedding", base.embedding),
+        base, attrs=attrs, embedding=pick("embedding", base.embedding),
         predictions=pick("predictions", base.predictions),
         centers_embedding=pick("centers_embedding", base.centers_embedding),
         proxies_embedding=pick("proxies_embedding", base.proxies_embedding),
@@ -183,27 +190,16 @@ def _render_frames(view, base: GeometryState, frames: list[dict]) -> list[np.nda
 
 
 def _caption(qimg, frame: dict) -> None:
-    """Burn "step N · accuracy X%" into the bottom-left corner (the legend holds the top) of an exported frame, so a
-    replay shown on its own still says where in the run each image is."""
+    """Burn "step N · accuracy X%" into the bottom-left corner (the legend holds the top)
+    of an exported frame, so a replay shown on its own still says where in the run each
+    image is."""
+    from protoview.gui._export import burn_caption
+
     text = f"step {int(frame.get('step', 0))}"
     acc = float(frame.get("accuracy", np.nan))
     if np.isfinite(acc):
         text += f"  ·  accuracy {100 * acc:.1f}%"
-    painter = QtGui.QPainter(qimg)
-    try:
-        font = painter.font()
-        font.setPixelSize(max(12, qimg.height() // 40))
-        font.setBold(True)
-        painter.setFont(font)
-        metrics = QtGui.QFontMetrics(font)
-        pad = metrics.height() // 3
-        rect = metrics.boundingRect(text).adjusted(-pad, -pad, pad, pad)
-        rect.moveBottomLeft(QtCore.QPoint(8, qimg.height() - 8))
-        painter.fillRect(rect, QtGui.QColor(0, 0, 0, 170))
-        painter.setPen(QtGui.QColor(255, 255, 255))
-        painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)
-    finally:
-        painter.end()
+    burn_caption(qimg, text)
 
 
 def video_encoder() -> str | None:

@@ -1,13 +1,16 @@
 """Save the main screens as PNG: ``python -m protoview.gui.screenshots [OUT_DIR]``.
 
 Drives the real window on the built-in demo like a user: the first map, one pass of TSD,
-k-means + Sinkhorn recolouring, presentation mode, and the replay of the exported run.
-Prints the timings it saw (launch to first map, seconds per step). Runs headless with
-``QT_QPA_PLATFORM=offscreen``.
+before / after side by side, k-means + Sinkhorn recolouring, a sample's nearest
+neighbours in feature space, the map exported as a captioned PNG, presentation mode, and
+the replay of the exported run. Prints the timings it saw (launch to first map, seconds
+per step). Runs headless (``QT_QPA_PLATFORM=offscreen`` on a 1600 x 1000 screen unless
+``QT_QPA_PLATFORM`` is set, e.g. to ``xcb`` under Xvfb).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -56,14 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--gif"]
     out = Path(argv[0] if argv else "docs/screenshots")
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = tempfile.mkdtemp(prefix="protoview-shots-")
+    if "QT_QPA_PLATFORM" not in os.environ:
+        # a 1600 x 1000 screen (offscreen's default is 800 x 600): presentation mode is
+        # full screen, so its picture is as large as a small projector's
+        screen = os.path.join(tmp, "screen.json")
+        with open(screen, "w", encoding="utf-8") as f:
+            json.dump({"screens": [{"name": "shots", "x": 0, "y": 0, "width": 1600,
+                                    "height": 1000, "logicalDpi": 96, "logicalBaseDpi": 96,
+                                    "dpr": 1}]}, f)
+        os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={screen}"
     from PySide6 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["protoview"])
     from protoview.gui.main_window import MainWindow
 
     t0 = time.perf_counter()
-    tmp = tempfile.mkdtemp(prefix="protoview-shots-")
     settings = QtCore.QSettings(os.path.join(tmp, "s.ini"), QtCore.QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
@@ -81,11 +92,31 @@ def main(argv: list[str] | None = None) -> int:
           f"({(time.perf_counter() - t1) / steps:.2f} s per step, step to pixels)")
     window.grab().save(str(out / "after-tsd-pass.png"))
 
+    window.controls_dock.hide()  # room for two maps (View → Controls brings it back)
+    window.toggle_compare(True)
+    _settle(app, window)
+    window.compare.view.finish_animation()
+    window.grab().save(str(out / "before-after.png"))
+    window.toggle_compare(False)
+    window.controls_dock.show()
+    _settle(app, window)
+
     window.kmeans_panel.run_button.click()
     _wait(app, window, "kmeans")
     window.sinkhorn_panel.run_button.click()
     _wait(app, window, "sinkhorn")
     window.grab().save(str(out / "sinkhorn.png"))
+
+    # a misclassified sample and its nearest neighbours in feature space
+    state = window.state
+    wrong = [i for i in range(len(state.labels)) if state.labels[i] != state.predictions[i]]
+    window.set_color_mode("prediction")
+    window.focus_sample(wrong[len(wrong) // 2] if wrong else 0)
+    _settle(app, window)
+    window.grab().save(str(out / "neighbours.png"))
+    window.export_map(str(out / "map-export.png"), width=1600)
+    window.focus_sample(None)
+    window.set_color_mode("assignment")
 
     run_path = os.path.join(tmp, "run.h5")
     window.export_snapshot(run_path)

@@ -39,6 +39,8 @@ def apply_theme(window: QtWidgets.QWidget, name: str, plots: list[pg.PlotWidget]
     background, foreground = PLOT_COLORS[name]
     for plot in plots:
         plot.setBackground(background)
+        if hasattr(plot, "set_text_colors"):  # the map: legend, names, selection rings
+            plot.set_text_colors(foreground, background)
         item = plot.getPlotItem()
         for axis in ("left", "bottom"):
             ax = item.getAxis(axis)
@@ -50,3 +52,6 @@ def apply_theme(window: QtWidgets.QWidget, name: str, plots: list[pg.PlotWidget]
             legend.setBrush(pg.mkBrush(background + "d0"))
             legend.setPen(pg.mkPen(foreground, width=0.5))
             legend.setLabelTextColor(foreground)
+            # setLabelTextColor only records the colour: redraw the labels already there
+            for _sample, label in legend.items:
+                label.setText(label.text, color=foreground)

@@ -105,7 +105,8 @@ class FakeSession:
             step = len(self.history) + 1
             self.history.append(HistoryRow(step, 0.5 + 0.01 * step, 0.6, s.metrics["accuracy"], 0.01))
             self.timeline.append({"step": step, "embedding": s.embedding.copy(),
-                                  "predictions": s.predictions.copy(), "accuracy": s.metrics["accuracy"]})
+                                  "predictions": s.predictions.copy(), "accuracy": s.metrics["accuracy"],
+                                  "prototypes_embedding": s.prototypes_embedding.copy()})
             if progress:
                 progress(i + 1, n)
         return self.state
