@@ -20,7 +20,7 @@ QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6")
 LAYERS: list[tuple[str, ...]] = [
     ("protoview",),
     ("errors",),
-    ("core.warnings", "core.atomic", "core.device", "core.heads", "core.geometry", "core._fuzzy",
+    ("core.warnings", "core.atomic", "core.device", "core.heads", "core.geometry", "core.neighbors", "core._fuzzy",
      "core.preprocess"),
     ("core.model",),
     ("core.demo",),
@@ -33,8 +33,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("__main__",),
 ]
 #: The window reaches the core only through the session, its requests and results, and
-#: snapshot files (a replay needs no model).
-GUI_MAY_IMPORT = {"protoview", "errors", "core.session", "core.state", "core.snapshot"}
+#: snapshot files (a replay needs no model); core.neighbors reads a result (numpy only).
+GUI_MAY_IMPORT = {"protoview", "errors", "core.session", "core.state", "core.snapshot", "core.neighbors"}
 #: The command line may open the window, and only through its entry point.
 CLI_MAY_IMPORT_GUI = {"protoview.gui.app"}
 

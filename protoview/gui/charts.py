@@ -198,9 +198,15 @@ class NumbersPanel(QtWidgets.QWidget):
         labelled = bool(np.any(np.asarray(state.labels) >= 0))
         self._title_labels(labelled)
         per_class, conf = per_class_and_confusion(state.labels, state.predictions, n)
-        # unlabelled data: per_class is NaN (bars of height 0, none reads as 0%), conf is 0
-        self._draw_per_class(per_class if labelled else np.full(n, np.nan))
-        self._draw_confusion(conf)
+        if labelled:
+            self._draw_per_class(per_class)
+        else:  # unlabelled data: nothing to score, and no bar may read as 0%
+            for bars in (self.class_bars, self.baseline_bars):
+                bars.setOpts(x=[], height=[], width=0.38)
+            self.baseline_bars.setVisible(False)
+            self.class_legend.setVisible(False)
+            self._class_key = None
+        self._draw_confusion(conf)  # all zeros without labels
         text = scores_text(state.metrics, source_accuracy, labelled=labelled)
         if not labelled and np.size(state.entropy) and np.isfinite(state.entropy).any():
             text += f" · mean entropy {float(np.nanmean(state.entropy)):.3f}"
