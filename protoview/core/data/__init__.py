@@ -16,7 +16,8 @@ Spellings accepted by :func:`open_dataset`::
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays, transforms), ``_folder`` (image folders), ``_arrays``
-(``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
+(``.npz`` images), ``_decoded`` (image folders decoded once per preprocessing, in memory
+or on disk), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
 (torchvision datasets as they lie on disk), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
@@ -24,6 +25,7 @@ here plus one branch in ``_open.open_dataset``.
 
 from protoview.core.data._arrays import npz_images_dataset
 from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset
+from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
     FeatureSet,
@@ -37,9 +39,11 @@ from protoview.core.data._open import default_transform, open_dataset
 __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
+    "DecodedImages",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
+    "decoded_images",
     "default_transform",
     "npz_images_dataset",
     "open_dataset",
