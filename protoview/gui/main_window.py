@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
+from protoview.core.session import OpenRequest, RefreshRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _menus, theme
 from protoview.gui._window_files import FileActions
 from protoview.gui.charts import NumbersPanel
-from protoview.gui.map_view import COLOR_MODES, EmbeddingView
+from protoview.gui.map_view import COLOR_MODES, EmbeddingView, map_freshness
 from protoview.gui.panels import AdaptPanel, KMeansPanel, SinkhornPanel
 from protoview.gui.replay import ReplayBar, frame_state
 from protoview.gui.worker import ComputeWorker, ResetRequest, default_open, default_warm_up
@@ -103,6 +103,16 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.selection_label = QtWidgets.QLabel(self.view.selection_summary())
         self.selection_label.setObjectName("SelectionLabel")
         self.highlight_label = QtWidgets.QLabel("")
+        self.map_label = QtWidgets.QLabel("")
+        self.map_label.setObjectName("MapFreshness")
+        self.map_label.setToolTip("after a step its batch moves at once; the other samples "
+                                  "are refreshed to the new model in the background")
+        self.refresh_button = QtWidgets.QToolButton()
+        self.refresh_button.setText("Refresh map")
+        self.refresh_button.setToolTip("the exact map and full-set accuracy of the current "
+                                       "model, now")
+        self.refresh_button.setEnabled(False)
+        self.refresh_button.clicked.connect(lambda: self.submit(RefreshRequest()))
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
         bar.addWidget(QtWidgets.QLabel("Colour by"))
@@ -110,6 +120,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         bar.addWidget(self.select_toggle)
         bar.addWidget(self.selection_label, 1)
         bar.addWidget(self.highlight_label)
+        bar.addWidget(self.map_label)
+        bar.addWidget(self.refresh_button)
         self.replay_bar = ReplayBar()
         self.replay_bar.hide()
         self.replay_bar.frame_changed.connect(self.show_frame)
@@ -223,6 +235,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.source_accuracy = res.source_accuracy
         self.view.thumbnail = res.thumbnail
         self.view.set_state(res.state, res.class_names or None, animate=res.kind != "open")
+        self.map_label.setText(map_freshness(res.state))
+        self.refresh_button.setEnabled(res.state.metrics.get("refreshed", 1.0) < 1.0)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
         self._pending_numbers = (res.state, res.history, res.source_accuracy)
