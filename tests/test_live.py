@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from protoview.core.adapt.baselines import make_adapter
-from protoview.core.adapt.refresh import ProgressiveRefresh, accuracy_interval
+from protoview.core.adapt.refresh import ProgressiveRefresh, difference_estimate
 from protoview.core.adapt.run import AdaptRun, stratified_order
 from protoview.core.model import SplitModel
 from protoview.core.session import OpenRequest, RefreshRequest, Session, StepRequest
@@ -193,36 +193,58 @@ def test_bad_refresh_arguments_are_named() -> None:
 
 
 # ---- the probe ---------------------------------------------------------------------------
-def test_the_probe_estimate_is_the_accuracy_of_the_refreshed_probe_rows() -> None:
+def test_the_probe_estimate_starts_from_the_last_exact_numbers() -> None:
     data = Data(200)
     run = AdaptRun(make_adapter("tent", tiny_model(), lr=1e-2), data, batch_size=20, seed=5)
-    live = _fresh_refresh(run, probe_size=50)  # rounded up: 3 batches, 60 samples
+    start_feats, start_logits, _ = run.features_all()  # exact numbers of step 0: the anchor
+    live = ProgressiveRefresh(run, start_feats, start_logits, data.labels, probe_size=50)
+    anchor_right = start_logits.argmax(1) == data.labels
     live.on_step(run.step())
     assert live.probe() is None
-    live.advance(until="probe")
+    live.advance(until="probe")  # rounded up: 3 batches, 60 samples
     assert live.probe_complete and not live.complete and live.fraction == pytest.approx(0.3)
     probe = live.probe()
     rows = np.concatenate(run.refresh_batches()[:3])
     _, logits, labels = run.features_all()
-    expected = (logits[rows].argmax(1) == labels[rows]).mean()
-    assert probe.accuracy == pytest.approx(expected) and probe.size == 60
+    right = logits.argmax(1) == labels
+    assert probe.probe_accuracy == pytest.approx(right[rows].mean()) and probe.size == 60
+    expected = anchor_right.mean() + (right[rows].astype(float) - anchor_right[rows]).mean()
+    assert probe.accuracy == pytest.approx(expected) and probe.anchor_step == -1
     assert probe.population == 200 and probe.step == 1 and not probe.exact
-    assert probe.low < probe.accuracy < probe.high
+    assert probe.low <= probe.accuracy <= probe.high
+    live.advance()  # complete: step 1 is the new anchor, its estimate exact
+    assert live.probe().accuracy == live.exact_accuracy() == pytest.approx(right.mean())
+    live.on_step(run.step())
+    live.advance(until="probe")
+    assert live.probe().anchor_step == 1
     live.set_probe_size(10**6)  # the whole set: exact, zero width
     live.advance(until="probe")
     whole = live.probe()
     assert whole.exact and whole.low == whole.high == whole.accuracy == live.exact_accuracy()
 
 
-def test_accuracy_interval_is_wilson_with_the_finite_population_correction() -> None:
-    low, high = accuracy_interval(80, 100, 10**9)
-    assert low == pytest.approx(0.7111, abs=1e-3) and high == pytest.approx(0.8666, abs=1e-3)
-    small_low, small_high = accuracy_interval(80, 100, 200)  # half the set: narrower
-    assert low < small_low < 0.8 < small_high < high
-    assert accuracy_interval(80, 100, 100) == (0.8, 0.8)
-    assert all(np.isnan(accuracy_interval(0, 0, 10)))
-    assert accuracy_interval(0, 50, 1000)[0] == pytest.approx(0.0, abs=1e-12)
-    assert accuracy_interval(50, 50, 1000)[1] == pytest.approx(1.0)
+def test_the_difference_estimate_is_unbiased_and_its_interval_covers() -> None:
+    rng = np.random.default_rng(0)
+    population = 2000
+    anchor = (rng.random(population) < 0.6).astype(float)
+    flips = rng.random(population) < 0.1  # 10% change verdict, mostly to right
+    now = np.where(flips, (rng.random(population) < 0.8).astype(float), anchor)
+    truth = now.mean()
+    estimates, covered = [], 0
+    for _ in range(400):
+        rows = rng.choice(population, 200, replace=False)
+        est, low, high = difference_estimate(now[rows], anchor[rows], anchor.mean(), population)
+        estimates.append(est)
+        covered += low <= truth <= high
+    assert abs(np.mean(estimates) - truth) < 0.003  # unbiased
+    assert 0.9 <= covered / 400 <= 0.99  # about 95% coverage
+    raw_spread = np.std([now[rng.choice(population, 200, replace=False)].mean() for _ in range(400)])
+    assert np.std(estimates) < raw_spread / 2  # far tighter than the probe's own accuracy
+    # nothing changed on the probe: the estimate is the anchor's, with a nonzero width
+    est, low, high = difference_estimate(np.ones(50), np.ones(50), 0.7, 1000)
+    assert est == pytest.approx(0.7) and low < 0.7 < high
+    assert difference_estimate(now, anchor, anchor.mean(), population) == (truth, truth, truth)
+    assert all(np.isnan(difference_estimate(np.zeros(0), np.zeros(0), 0.5, 10)))
 
 
 # ---- the session -------------------------------------------------------------------------
