@@ -109,6 +109,9 @@ class FileActions:
         n_classes = len(self.snapshot_base.center_labels)
         self.view.set_state(self.snapshot_base, [str(i) for i in range(n_classes)], animate=False)
         self.view.fit_view()
+        if hasattr(self, "map_label"):  # a saved map: not the live one being refreshed
+            self.map_label.setText("")
+            self.refresh_button.setEnabled(False)
         self._pending_numbers = None  # a live result's charts must not overwrite these
         self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy)
         self.replay_bar.set_frames([int(f.get("step", i)) for i, f in enumerate(snap.timeline)])

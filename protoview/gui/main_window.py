@@ -230,6 +230,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             return
         if res.job < self._job and res.kind != "open":
             return  # a newer request is on its way
+        if res.kind == "refresh" and self.snapshot is not None:
+            return  # a background refresh must not take a shown snapshot away
         self._leave_snapshot_mode()
         self.state, self.history = res.state, res.history
         self.source_accuracy = res.source_accuracy

@@ -188,3 +188,35 @@ def test_probe_points_are_drawn_with_their_interval(qtbot) -> None:
                         "probe_size": 1000.0, "probe_population": 2000.0}, 0.4)
     assert text.startswith("probe accuracy 61.2% (95% CI 58.0%–64.0%; 1,000 of 2,000)")
     assert "probe" not in scores_text({"accuracy": 0.6, "probe_accuracy": 0.61}, 0.4)
+
+
+def test_a_background_refresh_leaves_a_shown_snapshot_alone(qtbot, tmp_path, live_cls):
+    from protoview.gui.main_window import MainWindow
+    from protoview.gui.replay import history_from_snapshot
+
+    live_cls.batches, live_cls.batch_seconds = 12, 0.03
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, open_session=live_cls.open, warm_up=None, raise_errors=True)
+    qtbot.addWidget(w)
+    w.show()
+    w.worker.refresh_slice = 0.0
+    results = []
+    w.worker.result.connect(results.append)
+    w.open_demo()
+    qtbot.waitUntil(lambda: any(r.kind == "open" for r in results), timeout=5000)
+    w.submit(StepRequest(n_steps=1))
+    qtbot.waitUntil(lambda: any(r.kind == "step" and not r.partial for r in results), timeout=5000)
+    snap = LiveFakeSession(50).to_snapshot()
+    snap.history = {"step": np.array([1, 2]), "accuracy": np.array([np.nan, 0.7]),
+                    "probe_accuracy": np.array([0.61, 0.69]), "probe_low": np.array([0.5, 0.6]),
+                    "probe_high": np.array([0.7, 0.8]), "probe_size": np.array([100, 100])}
+    w.show_snapshot(snap)
+    shown = w.view.state
+    assert w.map_label.text() == "" and not w.refresh_button.isEnabled()
+    qtbot.waitUntil(lambda: any(r.kind == "refresh" and not r.partial for r in results),
+                    timeout=10000)
+    qtbot.wait(50)
+    assert w.snapshot is snap and w.view.state is shown
+    rows = history_from_snapshot(snap)
+    assert [r.probe_accuracy for r in rows] == [0.61, 0.69] and rows[1].probe_size == 100
+    w.close()
