@@ -105,6 +105,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.highlight_label = QtWidgets.QLabel("")
         self.map_label = QtWidgets.QLabel("")
         self.map_label.setObjectName("MapFreshness")
+        # a fixed width: its text changes with every result, and a label that resizes
+        # re-lays out (and repaints) the window each time
+        self.map_label.setMinimumWidth(
+            self.fontMetrics().horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
         self.map_label.setToolTip("after a step its batch moves at once; the other samples "
                                   "are refreshed to the new model in the background")
         self.refresh_button = QtWidgets.QToolButton()
@@ -241,8 +245,9 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.refresh_button.setEnabled(res.state.metrics.get("refreshed", 1.0) < 1.0)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
-        self._pending_numbers = (res.state, res.history, res.source_accuracy)
-        QtCore.QTimer.singleShot(0, self._flush_numbers)
+        if not getattr(res, "followed", False):  # else the step's probe result draws them
+            self._pending_numbers = (res.state, res.history, res.source_accuracy)
+            QtCore.QTimer.singleShot(0, self._flush_numbers)
         if res.kind == "sinkhorn":
             self.set_color_mode("assignment")
             target = self.sinkhorn_panel.target.currentText()

@@ -50,7 +50,9 @@ class ResetRequest:
 
 @dataclass
 class Result:
-    """What a job hands back. ``state``: GeometryState; ``partial``: more results follow."""
+    """What a job hands back. ``state``: GeometryState; ``partial``: more results follow;
+    ``followed``: the same step's next result (its probe) follows at once, so the window
+    may leave the charts for that one."""
 
     job: int
     kind: str
@@ -62,6 +64,7 @@ class Result:
     partial: bool = False
     seconds: float = 0.0
     payload: Any = None
+    followed: bool = False
 
 
 def live_workers() -> list[ComputeWorker]:
@@ -251,7 +254,7 @@ class ComputeWorker(QtCore.QThread):
             # the pixels first; then the step's probe, or at a pass end the whole set
             until = "all" if getattr(s, "at_pass_end", False) else "probe"
             more = bool(getattr(s, "refresh_pending" if until == "all" else "probe_pending", False))
-            self._emit(job, "step", t0, partial=more or done + 1 < total)
+            self._emit(job, "step", t0, partial=more or done + 1 < total, followed=more)
             if more and s.refresh_some(seconds=None, until=until, cancel=cancel) is not None:
                 self._emit(job, "step", t0, partial=done + 1 < total)
 
@@ -274,7 +277,8 @@ class ComputeWorker(QtCore.QThread):
         if state is not None:
             self._emit(job, "refresh", t0, partial=bool(self.session.refresh_pending))
 
-    def _emit(self, job: int, kind: str, t0: float, partial: bool = False) -> None:
+    def _emit(self, job: int, kind: str, t0: float, partial: bool = False,
+              followed: bool = False) -> None:
         s = self.session
         ds = getattr(s, "dataset", None)
         self.result.emit(Result(
@@ -283,7 +287,7 @@ class ComputeWorker(QtCore.QThread):
             source_accuracy=float(getattr(s, "source_accuracy", float("nan"))),
             class_names=list(getattr(ds, "class_names", []) or []),
             thumbnail=getattr(ds, "thumbnail", None),
-            partial=partial, seconds=time.perf_counter() - t0,
+            partial=partial, seconds=time.perf_counter() - t0, followed=followed,
         ))
 
 
