@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench._common import Context, Row
-from bench.adaptation import memory, tsd_step
+from bench.adaptation import memory, probe_accuracy, tsd_step
 from bench.clustering import kmeans
 from bench.drawing import drawing
-from bench.end_to_end import step_to_pixels
-from bench.extraction import extraction
+from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
+from bench.extraction import extraction, refresh_second_pass
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
 
@@ -22,5 +22,8 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "tsd_step": tsd_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
+    "step_to_pixels_resnet": step_to_pixels_resnet,
+    "refresh_second_pass": refresh_second_pass,
+    "probe_accuracy": probe_accuracy,
     "memory": memory,
 }

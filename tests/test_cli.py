@@ -69,7 +69,7 @@ def test_adapt_records_history_and_timeline(capsys, tmp_path):
     snap = tmp_path / "run.h5"
     rc = main(
         ["adapt", "demo", "demo:noise:3", "--steps", "6", "--batch-size", "32",
-         "--record-every", "3", "--out", str(snap)]
+         "--record-every", "3", "--probe-size", "100", "--out", str(snap)]
     )
     assert rc == 0
     out = capsys.readouterr().out
@@ -81,6 +81,13 @@ def test_adapt_records_history_and_timeline(capsys, tmp_path):
     # the snapshot's accuracy is the adapted model's, above the source model's
     assert s.metrics["accuracy"] > s.metrics["source_accuracy"]
     assert s.history["accuracy"][-1] == pytest.approx(s.metrics["accuracy"])
+    # every step's full-set accuracy estimated on a stratified probe (4 batches of 32 >= 100)
+    assert list(s.history["probe_size"]) == [128] * 6
+    probe, low, high = (s.history[k] for k in ("probe_accuracy", "probe_low", "probe_high"))
+    assert np.isfinite(probe).all() and (low <= probe).all() and (probe <= high).all()
+    assert abs(probe[-1] - s.history["accuracy"][-1]) < high[-1] - low[-1]
+    assert main(["adapt", "demo", "demo:noise:3", "--steps", "1", "--probe-size", "-1"]) == 2
+    assert "--probe-size" in capsys.readouterr().err
     # each step's batch: its sample indices, and the predictions/logits before the update
     batches = s.history["batch_indices"]  # read back as one array per step
     assert [len(b) for b in batches] == [32] * 6

@@ -20,8 +20,8 @@ QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6")
 LAYERS: list[tuple[str, ...]] = [
     ("protoview",),
     ("errors",),
-    ("core.warnings", "core.atomic", "core.device", "core.heads", "core.geometry", "core.neighbors", "core._fuzzy",
-     "core.preprocess"),
+    ("core.warnings", "core.atomic", "core.device", "core.accel", "core.heads", "core.geometry",
+     "core.neighbors", "core._fuzzy", "core.preprocess"),
     ("core.model",),
     ("core.demo",),
     ("core.checkpoint", "core.data", "core.snapshot"),

@@ -110,6 +110,7 @@ def open_request(args: argparse.Namespace, *, adapt: bool = False):
         trust=getattr(args, "trust_checkpoint", False), nb_proxy=getattr(args, "nb_proxy", None),
         split=getattr(args, "split", None), device=getattr(args, "device", None),
         seed=getattr(args, "seed", 0), adapt=adapt, preprocess=getattr(args, "preprocess", None),
+        decoded=getattr(args, "decoded", "auto"),
     )
 
 

@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
+    p.add_argument("--probe-size", type=int, default=0, metavar="N",
+                   help="estimate the full-set accuracy after every step on a stratified probe of N "
+                        "samples (history probe_accuracy, with a 95%% interval); costs N forward "
+                        "passes per step (default 0: off; the exact accuracy comes at each pass end)")
+    p.add_argument("--decoded", choices=("auto", "memory", "disk", "off"), default="auto",
+                   help="image folders: decode each image once into a uint8 cache in memory or on "
+                        "disk (auto: memory when it fits in a quarter of RAM, at most 4 GiB)")
     p.add_argument("--out", help="write the run (history + final state) to this snapshot")
     handlers["adapt"] = cmd_adapt
 
@@ -106,6 +113,10 @@ def _param_value(text: str) -> object:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from protoview.core.session import StepRequest
+    from protoview.errors import ParameterError
+
+    if args.probe_size < 0:
+        raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 
     session = _open(args, adapt=True)
     labelled = session.state.labels_known != "none"
@@ -117,6 +128,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
+        probe_size=args.probe_size,
     )
     session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]

@@ -85,7 +85,7 @@ def extract_features(
     model: SplitModel,
     dataset: Any,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = 256,
     device: str | torch.device | None = None,
     num_workers: int | None = None,
     amp: bool = True,
@@ -100,10 +100,14 @@ def extract_features(
         eval flag is restored afterwards).
     dataset: yields ``(x (C,H,W) float32, y int)``; in-memory datasets with ``get_batch``
         are sliced directly (no DataLoader).
-    batch_size: images per forward pass (>= 1); halved on CUDA out-of-memory.
+    batch_size: images per forward pass (>= 1); halved on CUDA out-of-memory. None: 256 on
+        the CPU; on CUDA the largest batch a memory probe says fits
+        (:func:`~protoview.core.accel.probe_batch_size`).
     device: ``"cpu"``, ``"cuda"``, ... or None for :func:`pick_device`.
     num_workers: DataLoader workers; None: :func:`default_num_workers`.
-    amp: float16 autocast on CUDA (never on CPU); outputs are float32 either way.
+    amp: on CUDA, bfloat16 or float16 autocast when its predictions agree with float32's
+        on the first batch (:func:`~protoview.core.accel.choose_precision`; the choice is
+        in ``notes``); never on the CPU. Outputs are float32 either way.
     progress: called as ``progress(samples_done, total)`` after each batch.
     cancel: checked before each batch; returning True raises CancelledError.
 
@@ -115,7 +119,9 @@ def extract_features(
         raise ParameterError(
             "dataset", f"{dataset.source} already holds features; there is nothing to extract"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
         raise ParameterError("batch_size", f"must be a whole number >= 1, got {batch_size!r}")
     if num_workers is not None and num_workers < 0:
         raise ParameterError("num_workers", f"must be >= 0, got {num_workers}")
@@ -128,7 +134,10 @@ def extract_features(
     model.to(dev).eval()
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    runner = BatchRunner(model, dev, amp, batch_size)
+    runner = BatchRunner(model, dev, amp, batch_size or 256)
+    if batch_size is None and dev.type == "cuda":
+        batch_size = runner.probe_batch_size(dataset[0][0])
+    batch_size = batch_size or 256
     features = logits = None
     labels = np.empty(total, dtype=np.int64)
     problems: list[str] = []

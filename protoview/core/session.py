@@ -1,11 +1,21 @@
 """A session: the model, the data, the current geometry and the run's history.
 
 The GUI's compute worker and the CLI drive the same object through frozen requests
-(:class:`OpenRequest`, :class:`StepRequest`, :class:`KMeansRequest`,
-:class:`SinkhornRequest`). Each method is a plain function of the request that reads no
-widget; it returns a :class:`GeometryState` (numpy arrays only) for the view to draw.
-Long methods take ``progress(done, total)`` and ``cancel() -> bool``; a cancelled step
-leaves the session at the last completed step.
+(:class:`OpenRequest`, :class:`StepRequest`, :class:`RefreshRequest`,
+:class:`KMeansRequest`, :class:`SinkhornRequest`). Each method is a plain function of the
+request that reads no widget; it returns a :class:`GeometryState` (numpy arrays only) for
+the view to draw. Long methods take ``progress(done, total)`` and ``cancel() -> bool``; a
+cancelled step leaves the session at the last completed step.
+
+Live steps (``StepRequest(live=True)``, the window's): a step moves its batch's points at
+once, from the step's own forward pass; the other samples are refreshed to the new model
+batch by batch by :meth:`Session.refresh_some` (the window's worker calls it between and
+after steps), the stratified probe first (its accuracy, with a 95% interval, estimates
+the full-set accuracy of every step). ``state.metrics`` then says which step the map
+shows and how much of it is refreshed (``map_step``, ``refreshed``); ``accuracy`` (the
+exact full-set accuracy) is there only once the refresh is complete. :meth:`Session.refresh`
+(or a :class:`RefreshRequest`) completes it at once; steps that are not live do so after
+each request (and at the end of each pass), as the command line wants.
 """
 
 from __future__ import annotations
@@ -47,12 +57,21 @@ class OpenRequest:
     seed: int = 0
     adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
     preprocess: str | None = None
+    decoded: str = "auto"  # image folders decoded once: auto | memory | disk | off
 
 
 @dataclass(frozen=True)
 class StepRequest:
     """Adaptation steps. method: tsd | tent | t3a | bn | none; params go to the adapter
-    (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass."""
+    (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass.
+
+    live: False (the command line): the map and the exact full-set accuracy are refreshed
+    after the request (every ``record_every`` steps when > 0) and at the end of each pass.
+    True (the window): each step moves only its batch's points; the rest is left to
+    :meth:`Session.refresh_some` (the probe too). probe_size: samples of the stratified
+    probe whose accuracy estimates the full-set accuracy at every step (rounded up to
+    whole batches; 0: none); changing it does not start a new run.
+    """
 
     method: str = "tsd"
     n_steps: int = 1
@@ -61,9 +80,17 @@ class StepRequest:
     params: tuple[tuple[str, Any], ...] = ()
     shuffle: bool = True
     record_every: int = 0  # > 0: refresh the map and keep a timeline frame every K steps
+    live: bool = False
+    probe_size: int = 1000
 
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """The exact map and full-set accuracy of the current model, now (completes the
+    progressive refresh; the samples already refreshed for this step are not run again)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +115,9 @@ class HistoryRow:
     report it); batch_accuracy: this batch; full_accuracy: the whole set after the step
     (NaN when the map was not refreshed at that step); batch_indices (B,) int64,
     online_predictions (B,) int64 and online_logits (B, C) float32: the batch as the model
-    saw it before the update."""
+    saw it before the update; probe_accuracy, probe_low, probe_high: the full-set accuracy
+    after the step estimated on the probe, with its 95% interval, and probe_size its
+    labelled samples (NaN / 0 when not computed)."""
 
     step: int
     online_accuracy: float
@@ -99,6 +128,10 @@ class HistoryRow:
     online_predictions: np.ndarray | None = None
     online_logits: np.ndarray | None = None
     loss: float = float("nan")
+    probe_accuracy: float = float("nan")
+    probe_low: float = float("nan")
+    probe_high: float = float("nan")
+    probe_size: int = 0
 
 
 @dataclass
@@ -118,12 +151,16 @@ class Session:
     _kmeans: Any = None
     _sinkhorn: Any = None
     _map_anchors: Any = None
+    _live: Any = None  # ProgressiveRefresh of the run's current model
     device: str | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
         model, dataset = open_model_and_data(req)
+        from protoview.core.data import decoded_images
+
+        dataset = decoded_images(dataset, req.decoded)
         session = cls(model=model, dataset=dataset, request=req, device=req.device)
         if req.adapt:
             session._check_adaptable()
@@ -141,32 +178,54 @@ class Session:
     def refresh(
         self, progress: Progress = None, cancel: Cancel = None, fresh_map: bool = False
     ) -> GeometryState:
-        """Re-extract features with the current model and update the map (stable).
+        """The exact features of the current model, and the map updated to them (stable).
 
-        Cancellable during the extraction and the map; a cancelled refresh changes
-        nothing (features, state and anchors are replaced together at the end)."""
-        from protoview.core.features import FeatureResult, extract_features
-        from protoview.core.heads import head_proxies
+        With an adaptation run this completes its progressive refresh: the samples already
+        refreshed for the current step are not run again. Cancellable during the
+        extraction and the map; a cancelled refresh changes nothing that is shown
+        (features, state and anchors are replaced together at the end)."""
+        features = self._exact_features(progress, cancel)
+        return self._set_map(features, fresh_map=fresh_map, cancel=cancel)
+
+    def _exact_features(self, progress: Progress, cancel: Cancel):
+        from protoview.core.features import extract_features
 
         if self.is_feature_file:
-            features = self._precomputed_features()
-        elif self._run is None:
+            return self._precomputed_features()
+        if self._live is None:
             features = extract_features(
-                self.model, self.dataset, device=self.device, progress=progress, cancel=cancel
+                self.model, self.dataset, batch_size=None, device=self.device,
+                progress=progress, cancel=cancel,
             )
             if features.device == "cpu" and any("continued on the CPU" in n for n in features.notes):
                 self.device = "cpu"  # the GPU failed: the rest of the session runs on the CPU
-        else:
-            # The adapted model as the run sees it (batch statistics for BN-based methods),
-            # so the map's accuracy is the run's full-set accuracy.
-            t0 = time.perf_counter()
-            feats, logits, labels = self._run.features_all(progress=progress, cancel=cancel)
-            seconds = time.perf_counter() - t0
-            features = FeatureResult(
-                feats, logits, labels, device=str(self.device or "auto"), seconds=seconds,
-                images_per_second=len(labels) / max(seconds, 1e-9),
-                notes=[f"features of the model adapted by {self._run_key[0]}"], attrs={},
-            )
+            return features
+        # The adapted model as the run sees it (batch statistics for BN-based methods),
+        # so the map's accuracy is the run's full-set accuracy.
+        t0 = time.perf_counter()
+        left = int((~self._live.fresh).sum())
+        self._live.advance(until="all", cancel=cancel, progress=progress)
+        self._note_accuracy()
+        return self._live_features(time.perf_counter() - t0, left)
+
+    def _live_features(self, seconds: float = 0.0, computed: int = 0):
+        """The run's features as they are now (a FeatureResult; not all fresh while a
+        refresh is under way)."""
+        from protoview.core.features import FeatureResult
+
+        live = self._live
+        feats, logits, labels = live.arrays()
+        note = f"features of the model adapted by {self._run_key[0]} at step {live.step}"
+        if not live.complete:
+            note += f" ({live.fraction:.0%} refreshed)"
+        return FeatureResult(
+            feats, logits, labels, device=str(self.device or "auto"), seconds=seconds,
+            images_per_second=computed / max(seconds, 1e-9), notes=[note], attrs={},
+        )
+
+    def _set_map(self, features, fresh_map: bool = False, cancel: Cancel = None) -> GeometryState:
+        from protoview.core.heads import head_proxies
+
         vectors, classes = head_proxies(self.model.classifier)
         prev = None if fresh_map or self.state is None else joint_embedding(self.state)
         anchors = self._map_anchors if prev is not None else None
@@ -182,7 +241,7 @@ class Session:
             features.features,
             features.labels,
             logits=features.logits,
-            proxies=vectors.float().cpu().numpy(),
+            proxies=vectors.detach().float().cpu().numpy(),
             proxy_classes=classes.cpu().numpy(),
             prototypes=None if protos is None else protos.centroids,
             prototype_density=None if protos is None else protos.density,
@@ -205,7 +264,79 @@ class Session:
         else:
             self._map_anchors = np.where(held[:, None], anchors, joint)
         self._describe_state()
+        self._describe_freshness()
         return self.state
+
+    def _describe_freshness(self) -> None:
+        """metrics: map_step and refreshed (with a run); the probe's estimate; accuracy
+        only when every sample holds the current model's features."""
+        live, metrics = self._live, self.state.metrics
+        if live is None:
+            return
+        metrics["map_step"] = float(live.step)
+        metrics["refreshed"] = live.fraction
+        if not live.complete:
+            metrics.pop("accuracy", None)  # a mix of models' predictions is no accuracy
+        probe = live.probe()
+        if probe is not None:
+            metrics.update(
+                probe_accuracy=probe.accuracy, probe_low=probe.low, probe_high=probe.high,
+                probe_size=float(probe.size), probe_population=float(probe.population),
+            )
+
+    # ------------------------------------------------------------------ progressive refresh
+    @property
+    def refresh_pending(self) -> bool:
+        """True while some sample does not hold the current model's features yet."""
+        return self._live is not None and not self._live.complete
+
+    @property
+    def probe_pending(self) -> bool:
+        """True while the probe's estimate of the current step is not computed."""
+        return (
+            self._live is not None and self._live.probe_batches > 0
+            and not self._live.probe_complete
+        )
+
+    @property
+    def at_pass_end(self) -> bool:
+        """True when the last step ended a pass over the data."""
+        run = self._run
+        return run is not None and bool(run.history) and run.position >= run.steps_per_pass
+
+    def refresh_some(
+        self, seconds: float | None = 0.5, until: str = "all", cancel: Cancel = None
+    ) -> GeometryState | None:
+        """Refresh samples to the current model for about ``seconds`` (at least one batch;
+        None: until ``until`` is done), the probe first, then update the map (anchored:
+        only the refreshed points move). Returns the new state, or None when there was
+        nothing to do. ``until``: ``"all"`` or ``"probe"``. ``cancel`` stops between
+        batches (raising :class:`~protoview.errors.CancelledError`; the batches done are
+        kept and shown by the next map)."""
+        live = self._live
+        if live is None or live.complete or (until == "probe" and not self.probe_pending):
+            return None
+        t0 = time.perf_counter()
+        left = int((~live.fresh).sum())
+        live.advance(until=until, seconds=seconds, cancel=cancel)
+        self._note_accuracy()
+        done = left - int((~live.fresh).sum())
+        return self._set_map(self._live_features(time.perf_counter() - t0, done), cancel=cancel)
+
+    def _note_accuracy(self) -> None:
+        """Copy the probe's estimate and the exact accuracy of the current step into its
+        history row."""
+        live = self._live
+        if live is None or not self.history or self.history[-1].step != live.step:
+            return
+        row = self.history[-1]
+        probe = live.probe()
+        if probe is not None:
+            row.probe_accuracy, row.probe_low, row.probe_high = probe.accuracy, probe.low, probe.high
+            row.probe_size = probe.size
+        exact = live.exact_accuracy()
+        if exact is not None:
+            row.full_accuracy = exact
 
     def _check_adaptable(self) -> None:
         if self.is_feature_file:
@@ -286,6 +417,7 @@ class Session:
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):
         from protoview.core.adapt.baselines import make_adapter
+        from protoview.core.adapt.refresh import ProgressiveRefresh
         from protoview.core.adapt.run import AdaptRun
 
         self._check_adaptable()
@@ -297,59 +429,81 @@ class Session:
                 self.model.load_state_dict(self._source_state)
                 self.history.clear()
                 self.timeline.clear()
+            self._run, self._run_key, self._live = None, None, None
             adapter = make_adapter(req.method, self.model, **req.param_dict())
-            self._run = AdaptRun(
+            run = AdaptRun(
                 adapter, self.dataset, batch_size=req.batch_size, seed=req.seed, shuffle=req.shuffle
             )
-            self._run_key = key
+            run.accelerate()  # CUDA only: channels-last, and AMP where it agrees with float32
+            known = self.features
+            self._live = ProgressiveRefresh(
+                run, known.features, known.logits, known.labels, probe_size=req.probe_size
+            )
+            self._run, self._run_key = run, key
+        else:
+            self._live.set_probe_size(req.probe_size)
         return self._run
 
     def step(
         self, req: StepRequest, progress: Progress = None, cancel: Cancel = None
     ) -> GeometryState:
-        """Run ``req.n_steps`` adaptation steps (one pass if <= 0), then refresh the map."""
+        """Run ``req.n_steps`` adaptation steps (one pass if <= 0) and update the map.
+
+        Each step moves its batch's points (the step's own features and online logits).
+        Not live: after each step the probe is refreshed (its estimate goes into the
+        history row), at the end of a pass the whole set (the exact full-set accuracy),
+        and after the request (or every ``record_every`` steps) the whole set and the map.
+        Live: after each ``record_every`` steps (default: the request) the map is updated
+        from what is known; :meth:`refresh_some` does the rest.
+        """
         run = self._ensure_run(req)
+        live = self._live
         total = req.n_steps if req.n_steps > 0 else run.steps_per_pass
         chunk = req.record_every if req.record_every > 0 else total
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-
-            def chunk_progress(i: int, _n: int, base: int = done) -> None:
-                if progress:
-                    progress(base + i, total)
-
-            records = run.run(n, progress=chunk_progress, cancel=cancel)
-            done += n
-            state = self.refresh()
-            for rec in records:
-                self.history.append(
-                    HistoryRow(
-                        rec.step,
-                        rec.cumulative_accuracy,
-                        rec.online_accuracy,
-                        float("nan"),
-                        rec.seconds,
-                        batch_indices=np.asarray(rec.batch_indices, np.int64),
-                        online_predictions=np.asarray(rec.online_predictions, np.int64),
-                        online_logits=np.asarray(rec.online_logits, np.float32),
-                        loss=float("nan") if rec.loss is None else float(rec.loss),
-                    )
+        for done in range(total):
+            record = run.run(1, cancel=cancel)[0]
+            live.on_step(record)
+            self.history.append(self._history_row(record))
+            if progress:
+                progress(done + 1, total)
+            boundary = done + 1 == total or (done + 1) % chunk == 0
+            if not req.live:
+                if boundary:
+                    self.refresh(cancel=cancel)
+                elif self.at_pass_end:
+                    live.advance(until="all", cancel=cancel)
+                else:
+                    live.advance(until="probe", cancel=cancel)
+                self._note_accuracy()
+            elif boundary:
+                self._set_map(self._live_features(), cancel=cancel)
+            if boundary:
+                self._describe_state()
+                self.state.attrs.update(
+                    method=req.method,
+                    params={
+                        **req.param_dict(),
+                        "batch_size": req.batch_size,
+                        "seed": req.seed,
+                        "shuffle": req.shuffle,
+                    },
                 )
-            if self.history:
-                self.history[-1].full_accuracy = state.metrics.get("accuracy", float("nan"))
-            self._describe_state()
-            self.state.attrs.update(
-                method=req.method,
-                params={
-                    **req.param_dict(),
-                    "batch_size": req.batch_size,
-                    "seed": req.seed,
-                    "shuffle": req.shuffle,
-                },
-            )
-            self._record_frame()
+                self._record_frame()
         return self.state
+
+    @staticmethod
+    def _history_row(rec) -> HistoryRow:
+        return HistoryRow(
+            rec.step,
+            rec.cumulative_accuracy,
+            rec.online_accuracy,
+            float("nan"),
+            rec.seconds,
+            batch_indices=np.asarray(rec.batch_indices, np.int64),
+            online_predictions=np.asarray(rec.online_predictions, np.int64),
+            online_logits=np.asarray(rec.online_logits, np.float32),
+            loss=float("nan") if rec.loss is None else float(rec.loss),
+        )
 
     def reset(self) -> GeometryState:
         """Back to the source model; history cleared; the map updates from where it is."""
@@ -358,6 +512,7 @@ class Session:
             self._run.reset()
         self._run = None
         self._run_key = None
+        self._live = None
         self.history.clear()
         self.timeline.clear()
         return self.refresh()
@@ -383,8 +538,11 @@ class Session:
         from protoview.core.cluster import kmeans_prototypes
         from protoview.core.metrics import clustering_scores
 
+        features = self.features
+        if self.refresh_pending:  # prototypes of the current model's features, not a mix
+            features = self._exact_features(progress, cancel)
         km = kmeans_prototypes(
-            self.features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed,
+            features.features, req.k, niter=req.niter, nredo=req.nredo, seed=req.seed,
             init=req.init,
         )
         before, self._kmeans = self._kmeans, km
@@ -437,6 +595,10 @@ class Session:
             "batch_accuracy": np.array([h.batch_accuracy for h in self.history], np.float64),
             "seconds": np.array([h.seconds for h in self.history], np.float64),
             "loss": np.array([h.loss for h in self.history], np.float64),
+            "probe_accuracy": np.array([h.probe_accuracy for h in self.history], np.float64),
+            "probe_low": np.array([h.probe_low for h in self.history], np.float64),
+            "probe_high": np.array([h.probe_high for h in self.history], np.float64),
+            "probe_size": np.array([h.probe_size for h in self.history], np.int64),
         }
         if self.history and all(h.batch_indices is not None for h in self.history):
             # ragged columns (name + name_offsets); logits row-major, num_logits per sample

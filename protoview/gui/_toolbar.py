@@ -1,5 +1,5 @@
-"""The bar above the map (private): colour mode, box / lasso selection, "go to #", and
-the selection and highlight summaries (elided: a long text never widens the window)."""
+"""The bar above the map (private): colour mode, box / lasso selection, "go to #", how
+fresh the map is with its Refresh button, and the selection and highlight summaries (elided: a long text never widens the window)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,19 @@ def build_map_bar(win) -> QtWidgets.QVBoxLayout:
     win.selection_label.setObjectName("SelectionLabel")
     win.highlight_label = ElidedLabel("")
     win.highlight_label.setObjectName("HighlightLabel")
+    win.map_label = QtWidgets.QLabel("")
+    win.map_label.setObjectName("MapFreshness")
+    # a fixed width: its text changes with every result, and a label that resizes
+    # re-lays out (and repaints) the window each time
+    win.map_label.setMinimumWidth(
+        win.fontMetrics().horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
+    win.map_label.setToolTip("after a step its batch moves at once; the other samples "
+                             "are refreshed to the new model in the background")
+    win.refresh_button = QtWidgets.QToolButton()
+    win.refresh_button.setText("Refresh map")
+    win.refresh_button.setToolTip("the exact map and full-set accuracy of the current model, now")
+    win.refresh_button.setEnabled(False)
+    win.refresh_button.clicked.connect(win.refresh_map)
     bar = QtWidgets.QHBoxLayout()
     bar.setContentsMargins(6, 4, 6, 0)
     bar.addWidget(QtWidgets.QLabel("Colour by"))
@@ -85,6 +98,8 @@ def build_map_bar(win) -> QtWidgets.QVBoxLayout:
     bar.addWidget(win.lasso_button)
     bar.addWidget(win.goto_edit)
     bar.addStretch(1)
+    bar.addWidget(win.map_label)
+    bar.addWidget(win.refresh_button)
     summary = QtWidgets.QHBoxLayout()
     summary.setContentsMargins(6, 0, 6, 0)
     summary.addWidget(win.selection_label, 3)

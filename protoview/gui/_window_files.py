@@ -162,6 +162,9 @@ class FileActions:
         self.view.set_state(base, [str(i) for i in range(n_classes)], animate=False)
         self.fit_colour_modes(base)
         self.view.fit_view()
+        if hasattr(self, "map_label"):  # a saved map: not the live one being refreshed
+            self.map_label.setText("")
+            self.refresh_button.setEnabled(False)
         self._pending_numbers = None  # a live result's charts must not overwrite these
         self.numbers.set_class_names(self.view.class_names)
         self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored

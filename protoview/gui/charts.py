@@ -117,6 +117,13 @@ class NumbersPanel(QtWidgets.QWidget):
         self.full_curve = self.accuracy_plot.plot(
             [], [], pen=pg.mkPen("#ff7f0e", width=2), symbol="o", symbolSize=5,
             symbolBrush="#ff7f0e", symbolPen=None, name="full set")
+        self.probe_curve = self.accuracy_plot.plot(
+            [], [], pen=pg.mkPen("#2ca02c", width=1.5), symbol="t", symbolSize=5,
+            symbolBrush="#2ca02c", symbolPen=None, name="full set, probe (95% CI)")
+        self.probe_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0),
+                                          bottom=np.zeros(0), beam=0.25,
+                                          pen=pg.mkPen("#2ca02c", width=1))
+        self.accuracy_plot.addItem(self.probe_bars)
         self.source_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#7f7f7f", width=1.5, style=QtCore.Qt.PenStyle.DashLine),
             label="unadapted", labelOpts={"position": 0.2, "color": "#7f7f7f", "anchors": [(0, 1), (0, 1)]})
@@ -290,6 +297,13 @@ class NumbersPanel(QtWidgets.QWidget):
         ok = np.isfinite(full)
         self.online_curve.setData(steps, online)
         self.full_curve.setData(steps[ok], full[ok])
+        probe = np.array([getattr(h, "probe_accuracy", np.nan) for h in history], np.float64)
+        low = np.array([getattr(h, "probe_low", np.nan) for h in history], np.float64)
+        high = np.array([getattr(h, "probe_high", np.nan) for h in history], np.float64)
+        seen = np.isfinite(probe)
+        self.probe_curve.setData(steps[seen], probe[seen])
+        self.probe_bars.setData(x=steps[seen], y=probe[seen], top=high[seen] - probe[seen],
+                                bottom=probe[seen] - low[seen])
         if np.isfinite(source_accuracy):
             self.source_line.setVisible(True)  # first: a hidden label ignores new text
             self.source_line.setValue(source_accuracy)
@@ -364,6 +378,11 @@ def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) ->
             parts.append(f"{label} {format(v, fmt)}")
 
     add("accuracy", "accuracy", ".1%")
+    probe = metrics.get("probe_accuracy")
+    if probe is not None and np.isfinite(probe) and "accuracy" not in metrics:
+        size, population = int(metrics.get("probe_size", 0)), int(metrics.get("probe_population", 0))
+        parts.append(f"probe accuracy {probe:.1%} (95% CI {metrics.get('probe_low', probe):.1%}"
+                     f"–{metrics.get('probe_high', probe):.1%}; {size:,} of {population:,})")
     if np.isfinite(source_accuracy):
         parts.append(f"unadapted {source_accuracy:.1%}")
     add("center loss", "center_loss", ".3g")

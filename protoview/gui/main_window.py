@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
+from protoview.core.session import OpenRequest, RefreshRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _menus, _presentation, theme
 from protoview.gui._compare import CompareViews
@@ -16,7 +16,7 @@ from protoview.gui._input_guards import SingleKeyShortcuts, guard_wheel
 from protoview.gui._toolbar import build_map_bar
 from protoview.gui._window_files import FileActions
 from protoview.gui.charts import NumbersPanel
-from protoview.gui.map_view import COLOR_MODES, EmbeddingView
+from protoview.gui.map_view import COLOR_MODES, EmbeddingView, map_freshness
 from protoview.gui.neighbors import NeighborsPanel
 from protoview.gui.panels import AdaptPanel, KMeansPanel, SinkhornPanel
 from protoview.gui.replay import ReplayBar, frame_state
@@ -226,6 +226,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             return
         if res.job < self._job and res.kind != "open":
             return  # a newer request is on its way
+        if res.kind == "refresh" and self.snapshot is not None:
+            return  # a background refresh must not take a shown snapshot away
         self._leave_snapshot_mode()
         if res.kind in ("open", "reset"):
             self.view.focus_sample(None)  # a new start: nothing marked
@@ -249,10 +251,13 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.compare.sync_style()
         if self.view.focus_index is not None:  # the features moved: new neighbours
             self._on_focus(self.view.focus_index)
+        self.map_label.setText(map_freshness(res.state))
+        self.refresh_button.setEnabled(res.state.metrics.get("refreshed", 1.0) < 1.0)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
-        self._pending_numbers = (res.state, res.history, res.source_accuracy)
-        QtCore.QTimer.singleShot(0, self._flush_numbers)
+        if not getattr(res, "followed", False):  # else the step's probe result draws them
+            self._pending_numbers = (res.state, res.history, res.source_accuracy)
+            QtCore.QTimer.singleShot(0, self._flush_numbers)
         if res.kind == "sinkhorn":
             self.set_color_mode("assignment")
             target = self.sinkhorn_panel.target.currentText()
@@ -357,6 +362,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
                 act.setEnabled(mode in available)
         if self.view.color_mode not in available:
             self.set_color_mode("prediction")
+
+    def refresh_map(self) -> None:
+        """The exact map and full-set accuracy of the current model, now (Refresh map)."""
+        self.submit(RefreshRequest())
 
     def set_select_mode(self, mode: str | None) -> None:
         """Left-drag on the map: ``box``, ``lasso`` or None (pan)."""

@@ -37,6 +37,20 @@ ANIMATION_MS = 250
 _GLYPH_KINDS = ("centers", "proxies", "prototypes")
 
 
+def map_freshness(state) -> str:
+    """What the map shows, for its label: ``"map of step 12 — 40% refreshed"`` while the
+    samples are being refreshed to the current model, ``"map of step 12 — exact"`` once
+    all are; ``""`` without an adaptation run."""
+    metrics = getattr(state, "metrics", None) or {}
+    if "map_step" not in metrics:
+        return ""
+    step = int(metrics["map_step"])
+    refreshed = float(metrics.get("refreshed", 1.0))
+    if refreshed >= 1.0:
+        return f"map of step {step} — exact"
+    return f"map of step {step} — {int(refreshed * 100)}% refreshed"
+
+
 class EmbeddingView(pg.PlotWidget):
     """The map. Feed it a :class:`~protoview.core.state.GeometryState` with :meth:`set_state`.
 

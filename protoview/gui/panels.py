@@ -73,10 +73,14 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.batch_size = _spin(1, 100000, 64, "samples per step")
         self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
         self.n_steps = _spin(1, 100000, 10, "steps for Run N")
+        self.probe_size = _spin(0, 10_000_000, 1000, "samples of the stratified probe whose "
+                                "accuracy estimates the full-set accuracy after every step "
+                                "(0 = none; each step then costs that many more forward passes)")
         form = QtWidgets.QFormLayout()
         for label, w in (("method", self.method), ("variant", self.variant), ("lr", self.lr),
                          ("filter_K", self.filter_k), ("lam", self.lam), ("update", self.update),
-                         ("batch size", self.batch_size), ("seed", self.seed), ("N", self.n_steps)):
+                         ("batch size", self.batch_size), ("seed", self.seed), ("N", self.n_steps),
+                         ("probe", self.probe_size)):
             form.addRow(label, w)
         self.step_button = QtWidgets.QPushButton("Step")
         self.run_button = QtWidgets.QPushButton("Run N")
@@ -124,7 +128,8 @@ class AdaptPanel(QtWidgets.QGroupBox):
         params = tuple((k, values[k]) for k in METHOD_PARAMS[method])
         return StepRequest(method=method, n_steps=int(n_steps),
                            batch_size=int(self.batch_size.value()),
-                           seed=int(self.seed.value()), params=params)
+                           seed=int(self.seed.value()), params=params,
+                           probe_size=int(self.probe_size.value()))
 
 
 class KMeansPanel(QtWidgets.QGroupBox):

@@ -75,7 +75,11 @@ def history_from_snapshot(snap) -> list[HistoryRow]:
         return np.full(t, np.nan) if v is None or len(v) != t else np.asarray(v, np.float64)
 
     acc, online, batch, sec = col("accuracy"), col("online_accuracy"), col("batch_accuracy"), col("seconds")
-    return [HistoryRow(int(steps[i]), float(online[i]), float(batch[i]), float(acc[i]), float(sec[i]))
+    probe, low, high, size = col("probe_accuracy"), col("probe_low"), col("probe_high"), col("probe_size")
+    return [HistoryRow(int(steps[i]), float(online[i]), float(batch[i]), float(acc[i]), float(sec[i]),
+                       probe_accuracy=float(probe[i]), probe_low=float(low[i]),
+                       probe_high=float(high[i]),
+                       probe_size=int(size[i]) if np.isfinite(size[i]) else 0)
             for i in range(t)]
 
 

@@ -6,6 +6,13 @@ The main thread calls :meth:`ComputeWorker.submit` with a frozen request from
 older one: the ``cancel`` callable handed to the session returns True as soon as a newer
 job was submitted (or :meth:`cancel` was called). Errors go to ``failed`` (one handler on
 the main thread); the session stays as it was before the failing job.
+
+Steps run live: each step's pixels go out at once (its batch's points moved), then the
+probe of that step (its full-set accuracy estimate). When no request waits, the worker
+refreshes the rest of the map in slices (``Session.refresh_some``), sending a ``refresh``
+result after each; any new request interrupts it between batches, and it resumes (for
+the new model, after a step) once the queue is empty again. At the end of a pass the
+whole set is refreshed before the next step (the exact full-set accuracy).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from protoview.core.session import (
     HistoryRow,
     KMeansRequest,
     OpenRequest,
+    RefreshRequest,
     SinkhornRequest,
     StepRequest,
 )
@@ -42,7 +50,9 @@ class ResetRequest:
 
 @dataclass
 class Result:
-    """What a job hands back. ``state``: GeometryState; ``partial``: more results follow."""
+    """What a job hands back. ``state``: GeometryState; ``partial``: more results follow;
+    ``followed``: the same step's next result (its probe) follows at once, so the window
+    may leave the charts for that one."""
 
     job: int
     kind: str
@@ -58,6 +68,7 @@ class Result:
     preview: Callable[[int], Any] | None = None
     preprocess: str = ""  # how the images became model inputs, for people ("" for features)
     preprocess_source: str = ""
+    followed: bool = False
 
 
 def live_workers() -> list[ComputeWorker]:
@@ -104,6 +115,9 @@ class ComputeWorker(QtCore.QThread):
     cancelled = QtCore.Signal(int)
     busy = QtCore.Signal(bool)
 
+    #: seconds of progressive refresh between two looks at the queue (at least one batch)
+    refresh_slice = 0.5
+
     def __init__(self, open_session: Callable = default_open,
                  warm_up: Callable[[Callable[[str], None]], float] | None = default_warm_up,
                  parent: QtCore.QObject | None = None) -> None:
@@ -116,6 +130,8 @@ class ComputeWorker(QtCore.QThread):
         self._cancel_upto = 0
         self.session: Any = None  # touched only on the worker thread
         self.warm_seconds = float("nan")
+        self.background_refresh = True
+        self._refresh_failed = False
         _LIVE.add(self)
 
     # ------------------------------------------------------------ main-thread API
@@ -160,7 +176,14 @@ class ComputeWorker(QtCore.QThread):
             self.message.emit("map engine ready")
             self.busy.emit(False)
         while True:
-            job, request = self._queue.get()
+            if self._refresh_wanted():
+                try:
+                    job, request = self._queue.get_nowait()
+                except queue.Empty:
+                    self._refresh_in_background()
+                    continue
+            else:
+                job, request = self._queue.get()
             if request is _STOP:
                 return
             if self._is_cancelled(job):
@@ -169,6 +192,7 @@ class ComputeWorker(QtCore.QThread):
             self.busy.emit(True)
             try:
                 self._run_job(job, request)
+                self._refresh_failed = False
             except CancelledError:
                 self.cancelled.emit(job)
             except Exception as exc:  # noqa: BLE001 - one handler on the main thread
@@ -204,6 +228,10 @@ class ComputeWorker(QtCore.QThread):
         elif isinstance(request, ResetRequest):
             self.session.reset()
             self._emit(job, "reset", t0)
+        elif isinstance(request, RefreshRequest):
+            self.message.emit("refreshing the map for the current model…")
+            self.session.refresh(progress=progress, cancel=cancel)
+            self._emit(job, "refresh", t0)
         elif isinstance(request, KMeansRequest):
             self.session.kmeans(request, progress=progress, cancel=cancel)
             self._emit(job, "kmeans", t0)
@@ -220,15 +248,41 @@ class ComputeWorker(QtCore.QThread):
     def _run_steps(self, job, req: StepRequest, progress, cancel, t0) -> None:
         """Steps one at a time so that the map moves after each (streamed partial results)."""
         total = req.n_steps if req.n_steps > 0 else _steps_left_in_pass(self.session, req)
-        one = replace(req, n_steps=1, record_every=1)
+        one = replace(req, n_steps=1, record_every=1, live=True)
+        s = self.session
         for done in range(total):
             if cancel():
                 raise CancelledError(f"cancelled after {done} of {total} steps")
-            self.session.step(one, cancel=cancel)
+            s.step(one, cancel=cancel)
             progress(done + 1, total)
-            self._emit(job, "step", t0, partial=done + 1 < total)
+            # the pixels first; then the step's probe, or at a pass end the whole set
+            until = "all" if getattr(s, "at_pass_end", False) else "probe"
+            more = bool(getattr(s, "refresh_pending" if until == "all" else "probe_pending", False))
+            self._emit(job, "step", t0, partial=more or done + 1 < total, followed=more)
+            if more and s.refresh_some(seconds=None, until=until, cancel=cancel) is not None:
+                self._emit(job, "step", t0, partial=done + 1 < total)
 
-    def _emit(self, job: int, kind: str, t0: float, partial: bool = False) -> None:
+    def _refresh_wanted(self) -> bool:
+        return (self.background_refresh and not self._refresh_failed
+                and bool(getattr(self.session, "refresh_pending", False)))
+
+    def _refresh_in_background(self) -> None:
+        """One slice of the progressive refresh; a new request stops it between batches."""
+        job, t0 = self._latest, time.perf_counter()
+        try:
+            state = self.session.refresh_some(
+                seconds=self.refresh_slice, cancel=lambda: not self._queue.empty())
+        except CancelledError:
+            return
+        except Exception as exc:  # noqa: BLE001 - reported once; resumes after the next job
+            self._refresh_failed = True
+            self.failed.emit(job, exc, traceback.format_exc())
+            return
+        if state is not None:
+            self._emit(job, "refresh", t0, partial=bool(self.session.refresh_pending))
+
+    def _emit(self, job: int, kind: str, t0: float, partial: bool = False,
+              followed: bool = False) -> None:
         s = self.session
         ds = getattr(s, "dataset", None)
         self.result.emit(Result(
@@ -237,7 +291,7 @@ class ComputeWorker(QtCore.QThread):
             source_accuracy=float(getattr(s, "source_accuracy", float("nan"))),
             class_names=list(getattr(ds, "class_names", []) or []),
             thumbnail=getattr(ds, "thumbnail", None),
-            partial=partial, seconds=time.perf_counter() - t0,
+            partial=partial, seconds=time.perf_counter() - t0, followed=followed,
             **(_data_view(ds) if kind == "open" else {}),
         ))
 

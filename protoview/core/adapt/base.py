@@ -254,6 +254,7 @@ class Adapter(ABC):
         self.memory: SupportMemory | None = None
         self.last_loss: float | None = None
         self.last_selected: int | None = None
+        self.last_features: torch.Tensor | None = None
         self.steps_done = 0
         self._source_state = clone_state(model.state_dict())
         self._source_memory: SupportMemory | None = None
@@ -264,11 +265,16 @@ class Adapter(ABC):
 
     # ---- public interface -------------------------------------------------------------
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """Adapt on one batch ``x`` (N, ...) float32; return the online logits (N, C), detached."""
+        """Adapt on one batch ``x`` (N, ...) float32; return the online logits (N, C), detached.
+
+        ``last_features`` then holds the features (N, D) float32 of the same forward pass
+        (see :class:`FeatureTap`), or None when the featurizer was not called."""
         x = self._prepare(x)
-        with kept_flags(self.model), _readable_errors(x), torch.enable_grad():
+        tap = FeatureTap(self.model)
+        with kept_flags(self.model), _readable_errors(x), torch.enable_grad(), tap:
             logits = self._adapt(x)
         self.steps_done += 1
+        self.last_features = tap.features_for(logits)
         return logits.detach()
 
     @torch.no_grad()
@@ -356,6 +362,58 @@ class Adapter(ABC):
                 "batch", f"expected a non-empty batch (N, ...), got shape {tuple(x.shape)}"
             )
         return x.to(device=self.device, dtype=torch.float32)
+
+
+class FeatureTap:
+    """Records, during one adaptation step, what the featurizer and the classifier saw.
+
+    A step's own forward pass already computes the batch's features; the tap keeps them
+    (detached) so the map can move those points without another pass. With several
+    forward passes in a step (``steps > 1``), :meth:`features_for` returns the features
+    that produced the returned logits (the classifier call whose output they are), else
+    (logits computed otherwise, e.g. T3A's templates) the first featurizer output.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._outputs: list[torch.Tensor] = []
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> FeatureTap:
+        def on_features(_module, _args, out):
+            if isinstance(out, torch.Tensor):
+                self._outputs.append(out.detach())
+
+        def on_logits(_module, args, out):
+            if args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor):
+                self._pairs.append((args[0].detach(), out.detach()))
+
+        self._handles = [
+            self.model.featurizer.register_forward_hook(on_features),
+            self.model.classifier.register_forward_hook(on_logits),
+        ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def features_for(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """(N, D) float32 features behind ``logits`` (N, C), or None."""
+        n = logits.shape[0]
+        chosen = None
+        for z, out in self._pairs:
+            if out.shape == logits.shape and out.data_ptr() == logits.data_ptr():
+                chosen = z
+                break
+        if chosen is None:
+            chosen = next((z for z in self._outputs if z.shape[0] == n), None)
+        self._outputs, self._pairs = [], []
+        if chosen is None:
+            return None
+        return (chosen.flatten(1) if chosen.ndim > 2 else chosen).float()
 
 
 @contextlib.contextmanager

@@ -15,8 +15,17 @@ the model adapts on it, and ``cumulative_accuracy`` pools those predictions over
 current pass. :meth:`AdaptRun.evaluate` gives the accuracy of the current model on the
 whole set in the adapter's prediction mode (``Adapter.predict``: the source model for
 none, the current templates for t3a; for bn, tent and tsd BatchNorm uses each batch's own
-statistics, as the online predictions did). It runs over batches of ``batch_size`` in the
-first pass's order (shuffled unless ``shuffle=False``, so that no batch is one class).
+statistics, as the online predictions did). It runs over the *refresh plan*
+(:meth:`AdaptRun.refresh_batches`): batches of ``batch_size`` in a seeded, stratified
+order (:func:`stratified_order`: every prefix holds each class in proportion, so no batch
+is one class), the same plan :meth:`AdaptRun.features_all` and the map use. Its first
+batches form the probe subset (:meth:`AdaptRun.probe_batch_count`), so a probe's numbers
+are exactly the full refresh's numbers for those samples, and a refresh run batch by
+batch (:meth:`AdaptRun.batch_features`) equals one run in a piece, bit for bit.
+
+On CUDA, :meth:`AdaptRun.accelerate` turns on channels-last memory and, when its
+predictions agree with float32's on a probe, bfloat16 / float16 autocast (steps only in
+bfloat16); batches go through pinned memory with non-blocking copies.
 """
 
 from __future__ import annotations
@@ -29,6 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from protoview.core.accel import (
+    FLOAT32,
+    Precision,
+    channels_last_input,
+    choose_precision,
+    use_channels_last,
+)
 from protoview.core.adapt.base import Adapter, AdapterSnapshot
 from protoview.errors import CancelledError, DatasetError, ParameterError, ProtoviewError
 
@@ -43,7 +59,9 @@ class StepRecord:
     indices; online_logits: (B, C) float32 logits predicted before the update;
     online_predictions: (B,) int64; online_accuracy: this batch (NaN without labels);
     cumulative_accuracy: over the pass so far; full_accuracy: whole set (when evaluated);
-    seconds: wall time of the step; pass_index: 0-based pass; loss: the adapter's loss.
+    seconds: wall time of the step; pass_index: 0-based pass; loss: the adapter's loss;
+    batch_features: (B, D) float32 features of the same forward pass as the online logits
+    (None when the adapter's featurizer was not called).
     """
 
     step: int
@@ -56,6 +74,28 @@ class StepRecord:
     seconds: float
     pass_index: int = 0
     loss: float | None = None
+    batch_features: np.ndarray | None = None
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded permutation (N,) int64 whose every prefix holds each label in proportion.
+
+    Samples are shuffled (``default_rng([seed, 7919])``), then ordered by
+    ``(rank within their label + 0.5) / label count``: the first ``m`` samples hold
+    ``round(m * n_c / N)`` (within one) of each label ``c``; unknown labels (-1) are one
+    more stratum. Ties keep the shuffled order.
+    """
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    n = labels.shape[0]
+    shuffled = np.random.default_rng([seed, 7919]).permutation(n).astype(np.int64)
+    strata = labels[shuffled]
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    by_stratum = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(n, np.int64)
+    rank[by_stratum] = np.arange(n) - np.repeat(starts, counts)
+    key = (rank + 0.5) / counts[inverse]
+    return shuffled[np.argsort(key, kind="stable")]
 
 
 def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
@@ -116,6 +156,9 @@ class AdaptRun:
         self._bounds = self._plan(drop_last)
         self.steps_per_pass = len(self._bounds)
         self.history: list[StepRecord] = []
+        self.precision: Precision = FLOAT32
+        self._channels_last = False
+        self._refresh_plan: list[np.ndarray] | None = None
         self._start()
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -175,13 +218,24 @@ class AdaptRun:
 
     # ---- data -----------------------------------------------------------------------------
     def _load(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        x, labels = self._read(indices)
+        device = self.adapter.device
+        if device.type == "cuda" and x.device != device:  # pinned, so the copy overlaps
+            x = x.pin_memory().to(device, non_blocking=True)
+        return channels_last_input(x, self._channels_last), labels
+
+    def _read(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         get_batch = getattr(self.dataset, "get_batch", None)
         if callable(get_batch):  # in-memory images: one tensor op instead of B item reads
-            x, y = get_batch(indices)
+            device = self.adapter.device
+            if device.type == "cuda":  # raw pixels go over the bus (uint8: 4x less)
+                x, y = get_batch(indices, device=device)
+            else:
+                x, y = get_batch(indices)
             labels = self._labels[indices] if self._labels is not None else y.numpy()
             finite = torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
             if not bool(finite.all()):
-                bad = [int(i) for i in np.asarray(indices)[~finite.numpy()]]
+                bad = [int(i) for i in np.asarray(indices)[~finite.cpu().numpy()]]
                 raise DatasetError(self.where, f"samples {bad[:5]} contain NaN or infinite values")
             return x, np.asarray(labels, np.int64)
         xs, ys = [], []
@@ -222,8 +276,10 @@ class AdaptRun:
         indices = self._permutation[start:stop]
         x, labels = self._load(indices)
         started = time.perf_counter()
-        logits = self._guarded_step(x, len(self.history) + 1)
+        with self.precision.autocast(x.device, training=True):
+            logits = self._guarded_step(x, len(self.history) + 1)
         online = logits.float().cpu().numpy()
+        z = self.adapter.last_features
         predictions = online.argmax(1).astype(np.int64)
         correct, known = _accuracy(predictions, labels)
         self._pass_correct += correct
@@ -241,6 +297,7 @@ class AdaptRun:
             seconds=time.perf_counter() - started,
             pass_index=self.pass_index,
             loss=self.adapter.last_loss,
+            batch_features=None if z is None else z.float().cpu().numpy(),
         )
         self.position += 1
         self.history.append(record)
@@ -307,15 +364,52 @@ class AdaptRun:
         )
 
     # ---- whole set ------------------------------------------------------------------------
+    def refresh_batches(self) -> list[np.ndarray]:
+        """The refresh plan: the whole set as batches of ``batch_size`` dataset indices in
+        :func:`stratified_order` (seeded by the run's seed; a last batch of one sample is
+        merged into the one before). Fixed for the run."""
+        if self._refresh_plan is None:
+            labels = self._labels if self._labels is not None else np.full(self.num_samples, -1)
+            order = stratified_order(labels, self.seed)
+            self._refresh_plan = [order[start:stop] for start, stop in self._plan_sequential()]
+        return self._refresh_plan
+
+    def probe_batch_count(self, probe_size: int) -> int:
+        """How many leading batches of the refresh plan hold at least ``probe_size``
+        samples (all of them when ``probe_size`` >= N; 0 for 0)."""
+        if isinstance(probe_size, bool) or not isinstance(probe_size, int) or probe_size < 0:
+            raise ParameterError("probe_size", f"must be an integer >= 0, got {probe_size!r}")
+        if probe_size == 0:
+            return 0
+        sizes = np.cumsum([len(b) for b in self.refresh_batches()])
+        return int(min(np.searchsorted(sizes, probe_size) + 1, len(sizes)))
+
+    def batch_features(
+        self, number: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Batch ``number`` of the refresh plan through the current model in the adapter's
+        prediction mode: its indices (B,), features (B, D), logits (B, C) float32 and
+        labels (B,) int64. Adapts nothing; depends only on the model and the batch."""
+        idx = self.refresh_batches()[number]
+        x, y = self._load(idx)
+        try:
+            with self.precision.autocast(x.device):
+                z, out = self.adapter.features(x)
+        except ParameterError as exc:
+            raise DatasetError(self.where, exc.problem) from exc
+        if z.ndim > 2:
+            z = z.flatten(1)
+        return idx, z.float().cpu().numpy(), out.float().cpu().numpy(), y
+
     def evaluate(self) -> float:
         """Accuracy of the current model on the whole set in the adapter's prediction mode,
-        batches in the first pass's order (NaN without labels). Adapts nothing."""
+        over the refresh plan (NaN without labels). Adapts nothing."""
         correct = known = 0
-        order = self._order(0)
-        for start, stop in self._plan_sequential():
-            x, labels = self._load(order[start:stop])
+        for idx in self.refresh_batches():
+            x, labels = self._load(idx)
             try:
-                logits = self.adapter.predict(x)
+                with self.precision.autocast(x.device):
+                    logits = self.adapter.predict(x)
             except ParameterError as exc:
                 raise DatasetError(self.where, exc.problem) from exc
             c, k = _accuracy(logits.argmax(1).cpu().numpy(), labels)
@@ -326,25 +420,17 @@ class AdaptRun:
         self, *, progress: Progress | None = None, cancel: Any = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features (N, D), logits (N, C) and labels (N,) of the whole set, in dataset order,
-        as the adapted model sees it now: the adapter's prediction mode (batch statistics
-        for BN-based methods) on batches of the run's size in the first pass's order, so the
-        map and :meth:`evaluate` agree. Adapts nothing."""
-        order = self._order(0)
-        n = len(order)
+        as the adapted model sees it now: :meth:`batch_features` over the refresh plan, so
+        the map and :meth:`evaluate` agree. Adapts nothing."""
+        plan = self.refresh_batches()
+        n = self.num_samples
         feats: np.ndarray | None = None
         logits: np.ndarray | None = None
         labels = np.full(n, -1, np.int64)
-        plan = self._plan_sequential()
-        for i, (start, stop) in enumerate(plan):
+        for i in range(len(plan)):
             if _cancelled(cancel):
                 raise CancelledError("features of the adapted model were cancelled")
-            idx = order[start:stop]
-            x, y = self._load(idx)
-            try:
-                z, out = self.adapter.features(x)
-            except ParameterError as exc:
-                raise DatasetError(self.where, exc.problem) from exc
-            z_np, out_np = z.float().cpu().numpy(), out.float().cpu().numpy()
+            idx, z_np, out_np, y = self.batch_features(i)
             if feats is None:
                 feats = np.empty((n, z_np.shape[1]), np.float32)
                 logits = np.empty((n, out_np.shape[1]), np.float32)
@@ -360,6 +446,22 @@ class AdaptRun:
         if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
             bounds[-2:] = [(bounds[-2][0], n)]
         return bounds
+
+    # ---- CUDA ---------------------------------------------------------------------------
+    def accelerate(self, probe_size: int = 256, min_agreement: float = 0.99) -> Precision:
+        """On CUDA: channels-last memory, and the autocast precision whose predictions on
+        the first ``probe_size`` samples of the refresh plan agree with float32's
+        (:func:`~protoview.core.accel.choose_precision`). Nothing on other devices."""
+        device = self.adapter.device
+        if device.type != "cuda":
+            return self.precision
+        self._channels_last = use_channels_last(self.adapter.model, device)
+        order = np.concatenate(self.refresh_batches())
+        x, _ = self._load(order[: max(1, min(probe_size, self.num_samples))])
+        self.precision = choose_precision(self.adapter.predict, x, device,
+                                          min_agreement=min_agreement)
+        self.notes.append(self.precision.note)
+        return self.precision
 
     def reset(self) -> None:
         """Source model, history cleared, the same batch order as the first time."""

@@ -20,11 +20,12 @@ Spellings accepted by :func:`open_dataset`::
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
-protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image folders), ``_arrays``
-(``.npz`` images), ``_featurefile`` (feature files: read, check, write), ``_torchvision``
-(torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C, ImageNet-C),
-``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match`` (does a
-checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
+protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image
+folders), ``_decoded`` (image folders decoded once per preprocessing, in memory or on disk),
+``_arrays`` (``.npz`` images), ``_featurefile`` (feature files: read, check, write),
+``_torchvision`` (torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C,
+ImageNet-C), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
+(does a checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
 """
@@ -36,6 +37,7 @@ from protoview.core.data._base import (
     fit_classes,
     preprocess_attrs,
 )
+from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
     FeatureSet,
@@ -52,9 +54,11 @@ __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
     "ClassMatch",
+    "DecodedImages",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
+    "decoded_images",
     "default_transform",
     "display_pixels",
     "fit_classes",

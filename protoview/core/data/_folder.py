@@ -261,14 +261,26 @@ class ImageFolderDataset(ProtoviewDataset):
         x: (C, H, W) float32 normalised (all zeros, i.e. the mean colour, if unreadable);
         y: int; problem: ``""`` or ``"<path>: <reason>"``.
         """
+        pixels, label, problem = self.read_pixels(index)
+        if pixels is None:
+            shape = (self.transform.channels or 3, *(self.transform.input_size or (1, 1)))
+            return torch.zeros(shape), label, problem
+        return normalise(torch.from_numpy(pixels)[None], self.transform)[0], label, ""
+
+    def read_pixels(self, index: int) -> tuple[np.ndarray | None, int, str]:
+        """The decoded, resized image before normalisation; never raises for a bad file.
+
+        Returns
+        -------
+        pixels: (C, H, W) float32 in [0, 1], or None if unreadable; y: int;
+        problem: ``""`` or ``"<path>: <reason>"``.
+        """
         index = self._check_index(int(index))
         path, label = self.samples[index]
         try:
-            pixels = torch.from_numpy(decode_image(path, self.transform))
+            return decode_image(path, self.transform), label, ""
         except Exception as exc:  # never let a bad file kill a DataLoader worker
-            shape = (self.transform.channels or 3, *(self.transform.input_size or (1, 1)))
-            return torch.zeros(shape), label, f"{path}: {type(exc).__name__}: {exc}"
-        return normalise(pixels[None], self.transform)[0], label, ""
+            return None, label, f"{path}: {type(exc).__name__}: {exc}"
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         x, y, _ = self.read_item(index)

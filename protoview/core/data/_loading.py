@@ -26,8 +26,10 @@ def default_num_workers(dataset: Any, device: torch.device | str | None = None) 
     the CPU (decoding is then small next to the model: resnet18 over a 224 px JPEG folder on
     2 cores ran at 18-22 img/s with 0 or 1 worker alike, within run-to-run noise, and a
     worker only competes with torch's threads); else ``min(4, cpu_count - 1)`` so that image
-    decoding keeps up with a GPU."""
-    if hasattr(dataset, "get_batch") or (device is not None and torch.device(device).type == "cpu"):
+    decoding keeps up with a GPU. A decoded-image cache (``needs_decoding``) counts as
+    in memory once every image was decoded; its first pass gets the workers."""
+    in_memory = hasattr(dataset, "get_batch") and not getattr(dataset, "needs_decoding", False)
+    if in_memory or (device is not None and torch.device(device).type == "cpu"):
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
@@ -52,9 +54,10 @@ def iterate_batches(
     pin = device.type == "cuda"
     workers = default_num_workers(dataset, device) if num_workers is None else num_workers
     if hasattr(dataset, "get_batch") and workers == 0:
+        take_problems = getattr(dataset, "take_problems", None)  # a decoded-image cache's
         for start in range(0, len(dataset), batch_size):
             x, y = dataset.get_batch(slice(start, start + batch_size), device=device)
-            yield x, y, []
+            yield x, y, take_problems() if callable(take_problems) else []
         return
     items = _CheckedItems(dataset) if hasattr(dataset, "read_item") else dataset
     loader = DataLoader(
@@ -93,8 +96,31 @@ class BatchRunner:
     def __init__(self, model: SplitModel, device: torch.device, amp: bool, batch_size: int) -> None:
         self.model, self.device, self.chunk = model, device, batch_size
         self.amp_dtype = torch.float16 if amp and device.type == "cuda" else None
+        self._precision_checked = self.amp_dtype is None
         self.notes: list[str] = []
         self.fell_back = ""  # the note saying the GPU failed and the CPU took over, if it did
+
+    def check_precision(self, x: torch.Tensor) -> None:
+        """Choose the autocast dtype on this first batch: bfloat16 / float16 only where
+        their predictions agree with float32's (:func:`protoview.core.accel.choose_precision`)."""
+        from protoview.core.accel import choose_precision
+
+        self._precision_checked = True
+        precision = choose_precision(lambda b: self._forward(b, None)[1], x, self.device)
+        self.amp_dtype = precision.dtype
+        self.notes.append(precision.note)
+
+    def probe_batch_size(self, sample: torch.Tensor) -> int:
+        """A batch size from a memory probe on CUDA (:func:`protoview.core.accel.probe_batch_size`)."""
+        from protoview.core.accel import probe_batch_size
+
+        x = sample[None].to(self.device)
+        if x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        size = probe_batch_size(lambda b: self._forward(b, self.amp_dtype), x)
+        self.chunk = size
+        self.notes.append(f"batch size {size} chosen by a memory probe")
+        return size
 
     def _to_cpu(self, exc: BaseException) -> None:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
@@ -136,6 +162,8 @@ class BatchRunner:
             else torch.contiguous_format
         )
         x = x.to(self.device, non_blocking=True, memory_format=memory_format)
+        if not self._precision_checked:
+            self.check_precision(x[: min(len(x), 256)])
         parts, start = [], 0
         while start < x.shape[0]:
             try:
