@@ -71,6 +71,7 @@ def build_map_bar(win) -> QtWidgets.QVBoxLayout:
                              "it, lists its nearest neighbours (Ctrl+G)")
     win.goto_edit.setValidator(QtGui.QIntValidator(0, 2**31 - 1, win.goto_edit))
     win.goto_edit.setMaximumWidth(win.fontMetrics().horizontalAdvance("M") * 7)
+    win.goto_edit.setMinimumWidth(win.fontMetrics().horizontalAdvance("go to #") + 16)  # never "g…"
     win.goto_edit.returnPressed.connect(win.go_to_typed_sample)
     win.selection_label = ElidedLabel("")
     win.selection_label.setObjectName("SelectionLabel")
