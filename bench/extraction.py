@@ -124,10 +124,10 @@ def refresh_second_pass(ctx: Context) -> list[Row]:
                 f"passes (medians: bare {mb:.1f}, source {mo:.1f}, adapted {ma:.1f} img/s); first "
                 f"pass (decode into the cache + model + first map) {first:.1f} img/s; a pass "
                 f"decoding every file {raw:.1f} img/s")
-        rows.append(Row(f"full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, source model",
+        rows.append(Row("full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, source model",
                         o, "img/s", b, "bare inference_mode loop, pre-decoded", o / b,
                         ">= 0.9 x throughput", o / b >= 0.9, note=note))
-        rows.append(Row(f"full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, adapted (TSD)",
+        rows.append(Row("full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, adapted (TSD)",
                         a, "img/s", b, "bare inference_mode loop, pre-decoded", a / b,
                         ">= 0.9 x throughput", a / b >= 0.9,
                         note=f"the run's refresh plan batch by batch, BatchNorm on batch statistics "
