@@ -112,34 +112,49 @@ def refresh_second_pass(ctx: Context) -> list[Row]:
             fresh.advance()
             return n / (time.perf_counter() - t)
 
-        bare(), second(), adapted()
-        runs = [(bare(), second(), adapted()) for _ in range(ctx.repeats)]
-        b, o, a = (statistics.median(r[i] for r in runs) for i in range(3))
+        bare_bn = extraction_bare(model, inputs, batch, batch_statistics=True)
+        bare(), second(), adapted(), bare_bn()
+        runs = [(bare(), second(), adapted(), bare_bn()) for _ in range(ctx.repeats)]
+        # the best pass of each, run alternately: the machine is shared, and another
+        # user's load only ever slows a pass down (medians noted too)
+        b, o, a, bn = (max(r[i] for r in runs) for i in range(4))
+        mb, mo, ma = (statistics.median(r[i] for r in runs) for i in range(3))
         raw = uncached()
-        note = (f"{n} JPEGs, {torch.get_num_threads()} threads; first pass (decode into the cache "
-                f"+ model + first map) {first:.1f} img/s; a pass decoding every file {raw:.1f} img/s")
-        rows.append(Row(f"full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, source model",
+        note = (f"{n} JPEGs, {torch.get_num_threads()} threads, best of {ctx.repeats} alternating "
+                f"passes (medians: bare {mb:.1f}, source {mo:.1f}, adapted {ma:.1f} img/s); first "
+                f"pass (decode into the cache + model + first map) {first:.1f} img/s; a pass "
+                f"decoding every file {raw:.1f} img/s")
+        rows.append(Row("full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, source model",
                         o, "img/s", b, "bare inference_mode loop, pre-decoded", o / b,
                         ">= 0.9 x throughput", o / b >= 0.9, note=note))
-        rows.append(Row(f"full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, adapted (TSD)",
+        rows.append(Row("full refresh, 2nd pass of a JPEG folder, resnet18 @ 224 px, adapted (TSD)",
                         a, "img/s", b, "bare inference_mode loop, pre-decoded", a / b,
                         ">= 0.9 x throughput", a / b >= 0.9,
-                        note="the run's refresh plan batch by batch, BatchNorm on batch statistics"))
+                        note=f"the run's refresh plan batch by batch, BatchNorm on batch statistics "
+                             f"(the method's prediction mode); a bare inference_mode loop in that "
+                             f"same mode: {bn:.1f} img/s (ours {a / bn:.2f} x of it)"))
     return rows
 
 
-def extraction_bare(model, inputs, batch: int):
-    """A timed pass of ``model`` over pre-decoded, normalised ``inputs`` (img/s)."""
+def extraction_bare(model, inputs, batch: int, batch_statistics: bool = False):
+    """A timed pass of ``model`` over pre-decoded, normalised ``inputs`` (img/s); with
+    ``batch_statistics`` BatchNorm normalises each batch by its own statistics."""
     import torch
 
-    model.eval()
+    from protoview.core.adapt.base import kept_flags, use_batch_statistics
+
     batches = [inputs[i : i + batch] for i in range(0, len(inputs), batch)]
 
     def one_pass() -> float:
-        started = time.perf_counter()
-        with torch.inference_mode():
-            for x in batches:
-                model(x)
-        return len(inputs) / (time.perf_counter() - started)
+        with kept_flags(model):
+            if batch_statistics:
+                use_batch_statistics(model)
+            else:
+                model.eval()
+            started = time.perf_counter()
+            with torch.inference_mode():
+                for x in batches:
+                    model(x)
+            return len(inputs) / (time.perf_counter() - started)
 
     return one_pass
