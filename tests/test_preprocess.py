@@ -305,11 +305,25 @@ def test_sources_in_order(tmp_path, arch_file):
 def test_torchvision_transform_reads_the_weights_metadata():
     from protoview.core.checkpoint._preprocess import torchvision_transform
 
-    spec = torchvision_transform("efficientnet_b3")
+    spec, _ = torchvision_transform("efficientnet_b3")
     weights = torchvision.models.get_model_weights("efficientnet_b3").DEFAULT.transforms()
     assert spec.size == (weights.resize_size[0],) * 2 and spec.crop == (weights.crop_size[0],) * 2
     assert spec.interpolation == "bicubic" and spec.resize == "short-side"
-    assert torchvision_transform("not_a_model") is None
+    assert torchvision_transform("not_a_model") == (None, "")
+
+
+def test_torchvision_weights_file_is_recognised_by_its_hash():
+    """ResNet-50's classic IMAGENET1K_V1 file (resnet50-0676ba61.pth) resizes to 256, its
+    default V2 to 232: a file whose sha256 starts with a weights file's hash prefix gets
+    those weights' preprocessing; any other file the default's, with a note naming the
+    weights that differ."""
+    from protoview.core.checkpoint._preprocess import torchvision_transform
+
+    v1, note = torchvision_transform("resnet50", "0676ba61" + "0" * 56)
+    assert v1.size == (256, 256) and v1.crop == (224, 224) and "IMAGENET1K_V1" in note
+    default, note = torchvision_transform("resnet50", "f" * 64)
+    assert default.size == (232, 232) and "IMAGENET1K_V2" in note
+    assert "IMAGENET1K_V1" in note and "--preprocess" in note
 
 
 @pytest.mark.filterwarnings("always::protoview.core.warnings.ProtoviewWarning")  # shown as the CLI does

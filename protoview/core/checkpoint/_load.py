@@ -94,7 +94,7 @@ def load_checkpoint(
     contents = interpret(read_checkpoint(path, trust=trust), path)
     hint = ProxyHint(contents.stored_nb_proxy, nb_proxy, num_classes)
     notes = list(contents.notes)
-    arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes)
+    arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes, sha256)
     transform, source = resolve_preprocess(preprocess, own, own_source)
     probe = None if transform.is_none or source.endswith("default") else transform
     model = _finish(assembled, hint, probe, path, notes, weights_checked=contents.state is not None)
@@ -179,7 +179,7 @@ def _check_arguments(num_classes: int | None, nb_proxy: int | None, map_location
 # ---------------------------------------------------------------------------- assembly
 def _assemble_contents(
     contents: Contents, arch: str | None, hint: ProxyHint, split: str | None,
-    path: str | os.PathLike[str], notes: list[str],
+    path: str | os.PathLike[str], notes: list[str], sha256: str = "",
 ) -> tuple[str, Assembled, TransformSpec | None, str]:
     """(arch label, assembled model, the model's own transform, its source) from a module
     or from weights + an arch (see :mod:`._preprocess` for the sources)."""
@@ -207,7 +207,7 @@ def _assemble_contents(
     if assembled.model is not None and assembled.plan is None:
         raise _no_head_found(assembled.model, spec.label, path)
     notes.extend(assembled.notes)
-    own, source = model_transform(contents.transform, spec, assembled.model)
+    own, source = model_transform(contents.transform, spec, assembled.model, sha256, notes)
     return spec.label, assembled, own, source
 
 

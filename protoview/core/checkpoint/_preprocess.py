@@ -44,17 +44,26 @@ BUILTIN_PREPROCESS: dict[str, str | Callable[[], TransformSpec]] = {
 
 
 def model_transform(
-    stored: TransformSpec | None, spec: ArchSpec | None, model: nn.Module | None
+    stored: TransformSpec | None, spec: ArchSpec | None, model: nn.Module | None,
+    sha256: str = "", notes: list[str] | None = None,
 ) -> tuple[TransformSpec | None, str]:
-    """(the model's own transform or None, its source) — see the module docstring."""
+    """(the model's own transform or None, its source) — see the module docstring.
+
+    sha256: the checkpoint file's; a torchvision weights file is recognised by it (their
+    names carry its first 8 hex digits), so that e.g. ResNet-50's IMAGENET1K_V1 gets its
+    own resize 256 rather than the default V2's 232. notes: where to say which weights'
+    preprocessing was taken.
+    """
     if stored is not None:
         return stored, "checkpoint"
     found = timm_transform(model) if model is not None else None
     if found is not None:
         return found, "timm config"
     if spec is not None and spec.kind == "torchvision":
-        found = torchvision_transform(spec.target)
+        found, which = torchvision_transform(spec.target, sha256)
         if found is not None:
+            if notes is not None:
+                notes.append(which)
             return found, "torchvision weights"
     if spec is not None and spec.kind == "builtin" and spec.target in BUILTIN_PREPROCESS:
         own = BUILTIN_PREPROCESS[spec.target]
@@ -99,12 +108,40 @@ def timm_transform(model: nn.Module) -> TransformSpec | None:
         return None
 
 
-def torchvision_transform(name: str) -> TransformSpec | None:
-    """The ``transforms()`` of torchvision's default weights for ``name`` (no download)."""
+def torchvision_transform(name: str, sha256: str = "") -> tuple[TransformSpec | None, str]:
+    """The ``transforms()`` of torchvision's weights for ``name`` (no download), and a note
+    saying which: the weights whose file this is (``sha256`` matches the hash prefix in
+    their file name), else the default weights."""
     try:
         from torchvision.models import get_model_weights
 
-        preset: Any = get_model_weights(name).DEFAULT.transforms()
+        weights = list(get_model_weights(name))
+        default = get_model_weights(name).DEFAULT
+    except Exception:  # noqa: BLE001 - no weights for this name
+        return None, ""
+    chosen = next((w for w in weights if _url_hash(w.url) and sha256.lower().startswith(_url_hash(w.url))), None)
+    if chosen is not None:
+        which = f"preprocessing of torchvision's {name} {chosen.name} weights: this file is theirs (sha256 {sha256[:8]}...)"
+    else:
+        chosen = default
+        others = [w.name for w in weights if w is not default and _spec_of(w) != _spec_of(default)]
+        which = (f"preprocessing of torchvision's default {name} weights ({default.name})"
+                 + (f"; weights trained like {', '.join(others)} differ: pass --preprocess"
+                    f" (e.g. imagenet)" if others else ""))
+    spec = _spec_of(chosen)
+    return (None, "") if spec is None else (spec, which)
+
+
+def _url_hash(url: str) -> str:
+    """The sha256 prefix torch.hub puts in a weights file's name (``resnet50-0676ba61.pth``)."""
+    stem = url.rsplit("/", 1)[-1].split(".", 1)[0]
+    tail = stem.rsplit("-", 1)[-1]
+    return tail.lower() if len(tail) >= 6 and all(c in "0123456789abcdefABCDEF" for c in tail) else ""
+
+
+def _spec_of(weights: Any) -> TransformSpec | None:
+    try:
+        preset: Any = weights.transforms()
         crop = int(preset.crop_size[0])
         side = int(preset.resize_size[0])
         interpolation = str(preset.interpolation.value)
@@ -113,5 +150,5 @@ def torchvision_transform(name: str) -> TransformSpec | None:
             interpolation if interpolation in ("bilinear", "bicubic", "nearest") else "bilinear",
         )
         return check_spec(spec, "torchvision weights")
-    except Exception:  # noqa: BLE001 - no weights for this name, or another kind of preset
+    except Exception:  # noqa: BLE001 - another kind of preset (video, segmentation, ...)
         return None
