@@ -132,7 +132,15 @@ def _scalar(where: str, name: str, value: Any) -> int | float | str:
     return value
 
 
+#: Root attributes that are text (``params`` too: JSON text, parsed by the reader).
+_ROOT_TEXT = ("protoview_version", "created", "checkpoint", "checkpoint_sha256", "dataset", "method", "params")
+
+
 def _check_root_values(where: str, attrs: Mapping[str, Any]) -> None:
+    """The root attributes' types and values, as written and as read."""
+    for key in _ROOT_TEXT:
+        if not isinstance(attrs[key], str):
+            raise SnapshotError(where, f"attrs/{key} must be a str, not {type(attrs[key]).__name__}")
     if not isinstance(attrs["step"], int) or attrs["step"] < 0:
         raise SnapshotError(where, f"attrs/step must be an integer >= 0, not {attrs['step']!r}")
     if not re.fullmatch(r"([0-9a-fA-F]{64})?", attrs["checkpoint_sha256"]):

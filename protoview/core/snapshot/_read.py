@@ -100,19 +100,6 @@ def _read_root_attrs(where: str, h5: h5py.File) -> dict[str, Any]:
     missing = [key for key in _ROOT_REQUIRED if key not in attrs]
     if missing:
         raise SnapshotError(where, f"the root attribute '{missing[0]}' is missing")
-    for key in (
-        "protoview_version",
-        "created",
-        "checkpoint",
-        "checkpoint_sha256",
-        "dataset",
-        "method",
-        "params",
-    ):
-        if not isinstance(attrs[key], str):
-            raise SnapshotError(
-                where, f"attrs/{key} must be a str, not {type(attrs[key]).__name__}"
-            )
     _check_root_values(where, attrs)
     try:
         attrs["params"] = json.loads(attrs["params"])

@@ -55,16 +55,6 @@ def _prepare_attrs(where: str, attrs: Mapping[str, Any]) -> dict[str, int | floa
     for key in list(out):
         _check_name(where, key, "attribute")
         out[key] = _scalar(where, f"attrs/{key}", out[key])
-    for key in (
-        "protoview_version",
-        "created",
-        "checkpoint",
-        "checkpoint_sha256",
-        "dataset",
-        "method",
-    ):
-        if not isinstance(out[key], str):
-            raise SnapshotError(where, f"attrs/{key} must be a str, not {type(out[key]).__name__}")
     _check_root_values(where, out)
     return out
 
