@@ -24,7 +24,8 @@ protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_fold
 folders), ``_decoded`` (image folders decoded once per preprocessing, in memory or on disk),
 ``_arrays`` (``.npz`` images), ``_featurefile`` (feature files: read, check, write),
 ``_torchvision`` (torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C,
-ImageNet-C), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
+ImageNet-C), ``_concat`` (several shifts or domains in sequence, each sample knowing its
+domain; :func:`shift_specs`), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
 (does a checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
@@ -37,6 +38,8 @@ from protoview.core.data._base import (
     fit_classes,
     preprocess_attrs,
 )
+from protoview.core.data._concat import ConcatFolderDataset, shift_name, shift_specs
+from protoview.core.data._concat import concatenate as concatenate_datasets
 from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
@@ -54,10 +57,12 @@ __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
     "ClassMatch",
+    "ConcatFolderDataset",
     "DecodedImages",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
+    "concatenate_datasets",
     "decoded_images",
     "default_transform",
     "display_pixels",
@@ -67,6 +72,8 @@ __all__ = [
     "open_dataset",
     "open_feature_file",
     "preprocess_attrs",
+    "shift_name",
+    "shift_specs",
     "write_feature_arrays",
     "write_feature_attrs",
 ]
