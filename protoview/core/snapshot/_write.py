@@ -34,6 +34,7 @@ from protoview.core.snapshot._layout import (
     I64,
     Snapshot,
 )
+from protoview.core.snapshot._runs import _prepare_runs, _write_runs
 from protoview.core.snapshot._timeline import _prepare_history, _prepare_timeline
 from protoview.errors import SnapshotError
 
@@ -131,6 +132,7 @@ class _Plan:
     history: dict[str, np.ndarray]
     metrics: dict
     timeline: list[tuple[dict, dict]]
+    runs: list[tuple[dict, dict, dict]]
 
 
 def _prepare(where: str, snap: Snapshot) -> _Plan:
@@ -150,6 +152,7 @@ def _prepare(where: str, snap: Snapshot) -> _Plan:
         _prepare_history(where, snap.history),
         _prepare_metrics(where, snap.metrics),
         _prepare_timeline(where, snap.timeline, n_samples),
+        _prepare_runs(where, snap.runs, n_samples),
     )
 
 
@@ -193,6 +196,7 @@ def _write_file(tmp: os.PathLike[str], plan: _Plan) -> None:
                 step = timeline.create_group(f"{attrs['step']:06d}")
                 step.attrs.update(attrs)
                 _write_datasets(step, arrays)
+        _write_runs(h5, plan.runs)
     except BaseException:
         with contextlib.suppress(Exception):
             h5.close()
