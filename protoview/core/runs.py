@@ -83,11 +83,16 @@ class RunRecord:
     @property
     def label(self) -> str:
         """Short, for a legend: ``"#2 tsd corrected · continual"``."""
+        return self.name(with_stream=True)
+
+    def name(self, with_stream: bool = True) -> str:
+        """``"#2 tsd corrected"``, with `` · STREAM`` when the stream is not online and
+        ``with_stream``."""
         text = f"#{self.number} {self.method}"
         variant = self.params.get("variant")
         if variant not in (None, "reference"):
             text += f" {variant}"
-        if self.stream != "online":
+        if with_stream and self.stream != "online":
             text += f" · {self.stream}"
         return text
 
