@@ -65,3 +65,52 @@ def test_adapt_continual_says_each_domains_online_accuracy(capsys, tmp_path) -> 
     assert "online accuracy per domain: noise " in text and ", blur " in text
     assert main(["info", str(out)]) == 0
     assert "Runs (1): #1 bn, stream continual, 17 steps" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_streams_and_compare_on_the_benchmark_layouts(capsys, tmp_path) -> None:
+    """CIFAR-10-C corruptions in sequence (continual, Dirichlet labels) and PACS domains as
+    the columns of a table, as they lie on disk, with a model of one's own."""
+    import torch
+
+    from tests._benchmark_fixtures import make_cifar_c, make_domainbed
+    from tests._ckpt_fixtures import write_arch_file
+
+    arch = write_arch_file(tmp_path / "net.py", """
+        from torch import nn
+
+        def build(classes=10):
+            return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes))
+
+        def build7():
+            return build(7)
+    """)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("net_for_test", arch)
+    net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(net)
+    torch.manual_seed(0)
+    torch.save(net.build().state_dict(), tmp_path / "c10.pt")
+    torch.save(net.build7().state_dict(), tmp_path / "pacs.pt")
+
+    make_cifar_c(tmp_path / "CIFAR-10-C", ("gaussian_noise", "fog"), n=20)
+    run = tmp_path / "run.h5"
+    argv = ["adapt", str(tmp_path / "c10.pt"), f"cifar10c:{tmp_path}:gaussian_noise,fog:3",
+            "--arch", f"{arch}:build", "--split", "5", "--preprocess", "cifar10", "--method", "tent",
+            "--stream", "continual,dirichlet=0.5", "--batch-size", "8", "--out", str(run)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(continual,dirichlet=0.5 stream)" in out
+    assert "online accuracy per domain: gaussian_noise " in out and ", fog " in out
+
+    make_domainbed(tmp_path, per_class=3)
+    argv = ["compare", str(tmp_path / "pacs.pt"), f"pacs:{tmp_path}:art_painting",
+            "--shifts", "art_painting,cartoon", "--methods", "none,bn,tent", "--arch",
+            f"{arch}:build7", "--split", "5", "--preprocess", "domainbed,size=16", "--batch-size", "8",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["method", "art_painting", "cartoon", "mean"]
+    assert [line.split()[0] for line in lines[2:5]] == ["none", "bn", "tent"]

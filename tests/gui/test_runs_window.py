@@ -118,9 +118,22 @@ def demo_window(qtbot, tmp_path):
     w.close()
 
 
-def _wait(qtbot, window, kind: str):
-    return qtbot.waitSignal(window.worker.result, timeout=180_000,
-                            check_params_cb=lambda res: res.kind == kind and not res.partial)
+class _Results:
+    """Every result the window's worker delivers, by a slot connected once for the test.
+
+    (Not ``qtbot.waitSignal``: its blocker is disconnected and freed when the wait ends,
+    while the worker may already have queued more results, e.g. of the background
+    refresh; PySide 6.11 then calls the freed blocker and crashes, seen here 4 times in 6.)
+    """
+
+    def __init__(self, window) -> None:
+        self.kinds: list[tuple[str, bool]] = []
+        window.worker.result.connect(lambda res: self.kinds.append((res.kind, res.partial)))
+
+    def wait(self, qtbot, kind: str, action) -> None:
+        start = len(self.kinds)
+        action()
+        qtbot.waitUntil(lambda: (kind, False) in self.kinds[start:], timeout=180_000)
 
 
 @pytest.mark.slow
@@ -128,21 +141,19 @@ def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
     from protoview.core.session import OpenRequest
 
     w = demo_window
-    with _wait(qtbot, w, "open"):
-        w.submit(OpenRequest(checkpoint="demo:cosine", data="demo:noise,blur:3"))
+    results = _Results(w)
+    results.wait(qtbot, "open", lambda: w.submit(
+        OpenRequest(checkpoint="demo:cosine", data="demo:noise,blur:3")))
     panel = w.adapt_panel
     assert panel.stream.domains.isEnabled()
     panel.probe_size.setValue(0)
     panel.n_steps.setValue(10)
     panel.method.setCurrentText("bn")
     panel.stream.domains.setCurrentText("continual")
-    with _wait(qtbot, w, "step"):
-        panel.run_button.click()
-    with _wait(qtbot, w, "step"):
-        panel.run_button.click()
+    results.wait(qtbot, "step", panel.run_button.click)
+    results.wait(qtbot, "step", panel.run_button.click)
     panel.method.setCurrentText("tent")
-    with _wait(qtbot, w, "step"):
-        panel.step_button.click()
+    results.wait(qtbot, "step", panel.step_button.click)
     qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
     assert [r.label for r in w.runs] == ["#1 bn · continual", "#2 tent · continual"]
     assert w.current_run == 2 and [h.step for h in w.history] == [1]
@@ -160,12 +171,64 @@ def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
     assert np.array_equal(w.view.sample_codes(), expected)
     # a snapshot holds both runs, and shows them again
     path = tmp_path / "runs.h5"
-    with _wait(qtbot, w, "write_snapshot"):
-        w.export_snapshot(str(path))
-    with _wait(qtbot, w, "read_snapshot"):
-        w.open_snapshot(str(path))
+    results.wait(qtbot, "write_snapshot", lambda: w.export_snapshot(str(path)))
+    results.wait(qtbot, "runs", panel.forget_button.click)  # Clear runs: only the current one stays
+    assert [r.label for r in w.runs] == ["#2 tent · continual"]
+    qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
+    assert not any(c.isVisible() for c in w.numbers.runs.curves)
+    results.wait(qtbot, "read_snapshot", lambda: w.open_snapshot(str(path)))
     assert [r.label for r in w.runs] == ["#1 bn · continual", "#2 tent · continual"]
     assert sum(c.isVisible() for c in w.numbers.runs.curves) == 1
     w.set_color_mode("fixed/broken")
     assert w.versus_combo.count() == 2  # unadapted (stored) and run #1
     w.grab().save(str(tmp_path / "runs-window.png"))
+
+
+@pytest.mark.slow
+def test_a_continual_stream_over_pacs_domains_in_the_window(demo_window, qtbot, tmp_path) -> None:
+    """DomainBed's layout on disk, two domains one after another, a model of one's own."""
+    import torch
+    from torch import nn
+
+    from protoview.core.session import OpenRequest
+    from tests._benchmark_fixtures import make_domainbed
+    from tests._ckpt_fixtures import write_arch_file
+
+    make_domainbed(tmp_path, per_class=3)
+    arch = write_arch_file(tmp_path / "net7.py", """
+        from torch import nn
+
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 7))
+    """)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 7))
+    torch.save(model.state_dict(), tmp_path / "pacs.pt")
+    w = demo_window
+    results = _Results(w)
+    results.wait(qtbot, "open", lambda: w.submit(OpenRequest(
+        checkpoint=str(tmp_path / "pacs.pt"), data=f"pacs:{tmp_path}:photo,sketch",
+        arch=f"{arch}:build", split="5", preprocess="domainbed,size=16")))
+    panel = w.adapt_panel
+    panel.probe_size.setValue(0)
+    panel.batch_size.setValue(8)
+    panel.method.setCurrentText("tent")
+    panel.stream.domains.setCurrentText("continual")
+    panel.stream.labels.setCurrentText("sorted by class")
+    results.wait(qtbot, "step", panel.pass_button.click)
+    qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
+    assert [r.label for r in w.runs] == ["#1 tent · continual,sorted"]
+    assert len(w.history) == 6  # 42 images (2 domains x 7 classes x 3) in batches of 8
+    assert w.numbers.runs.mark_texts() == ["photo", "sketch"]
+
+
+def test_the_caption_names_a_stream_other_than_online() -> None:
+    from protoview.gui._export import caption_text
+
+    state = random_state(50)
+    state.attrs.update(method="tent", step=4, params={"lr": 1e-3, "stream": "continual"})
+    assert caption_text(state).startswith("tent · continual · step 4 · accuracy ")
+    state.attrs["params"]["stream"] = "online"
+    assert caption_text(state).startswith("tent · step 4 · ")
