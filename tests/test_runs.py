@@ -204,3 +204,18 @@ def test_compare_continual_cells_are_the_shifts_samples_in_one_run() -> None:
     records = AdaptRun(make_adapter("bn", model), data, stream="continual").run_pass()
     expected = online_accuracy_by_domain(records, data.labels, data.domains, 2)
     assert np.array_equal(table.online[0], expected)
+
+
+def test_a_stream_that_cannot_be_made_leaves_the_current_run(tmp_path) -> None:
+    from protoview.core.data import open_dataset
+
+    images = open_dataset("demo:noise:3")._images.numpy()[:80]
+    np.savez(tmp_path / "unlabelled.npz", x=images.astype(np.uint8))
+    s = Session.open(OpenRequest(checkpoint="demo:cosine", data=str(tmp_path / "unlabelled.npz")))
+    s.step(StepRequest(probe_size=0, method="bn", n_steps=2, batch_size=16))
+    with pytest.raises(ParameterError, match="stream: sorted by class needs the samples' labels|"
+                                             "stream: sorted by class is made from the labels"):
+        s.step(StepRequest(probe_size=0, method="bn", n_steps=1, batch_size=16, stream="sorted"))
+    assert s.current_run is not None and [h.step for h in s.history] == [1, 2]
+    s.step(StepRequest(probe_size=0, method="bn", n_steps=1, batch_size=16))
+    assert [h.step for h in s.history] == [1, 2, 3]

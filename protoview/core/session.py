@@ -430,12 +430,16 @@ class Session:
         from protoview.core.adapt.baselines import make_adapter
         from protoview.core.adapt.refresh import ProgressiveRefresh
         from protoview.core.adapt.run import AdaptRun
-        from protoview.core.adapt.stream import parse_stream
+        from protoview.core.adapt.stream import parse_stream, stream_order
 
         self._check_adaptable()
         stream = parse_stream(req.stream)
         key = (req.method, req.batch_size, req.seed, req.params, req.shuffle, stream.text())
         if self._run is None or self._run_key != key:
+            if stream.label_correlated:  # a stream that cannot be made leaves the run as it is
+                labels = getattr(self.dataset, "labels", None)
+                stream_order(stream, len(self.dataset), seed=req.seed, pass_index=0,
+                             labels=labels, domains=getattr(self.dataset, "domains", None))
             # A different method or setting starts a new run from the source model; the
             # run before it is kept in self.runs (history and timeline are per run).
             if self._run is not None or self.history:

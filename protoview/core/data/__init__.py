@@ -18,6 +18,8 @@ Spellings accepted by :func:`open_dataset`::
     cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
+    demo:noise,blur | cifar10c:ROOT:fog,snow:5 | pacs:ROOT:photo,sketch   several in sequence
+                                      (``dataset.domains`` (N,) int64, ``dataset.domain_names``)
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image
