@@ -1,13 +1,19 @@
 """Online and full-set accuracy of each test-time adaptation method on the demo shifts.
 
-For each shift of the demo test part (severity 3 by default) and each method
-(none / bn / tent / t3a / tsd reference / tsd corrected), one pass of an ``AdaptRun``
-(batch 64, seed 0) is made from the source checkpoint; the table shows the online
-accuracy pooled over that pass (as TTA papers report it) and the full-set accuracy of the
-adapted model right after it (``AdaptRun.evaluate``, the adapter's prediction mode).
+The table itself is ``protoview compare`` (:func:`protoview.core.compare.compare_methods`):
+for each shift of the demo test part (severity 3 by default) and each method, one pass
+(batch 64, seed 0) from the source checkpoint; a cell is the online accuracy pooled over
+that pass (as TTA papers report it) / the full-set accuracy of the adapted model right
+after it (``AdaptRun.evaluate``, the adapter's prediction mode), one number when both
+agree. This script prints it for both demo heads as Markdown (the README's table)::
 
     python bench/demo_adaptation_table.py [--head linear|cosine] [--checkpoint-dir DIR]
     python bench/demo_adaptation_table.py --grid      # the lr / filter_K sweep behind DEFAULTS
+
+The same table for one head from the command line::
+
+    protoview compare demo:linear demo --shifts noise,blur,contrast,rotation,mix \
+        --methods none,bn,tent,pl,plc,shot_im,t3a,tsd,tsd:corrected,eata,sar,lame --full
 
 Without ``--checkpoint-dir`` the packaged demo checkpoints are used.
 """
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 
 from protoview.core.adapt import AdaptRun, make_adapter
+from protoview.core.compare import compare_methods
 from protoview.core.demo import (
     SHIFTS,
     build_demo_model,
@@ -30,6 +37,10 @@ from protoview.core.demo import (
     demo_checkpoint_path,
     demo_inputs,
 )
+
+#: The rows of the README's table (every method, TSD in both variants), as compare takes them.
+TABLE_METHODS = ("none", "bn", "tent", "pl", "plc", "shot_im", "t3a", "tsd", "tsd:corrected",
+                 "eata", "sar", "lame")
 
 # Defaults for the demo CNN, chosen with --grid (mean accuracy over the five shifts, both
 # heads): TSD keeps the authors' lr 1e-4 / filter_K 100 (lr 1e-3 loses ~1 point on the
@@ -80,29 +91,20 @@ def one_pass(
 
 
 def table(args: argparse.Namespace) -> None:
+    """``protoview compare`` for each head: every method's default parameters."""
     shifts = [s for s in SHIFTS if s != "none"] if args.shift == "all" else [args.shift]
     for head in args.heads:
-        source = load_demo(head, args.checkpoint_dir)
-        print(
-            f"\n{head} head, severity {args.severity}, batch {args.batch_size}, seed {args.seed}, one pass"
+        checkpoint = (str(args.checkpoint_dir / f"demo_{head}.pt") if args.checkpoint_dir
+                      else f"demo:{head}")
+        result = compare_methods(
+            checkpoint, [f"demo:{s}:{args.severity}" for s in shifts], TABLE_METHODS,
+            names=shifts, batch_size=args.batch_size, seed=args.seed, full_set=True,
+            device="cpu",
         )
-        print(
-            "online accuracy over the pass / full-set accuracy after it (s = seconds for the pass)"
-        )
-        print(f"{'method':<15}" + "".join(f"{s:>20}" for s in shifts) + f"{'mean':>16}")
-        for method, params in DEFAULTS.items():
-            cells, online, full = [], [], []
-            for shift in shifts:
-                data = DemoShiftDataset(shift, args.severity)
-                model = load_demo(head, args.checkpoint_dir) if method != "none" else source
-                acc, after, seconds = one_pass(
-                    method, params, model, data, args.batch_size, args.seed
-                )
-                online.append(acc)
-                full.append(after)
-                cells.append(f"{acc:6.1%} / {after:6.1%} {seconds:4.1f}s")
-            mean = f"{np.mean(online):6.1%} / {np.mean(full):6.1%}"
-            print(f"{method:<15}" + "".join(f"{c:>20}" for c in cells) + f"{mean:>16}")
+        print(f"\n{head} head, severity {args.severity}, {result.settings}, one pass")
+        print(result.markdown())
+        for note in result.notes:
+            print(f"note: {note}")
 
 
 def grid(args: argparse.Namespace) -> None:

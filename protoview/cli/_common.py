@@ -23,6 +23,14 @@ PREPROCESS_HELP = (
 )
 
 
+STREAM_HELP = (
+    "the test stream, a comma-separated list: online (default) or episodic (reset before "
+    "every batch); mixed or continual (data of several shifts: all shuffled together, or one "
+    "after another without reset); iid, sorted (class by class) or dirichlet=ALPHA (label "
+    "shift, RoTTA's; ALPHA > 0, smaller = longer runs of one class). E.g. continual,dirichlet=0.1"
+)
+
+
 def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
     """--arch, --split, --nb-proxy, --preprocess (and --trust-checkpoint): every command's."""
     p.add_argument("--arch", help="architecture for a plain state_dict: torchvision name (resnet18), timm name, or FILE.py:build_fn")

@@ -19,12 +19,12 @@ import warnings
 from collections.abc import Sequence
 
 from protoview import __version__
-from protoview.cli import _basic, _science
+from protoview.cli import _basic, _compare, _science
 from protoview.cli._common import Handler, show_warning
 
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
-COMMANDS = ("demo", "info", "extract", "export", "adapt", "cluster", "assign", "gui")
+COMMANDS = ("demo", "info", "extract", "export", "adapt", "compare", "cluster", "assign", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _basic.register(sub, HANDLERS)
     _science.register(sub, HANDLERS)
+    _compare.register(sub, HANDLERS)
     return parser
 
 

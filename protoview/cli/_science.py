@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from protoview.cli._common import (
+    STREAM_HELP,
     Handler,
     add_model_args,
     open_request,
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                    help="any parameter of the method, e.g. beta=0.8, e_margin=0.9, affinity=knn, episodic=true (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--stream", default="online", help=STREAM_HELP)
     p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
     p.add_argument("--probe-size", type=int, default=0, metavar="N",
                    help="estimate the full-set accuracy after every step on a stratified probe of N "
@@ -112,9 +114,11 @@ def _param_value(text: str) -> object:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    from protoview.core.adapt.stream import parse_stream
     from protoview.core.session import StepRequest
     from protoview.errors import ParameterError
 
+    parse_stream(args.stream)  # a bad --stream fails before anything is opened
     if args.probe_size < 0:
         raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 
@@ -128,15 +132,24 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
-        probe_size=args.probe_size,
+        probe_size=args.probe_size, stream=parse_stream(args.stream).text(),
     )
     session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]
     say(
-        f"after {last.step} steps of {args.method}: online accuracy {score_text(last.online_accuracy, labelled)}, "
+        f"after {last.step} steps of {args.method} ({req.stream} stream): online accuracy "
+        f"{score_text(last.online_accuracy, labelled)}, "
         f"full-set accuracy {score_text(last.full_accuracy, labelled)}"
         + ("" if labelled else f", mean prediction entropy {float(session.state.entropy.mean()):.3f}")
     )
+    names = tuple(getattr(session.dataset, "domain_names", ()) or ())
+    if labelled and len(names) > 1:
+        from protoview.core.runs import online_accuracy_by_domain
+
+        per = online_accuracy_by_domain(session.history, session.state.labels,
+                                        session.dataset.domains, len(names))
+        say("online accuracy per domain: " + ", ".join(
+            f"{name} {score_text(float(v), labelled)}" for name, v in zip(names, per, strict=True)))
     if args.out:
         from protoview.core.snapshot import write_snapshot
 

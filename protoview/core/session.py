@@ -16,10 +16,18 @@ shows and how much of it is refreshed (``map_step``, ``refreshed``); ``accuracy`
 exact full-set accuracy) is there only once the refresh is complete. :meth:`Session.refresh`
 (or a :class:`RefreshRequest`) completes it at once; steps that are not live do so after
 each request (and at the end of each pass), as the command line wants.
+
+Runs side by side: a step with another method, parameter, batch size, seed or stream
+starts a new run from the source model, and the session keeps the earlier ones
+(:attr:`Session.runs`, :class:`~protoview.core.runs.RunRecord`: settings, history and the
+predictions of their latest map); ``history`` and ``timeline`` are the current run's.
+:meth:`Session.reset` ends the current run (it stays in ``runs``);
+:meth:`Session.forget_runs` drops the others. A snapshot holds all of them.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +35,16 @@ from typing import Any
 
 import numpy as np
 
+from protoview.core.runs import (  # the window reads runs through the session
+    VERSUS_NAMES,  # noqa: F401
+    HistoryRow,
+    RunRecord,
+    history_columns,
+    rows_from_columns,  # noqa: F401
+    run_from_snapshot,  # noqa: F401
+    run_to_snapshot,
+    versus_codes,  # noqa: F401
+)
 from protoview.core.state import (
     GeometryState,
     compute_geometry,
@@ -62,8 +80,11 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class StepRequest:
-    """Adaptation steps. method: tsd | tent | t3a | bn | none; params go to the adapter
-    (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass.
+    """Adaptation steps. method: any of ``protoview.core.adapt.METHOD_NAMES``; params go to
+    the adapter (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass;
+    stream: the test stream as ``--stream`` text (``online``, ``episodic``, ``continual``,
+    ``sorted``, ``dirichlet=0.1`` and their combinations, see
+    :mod:`protoview.core.adapt.stream`).
 
     live: False (the command line): the map and the exact full-set accuracy are refreshed
     after the request (every ``record_every`` steps when > 0) and at the end of each pass.
@@ -82,6 +103,7 @@ class StepRequest:
     record_every: int = 0  # > 0: refresh the map and keep a timeline frame every K steps
     live: bool = False
     probe_size: int = 1000
+    stream: str = "online"
 
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
@@ -109,29 +131,9 @@ class SinkhornRequest:
     n_iters: int = 3
 
 
-@dataclass
-class HistoryRow:
-    """One adaptation step. online_accuracy: pooled over the pass so far (as TTA papers
-    report it); batch_accuracy: this batch; full_accuracy: the whole set after the step
-    (NaN when the map was not refreshed at that step); batch_indices (B,) int64,
-    online_predictions (B,) int64 and online_logits (B, C) float32: the batch as the model
-    saw it before the update; probe_accuracy, probe_low, probe_high: the full-set accuracy
-    after the step estimated on the probe, with its 95% interval, and probe_size its
-    labelled samples (NaN / 0 when not computed)."""
-
-    step: int
-    online_accuracy: float
-    batch_accuracy: float
-    full_accuracy: float
-    seconds: float
-    batch_indices: np.ndarray | None = None
-    online_predictions: np.ndarray | None = None
-    online_logits: np.ndarray | None = None
-    loss: float = float("nan")
-    probe_accuracy: float = float("nan")
-    probe_low: float = float("nan")
-    probe_high: float = float("nan")
-    probe_size: int = 0
+@dataclass(frozen=True)
+class ForgetRunsRequest:
+    """Forget every run but the current one (their curves leave the chart)."""
 
 
 @dataclass
@@ -153,6 +155,10 @@ class Session:
     _map_anchors: Any = None
     _live: Any = None  # ProgressiveRefresh of the run's current model
     device: str | None = None
+    runs: list[RunRecord] = field(default_factory=list)
+    current_run: RunRecord | None = None
+    source_predictions: np.ndarray | None = None  # (N,) the unadapted model's, at open
+    _runs_started: int = 0
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -167,6 +173,7 @@ class Session:
         session._snapshot_source()
         session.refresh(progress=progress, cancel=cancel, fresh_map=True)
         session.source_accuracy = session.state.metrics.get("accuracy", float("nan"))
+        session.source_predictions = session.state.predictions.copy()
         return session
 
     def _snapshot_source(self) -> None:
@@ -265,6 +272,10 @@ class Session:
             self._map_anchors = np.where(held[:, None], anchors, joint)
         self._describe_state()
         self._describe_freshness()
+        run, live = self.current_run, self._live
+        if run is not None and live is not None:
+            run.predictions = self.state.predictions
+            run.predictions_step, run.predictions_refreshed = live.step, live.fraction
         return self.state
 
     def _describe_freshness(self) -> None:
@@ -410,29 +421,34 @@ class Session:
         run, not the default."""
         if self._run_key is None:
             return {"method": "none", "params": {}}
-        method, batch_size, seed, params, shuffle = self._run_key
+        method, batch_size, seed, params, shuffle, stream = self._run_key
         return {"method": method, "params": {**dict(params), "batch_size": batch_size,
-                                             "seed": seed, "shuffle": shuffle}}
+                                             "seed": seed, "shuffle": shuffle, "stream": stream}}
 
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):
         from protoview.core.adapt.baselines import make_adapter
         from protoview.core.adapt.refresh import ProgressiveRefresh
         from protoview.core.adapt.run import AdaptRun
+        from protoview.core.adapt.stream import parse_stream, stream_order
 
         self._check_adaptable()
-        key = (req.method, req.batch_size, req.seed, req.params, req.shuffle)
+        stream = parse_stream(req.stream)
+        key = (req.method, req.batch_size, req.seed, req.params, req.shuffle, stream.text())
         if self._run is None or self._run_key != key:
-            # A different method or setting starts a new run from the source model, so the
-            # history and the timeline always describe one run (steps stay unique).
+            if stream.label_correlated:  # a stream that cannot be made leaves the run as it is
+                labels = getattr(self.dataset, "labels", None)
+                stream_order(stream, len(self.dataset), seed=req.seed, pass_index=0,
+                             labels=labels, domains=getattr(self.dataset, "domains", None))
+            # A different method or setting starts a new run from the source model; the
+            # run before it is kept in self.runs (history and timeline are per run).
             if self._run is not None or self.history:
                 self.model.load_state_dict(self._source_state)
-                self.history.clear()
-                self.timeline.clear()
-            self._run, self._run_key, self._live = None, None, None
+            self._end_run()
             adapter = make_adapter(req.method, self.model, **req.param_dict())
             run = AdaptRun(
-                adapter, self.dataset, batch_size=req.batch_size, seed=req.seed, shuffle=req.shuffle
+                adapter, self.dataset, batch_size=req.batch_size, seed=req.seed,
+                shuffle=req.shuffle, stream=stream,
             )
             run.accelerate()  # CUDA only: channels-last, and AMP where it agrees with float32
             known = self.features
@@ -440,9 +456,31 @@ class Session:
                 run, known.features, known.logits, known.labels, probe_size=req.probe_size
             )
             self._run, self._run_key = run, key
+            self._runs_started += 1
+            self.current_run = RunRecord(
+                number=self._runs_started, method=req.method, params=req.param_dict(),
+                batch_size=req.batch_size, seed=req.seed, shuffle=req.shuffle,
+                stream=stream.text(), history=self.history, domain_names=run.domain_names,
+            )
+            self.runs.append(self.current_run)
         else:
             self._live.set_probe_size(req.probe_size)
         return self._run
+
+    def _end_run(self) -> None:
+        """The current run ends (kept in ``runs`` when it made a step); a new history and
+        timeline start."""
+        ended = self.current_run
+        if ended is not None and not ended.history and ended in self.runs:
+            self.runs.remove(ended)
+        self.current_run = None
+        self._run, self._run_key, self._live = None, None, None
+        self.history, self.timeline = [], []
+
+    def forget_runs(self) -> list[RunRecord]:
+        """Drop every run but the current one; returns the runs left."""
+        self.runs = [r for r in self.runs if r is self.current_run]
+        return self.runs
 
     def step(
         self, req: StepRequest, progress: Progress = None, cancel: Cancel = None
@@ -479,20 +517,14 @@ class Session:
                 self._set_map(self._live_features(), cancel=cancel)
             if boundary:
                 self._describe_state()
-                self.state.attrs.update(
-                    method=req.method,
-                    params={
-                        **req.param_dict(),
-                        "batch_size": req.batch_size,
-                        "seed": req.seed,
-                        "shuffle": req.shuffle,
-                    },
-                )
                 self._record_frame()
         return self.state
 
     @staticmethod
     def _history_row(rec) -> HistoryRow:
+        domain = -1
+        if rec.batch_domains is not None and len(rec.batch_domains):
+            domain = int(np.bincount(np.asarray(rec.batch_domains, np.int64)).argmax())
         return HistoryRow(
             rec.step,
             rec.cumulative_accuracy,
@@ -503,18 +535,17 @@ class Session:
             online_predictions=np.asarray(rec.online_predictions, np.int64),
             online_logits=np.asarray(rec.online_logits, np.float32),
             loss=float("nan") if rec.loss is None else float(rec.loss),
+            domain=domain,
+            domain_start=rec.domain_starts[0] if rec.domain_starts else -1,
         )
 
     def reset(self) -> GeometryState:
-        """Back to the source model; history cleared; the map updates from where it is."""
+        """Back to the source model: the current run ends (it stays in ``runs``), the
+        history starts empty; the map updates from where it is."""
         self.model.load_state_dict(self._source_state)
         if self._run is not None:
             self._run.reset()
-        self._run = None
-        self._run_key = None
-        self._live = None
-        self.history.clear()
-        self.timeline.clear()
+        self._end_run()
         return self.refresh()
 
     def _record_frame(self) -> None:
@@ -588,26 +619,18 @@ class Session:
         from protoview.core.state import state_to_snapshot
 
         snap = state_to_snapshot(self.state)
-        snap.history = {
-            "step": np.array([h.step for h in self.history], np.int64),
-            "accuracy": np.array([h.full_accuracy for h in self.history], np.float64),
-            "online_accuracy": np.array([h.online_accuracy for h in self.history], np.float64),
-            "batch_accuracy": np.array([h.batch_accuracy for h in self.history], np.float64),
-            "seconds": np.array([h.seconds for h in self.history], np.float64),
-            "loss": np.array([h.loss for h in self.history], np.float64),
-            "probe_accuracy": np.array([h.probe_accuracy for h in self.history], np.float64),
-            "probe_low": np.array([h.probe_low for h in self.history], np.float64),
-            "probe_high": np.array([h.probe_high for h in self.history], np.float64),
-            "probe_size": np.array([h.probe_size for h in self.history], np.int64),
-        }
-        if self.history and all(h.batch_indices is not None for h in self.history):
-            # ragged columns (name + name_offsets); logits row-major, num_logits per sample
-            snap.history["batch_indices"] = [h.batch_indices for h in self.history]
-            snap.history["online_predictions"] = [h.online_predictions for h in self.history]
-            snap.history["online_logits"] = [
-                h.online_logits.astype(np.float64).reshape(-1) for h in self.history
-            ]
+        snap.history = history_columns(self.history)
+        if "online_logits" in snap.history:
             snap.metrics["num_logits"] = int(self.history[0].online_logits.shape[1])
+        snap.runs = [run_to_snapshot(r, r is self.current_run) for r in self.runs]
+        source = self.source_predictions
+        if source is not None and len(source) == len(snap.samples["labels"]):
+            snap.samples["source_predictions"] = np.asarray(source, np.int64)
+        names = tuple(getattr(self.dataset, "domain_names", ()) or ())
+        domains = getattr(self.dataset, "domains", None)
+        if names and domains is not None and len(domains) == len(snap.samples["labels"]):
+            snap.samples["domain"] = np.asarray(domains, np.int64)
+            snap.attrs["domain_names"] = json.dumps(list(names))
         snap.metrics["source_accuracy"] = float(self.source_accuracy)
         snap.timeline = [dict(f) for f in self.timeline]
         if self._sinkhorn is not None:

@@ -16,7 +16,8 @@ MAX_WIDTH = 16000
 
 
 def caption_text(state, source_accuracy: float = float("nan")) -> str:
-    """``tsd (reference) · step 9 · accuracy 80.7% (unadapted 55.3%)`` for ``state``."""
+    """``tsd (reference) · step 9 · accuracy 80.7% (unadapted 55.3%)`` for ``state`` (the
+    stream after the method when it is not online: ``tent · continual · step 26 ...``)."""
     if state is None:
         return ""
     attrs = state.attrs or {}
@@ -24,7 +25,9 @@ def caption_text(state, source_accuracy: float = float("nan")) -> str:
     params = attrs.get("params") or {}
     variant = params.get("variant") if isinstance(params, dict) else None
     head = "source model" if method == "none" else method + (f" ({variant})" if variant else "")
-    parts = [head, f"step {int(attrs.get('step', 0) or 0)}"]
+    stream = params.get("stream") if isinstance(params, dict) else None
+    parts = [head, *([str(stream)] if stream and stream != "online" else []),
+             f"step {int(attrs.get('step', 0) or 0)}"]
     acc = state.metrics.get("accuracy")
     if acc is not None and np.isfinite(acc):
         text = f"accuracy {acc:.1%}"

@@ -11,6 +11,8 @@ import pyqtgraph as pg
 
 _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
 MAX_LEGEND_CLASSES = 20
+#: The colour mode comparing each sample's verdict with another run's (fixed / broken).
+VERSUS_MODE = "fixed/broken"
 
 
 def make_items(view) -> dict:
@@ -105,7 +107,9 @@ def num_groups(state) -> int:
     return max(int(np.max(a)) + 1, k, 1)
 
 
-def sample_codes(state, mode: str) -> np.ndarray:
+def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarray:
+    """The colour code (N,) of each sample in ``mode`` (-1 unknown); ``versus``: the other
+    run's predictions (N,) for the fixed / broken mode."""
     n = len(state.embedding)
     if mode == "label":
         return np.asarray(state.labels, np.int64)
@@ -119,6 +123,10 @@ def sample_codes(state, mode: str) -> np.ndarray:
         codes = (lab == pred).astype(np.int64)
         codes[(lab < 0) | (pred < 0)] = -1
         return codes
+    if mode == VERSUS_MODE:
+        from protoview.core.session import versus_codes
+
+        return versus_codes(state.predictions, versus, state.labels)
     from protoview.gui.palette import entropy_codes
 
     return entropy_codes(state.entropy, num_classes(state))
@@ -126,7 +134,8 @@ def sample_codes(state, mode: str) -> np.ndarray:
 
 def _mode_palette(view):
     mode = view.color_mode
-    return view.palette(mode if mode in ("entropy", "assignment", "correctness") else "class")
+    own = ("entropy", "assignment", "correctness", VERSUS_MODE)
+    return view.palette(mode if mode in own else "class")
 
 
 def sample_size(view) -> float:
@@ -208,7 +217,7 @@ def apply_styles(view, pos: dict | None = None) -> None:
     """setData on every layer with shared brushes (one call per layer)."""
     state, s, items = view.state, view.glyph_scale * _font_scale(view), view.items
     pos = pos or positions(state)
-    codes = sample_codes(state, view.color_mode)
+    codes = sample_codes(state, view.color_mode, view.versus_predictions)
     dim = None if view._highlight is None else ~view._highlight
     size = _BASE["samples"] * s
     style = (view.color_mode, size, id(_mode_palette(view)), codes,
@@ -409,7 +418,7 @@ def rebuild_legend(view) -> None:
     counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
     scale = view.text_scale
     key = (len(state.embedding), counts, scale, view.text_colors,
-           tuple((b.color().rgba(), t) for b, t in entries))
+           tuple((None if b is None else b.color().rgba(), t) for b, t in entries))
     if getattr(view, "_legend_key", None) == key:
         return  # unchanged: rebuilding costs ~15 ms per entry, too much for every step
     view._legend_key = key
@@ -437,7 +446,7 @@ def rebuild_legend(view) -> None:
         # rows fill left to right: pad the layer rows so the classes start on a new row
         add("o", 0.0, None, "")
     for brush, text in entries:
-        add("o", 8.0, brush, text)
+        add("o", 0.0 if brush is None else 8.0, brush, text)
 
 
 def _mode_entries(view) -> list[tuple]:
@@ -447,6 +456,15 @@ def _mode_entries(view) -> list[tuple]:
         return [(pal.brush(1), "correct"), (pal.brush(0), "wrong")]
     if mode == "entropy":
         return [(pal.brush(0), "low entropy"), (pal.brush(len(pal) - 1), "high entropy")]
+    if mode == VERSUS_MODE:
+        if view.versus_predictions is None:
+            return [(pal.brush(-1), "choose a run to compare with")]
+        from protoview.core.session import VERSUS_NAMES
+
+        codes = sample_codes(state, mode, view.versus_predictions)
+        counts = np.bincount(codes[codes >= 0], minlength=len(VERSUS_NAMES))
+        return [(None, f"vs {view.versus_name}:"),
+                *((pal.brush(k), f"{name} ({counts[k]})") for k, name in enumerate(VERSUS_NAMES))]
     if mode == "assignment" and state.assignment is None:
         return [(pal.brush(-1), "no assignment yet (run k-means)")]
     codes = np.unique(sample_codes(state, mode))

@@ -1,10 +1,12 @@
-"""The bar above the map (private): colour mode, box / lasso selection, "go to #", how
+"""The bar above the map (private): colour mode (and the run fixed/broken compares with),
+box / lasso selection, "go to #", how
 fresh the map is with its Refresh button, and the selection and highlight summaries (elided: a long text never widens the window)."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from protoview.gui import _versus
 from protoview.gui.map_view import COLOR_MODES
 
 
@@ -56,6 +58,7 @@ def build_map_bar(win) -> QtWidgets.QVBoxLayout:
     win.colour_combo.addItems(list(COLOR_MODES))
     win.colour_combo.setToolTip("colour samples by (L)")
     win.colour_combo.currentTextChanged.connect(win.set_color_mode)
+    win.versus_combo = _versus.build_combo(win)
     win.box_button = QtWidgets.QToolButton()
     win.box_button.setText("Box")
     win.box_button.setToolTip("left-drag selects a box of samples (right-drag always does)")
@@ -103,6 +106,7 @@ def build_map_bar(win) -> QtWidgets.QVBoxLayout:
     bar.addWidget(win.refresh_button)
     summary = QtWidgets.QHBoxLayout()
     summary.setContentsMargins(6, 0, 6, 0)
+    summary.addWidget(win.versus_combo)  # here, not above: the top row keeps its width
     summary.addWidget(win.selection_label, 3)
     summary.addWidget(win.highlight_label, 2)
     rows = QtWidgets.QVBoxLayout()

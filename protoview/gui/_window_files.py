@@ -11,13 +11,14 @@ from PySide6 import QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.errors import SnapshotError
-from protoview.gui import _menus
+from protoview.gui import _menus, _versus
 from protoview.gui._export import caption_text
 from protoview.gui._open_dialog import OpenDialog
 from protoview.gui.replay import (
     export_replay,
     frame_state,
     history_from_snapshot,
+    runs_from_snapshot,
     state_from_snapshot,
 )
 
@@ -149,6 +150,7 @@ class FileActions:
         self.snapshot = snap
         self.snapshot_base = state_from_snapshot(snap)
         self.history = history_from_snapshot(snap)
+        self.runs, self.current_run = runs_from_snapshot(snap)
         self.source_accuracy = float(snap.metrics.get("source_accuracy", float("nan")))
         self.state = self.snapshot_base
         self.view.thumbnail = None
@@ -168,7 +170,10 @@ class FileActions:
         self._pending_numbers = None  # a live result's charts must not overwrite these
         self.numbers.set_class_names(self.view.class_names)
         self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored
-        self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy)
+        self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy,
+                                    self.runs, self.current_run)
+        _versus.update_choices(self, self.runs, self.current_run,
+                               snap.samples.get("source_predictions"))
         if snap.timeline:
             first = frame_state(self.snapshot_base, snap.timeline[0])
             self.compare.set_source(first, f"first recorded frame, {caption_text(first)}")

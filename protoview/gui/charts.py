@@ -1,6 +1,7 @@
-"""Numbers that move with every step: accuracy over steps, per-class accuracy beside the
-unadapted model's, the confusion matrix (counts and a colour bar), Sinkhorn's balance,
-and the labels for NMI / ARI / center loss."""
+"""Numbers that move with every step: accuracy over steps (the session's runs side by side,
+with the shifts of a continual stream marked), per-class accuracy beside the unadapted
+model's, the confusion matrix (counts and a colour bar), Sinkhorn's balance, and the
+labels for NMI / ARI / center loss."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.session import HistoryRow
+from protoview.gui._run_curves import RunOverlay
 
 MAX_NAMED_TICKS = 20  # more classes than this: numbered ticks
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
@@ -130,6 +132,9 @@ class NumbersPanel(QtWidgets.QWidget):
         self.source_line.setVisible(False)
         self.accuracy_plot.addItem(self.source_line)
         self.accuracy_plot.setXRange(0, 1, padding=0.02)
+        self.runs = RunOverlay(self.accuracy_plot, self.accuracy_legend, [
+            (self.online_curve, "online (running)"), (self.full_curve, "full set"),
+            (self.probe_curve, "full set, probe (95% CI)")])
 
         self.class_plot = _plot("Per-class accuracy", "accuracy", "class")
         self.class_plot.setYRange(0, 1.2, padding=0)  # headroom: the legend never covers a bar
@@ -195,9 +200,11 @@ class NumbersPanel(QtWidgets.QWidget):
         return [self.accuracy_plot, self.class_plot, self.confusion_plot, self.balance_plot]
 
     # ---------------------------------------------------------------- updates
-    def update_numbers(self, state, history: list[HistoryRow], source_accuracy: float) -> None:
-        """Redraw everything for ``state`` and the run's ``history``."""
-        self.set_history(history, source_accuracy)
+    def update_numbers(self, state, history: list[HistoryRow], source_accuracy: float,
+                       runs=None, current_run: int = 0) -> None:
+        """Redraw everything for ``state`` and the run's ``history`` (``runs``: every run of
+        the session, RunRecords; ``current_run``: the number of the one ``history`` is)."""
+        self.set_history(history, source_accuracy, runs, current_run)
         if state is None:
             return
         n = max(len(state.center_labels), int(np.max(state.labels, initial=-1)) + 1,
@@ -290,7 +297,10 @@ class NumbersPanel(QtWidgets.QWidget):
                       for i in range(n) for j in range(n) if conf[i, j]]
         self.cell_counts.set_counts(counts, font)
 
-    def set_history(self, history: list[HistoryRow], source_accuracy: float) -> None:
+    def set_history(self, history: list[HistoryRow], source_accuracy: float, runs=None,
+                    current_run: int = 0) -> None:
+        """The current run's curves, the other ``runs``' online accuracy (one colour and one
+        legend entry each) and the current run's shift marks."""
         steps = np.array([h.step for h in history], np.float64)
         online = np.array([h.online_accuracy for h in history], np.float64)
         full = np.array([h.full_accuracy for h in history], np.float64)
@@ -310,7 +320,13 @@ class NumbersPanel(QtWidgets.QWidget):
             self.source_line.label.setFormat(f"unadapted {source_accuracy:.1%}")
         else:
             self.source_line.setVisible(False)
-        self.accuracy_plot.setXRange(0, max(1.0, steps.max() if steps.size else 1.0), padding=0.02)
+        runs = list(runs or [])
+        shown = [bool(steps.size), bool(ok.any()), bool(seen.any())]
+        largest = self.runs.set_runs(runs, current_run, shown)
+        current = next((r for r in runs if r.number == current_run), None)
+        self.runs.set_marks(current.shift_marks() if current is not None else [])
+        end = max(1.0, steps.max() if steps.size else 1.0, largest)
+        self.accuracy_plot.setXRange(0, end, padding=0.02)
 
     def show_balance(self, assignment: np.ndarray | None, n_targets: int,
                      target: str = "prototypes") -> np.ndarray:
@@ -365,6 +381,7 @@ class NumbersPanel(QtWidgets.QWidget):
                     label.setText(label.text, size=f"{8.0 * scale:.1f}pt")
         for line in (self.source_line, self.ideal_line):
             line.label.setFont(tick)
+        self.runs.set_text_scale(scale, tick)
 
 
 def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) -> str:

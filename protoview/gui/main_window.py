@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest, RefreshRequest
+from protoview.core.session import ForgetRunsRequest, OpenRequest, RefreshRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
-from protoview.gui import _menus, _presentation, theme
+from protoview.gui import _menus, _presentation, _versus, theme
 from protoview.gui._compare import CompareViews
 from protoview.gui._data_panel import DataPanel
 from protoview.gui._export import caption_text
@@ -23,7 +23,7 @@ from protoview.gui.replay import ReplayBar, frame_state
 from protoview.gui.worker import ComputeWorker, ResetRequest, default_open, default_warm_up
 
 #: Colour modes that need known labels (unlabelled data falls back to prediction).
-LABEL_COLOUR_MODES = ("label", "correctness")
+LABEL_COLOUR_MODES = ("label", "correctness", "fixed/broken")
 
 
 class MainWindow(FileActions, QtWidgets.QMainWindow):
@@ -43,6 +43,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.raise_errors = raise_errors
         self.state = None
         self.history: list = []
+        self.runs: list = []  # every run of the session (RunRecords), the current one too
+        self.current_run = 0  # its number (0: none)
         self.source_accuracy = float("nan")
         self.snapshot = None
         self.snapshot_base = None
@@ -160,6 +162,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.adapt_panel.step_requested.connect(self.submit)
         self.adapt_panel.pause_requested.connect(self.cancel_job)
         self.adapt_panel.reset_requested.connect(lambda: self.submit(ResetRequest()))
+        self.adapt_panel.forget_runs_requested.connect(lambda: self.submit(ForgetRunsRequest()))
         self.kmeans_panel.kmeans_requested.connect(self.submit)
         self.sinkhorn_panel.sinkhorn_requested.connect(self.submit)
 
@@ -233,6 +236,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.view.focus_sample(None)  # a new start: nothing marked
             self.view.set_selection([])
         self.state, self.history = res.state, res.history
+        self.runs, self.current_run = list(res.runs), res.current_run
         self.source_accuracy = res.source_accuracy
         self.view.thumbnail = res.thumbnail
         if res.kind == "sinkhorn":
@@ -247,6 +251,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.source_state = res.state
             self.numbers.set_baseline(res.state)
             self.compare.set_source(res.state, caption_text(res.state))
+        if res.kind == "open":
+            self.adapt_panel.stream.set_domains(res.domain_names)
+        _versus.update_choices(self, self.runs, self.current_run,
+                               None if self.source_state is None else self.source_state.predictions)
         self.compare.set_after_title(caption_text(res.state, res.source_accuracy))
         self.compare.sync_style()
         if self.view.focus_index is not None:  # the features moved: new neighbours
@@ -256,7 +264,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low)
         if not getattr(res, "followed", False):  # else the step's probe result draws them
-            self._pending_numbers = (res.state, res.history, res.source_accuracy)
+            self._pending_numbers = (res.state, res.history, res.source_accuracy, self.runs,
+                                     self.current_run)
             QtCore.QTimer.singleShot(0, self._flush_numbers)
         if res.kind == "sinkhorn":
             self.set_color_mode("assignment")
@@ -322,6 +331,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         return [self.view, self.compare.view]
 
     def set_color_mode(self, mode: str) -> None:
+        _versus.show_for_mode(self, mode)
         self.view.set_color_mode(mode)
         self.compare.sync_style()
         if self.colour_combo.currentText() != mode:
@@ -472,7 +482,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.view.set_state(state, animate=True)
         step = int(frame.get("step", index))
         self.numbers.update_numbers(state, [h for h in self.history if h.step <= step],
-                                    self.source_accuracy)
+                                    self.source_accuracy, self.runs, self.current_run)
         self.compare.set_after_title(caption_text(state, self.source_accuracy))
 
     def show_shortcuts(self) -> QtWidgets.QMessageBox:

@@ -30,7 +30,9 @@ from protoview.gui import _map_marks as marks
 from protoview.gui._map_items import HoverCard, SelectViewBox, move_points
 from protoview.gui.palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
 
-COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy")
+COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", layers.VERSUS_MODE)
+#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
+VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
 LAYERS = ("samples", "centers", "proxies", "prototypes")
 ANIMATION_FRAMES = 8
 ANIMATION_MS = 250
@@ -77,6 +79,8 @@ class EmbeddingView(pg.PlotWidget):
         self.text_colors = ("#333333", "#ffffff")  # (text, background) of the theme
         self.show_names = True
         self.assignment_target = "prototypes"  # or "classes" (Sinkhorn to proxies/centers)
+        self.versus_predictions: np.ndarray | None = None  # (N,) of the run compared with
+        self.versus_name = ""
         self.thumbnail: Callable[[int], np.ndarray] | None = None
         self.selection = np.zeros(0, np.int64)
         self.focus_index: int | None = None
@@ -279,7 +283,16 @@ class EmbeddingView(pg.PlotWidget):
 
     def sample_codes(self) -> np.ndarray:
         """The colour code (N,) of each sample in the current colour mode (-1 = unknown)."""
-        return layers.sample_codes(self.state, self.color_mode)
+        return layers.sample_codes(self.state, self.color_mode, self.versus_predictions)
+
+    def set_versus(self, predictions: np.ndarray | None, name: str = "") -> None:
+        """The run the ``fixed/broken`` mode compares with: its predictions (N,) int64 and
+        its name (None: none chosen). Per sample: fixed = right here and wrong there,
+        broken = wrong here and right there, else unchanged (right or wrong in both)."""
+        self.versus_predictions = None if predictions is None else np.asarray(predictions, np.int64)
+        self.versus_name = name
+        if self.state is not None and self.color_mode == layers.VERSUS_MODE:
+            self._apply_styles()
 
     def highlight(self, kind: str, index: int) -> np.ndarray:
         """Highlight the members of center / proxy / prototype ``index``; dim the rest."""
@@ -408,6 +421,8 @@ class EmbeddingView(pg.PlotWidget):
             key = ("groups", tuple(layers.group_info(self)[1]))
         elif kind == "correctness":
             key = ("correctness", 2)
+        elif kind == layers.VERSUS_MODE:
+            key = ("versus", len(VERSUS_COLORS))
         else:
             key = ("class", n)
         if key not in self._palettes:
@@ -417,6 +432,8 @@ class EmbeddingView(pg.PlotWidget):
                 colors = entropy_colors(ENTROPY_BINS)
             elif key[0] == "correctness":
                 colors = ["#d62728", "#2ca02c"]
+            elif key[0] == "versus":
+                colors = list(VERSUS_COLORS)
             elif key[0] == "groups":
                 colors = list(key[1])
             else:

@@ -1,4 +1,4 @@
-"""Control panels: adaptation (TSD and baselines), k-means, Sinkhorn.
+"""Control panels: adaptation (TSD and baselines, the test stream), k-means, Sinkhorn.
 
 Each panel turns its widgets into one frozen request from :mod:`protoview.core.session`
 and emits it; it never runs anything itself.
@@ -53,13 +53,84 @@ def _combo(items: tuple[str, ...], tip: str) -> QtWidgets.QComboBox:
     return w
 
 
+def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    """Widgets side by side in one form row."""
+    box = QtWidgets.QWidget()
+    row = QtWidgets.QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w, 1)
+    return box
+
+
+#: The label-order choices of the stream controls and their ``--stream`` words.
+LABEL_ORDERS = {"i.i.d. labels": "", "sorted by class": "sorted", "Dirichlet": "dirichlet"}
+
+
+class StreamControls(QtCore.QObject):
+    """The test stream: reset (online / episodic), domains (mixed / continual: only for
+    data of several domains), label order (i.i.d., sorted by class, Dirichlet with its
+    concentration alpha). :meth:`text` is the ``--stream`` text of the choice."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.reset = _combo(("online", "episodic"), "online: the model carries over from batch "
+                            "to batch; episodic: back to the source model before every batch")
+        self.domains = _combo(("mixed", "continual"), "data of several shifts or domains: "
+                              "mixed = all shuffled together; continual = one after another, "
+                              "without reset (the chart marks where the shift changes)")
+        self.labels = _combo(tuple(LABEL_ORDERS), "the order of the classes in the stream: "
+                             "shuffled, class by class, or a Dirichlet label shift (RoTTA's)")
+        self.alpha = QtWidgets.QDoubleSpinBox()
+        self.alpha.setRange(0.001, 1000.0)
+        self.alpha.setDecimals(3)
+        self.alpha.setSingleStep(0.1)
+        self.alpha.setValue(0.1)
+        self.alpha.setPrefix("α ")
+        self.alpha.setToolTip("Dirichlet concentration: the smaller, the longer the runs of "
+                              "one class (RoTTA uses 0.1)")
+        self.labels.currentTextChanged.connect(self._enable)
+        self.set_domains(())
+        self._enable()
+
+    def set_domains(self, names) -> None:
+        """The open data's domains: ``continual`` is offered only for several."""
+        names = list(names or ())
+        several = len(names) > 1
+        self.domains.setEnabled(several)
+        self.domains.setToolTip(
+            ("domains " + " → ".join(names) + ": mixed = shuffled together, continual = one "
+             "after another without reset") if several
+            else "one domain: open several (demo:noise,blur,contrast) for continual streams")
+        if not several:
+            self.domains.setCurrentText("mixed")
+
+    def _enable(self, *_args) -> None:
+        self.alpha.setEnabled(self.labels.currentText() == "Dirichlet")
+
+    def text(self) -> str:
+        words = []
+        if self.reset.currentText() == "episodic":
+            words.append("episodic")
+        if self.domains.isEnabled() and self.domains.currentText() == "continual":
+            words.append("continual")
+        label = LABEL_ORDERS[self.labels.currentText()]
+        if label == "dirichlet":
+            words.append(f"dirichlet={self.alpha.value():g}")
+        elif label:
+            words.append(label)
+        return ",".join(words) or "online"
+
+
 class AdaptPanel(QtWidgets.QGroupBox):
     """Test-time adaptation controls. Emits ``step_requested(StepRequest)``,
-    ``pause_requested()`` and ``reset_requested()``."""
+    ``pause_requested()``, ``reset_requested()`` and ``forget_runs_requested()``. A new method, parameter or stream
+    starts a new run; the earlier runs stay on the accuracy chart."""
 
     step_requested = QtCore.Signal(object)
     pause_requested = QtCore.Signal()
     reset_requested = QtCore.Signal()
+    forget_runs_requested = QtCore.Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__("Test-time adaptation", parent)
@@ -76,23 +147,28 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.probe_size = _spin(0, 10_000_000, 1000, "samples of the stratified probe whose "
                                 "accuracy estimates the full-set accuracy after every step "
                                 "(0 = none; each step then costs that many more forward passes)")
+        self.stream = StreamControls(self)
         form = QtWidgets.QFormLayout()
         for label, w in (("method", self.method), ("variant", self.variant), ("lr", self.lr),
                          ("filter_K", self.filter_k), ("lam", self.lam), ("update", self.update),
-                         ("batch size", self.batch_size), ("seed", self.seed), ("N", self.n_steps),
-                         ("probe", self.probe_size)):
+                         ("batch size", self.batch_size), ("seed", self.seed),
+                         ("stream", _row(self.stream.reset, self.stream.domains)),
+                         ("labels", _row(self.stream.labels, self.stream.alpha)),
+                         ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
         self.step_button = QtWidgets.QPushButton("Step")
         self.run_button = QtWidgets.QPushButton("Run N")
         self.pass_button = QtWidgets.QPushButton("One pass")
         self.pause_button = QtWidgets.QPushButton("Pause")
         self.reset_button = QtWidgets.QPushButton("Reset")
+        self.forget_button = QtWidgets.QPushButton("Clear runs")
+        self.forget_button.setToolTip("forget the earlier runs (their curves leave the chart)")
         self.step_button.setToolTip("one batch (Space)")
         self.run_button.setToolTip("N batches (R)")
         self.reset_button.setToolTip("back to the source model (Ctrl+R)")
         grid = QtWidgets.QGridLayout()
         for i, b in enumerate((self.step_button, self.run_button, self.pass_button,
-                               self.pause_button, self.reset_button)):
+                               self.pause_button, self.reset_button, self.forget_button)):
             grid.addWidget(b, i // 3, i % 3)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
@@ -103,6 +179,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.pass_button.clicked.connect(lambda: self.step_requested.emit(self.request(0)))
         self.pause_button.clicked.connect(self.pause_requested.emit)
         self.reset_button.clicked.connect(self.reset_requested.emit)
+        self.forget_button.clicked.connect(self.forget_runs_requested.emit)
         self.method.currentTextChanged.connect(self._enable_params)
         self._enable_params(self.method.currentText())
 
@@ -129,7 +206,8 @@ class AdaptPanel(QtWidgets.QGroupBox):
         return StepRequest(method=method, n_steps=int(n_steps),
                            batch_size=int(self.batch_size.value()),
                            seed=int(self.seed.value()), params=params,
-                           probe_size=int(self.probe_size.value()))
+                           probe_size=int(self.probe_size.value()),
+                           stream=self.stream.text())
 
 
 class KMeansPanel(QtWidgets.QGroupBox):

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import HistoryRow
+from protoview.core.session import HistoryRow, rows_from_columns, run_from_snapshot
 from protoview.core.state import GeometryState
 
 
@@ -66,21 +66,15 @@ def state_from_snapshot(snap) -> GeometryState:
 
 
 def history_from_snapshot(snap) -> list[HistoryRow]:
-    h = snap.history or {}
-    steps = np.asarray(h.get("step", []), np.int64)
-    t = len(steps)
+    """The snapshot's history (its current run) as rows."""
+    return rows_from_columns(snap.history)
 
-    def col(name: str) -> np.ndarray:
-        v = h.get(name)
-        return np.full(t, np.nan) if v is None or len(v) != t else np.asarray(v, np.float64)
 
-    acc, online, batch, sec = col("accuracy"), col("online_accuracy"), col("batch_accuracy"), col("seconds")
-    probe, low, high, size = col("probe_accuracy"), col("probe_low"), col("probe_high"), col("probe_size")
-    return [HistoryRow(int(steps[i]), float(online[i]), float(batch[i]), float(acc[i]), float(sec[i]),
-                       probe_accuracy=float(probe[i]), probe_low=float(low[i]),
-                       probe_high=float(high[i]),
-                       probe_size=int(size[i]) if np.isfinite(size[i]) else 0)
-            for i in range(t)]
+def runs_from_snapshot(snap) -> tuple[list, int]:
+    """(every run the snapshot holds as RunRecords, the number of the current one; 0: none)."""
+    runs = [run_from_snapshot(entry) for entry in getattr(snap, "runs", []) or []]
+    current = next((e for e in getattr(snap, "runs", []) or [] if e["attrs"].get("current")), None)
+    return runs, int(current["attrs"].get("number", 0)) if current is not None else 0
 
 
 def frame_state(base: GeometryState, frame: dict) -> GeometryState:

@@ -2,8 +2,10 @@
 
 Drives the real window on the built-in demo like a user: the first map, one pass of TSD,
 before / after side by side, k-means + Sinkhorn recolouring, a sample's nearest
-neighbours in feature space, the map exported as a captioned PNG, presentation mode, and
-the replay of the exported run. Prints the timings it saw (launch to first map, seconds
+neighbours in feature space, the map exported as a captioned PNG, presentation mode, the
+replay of the exported run, and runs side by side (three runs over a continual stream of
+three shifts: ``runs.png``; the map coloured fixed / broken against the unadapted model:
+``fixed-broken.png``). Prints the timings it saw (launch to first map, seconds
 per step). Runs headless (``QT_QPA_PLATFORM=offscreen`` on a 1600 x 1000 screen unless
 ``QT_QPA_PLATFORM`` is set, e.g. to ``xcb`` under Xvfb).
 """
@@ -134,9 +136,34 @@ def main(argv: list[str] | None = None) -> int:
     window.grab().save(str(out / "replay.png"))
     if gif:
         window.export_replay(str(out / "replay.gif"))
+
+    runs_side_by_side(app, window, out)
     window.close()
     print(f"screenshots in {out}")
     return 0
+
+
+def runs_side_by_side(app, window, out: Path) -> None:
+    """Three runs over ``demo:noise,blur,contrast`` in a continual stream, overlaid, and the
+    last one's map coloured fixed / broken against the unadapted model."""
+    from protoview.core.session import OpenRequest
+
+    window.submit(OpenRequest(checkpoint="demo:cosine", data="demo:noise,blur,contrast"))
+    _wait(app, window, "open")
+    panel = window.adapt_panel
+    panel.stream.domains.setCurrentText("continual")
+    for method, variant in (("none", None), ("t3a", None), ("tsd", "corrected")):
+        panel.method.setCurrentText(method)
+        if variant:
+            panel.variant.setCurrentText(variant)
+        panel.pass_button.click()
+        _wait(app, window, "step")
+    window.set_color_mode("label")
+    _settle(app, window)
+    window.grab().save(str(out / "runs.png"))
+    window.set_color_mode("fixed/broken")
+    _settle(app, window)
+    window.grab().save(str(out / "fixed-broken.png"))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 from PySide6 import QtCore
 
 from protoview.core.session import (
+    ForgetRunsRequest,
     HistoryRow,
     KMeansRequest,
     OpenRequest,
@@ -69,6 +70,11 @@ class Result:
     preprocess: str = ""  # how the images became model inputs, for people ("" for features)
     preprocess_source: str = ""
     followed: bool = False
+    #: every run of the session (RunRecord; the current one's history is ``history``) and
+    #: the number of the current run (0: none, the source model)
+    runs: list = field(default_factory=list)
+    current_run: int = 0
+    domain_names: tuple[str, ...] = ()
 
 
 def live_workers() -> list[ComputeWorker]:
@@ -228,6 +234,11 @@ class ComputeWorker(QtCore.QThread):
         elif isinstance(request, ResetRequest):
             self.session.reset()
             self._emit(job, "reset", t0)
+        elif isinstance(request, ForgetRunsRequest):
+            forget = getattr(self.session, "forget_runs", None)
+            if callable(forget):
+                forget()
+            self._emit(job, "runs", t0)
         elif isinstance(request, RefreshRequest):
             self.message.emit("refreshing the map for the current model…")
             self.session.refresh(progress=progress, cancel=cancel)
@@ -285,9 +296,15 @@ class ComputeWorker(QtCore.QThread):
               followed: bool = False) -> None:
         s = self.session
         ds = getattr(s, "dataset", None)
+        history = [replace(h) for h in s.history]
+        current = getattr(s, "current_run", None)
         self.result.emit(Result(
             job=job, kind=kind, state=_detached(s.state),
-            history=[replace(h) for h in s.history],
+            history=history,
+            runs=[replace(r, history=history if r is current else list(r.history))
+                  for r in getattr(s, "runs", [])],
+            current_run=0 if current is None else int(current.number),
+            domain_names=tuple(getattr(ds, "domain_names", ()) or ()),
             source_accuracy=float(getattr(s, "source_accuracy", float("nan"))),
             class_names=list(getattr(ds, "class_names", []) or []),
             thumbnail=getattr(ds, "thumbnail", None),

@@ -4,10 +4,14 @@ The dataset contract: ``dataset[i] -> (x, y)`` with ``x`` a float32 tensor (C, H
 ``y`` an int (``-1`` = unknown label), ``len(dataset)``, and optionally ``dataset.labels``
 (N,) int64 (used instead of the items' ``y`` when present).
 
-Batches are built by index. Pass ``k`` visits the samples in the order
+Batches are built by index. Pass ``k`` visits the samples in the order of the run's
+*stream* (:mod:`protoview.core.adapt.stream`): by default (``online``)
 ``numpy.random.default_rng([seed, k]).permutation(N)`` (or ``0..N-1`` when
-``shuffle=False``), so every record knows its sample indices and :meth:`AdaptRun.reset`
-replays the same order. A last batch of a single sample is merged into the one before
+``shuffle=False``); ``continual`` takes the dataset's domains (``dataset.domains``, (N,)
+int64, and ``dataset.domain_names``) one after another, ``sorted`` / ``dirichlet=ALPHA``
+correlate the labels, ``episodic`` resets the adapter before every batch. Every record
+knows its sample indices and their domains, and :meth:`AdaptRun.reset` replays the same
+order. A last batch of a single sample is merged into the one before
 (train-mode BatchNorm cannot normalise one sample); ``drop_last`` drops the short batch.
 
 Accuracy "as the paper reports it" is the online accuracy: each batch is predicted before
@@ -46,6 +50,7 @@ from protoview.core.accel import (
     use_channels_last,
 )
 from protoview.core.adapt.base import Adapter, AdapterSnapshot
+from protoview.core.adapt.stream import StreamSpec, first_positions, parse_stream, stream_order
 from protoview.errors import CancelledError, DatasetError, ParameterError, ProtoviewError
 
 Progress = Callable[[int, int], None]
@@ -61,7 +66,10 @@ class StepRecord:
     cumulative_accuracy: over the pass so far; full_accuracy: whole set (when evaluated);
     seconds: wall time of the step; pass_index: 0-based pass; loss: the adapter's loss;
     batch_features: (B, D) float32 features of the same forward pass as the online logits
-    (None when the adapter's featurizer was not called).
+    (None when the adapter's featurizer was not called); batch_domains: (B,) int64 domain
+    of each sample (None for data of one domain); domain_starts: the domains whose first
+    sample of this pass is in this batch, in stream order (``continual``: where the stream
+    changes shift).
     """
 
     step: int
@@ -75,6 +83,8 @@ class StepRecord:
     pass_index: int = 0
     loss: float | None = None
     batch_features: np.ndarray | None = None
+    batch_domains: np.ndarray | None = None
+    domain_starts: tuple[int, ...] = ()
 
 
 def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -121,6 +131,8 @@ class AdaptRun:
     evaluate_every: fill ``full_accuracy`` every this many steps (0: never).
     guard_max_bytes: keep a copy of the state before each step (to undo a diverged step)
         when the model's state is at most this size; above it divergence is only detected.
+    stream: the test stream, a :class:`~protoview.core.adapt.stream.StreamSpec` or its
+        ``--stream`` text (default ``online``).
     """
 
     def __init__(
@@ -134,8 +146,10 @@ class AdaptRun:
         drop_last: bool = False,
         evaluate_every: int = 0,
         guard_max_bytes: int = 512 * 2**20,
+        stream: StreamSpec | str | None = None,
     ) -> None:
         self.adapter, self.dataset = adapter, dataset
+        self.stream = parse_stream(stream)
         self.where = str(getattr(dataset, "name", None) or type(dataset).__name__)
         self.notes: list[str] = []
         self.num_samples = self._dataset_length()
@@ -153,6 +167,7 @@ class AdaptRun:
         self.batch_size, self.seed, self.shuffle = batch_size, int(seed), bool(shuffle)
         self.evaluate_every, self.guard_max_bytes = evaluate_every, guard_max_bytes
         self._labels = self._dataset_labels()
+        self.domains, self.domain_names = self._dataset_domains()
         self._bounds = self._plan(drop_last)
         self.steps_per_pass = len(self._bounds)
         self.history: list[StepRecord] = []
@@ -189,6 +204,27 @@ class AdaptRun:
             )
         return labels
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """(N,) int64 labels of the dataset (-1 unknown), or None when it has no ``labels``
+        (then each batch's labels come from its items)."""
+        return self._labels
+
+    def _dataset_domains(self) -> tuple[np.ndarray | None, tuple[str, ...]]:
+        domains = getattr(self.dataset, "domains", None)
+        if domains is None:
+            return None, ()
+        domains = np.asarray(domains, np.int64).reshape(-1)
+        names = tuple(str(n) for n in getattr(self.dataset, "domain_names", ()) or ())
+        if domains.shape[0] != self.num_samples:
+            raise DatasetError(
+                self.where,
+                f"dataset.domains holds {domains.shape[0]} entries for {self.num_samples} samples",
+            )
+        if domains.size and (domains.min() < 0 or (names and domains.max() >= len(names))):
+            raise DatasetError(self.where, "dataset.domains holds indices outside its domain_names")
+        return domains, names
+
     def _plan(self, drop_last: bool) -> list[tuple[int, int]]:
         n, b = self.num_samples, self.batch_size
         bounds = [(start, min(start + b, n)) for start in range(0, n, b)]
@@ -203,17 +239,24 @@ class AdaptRun:
         return bounds
 
     def _order(self, pass_index: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.num_samples, dtype=np.int64)
-        return (
-            np.random.default_rng([self.seed, pass_index])
-            .permutation(self.num_samples)
-            .astype(np.int64)
+        return stream_order(
+            self.stream, self.num_samples, seed=self.seed, pass_index=pass_index,
+            shuffle=self.shuffle, labels=self._labels, domains=self.domains,
         )
+
+    def pass_order(self, pass_index: int = 0) -> np.ndarray:
+        """The sample order (N,) int64 of pass ``pass_index`` (the first batches of the pass
+        are its first ``batch_size`` entries, ...)."""
+        return self._order(pass_index).copy()
 
     def _start(self) -> None:
         self.pass_index, self.position = 0, 0
-        self._permutation = self._order(0)
+        self._new_pass(0)
+
+    def _new_pass(self, pass_index: int) -> None:
+        self._permutation = self._order(pass_index)
+        self._first = sorted(first_positions(self._permutation, self.domains).items(),
+                             key=lambda item: item[1])
         self._pass_correct = self._pass_known = 0
 
     # ---- data -----------------------------------------------------------------------------
@@ -270,12 +313,13 @@ class AdaptRun:
         if self.position >= self.steps_per_pass:
             self.pass_index += 1
             self.position = 0
-            self._permutation = self._order(self.pass_index)
-            self._pass_correct = self._pass_known = 0
+            self._new_pass(self.pass_index)
         start, stop = self._bounds[self.position]
         indices = self._permutation[start:stop]
         x, labels = self._load(indices)
         started = time.perf_counter()
+        if self.stream.episodic:  # each batch is adapted on from the source state alone
+            self.adapter.reset()
         with self.precision.autocast(x.device, training=True):
             logits = self._guarded_step(x, len(self.history) + 1)
         online = logits.float().cpu().numpy()
@@ -298,6 +342,8 @@ class AdaptRun:
             pass_index=self.pass_index,
             loss=self.adapter.last_loss,
             batch_features=None if z is None else z.float().cpu().numpy(),
+            batch_domains=None if self.domains is None else self.domains[indices],
+            domain_starts=tuple(d for d, p in self._first if start <= p < stop),
         )
         self.position += 1
         self.history.append(record)

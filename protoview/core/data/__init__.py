@@ -18,13 +18,16 @@ Spellings accepted by :func:`open_dataset`::
     cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
+    demo:noise,blur | cifar10c:ROOT:fog,snow:5 | pacs:ROOT:photo,sketch   several in sequence
+                                      (``dataset.domains`` (N,) int64, ``dataset.domain_names``)
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image
 folders), ``_decoded`` (image folders decoded once per preprocessing, in memory or on disk),
 ``_arrays`` (``.npz`` images), ``_featurefile`` (feature files: read, check, write),
 ``_torchvision`` (torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C,
-ImageNet-C), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
+ImageNet-C), ``_concat`` (several shifts or domains in sequence, each sample knowing its
+domain; :func:`shift_specs`), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
 (does a checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module
 here plus one branch in ``_open.open_dataset``.
@@ -37,6 +40,8 @@ from protoview.core.data._base import (
     fit_classes,
     preprocess_attrs,
 )
+from protoview.core.data._concat import ConcatFolderDataset, shift_name, shift_specs
+from protoview.core.data._concat import concatenate as concatenate_datasets
 from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
@@ -54,10 +59,12 @@ __all__ = [
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
     "ClassMatch",
+    "ConcatFolderDataset",
     "DecodedImages",
     "FeatureSet",
     "ImageFolderDataset",
     "ProtoviewDataset",
+    "concatenate_datasets",
     "decoded_images",
     "default_transform",
     "display_pixels",
@@ -67,6 +74,8 @@ __all__ = [
     "open_dataset",
     "open_feature_file",
     "preprocess_attrs",
+    "shift_name",
+    "shift_specs",
     "write_feature_arrays",
     "write_feature_attrs",
 ]

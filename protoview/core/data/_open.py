@@ -16,6 +16,11 @@ Spellings accepted by :func:`open_dataset`::
     cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
+
+A comma-separated list where a layout names its shift or domain opens them one after
+another as one dataset whose samples know their domain (``dataset.domains``,
+``dataset.domain_names``; see :mod:`._concat`): ``demo:noise,blur,contrast``,
+``cifar10c:ROOT:gaussian_noise,shot_noise,fog:5``, ``pacs:ROOT:art_painting,cartoon``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from protoview.core.data._base import (
     check_labels,
     short_digest,
 )
+from protoview.core.data._concat import concatenate, domain_name, expand_spec
 from protoview.core.data._corruptions import open_corruption, parse_corruption_spec
 from protoview.core.data._domainbed import open_domainbed, parse_domainbed_spec
 from protoview.core.data._featurefile import FEATURE_SUFFIXES, FeatureSet, open_feature_file
@@ -46,7 +52,7 @@ DEFAULT_DEMO_SEVERITY = 3
 _SPELLINGS = (
     "a folder of images (class folders optional), a .npz/.h5 file, demo[:SHIFT[:SEVERITY]], "
     "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
-    "or pacs:ROOT:DOMAIN"
+    "or pacs:ROOT:DOMAIN (several shifts or domains: demo:noise,blur, pacs:ROOT:art_painting,cartoon)"
 )
 
 
@@ -82,6 +88,11 @@ def open_dataset(
     text = os.fspath(spec).strip()
     if not text:
         raise DatasetError("dataset", f"no dataset given; expected {_SPELLINGS}")
+    singles = expand_spec(text)
+    if singles is not None:  # several shifts / domains, one after another
+        parts = [open_dataset(single, transform, num_classes=num_classes) for single in singles]
+        names = [domain_name(part, single) for part, single in zip(parts, singles, strict=True)]
+        return concatenate(parts, names, text)
     if text == "demo" or text.startswith("demo:"):
         return _open_demo(text, transform, num_classes)
     chosen = transform if transform is not None else default_transform()

@@ -73,6 +73,8 @@ _SCHEMA: dict[str, dict[str, _Field]] = {
         "assignment": _Field(I64, "N", None, False),
         "confidence": _Field(F32, "N", None, False),
         "logits": _Field(F32, "N", "L", False),
+        "domain": _Field(I64, "N", None, False),
+        "source_predictions": _Field(I64, "N", None, False),
     },
     "centers": {
         "vectors": _Field(F32, "C", "D"),
@@ -141,6 +143,11 @@ class Snapshot:
         ``prototypes_embedding`` (n, 2) float32 and ``accuracy`` (float).
     assignment_attrs:
         Attributes of the Sinkhorn plan (see ``assignment``).
+    runs:
+        Every adaptation run of the session (optional), each a dict with ``attrs``
+        (scalars: ``number``, ``method``, ``params`` JSON, ``stream``, ``current``, ...),
+        ``history`` (columns as in ``history``) and optionally ``predictions`` (N,) int64;
+        see :mod:`protoview.core.runs`.
     """
 
     attrs: dict = field(default_factory=dict)
@@ -153,3 +160,4 @@ class Snapshot:
     metrics: dict[str, float | int | str] = field(default_factory=dict)
     timeline: list[dict] = field(default_factory=list)
     assignment_attrs: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)

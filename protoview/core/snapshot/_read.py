@@ -30,6 +30,7 @@ from protoview.core.snapshot._layout import (
     I64,
     Snapshot,
 )
+from protoview.core.snapshot._runs import _describe_runs, _read_runs
 from protoview.core.snapshot._timeline import _read_history, _read_timeline
 from protoview.errors import SnapshotError
 
@@ -184,6 +185,7 @@ def read_snapshot(path: str | os.PathLike[str], *, load_features: bool = True) -
             metrics=_read_metrics(where, h5["metrics"]),
             timeline=_read_timeline(where, h5, contents.n_samples),
             assignment_attrs=contents.plan_attrs,
+            runs=_read_runs(where, h5, contents.n_samples),
         )
 
 
@@ -217,6 +219,7 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         history = _read_history(where, h5["history"])
         metrics = _read_metrics(where, h5["metrics"])
         recorded = len(_read_timeline(where, h5, contents.n_samples))
+        runs = _read_runs(where, h5, contents.n_samples)
         labels = h5["samples"]["labels"][()] if "labels" in h5["samples"] else None
     known = contents.attrs.get("labels_known")
     if known not in ("all", "some", "none") and labels is not None:  # files older than the attribute
@@ -234,6 +237,8 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         sentences.append(f"History of {len(history['step'])} steps (last accuracy {last}).")
     if recorded:
         sentences.append(f"Timeline of {recorded} recorded steps.")
+    if runs:
+        sentences.append(_describe_runs(runs))
     if metrics:
         shown = ", ".join(
             f"{k}={'no labels' if unlabelled and isinstance(v, float) and not np.isfinite(v) else format(v, '.4g')}"

@@ -24,8 +24,9 @@ from protoview.core.snapshot._layout import _OFFSETS, _TIMELINE_FIELDS, F64, I64
 from protoview.errors import SnapshotError
 
 
-def _prepare_history(where: str, history: Any) -> dict[str, np.ndarray]:
-    """The datasets of the history group; a ragged column becomes ``name`` + ``name_offsets``."""
+def _prepare_history(where: str, history: Any, prefix: str = "history") -> dict[str, np.ndarray]:
+    """The datasets of the history group; a ragged column becomes ``name`` + ``name_offsets``.
+    ``prefix``: the group's path in messages (``runs/0002/history``)."""
     if not isinstance(history, Mapping):
         raise SnapshotError(
             where, f"history must be a dict of columns, not {type(history).__name__}"
@@ -34,7 +35,7 @@ def _prepare_history(where: str, history: Any) -> dict[str, np.ndarray]:
     rows = _Sizes(where)
     for name, value in history.items():
         _check_name(where, name, "history column")
-        label = f"history/{name}"
+        label = f"{prefix}/{name}"
         if name.endswith(_OFFSETS):
             raise SnapshotError(
                 where,
@@ -44,7 +45,7 @@ def _prepare_history(where: str, history: Any) -> dict[str, np.ndarray]:
             out[name], out[name + _OFFSETS] = _flatten(where, label, value)
             rows.bind("T", len(out[name + _OFFSETS]) - 1, label)
         else:
-            out[name] = _history_column(where, label, value)
+            out[name] = _history_column(where, label, value, prefix)
             rows.bind("T", len(out[name]), label)
     _check_history_columns(
         where,
@@ -53,12 +54,13 @@ def _prepare_history(where: str, history: Any) -> dict[str, np.ndarray]:
             for n, a in out.items()
             if not n.endswith(_OFFSETS)
         },
+        prefix,
     )
     return out
 
 
-def _history_column(where: str, label: str, value: Any) -> np.ndarray:
-    forced = {"history/step": I64, "history/accuracy": F64}.get(label)
+def _history_column(where: str, label: str, value: Any, prefix: str = "history") -> np.ndarray:
+    forced = {f"{prefix}/step": I64, f"{prefix}/accuracy": F64}.get(label)
     kind = np.asarray(value).dtype.kind if forced is None else forced.kind
     column = _coerce(where, label, value, forced or (F64 if kind == "f" else I64))
     if column.ndim != 1:
@@ -95,18 +97,20 @@ def _flatten(where: str, label: str, parts: Any) -> tuple[np.ndarray, np.ndarray
     return flat.astype(dtype, copy=False), offsets
 
 
-def _check_history_columns(where: str, dtypes: Mapping[str, np.dtype | None]) -> None:
+def _check_history_columns(
+    where: str, dtypes: Mapping[str, np.dtype | None], prefix: str = "history"
+) -> None:
     """``dtypes``: the dtype of each column, None for a ragged one."""
     if not dtypes:
         return
     for name, dtype in (("step", I64), ("accuracy", F64)):
         if name not in dtypes:
             raise SnapshotError(
-                where, f"history/{name} is missing (a history has 'step' and 'accuracy' columns)"
+                where, f"{prefix}/{name} is missing (a history has 'step' and 'accuracy' columns)"
             )
         if dtypes[name] != dtype:
             raise SnapshotError(
-                where, f"history/{name} must be a plain {dtype} column (one value per step)"
+                where, f"{prefix}/{name} must be a plain {dtype} column (one value per step)"
             )
 
 
@@ -164,12 +168,12 @@ def _check_timeline_arrays(
         _check_shape(where, f"{label}/{key}", tuple(array.shape), _TIMELINE_FIELDS[key], sizes)
 
 
-def _read_history(where: str, group: h5py.Group) -> dict[str, Any]:
+def _read_history(where: str, group: h5py.Group, prefix: str = "history") -> dict[str, Any]:
     datasets = {n: d for n, d in group.items() if isinstance(d, h5py.Dataset)}
     columns: dict[str, Any] = {}
     rows = _Sizes(where)
     for name, dataset in datasets.items():
-        label = f"history/{name}"
+        label = f"{prefix}/{name}"
         if name.endswith(_OFFSETS):
             if name[: -len(_OFFSETS)] not in datasets:
                 raise SnapshotError(
@@ -187,7 +191,8 @@ def _read_history(where: str, group: h5py.Group) -> dict[str, Any]:
         columns[name] = values
         rows.bind("T", len(values), label)
     _check_history_columns(
-        where, {n: v.dtype if isinstance(v, np.ndarray) else None for n, v in columns.items()}
+        where, {n: v.dtype if isinstance(v, np.ndarray) else None for n, v in columns.items()},
+        prefix,
     )
     return columns
 

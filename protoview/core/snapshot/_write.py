@@ -34,6 +34,7 @@ from protoview.core.snapshot._layout import (
     I64,
     Snapshot,
 )
+from protoview.core.snapshot._runs import _prepare_runs, _write_runs
 from protoview.core.snapshot._timeline import _prepare_history, _prepare_timeline
 from protoview.errors import SnapshotError
 
@@ -121,6 +122,7 @@ class _Plan:
     history: dict[str, np.ndarray]
     metrics: dict
     timeline: list[tuple[dict, dict]]
+    runs: list[tuple[dict, dict, dict]]
 
 
 def _prepare(where: str, snap: Snapshot) -> _Plan:
@@ -140,6 +142,7 @@ def _prepare(where: str, snap: Snapshot) -> _Plan:
         _prepare_history(where, snap.history),
         _prepare_metrics(where, snap.metrics),
         _prepare_timeline(where, snap.timeline, n_samples),
+        _prepare_runs(where, snap.runs, n_samples),
     )
 
 
@@ -183,6 +186,7 @@ def _write_file(tmp: os.PathLike[str], plan: _Plan) -> None:
                 step = timeline.create_group(f"{attrs['step']:06d}")
                 step.attrs.update(attrs)
                 _write_datasets(step, arrays)
+        _write_runs(h5, plan.runs)
     except BaseException:
         with contextlib.suppress(Exception):
             h5.close()

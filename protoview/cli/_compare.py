@@ -1,0 +1,115 @@
+"""``protoview compare``: the methods x shifts accuracy table, as TTA papers print it.
+
+Registered onto the main parser by :mod:`protoview.cli._main`; light to import like it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from protoview.cli._common import STREAM_HELP, Handler, add_open_options, say
+
+DEFAULT_METHODS = "none,bn,tent,pl,shot_im,t3a,tsd,eata,sar,lame"
+
+
+def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="methods x shifts accuracy table (online accuracy over one pass, as papers report it)",
+        description=(
+            "Run each method over each shift from the source checkpoint (one pass, seeded) and "
+            "print the online accuracy table with its mean column; --full adds the full-set "
+            "accuracy after the pass. E.g. protoview compare demo:cosine demo --shifts "
+            "noise,blur,contrast,rotation,mix --methods none,bn,tent,tsd,tsd:corrected"
+        ),
+    )
+    p.add_argument("checkpoint", help="checkpoint file or 'demo'/'demo:linear'/'demo:cosine'")
+    p.add_argument("data", help="dataset with a shift or domain: demo[:SHIFT[:SEVERITY]], "
+                                "cifar10c:ROOT:CORRUPTION:SEVERITY, pacs:ROOT:DOMAIN, ... "
+                                "(a comma-separated list of shifts gives the columns)")
+    add_open_options(p)
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--methods", default=DEFAULT_METHODS,
+                   help=f"comma-separated methods, NAME or NAME:VARIANT (tsd:corrected); "
+                        f"default {DEFAULT_METHODS}")
+    p.add_argument("--shifts", help="comma-separated shifts, corruptions or domains put in place "
+                                    "of DATA's own (the columns), e.g. noise,blur,contrast")
+    p.add_argument("--batch-size", type=int, default=64, help="adaptation batch size (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch order and of torch")
+    p.add_argument("--no-shuffle", action="store_true", help="dataset order (as released scripts)")
+    p.add_argument("--stream", default="online", help=STREAM_HELP + ". continual or mixed run "
+                   "each method once over all shifts together; a column is then its shift's "
+                   "samples in that run")
+    p.add_argument("--param", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
+                   help="a method parameter: tent.lr=1e-3 for one method, filter_K=20 for every "
+                        "method that takes it (repeatable)")
+    p.add_argument("--full", action="store_true",
+                   help="also the full-set accuracy after the pass (cells 'online / full')")
+    p.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
+    p.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
+    handlers["compare"] = cmd_compare
+
+
+def _params(items: list[str]) -> dict[str, dict[str, object]]:
+    from protoview.cli._science import _param_value
+    from protoview.errors import ParameterError
+
+    out: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError("--param", f"expected [METHOD.]NAME=VALUE, got {item!r}")
+        method, dot, name = key.strip().rpartition(".")
+        target = method if dot else "*"
+        if name in out.get(target, {}):
+            raise ParameterError("--param", f"{key.strip()} is given twice")
+        out.setdefault(target, {})[name] = _param_value(text.strip())
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from protoview.core.adapt.stream import parse_stream
+    from protoview.core.compare import compare_methods, parse_methods
+    from protoview.core.data import shift_name, shift_specs
+    from protoview.errors import ParameterError
+
+    if args.batch_size < 1:
+        raise ParameterError("--batch-size", f"must be >= 1, got {args.batch_size}")
+    methods = parse_methods(args.methods)
+    stream = parse_stream(args.stream)
+    words = [w.strip().lower() for w in args.stream.split(",")]
+    together = stream.domains == "continual" or "mixed" in words
+    shifts = [s.strip() for s in args.shifts.split(",")] if args.shifts else None
+    specs = shift_specs(args.data, shifts)
+    names = shifts or [shift_name(spec) for spec in specs]
+    for path in (args.csv, args.markdown):
+        if path and not Path(path).expanduser().absolute().parent.is_dir():
+            raise ParameterError(path, "the folder to write into does not exist")
+    options = dict(arch=args.arch, trust=args.trust_checkpoint, nb_proxy=args.nb_proxy,
+                   split=args.split, preprocess=args.preprocess)
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"protoview: compare {message}\n")
+        sys.stderr.flush()
+
+    table = compare_methods(
+        args.checkpoint, specs, methods, params=_params(args.param), batch_size=args.batch_size,
+        seed=args.seed, stream=stream.text(), together=together, full_set=args.full,
+        open_options=options, names=names, device=args.device, progress=progress,
+        shuffle=not args.no_shuffle,
+    )
+    table.settings = f"{args.checkpoint} on {args.data}; {table.settings}"
+    say(table.text())
+    for note in table.notes:
+        say(f"note: {note}")
+    from protoview.core.atomic import atomic_path
+
+    for path, text in ((args.csv, table.csv()), (args.markdown, table.markdown())):
+        if path:
+            with atomic_path(path) as tmp:
+                Path(tmp).write_text(text, encoding="utf-8")
+            say(f"wrote {path}")
+    return 0
