@@ -121,7 +121,8 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
     for entry in entries:
         name, _, variant = entry.partition(":")
         if name not in METHOD_NAMES:
-            raise ParameterError("methods", f"unknown method {name!r} in {entry!r}; choose from "
+            where = f" in {entry!r}" if entry != name else ""
+            raise ParameterError("methods", f"unknown method {name!r}{where}; choose from "
                                             f"{', '.join(METHOD_NAMES)}")
         if variant and variant not in VARIANTS:
             raise ParameterError("methods", f"unknown variant {variant!r} in {entry!r}; "

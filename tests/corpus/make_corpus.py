@@ -1207,6 +1207,50 @@ def _opt_preprocess_for_the_window_alone(d: Path) -> dict[str, Any]:
                         what="a window option without the files it applies to")
 
 
+# adaptation options given wrong (issue 14): one line naming the option or parameter
+def _adapt_case(d: Path, extra: list[str], *expect: str, what: str) -> dict[str, Any]:
+    out = d / "run-out.h5"
+    argv = ["adapt", "demo", "demo:noise:1", "--steps", "1", "--out", out, *extra]
+    return _option_fail(argv, *expect, what=what, out=out)
+
+
+@_case(OPTION)
+def _opt_unknown_stream(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--stream", "sideways"], "stream", "unknown setting 'sideways'",
+                       what="a stream setting that does not exist")
+
+
+@_case(OPTION)
+def _opt_dirichlet_zero(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--stream", "dirichlet=0"], "stream", "concentration must be a finite number > 0",
+                       what="a Dirichlet label shift with concentration 0")
+
+
+@_case(OPTION)
+def _opt_negative_learning_rate(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--param", "lr=-1"], "lr", "finite number > 0", what="a negative learning rate")
+
+
+@_case(OPTION)
+def _opt_filter_k_zero(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--method", "t3a", "--param", "filter_K=0"], "filter_K", "-1 for all",
+                       what="T3A keeping 0 supports per class")
+
+
+@_case(OPTION)
+def _opt_parameter_of_another_method(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--method", "bn", "--param", "lr=0.1"], "lr", "not a parameter of 'bn'",
+                       what="a learning rate for BN adaptation (which has none)")
+
+
+@_case(OPTION)
+def _opt_compare_unknown_method(d: Path) -> dict[str, Any]:
+    out = d / "table-out.csv"
+    argv = ["compare", "demo", "demo:noise:1", "--methods", "tsd,nope", "--csv", out]
+    return _option_fail(argv, "methods", "unknown method 'nope'", what="compare with a method that does not exist",
+                        out=out)
+
+
 _PYCIL_ARCH = """
 from torch import nn
 
