@@ -113,6 +113,15 @@ def _param_value(text: str) -> object:
     return text
 
 
+def _write_out(args: argparse.Namespace, session) -> None:
+    """``--out``: the session (its runs, history and state) as a snapshot."""
+    if args.out:
+        from protoview.core.snapshot import write_snapshot
+
+        write_snapshot(args.out, session.to_snapshot())
+        say(f"wrote {args.out}")
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     from protoview.core.adapt.stream import parse_stream
     from protoview.core.session import StepRequest
@@ -150,11 +159,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                                         session.dataset.domains, len(names))
         say("online accuracy per domain: " + ", ".join(
             f"{name} {score_text(float(v), labelled)}" for name, v in zip(names, per, strict=True)))
-    if args.out:
-        from protoview.core.snapshot import write_snapshot
-
-        write_snapshot(args.out, session.to_snapshot())
-        say(f"wrote {args.out}")
+    _write_out(args, session)
     return 0
 
 
@@ -173,11 +178,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         f"NMI {score_text(m.get('nmi'), labelled, '.3f')}, ARI {score_text(m.get('ari'), labelled, '.3f')}, "
         f"matched accuracy {score_text(m.get('hungarian_accuracy'), labelled)}; cluster sizes {sizes.min()}..{sizes.max()}"
     )
-    if args.out:
-        from protoview.core.snapshot import write_snapshot
-
-        write_snapshot(args.out, session.to_snapshot())
-        say(f"wrote {args.out}")
+    _write_out(args, session)
     return 0
 
 
@@ -196,9 +197,5 @@ def cmd_assign(args: argparse.Namespace) -> int:
         f"{len(counts)} groups, sizes {counts.min()}..{counts.max()}, "
         f"{state.metrics.get('sinkhorn_seconds', float('nan')) * 1000:.1f} ms"
     )
-    if args.out:
-        from protoview.core.snapshot import write_snapshot
-
-        write_snapshot(args.out, session.to_snapshot())
-        say(f"wrote {args.out}")
+    _write_out(args, session)
     return 0

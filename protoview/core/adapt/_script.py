@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from protoview.core.adapt._checks import check_bool, check_lr, check_steps, method_parameters
-from protoview.core.adapt.base import Adapter, use_batch_statistics
+from protoview.core.adapt.base import Adapter, train_only, use_batch_statistics
 
 
 class ScriptAdapter(Adapter):
@@ -59,9 +59,7 @@ class ScriptAdapter(Adapter):
         if self.episodic:
             self._restore_source()
         self.model.train()
-        chosen = {id(p) for p in self._params}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in chosen)
+        train_only(self.model, self._params)
         outputs = x.new_empty(0)
         for _ in range(self.steps):
             outputs = self.model(x)

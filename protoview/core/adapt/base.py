@@ -121,6 +121,13 @@ def use_batch_statistics(model: nn.Module, whole_model_training: bool = False) -
         layer.track_running_stats = False
 
 
+def train_only(model: nn.Module, params: Sequence[nn.Parameter]) -> None:
+    """Gradients for ``params`` only: every other parameter of ``model`` is frozen."""
+    chosen = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+
+
 @contextlib.contextmanager
 def kept_flags(model: nn.Module) -> Iterator[None]:
     """Put back every module's train/eval mode, ``requires_grad`` and BN tracking flag on exit."""

@@ -48,6 +48,7 @@ from protoview.core.adapt.base import (
     batchnorm_layers,
     select_parameters,
     softmax_entropy,
+    train_only,
     use_batch_statistics,
 )
 from protoview.core.adapt.eata import EATA
@@ -119,9 +120,7 @@ class Tent(Adapter):
         if self.episodic:
             self._restore_source()
         use_batch_statistics(self.model, whole_model_training=True)
-        chosen = {id(p) for p in self._params}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in chosen)
+        train_only(self.model, self._params)
         outputs = x.new_empty(0)
         for _ in range(self.steps):
             with torch.enable_grad():

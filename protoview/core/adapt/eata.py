@@ -53,6 +53,7 @@ from protoview.core.adapt.base import (
     Adapter,
     kept_flags,
     softmax_entropy,
+    train_only,
     use_batch_statistics,
 )
 from protoview.errors import ParameterError
@@ -146,9 +147,7 @@ class EATA(Adapter):
 
     def _configure(self) -> None:
         use_batch_statistics(self.model, whole_model_training=True)
-        chosen = {id(p) for p in self._params}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in chosen)
+        train_only(self.model, self._params)
 
     # ---- Fisher -----------------------------------------------------------------------------
     def compute_fisher(self, batches: Iterable[torch.Tensor]) -> None:

@@ -46,7 +46,7 @@ from protoview.core.adapt._checks import (
     check_steps,
     check_variant,
 )
-from protoview.core.adapt.base import Adapter, softmax_entropy, use_batch_statistics
+from protoview.core.adapt.base import Adapter, softmax_entropy, train_only, use_batch_statistics
 from protoview.core.adapt.eata import default_margin
 from protoview.errors import ParameterError
 
@@ -157,9 +157,7 @@ class SAR(Adapter):
         if self.episodic:
             self._recover()
         use_batch_statistics(self.model, whole_model_training=True)
-        chosen = {id(p) for p in self._params}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in chosen)
+        train_only(self.model, self._params)
         outputs = x.new_empty(0)
         for _ in range(self.steps):
             outputs = self._forward_and_adapt(x)

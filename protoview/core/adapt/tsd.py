@@ -59,6 +59,7 @@ from protoview.core.adapt.base import (
     Adapter,
     SupportMemory,
     select_parameters,
+    train_only,
     use_batch_statistics,
 )
 from protoview.errors import ParameterError
@@ -218,9 +219,7 @@ class TSDAdapter(Adapter):
 
     def _enable_training(self) -> None:
         self.model.train()
-        chosen = {id(p) for p in self._params}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in chosen)
+        train_only(self.model, self._params)
 
     def _loss(self, z: torch.Tensor, p: torch.Tensor, remember: bool) -> torch.Tensor:
         cfg = self.config
