@@ -98,6 +98,7 @@ def test_in_memory_extraction_equals_bare_loop(tmp_path, batch_size):
     assert result.predictions.tolist() == logits.argmax(1).tolist()
     assert model.training, "the caller's train/eval mode is restored"
     assert result.device == "cpu" and result.images_per_second > 0 and result.notes == []
+    assert not result.fell_back
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -509,7 +510,7 @@ def test_a_gpu_that_fails_mid_extraction_hands_over_to_the_cpu(tmp_path, monkeyp
     monkeypatch.setattr(model.featurizer, "forward", lost)
     with pytest.warns(ProtoviewWarning, match="continued on the CPU"):
         result = extract_features(model, dataset, batch_size=8, device="cpu")
-    assert failures == [8] and result.device == "cpu"
+    assert failures == [8] and result.device == "cpu" and result.fell_back
     assert any("failed (CUDA error: unspecified launch failure" in n for n in result.notes)
     inputs = torch.stack([dataset[i][0] for i in range(len(dataset))])
     np.testing.assert_allclose(result.features, bare_loop(CountingModel(), inputs)[0], atol=1e-5, rtol=0)

@@ -63,7 +63,7 @@ class FeatureResult:
     features: (N, D) float32; logits: (N, C) float32; labels: (N,) int64 (-1 unknown);
     device: where it ran; seconds: wall time; images_per_second: N / seconds;
     notes: what a user should know (cache hits, OOM fallbacks, ...); attrs: file attributes
-    when read from a feature file.
+    when read from a feature file; fell_back: the GPU failed half-way and the CPU finished.
     """
 
     features: np.ndarray
@@ -74,6 +74,7 @@ class FeatureResult:
     images_per_second: float = 0.0
     notes: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
+    fell_back: bool = False
 
     @property
     def predictions(self) -> np.ndarray:
@@ -181,6 +182,7 @@ def extract_features(
         seconds=seconds,
         images_per_second=total / max(seconds, 1e-9),
         notes=notes,
+        fell_back=bool(runner.fell_back),
     )
 
 

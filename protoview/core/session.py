@@ -204,7 +204,7 @@ class Session:
                 self.model, self.dataset, batch_size=None, device=self.device,
                 progress=progress, cancel=cancel,
             )
-            if features.device == "cpu" and any("continued on the CPU" in n for n in features.notes):
+            if features.fell_back:
                 self.device = "cpu"  # the GPU failed: the rest of the session runs on the CPU
             return features
         # The adapted model as the run sees it (batch statistics for BN-based methods),
