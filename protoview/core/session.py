@@ -419,11 +419,12 @@ class Session:
         """``method`` and ``params`` of the run the model is at (``none``, ``{}``: the
         source model), so that a refresh after the steps (k-means, a map) records the
         run, not the default."""
-        if self._run_key is None:
+        run = self.current_run
+        if run is None:
             return {"method": "none", "params": {}}
-        method, batch_size, seed, params, shuffle, stream = self._run_key
-        return {"method": method, "params": {**dict(params), "batch_size": batch_size,
-                                             "seed": seed, "shuffle": shuffle, "stream": stream}}
+        return {"method": run.method, "params": {**run.params, "batch_size": run.batch_size,
+                                                 "seed": run.seed, "shuffle": run.shuffle,
+                                                 "stream": run.stream}}
 
     # ------------------------------------------------------------------ adaptation
     def _ensure_run(self, req: StepRequest):
@@ -673,9 +674,3 @@ def warm_up(message: Callable[[str], None] = lambda text: None) -> float:
     from protoview.core.projection import warm_up as warm_up_map
 
     return warm_up_map(message) + warm_up_adaptation()
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
