@@ -16,7 +16,7 @@ def _blobs(n=600, d=32, k=6, seed=0):
 
 def test_knn_graph_matches_brute_force():
     x, _ = _blobs(200)
-    u = P._as_unit_rows(x)
+    u = P.unit_rows(x)
     idx, dists = P.knn_graph(u, 10)
     full = np.linalg.norm(u[:, None] - u[None], axis=2)
     order = np.argsort(full, axis=1, kind="stable")[:, :10]
@@ -26,7 +26,7 @@ def test_knn_graph_matches_brute_force():
 
 def test_knn_graph_puts_self_first_with_duplicates():
     x = np.ones((5, 3), np.float32)
-    idx, dists = P.knn_graph(P._as_unit_rows(x), 3)
+    idx, dists = P.knn_graph(P.unit_rows(x), 3)
     assert (idx[:, 0] == np.arange(5)).all()
     assert (dists[:, 0] == 0).all()
 
@@ -200,7 +200,7 @@ def test_reused_graph_matches_a_fresh_search_after_a_partial_move():
     x2[moved] = x[rng.integers(0, len(x), moved.sum())] + 0.05 * rng.normal(size=(moved.sum(), 32))
     fast = P.update_map(first.embedding, x2, seed=0, anchor_vectors=x,
                         previous_knn=(first.knn_indices, first.knn_dists))
-    full_idx, full_d = P.knn_graph(P._as_unit_rows(x2), 15)
+    full_idx, full_d = P.knn_graph(P.unit_rows(x2), 15)
     assert (fast.knn_indices[:, 0] == np.arange(len(x))).all()
     assert np.all(np.diff(fast.knn_dists, axis=1) >= -1e-6)  # sorted, self first
     fast15 = fast.knn_indices[:, :15]  # the graph's lists; the rest are spares
@@ -216,7 +216,7 @@ def test_reused_graph_matches_a_fresh_search_after_a_partial_move():
     many = P.update_map(first.embedding, xn, seed=0,
                         anchor_vectors=x, previous_knn=(first.knn_indices, first.knn_dists))
     assert (~many.held).mean() > 0.3
-    full2, _ = P.knn_graph(P._as_unit_rows(xn), 15)
+    full2, _ = P.knn_graph(P.unit_rows(xn), 15)
     np.testing.assert_array_equal(np.sort(many.knn_indices[:, :15], 1), np.sort(full2, 1))
 
 

@@ -149,6 +149,8 @@ def kmeans_prototypes(
     -------
     KMeansResult
     """
+    # Long on purpose: each argument checked with its own message, then PCL's faiss
+    # settings one by one and its density; split, the one recipe would be scattered.
     x = as_matrix(features, "features")
     n, dim = x.shape
     k = _check_int(k, "k", 1)

@@ -199,6 +199,9 @@ def compare_methods(
     :func:`protoview.core.device.pick_device`); progress(message) after each run;
     cancel() -> True stops between runs.
     """
+    # Long on purpose: one loop over methods x shifts that restores the source weights, runs
+    # one pass and scores each cell (a diverged run is a note), with the shared set-up (the
+    # model opened once, its source weights, the data groups) around it.
     from protoview.core.adapt.stream import parse_stream
     from protoview.core.data import concatenate_datasets, decoded_images
 

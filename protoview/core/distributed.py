@@ -348,6 +348,8 @@ def distributed_extract(
     with ``total`` samples, ``features`` dims, ``devices`` and ``seconds``. Raises
     ProtoviewError (the first rank's error, on every rank) when any rank failed.
     """
+    # Long on purpose: the set-up and tear-down of the process group must enclose the shard
+    # extraction and the gather in one function (try/finally).
     import torch
     import torch.distributed as dist
 

@@ -49,6 +49,13 @@ from protoview.core.accel import (
     choose_precision,
     use_channels_last,
 )
+from protoview.core.adapt._batches import (
+    batch_bounds,
+    count_correct,
+    is_cancelled,
+    read_batch,
+    stratified_order,
+)
 from protoview.core.adapt.base import Adapter, AdapterSnapshot
 from protoview.core.adapt.stream import StreamSpec, first_positions, parse_stream, stream_order
 from protoview.errors import CancelledError, DatasetError, ParameterError, ProtoviewError
@@ -85,38 +92,6 @@ class StepRecord:
     batch_features: np.ndarray | None = None
     batch_domains: np.ndarray | None = None
     domain_starts: tuple[int, ...] = ()
-
-
-def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded permutation (N,) int64 whose every prefix holds each label in proportion.
-
-    Samples are shuffled (``default_rng([seed, 7919])``), then ordered by
-    ``(rank within their label + 0.5) / label count``: the first ``m`` samples hold
-    ``round(m * n_c / N)`` (within one) of each label ``c``; unknown labels (-1) are one
-    more stratum. Ties keep the shuffled order.
-    """
-    labels = np.asarray(labels, np.int64).reshape(-1)
-    n = labels.shape[0]
-    shuffled = np.random.default_rng([seed, 7919]).permutation(n).astype(np.int64)
-    strata = labels[shuffled]
-    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-    by_stratum = np.argsort(inverse, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(n, np.int64)
-    rank[by_stratum] = np.arange(n) - np.repeat(starts, counts)
-    key = (rank + 0.5) / counts[inverse]
-    return shuffled[np.argsort(key, kind="stable")]
-
-
-def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
-    known = labels >= 0
-    return int((predictions[known] == labels[known]).sum()), int(known.sum())
-
-
-def _cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set() if hasattr(cancel, "is_set") else cancel())
 
 
 class AdaptRun:
@@ -268,44 +243,7 @@ class AdaptRun:
         return channels_last_input(x, self._channels_last), labels
 
     def _read(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        get_batch = getattr(self.dataset, "get_batch", None)
-        if callable(get_batch):  # in-memory images: one tensor op instead of B item reads
-            device = self.adapter.device
-            if device.type == "cuda":  # raw pixels go over the bus (uint8: 4x less)
-                x, y = get_batch(indices, device=device)
-            else:
-                x, y = get_batch(indices)
-            labels = self._labels[indices] if self._labels is not None else y.numpy()
-            finite = torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
-            if not bool(finite.all()):
-                bad = [int(i) for i in np.asarray(indices)[~finite.cpu().numpy()]]
-                raise DatasetError(self.where, f"samples {bad[:5]} contain NaN or infinite values")
-            return x, np.asarray(labels, np.int64)
-        xs, ys = [], []
-        for i in indices.tolist():
-            try:
-                item = self.dataset[i]
-                x, y = item[0], item[1]
-            except (IndexError, KeyError, TypeError, ValueError, OSError) as exc:
-                raise DatasetError(self.where, f"sample {i} could not be read ({exc})") from exc
-            xs.append(torch.as_tensor(x, dtype=torch.float32))
-            ys.append(int(y))
-        try:
-            batch = torch.stack(xs)
-        except RuntimeError:
-            shapes = sorted({tuple(x.shape) for x in xs})
-            raise DatasetError(self.where, f"samples have different shapes {shapes[:3]}") from None
-        if not bool(torch.isfinite(batch).all()):
-            bad = [
-                int(i)
-                for i, x in zip(indices, xs, strict=True)
-                if not bool(torch.isfinite(x).all())
-            ]
-            raise DatasetError(self.where, f"samples {bad[:5]} contain NaN or infinite values")
-        labels = (
-            self._labels[indices] if self._labels is not None else np.asarray(ys, dtype=np.int64)
-        )
-        return batch, labels
+        return read_batch(self.dataset, indices, self._labels, self.adapter.device, self.where)
 
     # ---- stepping -------------------------------------------------------------------------
     def step(self) -> StepRecord:
@@ -325,7 +263,7 @@ class AdaptRun:
         online = logits.float().cpu().numpy()
         z = self.adapter.last_features
         predictions = online.argmax(1).astype(np.int64)
-        correct, known = _accuracy(predictions, labels)
+        correct, known = count_correct(predictions, labels)
         self._pass_correct += correct
         self._pass_known += known
         record = StepRecord(
@@ -395,7 +333,7 @@ class AdaptRun:
             raise ParameterError("n_steps", f"must be an integer >= 0, got {n_steps!r}")
         records = []
         for done in range(n_steps):
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 raise CancelledError(f"cancelled after {done} of {n_steps} steps")
             records.append(self.step())
             if progress is not None:
@@ -458,7 +396,7 @@ class AdaptRun:
                     logits = self.adapter.predict(x)
             except ParameterError as exc:
                 raise DatasetError(self.where, exc.problem) from exc
-            c, k = _accuracy(logits.argmax(1).cpu().numpy(), labels)
+            c, k = count_correct(logits.argmax(1).cpu().numpy(), labels)
             correct, known = correct + c, known + k
         return correct / known if known else float("nan")
 
@@ -474,7 +412,7 @@ class AdaptRun:
         logits: np.ndarray | None = None
         labels = np.full(n, -1, np.int64)
         for i in range(len(plan)):
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 raise CancelledError("features of the adapted model were cancelled")
             idx, z_np, out_np, y = self.batch_features(i)
             if feats is None:
@@ -487,11 +425,7 @@ class AdaptRun:
         return feats, logits, labels
 
     def _plan_sequential(self) -> list[tuple[int, int]]:
-        n, b = self.num_samples, self.batch_size
-        bounds = [(start, min(start + b, n)) for start in range(0, n, b)]
-        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-            bounds[-2:] = [(bounds[-2][0], n)]
-        return bounds
+        return batch_bounds(self.num_samples, self.batch_size)
 
     # ---- CUDA ---------------------------------------------------------------------------
     def accelerate(self, probe_size: int = 256, min_agreement: float = 0.99) -> Precision:
