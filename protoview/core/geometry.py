@@ -364,3 +364,21 @@ def nearest(
         return indices, indices.copy()
     classes = as_labels(vector_classes, "vector_classes", v.shape[0])
     return indices, classes[indices]
+
+
+def nearest_l2(features: Any, vectors: Any, chunk: int = 65536) -> np.ndarray:
+    """The row of ``vectors`` (M, D) nearest to each feature (N, D) in squared Euclidean
+    distance, as k-means assigns its members: ``(N,)`` int64. Computed in float64, ``chunk``
+    rows of ``features`` at a time."""
+    x = np.asarray(features)
+    v = np.asarray(vectors, np.float64)
+    if v.ndim != 2 or v.shape[0] == 0 or x.ndim != 2 or v.shape[1] != x.shape[1]:
+        raise ParameterError("vectors", f"must be a non-empty (M, {x.shape[-1]}) array, got "
+                                        f"shape {v.shape}")
+    v2 = (v ** 2).sum(1)
+    out = np.empty(len(x), np.int64)
+    for start in range(0, len(x), chunk):
+        f = x[start:start + chunk].astype(np.float64)
+        out[start:start + chunk] = (-2.0 * f @ v.T + v2).argmin(axis=1)
+    return out
+

@@ -156,6 +156,28 @@ def _hungarian_accuracy(assignments: np.ndarray, labels: np.ndarray) -> float:
     return float(table[rows, cols].sum() / labels.size)
 
 
+def match_groups_to_classes(groups: Any, labels: Any, n_groups: int, n_classes: int) -> np.ndarray:
+    """For each of ``n_groups`` groups (clusters, prototypes) the class it matches, or -1.
+
+    groups, labels: ``(N,)`` int, -1 unknown. Groups and classes are matched one to one by
+    the largest overlap (Hungarian, ``scipy.optimize.linear_sum_assignment``, as
+    :func:`clustering_scores`' accuracy); a group with no member of its matched class (or,
+    with more groups than classes, a group left over) gets -1. Returns ``(n_groups,)`` int64.
+    """
+    g = np.asarray(groups, np.int64)
+    y = np.asarray(labels, np.int64)
+    out = np.full(max(int(n_groups), 0), -1, np.int64)
+    ok = (g >= 0) & (g < n_groups) & (y >= 0) & (y < n_classes)
+    if not ok.any() or n_groups <= 0 or n_classes <= 0:
+        return out
+    table = np.bincount(g[ok] * n_classes + y[ok], minlength=n_groups * n_classes)
+    table = table.reshape(n_groups, n_classes)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    keep = table[rows, cols] > 0
+    out[rows[keep]] = cols[keep]
+    return out
+
+
 def clustering_scores(assignments: Any, labels: Any) -> dict[str, float]:
     """How well a clustering agrees with the labels.
 

@@ -23,6 +23,10 @@ from protoview.core.snapshot._checks import (
 from protoview.core.snapshot._layout import _OFFSETS, _TIMELINE_FIELDS, F64, I64
 from protoview.errors import SnapshotError
 
+#: A recorded step's numbers (attributes of its group): the exact full-set accuracy (NaN
+#: when the map was not fully refreshed) and the share of samples refreshed to its model.
+_FRAME_NUMBERS = ("accuracy", "refreshed")
+
 
 def _prepare_history(where: str, history: Any, prefix: str = "history") -> dict[str, np.ndarray]:
     """The datasets of the history group; a ragged column becomes ``name`` + ``name_offsets``.
@@ -126,7 +130,7 @@ def _prepare_timeline(where: str, timeline: Any, n_samples: int) -> list[tuple[d
             raise SnapshotError(
                 where, f"timeline[{i}] must be a dict with at least 'step' and 'embedding'"
             )
-        unknown = sorted(set(entry) - set(_TIMELINE_FIELDS) - {"step", "accuracy"})
+        unknown = sorted(set(entry) - set(_TIMELINE_FIELDS) - {"step", *_FRAME_NUMBERS})
         if unknown:
             raise SnapshotError(
                 where, f"timeline[{i}] has '{unknown[0]}', which is not part of the format"
@@ -151,11 +155,12 @@ def _timeline_attrs(where: str, label: str, entry: Mapping[str, Any], steps: set
         raise SnapshotError(where, f"{label}/step must be a unique integer >= 0, not {step!r}")
     steps.add(step)
     attrs: dict[str, Any] = {"step": step}
-    if "accuracy" in entry:
-        accuracy = _scalar(where, f"{label}/accuracy", entry["accuracy"])
-        if isinstance(accuracy, str):
-            raise SnapshotError(where, f"{label}/accuracy must be a number")
-        attrs["accuracy"] = float(accuracy)
+    for name in _FRAME_NUMBERS:
+        if name in entry:
+            value = _scalar(where, f"{label}/{name}", entry[name])
+            if isinstance(value, str):
+                raise SnapshotError(where, f"{label}/{name} must be a number")
+            attrs[name] = float(value)
     return attrs
 
 
@@ -228,12 +233,13 @@ def _read_timeline(where: str, h5: h5py.File, n_samples: int) -> list[dict]:
         entry = {
             k: _plain(where, f"{label}/{k}", v)
             for k, v in step_group.attrs.items()
-            if k in ("step", "accuracy")
+            if k in ("step", *_FRAME_NUMBERS)
         }
         if not isinstance(entry.get("step"), int):
             raise SnapshotError(where, f"{label} has no integer 'step' attribute")
-        if isinstance(entry.get("accuracy"), str):
-            raise SnapshotError(where, f"{label}/accuracy must be a number")
+        for number in _FRAME_NUMBERS:
+            if isinstance(entry.get(number), str):
+                raise SnapshotError(where, f"{label}/{number} must be a number")
         datasets = {
             k: d
             for k, d in step_group.items()
