@@ -104,7 +104,7 @@ def refresh_second_pass(ctx: Context) -> list[Row]:
             return extract_features(model, plain, batch_size=batch, device="cpu").images_per_second
 
         session.step(StepRequest(n_steps=1, batch_size=batch, live=True, probe_size=0))
-        run, live = session._run, session._live
+        run, live = session.live.run, session.live.refresh
 
         def adapted() -> float:
             fresh = ProgressiveRefresh(run, *live.arrays(), probe_size=0)

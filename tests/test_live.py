@@ -256,29 +256,38 @@ def session():
 def test_a_live_step_moves_only_its_batch_and_says_how_fresh_the_map_is(session) -> None:
     session.reset()
     before = session.state
-    state = session.step(StepRequest(method="tsd", n_steps=1, live=True, probe_size=100))
+    req = StepRequest(method="tsd", n_steps=1, live=True, probe_size=100)
+    updates = session.run(req)
+    first = next(updates)  # the pixels first: only the step's batch moved
+    state = first.state
+    assert first.kind == "step" and first.followed and first.request is req
     rows = session.history[-1].batch_indices
     rest = np.setdiff1d(np.arange(before.num_samples), rows)
     # the other samples keep their features and, anchored, their exact place
     np.testing.assert_array_equal(state.features[rest], before.features[rest])
     np.testing.assert_array_equal(state.embedding[rest], before.embedding[rest])
-    np.testing.assert_array_equal(state.features[rows], session._run.history[-1].batch_features)
+    np.testing.assert_array_equal(state.features[rows], session.live.run.history[-1].batch_features)
     assert state.metrics["map_step"] == 1 and state.metrics["refreshed"] == 0.0
     assert "accuracy" not in state.metrics and "probe_accuracy" not in state.metrics
-    assert np.isnan(session.history[-1].probe_accuracy)
+    assert np.isnan(first.history[-1].probe_accuracy)
     assert session.refresh_pending and session.probe_pending
-    # the probe first: 2 batches of 64 (>= 100 samples)
-    state = session.refresh_some(seconds=None, until="probe")
-    assert state.metrics["refreshed"] == pytest.approx(128 / 539)
-    assert state.metrics["probe_size"] == 128 and not session.probe_pending
-    row = session.history[-1]
-    assert row.probe_accuracy == state.metrics["probe_accuracy"] and row.probe_size == 128
+    # then the probe (2 batches of 64 >= 100 samples): its estimate, the map left as it was
+    probe = next(updates)
+    assert probe.kind == "probe" and not probe.partial and not probe.followed
+    np.testing.assert_array_equal(probe.state.embedding, state.embedding)
+    assert probe.state.metrics["refreshed"] == 0.0
+    assert probe.state.metrics["probe_size"] == 128 and not session.probe_pending
+    row = probe.history[-1]
+    assert row.probe_accuracy == probe.state.metrics["probe_accuracy"] and row.probe_size == 128
     assert row.probe_low <= row.probe_accuracy <= row.probe_high and np.isnan(row.full_accuracy)
+    assert next(updates, None) is None
     assert session.refresh_some(until="probe") is None  # nothing left for the probe
+    state = session.refresh_some(seconds=0.0)  # the refresh slices move the map
+    assert state.metrics["refreshed"] > 128 / 539
     while session.refresh_pending:
         state = session.refresh_some(seconds=0.0)  # one batch at a time
     assert state.metrics["refreshed"] == 1.0
-    assert state.metrics["accuracy"] == pytest.approx(session._run.evaluate())
+    assert state.metrics["accuracy"] == pytest.approx(session.live.run.evaluate())
     assert session.history[-1].full_accuracy == state.metrics["accuracy"]
     assert session.refresh_some() is None
 
@@ -288,10 +297,10 @@ def test_chunks_or_one_piece_give_the_same_features_and_the_same_map() -> None:
     for chunked in (True, False):
         session = Session.open(OpenRequest(checkpoint="demo:cosine", data="demo:noise:3"))
         session.step(StepRequest(method="tsd", n_steps=2, live=True, probe_size=0))
-        start, anchors = joint_embedding(session.state), session._map_anchors.copy()
+        start, anchors = joint_embedding(session.state), session.map.anchors.copy()
         if chunked:
             while session.refresh_pending:
-                session._live.advance(max_batches=1)
+                session.live.refresh.advance(max_batches=1)
         final = session.refresh()  # chunked: nothing left to run, only the map
         results.append((final, start, anchors))
     (a, start_a, anchors_a), (b, start_b, anchors_b) = results
@@ -306,13 +315,13 @@ def test_steps_that_are_not_live_refresh_exactly_and_estimate_every_step(session
     session.reset()
     state = session.step(StepRequest(method="tsd", n_steps=3, probe_size=200))
     assert not session.refresh_pending and state.metrics["refreshed"] == 1.0
-    assert state.metrics["accuracy"] == pytest.approx(session._run.evaluate())
+    assert state.metrics["accuracy"] == pytest.approx(session.live.run.evaluate())
     rows = session.history
     assert all(np.isfinite(r.probe_accuracy) and r.probe_size == 256 for r in rows)
     assert np.isnan(rows[0].full_accuracy) and np.isfinite(rows[-1].full_accuracy)
     # the end of a pass gets the exact number even inside a longer request
     session.reset()
-    per_pass = session._run.steps_per_pass if session._run else 9
+    per_pass = session.live.run.steps_per_pass if session.live else 9
     session.step(StepRequest(method="tsd", n_steps=per_pass + 1, probe_size=0))
     exact = [np.isfinite(r.full_accuracy) for r in session.history]
     assert exact[per_pass - 1] and exact[-1] and not any(exact[: per_pass - 1])
@@ -329,5 +338,5 @@ def test_kmeans_waits_for_the_current_models_features(session) -> None:
     assert session.refresh_pending
     state = session.kmeans(KMeansRequest(k=5, seed=0))
     assert not session.refresh_pending and state.metrics["refreshed"] == 1.0
-    np.testing.assert_array_equal(state.features, session._run.features_all()[0])
+    np.testing.assert_array_equal(state.features, session.live.run.features_all()[0])
     assert RefreshRequest() == RefreshRequest()  # a plain, frozen request

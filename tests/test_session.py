@@ -30,7 +30,7 @@ def test_steps_move_accuracy_and_the_map_agrees_with_the_run(session):
     state = session.step(req)
     assert [h.step for h in session.history] == [1, 2, 3, 4]
     # the map's accuracy is the run's full-set accuracy (same prediction mode)
-    assert state.metrics["accuracy"] == pytest.approx(session._run.evaluate())
+    assert state.metrics["accuracy"] == pytest.approx(session.live.run.evaluate())
     assert state.metrics["accuracy"] > session.source_accuracy
     # the map updated from the previous layout instead of jumping
     move = np.linalg.norm(state.embedding - before, axis=1)
@@ -58,7 +58,7 @@ def test_reset_returns_to_the_source_accuracy(session):
 
 
 def test_sinkhorn_needs_prototypes_first(session):
-    session._kmeans = None
+    session.map.kmeans = None
     session.refresh()
     with pytest.raises(ParameterError, match="k-means first"):
         session.sinkhorn(SinkhornRequest(target="prototypes"))
@@ -138,7 +138,7 @@ def test_kmeans_keeps_the_samples_in_place_and_places_the_prototypes(session):
         assert np.isfinite(state.prototypes_embedding).all()
         # each prototype lies among its members on the map (not somewhere random)
         extent = np.ptp(state.embedding, axis=0).max()
-        members = session._kmeans.assignments
+        members = session.map.kmeans.assignments
         gaps = [np.linalg.norm(state.prototypes_embedding[j]
                                - np.median(state.embedding[members == j], axis=0))
                 for j in range(k) if (members == j).any()]

@@ -116,6 +116,9 @@ def extract_features(
     -------
     FeatureResult with features (N, D) float32, logits (N, C) float32, labels (N,) int64.
     """
+    # Long on purpose: the checks, the device set-up (channels-last, the probed batch size)
+    # and the batch loop share the runner and the preallocated arrays, and the model's
+    # training mode must be restored around the loop (try/finally).
     if isinstance(dataset, FeatureSet):
         raise ParameterError(
             "dataset", f"{dataset.source} already holds features; there is nothing to extract"
@@ -356,3 +359,29 @@ def cached_features(
         notes.append(f"could not write the feature cache ({exc})")
     result.notes += notes
     return result
+
+
+def precomputed_features(feature_set: Any, model: SplitModel) -> FeatureResult:
+    """A features file's features as a FeatureResult: its logits, or the head's on its
+    features (which must have the head's dimension: one line naming the file otherwise)."""
+    from protoview.errors import DatasetError
+
+    feats = np.asarray(feature_set.features, np.float32)
+    head_dim = model.info.head.feature_dim if model.info else feats.shape[1]
+    if feats.shape[1] != head_dim:
+        raise DatasetError(
+            feature_set.source,
+            f"features have {feats.shape[1]} dimensions but the checkpoint's head expects "
+            f"{head_dim}: were they extracted with another model?",
+        )
+    if feature_set.logits is not None:
+        logits = np.asarray(feature_set.logits, np.float32)
+    else:
+        with torch.inference_mode():
+            head = model.classifier.float().cpu()
+            logits = head(torch.from_numpy(feats)).float().numpy()
+    return FeatureResult(
+        feats, logits, np.asarray(feature_set.labels, np.int64), device="file",
+        notes=[f"features read from {feature_set.source}"],
+    )
+

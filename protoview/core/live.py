@@ -1,0 +1,281 @@
+"""One adaptation run, owned whole: :class:`LiveRun`.
+
+A live run holds the adapter walking its test stream (:class:`~protoview.core.adapt.run.AdaptRun`),
+the progressive refresh of every sample's features to the current model
+(:class:`~protoview.core.adapt.refresh.ProgressiveRefresh`), the run's history (one
+:class:`~protoview.core.runs.HistoryRow` per step), its timeline (one recorded map per
+step: the latest map of that step) and its record among the session's runs
+(:class:`~protoview.core.runs.RunRecord`).
+
+:meth:`LiveRun.steps` is the one step policy, a generator the window's worker and the
+command line drive alike (as Orange's ``TSNERunner`` / napari's ``thread_worker``):
+
+- live (the window): after each step its map (the batch's points moved, from the step's
+  own forward pass), then its probe (the full-set accuracy estimated on a stratified
+  subset; at a pass end the whole set instead). A probe that covered every sample
+  completes the refresh: one more map, the exact one; otherwise only the estimate goes
+  out and the map waits for the refresh slices (:meth:`LiveRun.refresh_some`). So a step
+  costs one map update, plus one per refresh slice, no more.
+- not live (the command line): each step's probe (the whole set at a pass end), and after
+  the request (or every ``record_every`` steps) the whole set refreshed and one map.
+
+The session gives the run a ``draw(features) -> GeometryState`` callable (its map: anchored
+updates, the head's proxies, its attributes); the run adds what only it knows (which step
+the map shows, how much of it is refreshed, the probe's estimate).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from protoview.core.requests import StepRequest
+from protoview.core.runs import HistoryRow, RunRecord
+from protoview.core.state import GeometryState, timeline_frame
+from protoview.errors import CancelledError
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What :meth:`LiveRun.steps` yields: ``kind`` ``"step"`` (a new map: the step's, or its
+    completed refresh) or ``"probe"`` (the step's estimate; the map is the one before);
+    ``partial``: more of the request follows; ``followed``: the same step's next event
+    follows at once."""
+
+    kind: str
+    partial: bool = False
+    followed: bool = False
+
+
+def run_key(req: StepRequest) -> tuple:
+    """The settings that make a run: another method, parameter, batch size, seed, order or
+    stream starts a new run (the probe size does not)."""
+    from protoview.core.adapt.stream import parse_stream
+
+    return (req.method, req.batch_size, req.seed, req.params, req.shuffle,
+            parse_stream(req.stream).text())
+
+
+def history_row(record: Any) -> HistoryRow:
+    """The history row of a :class:`~protoview.core.adapt.run.StepRecord` (the full-set and
+    probe numbers are filled in later)."""
+    domain = -1
+    if record.batch_domains is not None and len(record.batch_domains):
+        domain = int(np.bincount(np.asarray(record.batch_domains, np.int64)).argmax())
+    return HistoryRow(
+        record.step, record.cumulative_accuracy, record.online_accuracy, float("nan"),
+        record.seconds, batch_indices=np.asarray(record.batch_indices, np.int64),
+        online_predictions=np.asarray(record.online_predictions, np.int64),
+        online_logits=np.asarray(record.online_logits, np.float32),
+        loss=float("nan") if record.loss is None else float(record.loss), domain=domain,
+        domain_start=record.domain_starts[0] if record.domain_starts else -1,
+    )
+
+
+class LiveRun:
+    """See the module docstring.
+
+    Parameters
+    ----------
+    request: the first StepRequest (its method, parameters, batch order and stream).
+    model: the session's SplitModel, at the source weights; dataset: its data.
+    known: a FeatureResult of every sample now (the source model's): where the refresh starts.
+    number: the run's number in the session; draw: the session's map (see above).
+    """
+
+    def __init__(self, request: StepRequest, model: Any, dataset: Any, known: Any, number: int,
+                 draw: Callable[[Any], GeometryState]) -> None:
+        from protoview.core.adapt import AdaptRun, make_adapter
+        from protoview.core.adapt.refresh import ProgressiveRefresh
+        from protoview.core.adapt.stream import parse_stream
+
+        stream = parse_stream(request.stream)
+        self.key = run_key(request)
+        self.run = AdaptRun(make_adapter(request.method, model, **request.param_dict()), dataset,
+                            batch_size=request.batch_size, seed=request.seed,
+                            shuffle=request.shuffle, stream=stream)
+        self.run.accelerate()  # CUDA only: channels-last, and AMP where it agrees with float32
+        self.refresh = ProgressiveRefresh(self.run, known.features, known.logits, known.labels,
+                                          probe_size=request.probe_size)
+        self.history: list[HistoryRow] = []
+        self.timeline: list[dict[str, Any]] = []
+        self.record = RunRecord(
+            number=number, method=request.method, params=request.param_dict(),
+            batch_size=request.batch_size, seed=request.seed, shuffle=request.shuffle,
+            stream=stream.text(), history=self.history, domain_names=self.run.domain_names,
+        )
+        self.device = str(known.device)
+        self._draw = draw
+
+    # ---------------------------------------------------------------- where the run is
+    @property
+    def step(self) -> int:
+        return self.refresh.step
+
+    @property
+    def refresh_pending(self) -> bool:
+        """Some sample does not hold the current model's features yet."""
+        return not self.refresh.complete
+
+    @property
+    def probe_pending(self) -> bool:
+        """The probe's estimate of the current step is not computed yet."""
+        return self.refresh.probe_batches > 0 and not self.refresh.probe_complete
+
+    @property
+    def at_pass_end(self) -> bool:
+        """The last step ended a pass over the data."""
+        return bool(self.run.history) and self.run.position >= self.run.steps_per_pass
+
+    def steps_left_in_pass(self) -> int:
+        """Steps to the end of the current pass (a whole pass at a pass boundary)."""
+        left = self.run.steps_per_pass - self.run.position
+        return left if left > 0 else self.run.steps_per_pass
+
+    # ---------------------------------------------------------------- the step policy
+    def steps(self, req: StepRequest, progress: Progress = None,
+              cancel: Cancel = None) -> Iterator[StepEvent]:
+        """Run ``req.n_steps`` steps (the rest of the pass when <= 0), yielding as the module
+        docstring says; ``cancel`` is checked before each step and inside each refresh (a
+        cancelled request leaves the run at its last completed step)."""
+        self.refresh.set_probe_size(req.probe_size)
+        total = req.n_steps if req.n_steps > 0 else self.steps_left_in_pass()
+        chunk = req.record_every if req.record_every > 0 else total
+        for done in range(total):
+            if cancel is not None and cancel():
+                raise CancelledError(f"cancelled after {done} of {total} steps")
+            record = self.run.step()
+            self.refresh.on_step(record)
+            self.history.append(history_row(record))
+            if progress is not None:
+                progress(done + 1, total)
+            last = done + 1 == total
+            if req.live:
+                yield from self._live_step(last, cancel)
+            elif last or (done + 1) % chunk == 0:
+                self._advance("all", cancel)
+                self._show(append_frame=True)
+                yield StepEvent("step", partial=not last)
+            else:  # the probe, or at a pass end the exact number of the pass
+                self._advance("all" if self.at_pass_end else "probe", cancel)
+
+    def _live_step(self, last: bool, cancel: Cancel) -> Iterator[StepEvent]:
+        state = self._show(append_frame=True)  # the pixels first: the step's batch moved
+        until = "all" if self.at_pass_end else "probe"
+        more = self.refresh_pending if until == "all" else self.probe_pending
+        yield StepEvent("step", partial=more or not last, followed=more)
+        if not more:
+            return
+        self._advance(until, cancel)
+        if self.refresh.complete:  # the probe held every sample, or the pass ended
+            self._show()
+            yield StepEvent("step", partial=not last)
+        else:  # the estimate only: the refresh slices move the map
+            self._describe_probe(state)
+            yield StepEvent("probe", partial=not last)
+
+    # ---------------------------------------------------------------- the refresh
+    def refresh_some(self, seconds: float | None = 0.5, until: str = "all",
+                     cancel: Cancel = None) -> GeometryState | None:
+        """Refresh samples to the current model for about ``seconds`` (at least one batch;
+        None: until ``until`` is done), then the map (anchored: only the refreshed points
+        move). None when there was nothing to do. ``cancel`` stops between batches
+        (CancelledError; the batches done are kept and shown by the next map)."""
+        if self.refresh.complete or (until == "probe" and not self.probe_pending):
+            return None
+        t0, left = time.perf_counter(), self._stale()
+        self.refresh.advance(until=until, seconds=seconds, cancel=cancel)
+        self._note_accuracy()
+        return self._show(self.features(time.perf_counter() - t0, left - self._stale()))
+
+    def complete(self, progress: Progress = None, cancel: Cancel = None) -> Any:
+        """Every sample refreshed to the current model; returns the features (a
+        FeatureResult, exact). Draws nothing."""
+        t0, left = time.perf_counter(), self._stale()
+        self.refresh.advance(until="all", cancel=cancel, progress=progress)
+        self._note_accuracy()
+        return self.features(time.perf_counter() - t0, left)
+
+    def show_complete(self, progress: Progress = None, cancel: Cancel = None) -> GeometryState:
+        """The exact map of the current model (the rest of the refresh, then one map)."""
+        return self._show(self.complete(progress, cancel))
+
+    def features(self, seconds: float = 0.0, computed: int = 0) -> Any:
+        """The run's features as they are now (a FeatureResult; not all fresh while a
+        refresh is under way)."""
+        from protoview.core.features import FeatureResult
+
+        feats, logits, labels = self.refresh.arrays()
+        note = f"features of the model adapted by {self.record.method} at step {self.step}"
+        if not self.refresh.complete:
+            note += f" ({self.refresh.fraction:.0%} refreshed)"
+        return FeatureResult(feats, logits, labels, device=self.device, seconds=seconds,
+                             images_per_second=computed / max(seconds, 1e-9), notes=[note],
+                             attrs={})
+
+    def describe(self, state: GeometryState) -> None:
+        """What the map of the run shows, in ``state.metrics``: ``map_step`` and
+        ``refreshed``; the probe's estimate; ``accuracy`` only when every sample holds the
+        current model's features. The run's record keeps the map's predictions. Called by
+        the session for every map drawn while the run is current."""
+        state.metrics["map_step"] = float(self.step)
+        state.metrics["refreshed"] = self.refresh.fraction
+        if not self.refresh.complete:
+            state.metrics.pop("accuracy", None)  # a mix of models' predictions is no accuracy
+        self._describe_probe(state)
+        self.record.predictions = state.predictions
+        self.record.predictions_step = self.step
+        self.record.predictions_refreshed = self.refresh.fraction
+
+    # ---------------------------------------------------------------- internals
+    def _stale(self) -> int:
+        return int((~self.refresh.fresh).sum())
+
+    def _advance(self, until: str, cancel: Cancel) -> None:
+        self.refresh.advance(until=until, cancel=cancel)
+        self._note_accuracy()
+
+    def _show(self, features: Any = None, append_frame: bool = False) -> GeometryState:
+        """Draw the run's features (``features``, default: as they are now; the session
+        describes the map, see :meth:`describe`) and keep it as the current step's frame."""
+        state = self._draw(self.features() if features is None else features)
+        self._record_frame(state, append_frame)
+        return state
+
+    def _record_frame(self, state: GeometryState, append: bool) -> None:
+        """The timeline holds the latest map of each recorded step: a later map of the same
+        step (its refresh went on) replaces it; ``append`` records a new step."""
+        frame = timeline_frame(state, self.step, self.refresh.fraction)
+        if self.timeline and self.timeline[-1]["step"] == self.step:
+            self.timeline[-1] = frame
+        elif append:
+            self.timeline.append(frame)
+
+    def _describe_probe(self, state: GeometryState | None) -> None:
+        probe = self.refresh.probe()
+        if state is None or probe is None:
+            return
+        state.metrics.update(
+            probe_accuracy=probe.accuracy, probe_low=probe.low, probe_high=probe.high,
+            probe_size=float(probe.size), probe_population=float(probe.population),
+        )
+
+    def _note_accuracy(self) -> None:
+        """The probe's estimate and the exact accuracy of the current step, into its row."""
+        if not self.history or self.history[-1].step != self.step:
+            return
+        row = self.history[-1]
+        probe = self.refresh.probe()
+        if probe is not None:
+            row.probe_accuracy, row.probe_low, row.probe_high = probe.accuracy, probe.low, probe.high
+            row.probe_size = probe.size
+        exact = self.refresh.exact_accuracy()
+        if exact is not None:
+            row.full_accuracy = exact

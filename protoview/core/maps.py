@@ -1,0 +1,114 @@
+"""A session's map: the state it shows, the features it was made of, each point's anchor,
+and the k-means prototypes on it.
+
+:meth:`SessionMap.draw` turns a model's features into the next map, *anchored* on the one
+shown (points whose vectors did not move since their position was last set stay exactly
+in place; see :func:`~protoview.core.projection.update_map`); new k-means prototypes join
+the map where their nearest samples are. :meth:`SessionMap.save` / :meth:`SessionMap.restore`
+keep a map whole (the source model's, which Reset and a new run return to, bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from protoview.core.state import GeometryState, compute_geometry, layout_with_new_prototypes
+
+
+@dataclass(frozen=True)
+class SavedMap:
+    """A map kept whole: its state, features (a FeatureResult), anchors, prototypes and
+    Sinkhorn plan."""
+
+    state: GeometryState
+    features: Any
+    anchors: np.ndarray | None
+    kmeans: Any
+    sinkhorn: Any
+
+
+@dataclass(frozen=True)
+class Head:
+    """The classifier's rows on the map: proxies (M, D) float32, their classes (M,) int64,
+    and the head's number of classes (None: from the logits)."""
+
+    proxies: np.ndarray
+    proxy_classes: np.ndarray
+    num_classes: int | None
+
+
+class SessionMap:
+    """See the module docstring. ``seed`` seeds every layout."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+        self.state: GeometryState | None = None
+        self.features: Any = None  # FeatureResult the state was made of
+        self.anchors: np.ndarray | None = None  # (rows.total, D) each point's anchor
+        self.kmeans: Any = None  # KMeansResult whose centroids are the map's prototypes
+        #: (SinkhornRequest, SinkhornResult) behind the map's assignment, while it holds
+        self.sinkhorn: tuple[Any, Any] | None = None
+
+    def draw(self, features: Any, head: Head, *, fresh: bool = False,
+             cancel: Any = None) -> GeometryState:
+        """The map of ``features`` (a FeatureResult) with the head's proxies and the k-means
+        prototypes: a fresh fit when ``fresh`` or there is no map yet, else an anchored
+        update of the one shown. Cancellable (per map epoch); a cancelled draw changes
+        nothing."""
+        previous = None if fresh or self.state is None else self.state.joint_embedding()
+        anchors = self.anchors if previous is not None else None
+        protos, new_rows = self.kmeans, None
+        if previous is not None and protos is not None and not _same(protos.centroids,
+                                                                     self.state.prototypes):
+            # new k-means prototypes: the samples stay where they are, the prototypes join
+            previous, anchors, new_rows = layout_with_new_prototypes(
+                self.state, protos.centroids, anchors)
+        state = compute_geometry(
+            features.features, features.labels, logits=features.logits,
+            proxies=head.proxies, proxy_classes=head.proxy_classes,
+            prototypes=None if protos is None else protos.centroids,
+            prototype_density=None if protos is None else protos.density,
+            num_classes=head.num_classes, previous_embedding=previous,
+            anchor_vectors=anchors, previous_knn=None if previous is None else self.state.map_knn,
+            new_rows=new_rows, seed=self.seed, cancel=cancel,
+        )
+        if protos is not None:
+            state.assignment = protos.assignments
+        self.sinkhorn = None  # a new map holds the k-means assignment (or none)
+        joint, held = state.joint_vectors(), state.map_held
+        if anchors is None or held is None or anchors.shape != joint.shape:
+            self.anchors = joint
+        else:  # a point held in place keeps its anchor; a moved one is anchored anew
+            self.anchors = np.where(held[:, None], anchors, joint)
+        self.features, self.state = features, state
+        return state
+
+    def set_assignment(self, assignment: np.ndarray, request: Any, result: Any,
+                       **metrics: float) -> GeometryState:
+        """The map with the samples assigned by Sinkhorn (``request``, ``result``: the
+        SinkhornRequest and its result; ``assignment`` (N,) indices of its target), as a new
+        state."""
+        self.state = replace(self.state, assignment=np.asarray(assignment, np.int64),
+                             assignment_target=request.target,
+                             metrics={**self.state.metrics, **metrics})
+        self.sinkhorn = (request, result)
+        return self.state
+
+    def save(self) -> SavedMap:
+        return SavedMap(self.state, self.features, self.anchors, self.kmeans, self.sinkhorn)
+
+    def restore(self, saved: SavedMap) -> GeometryState:
+        """Show ``saved`` again, exactly as it was (the same arrays; its numbers and
+        attributes copied, so that describing the restored map leaves ``saved`` as it is)."""
+        self.state = replace(saved.state, metrics=dict(saved.state.metrics),
+                             attrs=dict(saved.state.attrs))
+        self.features = saved.features
+        self.anchors, self.kmeans, self.sinkhorn = saved.anchors, saved.kmeans, saved.sinkhorn
+        return self.state
+
+
+def _same(centroids: np.ndarray, shown: np.ndarray) -> bool:
+    return np.shape(centroids) == np.shape(shown) and np.array_equal(centroids, shown)

@@ -1,0 +1,95 @@
+"""The requests of a session: frozen values, each naming one thing to do.
+
+The window's panels and the command line build them; :class:`~protoview.core.session.Session`
+carries them out (:meth:`~protoview.core.session.Session.run`). A request reads no widget and
+holds no model: it can be queued, compared and shown (the window keeps the request behind
+each result it shows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
+    data: any dataset spec of :func:`protoview.core.data.open_dataset`; arch, trust,
+    nb_proxy, split: as the command line's ``--arch`` ...; preprocess: ``--preprocess``
+    (None: the model's own, see :mod:`protoview.core.preprocess`)."""
+
+    checkpoint: str = "demo:cosine"
+    data: str = "demo:noise:3"
+    arch: str | None = None
+    trust: bool = False
+    nb_proxy: int | None = None
+    split: str | None = None
+    device: str | None = None
+    seed: int = 0
+    adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
+    preprocess: str | None = None
+    decoded: str = "auto"  # image folders decoded once: auto | memory | disk | off
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Adaptation steps. method: any of ``protoview.core.adapt.METHOD_NAMES``; params go to
+    the adapter (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass;
+    stream: the test stream as ``--stream`` text (``online``, ``episodic``, ``continual``,
+    ``sorted``, ``dirichlet=0.1`` and their combinations, see
+    :mod:`protoview.core.adapt.stream`).
+
+    live: False (the command line): the map and the exact full-set accuracy are refreshed
+    after the request (every ``record_every`` steps when > 0) and at the end of each pass.
+    True (the window): each step moves only its batch's points; the rest is left to
+    :meth:`Session.refresh_some` (the probe too). probe_size: samples of the stratified
+    probe whose accuracy estimates the full-set accuracy at every step (rounded up to
+    whole batches; 0: none); changing it does not start a new run.
+    """
+
+    method: str = "tsd"
+    n_steps: int = 1
+    batch_size: int = 64
+    seed: int = 0
+    params: tuple[tuple[str, Any], ...] = ()
+    shuffle: bool = True
+    record_every: int = 0  # > 0: refresh the map and keep a timeline frame every K steps
+    live: bool = False
+    probe_size: int = 1000
+    stream: str = "online"
+
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """The exact map and full-set accuracy of the current model, now (completes the
+    progressive refresh; the samples already refreshed for this step are not run again)."""
+
+
+@dataclass(frozen=True)
+class KMeansRequest:
+    k: int = 10
+    niter: int = 20
+    nredo: int = 5
+    seed: int = 0
+    init: str = "random"  # random (PCL, faiss) | kmeans++
+
+
+@dataclass(frozen=True)
+class SinkhornRequest:
+    target: str = "prototypes"  # prototypes | proxies | centers
+    epsilon: float = 0.05
+    n_iters: int = 3
+
+
+@dataclass(frozen=True)
+class ForgetRunsRequest:
+    """Forget every run but the current one (their curves leave the chart)."""
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    """Back to the source model and its launch map (the current run ends, kept in ``runs``)."""

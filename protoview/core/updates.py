@@ -1,0 +1,91 @@
+"""What a session hands back after each part of a job: an :class:`Update`.
+
+Numpy arrays and numbers only, detached from the session (the worker thread goes on
+changing the session while the window draws an update), with the request it answers: the
+window shows exactly what the update holds and reads nothing else from the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from protoview.core.runs import HistoryRow, RunRecord
+
+#: The kinds of update: a session opened, a step's map (or its completed refresh), a
+#: step's probe estimate (the map unchanged), a refresh slice, reset, the runs changed,
+#: k-means, Sinkhorn; and a file job's answer (``state`` None, ``payload`` set).
+KINDS = ("open", "step", "probe", "refresh", "reset", "runs", "kmeans", "sinkhorn")
+
+
+@dataclass
+class DataView:
+    """What the window shows of newly opened data: the dataset's description, how its
+    images become model inputs (``preprocess``, "" for features, and where that came from),
+    ``preview(i)`` -> (image as stored, model input as pixels, (min, max), description) or
+    None, and its domains (several for a continual stream)."""
+
+    description: str = ""
+    preprocess: str = ""
+    preprocess_source: str = ""
+    preview: Callable[[int], Any] | None = None
+    domain_names: tuple[str, ...] = ()
+
+
+@dataclass
+class Update:
+    """One result of a job (see the module docstring).
+
+    kind: one of :data:`KINDS` (or a file job's own); state: the map now (a
+    :class:`~protoview.core.state.GeometryState`, None for a file job); history: the
+    current run's rows; runs: every run of the session (the current one's ``history`` is
+    ``history``); current_run: its number (0: the source model); source_state: the source
+    model's map (the "before"); source_accuracy; class_names; thumbnail(i) -> image;
+    request: the request this answers (the window reads a result's meaning from it, never
+    from its widgets); data: set when ``kind == "open"``; partial: more of this job
+    follows; followed: the same step's next result follows at once (the window may leave
+    the charts to it); seconds: since the job started; job: the worker's job number;
+    payload: a file job's answer.
+    """
+
+    kind: str
+    state: Any = None
+    history: list[HistoryRow] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
+    current_run: int = 0
+    source_state: Any = None
+    source_accuracy: float = float("nan")
+    class_names: list[str] = field(default_factory=list)
+    thumbnail: Callable[[int], Any] | None = None
+    request: Any = None
+    data: DataView | None = None
+    partial: bool = False
+    followed: bool = False
+    seconds: float = 0.0
+    job: int = 0
+    payload: Any = None
+
+    @property
+    def step(self) -> int:
+        """The step of the current run the update shows (0: none)."""
+        return self.history[-1].step if self.history else 0
+
+
+def detached(state: Any) -> Any:
+    """A shallow copy of a state that later changes of the session cannot reach (its arrays
+    are replaced, never edited in place; its metrics and attrs are copied)."""
+    if state is None:
+        return None
+    return replace(state, metrics=dict(state.metrics), attrs=dict(state.attrs))
+
+
+def detached_history(rows: list[HistoryRow]) -> list[HistoryRow]:
+    """Copies of the rows (a row's numbers are filled in later, by the probe and the refresh)."""
+    return [replace(row) for row in rows]
+
+
+def detached_runs(runs: list[RunRecord], current: RunRecord | None,
+                  history: list[HistoryRow]) -> list[RunRecord]:
+    """Copies of the runs; the current one holds ``history`` (already detached)."""
+    return [replace(r, history=history if r is current else list(r.history)) for r in runs]
