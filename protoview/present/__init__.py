@@ -1,0 +1,34 @@
+"""Between the session and the window, without Qt: what the window shows and every number
+derived for it.
+
+- :class:`~protoview.present.shown.Shown`: the one evented model of what is shown.
+- :mod:`~protoview.present.derive`: colour codes, group-to-class matching, members,
+  per-class accuracy and confusion, hover / selection / neighbour texts, the map's
+  freshness, the numbers line and the export caption, each from the core's science.
+- :mod:`~protoview.present.compute`: what the compute worker drives (:class:`Computes`),
+  opening a session, snapshot files.
+- The requests the window sends and the Update it receives (from the core, named here so
+  that the window imports nothing of the core: ``tests/test_layering.py`` checks it).
+"""
+
+from protoview.core.neighbors import METRICS as NEIGHBOUR_METRICS
+from protoview.core.requests import (
+    ForgetRunsRequest,
+    KMeansRequest,
+    OpenRequest,
+    RefreshRequest,
+    ResetRequest,
+    SinkhornRequest,
+    StepRequest,
+)
+from protoview.core.runs import VERSUS_NAMES, HistoryRow, RunRecord
+from protoview.core.updates import DataView, Update
+from protoview.present import derive
+from protoview.present.compute import Computes
+from protoview.present.shown import UNADAPTED, Shown
+
+__all__ = [
+    "NEIGHBOUR_METRICS", "UNADAPTED", "VERSUS_NAMES", "Computes", "DataView",
+    "ForgetRunsRequest", "HistoryRow", "KMeansRequest", "OpenRequest", "RefreshRequest",
+    "ResetRequest", "RunRecord", "Shown", "SinkhornRequest", "StepRequest", "Update", "derive",
+]

@@ -1,0 +1,84 @@
+"""What the window's compute worker drives, and the files it reads and writes.
+
+:class:`Computes` is everything the worker needs of a session (the core's
+:class:`~protoview.core.session.Session` has it; the window's test fakes implement it): it
+drives the generators, never a private field, never a rewritten request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from protoview.core.updates import Update
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+
+
+@runtime_checkable
+class Computes(Protocol):
+    """A session as the worker drives it."""
+
+    @property
+    def refresh_pending(self) -> bool:
+        """Some sample does not hold the current model's features yet (the worker refreshes
+        in the background while idle)."""
+
+    def run(self, request: Any, progress: Progress = None,
+            cancel: Cancel = None) -> Iterator[Update]:
+        """Carry out a request, yielding an Update after each part."""
+
+    def background(self, seconds: float = 0.5, cancel: Cancel = None) -> Update | None:
+        """One slice of the progressive refresh (None: nothing to do)."""
+
+    def update(self, kind: str, request: Any = None, started: float | None = None,
+               partial: bool = False, followed: bool = False) -> Update:
+        """What the session shows now (the worker sends it after opening)."""
+
+    def to_snapshot(self) -> Any:
+        """The session as a Snapshot (File → Export snapshot)."""
+
+
+def open_session(request: Any, progress: Progress = None, cancel: Cancel = None) -> Computes:
+    """Open the checkpoint and data of an OpenRequest (on the worker thread)."""
+    from protoview.core.session import Session
+
+    return Session.open(request, progress=progress, cancel=cancel)
+
+
+def warm_up(message: Callable[[str], None]) -> float:
+    """The one-time costs before the first click (the map engine, torch's optimiser)."""
+    from protoview.core.session import warm_up as session_warm_up
+
+    return session_warm_up(message)
+
+
+def read_snapshot(path: str) -> Any:
+    from protoview.core.snapshot import read_snapshot as read
+
+    return read(path)
+
+
+def write_snapshot(path: str, snapshot: Any) -> str:
+    """Write atomically; returns the path."""
+    from protoview.core.snapshot import write_snapshot as write
+
+    write(path, snapshot)
+    return path
+
+
+def is_features_file(path: str) -> bool:
+    """An HDF5 file of features (data to open), not a snapshot."""
+    from protoview.core.snapshot import hdf5_format
+
+    return hdf5_format(path) == "protoview-features"
+
+
+def neighbours(state: Any, index: int, k: int, metric: str) -> tuple[Any, Any]:
+    """The ``k`` nearest samples of ``index`` in feature space and their ranks on the map
+    (:func:`~protoview.core.neighbors.feature_neighbors`, :func:`~protoview.core.neighbors.map_ranks`)."""
+    from protoview.core.neighbors import feature_neighbors, map_ranks
+
+    found = feature_neighbors(state.features, index, k, metric)
+    return found, map_ranks(state.embedding, index, found.indices)
