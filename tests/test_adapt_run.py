@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from protoview.core.adapt.baselines import NoAdapt, Tent, make_adapter
+from protoview.core.adapt.baselines import NoAdapt, Tent
+from protoview.core.adapt.registry import make_adapter
 from protoview.core.adapt.run import AdaptRun
 from protoview.core.model import SplitModel
 from protoview.errors import CancelledError, DatasetError, ParameterError, ProtoviewError

@@ -9,14 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt.baselines import (
-    T3A,
-    BNAdapt,
-    NoAdapt,
-    Tent,
-    adapter_defaults,
-    make_adapter,
-)
+from protoview.core.adapt.baselines import T3A, BNAdapt, NoAdapt, Tent
+from protoview.core.adapt.registry import make_adapter, method_names
+from protoview.core.adapt.registry import method_defaults as adapter_defaults
 from protoview.core.adapt.tsd import TSDAdapter
 from protoview.core.heads import CosineLinear
 from protoview.core.model import SplitModel
@@ -294,10 +289,8 @@ def test_one_sample_batch() -> None:
 
 
 def test_every_registered_method_builds_with_its_defaults_and_names_unknown_parameters() -> None:
-    from protoview.core.adapt.baselines import METHODS
-
     x = batches(1)[0]
-    for method in METHODS:
+    for method in method_names():
         defaults = adapter_defaults(method)
         adapter = make_adapter(method, tiny_model(), **defaults)
         assert adapter.method == method

@@ -6,17 +6,20 @@ import argparse
 
 import pytest
 
-from protoview.cli import main
+from protoview.cli import build_parser, main
 from protoview.cli._science import _adapt_params
-from protoview.core.adapt.baselines import METHODS
-from protoview.core.adapt.names import METHOD_NAMES
+from protoview.core.adapt.registry import method_names
 from protoview.errors import ParameterError
 
 
 def test_method_names_are_the_registry() -> None:
-    assert set(METHODS) == set(METHOD_NAMES) and len(METHOD_NAMES) == len(set(METHOD_NAMES))
+    names = method_names()
+    assert len(names) == len(set(names))
     for name in ("pl", "plc", "shot_im", "eata", "sar", "lame"):
-        assert name in METHOD_NAMES
+        assert name in names
+    parser = build_parser()
+    for name in names:  # every registered method is a --method choice
+        assert parser.parse_args(["adapt", "demo", "demo", "--method", name]).method == name
 
 
 def _args(**kw) -> argparse.Namespace:

@@ -184,7 +184,9 @@ def test_the_contract_sees_lazy_imports(tmp_path):
 
 def test_import_protoview_is_lazy():
     code = (
-        "import sys, protoview, protoview.cli, protoview.errors;"
+        "import sys, protoview, protoview.cli, protoview.errors, protoview.core.adapt.registry;"
+        "from protoview.core.adapt.registry import method_names; method_names();"
+        "protoview.cli.build_parser().format_help();"
         "heavy = [m for m in ('torch', 'umap', 'faiss', 'h5py', 'PySide6', 'pyqtgraph') if m in sys.modules];"
         "print(','.join(heavy))"
     )

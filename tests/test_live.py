@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from protoview.core.adapt.baselines import make_adapter
 from protoview.core.adapt.refresh import ProgressiveRefresh, difference_estimate
+from protoview.core.adapt.registry import make_adapter
 from protoview.core.adapt.run import AdaptRun, stratified_order
 from protoview.core.model import SplitModel
 from protoview.core.session import OpenRequest, RefreshRequest, Session, StepRequest

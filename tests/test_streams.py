@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from protoview.core.adapt.baselines import METHODS, make_adapter
+from protoview.core.adapt.registry import make_adapter, method_names
 from protoview.core.adapt.run import AdaptRun
 from protoview.core.adapt.stream import (
     ONLINE,
@@ -248,7 +248,7 @@ def test_a_stream_that_cannot_be_made_fails_when_the_run_is_built() -> None:
         AdaptRun(make_adapter("none", tiny_model()), data)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(method_names()))
 def test_episodic_equals_a_fresh_adapter_per_batch_bit_for_bit(method) -> None:
     data = Domains(sizes=(24, 24), seed=1)
     source = tiny_model(classes=10, sharp=4.0)

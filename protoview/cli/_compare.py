@@ -10,10 +10,11 @@ import sys
 
 from protoview.cli._common import STREAM_HELP, Handler, add_open_options, say
 
-DEFAULT_METHODS = "none,bn,tent,pl,shot_im,t3a,tsd,eata,sar,lame"
-
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
+    from protoview.core.adapt.registry import compare_method_names
+
+    default_methods = ",".join(compare_method_names())
     p = sub.add_parser(
         "compare",
         help="methods x shifts accuracy table (online accuracy over one pass, as papers report it)",
@@ -30,9 +31,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                                 "(a comma-separated list of shifts gives the columns)")
     add_open_options(p)
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
-    p.add_argument("--methods", default=DEFAULT_METHODS,
+    p.add_argument("--methods", default=default_methods,
                    help=f"comma-separated methods, NAME or NAME:VARIANT (tsd:corrected); "
-                        f"default {DEFAULT_METHODS}")
+                        f"default {default_methods} (protoview methods lists them all)")
     p.add_argument("--shifts", help="comma-separated shifts, corruptions or domains put in place "
                                     "of DATA's own (the columns), e.g. noise,blur,contrast")
     p.add_argument("--batch-size", type=int, default=64, help="adaptation batch size (default 64)")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
 
 
 def _params(items: list[str]) -> dict[str, dict[str, object]]:
-    from protoview.cli._science import _param_value
+    from protoview.core.adapt.params import parse_value
     from protoview.errors import ParameterError
 
     out: dict[str, dict[str, object]] = {}
@@ -64,7 +65,7 @@ def _params(items: list[str]) -> dict[str, dict[str, object]]:
         target = method if dot else "*"
         if name in out.get(target, {}):
             raise ParameterError("--param", f"{key.strip()} is given twice")
-        out.setdefault(target, {})[name] = _param_value(text.strip())
+        out.setdefault(target, {})[name] = parse_value(text)
     return out
 
 

@@ -24,7 +24,8 @@ from protoview.cli._common import Handler, show_warning
 
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
-COMMANDS = ("demo", "info", "extract", "export", "adapt", "compare", "cluster", "assign", "gui")
+COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign",
+            "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:

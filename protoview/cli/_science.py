@@ -1,4 +1,4 @@
-"""``protoview adapt`` / ``cluster`` / ``assign``: the science core, headless.
+"""``protoview adapt`` / ``methods`` / ``cluster`` / ``assign``: the science core, headless.
 
 Registered onto the main parser by :mod:`protoview.cli._main`; light to import like it.
 """
@@ -17,26 +17,30 @@ from protoview.cli._common import (
     say_inferred_proxies,
     score_text,
 )
+from protoview.cli._method_help import METHODS_EPILOG, MethodsHelpFormatter
 
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
-    """Add adapt / cluster / assign to the main parser's subcommands."""
+    """Add adapt / methods / cluster / assign to the main parser's subcommands."""
+    from protoview.core.adapt.params import UPDATE_CHOICES, VARIANTS
+    from protoview.core.adapt.registry import DEFAULT_METHOD, method_names
 
-    p = sub.add_parser("adapt", help="run test-time adaptation (TSD or a baseline) and record the run")
+    p = sub.add_parser("adapt", help="run test-time adaptation (TSD or a baseline) and record the run",
+                       epilog=METHODS_EPILOG, formatter_class=MethodsHelpFormatter)
     add_model_args(p)
     # here --batch-size is the adaptation batch (BN statistics and TSD's memory depend on it)
     for action in p._actions:
         if action.dest == "batch_size":
             action.default, action.help = 64, "adaptation batch size (default 64)"
-    from protoview.core.adapt.names import METHOD_NAMES
-
-    p.add_argument("--method", default="tsd", choices=METHOD_NAMES)
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=method_names(),
+                   help=f"the adaptation method (default {DEFAULT_METHOD}; its parameters are listed below)")
     p.add_argument("--steps", type=int, default=0, help="adaptation steps (batches); 0 = one pass (default)")
     p.add_argument("--lr", type=float, help="learning rate (the methods that take gradient steps)")
-    p.add_argument("--filter-k", type=int, help="supports kept per class (tsd/t3a); -1 keeps all (corrected variant)")
+    p.add_argument("--filter-k", type=int, help="filter_K: supports kept per class (tsd, t3a); -1 keeps all (corrected variant)")
     p.add_argument("--lam", type=float, help="weight of TSD's top-k cluster term (default 0, as released)")
-    p.add_argument("--update", choices=("all", "affine", "body", "head"), help="which parameters TSD updates")
-    p.add_argument("--variant", choices=("reference", "corrected"), help="the method as released (reference) or with its bugs fixed (tsd, t3a, pl, plc, sar, lame)")
+    p.add_argument("--update", choices=UPDATE_CHOICES, help="which parameters TSD updates")
+    p.add_argument("--variant", choices=VARIANTS, help="the method as released (reference) or with its flaws fixed, "
+                                                        "for a method that has a variant (see below)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any parameter of the method, e.g. beta=0.8, e_margin=0.9, affinity=knn, episodic=true (repeatable)")
     p.add_argument("--seed", type=int, default=0)
@@ -52,6 +56,10 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                         "disk (auto: memory when it fits in a quarter of RAM, at most 4 GiB)")
     p.add_argument("--out", help="write the run (history + final state) to this snapshot")
     handlers["adapt"] = cmd_adapt
+
+    p = sub.add_parser("methods", help="list the adaptation methods and their parameters")
+    p.add_argument("--markdown", action="store_true", help="print the README's method table")
+    handlers["methods"] = cmd_methods
 
     p = sub.add_parser("cluster", help="k-means prototypes (faiss, PCL density) of the features")
     add_model_args(p)
@@ -84,7 +92,18 @@ def _open(args: argparse.Namespace, *, adapt: bool = False):
 
 
 def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    """The method's parameters from the shortcut options and ``--param NAME=VALUE``: each
+    text is read as its declared parameter reads it (``Param.parse``), a name the method
+    does not declare as a plain value (the adapter then refuses it, naming it)."""
+    from protoview.core.adapt.params import parse_value
     from protoview.errors import ParameterError
+
+    method = getattr(args, "method", None)
+    declared = {}
+    if method is not None:
+        from protoview.core.adapt.registry import method_params
+
+        declared = {p.name: p for p in method_params(method)}
 
     names = {"lr": "lr", "filter_k": "filter_K", "lam": "lam", "update": "update", "variant": "variant"}
     params = {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr) is not None}
@@ -95,22 +114,20 @@ def _adapt_params(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
         name = name.strip()
         if name in params:
             raise ParameterError("--param", f"{name} is given twice")
-        params[name] = _param_value(text.strip())
+        params[name] = declared[name].parse(text) if name in declared else parse_value(text)
     return tuple(params.items())
 
 
-def _param_value(text: str) -> object:
-    """``true``/``false`` -> bool, ``none`` -> None, then int, float, else the text."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if text.lower() == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def cmd_methods(args: argparse.Namespace) -> int:
+    from protoview.cli._method_help import methods_markdown, methods_text
+
+    if args.markdown:
+        print(methods_markdown(), end="")
+    else:
+        say("adaptation methods (protoview adapt --method NAME --param NAME=VALUE; "
+            "[window]: a control in the window):")
+        say(methods_text())
+    return 0
 
 
 def _write_out(args: argparse.Namespace, session) -> None:
@@ -123,11 +140,14 @@ def _write_out(args: argparse.Namespace, session) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    from protoview.core.adapt.registry import check_params
     from protoview.core.adapt.stream import parse_stream
     from protoview.core.session import StepRequest
     from protoview.errors import ParameterError
 
-    parse_stream(args.stream)  # a bad --stream fails before anything is opened
+    parse_stream(args.stream)  # a bad --stream or --param fails before anything is opened
+    params = _adapt_params(args)
+    check_params(args.method, **dict(params))
     if args.probe_size < 0:
         raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 
@@ -140,7 +160,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     )
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-        params=_adapt_params(args), shuffle=not args.no_shuffle, record_every=args.record_every,
+        params=params, shuffle=not args.no_shuffle, record_every=args.record_every,
         probe_size=args.probe_size, stream=parse_stream(args.stream).text(),
     )
     session.step(req, progress=progress_printer(args.method))

@@ -112,18 +112,19 @@ def _pct(value: float) -> str:
 def parse_methods(text: str | Sequence[str]) -> list[str]:
     """Method entries from ``"none,bn,tsd:corrected"`` (checked: a known method, a known
     variant, no entry twice). Raises ParameterError naming ``methods``."""
-    from protoview.core.adapt._checks import VARIANTS
-    from protoview.core.adapt.names import METHOD_NAMES
+    from protoview.core.adapt.params import VARIANTS
+    from protoview.core.adapt.registry import method_names
 
+    known = method_names()
     entries = [e.strip() for e in (text.split(",") if isinstance(text, str) else text)]
     if not entries or not all(entries):
         raise ParameterError("methods", f"expected method names separated by commas, got {text!r}")
     for entry in entries:
         name, _, variant = entry.partition(":")
-        if name not in METHOD_NAMES:
+        if name not in known:
             where = f" in {entry!r}" if entry != name else ""
             raise ParameterError("methods", f"unknown method {name!r}{where}; choose from "
-                                            f"{', '.join(METHOD_NAMES)}")
+                                            f"{', '.join(known)}")
         if variant and variant not in VARIANTS:
             raise ParameterError("methods", f"unknown variant {variant!r} in {entry!r}; "
                                             f"choose {' or '.join(VARIANTS)}")
@@ -137,9 +138,10 @@ def method_params(entries: Sequence[str], params: Mapping[str, Mapping[str, Any]
     """Each entry's parameters: its variant, the ``"*"`` ones it accepts, then its own.
 
     Raises ParameterError naming the parameter when an entry's own parameter is not one
-    of its method's, when a ``"*"`` parameter fits no method, or a key names no entry.
+    of its method's or a value its declaration refuses, when a ``"*"`` parameter fits no
+    method, or a key names no entry.
     """
-    from protoview.core.adapt.baselines import adapter_defaults
+    from protoview.core.adapt.registry import check_params, method_defaults
 
     for key in params:
         if key != "*" and key not in entries:
@@ -150,7 +152,7 @@ def method_params(entries: Sequence[str], params: Mapping[str, Mapping[str, Any]
     used: set[str] = set()
     for entry in entries:
         name, _, variant = entry.partition(":")
-        accepted = adapter_defaults(name)
+        accepted = method_defaults(name)
         chosen = {k: v for k, v in shared.items() if k in accepted}
         used |= set(chosen)
         if variant:
@@ -162,6 +164,7 @@ def method_params(entries: Sequence[str], params: Mapping[str, Mapping[str, Any]
                 raise ParameterError(key, f"not a parameter of {name!r} (accepted: "
                                           f"{', '.join(accepted) or 'none'})")
             chosen[key] = value
+        check_params(name, **chosen)
         out[entry] = chosen
     unused = sorted(set(shared) - used)
     if unused:
@@ -283,7 +286,7 @@ def _one_pass(model, entry: str, params: dict, dataset, batch_size: int, seed: i
     ``n_domains`` is 1) and, with ``full_set``, the full-set accuracy per domain after it."""
     import torch
 
-    from protoview.core.adapt.baselines import make_adapter
+    from protoview.core.adapt.registry import make_adapter
     from protoview.core.adapt.run import AdaptRun
 
     torch.manual_seed(seed)

@@ -8,24 +8,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from protoview.core.adapt.registry import DEFAULT_METHOD, method_names
 from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
-
-METHODS = ("tsd", "tent", "t3a", "bn", "none", "pl", "plc", "shot_im", "eata", "sar", "lame")
-# Which widgets each method uses (the adapter rejects unknown parameters); the others keep
-# the method's defaults (the CLI's --param sets any of them).
-METHOD_PARAMS = {
-    "tsd": ("lr", "filter_K", "lam", "update", "variant"),
-    "tent": ("lr",),
-    "t3a": ("filter_K", "variant"),
-    "bn": (),
-    "none": (),
-    "pl": ("lr", "variant"),
-    "plc": ("lr", "variant"),
-    "shot_im": ("lr",),
-    "eata": ("lr",),
-    "sar": ("lr", "variant"),
-    "lame": ("variant",),
-}
+from protoview.gui._method_form import MethodParamsForm
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSpinBox:
@@ -122,10 +107,16 @@ class StreamControls(QtCore.QObject):
         return ",".join(words) or "online"
 
 
+def _param_control(name: str) -> property:
+    return property(lambda self: self.params_form.widget(name),
+                    doc=f"The shown method's {name} control (None when it has none).")
+
+
 class AdaptPanel(QtWidgets.QGroupBox):
     """Test-time adaptation controls. Emits ``step_requested(StepRequest)``,
     ``pause_requested()``, ``reset_requested()`` and ``forget_runs_requested()``. A new method, parameter or stream
-    starts a new run; the earlier runs stay on the accuracy chart."""
+    starts a new run; the earlier runs stay on the accuracy chart. The method list and each
+    method's parameter controls come from the method registry (:class:`MethodParamsForm`)."""
 
     step_requested = QtCore.Signal(object)
     pause_requested = QtCore.Signal()
@@ -134,13 +125,9 @@ class AdaptPanel(QtWidgets.QGroupBox):
 
     def __init__(self, parent=None) -> None:
         super().__init__("Test-time adaptation", parent)
-        self.method = _combo(METHODS, "tsd = TSD (CVPR 2023); the others are its baselines "
-                             "(bn, tent, t3a, pl, plc, shot_im) and eata, sar, lame")
-        self.variant = _combo(("reference", "corrected"), "reference = the authors' code")
-        self.lr = _dspin(1e-6, 1.0, 1e-4, 6, 1e-4, "learning rate")
-        self.filter_k = _spin(-1, 100000, 100, "filter_K: entries kept per class (-1 = all when corrected)")
-        self.lam = _dspin(0.0, 100.0, 0.0, 3, 0.1, "lam: weight of the local clustering term")
-        self.update = _combo(("all", "affine", "body", "head"), "which parameters adapt")
+        self.method = _combo(method_names(), "the adaptation method (protoview methods lists "
+                             "each one with its paper and parameters)")
+        self.params_form = MethodParamsForm(method_names())
         self.batch_size = _spin(1, 100000, 64, "samples per step")
         self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
         self.n_steps = _spin(1, 100000, 10, "steps for Run N")
@@ -149,13 +136,14 @@ class AdaptPanel(QtWidgets.QGroupBox):
                                 "(0 = none; each step then costs that many more forward passes)")
         self.stream = StreamControls(self)
         form = QtWidgets.QFormLayout()
-        for label, w in (("method", self.method), ("variant", self.variant), ("lr", self.lr),
-                         ("filter_K", self.filter_k), ("lam", self.lam), ("update", self.update),
-                         ("batch size", self.batch_size), ("seed", self.seed),
+        form.addRow("method", self.method)
+        form.addRow(self.params_form)
+        for label, w in (("batch size", self.batch_size), ("seed", self.seed),
                          ("stream", _row(self.stream.reset, self.stream.domains)),
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
                          ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
+        self.params_form.align_labels(form)
         self.step_button = QtWidgets.QPushButton("Step")
         self.run_button = QtWidgets.QPushButton("Run N")
         self.pass_button = QtWidgets.QPushButton("One pass")
@@ -180,32 +168,22 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.pause_button.clicked.connect(self.pause_requested.emit)
         self.reset_button.clicked.connect(self.reset_requested.emit)
         self.forget_button.clicked.connect(self.forget_runs_requested.emit)
-        self.method.currentTextChanged.connect(self._enable_params)
-        self._enable_params(self.method.currentText())
+        self.method.currentTextChanged.connect(self.params_form.set_method)
+        self.method.setCurrentText(DEFAULT_METHOD)
+        self.params_form.set_method(self.method.currentText())
 
-    def _widgets(self) -> dict[str, QtWidgets.QWidget]:
-        return {"lr": self.lr, "filter_K": self.filter_k, "lam": self.lam,
-                "update": self.update, "variant": self.variant}
-
-    def _enable_params(self, method: str) -> None:
-        used = METHOD_PARAMS.get(method, ())
-        for name, w in self._widgets().items():
-            w.setEnabled(name in used)
-        if "lr" in used:  # each method starts from its own default learning rate
-            from protoview.core.session import method_defaults
-
-            self.lr.setValue(method_defaults(method)["lr"])
+    # the shown method's controls, by their former names (None when it has none)
+    lr = _param_control("lr")
+    filter_k = _param_control("filter_K")
+    lam = _param_control("lam")
+    update = _param_control("update")
+    variant = _param_control("variant")
 
     def request(self, n_steps: int) -> StepRequest:
         """The StepRequest for the current settings (n_steps <= 0: one pass)."""
-        method = self.method.currentText()
-        values = {"lr": float(self.lr.value()), "filter_K": int(self.filter_k.value()),
-                  "lam": float(self.lam.value()), "update": self.update.currentText(),
-                  "variant": self.variant.currentText()}
-        params = tuple((k, values[k]) for k in METHOD_PARAMS[method])
-        return StepRequest(method=method, n_steps=int(n_steps),
+        return StepRequest(method=self.method.currentText(), n_steps=int(n_steps),
                            batch_size=int(self.batch_size.value()),
-                           seed=int(self.seed.value()), params=params,
+                           seed=int(self.seed.value()), params=self.params_form.values(),
                            probe_size=int(self.probe_size.value()),
                            stream=self.stream.text())
 

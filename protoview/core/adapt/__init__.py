@@ -1,12 +1,14 @@
 """Test-time adaptation: TSD and the baselines.
 
-``make_adapter(method, model, **params)`` builds one (the names are in
-:data:`~protoview.core.adapt.names.METHOD_NAMES`: "tsd", "tent", "t3a", "bn", "none",
-"pl", "plc", "shot_im", "eata", "sar", "lame"); ``adapter_defaults(method)`` lists its
-parameters; ``AdaptRun`` walks it over a dataset in seeded batches and records each step.
+``make_adapter(method, model, **params)`` builds one; the methods are listed once, in
+:mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "tent", "pl",
+"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame"), each class declaring its
+parameters (``method_params(method)``, ``method_defaults(method)``: see
+:mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks it over a dataset in seeded
+batches and records each step.
 
-The names below are imported on first use, so that ``protoview.core.adapt.names`` stays
-free of torch.
+The names below are imported on first use, so that ``protoview.core.adapt.registry`` and
+``protoview.core.adapt.params`` stay free of torch.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ _WHERE = {
     "Adapter": "base",
     "SupportMemory": "base",
     "softmax_entropy": "base",
-    "METHODS": "baselines",
     "T3A": "baselines",
     "BNAdapt": "baselines",
     "NoAdapt": "baselines",
     "Tent": "baselines",
-    "adapter_defaults": "baselines",
-    "make_adapter": "baselines",
     "AdaptRun": "run",
     "StepRecord": "run",
     "TSDAdapter": "tsd",
@@ -35,7 +34,16 @@ _WHERE = {
     "EATA": "eata",
     "SAR": "sar",
     "LAME": "lame",
-    "METHOD_NAMES": "names",
+    "Param": "params",
+    "check_params": "registry",
+    "make_adapter": "registry",
+    "method_class": "registry",
+    "method_defaults": "registry",
+    "method_names": "registry",
+    "method_params": "registry",
+    "method_summary": "registry",
+    "register": "registry",
+    "unregister": "registry",
 }
 
 

@@ -22,21 +22,27 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from protoview.core.adapt._checks import check_bool, check_lr, check_steps, method_parameters
+from protoview.core.adapt._checks import method_parameters
 from protoview.core.adapt.base import Adapter, train_only, use_batch_statistics
+from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
+
+#: The script's learning rate (``--lr``, default 1e-4).
+SCRIPT_LR = with_default(LR, 1e-4, help="Adam's learning rate (the TSD script's 1e-4)")
 
 
 class ScriptAdapter(Adapter):
     """Adam over one parameter group, whole model in train mode, ``steps`` updates a batch."""
 
     update: ClassVar[str] = "all"
+    params: ClassVar[tuple[Param, ...]] = (SCRIPT_LR, STEPS, EPISODIC)
 
     def __init__(
         self, model: nn.Module, lr: float = 1e-4, steps: int = 1, episodic: bool = False
     ) -> None:
         super().__init__(model)
-        self.lr, self.steps = check_lr(lr), check_steps(steps)
-        self.episodic = check_bool(episodic, "episodic")
+        self.lr, self.steps, self.episodic = checked(
+            self.params, lr=lr, steps=steps, episodic=episodic
+        )
         named = method_parameters(self.model, self.update, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]

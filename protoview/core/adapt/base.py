@@ -32,10 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from protoview.core.adapt.params import UPDATE_CHOICES, Param
 from protoview.core.heads import head_proxies
 from protoview.errors import ParameterError
-
-UPDATE_CHOICES = ("all", "affine", "body", "head")
 
 
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -253,6 +252,10 @@ class Adapter(ABC):
     """Base of all test-time adapters (see the module docstring for the contract)."""
 
     method: ClassVar[str] = ""
+    #: Every keyword ``__init__`` takes besides the model, with its default, range and help.
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: One line: what it does, the paper (venue, year), the released code it equals.
+    summary: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = check_split_model(model)
@@ -265,6 +268,11 @@ class Adapter(ABC):
         self.steps_done = 0
         self._source_state = clone_state(model.state_dict())
         self._source_memory: SupportMemory | None = None
+
+    @classmethod
+    def from_params(cls, model: nn.Module, **params: Any) -> Adapter:
+        """The adapter on ``model`` with the declared ``params`` given by name."""
+        return cls(model, **params)
 
     @property
     def device(self) -> torch.device:

@@ -21,26 +21,20 @@
   ``corrected`` keeps every support for ``-1``, as DomainBed does. Other ``filter_K`` values
   give the same numbers in both.
 
-The registry :data:`METHODS` also holds PL / PLC (:mod:`~protoview.core.adapt.pseudo_label`),
-SHOT-IM (:mod:`~protoview.core.adapt.shot`), EATA, SAR and LAME (their own modules).
+Every method, these and the others in their own modules, is listed once in
+:mod:`protoview.core.adapt.registry`; each class declares its parameters (``params``).
 
 BatchNorm here means every ``_BatchNorm`` layer (1d/2d/3d), not only ``BatchNorm2d``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._checks import check_lr as _check_lr
-from protoview.core.adapt._checks import check_steps as _check_steps
-from protoview.core.adapt._checks import check_variant
 from protoview.core.adapt._checks import require_batchnorm as _require_batchnorm
 from protoview.core.adapt.base import (
     Adapter,
@@ -51,19 +45,28 @@ from protoview.core.adapt.base import (
     train_only,
     use_batch_statistics,
 )
-from protoview.core.adapt.eata import EATA
-from protoview.core.adapt.lame import LAME
-from protoview.core.adapt.pseudo_label import PseudoLabel, PseudoLabelClassifier
-from protoview.core.adapt.sar import SAR
-from protoview.core.adapt.shot import SHOTIM
-from protoview.core.adapt.tsd import TSDAdapter, TSDConfig
-from protoview.errors import ParameterError
+from protoview.core.adapt.params import (
+    EPISODIC,
+    FILTER_K,
+    LR,
+    STEPS,
+    VARIANT,
+    checked,
+    with_default,
+)
+
+# core/session.py imports these two from here; they are the registry's (the session
+# should import them from protoview.core.adapt.registry, and then these lines go)
+from protoview.core.adapt.registry import make_adapter  # noqa: F401
+from protoview.core.adapt.registry import method_defaults as adapter_defaults  # noqa: F401
 
 
 class NoAdapt(Adapter):
     """The source model, eval mode, nothing changes."""
 
     method = "none"
+    summary = "the source model unchanged, eval mode (the TSD repository's ERM, a79a34e)"
+    params = ()
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -79,6 +82,11 @@ class BNAdapt(NoAdapt):
     """Test-batch BatchNorm statistics; running statistics follow with the layers' momentum."""
 
     method = "bn"
+    summary = (
+        "BatchNorm on the test batch's statistics (Schneider et al., NeurIPS 2020; "
+        "Nado et al., 2020), as the TSD repository's BN (a79a34e)"
+    )
+    params = ()
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -101,13 +109,24 @@ class Tent(Adapter):
     """Entropy minimisation on BatchNorm scale and shift (Adam, betas 0.9/0.999)."""
 
     method = "tent"
+    summary = (
+        "entropy minimisation on BatchNorm scale and shift (Wang et al., ICLR 2021), "
+        "equal to the TSD repository's Tent (a79a34e)"
+    )
+    params = (
+        with_default(LR, 1e-3, help="Adam's learning rate (Tent's own; the TSD script: 1e-4)"),
+        STEPS,
+        EPISODIC,
+    )
 
     def __init__(
         self, model: nn.Module, lr: float = 1e-3, steps: int = 1, episodic: bool = False
     ) -> None:
         super().__init__(model)
         _require_batchnorm(self.model, self.method)
-        self.lr, self.steps, self.episodic = _check_lr(lr), _check_steps(steps), bool(episodic)
+        self.lr, self.steps, self.episodic = checked(
+            self.params, lr=lr, steps=steps, episodic=episodic
+        )
         named = select_parameters(self.model, "affine")
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
@@ -143,6 +162,15 @@ class T3A(Adapter):
     """Template adjustment: prototypes from entropy-filtered supports; no gradient."""
 
     method = "t3a"
+    summary = (
+        "template adjustment from entropy-filtered supports, no gradient (Iwasawa & Matsuo, "
+        "NeurIPS 2021), equal to the TSD repository's T3A (a79a34e)"
+    )
+    params = (
+        FILTER_K,
+        with_default(VARIANT, "reference", help="reference = the TSD repository's (filter_K=-1 "
+                      "drops one support per class), corrected = DomainBed's (-1 keeps all)"),
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -151,17 +179,7 @@ class T3A(Adapter):
         variant: str = "reference",
     ) -> None:
         super().__init__(model)
-        if (
-            isinstance(filter_K, bool)
-            or not isinstance(filter_K, int)
-            or filter_K == 0
-            or filter_K < -1
-        ):
-            raise ParameterError(
-                "filter_K", f"must be an integer >= 1, or -1 for all, got {filter_K!r}"
-            )
-        self.filter_K = filter_K
-        self.variant = check_variant(variant)
+        self.filter_K, self.variant = checked(self.params, filter_K=filter_K, variant=variant)
         memory, self.num_classes = SupportMemory.from_head(self.model.classifier, with_scores=False)
         self._source_memory = memory
         self.memory = memory.clone()
@@ -184,49 +202,3 @@ class T3A(Adapter):
         z = self.model.featurizer(x)
         self.memory = self.memory.to(z.device)
         return z, self._template_logits(z)
-
-
-METHODS: dict[str, type[Adapter]] = {
-    "none": NoAdapt,
-    "bn": BNAdapt,
-    "tent": Tent,
-    "t3a": T3A,
-    "tsd": TSDAdapter,
-    "pl": PseudoLabel,
-    "plc": PseudoLabelClassifier,
-    "shot_im": SHOTIM,
-    "eata": EATA,
-    "sar": SAR,
-    "lame": LAME,
-}
-
-
-def adapter_defaults(method: str) -> dict[str, Any]:
-    """The parameters ``make_adapter(method, ...)`` accepts, with their defaults."""
-    if method not in METHODS:
-        raise ParameterError(
-            "method", f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
-        )
-    if method == "tsd":
-        return {f.name: f.default for f in dataclasses.fields(TSDConfig)}
-    signature = inspect.signature(METHODS[method].__init__)
-    return {
-        name: p.default for name, p in signature.parameters.items() if name not in ("self", "model")
-    }
-
-
-def make_adapter(method: str, model: nn.Module, **params: Any) -> Adapter:
-    """Build an adapter by name: one of :data:`METHODS` (``"tsd"``, ``"tent"``, ``"t3a"``,
-    ``"bn"``, ``"none"``, ``"pl"``, ``"plc"``, ``"shot_im"``, ``"eata"``, ``"sar"``, ``"lame"``).
-
-    ``params`` are the method's own (see :func:`adapter_defaults`); an unknown one raises
-    :class:`ParameterError` naming it.
-    """
-    accepted = adapter_defaults(method)
-    for name in params:
-        if name not in accepted:
-            allowed = ", ".join(accepted) or "none"
-            raise ParameterError(name, f"not a parameter of {method!r} (accepted: {allowed})")
-    if method == "tsd":
-        return TSDAdapter(model, TSDConfig(**params))
-    return METHODS[method](model, **params)

@@ -39,16 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._checks import (
-    check_bool,
-    check_float,
-    check_int,
-    check_lr,
-    check_optional_float,
-    check_steps,
-    method_parameters,
-    require_batchnorm,
-)
+from protoview.core.adapt._checks import method_parameters, require_batchnorm
 from protoview.core.adapt.base import (
     Adapter,
     kept_flags,
@@ -56,6 +47,7 @@ from protoview.core.adapt.base import (
     train_only,
     use_batch_statistics,
 )
+from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
 from protoview.errors import ParameterError
 
 Fishers = dict[str, list[torch.Tensor]]  # name -> [fisher, theta0], as the authors store it
@@ -85,6 +77,22 @@ class EATA(Adapter):
     """EATA / ETA on BatchNorm affine parameters (see the module docstring)."""
 
     method = "eata"
+    summary = (
+        "entropy minimisation on reliable, non-redundant samples with a Fisher regulariser "
+        "(Niu et al., ICML 2022), equal to the authors' code (mr-eggplant/EATA f739b36)"
+    )
+    params = (
+        with_default(LR, 0.00025, help="SGD's learning rate (the authors' 0.00025)"),
+        Param("e_margin", None, "entropy margin E_0 of reliable samples; none = 0.4 ln C",
+              low=0.0, low_open=True, optional=True),
+        Param("d_margin", 0.05, "cosine margin of non-redundant samples", low=0.0,
+              low_open=True),
+        Param("fisher_alpha", 2000.0, "weight of the Fisher regulariser; 0 = ETA", low=0.0),
+        Param("fisher_batches", 1, "test batches the Fisher information is taken from",
+              kind="int", low=1),
+        STEPS,
+        EPISODIC,
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -99,12 +107,13 @@ class EATA(Adapter):
     ) -> None:
         super().__init__(model)
         require_batchnorm(self.model, self.method)
-        self.lr, self.steps = check_lr(lr), check_steps(steps)
-        self.e_margin = check_optional_float(e_margin, "e_margin", low=0.0, low_open=True)
-        self.d_margin = check_float(d_margin, "d_margin", low=0.0, low_open=True)
-        self.fisher_alpha = check_float(fisher_alpha, "fisher_alpha", low=0.0)
-        self.fisher_batches = check_int(fisher_batches, "fisher_batches", minimum=1)
-        self.episodic = check_bool(episodic, "episodic")
+        (
+            self.lr, self.e_margin, self.d_margin, self.fisher_alpha, self.fisher_batches,
+            self.steps, self.episodic,
+        ) = checked(
+            self.params, lr=lr, e_margin=e_margin, d_margin=d_margin, fisher_alpha=fisher_alpha,
+            fisher_batches=fisher_batches, steps=steps, episodic=episodic,
+        )  # fmt: skip
         named = method_parameters(self.model, "affine", self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]

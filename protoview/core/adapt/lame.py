@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._checks import check_bool, check_choice, check_int, check_variant
 from protoview.core.adapt.base import Adapter
+from protoview.core.adapt.params import VARIANT, Param, checked
 from protoview.errors import ParameterError
 
 AFFINITIES = ("rbf", "knn", "linear")
@@ -94,6 +94,18 @@ class LAME(Adapter):
     """LAME on the output probabilities (see the module docstring)."""
 
     method = "lame"
+    summary = (
+        "Laplacian adjustment of the output probabilities, no gradient (Boudiaf et al., "
+        "CVPR 2022), equal to the authors' code (fiveai/LAME d2e5f63)"
+    )
+    params = (
+        Param("affinity", "rbf", "the kernel between the batch's features", kind="choice",
+              choices=AFFINITIES, casefold=True),
+        Param("knn", 5, "neighbours of the knn kernel and of the rbf kernel's sigma",
+              kind="int", low=1),
+        Param("force_symmetry", False, "average the kernel with its transpose", kind="bool"),
+        VARIANT,
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -104,11 +116,10 @@ class LAME(Adapter):
         variant: str = "reference",
     ) -> None:
         super().__init__(model)
-        name = affinity.lower() if isinstance(affinity, str) else affinity
-        self.affinity = check_choice(name, "affinity", AFFINITIES)
-        self.knn = check_int(knn, "knn", minimum=1)
-        self.force_symmetry = check_bool(force_symmetry, "force_symmetry")
-        self.variant = check_variant(variant)
+        self.affinity, self.knn, self.force_symmetry, self.variant = checked(
+            self.params, affinity=affinity, knn=knn, force_symmetry=force_symmetry,
+            variant=variant,
+        )
         if self.affinity == "rbf" and self.knn == 1 and self.variant == "reference":
             raise ParameterError(
                 "knn",

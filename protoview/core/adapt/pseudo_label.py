@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._checks import check_float, check_variant
-from protoview.core.adapt._script import ScriptAdapter
+from protoview.core.adapt._script import SCRIPT_LR, ScriptAdapter
+from protoview.core.adapt.params import EPISODIC, STEPS, VARIANT, Param, checked
 
 
 class PseudoLabel(ScriptAdapter):
@@ -31,6 +31,18 @@ class PseudoLabel(ScriptAdapter):
 
     method = "pl"
     update = "all"
+    summary = (
+        "cross-entropy on pseudo-labels above a confidence beta, every parameter (Lee, "
+        "ICML-W 2013), equal to the TSD repository's PL (a79a34e)"
+    )
+    params = (
+        SCRIPT_LR,
+        Param("beta", 0.9, "confidence a prediction must exceed to become a pseudo-label",
+              low=0.0, high=1.0, high_open=True),
+        STEPS,
+        EPISODIC,
+        VARIANT,
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -41,8 +53,7 @@ class PseudoLabel(ScriptAdapter):
         episodic: bool = False,
         variant: str = "reference",
     ) -> None:
-        self.beta = check_float(beta, "beta", low=0.0, high=1.0, high_open=True)
-        self.variant = check_variant(variant)
+        self.beta, self.variant = checked(self.params, beta=beta, variant=variant)
         super().__init__(model, lr=lr, steps=steps, episodic=episodic)
 
     def _loss(self, outputs: torch.Tensor) -> tuple[torch.Tensor, int | None]:
@@ -65,3 +76,4 @@ class PseudoLabelClassifier(PseudoLabel):
 
     method = "plc"
     update = "head"
+    summary = "PL on the classifier's parameters only, equal to the TSD repository's PLC (a79a34e)"

@@ -38,16 +38,17 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from protoview.core.adapt._checks import (
-    check_bool,
-    check_float,
-    check_lr,
-    check_optional_float,
-    check_steps,
-    check_variant,
-)
 from protoview.core.adapt.base import Adapter, softmax_entropy, train_only, use_batch_statistics
 from protoview.core.adapt.eata import default_margin
+from protoview.core.adapt.params import (
+    EPISODIC,
+    LR,
+    STEPS,
+    VARIANT,
+    Param,
+    checked,
+    with_default,
+)
 from protoview.errors import ParameterError
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
@@ -89,6 +90,21 @@ class SAR(Adapter):
     """SAR on normalisation layers with SAM + SGD (see the module docstring)."""
 
     method = "sar"
+    summary = (
+        "sharpness-aware reliable entropy minimisation with model recovery (Niu et al., "
+        "ICLR 2023), equal to the authors' code (mr-eggplant/SAR 20f6e24)"
+    )
+    params = (
+        with_default(LR, 0.00025, help="SGD's learning rate (the authors' 0.00025)"),
+        Param("rho", 0.05, "SAM's neighbourhood radius", low=0.0),
+        Param("margin_e0", None, "entropy margin of reliable samples; none = 0.4 ln C",
+              low=0.0, low_open=True, optional=True),
+        Param("reset_constant", 0.2, "loss average below which the model recovers "
+              "(corrected only; the reference reads 0.2)", low=0.0),
+        STEPS,
+        EPISODIC,
+        VARIANT,
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -102,12 +118,13 @@ class SAR(Adapter):
         variant: str = "reference",
     ) -> None:
         super().__init__(model)
-        self.lr, self.steps = check_lr(lr), check_steps(steps)
-        self.rho = check_float(rho, "rho", low=0.0)
-        self.margin_e0 = check_optional_float(margin_e0, "margin_e0", low=0.0, low_open=True)
-        self.reset_constant = check_float(reset_constant, "reset_constant", low=0.0)
-        self.episodic = check_bool(episodic, "episodic")
-        self.variant = check_variant(variant)
+        (
+            self.lr, self.rho, self.margin_e0, self.reset_constant, self.steps, self.episodic,
+            self.variant,
+        ) = checked(
+            self.params, lr=lr, rho=rho, margin_e0=margin_e0, reset_constant=reset_constant,
+            steps=steps, episodic=episodic, variant=variant,
+        )  # fmt: skip
         named = sar_parameters(self.model)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from protoview.core.adapt._script import ScriptAdapter
+from protoview.core.adapt._script import SCRIPT_LR, ScriptAdapter
+from protoview.core.adapt.params import EPISODIC, STEPS
 
 
 class _ScriptedEntropyTerms(torch.autograd.Function):
@@ -57,6 +58,11 @@ class SHOTIM(ScriptAdapter):
 
     method = "shot_im"
     update = "body"
+    summary = (
+        "SHOT's information maximisation on the featurizer (Liang et al., ICML 2020), "
+        "equal to the TSD repository's SHOT-IM (a79a34e)"
+    )
+    params = (SCRIPT_LR, STEPS, EPISODIC)
 
     def _loss(self, outputs: torch.Tensor) -> tuple[torch.Tensor, int | None]:
         ent_loss = softmax_entropy(outputs).mean(0)

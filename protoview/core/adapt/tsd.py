@@ -48,8 +48,10 @@ Both variants, deliberately different from the seed:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +64,33 @@ from protoview.core.adapt.base import (
     train_only,
     use_batch_statistics,
 )
+from protoview.core.adapt.params import (
+    EPISODIC,
+    FILTER_K,
+    LR,
+    STEPS,
+    UPDATE_CHOICES,
+    VARIANT,
+    Param,
+    checked,
+    with_default,
+)
 from protoview.errors import ParameterError
 
-VARIANTS = ("reference", "corrected")
+#: TSD's parameters, the fields of :class:`TSDConfig` (a test checks they agree).
+TSD_PARAMS: tuple[Param, ...] = (
+    with_default(LR, 1e-4, help="Adam's learning rate (the authors' script: 1e-4)"),
+    with_default(FILTER_K, 100, help="supports kept per class (lowest entropy); -1 keeps all "
+                 "(reference: drops one per class, as the authors' code)"),
+    Param("lam", 0.0, "weight of the local-clustering (top-k) term; 0 as released",
+          low=0.0, window=True, window_range=(0.0, 100.0)),
+    Param("update", "all", "which parameters adapt: all, BatchNorm affine, featurizer (body) "
+          "or classifier (head)", kind="choice", choices=UPDATE_CHOICES, window=True),
+    VARIANT,
+    with_default(STEPS, 1, help="updates per batch (corrected only)"),
+    with_default(EPISODIC, False, help="reset before every batch (corrected only)"),
+    Param("topk", 3, "neighbours of the local-clustering term", kind="int", low=1),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,8 @@ class TSDConfig:
     lam: weight of the local-clustering term (>= 0); update: all | affine | body | head;
     variant: reference | corrected; steps: updates per batch (corrected only);
     episodic: reset before each batch (corrected only); topk: neighbours of that term.
+    Each field is checked by its declaration in :data:`TSD_PARAMS` (a ParameterError
+    naming it).
     """
 
     lr: float = 1e-4
@@ -87,33 +115,10 @@ class TSDConfig:
     topk: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("lr", "filter_K", "lam", "steps", "topk"):
-            if isinstance(getattr(self, name), bool):
-                raise ParameterError(name, f"must be a number, got {getattr(self, name)!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ParameterError(
-                "lr", f"the learning rate must be a finite number > 0, got {self.lr!r}"
-            )
-        if not isinstance(self.filter_K, int) or self.filter_K == 0 or self.filter_K < -1:
-            raise ParameterError(
-                "filter_K", f"must be an integer >= 1, or -1 for all, got {self.filter_K!r}"
-            )
-        if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
-            raise ParameterError("lam", f"must be a finite number >= 0, got {self.lam!r}")
-        if self.update not in ("all", "affine", "body", "head"):
-            raise ParameterError(
-                "update", f"unknown choice {self.update!r}; choose all, affine, body or head"
-            )
-        if self.variant not in VARIANTS:
-            raise ParameterError(
-                "variant", f"unknown variant {self.variant!r}; choose reference or corrected"
-            )
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ParameterError("steps", f"must be an integer >= 1, got {self.steps!r}")
-        if not isinstance(self.topk, int) or self.topk < 1:
-            raise ParameterError("topk", f"must be an integer >= 1, got {self.topk!r}")
-        if not isinstance(self.episodic, bool):
-            raise ParameterError("episodic", f"must be True or False, got {self.episodic!r}")
+        names = [f.name for f in dataclasses.fields(self)]
+        values = checked(TSD_PARAMS, **{name: getattr(self, name) for name in names})
+        for name, value in zip(names, values, strict=True):
+            object.__setattr__(self, name, value)  # the checked value (lr 1 -> 1.0)
 
 
 def topk_cluster(
@@ -152,6 +157,16 @@ class TSDAdapter(Adapter):
     """
 
     method = "tsd"
+    summary = (
+        "test-time self-distillation on a support memory (Wang et al., CVPR 2023), equal "
+        "to the authors' code (SakurajimaMaiii/TSD a79a34e)"
+    )
+    params = TSD_PARAMS
+
+    @classmethod
+    def from_params(cls, model: nn.Module, **params: Any) -> TSDAdapter:
+        """TSD with :class:`TSDConfig` (``**params``)."""
+        return cls(model, TSDConfig(**params))
 
     def __init__(self, model: nn.Module, config: TSDConfig | None = None) -> None:
         super().__init__(model)
