@@ -92,8 +92,9 @@ class LiveRun:
 
     def __init__(self, request: StepRequest, model: Any, dataset: Any, known: Any, number: int,
                  draw: Callable[[Any], GeometryState]) -> None:
-        from protoview.core.adapt import AdaptRun, make_adapter
+        from protoview.core.adapt import AdaptRun
         from protoview.core.adapt.refresh import ProgressiveRefresh
+        from protoview.core.adapt.registry import make_adapter
         from protoview.core.adapt.stream import parse_stream
 
         stream = parse_stream(request.stream)

@@ -34,7 +34,7 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class StepRequest:
-    """Adaptation steps. method: any of ``protoview.core.adapt.METHOD_NAMES``; params go to
+    """Adaptation steps. method: a registered method (``protoview.core.adapt.registry.method_names()``); params go to
     the adapter (e.g. lr, filter_K, lam, update, variant); n_steps <= 0 means one pass;
     stream: the test stream as ``--stream`` text (``online``, ``episodic``, ``continual``,
     ``sorted``, ``dirichlet=0.1`` and their combinations, see

@@ -55,11 +55,6 @@ from protoview.core.adapt.params import (
     with_default,
 )
 
-# core/session.py imports these two from here; they are the registry's (the session
-# should import them from protoview.core.adapt.registry, and then these lines go)
-from protoview.core.adapt.registry import make_adapter  # noqa: F401
-from protoview.core.adapt.registry import method_defaults as adapter_defaults  # noqa: F401
-
 
 class NoAdapt(Adapter):
     """The source model, eval mode, nothing changes."""
