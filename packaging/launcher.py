@@ -12,7 +12,7 @@ if __name__ == "__main__":
         import os
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from protoview.gui.screenshots import main as screenshots
+        from tools.screenshots import main as screenshots
 
         raise SystemExit(screenshots(sys.argv[2:]))
     from protoview.cli import main

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
 #: snapshot files (a replay needs no model); core.neighbors reads a result (numpy only).
 GUI_MAY_IMPORT = {"protoview", "errors", "core.session", "core.state", "core.snapshot", "core.neighbors"}
 #: The command line may open the window, and only through its entry point.
-CLI_MAY_IMPORT_GUI = {"protoview.gui.app"}
+CLI_MAY_IMPORT_GUI = {"protoview.gui.window"}
 
 
 def _module_name(path: Path) -> str:

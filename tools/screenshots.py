@@ -1,4 +1,5 @@
-"""Save the main screens as PNG: ``python -m protoview.gui.screenshots [OUT_DIR]``.
+"""Save the main screens as PNG: ``python tools/screenshots.py [OUT_DIR] [--gif]`` (or
+``python -m tools.screenshots``) from the repository root.
 
 Drives the real window on the built-in demo like a user: the first map, one pass of TSD,
 before / after side by side, k-means + Sinkhorn recolouring, a sample's nearest
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["protoview"])
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     t0 = time.perf_counter()
     settings = QtCore.QSettings(os.path.join(tmp, "s.ini"), QtCore.QSettings.Format.IniFormat)
@@ -167,4 +168,6 @@ def runs_side_by_side(app, window, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    # run as a script from a checkout: this checkout's protoview, installed or not
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     raise SystemExit(main())

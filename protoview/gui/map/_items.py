@@ -1,5 +1,5 @@
 """Small pieces of the map: moving scatter points in place, a box-selecting ViewBox, the
-hover card. Private to :mod:`protoview.gui.map_view`."""
+hover card. Private to :mod:`protoview.gui.map._view`."""
 
 from __future__ import annotations
 

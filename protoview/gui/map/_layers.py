@@ -127,7 +127,7 @@ def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarr
         from protoview.core.session import versus_codes
 
         return versus_codes(state.predictions, versus, state.labels)
-    from protoview.gui.palette import entropy_codes
+    from protoview.gui.map._palette import entropy_codes
 
     return entropy_codes(state.entropy, num_classes(state))
 
@@ -173,7 +173,7 @@ def group_info(view) -> tuple[np.ndarray, list[str]]:
     """(matched class per prototype group (G,), colour per group) for the current state:
     a group that matches a class takes its colour (and its name). Cached until the view
     gets a new state or target (``view._group_info = None``)."""
-    from protoview.gui.palette import group_colors, match_groups_to_classes
+    from protoview.gui.map._palette import group_colors, match_groups_to_classes
 
     state, target = view.state, view.assignment_target
     key = (target, len(view.class_names))
@@ -224,8 +224,8 @@ def apply_styles(view, pos: dict | None = None) -> None:
              None if dim is None else np.asarray(dim))
     old = getattr(view, "_sample_style", None)
     if getattr(view, "dense", False):
-        # too many samples for a scatter: one aggregated image (protoview.gui._map_density)
-        from protoview.gui import _map_density as density
+        # too many samples for a scatter: one aggregated image (protoview.gui.map._density)
+        from protoview.gui.map import _density as density
 
         if len(items["samples"].data):
             items["samples"].setData(x=np.zeros(0), y=np.zeros(0))
@@ -239,13 +239,13 @@ def apply_styles(view, pos: dict | None = None) -> None:
             and (old[4] is None or np.array_equal(old[4], style[4]))):
         # same colours as drawn: move the points only (setData rebuilds every spot:
         # ~0.3 s at 50k points, per call)
-        from protoview.gui._map_items import move_points
+        from protoview.gui.map._items import move_points
 
         move_points(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
     elif (old is not None and len(items["samples"].data) == len(codes) == len(old[3])
             and old[:3] == style[:3] and old[4] is None and style[4] is None):
         # same mode and points, some colours changed (e.g. predictions after a step)
-        from protoview.gui._map_items import move_points, recolor_points
+        from protoview.gui.map._items import move_points, recolor_points
 
         brushes = _mode_palette(view).brushes_for(codes, dim)
         recolor_points(items["samples"], brushes, np.flatnonzero(old[3] != codes))

@@ -50,7 +50,7 @@ def set_ring_color(marks: dict, foreground: str) -> None:
 
 def update(view, pos: dict | None = None) -> None:
     """Place every mark at the positions ``pos`` (default: the state's)."""
-    from protoview.gui import _map_layers as layers
+    from protoview.gui.map import _layers as layers
 
     marks, state = view.marks, view.state
     if state is None:
@@ -92,7 +92,7 @@ def update(view, pos: dict | None = None) -> None:
 def name_texts(view) -> tuple[list[str], list[str]]:
     """The names shown on the centers (class names) and on the prototypes
     (``P3: six``, the class the prototype's cluster matched, or ``P3``)."""
-    from protoview.gui import _map_layers as layers
+    from protoview.gui.map import _layers as layers
 
     state = view.state
     centers = [view.class_name(int(c)) for c in np.asarray(state.center_labels)]
@@ -163,7 +163,7 @@ def make_names(view) -> TextsItem:
 def update_names(view, pos: dict | None = None) -> None:
     """The names of the class centers (above the stars) and the prototypes (below the
     triangles), in the theme's colours and ``view.text_scale``; none when hidden."""
-    from protoview.gui import _map_layers as layers
+    from protoview.gui.map import _layers as layers
 
     state = view.state
     texts = []

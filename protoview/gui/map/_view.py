@@ -4,7 +4,7 @@ Whole arrays per layer, ``pen=None`` for samples and brushes from a cached
 :class:`~protoview.gui.palette.Palette` (never one QBrush per point). Between steps the
 points glide from the old to the new layout in ``ANIMATION_FRAMES`` frames.
 
-On top of the layers (:mod:`~protoview.gui._map_marks`): rings on the selected samples,
+On top of the layers (:mod:`~protoview.gui.map._marks`): rings on the selected samples,
 the focused sample joined to its nearest neighbours in feature space, the sample hovered
 in a linked view, and the names of the class centers and prototypes (``show_names``).
 Selecting: right-drag a box, or left-drag in box / lasso mode; a left click on a sample
@@ -24,11 +24,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from protoview.gui import _map_density as density
-from protoview.gui import _map_layers as layers
-from protoview.gui import _map_marks as marks
-from protoview.gui._map_items import HoverCard, SelectViewBox, move_points
-from protoview.gui.palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
+from protoview.gui.map import _density as density
+from protoview.gui.map import _layers as layers
+from protoview.gui.map import _marks as marks
+from protoview.gui.map._items import HoverCard, SelectViewBox, move_points
+from protoview.gui.map._palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
 
 COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", layers.VERSUS_MODE)
 #: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)

@@ -112,6 +112,6 @@ def _thumbnail_icon(thumbnail, index: int, side: int) -> QtGui.QIcon | None:
         return None
     if image is None:
         return None
-    from protoview.gui._map_items import _pixmap_from_array
+    from protoview.gui.map._items import _pixmap_from_array
 
     return QtGui.QIcon(_pixmap_from_array(np.asarray(image), side))

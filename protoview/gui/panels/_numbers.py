@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.session import HistoryRow
-from protoview.gui._run_curves import RunOverlay
+from protoview.gui.panels._run_curves import RunOverlay
 
 MAX_NAMED_TICKS = 20  # more classes than this: numbered ticks
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.gui._toolbar import ElidedLabel
-from protoview.gui.map_view import EmbeddingView
+from protoview.gui.map import EmbeddingView
+from protoview.gui.window._map_bar import ElidedLabel
 
 
 def _titled(view: EmbeddingView, title: QtWidgets.QLabel) -> QtWidgets.QWidget:

@@ -113,7 +113,7 @@ def render_map(view, width: int, caption: str = "") -> QtGui.QImage:
     """``view``'s map drawn ``width`` pixels wide (the height in proportion): a twin view
     of that size, with glyphs, names and legend scaled by the same factor, showing the
     same state, colours, layers, marks and range; then the caption."""
-    from protoview.gui.map_view import LAYERS, EmbeddingView
+    from protoview.gui.map import LAYERS, EmbeddingView
 
     if not 16 <= int(width) <= MAX_WIDTH:
         raise SnapshotError("width", f"must be 16 to {MAX_WIDTH} pixels, got {width}")

@@ -11,10 +11,10 @@ from PySide6 import QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.errors import SnapshotError
-from protoview.gui import _menus, _versus
-from protoview.gui._export import caption_text
-from protoview.gui._open_dialog import OpenDialog
-from protoview.gui.replay import (
+from protoview.gui.window import _menus, _versus
+from protoview.gui.window._export import caption_text
+from protoview.gui.window._open_dialog import OpenDialog
+from protoview.gui.window._replay import (
     export_replay,
     frame_state,
     history_from_snapshot,
@@ -221,7 +221,7 @@ class FileActions:
     def export_map(self, path: str, width: int = 1920) -> str:
         """The map as PNG (``width`` px wide, drawn at that size) or SVG (vector), with a
         caption: method, step, accuracy. Returns the path written."""
-        from protoview.gui._export import export_map
+        from protoview.gui.window._export import export_map
 
         return export_map(self.view, str(path), int(width),
                           caption_text(self.view.state, self.source_accuracy))

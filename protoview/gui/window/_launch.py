@@ -14,7 +14,7 @@ import os
 import sys
 
 from protoview.core.session import OpenRequest
-from protoview.gui.main_window import MainWindow
+from protoview.gui.window._main_window import MainWindow
 
 SCREENSHOT_ENV = "PROTOVIEW_SCREENSHOT"
 
@@ -38,7 +38,7 @@ def run_app(checkpoint: str | None = None, data: str | None = None, **options) -
 
     options: as :func:`initial_request` (the command line's ``--arch`` ... ``--preprocess``).
     """
-    from protoview.gui._platform import xcb_problem
+    from protoview.gui._qt._platform import xcb_problem
 
     problem = xcb_problem()
     if problem is not None:

@@ -8,19 +8,30 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import ForgetRunsRequest, OpenRequest, RefreshRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
-from protoview.gui import _menus, _presentation, _versus, theme
-from protoview.gui._compare import CompareViews
-from protoview.gui._data_panel import DataPanel
-from protoview.gui._export import caption_text
-from protoview.gui._input_guards import SingleKeyShortcuts, guard_wheel
-from protoview.gui._toolbar import build_map_bar
-from protoview.gui._window_files import FileActions
-from protoview.gui.charts import NumbersPanel
-from protoview.gui.map_view import COLOR_MODES, EmbeddingView, map_freshness
-from protoview.gui.neighbors import NeighborsPanel
-from protoview.gui.panels import AdaptPanel, KMeansPanel, SinkhornPanel
-from protoview.gui.replay import ReplayBar, frame_state
-from protoview.gui.worker import ComputeWorker, ResetRequest, default_open, default_warm_up
+from protoview.gui import _qt
+from protoview.gui._qt import (
+    ComputeWorker,
+    ResetRequest,
+    SingleKeyShortcuts,
+    default_open,
+    default_warm_up,
+    guard_wheel,
+)
+from protoview.gui.map import COLOR_MODES, EmbeddingView, map_freshness
+from protoview.gui.panels import (
+    AdaptPanel,
+    DataPanel,
+    KMeansPanel,
+    NeighborsPanel,
+    NumbersPanel,
+    SinkhornPanel,
+)
+from protoview.gui.window import _menus, _presentation, _versus
+from protoview.gui.window._before_after import CompareViews
+from protoview.gui.window._export import caption_text
+from protoview.gui.window._files import FileActions
+from protoview.gui.window._map_bar import build_map_bar
+from protoview.gui.window._replay import ReplayBar, frame_state
 
 #: Colour modes that need known labels (unlabelled data falls back to prediction).
 LABEL_COLOUR_MODES = ("label", "correctness", "fixed/broken")
@@ -55,7 +66,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.theme_name = "light"
         self._job = 0
         self.setWindowTitle("protoview")
-        self.setWindowIcon(theme.icon())
+        self.setWindowIcon(_qt.icon())
         self.setAcceptDrops(True)
         self._build_central()
         self._build_docks()
@@ -454,7 +465,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             act.setChecked(True)
 
     def apply_theme(self, name: str) -> None:
-        theme.apply_theme(self, name, self.plots())
+        _qt.apply_theme(self, name, self.plots())
 
     def toggle_presentation(self, on: bool | None = None) -> bool:
         """Full screen for a talk: large text, glyphs and names, high contrast, the menu

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from protoview.gui import _versus
-from protoview.gui.map_view import COLOR_MODES
+from protoview.gui.window import _versus
+from protoview.gui.map import COLOR_MODES
 
 
 class ElidedLabel(QtWidgets.QLabel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtGui
 
-from protoview.gui.map_view import COLOR_MODES, LAYERS
+from protoview.gui.map import COLOR_MODES, LAYERS
 
 SHORTCUTS = (
     ("Space", "Step (one batch)"),

@@ -13,7 +13,7 @@ from dataclasses import replace
 from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
-from protoview.gui._data_panel import PREPROCESS_CHOICES
+from protoview.gui.panels import PREPROCESS_CHOICES
 
 #: ``ProtoviewError.needs`` entries -> the field that can fix them.
 FIELDS = ("arch", "split", "nb_proxy", "preprocess")
@@ -76,7 +76,7 @@ class OpenDialog(QtWidgets.QDialog):
             QtCore.QTimer.singleShot(0, first.setFocus)
 
     def _with_browse(self, edit: QtWidgets.QLineEdit, kind: str, folder: bool = False) -> QtWidgets.QWidget:
-        from protoview.gui import _menus
+        from protoview.gui.window import _menus
 
         row = QtWidgets.QWidget()
         layout = QtWidgets.QHBoxLayout(row)

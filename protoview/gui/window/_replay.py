@@ -191,7 +191,7 @@ def _caption(qimg, frame: dict) -> None:
     """Burn "step N · accuracy X%" into the bottom-left corner (the legend holds the top)
     of an exported frame, so a replay shown on its own still says where in the run each
     image is."""
-    from protoview.gui._export import burn_caption
+    from protoview.gui.window._export import burn_caption
 
     text = f"step {int(frame.get('step', 0))}"
     acc = float(frame.get("accuracy", np.nan))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
-from protoview.gui._map_layers import VERSUS_MODE
+from protoview.gui.map import VERSUS_MODE
 
 UNADAPTED = 0  # the combo's data for the unadapted model (runs are numbered from 1)
 
