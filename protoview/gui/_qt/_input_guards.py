@@ -14,8 +14,8 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 _Key = QtCore.Qt.Key
-# the one-key shortcuts of the window (see _menus.SHORTCUTS); digits are left alone: a
-# spin box needs them
+# the one-key shortcuts of the window (SHORTCUTS in gui/window/_menus.py); digits are left
+# alone: a spin box needs them
 SINGLE_KEYS = frozenset({_Key.Key_Space, _Key.Key_L, _Key.Key_R, _Key.Key_F, _Key.Key_N,
                          _Key.Key_B})
 

@@ -1,4 +1,5 @@
-"""The samples of a very large map as one aggregated image (private to map_view).
+"""The samples of a very large map as one aggregated image (private to
+:mod:`protoview.gui.map`).
 
 Above :data:`DENSITY_THRESHOLD` samples a scatter of every point is too slow to build and
 to paint; the samples become a ``BINS`` x ``BINS`` image instead: each bin takes the

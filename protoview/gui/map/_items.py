@@ -1,11 +1,13 @@
-"""Small pieces of the map: moving scatter points in place, a box-selecting ViewBox, the
-hover card. Private to :mod:`protoview.gui.map._view`."""
+"""Small pieces of the map (private to :mod:`protoview.gui.map`): moving scatter points
+in place, a box-selecting ViewBox, the hover card."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
+
+from protoview.gui._qt import pixmap_from_array
 
 
 def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
@@ -132,7 +134,7 @@ class HoverCard(QtWidgets.QFrame):
     def show_at(self, pos: QtCore.QPoint, html: str, thumb: np.ndarray | None) -> None:
         self.text.setText(html)
         if thumb is not None:
-            self.image.setPixmap(_pixmap_from_array(thumb, self.fontMetrics().height() * 4))
+            self.image.setPixmap(pixmap_from_array(thumb, self.fontMetrics().height() * 4))
             self.image.show()
         else:
             self.image.clear()
@@ -144,18 +146,3 @@ class HoverCard(QtWidgets.QFrame):
         self.move(x, y)
         self.show()
         self.raise_()
-
-
-def _pixmap_from_array(image: np.ndarray, side: int) -> QtGui.QPixmap:
-    """uint8 (H, W) or (H, W, 3) -> a QPixmap scaled to ``side`` px (nearest, crisp)."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    h, w = image.shape[:2]
-    if image.ndim == 2:
-        qimg = QtGui.QImage(image.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
-    else:
-        qimg = QtGui.QImage(image.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
-    pix = QtGui.QPixmap.fromImage(qimg.copy())
-    return pix.scaled(
-        side, side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
-        QtCore.Qt.TransformationMode.FastTransformation,
-    )

@@ -6,28 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
+
+from protoview.gui._qt import pixmap_from_array
 
 #: What the preprocessing box offers (free text is accepted too: fields such as size=32,...).
 PREPROCESS_CHOICES = ("", "none", "imagenet", "domainbed", "cifar10", "cifar100")
 PREVIEW_SIDE = 96
-
-
-def to_pixmap(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> QtGui.QPixmap:
-    """A uint8 (H, W) or (H, W, 3) image as a pixmap fitting ``side`` x ``side`` (pixels of
-    small images stay sharp: nearest-neighbour scaling)."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    height, width = pixels.shape[:2]
-    if pixels.ndim == 2:
-        image = QtGui.QImage(pixels.data, width, height, width, QtGui.QImage.Format.Format_Grayscale8)
-    else:
-        image = QtGui.QImage(pixels.data, width, height, 3 * width, QtGui.QImage.Format.Format_RGB888)
-    image = image.copy()  # own the bytes: the array may go away
-    return QtGui.QPixmap.fromImage(image).scaled(
-        side, side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
-        QtCore.Qt.TransformationMode.FastTransformation,
-    )
 
 
 class DataPanel(QtWidgets.QGroupBox):
@@ -144,7 +129,7 @@ class DataPanel(QtWidgets.QGroupBox):
         except Exception as exc:  # noqa: BLE001 - a preview is cosmetic: say why, never fail
             self._clear_images(f"no preview: {type(exc).__name__}: {exc}")
             return
-        self.stored_image.setPixmap(to_pixmap(stored))
-        self.seen_image.setPixmap(to_pixmap(seen))
+        self.stored_image.setPixmap(pixmap_from_array(stored, PREVIEW_SIDE))
+        self.seen_image.setPixmap(pixmap_from_array(seen, PREVIEW_SIDE))
         height, width = seen.shape[:2]
         self.range_label.setText(f"model input {width}x{height}, values {low:.3g} … {high:.3g}")

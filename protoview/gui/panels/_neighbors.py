@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.neighbors import METRICS, Neighbors, feature_neighbors, map_ranks
 from protoview.errors import ProtoviewError
+from protoview.gui._qt import pixmap_from_array
 
 HELP = ("Click a sample on the map (or type its number in “go to #”) to list its nearest "
         "neighbours in feature space.")
@@ -112,6 +113,4 @@ def _thumbnail_icon(thumbnail, index: int, side: int) -> QtGui.QIcon | None:
         return None
     if image is None:
         return None
-    from protoview.gui.map._items import _pixmap_from_array
-
-    return QtGui.QIcon(_pixmap_from_array(np.asarray(image), side))
+    return QtGui.QIcon(pixmap_from_array(np.asarray(image), side))

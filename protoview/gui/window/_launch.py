@@ -1,6 +1,6 @@
 """Start the window: ``run_app()`` opens the built-in demo, ``run_app(ckpt, data)`` those files.
 
-Before Qt starts, :func:`~protoview.gui._platform.xcb_problem` checks that the system
+Before Qt starts, :func:`~protoview.gui._qt.xcb_problem` checks that the system
 libraries of Qt's X11 platform are there (one line naming the packages if not, exit 2).
 
 ``PROTOVIEW_SCREENSHOT=PATH``: save the window as a PNG at ``PATH`` once the first map is
@@ -14,14 +14,16 @@ import os
 import sys
 
 from protoview.core.session import OpenRequest
+from protoview.gui._qt import _platform, application
 from protoview.gui.window._main_window import MainWindow
 
 SCREENSHOT_ENV = "PROTOVIEW_SCREENSHOT"
 
-__all__ = ["MainWindow", "run_app", "initial_request", "SCREENSHOT_ENV"]
+__all__ = ["SCREENSHOT_ENV", "initial_request", "run_app"]
 
 
-def initial_request(checkpoint: str | None = None, data: str | None = None, **options) -> OpenRequest:
+def initial_request(checkpoint: str | None = None, data: str | None = None,
+                    **options) -> OpenRequest:
     """The OpenRequest for the command line: the demo when nothing is given.
 
     options: ``arch``, ``split``, ``nb_proxy``, ``preprocess``, ``device`` (None: not given).
@@ -38,17 +40,11 @@ def run_app(checkpoint: str | None = None, data: str | None = None, **options) -
 
     options: as :func:`initial_request` (the command line's ``--arch`` ... ``--preprocess``).
     """
-    from protoview.gui._qt._platform import xcb_problem
-
-    problem = xcb_problem()
+    problem = _platform.xcb_problem()
     if problem is not None:
         print(f"protoview: error: {problem}", file=sys.stderr)
         return 2
-    from PySide6 import QtWidgets
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    app.setApplicationName("protoview")
-    app.setOrganizationName("protoview")
+    app = application()
     window = MainWindow()
     window.show()
     shot = os.environ.get(SCREENSHOT_ENV, "").strip()
