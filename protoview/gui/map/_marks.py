@@ -1,9 +1,9 @@
-"""Marks drawn over the map's layers (private to map_view): the selection's rings, the
-focused sample with lines to its nearest neighbours in feature space, the sample hovered
-in a linked view, and the names on the class centers and prototypes.
+"""Marks drawn over the map's layers (private to :mod:`protoview.gui.map`): the selection's
+rings, the focused sample with lines to its nearest neighbours in feature space, the
+sample hovered in a linked view, and the names on the class centers and prototypes.
 
-Each mark is one item for all its points (never one item per sample); only the names are
-one text item per center / prototype, and they are capped at :data:`MAX_NAMES`.
+Each mark is one item for all its points (never one item per sample); the names are one
+:class:`TextsItem` for all of them, capped at :data:`MAX_NAMES`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
+
+from protoview.gui.map._layers import positions, sample_size
 
 MAX_NAMES = 60  # more centers + prototypes than this: no names (unreadable anyway)
 FOCUS_COLOR = "#ffb000"
@@ -22,7 +24,100 @@ def _inert(item) -> None:
     item.setAcceptHoverEvents(False)
 
 
-def make_marks(view) -> dict:
+class MapMarks:
+    """The mark items of ``view`` (an EmbeddingView), added to it above the samples and
+    under the centers and proxies: ``marks["selection"]``, ``"links"``, ``"neighbors"``,
+    ``"focus"``, ``"peer"``; and ``names``, the texts on the centers and prototypes.
+
+    They show the view's public ``selection``, ``focus_index``, ``neighbor_indices``,
+    ``peer_index`` and ``show_names``.
+    """
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.items = _make_marks(view)
+        self.names = TextsItem()
+        self.names.setZValue(10)
+        view.addItem(self.names, ignoreBounds=True)
+
+    def __getitem__(self, name: str):
+        return self.items[name]
+
+    def set_ring_color(self, foreground: str) -> None:
+        """Selection rings in the theme's text colour (dark on light, light on dark)."""
+        self.items["selection"].setPen(pg.mkPen(foreground, width=1.6))
+
+    def update(self, pos: dict | None = None) -> None:
+        """Place every mark at the positions ``pos`` (default: the state's)."""
+        view, marks, state = self.view, self.items, self.view.state
+        if state is None:
+            for name in ("selection", "neighbors", "focus", "peer"):
+                marks[name].setData(x=[], y=[])
+            marks["links"].setData(x=[], y=[])
+            return
+        pos = pos or positions(state)
+        xy = pos["samples"]
+        n = len(xy)
+        size = sample_size(view)
+
+        def put(item, idx, extra: float) -> None:
+            idx = np.asarray(idx, np.int64)
+            idx = idx[(idx >= 0) & (idx < n)]
+            p = xy[idx] if idx.size else np.zeros((0, 2))
+            ok = np.isfinite(p).all(axis=1)
+            item.setData(x=p[ok, 0], y=p[ok, 1], size=size + extra)
+
+        put(marks["selection"], view.selection, 5.0 * view.glyph_scale)
+        focus = view.focus_index
+        put(marks["focus"], [] if focus is None else [focus], 16.0 * view.glyph_scale)
+        nb = view.neighbor_indices if focus is not None else np.zeros(0, np.int64)
+        put(marks["neighbors"], nb, 7.0 * view.glyph_scale)
+        put(marks["peer"], [] if view.peer_index is None else [view.peer_index],
+            13.0 * view.glyph_scale)
+        if focus is not None and nb.size and 0 <= focus < n:
+            nb = nb[(nb >= 0) & (nb < n)]
+            seg = np.empty((2 * nb.size, 2))
+            seg[0::2] = xy[focus]
+            seg[1::2] = xy[nb]
+            ok = np.isfinite(seg).all(axis=1).reshape(-1, 2).all(axis=1).repeat(2)
+            marks["links"].setData(x=seg[ok, 0], y=seg[ok, 1], connect="pairs")
+        else:
+            marks["links"].setData(x=[], y=[])
+
+    # ------------------------------------------------------------ names on the map
+    def name_texts(self) -> tuple[list[str], list[str]]:
+        """The names shown on the centers (class names) and on the prototypes
+        (``P3: six``, the class the prototype's cluster matched, or ``P3``)."""
+        view = self.view
+        centers = [view.class_name(int(c)) for c in np.asarray(view.state.center_labels)]
+        matched = view.layers.prototype_classes()
+        protos = [f"P{j}: {view.class_name(int(c))}" if c >= 0 else f"P{j}"
+                  for j, c in enumerate(matched)]
+        return centers, protos
+
+    def update_names(self, pos: dict | None = None) -> None:
+        """The names of the class centers (above the stars) and the prototypes (below the
+        triangles), in the theme's colours and ``view.text_scale``; none when hidden."""
+        view = self.view
+        state = view.state
+        texts = []
+        if view.show_names and state is not None:
+            pos = pos or positions(state)
+            centers, protos = self.name_texts()
+            if len(centers) + len(protos) <= MAX_NAMES:
+                if view.items["centers"].isVisible():
+                    texts += [(t, *map(float, pos["centers"][i]), 1.05, True)
+                              for i, t in enumerate(centers)]
+                if view.items["prototypes"].isVisible():
+                    texts += [(t, *map(float, pos["prototypes"][j]), -1.0, False)
+                              for j, t in enumerate(protos)]
+        font = QtGui.QFont(view.font())
+        font.setPointSizeF(max(6.5, 9.0 * view.text_scale))
+        fg, bg = view.text_colors
+        self.names.set_texts(texts, font, fg, bg)
+
+
+def _make_marks(view) -> dict:
     """Create the mark items (above the samples, under the centers and proxies)."""
     ring_pen = pg.mkPen("#111111", width=1.6)
     selection = pg.ScatterPlotItem(pxMode=True, symbol="o", pen=ring_pen, brush=None, size=12)
@@ -41,65 +136,6 @@ def make_marks(view) -> dict:
         _inert(item)
         view.addItem(item)
     return marks
-
-
-def set_ring_color(marks: dict, foreground: str) -> None:
-    """Selection rings in the theme's text colour (dark on light, light on dark)."""
-    marks["selection"].setPen(pg.mkPen(foreground, width=1.6))
-
-
-def update(view, pos: dict | None = None) -> None:
-    """Place every mark at the positions ``pos`` (default: the state's)."""
-    from protoview.gui.map import _layers as layers
-
-    marks, state = view.marks, view.state
-    if state is None:
-        for name in ("selection", "neighbors", "focus", "peer"):
-            marks[name].setData(x=[], y=[])
-        marks["links"].setData(x=[], y=[])
-        return
-    pos = pos or layers.positions(state)
-    xy = pos["samples"]
-    n = len(xy)
-    size = layers.sample_size(view)
-
-    def put(item, idx, extra: float) -> None:
-        idx = np.asarray(idx, np.int64)
-        idx = idx[(idx >= 0) & (idx < n)]
-        p = xy[idx] if idx.size else np.zeros((0, 2))
-        ok = np.isfinite(p).all(axis=1)
-        item.setData(x=p[ok, 0], y=p[ok, 1], size=size + extra)
-
-    put(marks["selection"], view.selection, 5.0 * view.glyph_scale)
-    focus = view.focus_index
-    put(marks["focus"], [] if focus is None else [focus], 16.0 * view.glyph_scale)
-    nb = view.neighbor_indices if focus is not None else np.zeros(0, np.int64)
-    put(marks["neighbors"], nb, 7.0 * view.glyph_scale)
-    put(marks["peer"], [] if view.peer_index is None else [view.peer_index],
-        13.0 * view.glyph_scale)
-    if focus is not None and nb.size and 0 <= focus < n:
-        nb = nb[(nb >= 0) & (nb < n)]
-        seg = np.empty((2 * nb.size, 2))
-        seg[0::2] = xy[focus]
-        seg[1::2] = xy[nb]
-        ok = np.isfinite(seg).all(axis=1).reshape(-1, 2).all(axis=1).repeat(2)
-        marks["links"].setData(x=seg[ok, 0], y=seg[ok, 1], connect="pairs")
-    else:
-        marks["links"].setData(x=[], y=[])
-
-
-# ---------------------------------------------------------------- names on the map
-def name_texts(view) -> tuple[list[str], list[str]]:
-    """The names shown on the centers (class names) and on the prototypes
-    (``P3: six``, the class the prototype's cluster matched, or ``P3``)."""
-    from protoview.gui.map import _layers as layers
-
-    state = view.state
-    centers = [view.class_name(int(c)) for c in np.asarray(state.center_labels)]
-    matched = layers.prototype_classes(view)
-    protos = [f"P{j}: {view.class_name(int(c))}" if c >= 0 else f"P{j}"
-              for j, c in enumerate(matched)]
-    return centers, protos
 
 
 class TextsItem(pg.GraphicsObject):
@@ -151,36 +187,6 @@ class TextsItem(pg.GraphicsObject):
             p.setPen(self.colors[0])
             p.drawText(box, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
         p.restore()
-
-
-def make_names(view) -> TextsItem:
-    item = TextsItem()
-    item.setZValue(10)
-    view.addItem(item, ignoreBounds=True)
-    return item
-
-
-def update_names(view, pos: dict | None = None) -> None:
-    """The names of the class centers (above the stars) and the prototypes (below the
-    triangles), in the theme's colours and ``view.text_scale``; none when hidden."""
-    from protoview.gui.map import _layers as layers
-
-    state = view.state
-    texts = []
-    if view.show_names and state is not None:
-        pos = pos or layers.positions(state)
-        centers, protos = name_texts(view)
-        if len(centers) + len(protos) <= MAX_NAMES:
-            if view.items["centers"].isVisible():
-                texts += [(t, *map(float, pos["centers"][i]), 1.05, True)
-                          for i, t in enumerate(centers)]
-            if view.items["prototypes"].isVisible():
-                texts += [(t, *map(float, pos["prototypes"][j]), -1.0, False)
-                          for j, t in enumerate(protos)]
-    font = QtGui.QFont(view.font())
-    font.setPointSizeF(max(6.5, 9.0 * view.text_scale))
-    fg, bg = view.text_colors
-    view.names.set_texts(texts, font, fg, bg)
 
 
 def shown_names(view) -> list[str]:

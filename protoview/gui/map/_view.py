@@ -1,7 +1,8 @@
 """EmbeddingView: the one map of samples, class centers, proxies and k-means prototypes.
 
 Whole arrays per layer, ``pen=None`` for samples and brushes from a cached
-:class:`~protoview.gui.palette.Palette` (never one QBrush per point). Between steps the
+:class:`~protoview.gui.map.Palette` (never one QBrush per point), drawn by the view's
+:class:`~protoview.gui.map._layers.MapLayers`. Between steps the
 points glide from the old to the new layout in ``ANIMATION_FRAMES`` frames.
 
 On top of the layers (:mod:`~protoview.gui.map._marks`): rings on the selected samples,
@@ -11,7 +12,7 @@ Selecting: right-drag a box, or left-drag in box / lasso mode; a left click on a
 focuses it, on empty space clears the highlight, the selection and the focus.
 
 Above ``density_threshold`` samples (default
-:data:`~protoview.gui._map_density.DENSITY_THRESHOLD`, 200,000) the samples are drawn as
+:data:`~protoview.gui.map.DENSITY_THRESHOLD`, 200,000) the samples are drawn as
 one aggregated density image instead of a scatter (no animation, no hover on single
 samples; box selection still works); centers, proxies and prototypes stay glyphs.
 """
@@ -25,17 +26,18 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from protoview.gui.map import _density as density
-from protoview.gui.map import _layers as layers
-from protoview.gui.map import _marks as marks
-from protoview.gui.map._items import HoverCard, SelectViewBox, move_points
-from protoview.gui.map._palette import ENTROPY_BINS, Palette, class_colors, entropy_colors
+from protoview.gui.map import _layers
+from protoview.gui.map._animation import ANIMATION_FRAMES, ANIMATION_MS, Glide
+from protoview.gui.map._entropy_bar import EntropyBar
+from protoview.gui.map._items import HoverCard, SelectViewBox
+from protoview.gui.map._layers import COLOR_MODES, LAYERS, VERSUS_COLORS, MapLayers
+from protoview.gui.map._legend import MapLegend
+from protoview.gui.map._marks import MapMarks
+from protoview.gui.map._palette import Palette
+from protoview.gui.map._picking import PickingMixin
 
-COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", layers.VERSUS_MODE)
-#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
-VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
-LAYERS = ("samples", "centers", "proxies", "prototypes")
-ANIMATION_FRAMES = 8
-ANIMATION_MS = 250
+__all__ = ["ANIMATION_FRAMES", "ANIMATION_MS", "COLOR_MODES", "LAYERS", "VERSUS_COLORS",
+           "EmbeddingView", "map_freshness"]
 _GLYPH_KINDS = ("centers", "proxies", "prototypes")
 
 
@@ -53,7 +55,7 @@ def map_freshness(state) -> str:
     return f"map of step {step} — {int(refreshed * 100)}% refreshed"
 
 
-class EmbeddingView(pg.PlotWidget):
+class EmbeddingView(PickingMixin, pg.PlotWidget):
     """The map. Feed it a :class:`~protoview.core.state.GeometryState` with :meth:`set_state`.
 
     Signals: ``selection_changed(object)`` with the selected sample indices (K,) int64;
@@ -88,24 +90,20 @@ class EmbeddingView(pg.PlotWidget):
         self.peer_index: int | None = None
         self._highlight: np.ndarray | None = None
         self._hover_index: int | None = None
-        self._palettes: dict[tuple, Palette] = {}
+        self.dense = False
         self.hideAxis("left")
         self.hideAxis("bottom")
         self.setMenuEnabled(False)
         self.getPlotItem().hideButtons()
-        self.items = layers.make_items(self)
-        self.items["density"] = density.make_item()
-        self.addItem(self.items["density"])
-        self.marks = marks.make_marks(self)
-        self.names = marks.make_names(self)
-        self.dense = False
-        self.legend = self.addLegend(offset=(8, 8), labelTextSize="9pt")
-        self.entropy_bar = self._make_entropy_bar()
+        self.layers = MapLayers(self)
+        self.items = self.layers.items  # the layer items by name (samples, ..., density)
+        self.marks = MapMarks(self)  # marks["selection"], ...; the names on the glyphs
+        self.names = self.marks.names
+        self.map_legend = MapLegend(self)
+        self.legend = self.map_legend.item
+        self.entropy_bar = EntropyBar(self)
         self.hover_card = HoverCard(self)
-        self._anim = QtCore.QTimer(self)
-        self._anim.setInterval(ANIMATION_MS // ANIMATION_FRAMES)
-        self._anim.timeout.connect(self._animation_frame)
-        self._frames: list[dict] = []
+        self.glide = Glide(self, self._draw_positions)
         self._vb.sig_box_selected.connect(self._on_box)
         self._vb.sig_lasso_selected.connect(self._on_lasso)
         self._vb.sig_empty_click.connect(lambda _pos: self.clear_marks())
@@ -128,16 +126,15 @@ class EmbeddingView(pg.PlotWidget):
         self.state = state
         if class_names is not None:
             self.class_names = list(class_names)
-        elif len(self.class_names) < self._num_classes():
-            self.class_names = [str(i) for i in range(self._num_classes())]
+        elif len(self.class_names) < self.num_classes():
+            self.class_names = [str(i) for i in range(self.num_classes())]
         if self._highlight is not None:
             self._highlight = None
             self.highlight_changed.emit("")
-        self._members_cache: dict = {}
-        self._group_info = None
+        self.layers.forget_state()
         if old is None or len(old.embedding) != len(state.embedding):
             self.selection = np.zeros(0, np.int64)
-            self._set_focus(None)
+            self.show_focus(None)
             self.peer_index = None
             self.selection_changed.emit(self.selection)
         dense = len(state.embedding) > self.density_threshold
@@ -152,18 +149,14 @@ class EmbeddingView(pg.PlotWidget):
         elif dense:
             animate = False
             self.setToolTip(density.tooltip(len(state.embedding)))
-        targets = layers.positions(state)
-        starts = layers.positions(old) if old is not None else None
+        targets = _layers.positions(state)
+        starts = _layers.positions(old) if old is not None else None
         first = old is None
         self._apply_styles()
-        if animate and starts is not None and layers.same_shapes(starts, targets):
-            self._frames = layers.interpolate(starts, targets, ANIMATION_FRAMES)
-            self._show_positions(self._frames.pop(0))
-            self._anim.start()
+        if animate and starts is not None and _layers.same_shapes(starts, targets):
+            self.glide.start(starts, targets)
         else:
-            self._anim.stop()
-            self._frames = []
-            self._show_positions(targets)  # styles above already placed the points
+            self.glide.jump(targets)  # styles above already placed the points
         if first or self.follow:
             self.fit_view(targets)
         if self.selection.size:  # other samples (another dataset or snapshot): nothing stays selected
@@ -177,7 +170,7 @@ class EmbeddingView(pg.PlotWidget):
         """Frame every shown point, leaving room at the top for the legend. The view keeps
         following the map after each step until the user pans or zooms; double-click (or
         View → Fit map) fits it again and resumes following."""
-        targets = targets if targets is not None else layers.positions(self.state)
+        targets = targets if targets is not None else _layers.positions(self.state)
         if not targets:
             return
         pts = np.concatenate([v.reshape(-1, 2) for v in targets.values()])
@@ -204,11 +197,6 @@ class EmbeddingView(pg.PlotWidget):
         self.fit_view()
         ev.accept()
 
-    def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt override
-        """The pointer left the map: no hover card stays behind."""
-        self._set_hover(None)
-        super().leaveEvent(ev)
-
     def set_color_mode(self, mode: str) -> None:
         if mode not in COLOR_MODES:
             raise ValueError(f"unknown colour mode {mode!r}; choose one of {COLOR_MODES}")
@@ -225,7 +213,7 @@ class EmbeddingView(pg.PlotWidget):
         if name == "proxies":
             self.items["proxy_lines"].setVisible(visible)
         if self.state is not None:
-            marks.update_names(self)
+            self.marks.update_names()
 
     def layer_visible(self, name: str) -> bool:
         return self.items[name].isVisible()
@@ -243,15 +231,15 @@ class EmbeddingView(pg.PlotWidget):
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"text scale must be > 0, got {scale}")
         self.text_scale = float(scale)
-        self._style_entropy_bar()
+        self.entropy_bar.restyle()
         if self.state is not None:
             self._apply_styles()
 
     def set_text_colors(self, foreground: str, background: str) -> None:
         """The theme's text and background colours (legend, names, selection rings)."""
         self.text_colors = (foreground, background)
-        marks.set_ring_color(self.marks, foreground)
-        self._style_entropy_bar()
+        self.marks.set_ring_color(foreground)
+        self.entropy_bar.restyle()
         if self.state is not None:
             self._apply_styles()
 
@@ -259,7 +247,7 @@ class EmbeddingView(pg.PlotWidget):
         """Names of the classes on the stars and of the prototypes' classes on them."""
         self.show_names = bool(on)
         if self.state is not None:
-            marks.update_names(self)
+            self.marks.update_names()
 
     def set_assignment_target(self, target: str) -> None:
         """What the assignment's codes are: ``prototypes`` (groups, coloured by the class
@@ -268,22 +256,19 @@ class EmbeddingView(pg.PlotWidget):
             raise ValueError(f"unknown assignment target {target!r}")
         if target != self.assignment_target:
             self.assignment_target = target
-            self._group_info = None
+            self.layers.forget_groups()
             if self.state is not None:
                 self._apply_styles()
 
     def is_animating(self) -> bool:
-        return self._anim.isActive()
+        return self.glide.is_active()
 
     def finish_animation(self) -> None:
-        if self._frames:
-            self._show_positions(self._frames[-1])
-        self._frames = []
-        self._anim.stop()
+        self.glide.finish()
 
     def sample_codes(self) -> np.ndarray:
         """The colour code (N,) of each sample in the current colour mode (-1 = unknown)."""
-        return layers.sample_codes(self.state, self.color_mode, self.versus_predictions)
+        return _layers.sample_codes(self.state, self.color_mode, self.versus_predictions)
 
     def set_versus(self, predictions: np.ndarray | None, name: str = "") -> None:
         """The run the ``fixed/broken`` mode compares with: its predictions (N,) int64 and
@@ -291,16 +276,16 @@ class EmbeddingView(pg.PlotWidget):
         broken = wrong here and right there, else unchanged (right or wrong in both)."""
         self.versus_predictions = None if predictions is None else np.asarray(predictions, np.int64)
         self.versus_name = name
-        if self.state is not None and self.color_mode == layers.VERSUS_MODE:
+        if self.state is not None and self.color_mode == _layers.VERSUS_MODE:
             self._apply_styles()
 
     def highlight(self, kind: str, index: int) -> np.ndarray:
         """Highlight the members of center / proxy / prototype ``index``; dim the rest."""
-        members = self._members(kind, int(index))
+        members = self.layers.members(kind, int(index))
         self._highlight = members
         self._apply_styles()
         what = {"centers": "class center", "proxies": "proxy", "prototypes": "prototype"}[kind]
-        name = self.class_name(layers.owner_class(self.state, kind, int(index)))
+        name = self.class_name(_layers.owner_class(self.state, kind, int(index)))
         if kind == "prototypes":
             name = f"P{int(index)}"
         self.highlight_changed.emit(f"{what} {name}: {int(members.sum())} members")
@@ -319,42 +304,12 @@ class EmbeddingView(pg.PlotWidget):
         self.set_selection(np.zeros(0, np.int64))
         self.focus_sample(None)
 
-    def select_rect(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-        """Select the samples inside the box (data coordinates); returns their indices."""
-        self._on_box(QtCore.QRectF(QtCore.QPointF(x0, y0), QtCore.QPointF(x1, y1)).normalized())
-        return self.selection
-
-    def select_polygon(self, polygon: np.ndarray) -> np.ndarray:
-        """Select the samples inside ``polygon`` (P, 2) in data coordinates (the lasso)."""
-        self._on_lasso(np.asarray(polygon, np.float64))
-        return self.selection
-
-    def set_selection(self, indices, emit: bool = True) -> None:
-        """Select these samples (K,) and ring them on the map."""
-        sel = np.unique(np.asarray(indices, np.int64))
-        if self.state is not None:
-            sel = sel[(sel >= 0) & (sel < len(self.state.embedding))]
-        if np.array_equal(sel, self.selection):
-            return
-        self.selection = sel
-        if self.state is not None:
-            marks.update(self, self._current_positions())
-        if emit:
-            self.selection_changed.emit(self.selection)
-
-    def selection_summary(self) -> str:
-        return layers.selection_summary(self.state, self.selection, self.class_names)
-
-    def export_selection(self, path: str) -> None:
-        """Write the selected indices to ``.npy`` or ``.csv`` (index,label,prediction)."""
-        layers.export_selection(path, self.state, self.selection)
-
     def focus_sample(self, index: int | None, center: bool = False) -> None:
         """Mark sample ``index`` (None: none) and emit ``focus_changed``; ``center`` pans
         the view to it. Its neighbours come from :meth:`set_neighbors`."""
         if index is not None and (self.state is None or not 0 <= int(index) < len(self.state.embedding)):
             return
-        self._set_focus(None if index is None else int(index))
+        self.show_focus(None if index is None else int(index))
         if center and index is not None:
             x, y = self.state.embedding[int(index)]
             if np.isfinite([x, y]).all():
@@ -369,7 +324,7 @@ class EmbeddingView(pg.PlotWidget):
         """Draw lines from the focused sample to these samples (its neighbours)."""
         self.neighbor_indices = np.asarray(indices, np.int64).reshape(-1)
         if self.state is not None:
-            marks.update(self, self._current_positions())
+            self.marks.update(self._current_positions())
 
     def set_peer(self, index: int) -> None:
         """Mark the sample hovered in a linked view (-1: none)."""
@@ -378,212 +333,56 @@ class EmbeddingView(pg.PlotWidget):
             return
         self.peer_index = index
         if self.state is not None:
-            marks.update(self, self._current_positions())
-
-    def hover_text(self, index: int) -> str:
-        return layers.hover_text(self.state, int(index), self.class_names)
-
-    def glyph_hover_text(self, kind: str, index: int) -> str:
-        return layers.glyph_hover_text(self, kind, int(index), self._members(kind, int(index)))
-
-    def show_hover(self, index: int, widget_pos: QtCore.QPoint) -> None:
-        thumb = None
-        if self.thumbnail is not None:
-            try:
-                thumb = self.thumbnail(int(index))
-            except Exception:  # noqa: BLE001 - a thumbnail is optional decoration
-                thumb = None
-        self.hover_card.show_at(widget_pos, self.hover_text(index), thumb)
+            self.marks.update(self._current_positions())
 
     def class_name(self, c: int) -> str:
         return self.class_names[c] if 0 <= c < len(self.class_names) else str(c)
 
-    # ---------------------------------------------------------------- internals
-    def _num_classes(self) -> int:
-        return layers.num_classes(self.state) if self.state is not None else 0
+    def num_classes(self) -> int:
+        """How many classes the state names (labels, predictions, centers, proxies)."""
+        return _layers.num_classes(self.state) if self.state is not None else 0
 
-    _class_name = class_name
+    def palette(self, kind: str) -> Palette:
+        """The cached palette of ``kind`` (a colour mode, or ``class``)."""
+        return self.layers.palette(kind)
 
-    def _members(self, kind: str, index: int) -> np.ndarray:
-        cache = getattr(self, "_members_cache", None)
-        if cache is None:
-            cache = self._members_cache = {}
-        key = (kind, index)
-        if key not in cache:
-            cache[key] = layers.members(self.state, kind, index)
-        return cache[key]
+    @property
+    def highlight_mask(self) -> np.ndarray | None:
+        """(N,) bool: the highlighted members (the rest is dimmed); None: no highlight."""
+        return self._highlight
 
-    def palette(self, kind: str) -> Palette:  # noqa: D102 - cached palettes by kind
-        n = self._num_classes()
-        if kind == "entropy":
-            key = ("entropy", ENTROPY_BINS)
-        elif kind == "assignment" and self.assignment_target == "prototypes":
-            key = ("groups", tuple(layers.group_info(self)[1]))
-        elif kind == "correctness":
-            key = ("correctness", 2)
-        elif kind == layers.VERSUS_MODE:
-            key = ("versus", len(VERSUS_COLORS))
-        else:
-            key = ("class", n)
-        if key not in self._palettes:
-            if len(self._palettes) > 32:
-                self._palettes.clear()
-            if key[0] == "entropy":
-                colors = entropy_colors(ENTROPY_BINS)
-            elif key[0] == "correctness":
-                colors = ["#d62728", "#2ca02c"]
-            elif key[0] == "versus":
-                colors = list(VERSUS_COLORS)
-            elif key[0] == "groups":
-                colors = list(key[1])
-            else:
-                colors = class_colors(key[1])
-            self._palettes[key] = Palette(colors)
-        return self._palettes[key]
+    @highlight_mask.setter
+    def highlight_mask(self, mask: np.ndarray | None) -> None:
+        """Set without redrawing (a copy of another view draws once, with its marks)."""
+        self._highlight = mask
 
-    def _apply_styles(self) -> None:
-        layers.apply_styles(self)
-        layers.rebuild_legend(self)
-        self._update_entropy_bar()
-        pos = self._current_positions()
-        marks.update(self, pos)
-        marks.update_names(self, pos)
+    def set_select_mode(self, mode: str | None) -> None:
+        """What a left-drag does: ``box``, ``lasso`` or None (pan)."""
+        self._vb.select_mode = mode or "pan"
 
-    def _current_positions(self) -> dict:
-        """Where the points are drawn now (mid-animation: the current frame)."""
-        target = layers.positions(self.state)
-        shown = getattr(self, "_shown_positions", None)
-        if shown is not None and target is not None and layers.same_shapes(shown, target):
-            return shown
-        return target
-
-    def _show_positions(self, pos: dict, full: bool = False) -> None:
-        layers.show_positions(self, pos, move_points, full)
-        self._shown_positions = pos
-        marks.update(self, pos)
-        marks.update_names(self, pos)
-
-    def _animation_frame(self) -> None:
-        if not self._frames:
-            self._anim.stop()
-            return
-        self._show_positions(self._frames.pop(0))
-        if not self._frames:
-            self._anim.stop()
-
-    def _on_box(self, rect: QtCore.QRectF) -> None:
-        if self.state is None:
-            return
-        emb = self.state.embedding
-        inside = (
-            (emb[:, 0] >= rect.left()) & (emb[:, 0] <= rect.right())
-            & (emb[:, 1] >= rect.top()) & (emb[:, 1] <= rect.bottom())
-        )
-        self._update_selection(np.flatnonzero(inside))
-
-    def _on_lasso(self, polygon: np.ndarray) -> None:
-        if self.state is None:
-            return
-        inside = marks.points_in_polygon(self.state.embedding, polygon)
-        self._update_selection(np.flatnonzero(inside))
-
-    def _update_selection(self, indices: np.ndarray) -> None:
-        self.selection = np.asarray(indices, np.int64)
-        if self.state is not None:
-            marks.update(self, self._current_positions())
-        self.selection_changed.emit(self.selection)
-
-    def _set_focus(self, index: int | None) -> None:
+    def show_focus(self, index: int | None) -> None:
+        """Mark sample ``index`` (None: none) without emitting ``focus_changed`` (a linked
+        view follows the window's focus this way)."""
         if index != self.focus_index:
             self.neighbor_indices = np.zeros(0, np.int64)
         self.focus_index = index
         if self.state is not None:
-            marks.update(self, self._current_positions())
+            self.marks.update(self._current_positions())
 
-    def _topmost(self, pts) -> int:
-        return int(pts[-1].index()) if len(pts) else -1
+    # ---------------------------------------------------------------- internals
+    def _apply_styles(self) -> None:
+        self.layers.apply_styles()
+        self.map_legend.rebuild()
+        self.entropy_bar.follow_mode()
+        pos = self._current_positions()
+        self.marks.update(pos)
+        self.marks.update_names(pos)
 
-    def nearest_sample(self, x: float, y: float, max_px: float = 8.0) -> int | None:
-        """The sample nearest to data point (x, y) within ``max_px`` screen pixels."""
-        if self.state is None or self.dense or not self.items["samples"].isVisible():
-            return None  # no hover on single samples in the density image
-        sx, sy = self._vb.viewPixelSize()
-        if not (sx > 0 and sy > 0):
-            return None
-        emb = self._current_positions()["samples"]
-        d2 = ((emb[:, 0] - x) / sx) ** 2 + ((emb[:, 1] - y) / sy) ** 2
-        d2 = np.where(np.isfinite(d2), d2, np.inf)
-        if d2.size == 0:
-            return None
-        i = int(np.argmin(d2))
-        return i if d2[i] <= max_px**2 else None
+    def _current_positions(self) -> dict:
+        """Where the points are drawn now (mid-animation: the current frame)."""
+        return self.glide.current(_layers.positions(self.state))
 
-    def glyph_at(self, scene_pos) -> tuple[str, int] | None:
-        """The center, proxy or prototype under ``scene_pos`` (topmost first), or None."""
-        for kind in ("centers", "proxies", "prototypes"):
-            item = self.items[kind]
-            if not item.isVisible() or not len(item.data):
-                continue
-            pts = item.pointsAt(item.mapFromScene(scene_pos))
-            if len(pts):
-                return kind, int(pts[0].index())
-        return None
-
-    def _on_mouse_moved(self, scene_pos) -> None:
-        if self.state is None:
-            return
-        glyph = self.glyph_at(scene_pos)
-        widget_pos = self.mapFromScene(scene_pos)
-        if glyph is not None:  # a star / diamond / triangle describes itself, not a sample
-            self._set_hover(None)
-            self.hover_card.show_at(widget_pos, self.glyph_hover_text(*glyph), None)
-            return
-        view_pos = self._vb.mapSceneToView(scene_pos)
-        index = self.nearest_sample(view_pos.x(), view_pos.y())
-        self._set_hover(index)
-        if index is not None:
-            self.show_hover(index, widget_pos)
-
-    def _set_hover(self, index: int | None) -> None:
-        if index is None:
-            self.hover_card.hide()
-        if index != self._hover_index:
-            self._hover_index = index
-            self.hovered.emit(-1 if index is None else index)
-
-    # ---------------------------------------------------------------- entropy bar
-    def _make_entropy_bar(self) -> pg.ColorBarItem:
-        colors = entropy_colors(ENTROPY_BINS)
-        cmap = pg.ColorMap(np.linspace(0, 1, len(colors)), [pg.mkColor(c) for c in colors])
-        bar = pg.ColorBarItem(values=(0, 1), colorMap=cmap, interactive=False,
-                              orientation="horizontal", width=12, label="entropy (nats)",
-                              colorMapMenu=False)
-        bar.setVisible(False)
-        self.getPlotItem().layout.addItem(bar, 4, 1)
-        return bar
-
-    def _style_entropy_bar(self) -> None:
-        fg = self.text_colors[0]
-        axis = self.entropy_bar.getAxis("bottom")
-        axis.setPen(fg)
-        axis.setTextPen(fg)
-        font = axis.font() if hasattr(axis, "font") else None
-        from PySide6 import QtGui
-
-        font = QtGui.QFont(self.font())
-        font.setPointSizeF(8.5 * self.text_scale)
-        axis.setStyle(tickFont=font)
-        axis.setLabel("entropy (nats): low = confident", color=fg,
-                      **{"font-size": f"{8.5 * self.text_scale:.1f}pt"})
-
-    def _update_entropy_bar(self) -> None:
-        on = self.color_mode == "entropy" and self.state is not None
-        if on:
-            top = float(np.log(max(self._num_classes(), 2)))
-            self.entropy_bar.setLevels((0.0, top))
-            if not getattr(self, "_entropy_styled", False):
-                self._style_entropy_bar()
-                self._entropy_styled = True
-        self.entropy_bar.setVisible(on)
-        # a hidden item still takes its row: give it no height when off
-        self.entropy_bar.setMaximumHeight(10_000 if on else 0)
+    def _draw_positions(self, pos: dict) -> None:
+        self.layers.show_positions(pos)
+        self.marks.update(pos)
+        self.marks.update_names(pos)

@@ -52,8 +52,9 @@ class CompareViews(QtCore.QObject):
         self.view.hovered.connect(main.set_peer)
         self._syncing = False
         self._drawing = False
-        main._vb.sigRangeChanged.connect(lambda *_: self._same_range(main, self.view))
-        self.view._vb.sigRangeChanged.connect(lambda *_: self._same_range(self.view, main))
+        main.getViewBox().sigRangeChanged.connect(lambda *_: self._same_range(main, self.view))
+        self.view.getViewBox().sigRangeChanged.connect(
+            lambda *_: self._same_range(self.view, main))
         main.selection_changed.connect(lambda sel: self._follow(self.view, sel))
         self.view.selection_changed.connect(lambda sel: self._follow(main, sel))
         self.view.focus_changed.connect(lambda i: window.focus_sample(i if i >= 0 else None))
@@ -65,8 +66,8 @@ class CompareViews(QtCore.QObject):
             return
         self._syncing = True
         try:
-            (x0, x1), (y0, y1) = source._vb.viewRange()
-            target._vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+            (x0, x1), (y0, y1) = source.getViewBox().viewRange()
+            target.getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
             target.follow = source.follow
         finally:
             self._syncing = False

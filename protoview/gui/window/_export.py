@@ -143,7 +143,7 @@ def render_map(view, width: int, caption: str = "") -> QtGui.QImage:
         twin.selection = view.selection.copy()
         twin.focus_index = view.focus_index
         twin.neighbor_indices = view.neighbor_indices.copy()
-        twin._highlight = view._highlight
+        twin.highlight_mask = view.highlight_mask
         twin.set_text_colors(*view.text_colors)  # restyles with the marks above
         (x0, x1), (y0, y1) = view.getPlotItem().getViewBox().viewRange()
         twin.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)

@@ -391,7 +391,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
     def set_select_mode(self, mode: str | None) -> None:
         """Left-drag on the map: ``box``, ``lasso`` or None (pan)."""
         for view in self.map_views():
-            view._vb.select_mode = mode or "pan"
+            view.set_select_mode(mode)
         for button, m in ((self.box_button, "box"), (self.lasso_button, "lasso")):
             if button.isChecked() != (m == mode):
                 button.blockSignals(True)
@@ -438,7 +438,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         views = [v for v in self.map_views() if v.state is not None]
         if index < 0 or self.view.state is None:
             for v in views:
-                v._set_focus(None)
+                v.show_focus(None)
             self.neighbors.clear()
             if self.numbers.tabs.currentWidget() is self.neighbors:
                 self.numbers.tabs.setCurrentIndex(0)  # no empty list left on screen
@@ -448,7 +448,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         indices = nb.indices if nb is not None else []
         for v in views:
             if v.focus_index != index:
-                v._set_focus(index)
+                v.show_focus(index)
             v.set_neighbors(indices)
         self.numbers.tabs.setCurrentWidget(self.neighbors)
         self.status_label.setText(self.view.hover_text(index).replace("<br>", " · ")
