@@ -5,16 +5,20 @@ labels for NMI / ARI / center loss."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.session import HistoryRow
+from protoview.gui.panels._plots import (
+    MAX_NAMED_TICKS,
+    CellCounts,
+    IntegerAxis,
+    class_ticks,
+    make_plot,
+)
 from protoview.gui.panels._run_curves import RunOverlay
 
-MAX_NAMED_TICKS = 20  # more classes than this: numbered ticks
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
 BASELINE_COLOR = "#9a9a9a"
@@ -34,70 +38,6 @@ def per_class_and_confusion(labels: np.ndarray, predictions: np.ndarray, n_class
     return per_class, conf
 
 
-class IntegerAxis(pg.AxisItem):
-    """An axis that only ticks whole numbers (steps, classes, targets): never 0.1-0.9."""
-
-    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph override
-        levels = [(spacing, [v for v in values if float(v).is_integer()])
-                  for spacing, values in super().tickValues(minVal, maxVal, size)
-                  if spacing >= 1]
-        levels = [lv for lv in levels if lv[1]]
-        if not levels:
-            lo, hi = math.ceil(minVal), math.floor(maxVal)
-            levels = [(1.0, [float(v) for v in range(lo, hi + 1)])] if hi >= lo else []
-        return levels
-
-
-def _plot(title: str, left: str, bottom: str, integer_x: bool = True) -> pg.PlotWidget:
-    axes = {"bottom": IntegerAxis("bottom")} if integer_x else {}
-    w = pg.PlotWidget(title=title, axisItems=axes)
-    w.setMenuEnabled(False)
-    w.setLabel("left", left)
-    w.setLabel("bottom", bottom)
-    w.showGrid(x=True, y=True, alpha=0.25)
-    w.getPlotItem().hideButtons()
-    return w
-
-
-def _class_ticks(n: int, names: list[str]) -> list | None:
-    if n > MAX_NAMED_TICKS:
-        return None
-    return [[(float(i), names[i] if i < len(names) else str(i)) for i in range(n)]]
-
-
-class _CellCounts(pg.GraphicsObject):
-    """The counts written in the confusion matrix's cells, painted by one item: dark
-    text on the bright (yellow) cells, white on the dark ones."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: list[tuple[str, float, float, bool]] = []  # text, column, row, bright
-        self._font = QtGui.QFont()
-        self.setZValue(5)
-
-    def set_counts(self, counts, font: QtGui.QFont) -> None:
-        self.counts, self._font = list(counts), QtGui.QFont(font)
-        self.prepareGeometryChange()
-        self.update()
-
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
-        rect = self.viewRect()
-        return QtCore.QRectF() if rect is None else rect
-
-    def paint(self, p, *_args) -> None:
-        tr = p.transform()
-        p.save()
-        p.resetTransform()
-        p.setFont(self._font)
-        h = QtGui.QFontMetricsF(self._font).height()
-        for text, x, y, bright in self.counts:
-            at = tr.map(QtCore.QPointF(x, y))
-            p.setPen(QtGui.QColor("#000000" if bright else "#ffffff"))
-            p.drawText(QtCore.QRectF(at.x() - 3 * h, at.y() - h, 6 * h, 2 * h),
-                       int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
-        p.restore()
-
-
 class NumbersPanel(QtWidgets.QWidget):
     """Accuracy chart + tabs (per class, confusion, Sinkhorn balance) + score labels.
 
@@ -110,7 +50,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.text_scale = 1.0
         self.baseline: np.ndarray | None = None  # per-class accuracy of the source model
-        self.accuracy_plot = _plot("Accuracy over steps", "accuracy", "step")
+        self.accuracy_plot = make_plot("Accuracy over steps", "accuracy", "step")
         self.accuracy_plot.setYRange(0, 1)
         self.accuracy_plot.setMouseEnabled(False, False)
         self.accuracy_legend = self.accuracy_plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
@@ -136,7 +76,7 @@ class NumbersPanel(QtWidgets.QWidget):
             (self.online_curve, "online (running)"), (self.full_curve, "full set"),
             (self.probe_curve, "full set, probe (95% CI)")])
 
-        self.class_plot = _plot("Per-class accuracy", "accuracy", "class")
+        self.class_plot = make_plot("Per-class accuracy", "accuracy", "class")
         self.class_plot.setYRange(0, 1.2, padding=0)  # headroom: the legend never covers a bar
         self.class_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]])
         self.class_plot.setMouseEnabled(False, False)
@@ -149,7 +89,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_plot.addItem(self.baseline_bars)
         self.class_plot.addItem(self.class_bars)
 
-        self.confusion_plot = _plot("Confusion", "true label", "predicted")
+        self.confusion_plot = make_plot("Confusion", "true label", "predicted")
         self.confusion_plot.setAxisItems({"left": IntegerAxis("left")})
         self.confusion_plot.setLabel("left", "true label")
         self.confusion_plot.getViewBox().invertY(True)
@@ -160,10 +100,10 @@ class NumbersPanel(QtWidgets.QWidget):
         self.confusion_bar = self.confusion_plot.getPlotItem().addColorBar(
             self.confusion_image, colorMap="viridis", values=(0, 1), interactive=False,
             label="samples", width=12, colorMapMenu=False)
-        self.cell_counts = _CellCounts()  # one item paints every count (not 100 TextItems)
+        self.cell_counts = CellCounts()  # one item paints every count (not 100 TextItems)
         self.confusion_plot.addItem(self.cell_counts, ignoreBounds=True)
 
-        self.balance_plot = _plot("Sinkhorn balance", "samples", "target")
+        self.balance_plot = make_plot("Sinkhorn balance", "samples", "target")
         self.balance_plot.setMouseEnabled(False, False)
         self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
         self.balance_plot.addItem(self.balance_bars)
@@ -271,7 +211,7 @@ class NumbersPanel(QtWidgets.QWidget):
                 self.class_legend.addItem(self.baseline_bars, "unadapted")
                 self.class_legend.addItem(self.class_bars, "now")
             self.class_legend.setVisible(self.baseline_bars.isVisible())  # no empty box
-            self.class_plot.getAxis("bottom").setTicks(_class_ticks(n, self.class_names))
+            self.class_plot.getAxis("bottom").setTicks(class_ticks(n, self.class_names))
             self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
 
     def _draw_confusion(self, conf: np.ndarray) -> None:
@@ -286,7 +226,7 @@ class NumbersPanel(QtWidgets.QWidget):
             self._confusion_layout = layout
             self.confusion_plot.setRange(xRange=(-0.5, n - 0.5), yRange=(-0.5, n - 0.5),
                                          padding=0)
-            ticks = _class_ticks(n, self.class_names)
+            ticks = class_ticks(n, self.class_names)
             self.confusion_plot.getAxis("bottom").setTicks(ticks)
             self.confusion_plot.getAxis("left").setTicks(ticks)
         font = QtGui.QFont(self.font())
@@ -352,7 +292,7 @@ class NumbersPanel(QtWidgets.QWidget):
         if target == "prototypes" or n > MAX_NAMED_TICKS:
             ticks = None if n > MAX_NAMED_TICKS else [[(float(i), f"P{i}") for i in range(n)]]
         else:
-            ticks = _class_ticks(n, self.class_names)
+            ticks = class_ticks(n, self.class_names)
         self.balance_plot.getAxis("bottom").setTicks(ticks)
         self.balance_plot.setLabel("bottom", target)
         return counts
