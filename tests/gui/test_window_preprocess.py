@@ -126,7 +126,7 @@ def test_model_inputs_ask_for_preprocess_none(win, qtbot):
 
 def test_file_open_dialog_from_the_menu_and_cancel(win, qtbot):
     before = len(win.session_cls.opened_requests)
-    win.actions_["open_with_options"].trigger()
+    win.menus.actions["open_with_options"].trigger()
     dialog = win.open_dialog
     assert dialog.isVisible() and not dialog.problem_label.isVisible()
     dialog.reject()

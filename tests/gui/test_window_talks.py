@@ -234,7 +234,7 @@ def test_presentation_mode_is_talk_ready_and_leaves_the_window_as_it_was(opened,
     tick = w.numbers.accuracy_plot.getAxis("left").style["tickFont"]
     assert tick is not None and tick.pointSizeF() >= 1.5 * 8.5 * 0.99
     # every shortcut still works without the menu bar
-    assert w.actions_["step"] in w.actions()
+    assert w.menus.actions["step"] in w.actions()
     assert not w.toggle_presentation(False)
     qtbot.wait(50)
     assert w.menuBar().isVisible() and w.controls_dock.isVisible()

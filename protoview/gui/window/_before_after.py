@@ -28,7 +28,7 @@ def _titled(view: EmbeddingView, title: QtWidgets.QLabel) -> QtWidgets.QWidget:
     return box
 
 
-class CompareViews(QtCore.QObject):
+class BeforeAfter(QtCore.QObject):
     """Owns the "before" view and links it to the window's map (``window.view``)."""
 
     def __init__(self, window) -> None:

@@ -11,8 +11,8 @@ from PySide6 import QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.errors import SnapshotError
-from protoview.gui.window import _menus, _versus
 from protoview.gui.window._export import caption_text
+from protoview.gui.window._menus import file_dialog_filter
 from protoview.gui.window._open_dialog import OpenDialog
 from protoview.gui.window._replay import (
     export_replay,
@@ -36,15 +36,17 @@ def _read(path: str):
 class FileActions:
     """Mixed into MainWindow (uses its worker, view, numbers, settings, status label)."""
 
+    _snapshot_path = ""  # the snapshot file being read or shown
+
     # ------------------------------------------------------------ dialogs
     def _ask_open(self, kind: str) -> str:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, f"Open {kind}", "", _menus.file_dialog_filter(kind))
+            self, f"Open {kind}", "", file_dialog_filter(kind))
         return path
 
     def _ask_save(self, kind: str, default: str) -> str:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, f"Export {kind}", default, _menus.file_dialog_filter(kind))
+            self, f"Export {kind}", default, file_dialog_filter(kind))
         return path
 
     def choose_open(self, problem: str = "", needs: tuple[str, ...] = (),
@@ -75,7 +77,7 @@ class FileActions:
 
     def choose_export_map(self) -> None:
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export map", "protoview-map.png", _menus.file_dialog_filter("map"))
+            self, "Export map", "protoview-map.png", file_dialog_filter("map"))
         if not path:
             return
         if Path(path).suffix.lower() not in (".png", ".svg"):
@@ -139,7 +141,7 @@ class FileActions:
     def _on_call_result(self, res) -> None:
         if res.kind == "read_snapshot":
             self.show_snapshot(res.payload)
-            self.add_recent(getattr(self, "_snapshot_path", ""))
+            self.add_recent(self._snapshot_path)
         elif res.kind == "write_snapshot":
             self.status_label.setText(f"snapshot written: {res.payload}")
             self.add_recent(str(res.payload))
@@ -164,16 +166,15 @@ class FileActions:
         self.view.set_state(base, [str(i) for i in range(n_classes)], animate=False)
         self.fit_colour_modes(base)
         self.view.fit_view()
-        if hasattr(self, "map_label"):  # a saved map: not the live one being refreshed
-            self.map_label.setText("")
-            self.refresh_button.setEnabled(False)
+        self.map_label.setText("")  # a saved map: not the live one being refreshed
+        self.refresh_button.setEnabled(False)
         self._pending_numbers = None  # a live result's charts must not overwrite these
         self.numbers.set_class_names(self.view.class_names)
         self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored
         self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy,
                                     self.runs, self.current_run)
-        _versus.update_choices(self, self.runs, self.current_run,
-                               snap.samples.get("source_predictions"))
+        self.versus.update_choices(self.runs, self.current_run,
+                                   snap.samples.get("source_predictions"))
         if snap.timeline:
             first = frame_state(self.snapshot_base, snap.timeline[0])
             self.compare.set_source(first, f"first recorded frame, {caption_text(first)}")
@@ -182,7 +183,7 @@ class FileActions:
         self.replay_bar.set_frames([int(f.get("step", i)) for i, f in enumerate(snap.timeline)])
         for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
             panel.setEnabled(False)
-        self.setWindowTitle(f"protoview — snapshot {Path(getattr(self, '_snapshot_path', '')).name}")
+        self.setWindowTitle(f"protoview — snapshot {Path(self._snapshot_path).name}")
         attrs = snap.attrs
         self.data_panel.show_snapshot(str(attrs.get("dataset", "")), str(attrs.get("preprocess", "") or ""),
                                       str(attrs.get("preprocess_source", "") or ""))

@@ -1,12 +1,11 @@
 """MainWindow: the map in the middle, controls and numbers in docks, progress in the
-status bar. All computing goes through the one :class:`~protoview.gui.worker.ComputeWorker`."""
+status bar. All computing goes through the one :class:`~protoview.gui._qt.ComputeWorker`."""
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import ForgetRunsRequest, OpenRequest, RefreshRequest
+from protoview.core.session import ForgetRunsRequest, OpenRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _qt
 from protoview.gui._qt import (
@@ -15,29 +14,21 @@ from protoview.gui._qt import (
     SingleKeyShortcuts,
     default_open,
     default_warm_up,
-    guard_wheel,
 )
-from protoview.gui.map import COLOR_MODES, EmbeddingView, map_freshness
-from protoview.gui.panels import (
-    AdaptPanel,
-    DataPanel,
-    KMeansPanel,
-    NeighborsPanel,
-    NumbersPanel,
-    SinkhornPanel,
-)
-from protoview.gui.window import _menus, _presentation, _versus
-from protoview.gui.window._before_after import CompareViews
+from protoview.gui.map import EmbeddingView, map_freshness
+from protoview.gui.window._before_after import BeforeAfter
+from protoview.gui.window._docks import ControlsDock, NumbersDock
 from protoview.gui.window._export import caption_text
 from protoview.gui.window._files import FileActions
-from protoview.gui.window._map_bar import build_map_bar
-from protoview.gui.window._replay import ReplayBar, frame_state
+from protoview.gui.window._map_bar import MapBar
+from protoview.gui.window._menus import WindowMenus
+from protoview.gui.window._presentation import Presentation
+from protoview.gui.window._replay import ReplayBar
+from protoview.gui.window._trust import TrustQuestion
+from protoview.gui.window._view_actions import ViewActions
 
-#: Colour modes that need known labels (unlabelled data falls back to prediction).
-LABEL_COLOUR_MODES = ("label", "correctness", "fixed/broken")
 
-
-class MainWindow(FileActions, QtWidgets.QMainWindow):
+class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
     """The protoview window.
 
     Parameters
@@ -71,11 +62,15 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self._build_central()
         self._build_docks()
         self._build_status()
-        self.actions_ = _menus.build_menus(self)
+        self.menus = WindowMenus(self)
+        self.recent_menu = self.menus.recent_menu
+        self.presentation = Presentation(self)
         self.error_box = QtWidgets.QMessageBox(self)
         self.error_box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
         self.error_box.setWindowTitle("protoview")
-        self._build_trust_box()
+        self.trust = TrustQuestion(self)
+        self.trust_box, self.trust_button = self.trust.box, self.trust.button
+        self.trust.trusted.connect(self._open_trusted)
         self.single_keys = SingleKeyShortcuts(self)
         QtWidgets.QApplication.instance().installEventFilter(self.single_keys)
         self.worker = ComputeWorker(open_session=open_session, warm_up=warm_up)
@@ -84,41 +79,27 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.worker.start()
 
     # ------------------------------------------------------------------ building
-    def _build_trust_box(self) -> None:
-        """The question asked when a checkpoint holds pickled code: never loaded silently,
-        trusted only for this one open (nothing is remembered)."""
-        box = QtWidgets.QMessageBox(self)
-        box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
-        box.setWindowTitle("protoview — run code from this checkpoint?")
-        self.trust_button = box.addButton("Open and run its code",
-                                          QtWidgets.QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QtWidgets.QMessageBox.StandardButton.Cancel)
-        box.buttonClicked.connect(self._on_trust_answer)
-        self.trust_box = box
-        self._untrusted_request: OpenRequest | None = None
-
-    def _ask_trust(self, request: OpenRequest, error: UntrustedCodeError) -> None:
-        self._untrusted_request = request
-        self.trust_box.setText(
-            f"{error.where}\n\nThis checkpoint {error.problem.split(';')[0]}.\n\n"
-            "Loading it runs that code on this computer, with your permissions. Open it only "
-            "if you trust where the file came from (the command line's --trust-checkpoint).")
-        self.trust_box.show()
-
-    def _on_trust_answer(self, button) -> None:
-        request, self._untrusted_request = self._untrusted_request, None
-        if button is self.trust_button and request is not None:
-            from dataclasses import replace
-
-            self.status_label.setText("opening the trusted checkpoint…")
-            self.submit(replace(request, trust=True))
+    def _open_trusted(self, request: OpenRequest) -> None:
+        self.status_label.setText("opening the trusted checkpoint…")
+        self.submit(request)
 
     def _build_central(self) -> None:
         self.view = EmbeddingView()
-        bar = build_map_bar(self)
+        bar = self.map_bar = MapBar(self)
+        bar.colour_chosen.connect(self.set_color_mode)
+        bar.select_mode_chosen.connect(self.set_select_mode)
+        bar.go_to_requested.connect(self.go_to_typed_sample)
+        bar.refresh_requested.connect(self.refresh_map)
+        bar.versus.chosen.connect(self._show_versus)
+        self.versus = bar.versus
+        # the bar's widgets the window updates (and tests read)
+        self.colour_combo, self.versus_combo = bar.colour_combo, bar.versus.combo
+        self.box_button, self.lasso_button = bar.box_button, bar.lasso_button
+        self.goto_edit, self.map_label = bar.goto_edit, bar.map_label
+        self.refresh_button = bar.refresh_button
+        self.selection_label, self.highlight_label = bar.selection_label, bar.highlight_label
         self.selection_label.setText(self.view.selection_summary())
-        self.compare = CompareViews(self)
+        self.compare = BeforeAfter(self)
         self.replay_bar = ReplayBar()
         self.replay_bar.hide()
         self.replay_bar.frame_changed.connect(self.show_frame)
@@ -126,7 +107,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addLayout(bar)
+        layout.addWidget(bar)
         layout.addWidget(self.compare.splitter, 1)
         layout.addWidget(self.replay_bar)
         self.setCentralWidget(central)
@@ -137,39 +118,19 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.source_state = None  # the source model's state (the "before" of the compare)
 
     def _build_docks(self) -> None:
-        self.data_panel = DataPanel()
-        self.data_panel.preprocess_requested.connect(lambda text: self.open_files(preprocess=text))
-        self.adapt_panel = AdaptPanel()
-        self.kmeans_panel = KMeansPanel()
-        self.sinkhorn_panel = SinkhornPanel()
-        controls = QtWidgets.QWidget()
-        controls.setObjectName("Controls")
-        col = QtWidgets.QVBoxLayout(controls)
-        for panel in (self.data_panel, self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
-            col.addWidget(panel)
-        col.addStretch(1)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(controls)
-        # never narrower than its form: a restored layout must not squash the controls
-        scroll.setMinimumWidth(controls.sizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width() + 4)
-        self.controls_dock = QtWidgets.QDockWidget("Controls", self)
-        self.controls_dock.setObjectName("ControlsDock")
-        self.controls_dock.setWidget(scroll)
+        self.controls_dock = ControlsDock(self)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.controls_dock)
-        self.wheel_guard = guard_wheel(controls)
-        self.numbers = NumbersPanel()
-        self.numbers.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 24)
-        self.neighbors = NeighborsPanel()
-        self.numbers.tabs.addTab(self.neighbors, "Neighbours")
+        self.numbers_dock = NumbersDock(self)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.numbers_dock)
+        # the panels the window feeds and listens to (tests read them too)
+        dock = self.controls_dock
+        self.data_panel, self.adapt_panel = dock.data_panel, dock.adapt_panel
+        self.kmeans_panel, self.sinkhorn_panel = dock.kmeans_panel, dock.sinkhorn_panel
+        self.numbers, self.neighbors = self.numbers_dock.numbers, self.numbers_dock.neighbors
+        self.data_panel.preprocess_requested.connect(lambda text: self.open_files(preprocess=text))
         self.neighbors.sample_chosen.connect(lambda i: self.focus_sample(i, center=True))
         self.neighbors.settings_changed.connect(
             lambda: self._on_focus(-1 if self.view.focus_index is None else self.view.focus_index))
-        self.numbers_dock = QtWidgets.QDockWidget("Numbers", self)
-        self.numbers_dock.setObjectName("NumbersDock")
-        self.numbers_dock.setWidget(self.numbers)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.numbers_dock)
         self.adapt_panel.step_requested.connect(self.submit)
         self.adapt_panel.pause_requested.connect(self.cancel_job)
         self.adapt_panel.reset_requested.connect(lambda: self.submit(ResetRequest()))
@@ -264,8 +225,9 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             self.compare.set_source(res.state, caption_text(res.state))
         if res.kind == "open":
             self.adapt_panel.stream.set_domains(res.domain_names)
-        _versus.update_choices(self, self.runs, self.current_run,
-                               None if self.source_state is None else self.source_state.predictions)
+        self.versus.update_choices(
+            self.runs, self.current_run,
+            None if self.source_state is None else self.source_state.predictions)
         self.compare.set_after_title(caption_text(res.state, res.source_accuracy))
         self.compare.sync_style()
         if self.view.focus_index is not None:  # the features moved: new neighbours
@@ -316,7 +278,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
                 and not failed_open.trust):
             self.last_error = str(error)
             self.status_label.setText(f"not opened — {error.where} holds pickled code")
-            self._ask_trust(failed_open, error)
+            self.trust.ask(failed_open, error)
             return
         needs = tuple(getattr(error, "needs", ()) or ())
         if failed_open is not None and needs and isinstance(error, ProtoviewError):
@@ -336,174 +298,6 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.error_box.show()
         if self.raise_errors:
             raise error
-
-    # ------------------------------------------------------------------ view
-    def map_views(self) -> list[EmbeddingView]:
-        return [self.view, self.compare.view]
-
-    def set_color_mode(self, mode: str) -> None:
-        _versus.show_for_mode(self, mode)
-        self.view.set_color_mode(mode)
-        self.compare.sync_style()
-        if self.colour_combo.currentText() != mode:
-            self.colour_combo.setCurrentText(mode)
-        act = self.actions_.get(f"colour_{mode}") if hasattr(self, "actions_") else None
-        if act is not None:
-            act.setChecked(True)
-        if mode == "assignment" and self.state is not None and self.state.assignment is None:
-            self.status_label.setText("no assignment yet: run k-means or Sinkhorn to colour "
-                                      "the samples by group")
-
-    def next_color_mode(self) -> str:
-        modes = [m for m in COLOR_MODES if m in self.available_colour_modes()]
-        i = modes.index(self.view.color_mode) if self.view.color_mode in modes else -1
-        mode = modes[(i + 1) % len(modes)]
-        self.set_color_mode(mode)
-        return mode
-
-    def available_colour_modes(self) -> tuple[str, ...]:
-        """Colour modes that mean something for the state shown (label and correctness
-        need labels: unlabelled data offers prediction, assignment and entropy)."""
-        state = self.view.state
-        if state is None or np.any(np.asarray(state.labels) >= 0):
-            return COLOR_MODES
-        return tuple(m for m in COLOR_MODES if m not in LABEL_COLOUR_MODES)
-
-    def fit_colour_modes(self, state) -> None:
-        """Offer only the colour modes ``state`` supports; fall back to prediction."""
-        available = self.available_colour_modes()
-        if available == getattr(self, "_colour_modes_offered", COLOR_MODES) and self.view.color_mode in available:
-            return  # nothing changed (the common case: every result of a session)
-        self._colour_modes_offered = available
-        model = self.colour_combo.model()
-        for row, mode in enumerate(COLOR_MODES):
-            model.item(row).setEnabled(mode in available)
-            act = self.actions_.get(f"colour_{mode}") if hasattr(self, "actions_") else None
-            if act is not None:
-                act.setEnabled(mode in available)
-        if self.view.color_mode not in available:
-            self.set_color_mode("prediction")
-
-    def refresh_map(self) -> None:
-        """The exact map and full-set accuracy of the current model, now (Refresh map)."""
-        self.submit(RefreshRequest())
-
-    def set_select_mode(self, mode: str | None) -> None:
-        """Left-drag on the map: ``box``, ``lasso`` or None (pan)."""
-        for view in self.map_views():
-            view.set_select_mode(mode)
-        for button, m in ((self.box_button, "box"), (self.lasso_button, "lasso")):
-            if button.isChecked() != (m == mode):
-                button.blockSignals(True)
-                button.setChecked(m == mode)
-                button.blockSignals(False)
-
-    def set_show_names(self, on: bool) -> None:
-        for view in self.map_views():
-            view.set_show_names(on)
-        act = self.actions_.get("names") if hasattr(self, "actions_") else None
-        if act is not None and act.isChecked() != bool(on):
-            act.setChecked(bool(on))
-
-    def toggle_compare(self, on: bool | None = None) -> bool:
-        """Before / after: the source model's map beside the adapted one (B)."""
-        on = self.compare.toggle(None if not isinstance(on, bool) else on)
-        act = self.actions_.get("compare")
-        if act is not None and act.isChecked() != on:
-            act.setChecked(on)
-        return on
-
-    # ------------------------------------------------------------------ samples
-    def focus_sample(self, index: int | None, center: bool = False) -> None:
-        """Mark sample ``index`` on the map(s) and list its nearest neighbours in feature
-        space (None: clear)."""
-        self.view.focus_sample(index, center=center)
-
-    def go_to_typed_sample(self) -> None:
-        text = self.goto_edit.text().strip()
-        if not text or self.state is None:
-            return
-        index = int(text)
-        n = len(self.state.embedding)
-        if not 0 <= index < n:
-            self.status_label.setText(f"go to #: sample #{index} does not exist (0 to {n - 1})")
-            return
-        self.focus_sample(index, center=True)
-
-    def ask_go_to(self) -> None:
-        self.goto_edit.setFocus()
-        self.goto_edit.selectAll()
-
-    def _on_focus(self, index: int) -> None:
-        views = [v for v in self.map_views() if v.state is not None]
-        if index < 0 or self.view.state is None:
-            for v in views:
-                v.show_focus(None)
-            self.neighbors.clear()
-            if self.numbers.tabs.currentWidget() is self.neighbors:
-                self.numbers.tabs.setCurrentIndex(0)  # no empty list left on screen
-            return
-        nb = self.neighbors.show_neighbors(self.view.state, index, self.view.class_names,
-                                           self.view.thumbnail)
-        indices = nb.indices if nb is not None else []
-        for v in views:
-            if v.focus_index != index:
-                v.show_focus(index)
-            v.set_neighbors(indices)
-        self.numbers.tabs.setCurrentWidget(self.neighbors)
-        self.status_label.setText(self.view.hover_text(index).replace("<br>", " · ")
-                                  .replace("<b>", "").replace("</b>", ""))
-
-    def plots(self) -> list:
-        return [*self.map_views(), *self.numbers.plots()]
-
-    def set_theme(self, name: str) -> None:
-        self.theme_name = name
-        self.apply_theme(name)
-        act = self.actions_.get(f"theme_{name}")
-        if act is not None:
-            act.setChecked(True)
-
-    def apply_theme(self, name: str) -> None:
-        _qt.apply_theme(self, name, self.plots())
-
-    def toggle_presentation(self, on: bool | None = None) -> bool:
-        """Full screen for a talk: large text, glyphs and names, high contrast, the menu
-        bar and the controls hidden, the numbers narrow (F11)."""
-        on = not self.presenting if on is None or not isinstance(on, bool) else on
-        if on == self.presenting:
-            return on
-        self.presenting = on
-        self.actions_["presentation"].setChecked(on)
-        if on:
-            _presentation.enter(self)
-        else:
-            _presentation.leave(self)
-        self.compare.sync_style()
-        return on
-
-    presenting = False
-
-    def show_frame(self, index: int) -> None:
-        """Show frame ``index`` of the open snapshot's timeline."""
-        if self.snapshot is None or not self.snapshot.timeline:
-            return
-        frame = self.snapshot.timeline[index]
-        state = frame_state(self.snapshot_base, frame)
-        self.view.set_state(state, animate=True)
-        step = int(frame.get("step", index))
-        self.numbers.update_numbers(state, [h for h in self.history if h.step <= step],
-                                    self.source_accuracy, self.runs, self.current_run)
-        self.compare.set_after_title(caption_text(state, self.source_accuracy))
-
-    def show_shortcuts(self) -> QtWidgets.QMessageBox:
-        box = QtWidgets.QMessageBox(self)
-        box.setWindowTitle("Shortcuts")
-        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        box.setText(_menus.shortcuts_html())
-        box.show()
-        self.shortcuts_box = box
-        return box
 
     def show_about(self) -> None:
         from protoview import __version__

@@ -1,13 +1,14 @@
-"""The bar above the map (private): colour mode (and the run fixed/broken compares with),
-box / lasso selection, "go to #", how
-fresh the map is with its Refresh button, and the selection and highlight summaries (elided: a long text never widens the window)."""
+"""The bar above the map (private to :mod:`protoview.gui.window`): colour mode (and the
+run fixed/broken compares with), box / lasso selection, "go to #", how fresh the map is
+with its Refresh button, and the selection and highlight summaries (elided: a long text
+never widens the window)."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from protoview.gui.window import _versus
 from protoview.gui.map import COLOR_MODES
+from protoview.gui.window._versus import VersusChooser
 
 
 class ElidedLabel(QtWidgets.QLabel):
@@ -51,66 +52,107 @@ class ElidedLabel(QtWidgets.QLabel):
                          self.shown_text())
 
 
-def build_map_bar(win) -> QtWidgets.QVBoxLayout:
-    """Create the bar's widgets on ``win`` (a MainWindow) and return its layout: the
-    controls on one row, the selection and highlight summaries on the next."""
-    win.colour_combo = QtWidgets.QComboBox()
-    win.colour_combo.addItems(list(COLOR_MODES))
-    win.colour_combo.setToolTip("colour samples by (L)")
-    win.colour_combo.currentTextChanged.connect(win.set_color_mode)
-    win.versus_combo = _versus.build_combo(win)
-    win.box_button = QtWidgets.QToolButton()
-    win.box_button.setText("Box")
-    win.box_button.setToolTip("left-drag selects a box of samples (right-drag always does)")
-    win.lasso_button = QtWidgets.QToolButton()
-    win.lasso_button.setText("Lasso")
-    win.lasso_button.setToolTip("left-drag draws a free-hand lasso around samples")
-    for button, mode in ((win.box_button, "box"), (win.lasso_button, "lasso")):
+class MapBar(QtWidgets.QWidget):
+    """The controls on one row, the selection and highlight summaries on the next.
+
+    Emits ``colour_chosen(str)``, ``select_mode_chosen(object)`` (``box``, ``lasso`` or
+    None), ``go_to_requested()`` (Return in "go to #") and ``refresh_requested()``.
+    """
+
+    colour_chosen = QtCore.Signal(str)
+    select_mode_chosen = QtCore.Signal(object)
+    go_to_requested = QtCore.Signal()
+    refresh_requested = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        em = self.fontMetrics().horizontalAdvance("M")
+        self.colour_combo = QtWidgets.QComboBox()
+        self.colour_combo.addItems(list(COLOR_MODES))
+        self.colour_combo.setToolTip("colour samples by (L)")
+        self.colour_combo.currentTextChanged.connect(self.colour_chosen)
+        self.versus = VersusChooser(self)
+        self.box_button = self._mode_button(
+            "Box", "box", "left-drag selects a box of samples (right-drag always does)")
+        self.lasso_button = self._mode_button(
+            "Lasso", "lasso", "left-drag draws a free-hand lasso around samples")
+        self.goto_edit = self._goto_edit(em)
+        self.selection_label = ElidedLabel("")
+        self.selection_label.setObjectName("SelectionLabel")
+        self.highlight_label = ElidedLabel("")
+        self.highlight_label.setObjectName("HighlightLabel")
+        self.map_label = QtWidgets.QLabel("")
+        self.map_label.setObjectName("MapFreshness")
+        # a fixed width: its text changes with every result, and a label that resizes
+        # re-lays out (and repaints) the window each time
+        self.map_label.setMinimumWidth(
+            self.fontMetrics().horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
+        self.map_label.setToolTip("after a step its batch moves at once; the other samples "
+                                  "are refreshed to the new model in the background")
+        self.refresh_button = QtWidgets.QToolButton()
+        self.refresh_button.setText("Refresh map")
+        self.refresh_button.setToolTip(
+            "the exact map and full-set accuracy of the current model, now")
+        self.refresh_button.setEnabled(False)
+        self.refresh_button.clicked.connect(self.refresh_requested)
+        self._lay_out()
+
+    def _mode_button(self, text: str, mode: str, tip: str) -> QtWidgets.QToolButton:
+        button = QtWidgets.QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
         button.setCheckable(True)
-        button.toggled.connect(lambda on, m=mode: win.set_select_mode(m if on else None))
-    win.goto_edit = QtWidgets.QLineEdit()
-    win.goto_edit.setPlaceholderText("go to #")
-    win.goto_edit.setToolTip("jump to a sample by its number: marks it, centres the map on "
-                             "it, lists its nearest neighbours (Ctrl+G)")
-    win.goto_edit.setValidator(QtGui.QIntValidator(0, 2**31 - 1, win.goto_edit))
-    win.goto_edit.setMaximumWidth(win.fontMetrics().horizontalAdvance("M") * 7)
-    win.goto_edit.setMinimumWidth(win.fontMetrics().horizontalAdvance("go to #") + 16)  # never "g…"
-    win.goto_edit.returnPressed.connect(win.go_to_typed_sample)
-    win.selection_label = ElidedLabel("")
-    win.selection_label.setObjectName("SelectionLabel")
-    win.highlight_label = ElidedLabel("")
-    win.highlight_label.setObjectName("HighlightLabel")
-    win.map_label = QtWidgets.QLabel("")
-    win.map_label.setObjectName("MapFreshness")
-    # a fixed width: its text changes with every result, and a label that resizes
-    # re-lays out (and repaints) the window each time
-    win.map_label.setMinimumWidth(
-        win.fontMetrics().horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
-    win.map_label.setToolTip("after a step its batch moves at once; the other samples "
-                             "are refreshed to the new model in the background")
-    win.refresh_button = QtWidgets.QToolButton()
-    win.refresh_button.setText("Refresh map")
-    win.refresh_button.setToolTip("the exact map and full-set accuracy of the current model, now")
-    win.refresh_button.setEnabled(False)
-    win.refresh_button.clicked.connect(win.refresh_map)
-    bar = QtWidgets.QHBoxLayout()
-    bar.setContentsMargins(6, 4, 6, 0)
-    bar.addWidget(QtWidgets.QLabel("Colour by"))
-    bar.addWidget(win.colour_combo)
-    bar.addWidget(QtWidgets.QLabel("Select"))
-    bar.addWidget(win.box_button)
-    bar.addWidget(win.lasso_button)
-    bar.addWidget(win.goto_edit)
-    bar.addStretch(1)
-    bar.addWidget(win.map_label)
-    bar.addWidget(win.refresh_button)
-    summary = QtWidgets.QHBoxLayout()
-    summary.setContentsMargins(6, 0, 6, 0)
-    summary.addWidget(win.versus_combo)  # here, not above: the top row keeps its width
-    summary.addWidget(win.selection_label, 3)
-    summary.addWidget(win.highlight_label, 2)
-    rows = QtWidgets.QVBoxLayout()
-    rows.setSpacing(2)
-    rows.addLayout(bar)
-    rows.addLayout(summary)
-    return rows
+        button.toggled.connect(lambda on: self.select_mode_chosen.emit(mode if on else None))
+        return button
+
+    def _goto_edit(self, em: int) -> QtWidgets.QLineEdit:
+        edit = QtWidgets.QLineEdit()
+        edit.setPlaceholderText("go to #")
+        edit.setToolTip("jump to a sample by its number: marks it, centres the map on it, "
+                        "lists its nearest neighbours (Ctrl+G)")
+        edit.setValidator(QtGui.QIntValidator(0, 2**31 - 1, edit))
+        edit.setMaximumWidth(em * 7)
+        edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("go to #") + 16)  # never "g…"
+        edit.returnPressed.connect(self.go_to_requested)
+        return edit
+
+    def _lay_out(self) -> None:
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 0)
+        bar.addWidget(QtWidgets.QLabel("Colour by"))
+        bar.addWidget(self.colour_combo)
+        bar.addWidget(QtWidgets.QLabel("Select"))
+        bar.addWidget(self.box_button)
+        bar.addWidget(self.lasso_button)
+        bar.addWidget(self.goto_edit)
+        bar.addStretch(1)
+        bar.addWidget(self.map_label)
+        bar.addWidget(self.refresh_button)
+        summary = QtWidgets.QHBoxLayout()
+        summary.setContentsMargins(6, 0, 6, 0)
+        summary.addWidget(self.versus.combo)  # here, not above: the top row keeps its width
+        summary.addWidget(self.selection_label, 3)
+        summary.addWidget(self.highlight_label, 2)
+        rows = QtWidgets.QVBoxLayout(self)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.setSpacing(2)
+        rows.addLayout(bar)
+        rows.addLayout(summary)
+
+    def show_select_mode(self, mode: str | None) -> None:
+        """Check the Box / Lasso button of ``mode`` (None: neither), without a signal."""
+        for button, m in ((self.box_button, "box"), (self.lasso_button, "lasso")):
+            if button.isChecked() != (m == mode):
+                button.blockSignals(True)
+                button.setChecked(m == mode)
+                button.blockSignals(False)
+
+    def typed_sample(self) -> int | None:
+        """The number typed in "go to #" (None: nothing typed)."""
+        text = self.goto_edit.text().strip()
+        return int(text) if text else None
+
+    def ask_go_to(self) -> None:
+        """Put the focus in "go to #" with its text selected (Ctrl+G)."""
+        self.goto_edit.setFocus()
+        self.goto_edit.selectAll()

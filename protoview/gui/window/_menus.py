@@ -1,8 +1,9 @@
-"""Menus, actions and keyboard shortcuts of the main window (private)."""
+"""Menus, actions and keyboard shortcuts of the main window (private to
+:mod:`protoview.gui.window`)."""
 
 from __future__ import annotations
 
-from PySide6 import QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.gui.map import COLOR_MODES, LAYERS
 
@@ -29,98 +30,136 @@ SHORTCUTS = (
 )
 
 
-def _action(win, text: str, slot, shortcut: str | None = None, checkable: bool = False):
-    act = QtGui.QAction(text, win)
-    if shortcut:
-        act.setShortcut(QtGui.QKeySequence(shortcut))
-    act.setCheckable(checkable)
-    act.triggered.connect(slot)
-    win.addAction(act)  # shortcuts work in full screen without a menu bar too
-    return act
+class WindowMenus(QtCore.QObject):
+    """The File / View / Run / Help menus of ``win`` (a MainWindow) and their actions.
 
+    ``actions``: name -> QAction (``open_snapshot``, ``colour_label``, ``layer_samples``,
+    ``presentation``, ``step``...), each also added to the window itself so that its
+    shortcut works in full screen without the menu bar; ``recent_menu``: File → Recent
+    files (the window fills it).
+    """
 
-def build_menus(win) -> dict[str, QtGui.QAction]:
-    """Create File / View / Help menus on ``win`` (a MainWindow); returns the actions."""
-    bar = win.menuBar()
-    acts: dict[str, QtGui.QAction] = {}
-    file = bar.addMenu("&File")
-    acts["open_with_options"] = _action(win, "Open checkpoint and data…", lambda: win.choose_open(),
-                                        "Ctrl+Shift+O")
-    acts["open_checkpoint"] = _action(win, "Open checkpoint…", win.choose_checkpoint)
-    acts["open_dataset"] = _action(win, "Open dataset…", win.choose_dataset)
-    acts["open_snapshot"] = _action(win, "Open snapshot…", win.choose_snapshot, "Ctrl+O")
-    acts["open_demo"] = _action(win, "Open the demo", win.open_demo)
-    for key in ("open_with_options", "open_checkpoint", "open_dataset", "open_snapshot", "open_demo"):
-        file.addAction(acts[key])
-    win.recent_menu = file.addMenu("Recent files")
-    file.addSeparator()
-    acts["export_snapshot"] = _action(win, "Export snapshot…", win.choose_export_snapshot, "Ctrl+S")
-    acts["export_map"] = _action(win, "Export map PNG/SVG…", win.choose_export_map, "Ctrl+E")
-    acts["export_replay"] = _action(win, "Export replay GIF/MP4…", win.choose_export_replay)
-    acts["export_selection"] = _action(win, "Export selection…", win.choose_export_selection)
-    for key in ("export_snapshot", "export_map", "export_replay", "export_selection"):
-        file.addAction(acts[key])
-    file.addSeparator()
-    acts["quit"] = _action(win, "Quit", win.close, "Ctrl+Q")
-    file.addAction(acts["quit"])
+    def __init__(self, win) -> None:
+        super().__init__(win)
+        self.win = win
+        self.actions: dict[str, QtGui.QAction] = {}
+        bar = win.menuBar()
+        self.recent_menu = self._file_menu(bar.addMenu("&File"))
+        self._view_menu(bar.addMenu("&View"))
+        self._run_menu(bar.addMenu("&Run"))
+        self._help_menu(bar.addMenu("&Help"))
+        self.shortcuts_box: QtWidgets.QMessageBox | None = None
 
-    view = bar.addMenu("&View")
-    layers = view.addMenu("Layers")
-    for number, name in enumerate(LAYERS, start=1):
-        act = _action(win, name.capitalize(), lambda on, n=name: win.view.set_layer_visible(n, on),
-                      str(number), checkable=True)
-        act.setChecked(True)
-        layers.addAction(act)
-        acts[f"layer_{name}"] = act
-    colour = view.addMenu("Colour samples by")
-    group = QtGui.QActionGroup(win)
-    for mode in COLOR_MODES:
-        act = _action(win, mode, lambda _on, m=mode: win.set_color_mode(m), checkable=True)
-        group.addAction(act)
-        colour.addAction(act)
-        acts[f"colour_{mode}"] = act
-    acts["colour_label"].setChecked(True)
-    acts["next_colour"] = _action(win, "Next colour mode", win.next_color_mode, "L")
-    view.addAction(acts["next_colour"])
-    acts["fit"] = _action(win, "Fit map", lambda: win.view.fit_view(), "F")
-    view.addAction(acts["fit"])
-    acts["names"] = _action(win, "Names on the map", lambda on: win.set_show_names(on), "N",
-                            checkable=True)
-    acts["names"].setChecked(True)
-    view.addAction(acts["names"])
-    acts["compare"] = _action(win, "Before / after", lambda on: win.toggle_compare(on), "B",
-                              checkable=True)
-    view.addAction(acts["compare"])
-    acts["go_to"] = _action(win, "Go to sample…", win.ask_go_to, "Ctrl+G")
-    view.addAction(acts["go_to"])
-    theme = view.addMenu("Theme")
-    tgroup = QtGui.QActionGroup(win)
-    for name in ("light", "dark"):
-        act = _action(win, name.capitalize(), lambda _on, t=name: win.set_theme(t), checkable=True)
-        tgroup.addAction(act)
-        theme.addAction(act)
-        acts[f"theme_{name}"] = act
-    acts["presentation"] = _action(win, "Presentation mode", win.toggle_presentation, "F11",
-                                   checkable=True)
-    view.addAction(acts["presentation"])
-    view.addSeparator()
-    view.addAction(win.controls_dock.toggleViewAction())
-    view.addAction(win.numbers_dock.toggleViewAction())
+    def _add(self, key: str, text: str, slot, shortcut: str | None = None,
+             checkable: bool = False) -> QtGui.QAction:
+        act = QtGui.QAction(text, self.win)
+        if shortcut:
+            act.setShortcut(QtGui.QKeySequence(shortcut))
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        self.win.addAction(act)  # shortcuts work in full screen without a menu bar too
+        self.actions[key] = act
+        return act
 
-    run = bar.addMenu("&Run")
-    acts["step"] = _action(win, "Step", lambda: win.adapt_panel.step_button.click(), "Space")
-    acts["run_n"] = _action(win, "Run N", lambda: win.adapt_panel.run_button.click(), "R")
-    acts["reset"] = _action(win, "Reset", lambda: win.adapt_panel.reset_button.click(), "Ctrl+R")
-    acts["cancel"] = _action(win, "Cancel", win.cancel_job, "Esc")
-    for key in ("step", "run_n", "reset", "cancel"):
-        run.addAction(acts[key])
+    def _file_menu(self, file: QtWidgets.QMenu) -> QtWidgets.QMenu:
+        win, add = self.win, self._add
+        for act in (
+            add("open_with_options", "Open checkpoint and data…", lambda: win.choose_open(),
+                "Ctrl+Shift+O"),
+            add("open_checkpoint", "Open checkpoint…", win.choose_checkpoint),
+            add("open_dataset", "Open dataset…", win.choose_dataset),
+            add("open_snapshot", "Open snapshot…", win.choose_snapshot, "Ctrl+O"),
+            add("open_demo", "Open the demo", win.open_demo),
+        ):
+            file.addAction(act)
+        recent = file.addMenu("Recent files")
+        file.addSeparator()
+        for act in (
+            add("export_snapshot", "Export snapshot…", win.choose_export_snapshot, "Ctrl+S"),
+            add("export_map", "Export map PNG/SVG…", win.choose_export_map, "Ctrl+E"),
+            add("export_replay", "Export replay GIF/MP4…", win.choose_export_replay),
+            add("export_selection", "Export selection…", win.choose_export_selection),
+        ):
+            file.addAction(act)
+        file.addSeparator()
+        file.addAction(add("quit", "Quit", win.close, "Ctrl+Q"))
+        return recent
 
-    help_ = bar.addMenu("&Help")
-    acts["shortcuts"] = _action(win, "Shortcuts", win.show_shortcuts)
-    acts["about"] = _action(win, "About protoview", win.show_about)
-    help_.addAction(acts["shortcuts"])
-    help_.addAction(acts["about"])
-    return acts
+    def _view_menu(self, view: QtWidgets.QMenu) -> None:
+        win, add = self.win, self._add
+        layers = view.addMenu("Layers")
+        for number, name in enumerate(LAYERS, start=1):
+            act = add(f"layer_{name}", name.capitalize(),
+                      lambda on, n=name: win.view.set_layer_visible(n, on), str(number),
+                      checkable=True)
+            act.setChecked(True)
+            layers.addAction(act)
+        colour = view.addMenu("Colour samples by")
+        group = QtGui.QActionGroup(win)
+        for mode in COLOR_MODES:
+            act = add(f"colour_{mode}", mode, lambda _on, m=mode: win.set_color_mode(m),
+                      checkable=True)
+            group.addAction(act)
+            colour.addAction(act)
+        self.actions["colour_label"].setChecked(True)
+        view.addAction(add("next_colour", "Next colour mode", win.next_color_mode, "L"))
+        view.addAction(add("fit", "Fit map", lambda: win.view.fit_view(), "F"))
+        names = add("names", "Names on the map", lambda on: win.set_show_names(on), "N",
+                    checkable=True)
+        names.setChecked(True)
+        view.addAction(names)
+        view.addAction(add("compare", "Before / after", lambda on: win.toggle_compare(on), "B",
+                           checkable=True))
+        view.addAction(add("go_to", "Go to sample…", win.ask_go_to, "Ctrl+G"))
+        theme = view.addMenu("Theme")
+        tgroup = QtGui.QActionGroup(win)
+        for name in ("light", "dark"):
+            act = add(f"theme_{name}", name.capitalize(), lambda _on, t=name: win.set_theme(t),
+                      checkable=True)
+            tgroup.addAction(act)
+            theme.addAction(act)
+        view.addAction(add("presentation", "Presentation mode", win.toggle_presentation,
+                           "F11", checkable=True))
+        view.addSeparator()
+        view.addAction(win.controls_dock.toggleViewAction())
+        view.addAction(win.numbers_dock.toggleViewAction())
+
+    def _run_menu(self, run: QtWidgets.QMenu) -> None:
+        win, add = self.win, self._add
+        panel = win.adapt_panel
+        for act in (
+            add("step", "Step", lambda: panel.step_button.click(), "Space"),
+            add("run_n", "Run N", lambda: panel.run_button.click(), "R"),
+            add("reset", "Reset", lambda: panel.reset_button.click(), "Ctrl+R"),
+            add("cancel", "Cancel", win.cancel_job, "Esc"),
+        ):
+            run.addAction(act)
+
+    def _help_menu(self, help_: QtWidgets.QMenu) -> None:
+        help_.addAction(self._add("shortcuts", "Shortcuts", self.show_shortcuts))
+        help_.addAction(self._add("about", "About protoview", self.win.show_about))
+
+    # ------------------------------------------------------------ state of the actions
+    def check(self, key: str, on: bool = True) -> None:
+        """Check (or uncheck) action ``key`` when it is not already so."""
+        act = self.actions.get(key)
+        if act is not None and act.isChecked() != bool(on):
+            act.setChecked(bool(on))
+
+    def enable(self, key: str, on: bool) -> None:
+        act = self.actions.get(key)
+        if act is not None:
+            act.setEnabled(on)
+
+    def show_shortcuts(self) -> QtWidgets.QMessageBox:
+        """Help → Shortcuts: every key, in a (non-modal) box."""
+        box = QtWidgets.QMessageBox(self.win)
+        box.setWindowTitle("Shortcuts")
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        box.setText(shortcuts_html())
+        box.show()
+        self.shortcuts_box = box
+        return box
 
 
 def shortcuts_html() -> str:
@@ -139,4 +178,4 @@ def file_dialog_filter(kind: str) -> str:
     }[kind]
 
 
-__all__ = ["build_menus", "shortcuts_html", "file_dialog_filter", "SHORTCUTS"]
+__all__ = ["SHORTCUTS", "WindowMenus", "file_dialog_filter", "shortcuts_html"]

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
 from protoview.gui.panels import PREPROCESS_CHOICES
+from protoview.gui.window._menus import file_dialog_filter
 
 #: ``ProtoviewError.needs`` entries -> the field that can fix them.
 FIELDS = ("arch", "split", "nb_proxy", "preprocess")
@@ -76,8 +77,6 @@ class OpenDialog(QtWidgets.QDialog):
             QtCore.QTimer.singleShot(0, first.setFocus)
 
     def _with_browse(self, edit: QtWidgets.QLineEdit, kind: str, folder: bool = False) -> QtWidgets.QWidget:
-        from protoview.gui.window import _menus
-
         row = QtWidgets.QWidget()
         layout = QtWidgets.QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -86,7 +85,7 @@ class OpenDialog(QtWidgets.QDialog):
 
         def pick_file() -> None:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self, f"Choose a {kind}", "", _menus.file_dialog_filter(kind))
+                self, f"Choose a {kind}", "", file_dialog_filter(kind))
             if path:
                 edit.setText(path)
 
