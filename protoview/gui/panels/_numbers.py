@@ -50,6 +50,8 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.text_scale = 1.0
         self.baseline: np.ndarray | None = None  # per-class accuracy of the source model
+        self._class_key: tuple | None = None  # what the per-class legend and ticks show
+        self._confusion_layout: tuple | None = None  # what the confusion's ticks show
         self.accuracy_plot = make_plot("Accuracy over steps", "accuracy", "step")
         self.accuracy_plot.setYRange(0, 1)
         self.accuracy_plot.setMouseEnabled(False, False)
@@ -204,7 +206,7 @@ class NumbersPanel(QtWidgets.QWidget):
             self.baseline_bars.setVisible(False)
             self.class_bars.setOpts(x=x, height=np.nan_to_num(per_class), width=0.76)
         key = (self.baseline_bars.isVisible(), n, tuple(self.class_names[:MAX_NAMED_TICKS]))
-        if key != getattr(self, "_class_key", None):  # a legend rebuild costs ~15 ms a row
+        if key != self._class_key:  # a legend rebuild costs ~15 ms a row
             self._class_key = key
             self.class_legend.clear()
             if self.baseline_bars.isVisible():
@@ -221,7 +223,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.confusion_image.setRect(QtCore.QRectF(-0.5, -0.5, n, n))
         self.confusion_bar.setLevels((0.0, top))
         layout = (n, tuple(self.class_names[:MAX_NAMED_TICKS]), self.text_scale)
-        fresh = layout != getattr(self, "_confusion_layout", None)
+        fresh = layout != self._confusion_layout
         if fresh:
             self._confusion_layout = layout
             self.confusion_plot.setRange(xRange=(-0.5, n - 0.5), yRange=(-0.5, n - 0.5),
