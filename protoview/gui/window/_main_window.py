@@ -107,7 +107,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(bar)
+        layout.addLayout(bar.rows)
         layout.addWidget(self.compare.splitter, 1)
         layout.addWidget(self.replay_bar)
         self.setCentralWidget(central)

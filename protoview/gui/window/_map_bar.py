@@ -52,8 +52,10 @@ class ElidedLabel(QtWidgets.QLabel):
                          self.shown_text())
 
 
-class MapBar(QtWidgets.QWidget):
-    """The controls on one row, the selection and highlight summaries on the next.
+class MapBar(QtCore.QObject):
+    """The controls on one row, the selection and highlight summaries on the next, in the
+    layout ``rows`` (the window puts it above the map; a layout, not a widget of its own,
+    so that a change of font re-lays the window out at once, as presentation mode needs).
 
     Emits ``colour_chosen(str)``, ``select_mode_chosen(object)`` (``box``, ``lasso`` or
     None), ``go_to_requested()`` (Return in "go to #") and ``refresh_requested()``.
@@ -64,9 +66,9 @@ class MapBar(QtWidgets.QWidget):
     go_to_requested = QtCore.Signal()
     refresh_requested = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget) -> None:
         super().__init__(parent)
-        em = self.fontMetrics().horizontalAdvance("M")
+        metrics = parent.fontMetrics()
         self.colour_combo = QtWidgets.QComboBox()
         self.colour_combo.addItems(list(COLOR_MODES))
         self.colour_combo.setToolTip("colour samples by (L)")
@@ -76,7 +78,7 @@ class MapBar(QtWidgets.QWidget):
             "Box", "box", "left-drag selects a box of samples (right-drag always does)")
         self.lasso_button = self._mode_button(
             "Lasso", "lasso", "left-drag draws a free-hand lasso around samples")
-        self.goto_edit = self._goto_edit(em)
+        self.goto_edit = self._goto_edit(metrics)
         self.selection_label = ElidedLabel("")
         self.selection_label.setObjectName("SelectionLabel")
         self.highlight_label = ElidedLabel("")
@@ -86,7 +88,7 @@ class MapBar(QtWidgets.QWidget):
         # a fixed width: its text changes with every result, and a label that resizes
         # re-lays out (and repaints) the window each time
         self.map_label.setMinimumWidth(
-            self.fontMetrics().horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
+            metrics.horizontalAdvance("map of step 00000 — 100% refreshed") + 8)
         self.map_label.setToolTip("after a step its batch moves at once; the other samples "
                                   "are refreshed to the new model in the background")
         self.refresh_button = QtWidgets.QToolButton()
@@ -95,7 +97,7 @@ class MapBar(QtWidgets.QWidget):
             "the exact map and full-set accuracy of the current model, now")
         self.refresh_button.setEnabled(False)
         self.refresh_button.clicked.connect(self.refresh_requested)
-        self._lay_out()
+        self.rows = self._lay_out()
 
     def _mode_button(self, text: str, mode: str, tip: str) -> QtWidgets.QToolButton:
         button = QtWidgets.QToolButton()
@@ -105,18 +107,18 @@ class MapBar(QtWidgets.QWidget):
         button.toggled.connect(lambda on: self.select_mode_chosen.emit(mode if on else None))
         return button
 
-    def _goto_edit(self, em: int) -> QtWidgets.QLineEdit:
+    def _goto_edit(self, metrics: QtGui.QFontMetrics) -> QtWidgets.QLineEdit:
         edit = QtWidgets.QLineEdit()
         edit.setPlaceholderText("go to #")
         edit.setToolTip("jump to a sample by its number: marks it, centres the map on it, "
                         "lists its nearest neighbours (Ctrl+G)")
         edit.setValidator(QtGui.QIntValidator(0, 2**31 - 1, edit))
-        edit.setMaximumWidth(em * 7)
-        edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("go to #") + 16)  # never "g…"
+        edit.setMaximumWidth(metrics.horizontalAdvance("M") * 7)
+        edit.setMinimumWidth(metrics.horizontalAdvance("go to #") + 16)  # never "g…"
         edit.returnPressed.connect(self.go_to_requested)
         return edit
 
-    def _lay_out(self) -> None:
+    def _lay_out(self) -> QtWidgets.QVBoxLayout:
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
         bar.addWidget(QtWidgets.QLabel("Colour by"))
@@ -133,11 +135,11 @@ class MapBar(QtWidgets.QWidget):
         summary.addWidget(self.versus.combo)  # here, not above: the top row keeps its width
         summary.addWidget(self.selection_label, 3)
         summary.addWidget(self.highlight_label, 2)
-        rows = QtWidgets.QVBoxLayout(self)
-        rows.setContentsMargins(0, 0, 0, 0)
+        rows = QtWidgets.QVBoxLayout()
         rows.setSpacing(2)
         rows.addLayout(bar)
         rows.addLayout(summary)
+        return rows
 
     def show_select_mode(self, mode: str | None) -> None:
         """Check the Box / Lasso button of ``mode`` (None: neither), without a signal."""
