@@ -18,8 +18,7 @@ def drawing(ctx: Context) -> list[Row]:
 
     import pyqtgraph as pg
 
-    from protoview.gui.map_view import EmbeddingView
-    from protoview.gui.palette import class_colors
+    from protoview.gui.map import EmbeddingView, class_colors
     from tests.gui.fakes import random_state
 
     app = _app()

@@ -25,7 +25,7 @@ def _digits_npz(path: Path, n: int) -> None:
 
 
 def _view():
-    from protoview.gui.map_view import EmbeddingView
+    from protoview.gui.map import EmbeddingView
 
     view = EmbeddingView()
     view.resize(1000, 800)

@@ -23,7 +23,7 @@ def main() -> None:
     from PySide6 import QtWidgets
 
     from protoview.core.projection import fit_map, update_map, warm_up
-    from protoview.gui.map_view import EmbeddingView
+    from protoview.gui.map import EmbeddingView
     from tests.gui.fakes import random_state
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])

@@ -2,7 +2,8 @@
 window on the built-in demo when given no arguments.
 
 ``protoview --smoke-test OUT_DIR`` (bundle only) drives the window through the demo
-offscreen and saves screenshots there: the bundle's smoke test (packaging/build.sh).
+offscreen and saves screenshots there (tools/screenshots.py, which the bundle takes from
+the checkout: the spec's pathex): the bundle's smoke test (packaging/build.sh).
 """
 
 import sys
@@ -12,7 +13,7 @@ if __name__ == "__main__":
         import os
 
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from protoview.gui.screenshots import main as screenshots
+        from tools.screenshots import main as screenshots
 
         raise SystemExit(screenshots(sys.argv[2:]))
     from protoview.cli import main

@@ -69,8 +69,8 @@ def test_the_wheel_runs_outside_the_source_tree(wheel, tmp_path):
     assert (work / "demo.h5").stat().st_size > 0
     icon = subprocess.run(
         [str(python), "-c", "from PySide6 import QtWidgets; app = QtWidgets.QApplication([]); "
-         "from protoview.gui import theme; assert not theme.icon().isNull(); "
-         "assert 'QWidget' in theme.style_sheet('dark')"],
+         "from protoview.gui._qt import icon, style_sheet; assert not icon().isNull(); "
+         "assert 'QWidget' in style_sheet('dark')"],
         cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert icon.returncode == 0, icon.stderr
 

@@ -465,7 +465,7 @@ def test_progress_is_lines_when_not_on_a_terminal(capsys):
 
 
 def test_the_window_command_takes_the_same_options(monkeypatch, tmp_path):
-    from protoview.gui import app
+    from protoview.gui import window as app
 
     seen = {}
     monkeypatch.setattr(app, "run_app", lambda checkpoint, data, **options: seen.update(

@@ -192,7 +192,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from protoview.errors import ParameterError
 
         raise ParameterError("--nb-proxy", f"must be a positive integer, got {options['nb_proxy']}")
-    from protoview.gui.app import run_app
+    from protoview.gui.window import run_app
 
     return run_app(getattr(args, "checkpoint", None), getattr(args, "data", None), **options)
 

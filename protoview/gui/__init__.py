@@ -1,5 +1,16 @@
-"""The window (PySide6 + pyqtgraph): thin widgets over :mod:`protoview.core`."""
+"""The window (PySide6 + pyqtgraph): thin widgets over :mod:`protoview.core`.
 
-from protoview.gui._binding_fix import guard as _guard_binding
+By widget, lowest first (a package imports only those above it in this list):
 
-_guard_binding()  # PySide6 6.12.0 on CPython 3.11 leaks references to None (see there)
+- :mod:`protoview.gui._qt`: Qt plumbing: the QApplication, the one compute worker,
+  themes, the platform check, the binding fix, keyboard and wheel guards.
+- :mod:`protoview.gui.map`: the map (:class:`~protoview.gui.map.EmbeddingView`), its
+  layers, marks, density image and palettes.
+- :mod:`protoview.gui.panels`: the control panels (adaptation, k-means, Sinkhorn, data)
+  and the numbers (charts, runs, neighbours).
+- :mod:`protoview.gui.window`: the main window and what it owns (menus, the map bar,
+  before / after, presentation, files, export, replay); its one entry point is
+  :func:`protoview.gui.window.run_app`.
+"""
+
+from protoview.gui import _qt  # noqa: F401 - applies the binding guard before any Qt call

@@ -13,7 +13,7 @@ from tests.gui.fakes import FakeSession
 @pytest.fixture(autouse=True)
 def no_leaks(qapp):
     """Fail a test that leaves a compute worker, a Python thread or an active QTimer."""
-    from protoview.gui.worker import live_workers
+    from protoview.gui._qt import live_workers
 
     before = set(threading.enumerate())
     yield
@@ -37,7 +37,7 @@ def fake_session_cls():
 
 @pytest.fixture
 def window(qtbot, tmp_path, fake_session_cls):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, open_session=fake_session_cls.open, warm_up=None,

@@ -1,5 +1,5 @@
 """PySide6 6.12.0 on CPython 3.11 takes a reference from None on every void Qt call; the
-window guards it (protoview/gui/_binding_fix.py). Without the guard the test suite and
+window guards it (protoview/gui/_qt/_binding_fix.py). Without the guard the test suite and
 the window aborted with 'Fatal Python error: none_dealloc'."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from PySide6 import QtCore
 
 import protoview.gui  # noqa: F401 - importing the window package applies the guard
-from protoview.gui import _binding_fix
+from protoview.gui._qt import _binding_fix
 
 
 def test_the_probe_tells_the_truth_about_the_binding():

@@ -14,7 +14,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from protoview.core.session import OpenRequest
-from protoview.gui.worker import default_open
+from protoview.gui._qt import default_open
 from tests.corpus.make_corpus import build
 from tests.gui.fakes import FakeSession
 
@@ -30,7 +30,7 @@ def _open_session(req: OpenRequest, progress=None, cancel=None):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, open_session=_open_session, warm_up=None, raise_errors=False)

@@ -12,8 +12,8 @@ from PySide6 import QtCore
 
 from protoview.core.session import HistoryRow, OpenRequest, RefreshRequest, StepRequest
 from protoview.errors import CancelledError
-from protoview.gui.map_view import map_freshness
-from protoview.gui.worker import ComputeWorker
+from protoview.gui.map import map_freshness
+from protoview.gui._qt import ComputeWorker
 from tests.gui.fakes import FakeSession
 
 
@@ -141,7 +141,7 @@ def test_a_new_request_interrupts_the_background_refresh_which_resumes_after(wor
 
 
 def test_the_window_shows_freshness_and_refreshes_exactly_on_request(qtbot, tmp_path, live_cls):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     live_cls.batches, live_cls.batch_seconds = 10, 0.01
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
@@ -172,7 +172,7 @@ def test_the_window_shows_freshness_and_refreshes_exactly_on_request(qtbot, tmp_
 
 
 def test_probe_points_are_drawn_with_their_interval(qtbot) -> None:
-    from protoview.gui.charts import NumbersPanel, scores_text
+    from protoview.gui.panels import NumbersPanel, scores_text
 
     panel = NumbersPanel()
     qtbot.addWidget(panel)
@@ -191,8 +191,8 @@ def test_probe_points_are_drawn_with_their_interval(qtbot) -> None:
 
 
 def test_a_background_refresh_leaves_a_shown_snapshot_alone(qtbot, tmp_path, live_cls):
-    from protoview.gui.main_window import MainWindow
-    from protoview.gui.replay import history_from_snapshot
+    from protoview.gui.window import MainWindow
+    from protoview.gui.window._replay import history_from_snapshot
 
     live_cls.batches, live_cls.batch_seconds = 12, 0.03
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from protoview.gui._map_density import BINS, density_image
-from protoview.gui.map_view import EmbeddingView
+from protoview.gui.map import EmbeddingView
+from protoview.gui.map._density import BINS, density_image
 from tests.gui.fakes import random_state
 
 

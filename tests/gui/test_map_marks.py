@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from protoview.gui import _map_marks as marks
-from protoview.gui.map_view import EmbeddingView
-from protoview.gui.palette import class_colors
+from protoview.gui.map import EmbeddingView, class_colors
+from protoview.gui.map import _marks as marks
 from tests.gui.fakes import random_state
 
 

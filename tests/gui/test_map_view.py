@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from protoview.gui._map_items import move_points
-from protoview.gui.map_view import COLOR_MODES, EmbeddingView
+from protoview.gui.map import COLOR_MODES, EmbeddingView
+from protoview.gui.map._items import move_points
 from tests.gui.fakes import random_state
 
 

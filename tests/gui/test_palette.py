@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PySide6 import QtGui
 
-from protoview.gui.palette import Palette, class_colors, entropy_codes, entropy_colors
+from protoview.gui.map import Palette, class_colors, entropy_codes, entropy_colors
 
 
 @pytest.mark.parametrize("n", [0, 1, 10, 20, 21, 100, 300])

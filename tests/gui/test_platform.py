@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from protoview.gui import _platform as P
+from protoview.gui._qt import _platform as P
 
 
 @pytest.mark.parametrize(("env", "platform", "expected"), [
@@ -47,7 +47,7 @@ def test_no_display_and_other_platforms():
 
 
 def test_run_app_prints_one_line_and_exits_2(monkeypatch, capsys):
-    from protoview.gui import app
+    from protoview.gui import window as app
 
     monkeypatch.setattr(P, "xcb_problem", lambda: "Qt's X11 (xcb) platform needs libxcb-cursor.so.0")
     assert app.run_app() == 2

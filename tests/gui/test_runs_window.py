@@ -8,9 +8,8 @@ import pytest
 from PySide6 import QtCore
 
 from protoview.core.session import HistoryRow, RunRecord, versus_codes
-from protoview.gui.charts import NumbersPanel
-from protoview.gui.map_view import EmbeddingView
-from protoview.gui.panels import AdaptPanel
+from protoview.gui.map import EmbeddingView
+from protoview.gui.panels import AdaptPanel, NumbersPanel
 from tests.gui.fakes import random_state
 
 
@@ -108,7 +107,7 @@ def test_stream_controls_make_the_stream_text(qtbot) -> None:
 # ------------------------------------------------------------------ the window on the demo
 @pytest.fixture
 def demo_window(qtbot, tmp_path):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, raise_errors=True)
@@ -225,7 +224,7 @@ def test_a_continual_stream_over_pacs_domains_in_the_window(demo_window, qtbot, 
 
 
 def test_the_caption_names_a_stream_other_than_online() -> None:
-    from protoview.gui._export import caption_text
+    from protoview.gui.window._export import caption_text
 
     state = random_state(50)
     state.attrs.update(method="tent", step=4, params={"lr": 1e-3, "stream": "continual"})

@@ -28,7 +28,7 @@ def _assert_no_label_view(w) -> None:
     enabled = {w.colour_combo.itemText(i): model.item(i).isEnabled() for i in range(w.colour_combo.count())}
     assert enabled == {"label": False, "prediction": True, "assignment": True, "correctness": False, "entropy": True,
                        "fixed/broken": False}
-    assert not w.actions_["colour_label"].isEnabled() and w.actions_["colour_entropy"].isEnabled()
+    assert not w.menus.actions["colour_label"].isEnabled() and w.menus.actions["colour_entropy"].isEnabled()
     modes = {w.next_color_mode() for _ in range(6)}
     assert modes == {"prediction", "assignment", "entropy"}  # L skips the modes that need labels
     scores = w.numbers.scores.text()
@@ -63,7 +63,7 @@ def test_real_window_on_an_unlabelled_folder(qtbot, tmp_path):
     """The real session on a folder of images without class folders; one TSD step."""
     from protoview.core.demo import demo_arrays
     from protoview.core.session import OpenRequest
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     images, _ = demo_arrays(part="test", shift="noise", severity=3, seed=0)
     folder = tmp_path / "target"

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def demo_window(qtbot, tmp_path):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, raise_errors=False)
@@ -109,7 +109,7 @@ def test_demo_journey_step_sinkhorn_export_replay(demo_window, qtbot, tmp_path, 
     assert w.export_replay(str(gif)) == 5
     with Image.open(gif) as im:
         assert im.n_frames == 5
-    from protoview.gui import replay
+    from protoview.gui.window import _replay as replay
 
     if replay.video_encoder() is not None:
         mp4 = tmp_path / "replay.mp4"

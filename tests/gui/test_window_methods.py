@@ -42,7 +42,7 @@ def test_the_panel_offers_every_registered_method(qtbot) -> None:
 
 @pytest.fixture
 def demo_window(qtbot, tmp_path):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, raise_errors=True)

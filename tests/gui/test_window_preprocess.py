@@ -50,7 +50,7 @@ class _Session(FakeSession):
 
 @pytest.fixture
 def win(qtbot, tmp_path):
-    from protoview.gui.main_window import MainWindow
+    from protoview.gui.window import MainWindow
 
     session = type("S", (_Session,), {"opened_requests": []})
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
@@ -126,7 +126,7 @@ def test_model_inputs_ask_for_preprocess_none(win, qtbot):
 
 def test_file_open_dialog_from_the_menu_and_cancel(win, qtbot):
     before = len(win.session_cls.opened_requests)
-    win.actions_["open_with_options"].trigger()
+    win.menus.actions["open_with_options"].trigger()
     dialog = win.open_dialog
     assert dialog.isVisible() and not dialog.problem_label.isVisible()
     dialog.reject()
@@ -135,7 +135,7 @@ def test_file_open_dialog_from_the_menu_and_cancel(win, qtbot):
 
 
 def test_the_window_command_line_opens_with_its_options():
-    from protoview.gui.app import initial_request
+    from protoview.gui.window import initial_request
 
     req = initial_request("a.pt", "b.npz", arch="resnet18", split=None, nb_proxy=2, preprocess="none")
     assert (req.arch, req.split, req.nb_proxy, req.preprocess) == ("resnet18", None, 2, "none")

@@ -76,7 +76,7 @@ def _ink(image: QtGui.QImage, box: tuple[float, float, float, float]) -> float:
 def test_png_export_keeps_the_legend_in_proportion_and_has_a_caption(opened, qtbot, tmp_path):
     """At 1920 px the legend kept its 11 px text. Now the picture is drawn at the
     export size: the legend, names and glyphs keep their share of the image."""
-    from protoview.gui._export import render_map
+    from protoview.gui.window._export import render_map
 
     w = opened
     _step(qtbot, w)
@@ -95,7 +95,7 @@ def test_png_export_keeps_the_legend_in_proportion_and_has_a_caption(opened, qtb
 
 
 def test_caption_names_method_step_and_accuracy():
-    from protoview.gui._export import caption_text
+    from protoview.gui.window._export import caption_text
     from tests.gui.fakes import random_state
 
     s = random_state(50)
@@ -234,7 +234,7 @@ def test_presentation_mode_is_talk_ready_and_leaves_the_window_as_it_was(opened,
     tick = w.numbers.accuracy_plot.getAxis("left").style["tickFont"]
     assert tick is not None and tick.pointSizeF() >= 1.5 * 8.5 * 0.99
     # every shortcut still works without the menu bar
-    assert w.actions_["step"] in w.actions()
+    assert w.menus.actions["step"] in w.actions()
     assert not w.toggle_presentation(False)
     qtbot.wait(50)
     assert w.menuBar().isVisible() and w.controls_dock.isVisible()
@@ -276,7 +276,7 @@ def test_charts_integer_steps_confusion_with_counts_and_per_class_baseline(opene
     n = len(w.state.center_labels)
     (x0, x1), (y0, y1) = w.numbers.confusion_plot.getViewBox().viewRange()
     assert (x0, x1) == pytest.approx((-0.5, n - 0.5)) and (y0, y1) == pytest.approx((-0.5, n - 0.5))
-    from protoview.gui.charts import per_class_and_confusion
+    from protoview.gui.panels import per_class_and_confusion
 
     per_class, conf = per_class_and_confusion(w.state.labels, w.state.predictions, n)
     written = {(int(y), int(x)): t for t, x, y, _bright in w.numbers.cell_counts.counts}

@@ -5,7 +5,7 @@ import pytest
 
 from protoview.core.session import OpenRequest, StepRequest
 from protoview.errors import CheckpointError
-from protoview.gui.worker import ComputeWorker, Result
+from protoview.gui._qt import ComputeWorker, Result
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_the_window_draws_its_first_map_on_a_real_x_server(tmp_path):
         if ci == "installed":
             pytest.fail("CI installed xvfb but there is no Xvfb on PATH")
         pytest.skip(f"Xvfb is not installed (apt-get install {PACKAGES})")
-    from protoview.gui._platform import xcb_problem
+    from protoview.gui._qt._platform import xcb_problem
 
     problem = xcb_problem({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":0"})
     if problem is not None and ci != "installed":

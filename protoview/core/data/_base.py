@@ -285,6 +285,12 @@ class ArrayImageDataset(ProtoviewDataset):
     def identity(self) -> str:
         return self._identity
 
+    @property
+    def stored_images(self) -> np.ndarray:
+        """(N, C, H, W) the images as stored: uint8 pixels or float32 values (a view of
+        the dataset's memory, not a copy)."""
+        return self._images.numpy()
+
     def get_batch(
         self, indices: Sequence[int] | np.ndarray | slice, device: torch.device | str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -130,7 +130,7 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
     identity = "concat[" + "|".join(p.identity() for p in parts) + "]"
     if all(isinstance(p, ArrayImageDataset) for p in parts):
         dataset: ProtoviewDataset = ArrayImageDataset(
-            np.concatenate([p._images.numpy() for p in parts]),
+            np.concatenate([p.stored_images for p in parts]),
             np.concatenate([p.labels for p in parts]),
             first.class_names, first.transform, source=spec, description=description,
             identity=identity,

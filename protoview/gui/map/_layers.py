@@ -1,0 +1,396 @@
+"""The map's layers (private to :mod:`protoview.gui.map`): the scatter items of samples,
+class centers, proxies and prototypes, the proxy lines and the density image, owned by
+:class:`MapLayers` with what drawing them caches (palettes, the samples' last style, the
+prototype groups, the members of a glyph); and the plain functions over a GeometryState
+they draw from (positions, colour codes, members of a clicked glyph).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from protoview.gui.map import _density as density
+from protoview.gui.map._items import move_points, recolor_points
+from protoview.gui.map._palette import (
+    ENTROPY_BINS,
+    Palette,
+    class_colors,
+    entropy_codes,
+    entropy_colors,
+    group_colors,
+    match_groups_to_classes,
+)
+
+_BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
+#: The colour mode comparing each sample's verdict with another run's (fixed / broken).
+VERSUS_MODE = "fixed/broken"
+COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", VERSUS_MODE)
+#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
+VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
+LAYERS = ("samples", "centers", "proxies", "prototypes")
+_MAX_PALETTES = 32
+
+
+class MapLayers:
+    """The layer items of ``view`` (an EmbeddingView), created in drawing order and added
+    to it, and the caches of drawing them. ``items``: name -> item (``samples``,
+    ``proxy_lines``, ``prototypes``, ``proxies``, ``centers``, ``density``).
+
+    Reads the view's public state (``state``, ``color_mode``, ``glyph_scale``,
+    ``highlight_mask``, ``versus_predictions``, ``assignment_target``, ``dense``...);
+    call :meth:`forget_state` when the view gets a new state.
+    """
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.items = _make_items(view)
+        self.items["density"] = density.make_item()
+        view.addItem(self.items["density"])
+        self._palettes: dict[tuple, Palette] = {}
+        self._sample_style: tuple | None = None  # (mode, size, palette id, codes, dim)
+        self._group_info: tuple | None = None  # (key, (matched, colours))
+        self._members: dict[tuple[str, int], np.ndarray] = {}
+
+    def __getitem__(self, name: str):
+        return self.items[name]
+
+    def forget_state(self) -> None:
+        """A new state: members and prototype groups are computed again."""
+        self._members = {}
+        self._group_info = None
+
+    def forget_groups(self) -> None:
+        """A new assignment target: the prototype groups are computed again."""
+        self._group_info = None
+
+    # ---------------------------------------------------------------- colours
+    def palette(self, kind: str) -> Palette:
+        """The cached palette of ``kind`` (a colour mode, or ``class``)."""
+        view = self.view
+        if kind == "entropy":
+            key = ("entropy", ENTROPY_BINS)
+        elif kind == "assignment" and view.assignment_target == "prototypes":
+            key = ("groups", tuple(self.group_info()[1]))
+        elif kind == "correctness":
+            key = ("correctness", 2)
+        elif kind == VERSUS_MODE:
+            key = ("versus", len(VERSUS_COLORS))
+        else:
+            key = ("class", view.num_classes())
+        if key not in self._palettes:
+            if len(self._palettes) > _MAX_PALETTES:
+                self._palettes.clear()
+            self._palettes[key] = Palette(_palette_colors(key))
+        return self._palettes[key]
+
+    def mode_palette(self) -> Palette:
+        """The palette of the samples in the view's colour mode."""
+        mode = self.view.color_mode
+        own = ("entropy", "assignment", "correctness", VERSUS_MODE)
+        return self.palette(mode if mode in own else "class")
+
+    def group_info(self) -> tuple[np.ndarray, list[str]]:
+        """(matched class per prototype group (G,), colour per group) for the current state:
+        a group that matches a class takes its colour (and its name). Cached until the view
+        gets a new state or target."""
+        view = self.view
+        state, target = view.state, view.assignment_target
+        key = (target, len(view.class_names))
+        cached = self._group_info
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        n_classes = max(view.num_classes(), 1)
+        groups = prototype_groups(state, target)
+        k = len(state.prototypes_embedding)
+        n_groups = k if groups is None or groups.size == 0 else max(k, int(groups.max()) + 1)
+        matched = (np.full(n_groups, -1, np.int64) if groups is None
+                   else match_groups_to_classes(groups, state.labels, n_groups, n_classes))
+        info = (matched, group_colors(matched, n_classes))
+        self._group_info = (key, info)
+        return info
+
+    def prototype_classes(self) -> np.ndarray:
+        """(K,) the class each prototype's cluster matched (-1: none)."""
+        matched, _ = self.group_info()
+        k = len(self.view.state.prototypes_embedding)
+        return np.concatenate([matched[:k], np.full(max(0, k - len(matched)), -1, np.int64)])
+
+    def prototype_brushes(self) -> list:
+        _, colors = self.group_info()
+        k = len(self.view.state.prototypes_embedding)
+        return [pg.mkBrush(_with_alpha(colors[j] if j < len(colors) else "#9a9a9a", 235))
+                for j in range(k)]
+
+    def members(self, kind: str, index: int) -> np.ndarray:
+        """(N,) bool: the members of center / proxy / prototype ``index`` (cached)."""
+        key = (kind, index)
+        if key not in self._members:
+            self._members[key] = members(self.view.state, kind, index)
+        return self._members[key]
+
+    # ---------------------------------------------------------------- drawing
+    def show_positions(self, pos: dict, full: bool = False) -> None:
+        """Move every layer's points to ``pos`` (restyled when the samples changed)."""
+        items = self.items
+        dense = self.view.dense
+        if full or (not dense and len(items["samples"].data) != len(pos["samples"])):
+            self.apply_styles(pos)
+        else:
+            if not dense:  # the density image was drawn by apply_styles (no animation there)
+                move_points(items["samples"], pos["samples"][:, 0], pos["samples"][:, 1])
+            for name in ("centers", "proxies", "prototypes"):
+                move_points(items[name], pos[name][:, 0], pos[name][:, 1])
+        x, y = _pairs(self.view.state, pos)
+        items["proxy_lines"].setData(x=x, y=y, connect="pairs")
+
+    def apply_styles(self, pos: dict | None = None) -> None:
+        """setData on every layer with shared brushes (one call per layer)."""
+        view, items = self.view, self.items
+        state, s = view.state, view.glyph_scale * _font_scale(view)
+        pos = pos or positions(state)
+        codes = sample_codes(state, view.color_mode, view.versus_predictions)
+        self._style_samples(pos["samples"], codes, _BASE["samples"] * s)
+        cls_pal = self.palette("class")
+        items["centers"].setData(pos["centers"][:, 0], pos["centers"][:, 1],
+                                 brush=cls_pal.brushes_for(state.center_labels),
+                                 size=_BASE["centers"] * s)
+        items["proxies"].setData(pos["proxies"][:, 0], pos["proxies"][:, 1],
+                                 brush=cls_pal.brushes_for(state.proxy_classes),
+                                 size=_BASE["proxies"] * s)
+        items["prototypes"].setData(pos["prototypes"][:, 0], pos["prototypes"][:, 1],
+                                    brush=self.prototype_brushes(),
+                                    size=_prototype_sizes(state.prototype_density) * s)
+
+    def _style_samples(self, xy: np.ndarray, codes: np.ndarray, size: float) -> None:
+        """The samples' colours: only what changed since the last call is redone."""
+        view, samples = self.view, self.items["samples"]
+        highlight = view.highlight_mask
+        dim = None if highlight is None else ~highlight
+        style = (view.color_mode, size, id(self.mode_palette()), codes,
+                 None if dim is None else np.asarray(dim))
+        old = self._sample_style
+        if view.dense:
+            # too many samples for a scatter: one aggregated image (protoview.gui.map._density)
+            if len(samples.data):
+                samples.setData(x=np.zeros(0), y=np.zeros(0))
+            self._sample_style = None
+            pal = self.mode_palette()
+            density.draw(self.items["density"], xy, codes, density.palette_rgba(pal, len(pal)))
+            self.items["density"].setVisible(samples.isVisible())
+        elif (old is not None and len(samples.data) == len(codes)
+                and old[:3] == style[:3] and np.array_equal(old[3], codes)
+                and (old[4] is None) == (style[4] is None)
+                and (old[4] is None or np.array_equal(old[4], style[4]))):
+            # same colours as drawn: move the points only (setData rebuilds every spot:
+            # ~0.3 s at 50k points, per call)
+            move_points(samples, xy[:, 0], xy[:, 1])
+        elif (old is not None and len(samples.data) == len(codes) == len(old[3])
+                and old[:3] == style[:3] and old[4] is None and style[4] is None):
+            # same mode and points, some colours changed (e.g. predictions after a step)
+            brushes = self.mode_palette().brushes_for(codes, dim)
+            recolor_points(samples, brushes, np.flatnonzero(old[3] != codes))
+            move_points(samples, xy[:, 0], xy[:, 1])
+            self._sample_style = (style[0], style[1], style[2], codes.copy(), None)
+        else:
+            brushes = self.mode_palette().brushes_for(codes, dim)
+            samples.setData(xy[:, 0], xy[:, 1], brush=brushes, size=size, pen=None)
+            self._sample_style = (style[0], style[1], style[2], codes.copy(),
+                                  None if dim is None else np.array(dim, copy=True))
+
+
+def _palette_colors(key: tuple) -> list[str]:
+    if key[0] == "entropy":
+        return entropy_colors(ENTROPY_BINS)
+    if key[0] == "correctness":
+        return ["#d62728", "#2ca02c"]
+    if key[0] == "versus":
+        return list(VERSUS_COLORS)
+    if key[0] == "groups":
+        return list(key[1])
+    return class_colors(key[1])
+
+
+def _make_items(view) -> dict:
+    """Create the layer items in drawing order (samples under everything else)."""
+    samples = pg.ScatterPlotItem(pxMode=True, pen=None, symbol="o", size=6, useCache=True)
+    lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((90, 90, 90, 150), width=1))
+    centers = pg.ScatterPlotItem(pxMode=True, symbol="star", pen=pg.mkPen("k", width=1.5))
+    proxies = pg.ScatterPlotItem(pxMode=True, symbol="d", pen=pg.mkPen("k", width=1))
+    protos = pg.ScatterPlotItem(pxMode=True, symbol="t", pen=pg.mkPen("k", width=1.2))
+    # drawing order: samples, proxy lines, prototypes, proxies, centers on top (a
+    # prototype never covers a star)
+    items = {"samples": samples, "proxy_lines": lines, "prototypes": protos,
+             "proxies": proxies, "centers": centers}
+    for z, item in enumerate(items.values()):
+        item.setZValue(z)
+        view.addItem(item)
+    return items
+
+
+def positions(state) -> dict[str, np.ndarray] | None:
+    if state is None:
+        return None
+    return {
+        "samples": np.asarray(state.embedding, np.float64),
+        "centers": np.asarray(state.centers_embedding, np.float64),
+        "proxies": np.asarray(state.proxies_embedding, np.float64),
+        "prototypes": np.asarray(state.prototypes_embedding, np.float64),
+    }
+
+
+def same_shapes(a: dict, b: dict) -> bool:
+    return all(a[k].shape == b[k].shape for k in b)
+
+
+def interpolate(start: dict, end: dict, frames: int) -> list[dict]:
+    """``frames`` position dicts easing from ``start`` to ``end`` (the last equals ``end``)."""
+    out = []
+    for f in range(1, frames + 1):
+        t = f / frames
+        t = 1 - (1 - t) ** 3  # ease-out
+        out.append({k: np.where(np.isfinite(start[k]), start[k] * (1 - t) + end[k] * t, end[k])
+                    for k in end})
+    out[-1] = {k: v.copy() for k, v in end.items()}
+    return out
+
+
+def _pairs(state, pos: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments proxy -> its class center, as x, y arrays (2M,) for connect='pairs'."""
+    cls = np.asarray(state.proxy_classes, np.int64)
+    if cls.size == 0 or pos["centers"].size == 0:
+        return np.zeros(0), np.zeros(0)
+    index = {int(c): i for i, c in enumerate(state.center_labels)}
+    rows = [(j, index[int(c)]) for j, c in enumerate(cls) if int(c) in index]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    pj, ci = (np.array(r) for r in zip(*rows, strict=True))
+    seg = np.empty((2 * len(pj), 2))
+    seg[0::2] = pos["proxies"][pj]
+    seg[1::2] = pos["centers"][ci]
+    ok = np.isfinite(seg).all(axis=1).reshape(-1, 2).all(axis=1).repeat(2)
+    return seg[ok, 0], seg[ok, 1]
+
+
+def num_classes(state) -> int:
+    best = 0
+    for arr in (state.labels, state.predictions, state.center_labels, state.proxy_classes):
+        arr = np.asarray(arr)
+        if arr.size:
+            best = max(best, int(arr.max()) + 1)
+    return best
+
+
+def num_groups(state) -> int:
+    a = state.assignment
+    k = len(state.prototypes_embedding)
+    if a is None or np.asarray(a).size == 0:
+        return max(k, 1)
+    return max(int(np.max(a)) + 1, k, 1)
+
+
+def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarray:
+    """The colour code (N,) of each sample in ``mode`` (-1 unknown); ``versus``: the other
+    run's predictions (N,) for the fixed / broken mode."""
+    n = len(state.embedding)
+    if mode == "label":
+        return np.asarray(state.labels, np.int64)
+    if mode == "prediction":
+        return np.asarray(state.predictions, np.int64)
+    if mode == "assignment":
+        a = state.assignment
+        return np.full(n, -1, np.int64) if a is None else np.asarray(a, np.int64)
+    if mode == "correctness":
+        lab, pred = np.asarray(state.labels), np.asarray(state.predictions)
+        codes = (lab == pred).astype(np.int64)
+        codes[(lab < 0) | (pred < 0)] = -1
+        return codes
+    if mode == VERSUS_MODE:
+        from protoview.core.session import versus_codes
+
+        return versus_codes(state.predictions, versus, state.labels)
+    return entropy_codes(state.entropy, num_classes(state))
+
+
+def sample_size(view) -> float:
+    """Diameter of a sample's dot in pixels (glyph scale and font size included)."""
+    return _BASE["samples"] * view.glyph_scale * _font_scale(view)
+
+
+def _nearest_prototype(feats: np.ndarray, protos: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """(N,) index of each row's nearest prototype (squared L2), in chunks of rows."""
+    p2 = (protos.astype(np.float64) ** 2).sum(1)
+    out = np.empty(len(feats), np.int64)
+    for s in range(0, len(feats), chunk):
+        f = feats[s:s + chunk].astype(np.float64)
+        out[s:s + chunk] = (-2.0 * f @ protos.T.astype(np.float64) + p2).argmin(axis=1)
+    return out
+
+
+def prototype_groups(state, target: str = "prototypes") -> np.ndarray | None:
+    """(N,) the prototype each sample belongs to: the assignment when it is to the
+    prototypes (k-means, or Sinkhorn to prototypes), else the nearest prototype in
+    feature space; None without prototypes (or without features to tell)."""
+    k = len(state.prototypes_embedding)
+    if target == "prototypes" and state.assignment is not None:
+        return np.asarray(state.assignment, np.int64)
+    if k == 0:
+        return None
+    feats = np.asarray(state.features)
+    if feats.ndim == 2 and feats.shape[1] and len(feats) == len(state.labels) \
+            and np.shape(state.prototypes) == (k, feats.shape[1]):
+        return _nearest_prototype(feats, np.asarray(state.prototypes))
+    return None
+
+
+def _with_alpha(color: str, alpha: int):
+    from PySide6 import QtGui
+
+    q = QtGui.QColor(color)
+    q.setAlpha(alpha)
+    return q
+
+
+def _font_scale(view) -> float:
+    """Glyph sizes follow the font (high-DPI / large-font systems get larger glyphs)."""
+    return max(0.75, view.fontMetrics().height() / 16.0)
+
+
+def _prototype_sizes(density) -> np.ndarray:
+    d = np.asarray(density, np.float64)
+    if d.size == 0:
+        return np.zeros(0)
+    ok = np.isfinite(d)
+    if not ok.any() or np.ptp(d[ok]) == 0:
+        return np.full(d.size, (_BASE["proto_min"] + _BASE["proto_max"]) / 2)
+    t = np.where(ok, (d - d[ok].min()) / np.ptp(d[ok]), 0.5)
+    return _BASE["proto_min"] + t * (_BASE["proto_max"] - _BASE["proto_min"])
+
+
+def owner_class(state, kind: str, index: int) -> int:
+    if kind == "centers":
+        return int(state.center_labels[index])
+    if kind == "proxies":
+        return int(state.proxy_classes[index])
+    return index
+
+
+def members(state, kind: str, index: int) -> np.ndarray:
+    """Boolean mask (N,) of the samples belonging to a center / proxy / prototype
+    (prototype: nearest in feature space, as k-means assigns)."""
+    if kind == "centers":
+        return np.asarray(state.labels) == state.center_labels[index]
+    feats = getattr(state, "features", None)
+    has_feats = feats is not None and np.asarray(feats).ndim == 2 and len(feats) == len(state.labels)
+    if kind == "proxies":
+        if has_feats and len(state.proxies):
+            f = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+            p = state.proxies / np.maximum(np.linalg.norm(state.proxies, axis=1, keepdims=True), 1e-12)
+            return (f @ p.T).argmax(axis=1) == index
+        return np.asarray(state.predictions) == state.proxy_classes[index]
+    if kind == "prototypes":
+        if has_feats and len(state.prototypes) and state.prototypes.shape[1] == feats.shape[1]:
+            return _nearest_prototype(np.asarray(feats), np.asarray(state.prototypes)) == index
+        a = state.assignment
+        return np.zeros(len(state.labels), bool) if a is None else np.asarray(a) == index
+    raise ValueError(f"unknown kind {kind!r}")

@@ -1,0 +1,130 @@
+"""The map's legend (private to :mod:`protoview.gui.map`): the four layers, then the
+colours of the current mode (up to :data:`MAX_LEGEND_CLASSES` entries), in the theme's
+text colour and the view's text scale (presentation mode, large exports)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+from protoview.gui.map._describe import class_label
+from protoview.gui.map._layers import VERSUS_MODE, sample_codes
+
+MAX_LEGEND_CLASSES = 20
+_LEGEND_GLYPHS = {"samples": ("o", 8.0), "centers": ("star", 15.0), "proxies": ("d", 10.0),
+                  "prototypes": ("t", 11.0)}
+
+
+class _ScaledSample(pg.ItemSample):
+    """A legend swatch ``scale`` times pyqtgraph's fixed 20 px (talk size, large
+    exports): the glyph grows with the text instead of overlapping the next column."""
+
+    def __init__(self, item, scale: float) -> None:
+        super().__init__(item)
+        self._scale = float(scale)
+        self.setFixedWidth(20 * self._scale)
+        self.setFixedHeight(20 * self._scale)
+
+    def boundingRect(self):  # noqa: N802 - Qt override
+        return QtCore.QRectF(0, 0, 20 * self._scale, 20 * self._scale)
+
+    def paint(self, p, *args) -> None:
+        p.save()
+        p.scale(self._scale, self._scale)
+        super().paint(p, *args)
+        p.restore()
+
+
+class MapLegend:
+    """The legend item of ``view`` (an EmbeddingView: ``item``, added to it) and the
+    glyphs its entries show; rebuilt only when what it says changes."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+        self.item = view.addLegend(offset=(8, 8), labelTextSize="9pt")
+        self._key: tuple | None = None
+        self._glyphs: list[pg.ScatterPlotItem] = []  # the entries' swatches keep these
+
+    def rebuild(self) -> None:
+        """Legend: the four layers, then the colours of the current mode.
+
+        Text and glyphs follow ``view.text_scale`` and the theme's text colour
+        (``view.text_colors``)."""
+        view, legend = self.view, self.item
+        state, items = view.state, view.items
+        entries = self._mode_entries()
+        counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
+        scale = view.text_scale
+        key = (len(state.embedding), counts, scale, view.text_colors,
+               tuple((None if b is None else b.color().rgba(), t) for b, t in entries))
+        if self._key == key:
+            return  # unchanged: rebuilding costs ~15 ms per entry, too much for every step
+        self._key = key
+        legend.clear()
+        legend.opts["labelTextSize"] = f"{9.0 * scale:.1f}pt"
+        legend.opts["labelTextColor"] = pg.mkColor(view.text_colors[0])
+        legend.setColumnCount(2 if len(entries) + 4 > 12 else 1)
+        self._glyphs = []
+        dark = pg.mkPen(view.text_colors[0], width=1)
+
+        def add(symbol: str, size: float, brush, text: str, pen=None) -> None:
+            dummy = pg.ScatterPlotItem(symbol=symbol, size=size, pen=pen, brush=brush)
+            self._glyphs.append(dummy)
+            legend.addItem(_ScaledSample(dummy, scale), text)
+
+        grey = pg.mkBrush("#9a9a9a")
+        add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
+        for name, label in (("centers", "class centers"), ("proxies", "proxies"),
+                            ("prototypes", "prototypes")):
+            n = len(items[name].data)
+            if n:
+                add(*_LEGEND_GLYPHS[name], grey, f"{label} ({n})", pen=dark)
+        shown = 1 + sum(1 for c in counts if c)
+        if legend.columnCount > 1 and shown % 2:
+            # rows fill left to right: pad the layer rows so the classes start on a new row
+            add("o", 0.0, None, "")
+        for brush, text in entries:
+            add("o", 0.0 if brush is None else 8.0, brush, text)
+
+    def _mode_entries(self) -> list[tuple]:
+        view = self.view
+        mode, state = view.color_mode, view.state
+        pal = view.layers.mode_palette()
+        if mode == "correctness":
+            return [(pal.brush(1), "correct"), (pal.brush(0), "wrong")]
+        if mode == "entropy":
+            return [(pal.brush(0), "low entropy"), (pal.brush(len(pal) - 1), "high entropy")]
+        if mode == VERSUS_MODE:
+            return _versus_entries(view, pal)
+        if mode == "assignment" and state.assignment is None:
+            return [(pal.brush(-1), "no assignment yet (run k-means)")]
+        codes = np.unique(sample_codes(state, mode))
+        codes = codes[codes >= 0]
+        if codes.size > MAX_LEGEND_CLASSES:
+            what = "groups" if mode == "assignment" else "classes"
+            return [(pal.brush(int(codes[0])), f"{codes.size} {what}")]
+        names = view.class_names
+        if mode == "assignment":
+            if view.assignment_target == "classes":
+                return [(pal.brush(int(c)), f"to {class_label(names, int(c))}") for c in codes]
+            matched, _ = view.layers.group_info()
+            out = []
+            for c in codes:
+                m = int(matched[c]) if c < len(matched) else -1
+                text = f"P{int(c)}" + (f" ≈ {class_label(names, m)}" if m >= 0 else "")
+                out.append((pal.brush(int(c)), text))
+            return out
+        prefix = {"label": "", "prediction": "pred "}[mode]
+        return [(pal.brush(int(c)), f"{prefix}{class_label(names, int(c))}") for c in codes]
+
+
+def _versus_entries(view, pal) -> list[tuple]:
+    if view.versus_predictions is None:
+        return [(pal.brush(-1), "choose a run to compare with")]
+    from protoview.core.session import VERSUS_NAMES
+
+    codes = sample_codes(view.state, VERSUS_MODE, view.versus_predictions)
+    counts = np.bincount(codes[codes >= 0], minlength=len(VERSUS_NAMES))
+    return [(None, f"vs {view.versus_name}:"),
+            *((pal.brush(k), f"{name} ({counts[k]})") for k, name in enumerate(VERSUS_NAMES))]

@@ -1,0 +1,32 @@
+"""The panels beside the map: the controls (adaptation with its test stream, k-means,
+Sinkhorn, data) turn widgets into frozen requests; the numbers (accuracy over steps and
+the runs side by side, per class, confusion, balance) and the neighbours show results."""
+
+from protoview.gui.panels._controls import (
+    LABEL_ORDERS,
+    METHOD_PARAMS,
+    METHODS,
+    AdaptPanel,
+    KMeansPanel,
+    SinkhornPanel,
+    StreamControls,
+)
+from protoview.gui.panels._data import PREPROCESS_CHOICES, DataPanel
+from protoview.gui.panels._neighbors import NeighborsPanel
+from protoview.gui.panels._numbers import NumbersPanel, per_class_and_confusion, scores_text
+
+__all__ = [
+    "LABEL_ORDERS",
+    "METHODS",
+    "METHOD_PARAMS",
+    "PREPROCESS_CHOICES",
+    "AdaptPanel",
+    "DataPanel",
+    "KMeansPanel",
+    "NeighborsPanel",
+    "NumbersPanel",
+    "SinkhornPanel",
+    "StreamControls",
+    "per_class_and_confusion",
+    "scores_text",
+]

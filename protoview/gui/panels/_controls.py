@@ -1,0 +1,246 @@
+"""Control panels: adaptation (TSD and baselines, the test stream), k-means, Sinkhorn.
+
+Each panel turns its widgets into one frozen request from :mod:`protoview.core.session`
+and emits it; it never runs anything itself.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from protoview.present.methods import DEFAULT_METHOD, method_names
+from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
+from protoview.gui.panels._method_form import MethodParamsForm
+
+
+def _spin(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+    w = QtWidgets.QSpinBox()
+    w.setRange(lo, hi)
+    w.setValue(value)
+    w.setToolTip(tip)
+    return w
+
+
+def _dspin(lo: float, hi: float, value: float, decimals: int, step: float, tip: str):
+    w = QtWidgets.QDoubleSpinBox()
+    w.setRange(lo, hi)
+    w.setDecimals(decimals)
+    w.setSingleStep(step)
+    w.setValue(value)
+    w.setToolTip(tip)
+    return w
+
+
+def _combo(items: tuple[str, ...], tip: str) -> QtWidgets.QComboBox:
+    w = QtWidgets.QComboBox()
+    w.addItems(list(items))
+    w.setToolTip(tip)
+    return w
+
+
+def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    """Widgets side by side in one form row."""
+    box = QtWidgets.QWidget()
+    row = QtWidgets.QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w, 1)
+    return box
+
+
+#: The label-order choices of the stream controls and their ``--stream`` words.
+LABEL_ORDERS = {"i.i.d. labels": "", "sorted by class": "sorted", "Dirichlet": "dirichlet"}
+
+
+class StreamControls(QtCore.QObject):
+    """The test stream: reset (online / episodic), domains (mixed / continual: only for
+    data of several domains), label order (i.i.d., sorted by class, Dirichlet with its
+    concentration alpha). :meth:`text` is the ``--stream`` text of the choice."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.reset = _combo(("online", "episodic"), "online: the model carries over from batch "
+                            "to batch; episodic: back to the source model before every batch")
+        self.domains = _combo(("mixed", "continual"), "data of several shifts or domains: "
+                              "mixed = all shuffled together; continual = one after another, "
+                              "without reset (the chart marks where the shift changes)")
+        self.labels = _combo(tuple(LABEL_ORDERS), "the order of the classes in the stream: "
+                             "shuffled, class by class, or a Dirichlet label shift (RoTTA's)")
+        self.alpha = QtWidgets.QDoubleSpinBox()
+        self.alpha.setRange(0.001, 1000.0)
+        self.alpha.setDecimals(3)
+        self.alpha.setSingleStep(0.1)
+        self.alpha.setValue(0.1)
+        self.alpha.setPrefix("α ")
+        self.alpha.setToolTip("Dirichlet concentration: the smaller, the longer the runs of "
+                              "one class (RoTTA uses 0.1)")
+        self.labels.currentTextChanged.connect(self._enable)
+        self.set_domains(())
+        self._enable()
+
+    def set_domains(self, names) -> None:
+        """The open data's domains: ``continual`` is offered only for several."""
+        names = list(names or ())
+        several = len(names) > 1
+        self.domains.setEnabled(several)
+        self.domains.setToolTip(
+            ("domains " + " → ".join(names) + ": mixed = shuffled together, continual = one "
+             "after another without reset") if several
+            else "one domain: open several (demo:noise,blur,contrast) for continual streams")
+        if not several:
+            self.domains.setCurrentText("mixed")
+
+    def _enable(self, *_args) -> None:
+        self.alpha.setEnabled(self.labels.currentText() == "Dirichlet")
+
+    def text(self) -> str:
+        words = []
+        if self.reset.currentText() == "episodic":
+            words.append("episodic")
+        if self.domains.isEnabled() and self.domains.currentText() == "continual":
+            words.append("continual")
+        label = LABEL_ORDERS[self.labels.currentText()]
+        if label == "dirichlet":
+            words.append(f"dirichlet={self.alpha.value():g}")
+        elif label:
+            words.append(label)
+        return ",".join(words) or "online"
+
+
+def _param_control(name: str) -> property:
+    return property(lambda self: self.params_form.widget(name),
+                    doc=f"The shown method's {name} control (None when it has none).")
+
+
+class AdaptPanel(QtWidgets.QGroupBox):
+    """Test-time adaptation controls. Emits ``step_requested(StepRequest)``,
+    ``pause_requested()``, ``reset_requested()`` and ``forget_runs_requested()``. A new method, parameter or stream
+    starts a new run; the earlier runs stay on the accuracy chart. The method list and each
+    method's parameter controls come from the method registry (:class:`MethodParamsForm`)."""
+
+    step_requested = QtCore.Signal(object)
+    pause_requested = QtCore.Signal()
+    reset_requested = QtCore.Signal()
+    forget_runs_requested = QtCore.Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Test-time adaptation", parent)
+        self.method = _combo(method_names(), "the adaptation method (protoview methods lists "
+                             "each one with its paper and parameters)")
+        self.params_form = MethodParamsForm(method_names())
+        self.batch_size = _spin(1, 100000, 64, "samples per step")
+        self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
+        self.n_steps = _spin(1, 100000, 10, "steps for Run N")
+        self.probe_size = _spin(0, 10_000_000, 1000, "samples of the stratified probe whose "
+                                "accuracy estimates the full-set accuracy after every step "
+                                "(0 = none; each step then costs that many more forward passes)")
+        self.stream = StreamControls(self)
+        form = QtWidgets.QFormLayout()
+        form.addRow("method", self.method)
+        form.addRow(self.params_form)
+        for label, w in (("batch size", self.batch_size), ("seed", self.seed),
+                         ("stream", _row(self.stream.reset, self.stream.domains)),
+                         ("labels", _row(self.stream.labels, self.stream.alpha)),
+                         ("N", self.n_steps), ("probe", self.probe_size)):
+            form.addRow(label, w)
+        self.params_form.align_labels(form)
+        self.step_button = QtWidgets.QPushButton("Step")
+        self.run_button = QtWidgets.QPushButton("Run N")
+        self.pass_button = QtWidgets.QPushButton("One pass")
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.reset_button = QtWidgets.QPushButton("Reset")
+        self.forget_button = QtWidgets.QPushButton("Clear runs")
+        self.forget_button.setToolTip("forget the earlier runs (their curves leave the chart)")
+        self.step_button.setToolTip("one batch (Space)")
+        self.run_button.setToolTip("N batches (R)")
+        self.reset_button.setToolTip("back to the source model (Ctrl+R)")
+        grid = QtWidgets.QGridLayout()
+        for i, b in enumerate((self.step_button, self.run_button, self.pass_button,
+                               self.pause_button, self.reset_button, self.forget_button)):
+            grid.addWidget(b, i // 3, i % 3)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        self.step_button.clicked.connect(lambda: self.step_requested.emit(self.request(1)))
+        self.run_button.clicked.connect(
+            lambda: self.step_requested.emit(self.request(self.n_steps.value())))
+        self.pass_button.clicked.connect(lambda: self.step_requested.emit(self.request(0)))
+        self.pause_button.clicked.connect(self.pause_requested.emit)
+        self.reset_button.clicked.connect(self.reset_requested.emit)
+        self.forget_button.clicked.connect(self.forget_runs_requested.emit)
+        self.method.currentTextChanged.connect(self.params_form.set_method)
+        self.method.setCurrentText(DEFAULT_METHOD)
+        self.params_form.set_method(self.method.currentText())
+
+    # the shown method's controls, by their former names (None when it has none)
+    lr = _param_control("lr")
+    filter_k = _param_control("filter_K")
+    lam = _param_control("lam")
+    update = _param_control("update")
+    variant = _param_control("variant")
+
+    def request(self, n_steps: int) -> StepRequest:
+        """The StepRequest for the current settings (n_steps <= 0: one pass)."""
+        return StepRequest(method=self.method.currentText(), n_steps=int(n_steps),
+                           batch_size=int(self.batch_size.value()),
+                           seed=int(self.seed.value()), params=self.params_form.values(),
+                           probe_size=int(self.probe_size.value()),
+                           stream=self.stream.text())
+
+
+class KMeansPanel(QtWidgets.QGroupBox):
+    """k-means prototypes (faiss, PCL density). Emits ``kmeans_requested(KMeansRequest)``."""
+
+    kmeans_requested = QtCore.Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("k-means prototypes", parent)
+        self.k = _spin(1, 100000, 10, "number of prototypes")
+        self.niter = _spin(1, 1000, 20, "iterations")
+        self.nredo = _spin(1, 100, 5, "restarts (the best is kept)")
+        self.seed = _spin(0, 2**31 - 1, 0, "seed")
+        self.init = QtWidgets.QComboBox()
+        self.init.addItems(["random", "kmeans++"])
+        self.init.setToolTip("seeding: random (faiss, as PCL) or k-means++ (finds separated "
+                             "clusters that random seeding merges)")
+        self.run_button = QtWidgets.QPushButton("Run k-means")
+        form = QtWidgets.QFormLayout(self)
+        for label, w in (("k", self.k), ("iterations", self.niter), ("redo", self.nredo),
+                         ("seed", self.seed), ("seeding", self.init)):
+            form.addRow(label, w)
+        form.addRow(self.run_button)
+        self.run_button.clicked.connect(lambda: self.kmeans_requested.emit(self.request()))
+
+    def request(self) -> KMeansRequest:
+        return KMeansRequest(k=int(self.k.value()), niter=int(self.niter.value()),
+                             nredo=int(self.nredo.value()), seed=int(self.seed.value()),
+                             init=self.init.currentText())
+
+
+class SinkhornPanel(QtWidgets.QGroupBox):
+    """Sinkhorn-Knopp balanced assignment. Emits ``sinkhorn_requested(SinkhornRequest)``.
+    The balance chart (samples per target) is in the Numbers panel's Balance tab, where it
+    is never below the fold of the controls."""
+
+    sinkhorn_requested = QtCore.Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Sinkhorn assignment", parent)
+        self.target = _combo(("prototypes", "proxies", "centers"), "assign samples to these")
+        self.epsilon = _dspin(1e-4, 10.0, 0.05, 4, 0.01, "entropic regularisation")
+        self.n_iters = _spin(1, 1000, 3, "Sinkhorn iterations")
+        self.run_button = QtWidgets.QPushButton("Run Sinkhorn")
+        self.balance_label = QtWidgets.QLabel("The balance of the groups shows in Numbers → Balance.")
+        self.balance_label.setWordWrap(True)
+        form = QtWidgets.QFormLayout(self)
+        form.addRow("target", self.target)
+        form.addRow("epsilon", self.epsilon)
+        form.addRow("iterations", self.n_iters)
+        form.addRow(self.run_button)
+        form.addRow(self.balance_label)
+        self.run_button.clicked.connect(lambda: self.sinkhorn_requested.emit(self.request()))
+
+    def request(self) -> SinkhornRequest:
+        return SinkhornRequest(target=self.target.currentText(),
+                               epsilon=float(self.epsilon.value()),
+                               n_iters=int(self.n_iters.value()))

@@ -1,0 +1,150 @@
+"""Before / after (private): the source model's map beside the adapted model's, in two
+linked views (View → Before / after, key B).
+
+Both views use the same colours (the same palettes, colour mode and class names) and the
+same frame (the adapted map is updated from the source layout, so positions compare);
+they pan and zoom together; hovering a sample in one rings it in the other; a selection
+or a focused sample in one is the same in the other.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from protoview.gui.map import EmbeddingView
+from protoview.gui.window._map_bar import ElidedLabel
+
+
+def _titled(view: EmbeddingView, title: QtWidgets.QLabel) -> QtWidgets.QWidget:
+    box = QtWidgets.QWidget()
+    col = QtWidgets.QVBoxLayout(box)
+    col.setContentsMargins(0, 0, 0, 0)
+    col.setSpacing(0)
+    title.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+    title.setObjectName("MapTitle")
+    title.setVisible(False)
+    col.addWidget(title)
+    col.addWidget(view, 1)
+    return box
+
+
+class BeforeAfter(QtCore.QObject):
+    """Owns the "before" view and links it to the window's map (``window.view``)."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.view = EmbeddingView()
+        self.view.setObjectName("SourceView")
+        self.before_title = ElidedLabel("")  # a long title never widens its half
+        self.after_title = ElidedLabel("")
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.before_box = _titled(self.view, self.before_title)
+        self.before_box.setVisible(False)
+        self.splitter.addWidget(self.before_box)
+        self.splitter.addWidget(_titled(window.view, self.after_title))
+        self.state = None  # the source model's state (open / reset)
+        self.title = ""
+        self.on = False
+        main = window.view
+        main.hovered.connect(self.view.set_peer)
+        self.view.hovered.connect(main.set_peer)
+        self._syncing = False
+        self._drawing = False
+        main.getViewBox().sigRangeChanged.connect(lambda *_: self._same_range(main, self.view))
+        self.view.getViewBox().sigRangeChanged.connect(
+            lambda *_: self._same_range(self.view, main))
+        main.selection_changed.connect(lambda sel: self._follow(self.view, sel))
+        self.view.selection_changed.connect(lambda sel: self._follow(main, sel))
+        self.view.focus_changed.connect(lambda i: window.focus_sample(i if i >= 0 else None))
+
+    def _same_range(self, source: EmbeddingView, target: EmbeddingView) -> None:
+        """Pan and zoom together: the same data range in both (pyqtgraph's own axis link
+        aligns views by their screen position, which shifts side-by-side views)."""
+        if not self.on or self._syncing:
+            return
+        self._syncing = True
+        try:
+            (x0, x1), (y0, y1) = source.getViewBox().viewRange()
+            target.getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+            target.follow = source.follow
+        finally:
+            self._syncing = False
+        self._drawing = False
+
+    def _follow(self, target: EmbeddingView, selection) -> None:
+        if self.on and not self._drawing and target.state is not None:
+            target.set_selection(selection, emit=target is self.window.view)
+
+    def set_source(self, state, title: str) -> None:
+        """The state shown as "before" (the source model's map)."""
+        self.state, self.title = state, title
+        if self.on:
+            self._draw()
+
+    def toggle(self, on: bool | None = None) -> bool:
+        on = (not self.on) if on is None else bool(on)
+        self.on = on
+        main = self.window.view
+        self.before_box.setVisible(on)
+        self.before_title.setVisible(on)
+        self.after_title.setVisible(on)
+        if on:
+            self._draw()
+            self._halves()
+            QtCore.QTimer.singleShot(0, self._halves)  # once the layout took the new box
+            QtCore.QTimer.singleShot(120, self._halves)  # and once the views have resized
+        else:
+            main.set_peer(-1)
+            QtCore.QTimer.singleShot(0, main.fit_view)
+        return on
+
+    def _halves(self) -> None:
+        """Two equal halves, the map fitted again (each half is narrower) and shared."""
+        if not self.on:
+            return
+        half = max(self.splitter.width() // 2, 1)
+        self.splitter.setSizes([half, half])
+        main = self.window.view
+        main.fit_view()
+        self._same_range(main, self.view)
+
+    def _draw(self) -> None:
+        main = self.window.view
+        if self.state is None:
+            self.before_title.setText("before: nothing to compare yet")
+            return
+        self.view.thumbnail = main.thumbnail
+        self.view.show_names = main.show_names
+        self.view.assignment_target = main.assignment_target
+        self.view.color_mode = main.color_mode
+        self.view.glyph_scale = main.glyph_scale
+        self.view.text_scale = main.text_scale
+        self.view.legend.setVisible(False)  # same colours as the legend beside it
+        self._drawing = True  # a first state clears the view's selection: not the main one
+        try:
+            self.view.set_state(self.state, list(main.class_names), animate=False)
+        finally:
+            self._drawing = False
+        self.view.set_selection(main.selection, emit=False)
+        self.view.focus_index = main.focus_index
+        self.view.set_neighbors(main.neighbor_indices)
+        self.before_title.setText(f"before: {self.title}")
+
+    def sync_style(self) -> None:
+        """Same colour mode, glyph and text sizes, names and layers as the main map."""
+        if not self.on:
+            return
+        main = self.window.view
+        self.view.set_show_names(main.show_names)
+        self.view.set_assignment_target(main.assignment_target)
+        self.view.glyph_scale = main.glyph_scale
+        self.view.text_scale = main.text_scale
+        for name in ("samples", "centers", "proxies", "prototypes"):
+            self.view.set_layer_visible(name, main.layer_visible(name))
+        if self.view.state is not None:
+            self.view.set_color_mode(main.color_mode)
+
+    def set_after_title(self, text: str) -> None:
+        self.after_title.setText(f"after: {text}")

@@ -1,0 +1,284 @@
+"""File handling of the main window (a mixin): open / export snapshots, export the map as
+PNG / SVG and a replay as GIF, export a selection, recent files, drag and drop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtWidgets
+
+from protoview.core.session import OpenRequest
+from protoview.errors import SnapshotError
+from protoview.gui.window._export import caption_text
+from protoview.gui.window._menus import file_dialog_filter
+from protoview.gui.window._open_dialog import OpenDialog
+from protoview.gui.window._replay import (
+    export_replay,
+    frame_state,
+    history_from_snapshot,
+    runs_from_snapshot,
+    state_from_snapshot,
+)
+
+MAX_RECENT = 8
+SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
+
+
+def _read(path: str):
+    from protoview.core.snapshot import read_snapshot
+
+    return read_snapshot(path)
+
+
+class FileActions:
+    """Mixed into MainWindow (uses its worker, view, numbers, settings, status label)."""
+
+    _snapshot_path = ""  # the snapshot file being read or shown
+
+    # ------------------------------------------------------------ dialogs
+    def _ask_open(self, kind: str) -> str:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, f"Open {kind}", "", file_dialog_filter(kind))
+        return path
+
+    def _ask_save(self, kind: str, default: str) -> str:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, f"Export {kind}", default, file_dialog_filter(kind))
+        return path
+
+    def choose_open(self, problem: str = "", needs: tuple[str, ...] = (),
+                    base: OpenRequest | None = None) -> OpenDialog:
+        """File → Open…: checkpoint, data and the options, in one dialog (not modal)."""
+        dialog = OpenDialog(self, base or self.open_request or OpenRequest(), problem, needs)
+        dialog.accepted.connect(lambda: self.submit(dialog.request()))
+        dialog.finished.connect(dialog.deleteLater)
+        self.open_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def choose_checkpoint(self) -> None:
+        if path := self._ask_open("checkpoint"):
+            self.open_files(checkpoint=path)
+
+    def choose_dataset(self) -> None:
+        if path := self._ask_open("dataset"):
+            self.open_files(data=path)
+
+    def choose_snapshot(self) -> None:
+        if path := self._ask_open("snapshot"):
+            self.open_snapshot(path)
+
+    def choose_export_snapshot(self) -> None:
+        if path := self._ask_save("snapshot", "protoview-snapshot.h5"):
+            self.export_snapshot(path)
+
+    def choose_export_map(self) -> None:
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export map", "protoview-map.png", file_dialog_filter("map"))
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".png", ".svg"):
+            path += ".svg" if "svg" in chosen.lower() else ".png"
+        if path.lower().endswith(".svg"):  # a drawing: no pixel width to ask
+            self._guarded(lambda: self.export_map(path), f"map exported: {path}")
+            return
+        width, ok = QtWidgets.QInputDialog.getInt(
+            self, "Map size", "width of the PNG in pixels", 1920, 200, 16000)
+        if ok:
+            self._guarded(lambda: self.export_map(path, width), f"map exported: {path}")
+
+    def choose_export_replay(self) -> None:
+        if path := self._ask_save("replay", "protoview-replay.gif"):
+            self._guarded(lambda: self.export_replay(path), f"replay exported: {path}")
+
+    def choose_export_selection(self) -> None:
+        if path := self._ask_save("selection", "selection.npy"):
+            self._guarded(lambda: self.view.export_selection(path),
+                          f"selection exported: {path}")
+
+    def _guarded(self, fn, done: str) -> bool:
+        """Run an export; success says ``done`` in the status bar, any failure goes to the
+        one error handler (status bar + dialog), never only to stderr."""
+        import traceback
+
+        self.status_label.setText(done.replace("exported", "exporting", 1) + "…")
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - reported like a worker error
+            raise_errors, self.raise_errors = self.raise_errors, False
+            try:
+                self._on_failed(0, exc, traceback.format_exc())
+            finally:
+                self.raise_errors = raise_errors
+            return False
+        self.status_label.setText(done)
+        return True
+
+    # ------------------------------------------------------------ opening
+    def open_files(self, checkpoint: str | None = None, data: str | None = None,
+                   preprocess: str | None = None) -> int:
+        """Open a checkpoint and/or dataset; the missing one is kept from the last request,
+        with its options (a new checkpoint starts without them: they belong to the old one).
+        ``preprocess``: a new ``--preprocess`` for the same files ("" = the model's own)."""
+        base = self.open_request or OpenRequest()
+        if checkpoint and checkpoint != base.checkpoint:
+            base = OpenRequest(checkpoint=checkpoint, data=base.data, device=base.device)
+        req = replace(base, data=data or base.data)
+        if preprocess is not None:
+            req = replace(req, preprocess=preprocess or None)
+        return self.submit(req)
+
+    def open_snapshot(self, path: str) -> int:
+        """Read a snapshot on the worker and show it (no model needed)."""
+        self.status_label.setText(f"reading {path}…")
+        self._snapshot_path = path
+        self._job = self.worker.submit_call("read_snapshot", lambda _s: _read(path))
+        return self._job
+
+    def _on_call_result(self, res) -> None:
+        if res.kind == "read_snapshot":
+            self.show_snapshot(res.payload)
+            self.add_recent(self._snapshot_path)
+        elif res.kind == "write_snapshot":
+            self.status_label.setText(f"snapshot written: {res.payload}")
+            self.add_recent(str(res.payload))
+        self.last_call = res
+
+    def show_snapshot(self, snap) -> None:
+        """Show a Snapshot object; its timeline (if any) goes to the replay slider."""
+        self.snapshot = snap
+        self.snapshot_base = state_from_snapshot(snap)
+        self.history = history_from_snapshot(snap)
+        self.runs, self.current_run = runs_from_snapshot(snap)
+        self.source_accuracy = float(snap.metrics.get("source_accuracy", float("nan")))
+        self.state = self.snapshot_base
+        self.view.thumbnail = None
+        self.view.focus_sample(None)
+        self.view.set_selection([])
+        target = str(snap.assignment_attrs.get("target", "prototypes"))
+        self.view.set_assignment_target("prototypes" if target == "prototypes" else "classes")
+        base = self.snapshot_base
+        n_classes = max(len(base.center_labels), int(np.max(base.proxy_classes, initial=-1)) + 1,
+                        int(np.max(base.predictions, initial=-1)) + 1)
+        self.view.set_state(base, [str(i) for i in range(n_classes)], animate=False)
+        self.fit_colour_modes(base)
+        self.view.fit_view()
+        self.map_label.setText("")  # a saved map: not the live one being refreshed
+        self.refresh_button.setEnabled(False)
+        self._pending_numbers = None  # a live result's charts must not overwrite these
+        self.numbers.set_class_names(self.view.class_names)
+        self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored
+        self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy,
+                                    self.runs, self.current_run)
+        self.versus.update_choices(self.runs, self.current_run,
+                                   snap.samples.get("source_predictions"))
+        if snap.timeline:
+            first = frame_state(self.snapshot_base, snap.timeline[0])
+            self.compare.set_source(first, f"first recorded frame, {caption_text(first)}")
+        else:
+            self.compare.set_source(None, "")
+        self.replay_bar.set_frames([int(f.get("step", i)) for i, f in enumerate(snap.timeline)])
+        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
+            panel.setEnabled(False)
+        self.setWindowTitle(f"protoview — snapshot {Path(self._snapshot_path).name}")
+        attrs = snap.attrs
+        self.data_panel.show_snapshot(str(attrs.get("dataset", "")), str(attrs.get("preprocess", "") or ""),
+                                      str(attrs.get("preprocess_source", "") or ""))
+        self.status_label.setText(
+            f"snapshot: {self.snapshot_base.summary()} · {len(snap.timeline)} recorded frames")
+
+    def _leave_snapshot_mode(self) -> None:
+        if self.snapshot is None:
+            return
+        self.snapshot = None
+        self.snapshot_base = None
+        self.replay_bar.stop()
+        self.replay_bar.hide()
+        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel, self.data_panel):
+            panel.setEnabled(True)
+
+    # ------------------------------------------------------------ exporting
+    def export_snapshot(self, path: str) -> int | None:
+        """Write the current state + run (or the open snapshot) atomically, on the worker."""
+        from protoview.core.snapshot import write_snapshot
+
+        if self.snapshot is not None:
+            snap = self.snapshot
+
+            def write(_session):
+                write_snapshot(path, snap)
+                return path
+            self._job = self.worker.submit_call("write_snapshot", write)
+        else:
+            def write(session):
+                write_snapshot(path, session.to_snapshot())
+                return path
+            self._job = self.worker.submit_call("write_snapshot", write, needs_session=True)
+        return self._job
+
+    def export_map(self, path: str, width: int = 1920) -> str:
+        """The map as PNG (``width`` px wide, drawn at that size) or SVG (vector), with a
+        caption: method, step, accuracy. Returns the path written."""
+        from protoview.gui.window._export import export_map
+
+        return export_map(self.view, str(path), int(width),
+                          caption_text(self.view.state, self.source_accuracy))
+
+    def export_replay(self, path: str) -> int:
+        """The open snapshot's timeline as an animated GIF or an MP4 (by the suffix)."""
+        if self.snapshot is None or not self.snapshot.timeline:
+            raise SnapshotError(path, "open a snapshot with a recorded run to export a replay")
+        current = self.replay_bar.slider.value()
+        n = export_replay(path, self.view, self.snapshot_base, self.snapshot.timeline)
+        self.show_frame(current)
+        return n
+
+    # ------------------------------------------------------------ recent files, drops
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: str) -> None:
+        if not path or path.startswith("demo"):
+            return
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self.refresh_recent_menu()
+
+    def refresh_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        for path in self.recent_files():
+            act = menu.addAction(path)
+            act.triggered.connect(lambda _on=False, p=path: self.open_path(p))
+        menu.setEnabled(bool(self.recent_files()))
+
+    def open_path(self, path: str) -> int:
+        """Open any file by its kind: a snapshot, a checkpoint, or else a dataset."""
+        low = path.lower()
+        if low.endswith(SNAPSHOT_SUFFIXES):
+            from protoview.core.snapshot import hdf5_format
+
+            if hdf5_format(path) != "protoview-features":  # a features file is data
+                return self.open_snapshot(path)
+        if low.endswith(CHECKPOINT_SUFFIXES):
+            return self.open_files(checkpoint=path)
+        return self.open_files(data=path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        event.acceptProposedAction()
+
+
+
