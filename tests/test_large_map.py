@@ -142,8 +142,10 @@ def test_place_points_exact_and_ivf_agree(monkeypatch):
     xy = (np.random.default_rng(0).normal(size=(C, 2)) * 10)[lab]
     ref, q = slice(0, 2500), slice(2500, None)
     exact = P.place_points(x[ref], xy[ref], x[q])
-    monkeypatch.setattr(P, "_EXACT_PLACE_REF", 100)  # the IVF search of a large subsample
-    monkeypatch.setattr(P, "_PLACE_CHUNK", 512)  # several chunks
+    from protoview.core.projection import _large
+
+    monkeypatch.setattr(_large, "_EXACT_PLACE_REF", 100)  # the IVF search of a large subsample
+    monkeypatch.setattr(_large, "_PLACE_CHUNK", 512)  # several chunks
     ivf = P.place_points(x[ref], xy[ref], x[q])
     assert np.isfinite(ivf).all() and ivf.shape == exact.shape
     # both land each point on its own class's spot

@@ -174,9 +174,6 @@ PRIVATE_ACCESS_ALLOWED = {
     ("core/checkpoint/_read.py", "_reconstruct"): "numpy: what a safe unpickler must allow",
     ("core/checkpoint/_layout.py", "_metadata"): "torch: a state_dict's own metadata",
     ("core/data/_loading.py", "_shutdown_workers"): "torch: stop a DataLoader's workers",
-    ("core/session.py", "_check_adaptable"): "Session.open, on the Session it builds",
-    ("core/session.py", "_snapshot_source"): "Session.open, on the Session it builds",
-    ("gui/_qt/_worker.py", "_run"): "moved unchanged; the Session being rewritten exposes it",
 }
 _ATTRIBUTE_CALLS = ("getattr", "setattr", "hasattr", "delattr")
 

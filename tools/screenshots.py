@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 def runs_side_by_side(app, window, out: Path) -> None:
     """Three runs over ``demo:noise,blur,contrast`` in a continual stream, overlaid, and the
     last one's map coloured fixed / broken against the unadapted model."""
-    from protoview.core.session import OpenRequest
+    from protoview.present import OpenRequest
 
     window.submit(OpenRequest(checkpoint="demo:cosine", data="demo:noise,blur,contrast"))
     _wait(app, window, "open")

@@ -126,7 +126,7 @@ def open_model_and_data(args: argparse.Namespace, *, warn: bool = True):
     """(model, dataset) as every command opens them (see ``core.opening.open_model_and_data``),
     saying how proxies per class were found when they were inferred from the data (and
     warning about a default preprocessing) when ``warn``."""
-    from protoview.core.session import open_model_and_data as opener
+    from protoview.core.opening import open_request as opener
 
     model, dataset = opener(open_request(args), warn=warn)
     if warn:  # under torchrun only rank 0 speaks

@@ -280,3 +280,17 @@ class LiveRun:
         exact = self.refresh.exact_accuracy()
         if exact is not None:
             row.full_accuracy = exact
+
+
+def warm_up(message: Callable[[str], None] = lambda text: None) -> float:
+    """Pay the one-time costs of live runs before the first click; returns seconds taken.
+
+    The map engine's compilation (:func:`protoview.core.projection.warm_up`) and torch's
+    first optimiser step (:func:`protoview.core.adapt.warm_up`). The window runs it on its
+    worker at start-up.
+    """
+    from protoview.core.adapt import warm_up as warm_up_adaptation
+    from protoview.core.projection import warm_up as warm_up_map
+
+    return warm_up_map(message) + warm_up_adaptation()
+

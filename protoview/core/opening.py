@@ -78,3 +78,13 @@ def open_model_and_data(
     if warn and images and info.transform_source == "default" and own is not None:
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
     return model, dataset
+
+
+def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
+    """The model and the dataset of an :class:`~protoview.core.requests.OpenRequest`, fitted to
+    each other (:func:`open_model_and_data` with the request's options)."""
+    return open_model_and_data(
+        req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
+        split=req.split, preprocess=req.preprocess, warn=warn,
+    )
+

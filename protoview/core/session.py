@@ -23,6 +23,7 @@ are the current run's. :meth:`Session.reset` ends the current run (it stays in `
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from protoview.core.live import LiveRun, run_key
+from protoview.core.opening import open_request
 from protoview.core.maps import Head, SavedMap, SessionMap
 from protoview.core.requests import (
     ForgetRunsRequest,
@@ -69,21 +71,18 @@ class Session:
         self.source: SavedMap | None = None  # the source model's map
         self.source_accuracy = float("nan")
         self.source_predictions: np.ndarray | None = None  # (N,) the unadapted model's
-        self._source_weights: dict | None = None
+        self._source_weights = copy.deepcopy(model.state_dict())  # Reset and new runs
         self._runs_started = 0
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
-        import copy
-
         from protoview.core.data import decoded_images
 
-        model, dataset = open_model_and_data(req)
+        model, dataset = open_request(req)
         session = cls(model, decoded_images(dataset, req.decoded), request=req, device=req.device)
         if req.adapt:
-            session._check_adaptable()
-        session._source_weights = copy.deepcopy(model.state_dict())
+            session.check_adaptable()
         session.refresh(progress=progress, cancel=cancel, fresh_map=True)
         session.source_accuracy = session.state.metrics.get("accuracy", float("nan"))
         session.source_predictions = session.state.predictions.copy()
@@ -120,10 +119,6 @@ class Session:
     @property
     def probe_pending(self) -> bool:
         return self.live is not None and self.live.probe_pending
-
-    @property
-    def at_pass_end(self) -> bool:
-        return self.live is not None and self.live.at_pass_end
 
     @property
     def is_feature_file(self) -> bool:
@@ -175,16 +170,6 @@ class Session:
         """What the session shows now, detached (see :class:`Update`)."""
         history = detached_history(self.history)
         ds = self.dataset
-        data = None
-        if kind == "open":
-            transform = getattr(ds, "transform", None)
-            data = DataView(
-                description=str(getattr(ds, "description", "")),
-                preprocess=transform.describe() if transform is not None else "",
-                preprocess_source=str(getattr(ds, "transform_source", "") or ""),
-                preview=getattr(ds, "preview", None) if transform is not None else None,
-                domain_names=tuple(getattr(ds, "domain_names", ()) or ()),
-            )
         return Update(
             kind=kind, state=detached(self.state), history=history,
             runs=detached_runs(self.runs, self.current_run, history),
@@ -192,7 +177,8 @@ class Session:
             source_state=None if self.source is None else self.source.state,
             source_accuracy=float(self.source_accuracy),
             class_names=list(getattr(ds, "class_names", []) or []),
-            thumbnail=getattr(ds, "thumbnail", None), request=request, data=data,
+            thumbnail=getattr(ds, "thumbnail", None), request=request,
+            data=DataView.of(ds) if kind == "open" else None,
             partial=partial, followed=followed,
             seconds=0.0 if started is None else time.perf_counter() - started,
         )
@@ -286,7 +272,7 @@ class Session:
     def _run_for(self, req: StepRequest) -> LiveRun:
         """The run for ``req``: the current one when its settings match, else a new run from
         the source model and its map (the one before stays in ``runs``)."""
-        self._check_adaptable()
+        self.check_adaptable()
         if self.live is not None and self.live.key == run_key(req):
             return self.live
         from protoview.core.adapt.stream import parse_stream, stream_order
@@ -325,7 +311,8 @@ class Session:
         self.runs = [r for r in self.runs if r is self.current_run]
         return self.runs
 
-    def _check_adaptable(self) -> None:
+    def check_adaptable(self) -> None:
+        """Raise ParameterError naming the data when they cannot be adapted on (features)."""
         if self.is_feature_file:
             raise ParameterError(
                 "data",
@@ -408,27 +395,3 @@ class Session:
             snap.assignment = {"Q": res.Q}
             snap.assignment_attrs = asdict(req)
         return snap
-
-
-def open_model_and_data(req: OpenRequest, *, warn: bool = True) -> tuple[Any, Any]:
-    """The model and the dataset of ``req``, fitted to each other (see
-    :func:`protoview.core.opening.open_model_and_data`)."""
-    from protoview.core.opening import open_model_and_data as opener
-
-    return opener(
-        req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
-        split=req.split, preprocess=req.preprocess, warn=warn,
-    )
-
-
-def warm_up(message: Callable[[str], None] = lambda text: None) -> float:
-    """Pay the one-time costs of a session before the first click; returns seconds taken.
-
-    The map engine's compilation (:func:`protoview.core.projection.warm_up`) and torch's
-    first optimiser step (:func:`protoview.core.adapt.warm_up`). The window runs it on its
-    worker at start-up.
-    """
-    from protoview.core.adapt import warm_up as warm_up_adaptation
-    from protoview.core.projection import warm_up as warm_up_map
-
-    return warm_up_map(message) + warm_up_adaptation()

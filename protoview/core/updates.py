@@ -32,6 +32,19 @@ class DataView:
     preview: Callable[[int], Any] | None = None
     domain_names: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, dataset: Any) -> DataView:
+        """What ``dataset`` says of itself (a dataset without a ``transform`` holds
+        precomputed features: no preprocessing, no preview)."""
+        transform = getattr(dataset, "transform", None)
+        return cls(
+            description=str(getattr(dataset, "description", "")),
+            preprocess=transform.describe() if transform is not None else "",
+            preprocess_source=str(getattr(dataset, "transform_source", "") or ""),
+            preview=getattr(dataset, "preview", None) if transform is not None else None,
+            domain_names=tuple(getattr(dataset, "domain_names", ()) or ()),
+        )
+
 
 @dataclass
 class Update:

@@ -49,9 +49,9 @@ def open_session(request: Any, progress: Progress = None, cancel: Cancel = None)
 
 def warm_up(message: Callable[[str], None]) -> float:
     """The one-time costs before the first click (the map engine, torch's optimiser)."""
-    from protoview.core.session import warm_up as session_warm_up
+    from protoview.core.live import warm_up as live_warm_up
 
-    return session_warm_up(message)
+    return live_warm_up(message)
 
 
 def read_snapshot(path: str) -> Any:
@@ -82,3 +82,22 @@ def neighbours(state: Any, index: int, k: int, metric: str) -> tuple[Any, Any]:
 
     found = feature_neighbors(state.features, index, k, metric)
     return found, map_ranks(state.embedding, index, found.indices)
+
+
+def write_selection(path: str, state: Any, selection: Any) -> None:
+    """Write the selected samples (K,) to ``.npy`` (their indices), or to ``.csv`` with their
+    label and prediction (``index,label,prediction``)."""
+    import numpy as np
+
+    from protoview.errors import ParameterError
+
+    sel = np.asarray(selection, np.int64)
+    if str(path).endswith(".npy"):
+        np.save(path, sel)
+    elif str(path).endswith(".csv"):
+        rows = np.column_stack([sel, np.asarray(state.labels)[sel],
+                                np.asarray(state.predictions)[sel]])
+        np.savetxt(path, rows, fmt="%d", delimiter=",", header="index,label,prediction",
+                   comments="")
+    else:
+        raise ParameterError(str(path), "choose a file name ending in .npy or .csv")

@@ -24,7 +24,7 @@ __all__ = [
     "COLOR_MODES", "ENTROPY_BINS", "LABEL_COLOUR_MODES", "VERSUS_MODE", "VERSUS_NAMES",
     "available_colour_modes", "caption_text", "class_name", "entropy_codes",
     "glyph_hover_text", "group_classes", "hover_text", "map_freshness", "members",
-    "neighbour_texts", "num_classes", "num_groups", "owner_class", "per_class_and_confusion",
+    "neighbour_texts", "num_classes", "numbers_line", "owner_class", "per_class_and_confusion",
     "prototype_groups", "sample_codes", "scores_text", "selection_summary", "versus_codes",
 ]
 
@@ -89,13 +89,6 @@ def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarr
 
 
 # ---------------------------------------------------------------- groups and members
-def num_groups(state) -> int:
-    a, k = state.assignment, len(state.prototypes_embedding)
-    if a is None or np.asarray(a).size == 0:
-        return max(k, 1)
-    return max(int(np.max(a)) + 1, k, 1)
-
-
 def _has_features(state) -> bool:
     feats = np.asarray(state.features)
     return feats.ndim == 2 and feats.shape[1] > 0 and len(feats) == len(state.labels)
@@ -288,6 +281,19 @@ def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) ->
     add("NMI", "nmi", ".3f")
     add("ARI", "ari", ".3f")
     return " · ".join(parts) if parts else "no numbers yet"
+
+
+def numbers_line(state, source_accuracy: float) -> str:
+    """The numbers line of ``state`` (:func:`scores_text`; unlabelled data adds the mean
+    prediction entropy)."""
+    if state is None:
+        return "no numbers yet"
+    labelled = bool(np.any(np.asarray(state.labels) >= 0))
+    text = scores_text(state.metrics, source_accuracy, labelled=labelled)
+    entropy = np.asarray(state.entropy)
+    if not labelled and entropy.size and np.isfinite(entropy).any():
+        text += f" · mean entropy {float(np.nanmean(entropy)):.3f}"
+    return text
 
 
 def caption_text(state, source_accuracy: float = float("nan")) -> str:

@@ -13,6 +13,7 @@ Qt-free (napari's ``ViewerModel`` is the model: fields that emit when they chang
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -105,10 +106,9 @@ class Shown:
             values["class_names"] = list(update.class_names)
         elif len(self.class_names) < derive.num_classes(update.state) or self.snapshot is not None:
             values["class_names"] = [str(i) for i in range(derive.num_classes(update.state))]
-        if update.kind in ("open", "reset"):  # a new start: nothing marked or selected
-            values.update(selection=np.zeros(0, np.int64), marked=None)
-        elif len(self.selection) and self.state is not None \
-                and update.state.num_samples != self.state.num_samples:
+        other_samples = (self.state is not None
+                         and update.state.num_samples != self.state.num_samples)
+        if update.kind in ("open", "reset") or other_samples:  # nothing marked or selected
             values.update(selection=np.zeros(0, np.int64), marked=None)
         values["versus"] = self._versus_after(values)
         self.set(**values)
@@ -146,15 +146,24 @@ class Shown:
     def show_frame(self, index: int) -> None:
         """Show frame ``index`` of the snapshot's timeline, with the numbers of its step's
         history row and the chart up to that step."""
-        from protoview.core.state import frame_state
-
         if self.snapshot is None or not self.snapshot.timeline:
             return
         frame = self.snapshot.timeline[int(index)]
         step = int(frame.get("step", index))
-        row = next((h for h in self.snapshot_history if h.step == step), None)
-        self.set(frame=int(index), state=frame_state(self.snapshot_state, frame, row),
+        self.set(frame=int(index), state=self._frame_state(frame, step),
                  history=[h for h in self.snapshot_history if h.step <= step])
+
+    def _frame_state(self, frame: dict, step: int) -> Any:
+        """A frame over the snapshot's state, with the numbers of its step's history row."""
+        from protoview.core.state import frame_state
+
+        row = next((h for h in self.snapshot_history if h.step == step), None)
+        return frame_state(self.snapshot_state, frame, row)
+
+    def frame_states(self) -> list:
+        """Every recorded frame of the snapshot shown, as :meth:`show_frame` shows it."""
+        timeline = self.snapshot.timeline if self.snapshot is not None else []
+        return [self._frame_state(f, int(f.get("step", i))) for i, f in enumerate(timeline)]
 
     def frame_steps(self) -> list[int]:
         """The step of each recorded frame of the snapshot shown ([] for none)."""
@@ -221,6 +230,16 @@ class Shown:
             return self.versus
         return offered[0] if offered else None
 
+    def baseline_state(self) -> Any:
+        """The unadapted model's predictions over the shown samples (for the per-class
+        bars beside the current ones): the source model's map live; over a snapshot, its
+        state with the stored unadapted predictions (None when the file has none)."""
+        if self.snapshot is None:
+            return self.source_state
+        if self.source_predictions is None or self.snapshot_state is None:
+            return None
+        return replace(self.snapshot_state, predictions=self.source_predictions)
+
     @property
     def assignment_target(self) -> str:
         """What the map's assignment codes are: ``prototypes`` (groups coloured by the class
@@ -244,16 +263,8 @@ class Shown:
         return derive.caption_text(self.state, self.source_accuracy)
 
     def numbers_line(self) -> str:
-        """The headline numbers of the state shown (see :func:`derive.scores_text`)."""
-        state = self.state
-        if state is None:
-            return "no numbers yet"
-        labelled = bool(np.any(np.asarray(state.labels) >= 0))
-        text = derive.scores_text(state.metrics, self.source_accuracy, labelled=labelled)
-        entropy = np.asarray(state.entropy)
-        if not labelled and entropy.size and np.isfinite(entropy).any():
-            text += f" · mean entropy {float(np.nanmean(entropy)):.3f}"
-        return text
+        """The headline numbers of the state shown (see :func:`derive.numbers_line`)."""
+        return derive.numbers_line(self.state, self.source_accuracy)
 
     def status(self, kind: str, seconds: float = 0.0) -> str:
         """The status bar's line after a result of ``kind``."""

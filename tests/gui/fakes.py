@@ -1,15 +1,27 @@
-"""Fast stand-ins for the core Session (random 2-D maps, no model) for GUI tests."""
+"""Fast stand-ins for the core Session (random 2-D maps, no model) for GUI tests: a
+:class:`FakeSession` implements :class:`protoview.present.Computes`, the worker's protocol."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from protoview.core.session import HistoryRow
+from protoview.core.runs import HistoryRow
 from protoview.core.state import GeometryState
+from protoview.core.updates import detached
 from protoview.errors import CancelledError, CheckpointError, UntrustedCodeError
+from protoview.present import (
+    DataView,
+    ForgetRunsRequest,
+    KMeansRequest,
+    RefreshRequest,
+    ResetRequest,
+    SinkhornRequest,
+    StepRequest,
+    Update,
+)
 
 
 def random_state(n: int = 300, c: int = 10, p: int = 2, k: int = 0, seed: int = 0,
@@ -55,7 +67,8 @@ class FakeDataset:
 
 
 class FakeSession:
-    """Session-shaped object: open/step/reset/kmeans/sinkhorn/to_snapshot on random data.
+    """A session as the worker drives it (``run`` / ``background`` / ``update`` /
+    ``to_snapshot``), on random data.
 
     ``step_seconds`` makes each step busy-compute (Python + numpy, holding the GIL in
     slices like the real thing) for that long, checking ``cancel`` in between.
@@ -63,9 +76,11 @@ class FakeSession:
 
     step_seconds = 0.0
     opened_requests: list = []
+    refresh_pending = False
 
     def __init__(self, n: int = 300) -> None:
         self.state = random_state(n)
+        self.source_state = self.state
         self.dataset = FakeDataset(n)
         self.history: list[HistoryRow] = []
         self.timeline: list[dict] = []
@@ -85,6 +100,43 @@ class FakeSession:
             progress(1, 1)
         return cls()
 
+    # ---------------------------------------------------------------- the protocol
+    def run(self, request, progress=None, cancel=None):
+        t0 = time.perf_counter()
+        if isinstance(request, StepRequest):
+            n = request.n_steps if request.n_steps > 0 else 5
+            for i in range(n):
+                if cancel is not None and cancel():
+                    raise CancelledError(f"cancelled after {i} of {n} steps")
+                self._step(cancel)
+                if progress:
+                    progress(i + 1, n)
+                yield self.update("step", request, t0, partial=i + 1 < n)
+            return
+        kind = {ResetRequest: "reset", ForgetRunsRequest: "runs", RefreshRequest: "refresh",
+                KMeansRequest: "kmeans", SinkhornRequest: "sinkhorn"}[type(request)]
+        if kind == "reset":
+            self.reset()
+        elif kind == "kmeans":
+            self.kmeans(request)
+        elif kind == "sinkhorn":
+            self.sinkhorn(request)
+        yield self.update(kind, request, t0)
+
+    def background(self, seconds=0.5, cancel=None):
+        return None
+
+    def update(self, kind, request=None, started=None, partial=False, followed=False):
+        data = DataView.of(self.dataset) if kind == "open" else None
+        return Update(
+            kind=kind, state=detached(self.state), history=[replace(h) for h in self.history],
+            source_state=self.source_state, source_accuracy=self.source_accuracy,
+            class_names=list(self.dataset.class_names), thumbnail=self.dataset.thumbnail,
+            request=request, data=data, partial=partial, followed=followed,
+            seconds=0.0 if started is None else time.perf_counter() - started,
+        )
+
+    # ---------------------------------------------------------------- the work
     def _busy(self, seconds: float, cancel) -> None:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -93,45 +145,49 @@ class FakeSession:
             a = np.random.default_rng(0).normal(size=(120, 120))
             _ = sum(float(v) for v in (a @ a).ravel()[:2000])
 
+    def _step(self, cancel) -> None:
+        self._busy(self.step_seconds, cancel)
+        s = self.state
+        embedding = s.embedding + self._rng.normal(scale=0.3, size=s.embedding.shape)
+        flip = self._rng.random(len(s.labels)) < 0.2
+        predictions = np.where(flip, s.labels, s.predictions)
+        accuracy = float((predictions == s.labels).mean())
+        self.state = replace(s, embedding=embedding.astype(np.float32), predictions=predictions,
+                             metrics={**s.metrics, "accuracy": accuracy})
+        step = len(self.history) + 1
+        self.history.append(HistoryRow(step, 0.5 + 0.01 * step, 0.6, accuracy, 0.01))
+        self.timeline.append({"step": step, "embedding": self.state.embedding.copy(),
+                              "predictions": predictions.copy(), "accuracy": accuracy,
+                              "prototypes_embedding": s.prototypes_embedding.copy()})
+
     def step(self, req, progress=None, cancel=None):
-        n = req.n_steps if req.n_steps > 0 else 5
-        for i in range(n):
-            self._busy(self.step_seconds, cancel)
-            s = self.state
-            s.embedding = s.embedding + self._rng.normal(scale=0.3, size=s.embedding.shape).astype(np.float32)
-            flip = self._rng.random(len(s.labels)) < 0.2
-            s.predictions = np.where(flip, s.labels, s.predictions)
-            s.metrics["accuracy"] = float((s.predictions == s.labels).mean())
-            step = len(self.history) + 1
-            self.history.append(HistoryRow(step, 0.5 + 0.01 * step, 0.6, s.metrics["accuracy"], 0.01))
-            self.timeline.append({"step": step, "embedding": s.embedding.copy(),
-                                  "predictions": s.predictions.copy(), "accuracy": s.metrics["accuracy"],
-                                  "prototypes_embedding": s.prototypes_embedding.copy()})
-            if progress:
-                progress(i + 1, n)
+        for _update in self.run(req, progress, cancel):
+            pass
         return self.state
 
     def reset(self):
         self.history.clear()
         self.timeline.clear()
-        self.state = random_state(len(self.state.labels))
+        self.state = self.source_state
         return self.state
 
     def kmeans(self, req, progress=None, cancel=None):
         s = self.state
         k = min(req.k, len(s.labels))
-        s.prototypes = s.features[:k].copy()
-        s.prototypes_embedding = s.embedding[:k].copy()
-        s.prototype_density = np.linspace(0.1, 1, k).astype(np.float32)
-        s.assignment = (((s.features[:, None] - s.prototypes[None]) ** 2).sum(-1)).argmin(1)
-        s.metrics.update(nmi=0.5, ari=0.4)
-        return s
+        assignment = (((s.features[:, None] - s.features[:k][None]) ** 2).sum(-1)).argmin(1)
+        self.state = replace(
+            s, prototypes=s.features[:k].copy(), prototypes_embedding=s.embedding[:k].copy(),
+            prototype_density=np.linspace(0.1, 1, k).astype(np.float32), assignment=assignment,
+            assignment_target="prototypes", metrics={**s.metrics, "nmi": 0.5, "ari": 0.4})
+        return self.state
 
     def sinkhorn(self, req):
         s = self.state
-        k = max(len(s.prototypes), 1)
-        s.assignment = np.arange(len(s.labels)) % k
-        return s
+        k = {"prototypes": len(s.prototypes), "proxies": len(s.center_labels),
+             "centers": len(s.centers)}[req.target]
+        self.state = replace(s, assignment=np.arange(len(s.labels)) % max(k, 1),
+                             assignment_target=req.target)
+        return self.state
 
     def to_snapshot(self):
         from protoview.core.state import state_to_snapshot

@@ -13,8 +13,8 @@ import os
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
-from protoview.gui._qt import default_open
+from protoview.present import OpenRequest
+from protoview.present.compute import open_session as default_open
 from tests.corpus.make_corpus import build
 from tests.gui.fakes import FakeSession
 

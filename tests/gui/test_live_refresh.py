@@ -5,20 +5,24 @@ button for the exact map."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from protoview.core.session import HistoryRow, OpenRequest, RefreshRequest, StepRequest
 from protoview.errors import CancelledError
-from protoview.gui.map import map_freshness
 from protoview.gui._qt import ComputeWorker
+from protoview.present import HistoryRow, OpenRequest, RefreshRequest, StepRequest
+from protoview.present.derive import map_freshness
 from tests.gui.fakes import FakeSession
 
 
 class LiveFakeSession(FakeSession):
-    """A FakeSession with the live-refresh API: ``batches`` refresh batches per step."""
+    """A FakeSession that refreshes like the core's live run: ``batches`` refresh batches
+    per step, the first one the probe. A live step yields its pixels (nothing refreshed),
+    then its probe (the estimate, the map unchanged); :meth:`background` refreshes one
+    slice; a RefreshRequest completes the refresh."""
 
     batches = 6
     batch_seconds = 0.02
@@ -34,35 +38,41 @@ class LiveFakeSession(FakeSession):
     def refresh_pending(self) -> bool:
         return self.done < self.batches
 
-    @property
-    def probe_pending(self) -> bool:
-        return self.done < 1
-
-    at_pass_end = False
-
     def _describe(self) -> None:
-        m = self.state.metrics
+        m = self.state.metrics = dict(self.state.metrics)
         m["map_step"], m["refreshed"] = float(self.step_no), self.done / self.batches
         if self.done < self.batches:
             m.pop("accuracy", None)
         else:
             m["accuracy"] = 0.5
 
-    def step(self, req, progress=None, cancel=None):
-        self.calls.append(("step", req.live, req.probe_size))
-        self.step_no += 1
-        self.done = 0
-        self.history.append(HistoryRow(self.step_no, 0.5, 0.5, float("nan"), 0.01))
-        self.state.embedding = self.state.embedding + 0.1
-        self._describe()
-        return self.state
+    def run(self, request, progress=None, cancel=None):
+        if isinstance(request, RefreshRequest):
+            self.calls.append(("exact",))
+            self.done = self.batches
+            self._describe()
+            yield self.update("refresh", request)
+            return
+        if not isinstance(request, StepRequest):
+            yield from super().run(request, progress, cancel)
+            return
+        for i in range(request.n_steps):
+            if cancel is not None and cancel():
+                raise CancelledError(f"cancelled after {i} steps")
+            self.calls.append(("step", request.live, request.probe_size))
+            self.step_no += 1
+            self.done = 0
+            self.history.append(HistoryRow(self.step_no, 0.5, 0.5, float("nan"), 0.01))
+            self.state = replace(self.state, embedding=self.state.embedding + 0.1)
+            self._describe()
+            last = i + 1 == request.n_steps
+            yield self.update("step", request, partial=True, followed=True)
+            self._refresh(1, None, cancel)  # the probe: its estimate, the map as it was
+            self.history[-1].probe_accuracy = 0.5
+            yield self.update("probe", request, partial=not last)
 
-    def refresh_some(self, seconds=0.5, until="all", cancel=None):
-        if not self.refresh_pending or (until == "probe" and not self.probe_pending):
-            return None
-        target = 1 if until == "probe" else self.batches
-        start = time.perf_counter()
-        ran = 0
+    def _refresh(self, target: int, seconds, cancel) -> None:
+        start, ran = time.perf_counter(), 0
         while self.done < target:
             if ran and seconds is not None and time.perf_counter() - start >= seconds:
                 break
@@ -71,17 +81,14 @@ class LiveFakeSession(FakeSession):
             time.sleep(self.batch_seconds)
             self.done += 1
             ran += 1
-        self.calls.append(("refresh", until, self.done))
-        if self.done >= 1:
-            self.history[-1].probe_accuracy = 0.5
-        self._describe()
-        return self.state
+        self.calls.append(("refresh", self.done))
 
-    def refresh(self, progress=None, cancel=None):
-        self.calls.append(("exact",))
-        self.done = self.batches
+    def background(self, seconds=0.5, cancel=None):
+        if not self.refresh_pending:
+            return None
+        self._refresh(self.batches, seconds, cancel)
         self._describe()
-        return self.state
+        return self.update("refresh", RefreshRequest(), partial=self.refresh_pending)
 
 
 @pytest.fixture
@@ -106,14 +113,19 @@ def test_a_step_sends_pixels_then_its_probe_then_background_refreshes(worker, qt
     worker.submit(StepRequest(n_steps=2, probe_size=100))
     qtbot.waitUntil(lambda: results and results[-1].kind == "refresh" and not results[-1].partial,
                     timeout=10000)
-    steps = [r for r in results if r.kind == "step"]
-    # per step: the pixels (nothing refreshed yet), then the probe (1 of 6 batches)
-    assert [r.state.metrics["refreshed"] for r in steps] == pytest.approx([0, 1 / 6, 0, 1 / 6])
+    steps = [r for r in results if r.kind in ("step", "probe")]
+    # per step: the pixels (nothing refreshed yet), then the probe's estimate; every update
+    # the session yields goes out, in its order, with the request it answers
+    assert [r.kind for r in steps] == ["step", "probe", "step", "probe"]
+    assert [r.state.metrics["refreshed"] for r in steps] == pytest.approx([0, 0, 0, 0])
     assert [r.partial for r in steps] == [True, True, True, False]
+    assert [r.followed for r in steps] == [True, False, True, False]
+    assert all(r.request == StepRequest(n_steps=2, probe_size=100) for r in steps)
     calls = live_cls.calls
-    assert calls[0] == ("step", True, 100) and calls[1] == ("refresh", "probe", 1)
+    assert calls[0] == ("step", False, 100) and calls[1] == ("refresh", 1)
     refreshes = [r for r in results if r.kind == "refresh"]
     assert [round(r.state.metrics["refreshed"] * 6) for r in refreshes] == [2, 3, 4, 5, 6]
+    assert len({r.job for r in results if r.kind != "open"}) == 1  # the step's job number
     assert [r.partial for r in refreshes] == [True] * 4 + [False]
     assert map_freshness(refreshes[-1].state) == "map of step 2 — exact"
     assert map_freshness(steps[0].state) == "map of step 1 — 0% refreshed"
@@ -131,7 +143,7 @@ def test_a_new_request_interrupts_the_background_refresh_which_resumes_after(wor
     t0 = time.perf_counter()
     seen = len(results)
     worker.submit(StepRequest(n_steps=1))
-    qtbot.waitUntil(lambda: any(r.kind == "step" and not r.partial for r in results[seen:]),
+    qtbot.waitUntil(lambda: any(r.kind in ("step", "probe") and not r.partial for r in results[seen:]),
                     timeout=5000)
     assert time.perf_counter() - t0 < 1.0  # it did not wait for the 2 s refresh
     assert [c[0] for c in live_cls.calls].count("step") == 2
@@ -156,11 +168,11 @@ def test_the_window_shows_freshness_and_refreshes_exactly_on_request(qtbot, tmp_
     results = []
     w.worker.result.connect(results.append)
     qtbot.mouseClick(w.adapt_panel.step_button, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: any(r.kind == "step" and not r.partial for r in results),
+    qtbot.waitUntil(lambda: any(r.kind in ("step", "probe") and not r.partial for r in results),
                     timeout=5000)
     qtbot.wait(50)
     assert live_cls.calls[0] == ("step", True, 250)
-    assert w.map_label.text() == "map of step 1 — 10% refreshed" and w.refresh_button.isEnabled()
+    assert w.map_label.text() == "map of step 1 — 0% refreshed" and w.refresh_button.isEnabled()
     w.view.grab().save(str(tmp_path / "map.png"))
     qtbot.mouseClick(w.refresh_button, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any(r.kind == "refresh" for r in results), timeout=5000)
@@ -172,7 +184,8 @@ def test_the_window_shows_freshness_and_refreshes_exactly_on_request(qtbot, tmp_
 
 
 def test_probe_points_are_drawn_with_their_interval(qtbot) -> None:
-    from protoview.gui.panels import NumbersPanel, scores_text
+    from protoview.gui.panels import NumbersPanel
+    from protoview.present.derive import scores_text
 
     panel = NumbersPanel()
     qtbot.addWidget(panel)
@@ -191,8 +204,8 @@ def test_probe_points_are_drawn_with_their_interval(qtbot) -> None:
 
 
 def test_a_background_refresh_leaves_a_shown_snapshot_alone(qtbot, tmp_path, live_cls):
+    from protoview.core.runs import rows_from_columns
     from protoview.gui.window import MainWindow
-    from protoview.gui.window._replay import history_from_snapshot
 
     live_cls.batches, live_cls.batch_seconds = 12, 0.03
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
@@ -205,7 +218,7 @@ def test_a_background_refresh_leaves_a_shown_snapshot_alone(qtbot, tmp_path, liv
     w.open_demo()
     qtbot.waitUntil(lambda: any(r.kind == "open" for r in results), timeout=5000)
     w.submit(StepRequest(n_steps=1))
-    qtbot.waitUntil(lambda: any(r.kind == "step" and not r.partial for r in results), timeout=5000)
+    qtbot.waitUntil(lambda: any(r.kind in ("step", "probe") and not r.partial for r in results), timeout=5000)
     snap = LiveFakeSession(50).to_snapshot()
     snap.history = {"step": np.array([1, 2]), "accuracy": np.array([np.nan, 0.7]),
                     "probe_accuracy": np.array([0.61, 0.69]), "probe_low": np.array([0.5, 0.6]),
@@ -217,6 +230,6 @@ def test_a_background_refresh_leaves_a_shown_snapshot_alone(qtbot, tmp_path, liv
                     timeout=10000)
     qtbot.wait(50)
     assert w.snapshot is snap and w.view.state is shown
-    rows = history_from_snapshot(snap)
+    rows = rows_from_columns(snap.history)
     assert [r.probe_accuracy for r in rows] == [0.61, 0.69] and rows[1].probe_size == 100
     w.close()

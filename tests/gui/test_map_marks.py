@@ -230,9 +230,8 @@ def test_assignment_colouring_before_any_kmeans_says_why_it_is_grey(view):
 
 def test_sinkhorn_to_proxies_uses_the_class_colours(view):
     s = random_state(200, c=4, p=2)
-    s.assignment = s.labels.copy()
+    s.assignment, s.assignment_target = s.labels.copy(), "proxies"
     view.set_state(s, ["a", "b", "c", "d"], animate=False)
-    view.set_assignment_target("classes")
     view.set_color_mode("assignment")
     got = np.array(_brush_hex(view.items["samples"].data["brush"]))
     np.testing.assert_array_equal(got, np.array(class_colors(4))[s.labels])

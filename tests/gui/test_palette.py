@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PySide6 import QtGui
 
-from protoview.gui.map import Palette, class_colors, entropy_codes, entropy_colors
+from protoview.gui.map import Palette, class_colors, entropy_colors
+from protoview.present.derive import entropy_codes
 
 
 @pytest.mark.parametrize("n", [0, 1, 10, 20, 21, 100, 300])

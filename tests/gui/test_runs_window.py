@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from protoview.core.session import HistoryRow, RunRecord, versus_codes
 from protoview.gui.map import EmbeddingView
 from protoview.gui.panels import AdaptPanel, NumbersPanel
+from protoview.present import HistoryRow, RunRecord
+from protoview.present.derive import versus_codes
 from tests.gui.fakes import random_state
 
 
@@ -137,7 +138,7 @@ class _Results:
 
 @pytest.mark.slow
 def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
-    from protoview.core.session import OpenRequest
+    from protoview.present import OpenRequest
 
     w = demo_window
     results = _Results(w)
@@ -153,7 +154,7 @@ def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
     results.wait(qtbot, "step", panel.run_button.click)
     panel.method.setCurrentText("tent")
     results.wait(qtbot, "step", panel.step_button.click)
-    qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
+    qtbot.waitUntil(lambda: not w.numbers_pending, timeout=5000)
     assert [r.label for r in w.runs] == ["#1 bn · continual", "#2 tent · continual"]
     assert w.current_run == 2 and [h.step for h in w.history] == [1]
     assert len(w.runs[0].history) == 20
@@ -173,7 +174,7 @@ def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
     results.wait(qtbot, "write_snapshot", lambda: w.export_snapshot(str(path)))
     results.wait(qtbot, "runs", panel.forget_button.click)  # Clear runs: only the current one stays
     assert [r.label for r in w.runs] == ["#2 tent · continual"]
-    qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
+    qtbot.waitUntil(lambda: not w.numbers_pending, timeout=5000)
     assert not any(c.isVisible() for c in w.numbers.runs.curves)
     results.wait(qtbot, "read_snapshot", lambda: w.open_snapshot(str(path)))
     assert [r.label for r in w.runs] == ["#1 bn · continual", "#2 tent · continual"]
@@ -189,7 +190,7 @@ def test_a_continual_stream_over_pacs_domains_in_the_window(demo_window, qtbot, 
     import torch
     from torch import nn
 
-    from protoview.core.session import OpenRequest
+    from protoview.present import OpenRequest
     from tests._benchmark_fixtures import make_domainbed
     from tests._ckpt_fixtures import write_arch_file
 
@@ -217,14 +218,14 @@ def test_a_continual_stream_over_pacs_domains_in_the_window(demo_window, qtbot, 
     panel.stream.domains.setCurrentText("continual")
     panel.stream.labels.setCurrentText("sorted by class")
     results.wait(qtbot, "step", panel.pass_button.click)
-    qtbot.waitUntil(lambda: w._pending_numbers is None, timeout=5000)
+    qtbot.waitUntil(lambda: not w.numbers_pending, timeout=5000)
     assert [r.label for r in w.runs] == ["#1 tent · continual,sorted"]
     assert len(w.history) == 6  # 42 images (2 domains x 7 classes x 3) in batches of 8
     assert w.numbers.runs.mark_texts() == ["photo", "sketch"]
 
 
 def test_the_caption_names_a_stream_other_than_online() -> None:
-    from protoview.gui.window._export import caption_text
+    from protoview.present.derive import caption_text
 
     state = random_state(50)
     state.attrs.update(method="tent", step=4, params={"lr": 1e-3, "stream": "continual"})

@@ -62,8 +62,8 @@ def test_unlabelled_snapshot_in_the_window(window, qtbot, tmp_path):
 def test_real_window_on_an_unlabelled_folder(qtbot, tmp_path):
     """The real session on a folder of images without class folders; one TSD step."""
     from protoview.core.demo import demo_arrays
-    from protoview.core.session import OpenRequest
     from protoview.gui.window import MainWindow
+    from protoview.present import OpenRequest
 
     images, _ = demo_arrays(part="test", shift="noise", severity=3, seed=0)
     folder = tmp_path / "target"

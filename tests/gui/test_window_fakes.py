@@ -7,7 +7,7 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui
 
-from protoview.core.session import OpenRequest
+from protoview.present import OpenRequest
 
 
 def test_cancel_a_long_run_within_a_second_and_keep_working(opened, qtbot, fake_session_cls):

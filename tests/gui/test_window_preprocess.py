@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
 from protoview.errors import CheckpointError, DatasetError
+from protoview.present import OpenRequest
 from tests.gui.fakes import FakeDataset, FakeSession
 
 

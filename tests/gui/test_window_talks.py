@@ -95,7 +95,7 @@ def test_png_export_keeps_the_legend_in_proportion_and_has_a_caption(opened, qtb
 
 
 def test_caption_names_method_step_and_accuracy():
-    from protoview.gui.window._export import caption_text
+    from protoview.present.derive import caption_text
     from tests.gui.fakes import random_state
 
     s = random_state(50)
@@ -276,7 +276,7 @@ def test_charts_integer_steps_confusion_with_counts_and_per_class_baseline(opene
     n = len(w.state.center_labels)
     (x0, x1), (y0, y1) = w.numbers.confusion_plot.getViewBox().viewRange()
     assert (x0, x1) == pytest.approx((-0.5, n - 0.5)) and (y0, y1) == pytest.approx((-0.5, n - 0.5))
-    from protoview.gui.panels import per_class_and_confusion
+    from protoview.present.derive import per_class_and_confusion
 
     per_class, conf = per_class_and_confusion(w.state.labels, w.state.predictions, n)
     written = {(int(y), int(x)): t for t, x, y, _bright in w.numbers.cell_counts.counts}
@@ -341,7 +341,9 @@ def test_before_and_after_linked_views(opened, qtbot):
     _step(qtbot, w, 2)
     assert w.toggle_compare(True)
     before = w.compare.view
-    assert before.isVisible() and before.state is source
+    # the "before" is the session's source map (the same map as the window's launch state)
+    assert before.isVisible() and np.array_equal(before.state.embedding, source.embedding)
+    assert np.array_equal(before.state.predictions, source.predictions)
     assert "before" in w.compare.before_title.text()
     # same colours for the same classes
     w.set_color_mode("label")

@@ -3,9 +3,10 @@ import time
 import numpy as np
 import pytest
 
-from protoview.core.session import OpenRequest, StepRequest
 from protoview.errors import CheckpointError
-from protoview.gui._qt import ComputeWorker, Result
+from protoview.gui._qt import ComputeWorker
+from protoview.present import OpenRequest, StepRequest
+from protoview.present import Update as Result
 
 
 @pytest.fixture

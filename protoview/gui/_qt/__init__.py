@@ -15,25 +15,14 @@ from protoview.gui._qt._input_guards import SingleKeyShortcuts, guard_wheel  # n
 from protoview.gui._qt._pixmaps import pixmap_from_array  # noqa: E402
 from protoview.gui._qt._platform import xcb_problem  # noqa: E402
 from protoview.gui._qt._theme import THEMES, apply_theme, icon, style_sheet  # noqa: E402
-from protoview.gui._qt._worker import (  # noqa: E402
-    ComputeWorker,
-    ResetRequest,
-    Result,
-    default_open,
-    default_warm_up,
-    live_workers,
-)
+from protoview.gui._qt._worker import ComputeWorker, live_workers  # noqa: E402
 
 __all__ = [
     "THEMES",
     "ComputeWorker",
-    "ResetRequest",
-    "Result",
     "SingleKeyShortcuts",
     "application",
     "apply_theme",
-    "default_open",
-    "default_warm_up",
     "guard_wheel",
     "icon",
     "live_workers",

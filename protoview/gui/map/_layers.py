@@ -12,20 +12,11 @@ import pyqtgraph as pg
 
 from protoview.gui.map import _density as density
 from protoview.gui.map._items import move_points, recolor_points
-from protoview.gui.map._palette import (
-    ENTROPY_BINS,
-    Palette,
-    class_colors,
-    entropy_codes,
-    entropy_colors,
-    group_colors,
-    match_groups_to_classes,
-)
+from protoview.gui.map._palette import Palette, class_colors, entropy_colors, group_colors
+from protoview.present import derive
+from protoview.present.derive import ENTROPY_BINS, VERSUS_MODE
 
 _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
-#: The colour mode comparing each sample's verdict with another run's (fixed / broken).
-VERSUS_MODE = "fixed/broken"
-COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", VERSUS_MODE)
 #: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
 VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
 LAYERS = ("samples", "centers", "proxies", "prototypes")
@@ -34,7 +25,8 @@ _MAX_PALETTES = 32
 
 class MapLayers:
     """The layer items of ``view`` (an EmbeddingView), created in drawing order and added
-    to it, and the caches of drawing them. ``items``: name -> item (``samples``,
+    to it, and the caches of drawing them (the numbers drawn come from
+    :mod:`protoview.present.derive`). ``items``: name -> item (``samples``,
     ``proxy_lines``, ``prototypes``, ``proxies``, ``centers``, ``density``).
 
     Reads the view's public state (``state``, ``color_mode``, ``glyph_scale``,
@@ -58,10 +50,6 @@ class MapLayers:
     def forget_state(self) -> None:
         """A new state: members and prototype groups are computed again."""
         self._members = {}
-        self._group_info = None
-
-    def forget_groups(self) -> None:
-        """A new assignment target: the prototype groups are computed again."""
         self._group_info = None
 
     # ---------------------------------------------------------------- colours
@@ -101,11 +89,7 @@ class MapLayers:
         if cached is not None and cached[0] == key:
             return cached[1]
         n_classes = max(view.num_classes(), 1)
-        groups = prototype_groups(state, target)
-        k = len(state.prototypes_embedding)
-        n_groups = k if groups is None or groups.size == 0 else max(k, int(groups.max()) + 1)
-        matched = (np.full(n_groups, -1, np.int64) if groups is None
-                   else match_groups_to_classes(groups, state.labels, n_groups, n_classes))
+        matched = derive.group_classes(state, n_classes)
         info = (matched, group_colors(matched, n_classes))
         self._group_info = (key, info)
         return info
@@ -126,7 +110,7 @@ class MapLayers:
         """(N,) bool: the members of center / proxy / prototype ``index`` (cached)."""
         key = (kind, index)
         if key not in self._members:
-            self._members[key] = members(self.view.state, kind, index)
+            self._members[key] = derive.members(self.view.state, kind, index)
         return self._members[key]
 
     # ---------------------------------------------------------------- drawing
@@ -149,7 +133,7 @@ class MapLayers:
         view, items = self.view, self.items
         state, s = view.state, view.glyph_scale * _font_scale(view)
         pos = pos or positions(state)
-        codes = sample_codes(state, view.color_mode, view.versus_predictions)
+        codes = derive.sample_codes(state, view.color_mode, view.versus_predictions)
         self._style_samples(pos["samples"], codes, _BASE["samples"] * s)
         cls_pal = self.palette("class")
         items["centers"].setData(pos["centers"][:, 0], pos["centers"][:, 1],
@@ -272,75 +256,9 @@ def _pairs(state, pos: dict) -> tuple[np.ndarray, np.ndarray]:
     return seg[ok, 0], seg[ok, 1]
 
 
-def num_classes(state) -> int:
-    best = 0
-    for arr in (state.labels, state.predictions, state.center_labels, state.proxy_classes):
-        arr = np.asarray(arr)
-        if arr.size:
-            best = max(best, int(arr.max()) + 1)
-    return best
-
-
-def num_groups(state) -> int:
-    a = state.assignment
-    k = len(state.prototypes_embedding)
-    if a is None or np.asarray(a).size == 0:
-        return max(k, 1)
-    return max(int(np.max(a)) + 1, k, 1)
-
-
-def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarray:
-    """The colour code (N,) of each sample in ``mode`` (-1 unknown); ``versus``: the other
-    run's predictions (N,) for the fixed / broken mode."""
-    n = len(state.embedding)
-    if mode == "label":
-        return np.asarray(state.labels, np.int64)
-    if mode == "prediction":
-        return np.asarray(state.predictions, np.int64)
-    if mode == "assignment":
-        a = state.assignment
-        return np.full(n, -1, np.int64) if a is None else np.asarray(a, np.int64)
-    if mode == "correctness":
-        lab, pred = np.asarray(state.labels), np.asarray(state.predictions)
-        codes = (lab == pred).astype(np.int64)
-        codes[(lab < 0) | (pred < 0)] = -1
-        return codes
-    if mode == VERSUS_MODE:
-        from protoview.core.session import versus_codes
-
-        return versus_codes(state.predictions, versus, state.labels)
-    return entropy_codes(state.entropy, num_classes(state))
-
-
 def sample_size(view) -> float:
     """Diameter of a sample's dot in pixels (glyph scale and font size included)."""
     return _BASE["samples"] * view.glyph_scale * _font_scale(view)
-
-
-def _nearest_prototype(feats: np.ndarray, protos: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """(N,) index of each row's nearest prototype (squared L2), in chunks of rows."""
-    p2 = (protos.astype(np.float64) ** 2).sum(1)
-    out = np.empty(len(feats), np.int64)
-    for s in range(0, len(feats), chunk):
-        f = feats[s:s + chunk].astype(np.float64)
-        out[s:s + chunk] = (-2.0 * f @ protos.T.astype(np.float64) + p2).argmin(axis=1)
-    return out
-
-
-def prototype_groups(state, target: str = "prototypes") -> np.ndarray | None:
-    """(N,) the prototype each sample belongs to: the assignment when it is to the
-    prototypes (k-means, or Sinkhorn to prototypes), else the nearest prototype in
-    feature space; None without prototypes (or without features to tell)."""
-    k = len(state.prototypes_embedding)
-    if target == "prototypes" and state.assignment is not None:
-        return np.asarray(state.assignment, np.int64)
-    if k == 0:
-        return None
-    feats = np.asarray(state.features)
-    if feats.ndim == 2 and feats.shape[1] and len(feats) == len(state.labels) \
-            and np.shape(state.prototypes) == (k, feats.shape[1]):
-        return _nearest_prototype(feats, np.asarray(state.prototypes))
-    return None
 
 
 def _with_alpha(color: str, alpha: int):
@@ -365,32 +283,3 @@ def _prototype_sizes(density) -> np.ndarray:
         return np.full(d.size, (_BASE["proto_min"] + _BASE["proto_max"]) / 2)
     t = np.where(ok, (d - d[ok].min()) / np.ptp(d[ok]), 0.5)
     return _BASE["proto_min"] + t * (_BASE["proto_max"] - _BASE["proto_min"])
-
-
-def owner_class(state, kind: str, index: int) -> int:
-    if kind == "centers":
-        return int(state.center_labels[index])
-    if kind == "proxies":
-        return int(state.proxy_classes[index])
-    return index
-
-
-def members(state, kind: str, index: int) -> np.ndarray:
-    """Boolean mask (N,) of the samples belonging to a center / proxy / prototype
-    (prototype: nearest in feature space, as k-means assigns)."""
-    if kind == "centers":
-        return np.asarray(state.labels) == state.center_labels[index]
-    feats = getattr(state, "features", None)
-    has_feats = feats is not None and np.asarray(feats).ndim == 2 and len(feats) == len(state.labels)
-    if kind == "proxies":
-        if has_feats and len(state.proxies):
-            f = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-            p = state.proxies / np.maximum(np.linalg.norm(state.proxies, axis=1, keepdims=True), 1e-12)
-            return (f @ p.T).argmax(axis=1) == index
-        return np.asarray(state.predictions) == state.proxy_classes[index]
-    if kind == "prototypes":
-        if has_feats and len(state.prototypes) and state.prototypes.shape[1] == feats.shape[1]:
-            return _nearest_prototype(np.asarray(feats), np.asarray(state.prototypes)) == index
-        a = state.assignment
-        return np.zeros(len(state.labels), bool) if a is None else np.asarray(a) == index
-    raise ValueError(f"unknown kind {kind!r}")

@@ -8,8 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from protoview.gui.map._describe import class_label
-from protoview.gui.map._layers import VERSUS_MODE, sample_codes
+from protoview.present import VERSUS_NAMES
+from protoview.present.derive import VERSUS_MODE, class_name, sample_codes
 
 MAX_LEGEND_CLASSES = 20
 _LEGEND_GLYPHS = {"samples": ("o", 8.0), "centers": ("star", 15.0), "proxies": ("d", 10.0),
@@ -107,23 +107,21 @@ class MapLegend:
         names = view.class_names
         if mode == "assignment":
             if view.assignment_target == "classes":
-                return [(pal.brush(int(c)), f"to {class_label(names, int(c))}") for c in codes]
+                return [(pal.brush(int(c)), f"to {class_name(names, int(c))}") for c in codes]
             matched, _ = view.layers.group_info()
             out = []
             for c in codes:
                 m = int(matched[c]) if c < len(matched) else -1
-                text = f"P{int(c)}" + (f" ≈ {class_label(names, m)}" if m >= 0 else "")
+                text = f"P{int(c)}" + (f" ≈ {class_name(names, m)}" if m >= 0 else "")
                 out.append((pal.brush(int(c)), text))
             return out
         prefix = {"label": "", "prediction": "pred "}[mode]
-        return [(pal.brush(int(c)), f"{prefix}{class_label(names, int(c))}") for c in codes]
+        return [(pal.brush(int(c)), f"{prefix}{class_name(names, int(c))}") for c in codes]
 
 
 def _versus_entries(view, pal) -> list[tuple]:
     if view.versus_predictions is None:
         return [(pal.brush(-1), "choose a run to compare with")]
-    from protoview.core.session import VERSUS_NAMES
-
     codes = sample_codes(view.state, VERSUS_MODE, view.versus_predictions)
     counts = np.bincount(codes[codes >= 0], minlength=len(VERSUS_NAMES))
     return [(None, f"vs {view.versus_name}:"),

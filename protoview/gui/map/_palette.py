@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 from PySide6 import QtGui
 
+from protoview.present.derive import ENTROPY_BINS
+
 _TAB10 = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -24,7 +26,6 @@ _TAB20_EXTRA = [
 UNKNOWN_COLOR = "#9a9a9a"
 CORRECT_COLOR = "#2ca02c"
 WRONG_COLOR = "#d62728"
-ENTROPY_BINS = 16
 
 
 @lru_cache(maxsize=32)
@@ -111,44 +112,9 @@ class Palette:
         return len(self._brushes) + len(self._dim)
 
 
-def entropy_codes(entropy: np.ndarray, n_classes: int, bins: int = ENTROPY_BINS) -> np.ndarray:
-    """Bin entropies (N,) into ``bins`` codes on [0, log C]; NaN -> -1."""
-    entropy = np.asarray(entropy, dtype=np.float64)
-    top = np.log(max(n_classes, 2))
-    with np.errstate(invalid="ignore"):
-        codes = np.floor(np.clip(entropy / top, 0, 1) * (bins - 1e-9)).astype(np.int64)
-    codes[~np.isfinite(entropy)] = -1
-    return codes
-
-
-def match_groups_to_classes(groups: np.ndarray, labels: np.ndarray, n_groups: int,
-                            n_classes: int) -> np.ndarray:
-    """For each of ``n_groups`` groups the class (0..n_classes-1) it matches, or -1.
-
-    groups, labels: (N,) int, -1 unknown. Groups and classes are matched one to one by
-    the largest overlap (Hungarian, ``scipy.optimize.linear_sum_assignment``); a group
-    with no member of its matched class (or with more groups than classes, the groups
-    left over) gets -1.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    g = np.asarray(groups, np.int64)
-    y = np.asarray(labels, np.int64)
-    out = np.full(max(int(n_groups), 0), -1, np.int64)
-    ok = (g >= 0) & (g < n_groups) & (y >= 0) & (y < n_classes)
-    if not ok.any() or n_groups <= 0 or n_classes <= 0:
-        return out
-    table = np.bincount(g[ok] * n_classes + y[ok], minlength=n_groups * n_classes)
-    table = table.reshape(n_groups, n_classes)
-    rows, cols = linear_sum_assignment(table, maximize=True)
-    keep = table[rows, cols] > 0
-    out[rows[keep]] = cols[keep]
-    return out
-
-
 def group_colors(matched: np.ndarray, n_classes: int) -> list[str]:
     """Colours of groups (prototypes, clusters): a group matched to class c
-    (:func:`match_groups_to_classes`) takes class c's colour, so a cluster keeps its
+    (:func:`protoview.present.derive.group_classes`) takes class c's colour, so a cluster keeps its
     colour when its group is its class; every other group gets a colour that no class of
     the map uses (never another class's colour)."""
     matched = np.asarray(matched, np.int64)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore
 
-from protoview.gui.map import _describe as describe
 from protoview.gui.map._marks import points_in_polygon
+from protoview.present import compute, derive
 
 
 class PickingMixin:
@@ -44,18 +44,18 @@ class PickingMixin:
             self.selection_changed.emit(self.selection)
 
     def selection_summary(self) -> str:
-        return describe.selection_summary(self.state, self.selection, self.class_names)
+        return derive.selection_summary(self.state, self.selection, self.class_names)
 
     def export_selection(self, path: str) -> None:
         """Write the selected indices to ``.npy`` or ``.csv`` (index,label,prediction)."""
-        describe.export_selection(path, self.state, self.selection)
+        compute.write_selection(path, self.state, self.selection)
 
     def hover_text(self, index: int) -> str:
-        return describe.hover_text(self.state, int(index), self.class_names)
+        return derive.hover_text(self.state, int(index), self.class_names)
 
     def glyph_hover_text(self, kind: str, index: int) -> str:
         members = self.layers.members(kind, int(index))
-        return describe.glyph_hover_text(self, kind, int(index), members)
+        return derive.glyph_hover_text(self.state, kind, int(index), members, self.class_names)
 
     def show_hover(self, index: int, widget_pos: QtCore.QPoint) -> None:
         thumb = None

@@ -30,29 +30,17 @@ from protoview.gui.map import _layers
 from protoview.gui.map._animation import ANIMATION_FRAMES, ANIMATION_MS, Glide
 from protoview.gui.map._entropy_bar import EntropyBar
 from protoview.gui.map._items import HoverCard, SelectViewBox
-from protoview.gui.map._layers import COLOR_MODES, LAYERS, VERSUS_COLORS, MapLayers
+from protoview.gui.map._layers import LAYERS, VERSUS_COLORS, MapLayers
 from protoview.gui.map._legend import MapLegend
 from protoview.gui.map._marks import MapMarks
 from protoview.gui.map._palette import Palette
 from protoview.gui.map._picking import PickingMixin
+from protoview.present import derive
+from protoview.present.derive import COLOR_MODES, VERSUS_MODE
 
-__all__ = ["ANIMATION_FRAMES", "ANIMATION_MS", "COLOR_MODES", "LAYERS", "VERSUS_COLORS",
-           "EmbeddingView", "map_freshness"]
+__all__ = ["ANIMATION_FRAMES", "ANIMATION_MS", "COLOR_MODES", "LAYERS", "VERSUS_COLORS", "VERSUS_MODE",
+           "EmbeddingView"]
 _GLYPH_KINDS = ("centers", "proxies", "prototypes")
-
-
-def map_freshness(state) -> str:
-    """What the map shows, for its label: ``"map of step 12 — 40% refreshed"`` while the
-    samples are being refreshed to the current model, ``"map of step 12 — exact"`` once
-    all are; ``""`` without an adaptation run."""
-    metrics = getattr(state, "metrics", None) or {}
-    if "map_step" not in metrics:
-        return ""
-    step = int(metrics["map_step"])
-    refreshed = float(metrics.get("refreshed", 1.0))
-    if refreshed >= 1.0:
-        return f"map of step {step} — exact"
-    return f"map of step {step} — {int(refreshed * 100)}% refreshed"
 
 
 class EmbeddingView(PickingMixin, pg.PlotWidget):
@@ -80,7 +68,6 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         self.text_scale = 1.0
         self.text_colors = ("#333333", "#ffffff")  # (text, background) of the theme
         self.show_names = True
-        self.assignment_target = "prototypes"  # or "classes" (Sinkhorn to proxies/centers)
         self.versus_predictions: np.ndarray | None = None  # (N,) of the run compared with
         self.versus_name = ""
         self.thumbnail: Callable[[int], np.ndarray] | None = None
@@ -159,12 +146,8 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.glide.jump(targets)  # styles above already placed the points
         if first or self.follow:
             self.fit_view(targets)
-        if self.selection.size:  # other samples (another dataset or snapshot): nothing stays selected
-            same = old is not None and len(old.embedding) == len(state.embedding)
-            if same:
-                self.selection_changed.emit(self.selection)  # its summary follows the state
-            else:
-                self._update_selection(np.zeros(0, np.int64))
+        if self.selection.size and (old is None or len(old.embedding) != len(state.embedding)):
+            self._update_selection(np.zeros(0, np.int64))  # other samples: none selected
 
     def fit_view(self, targets: dict | None = None) -> None:
         """Frame every shown point, leaving room at the top for the legend. The view keeps
@@ -249,16 +232,12 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         if self.state is not None:
             self.marks.update_names()
 
-    def set_assignment_target(self, target: str) -> None:
-        """What the assignment's codes are: ``prototypes`` (groups, coloured by the class
-        they match) or ``classes`` (Sinkhorn to proxies / centers: class colours)."""
-        if target not in ("prototypes", "classes"):
-            raise ValueError(f"unknown assignment target {target!r}")
-        if target != self.assignment_target:
-            self.assignment_target = target
-            self.layers.forget_groups()
-            if self.state is not None:
-                self._apply_styles()
+    @property
+    def assignment_target(self) -> str:
+        """What the state's assignment codes are: ``prototypes`` (groups, coloured by the
+        class they match) or ``classes`` (Sinkhorn to proxies / centers: class colours)."""
+        target = getattr(self.state, "assignment_target", "prototypes")
+        return "prototypes" if target == "prototypes" else "classes"
 
     def is_animating(self) -> bool:
         return self.glide.is_active()
@@ -268,7 +247,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
 
     def sample_codes(self) -> np.ndarray:
         """The colour code (N,) of each sample in the current colour mode (-1 = unknown)."""
-        return _layers.sample_codes(self.state, self.color_mode, self.versus_predictions)
+        return derive.sample_codes(self.state, self.color_mode, self.versus_predictions)
 
     def set_versus(self, predictions: np.ndarray | None, name: str = "") -> None:
         """The run the ``fixed/broken`` mode compares with: its predictions (N,) int64 and
@@ -276,7 +255,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         broken = wrong here and right there, else unchanged (right or wrong in both)."""
         self.versus_predictions = None if predictions is None else np.asarray(predictions, np.int64)
         self.versus_name = name
-        if self.state is not None and self.color_mode == _layers.VERSUS_MODE:
+        if self.state is not None and self.color_mode == VERSUS_MODE:
             self._apply_styles()
 
     def highlight(self, kind: str, index: int) -> np.ndarray:
@@ -285,7 +264,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         self._highlight = members
         self._apply_styles()
         what = {"centers": "class center", "proxies": "proxy", "prototypes": "prototype"}[kind]
-        name = self.class_name(_layers.owner_class(self.state, kind, int(index)))
+        name = self.class_name(derive.owner_class(self.state, kind, int(index)))
         if kind == "prototypes":
             name = f"P{int(index)}"
         self.highlight_changed.emit(f"{what} {name}: {int(members.sum())} members")
@@ -311,14 +290,18 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             return
         self.show_focus(None if index is None else int(index))
         if center and index is not None:
-            x, y = self.state.embedding[int(index)]
-            if np.isfinite([x, y]).all():
-                (x0, x1), (y0, y1) = self._vb.viewRange()
-                w, h = x1 - x0, y1 - y0
-                self._vb.setRange(xRange=(x - w / 2, x + w / 2), yRange=(y - h / 2, y + h / 2),
-                                  padding=0.0)
-                self.follow = False
+            self.center_on(int(index))
         self.focus_changed.emit(-1 if self.focus_index is None else self.focus_index)
+
+    def center_on(self, index: int) -> None:
+        """Pan the view to sample ``index`` (the zoom stays; the view stops following)."""
+        x, y = self.state.embedding[int(index)]
+        if np.isfinite([x, y]).all():
+            (x0, x1), (y0, y1) = self._vb.viewRange()
+            w, h = x1 - x0, y1 - y0
+            self._vb.setRange(xRange=(x - w / 2, x + w / 2), yRange=(y - h / 2, y + h / 2),
+                              padding=0.0)
+            self.follow = False
 
     def set_neighbors(self, indices) -> None:
         """Draw lines from the focused sample to these samples (its neighbours)."""
@@ -340,7 +323,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
 
     def num_classes(self) -> int:
         """How many classes the state names (labels, predictions, centers, proxies)."""
-        return _layers.num_classes(self.state) if self.state is not None else 0
+        return derive.num_classes(self.state)
 
     def palette(self, kind: str) -> Palette:
         """The cached palette of ``kind`` (a colour mode, or ``class``)."""

@@ -4,8 +4,6 @@ the runs side by side, per class, confusion, balance) and the neighbours show re
 
 from protoview.gui.panels._controls import (
     LABEL_ORDERS,
-    METHOD_PARAMS,
-    METHODS,
     AdaptPanel,
     KMeansPanel,
     SinkhornPanel,
@@ -13,12 +11,10 @@ from protoview.gui.panels._controls import (
 )
 from protoview.gui.panels._data import PREPROCESS_CHOICES, DataPanel
 from protoview.gui.panels._neighbors import NeighborsPanel
-from protoview.gui.panels._numbers import NumbersPanel, per_class_and_confusion, scores_text
+from protoview.gui.panels._numbers import NumbersPanel
 
 __all__ = [
     "LABEL_ORDERS",
-    "METHODS",
-    "METHOD_PARAMS",
     "PREPROCESS_CHOICES",
     "AdaptPanel",
     "DataPanel",
@@ -27,6 +23,4 @@ __all__ = [
     "NumbersPanel",
     "SinkhornPanel",
     "StreamControls",
-    "per_class_and_confusion",
-    "scores_text",
 ]

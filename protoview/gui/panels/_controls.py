@@ -1,6 +1,6 @@
 """Control panels: adaptation (TSD and baselines, the test stream), k-means, Sinkhorn.
 
-Each panel turns its widgets into one frozen request from :mod:`protoview.core.session`
+Each panel turns its widgets into one frozen request from :mod:`protoview.present`
 and emits it; it never runs anything itself.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.present.methods import DEFAULT_METHOD, method_names
-from protoview.core.session import KMeansRequest, SinkhornRequest, StepRequest
 from protoview.gui.panels._method_form import MethodParamsForm
+from protoview.present import KMeansRequest, SinkhornRequest, StepRequest
+from protoview.present.methods import DEFAULT_METHOD, method_names
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSpinBox:
@@ -185,7 +185,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
                            batch_size=int(self.batch_size.value()),
                            seed=int(self.seed.value()), params=self.params_form.values(),
                            probe_size=int(self.probe_size.value()),
-                           stream=self.stream.text())
+                           stream=self.stream.text(), live=True)
 
 
 class KMeansPanel(QtWidgets.QGroupBox):

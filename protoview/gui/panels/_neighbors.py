@@ -4,12 +4,15 @@ that the projection's distortion shows. The map draws lines to them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from protoview.core.neighbors import METRICS, Neighbors, feature_neighbors, map_ranks
 from protoview.errors import ProtoviewError
 from protoview.gui._qt import pixmap_from_array
+from protoview.present import NEIGHBOUR_METRICS as METRICS
+from protoview.present import compute, derive
 
 HELP = ("Click a sample on the map (or type its number in “go to #”) to list its nearest "
         "neighbours in feature space.")
@@ -52,7 +55,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         layout.addWidget(self.list, 1)
         self.k.valueChanged.connect(lambda _v: self.settings_changed.emit())
         self.metric_combo.currentTextChanged.connect(lambda _t: self.settings_changed.emit())
-        self.result: Neighbors | None = None
+        self.result: Any = None  # a core.neighbors.Neighbors
         self.ranks = np.zeros(0, np.int64)
 
     def clear(self, text: str = "") -> None:
@@ -62,37 +65,22 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.list.clear()
         self.header.setText(text or HELP)
 
-    def show_neighbors(self, state, index: int, names: list[str], thumbnail=None) -> Neighbors | None:
+    def show_neighbors(self, state, index: int, names: list[str], thumbnail=None) -> Any:
         """List the neighbours of sample ``index`` of ``state``; returns them (None when
         the state holds no features, e.g. a snapshot saved without them)."""
         self.list.clear()
         try:
-            nb = feature_neighbors(state.features, index, self.k.value(),
-                                   self.metric_combo.currentText())
+            nb, ranks = compute.neighbours(state, index, self.k.value(),
+                                           self.metric_combo.currentText())
         except ProtoviewError as exc:
             self.clear(f"Sample #{index}: no neighbours — {exc.problem}.")
             return None
-        ranks = map_ranks(state.embedding, index, nb.indices)
         self.result, self.ranks = nb, ranks
-        k = nb.indices.size
-        kept = int((ranks <= k).sum())
-
-        def name(c: int) -> str:
-            return names[c] if 0 <= c < len(names) else ("?" if c < 0 else str(c))
-
-        lab, pred = int(state.labels[index]), int(state.predictions[index])
-        self.header.setText(
-            f"<b>#{index}</b> (label {name(lab)}, prediction {name(pred)}): its {k} nearest in "
-            f"feature space ({nb.metric}). <b>{kept} of {k}</b> are also among its {k} nearest "
-            "on the map; a high map rank means the projection tore that neighbour away.")
+        header, lines = derive.neighbour_texts(state, index, nb, ranks, names)
+        self.header.setText(header)
         self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        for j, (i, d, r) in enumerate(zip(nb.indices.tolist(), nb.distances.tolist(),
-                                          ranks.tolist(), strict=True)):
-            li, pi = int(state.labels[i]), int(state.predictions[i])
-            mark = "" if li < 0 or pi < 0 else (" ✓" if li == pi else " ✗")
-            item = QtWidgets.QListWidgetItem(
-                f"{j + 1}. #{i} · label {name(li)} · pred {name(pi)}{mark}\n"
-                f"    distance {d:.3f} · map rank {r}")
+        for i, line in zip(nb.indices.tolist(), lines, strict=True):
+            item = QtWidgets.QListWidgetItem(line)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, int(i))
             icon = _thumbnail_icon(thumbnail, i, self.list.iconSize().width())
             if icon is not None:

@@ -9,7 +9,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from protoview.core.session import HistoryRow
 from protoview.gui.panels._plots import (
     MAX_NAMED_TICKS,
     CellCounts,
@@ -18,24 +17,12 @@ from protoview.gui.panels._plots import (
     make_plot,
 )
 from protoview.gui.panels._run_curves import RunOverlay
+from protoview.present import HistoryRow
+from protoview.present.derive import numbers_line, per_class_and_confusion
 
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
 BASELINE_COLOR = "#9a9a9a"
-
-
-def per_class_and_confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int):
-    """Per-class accuracy (C,) float (NaN for empty classes) and confusion (C, C) int64
-    (rows = true label, columns = prediction), ignoring unknown (-1) labels/predictions."""
-    labels = np.asarray(labels, np.int64)
-    predictions = np.asarray(predictions, np.int64)
-    ok = (labels >= 0) & (predictions >= 0) & (labels < n_classes) & (predictions < n_classes)
-    conf = np.bincount(labels[ok] * n_classes + predictions[ok],
-                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    totals = conf.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(totals > 0, np.diag(conf) / totals, np.nan)
-    return per_class, conf
 
 
 class NumbersPanel(QtWidgets.QWidget):
@@ -52,6 +39,29 @@ class NumbersPanel(QtWidgets.QWidget):
         self.baseline: np.ndarray | None = None  # per-class accuracy of the source model
         self._class_key: tuple | None = None  # what the per-class legend and ticks show
         self._confusion_layout: tuple | None = None  # what the confusion's ticks show
+        self._build_accuracy()
+        self._build_per_class()
+        self._build_confusion()
+        balance = self._build_balance()
+        self.scores = QtWidgets.QLabel("")
+        self.scores.setObjectName("ScoresLabel")
+        self.scores.setWordWrap(True)
+        self.scores.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        tabs = QtWidgets.QTabWidget()
+        tabs.addTab(self.class_plot, "Per class")
+        tabs.addTab(self.confusion_plot, "Confusion")
+        tabs.addTab(balance, "Balance")
+        self.balance_tab = balance
+        self.tabs = tabs
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.scores)
+        layout.addWidget(self.accuracy_plot, 3)
+        layout.addWidget(tabs, 3)
+
+    def _build_accuracy(self) -> None:
+        """The accuracy chart: online, full set, the probe's estimate with its interval,
+        the unadapted model's line, and the other runs (:class:`RunOverlay`)."""
         self.accuracy_plot = make_plot("Accuracy over steps", "accuracy", "step")
         self.accuracy_plot.setYRange(0, 1)
         self.accuracy_plot.setMouseEnabled(False, False)
@@ -78,6 +88,7 @@ class NumbersPanel(QtWidgets.QWidget):
             (self.online_curve, "online (running)"), (self.full_curve, "full set"),
             (self.probe_curve, "full set, probe (95% CI)")])
 
+    def _build_per_class(self) -> None:
         self.class_plot = make_plot("Per-class accuracy", "accuracy", "class")
         self.class_plot.setYRange(0, 1.2, padding=0)  # headroom: the legend never covers a bar
         self.class_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]])
@@ -91,6 +102,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_plot.addItem(self.baseline_bars)
         self.class_plot.addItem(self.class_bars)
 
+    def _build_confusion(self) -> None:
         self.confusion_plot = make_plot("Confusion", "true label", "predicted")
         self.confusion_plot.setAxisItems({"left": IntegerAxis("left")})
         self.confusion_plot.setLabel("left", "true label")
@@ -105,6 +117,8 @@ class NumbersPanel(QtWidgets.QWidget):
         self.cell_counts = CellCounts()  # one item paints every count (not 100 TextItems)
         self.confusion_plot.addItem(self.cell_counts, ignoreBounds=True)
 
+    def _build_balance(self) -> QtWidgets.QWidget:
+        """Sinkhorn's balance chart with its label, in one widget (its tab)."""
         self.balance_plot = make_plot("Sinkhorn balance", "samples", "target")
         self.balance_plot.setMouseEnabled(False, False)
         self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
@@ -121,22 +135,7 @@ class NumbersPanel(QtWidgets.QWidget):
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.balance_label)
         col.addWidget(self.balance_plot, 1)
-
-        self.scores = QtWidgets.QLabel("")
-        self.scores.setObjectName("ScoresLabel")
-        self.scores.setWordWrap(True)
-        self.scores.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        tabs = QtWidgets.QTabWidget()
-        tabs.addTab(self.class_plot, "Per class")
-        tabs.addTab(self.confusion_plot, "Confusion")
-        tabs.addTab(balance, "Balance")
-        self.balance_tab = balance
-        self.tabs = tabs
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.scores)
-        layout.addWidget(self.accuracy_plot, 3)
-        layout.addWidget(tabs, 3)
+        return balance
 
     def plots(self) -> list[pg.PlotWidget]:
         return [self.accuracy_plot, self.class_plot, self.confusion_plot, self.balance_plot]
@@ -163,10 +162,7 @@ class NumbersPanel(QtWidgets.QWidget):
             self.class_legend.setVisible(False)
             self._class_key = None
         self._draw_confusion(conf)  # all zeros without labels
-        text = scores_text(state.metrics, source_accuracy, labelled=labelled)
-        if not labelled and np.size(state.entropy) and np.isfinite(state.entropy).any():
-            text += f" · mean entropy {float(np.nanmean(state.entropy)):.3f}"
-        self.scores.setText(text)
+        self.scores.setText(numbers_line(state, source_accuracy))
 
     _titled_labelled = True  # the titles the plots are built with
 
@@ -324,27 +320,3 @@ class NumbersPanel(QtWidgets.QWidget):
         for line in (self.source_line, self.ideal_line):
             line.label.setFont(tick)
         self.runs.set_text_scale(scale, tick)
-
-
-def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) -> str:
-    """One line of the headline numbers (missing ones are left out; for unlabelled data the
-    accuracy-type ones read "no labels", never 0% or NaN)."""
-    parts = [] if labelled else ["accuracy: no labels"]
-
-    def add(label: str, key: str, fmt: str) -> None:
-        v = metrics.get(key)
-        if v is not None and np.isfinite(v):
-            parts.append(f"{label} {format(v, fmt)}")
-
-    add("accuracy", "accuracy", ".1%")
-    probe = metrics.get("probe_accuracy")
-    if probe is not None and np.isfinite(probe) and "accuracy" not in metrics:
-        size, population = int(metrics.get("probe_size", 0)), int(metrics.get("probe_population", 0))
-        parts.append(f"probe accuracy {probe:.1%} (95% CI {metrics.get('probe_low', probe):.1%}"
-                     f"–{metrics.get('probe_high', probe):.1%}; {size:,} of {population:,})")
-    if np.isfinite(source_accuracy):
-        parts.append(f"unadapted {source_accuracy:.1%}")
-    add("center loss", "center_loss", ".3g")
-    add("NMI", "nmi", ".3f")
-    add("ARI", "ari", ".3f")
-    return " · ".join(parts) if parts else "no numbers yet"

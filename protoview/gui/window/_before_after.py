@@ -55,8 +55,7 @@ class BeforeAfter(QtCore.QObject):
         main.getViewBox().sigRangeChanged.connect(lambda *_: self._same_range(main, self.view))
         self.view.getViewBox().sigRangeChanged.connect(
             lambda *_: self._same_range(self.view, main))
-        main.selection_changed.connect(lambda sel: self._follow(self.view, sel))
-        self.view.selection_changed.connect(lambda sel: self._follow(main, sel))
+        self.view.selection_changed.connect(self._selected_here)
         self.view.focus_changed.connect(lambda i: window.focus_sample(i if i >= 0 else None))
 
     def _same_range(self, source: EmbeddingView, target: EmbeddingView) -> None:
@@ -73,9 +72,11 @@ class BeforeAfter(QtCore.QObject):
             self._syncing = False
         self._drawing = False
 
-    def _follow(self, target: EmbeddingView, selection) -> None:
-        if self.on and not self._drawing and target.state is not None:
-            target.set_selection(selection, emit=target is self.window.view)
+    def _selected_here(self, selection) -> None:
+        """A selection drawn in the "before" map is the window's (not the one a new state
+        clears while it is being drawn)."""
+        if self.on and not self._drawing:
+            self.window.shown.select(selection)
 
     def set_source(self, state, title: str) -> None:
         """The state shown as "before" (the source model's map)."""
@@ -117,7 +118,6 @@ class BeforeAfter(QtCore.QObject):
             return
         self.view.thumbnail = main.thumbnail
         self.view.show_names = main.show_names
-        self.view.assignment_target = main.assignment_target
         self.view.color_mode = main.color_mode
         self.view.glyph_scale = main.glyph_scale
         self.view.text_scale = main.text_scale
@@ -127,8 +127,8 @@ class BeforeAfter(QtCore.QObject):
             self.view.set_state(self.state, list(main.class_names), animate=False)
         finally:
             self._drawing = False
-        self.view.set_selection(main.selection, emit=False)
-        self.view.focus_index = main.focus_index
+        self.view.set_selection(self.window.shown.selection, emit=False)
+        self.view.show_focus(main.focus_index)
         self.view.set_neighbors(main.neighbor_indices)
         self.before_title.setText(f"before: {self.title}")
 
@@ -138,7 +138,6 @@ class BeforeAfter(QtCore.QObject):
             return
         main = self.window.view
         self.view.set_show_names(main.show_names)
-        self.view.set_assignment_target(main.assignment_target)
         self.view.glyph_scale = main.glyph_scale
         self.view.text_scale = main.text_scale
         for name in ("samples", "centers", "proxies", "prototypes"):

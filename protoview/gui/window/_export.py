@@ -7,34 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.errors import SnapshotError
 
 MAX_WIDTH = 16000
-
-
-def caption_text(state, source_accuracy: float = float("nan")) -> str:
-    """``tsd (reference) · step 9 · accuracy 80.7% (unadapted 55.3%)`` for ``state`` (the
-    stream after the method when it is not online: ``tent · continual · step 26 ...``)."""
-    if state is None:
-        return ""
-    attrs = state.attrs or {}
-    method = str(attrs.get("method", "") or "none")
-    params = attrs.get("params") or {}
-    variant = params.get("variant") if isinstance(params, dict) else None
-    head = "source model" if method == "none" else method + (f" ({variant})" if variant else "")
-    stream = params.get("stream") if isinstance(params, dict) else None
-    parts = [head, *([str(stream)] if stream and stream != "online" else []),
-             f"step {int(attrs.get('step', 0) or 0)}"]
-    acc = state.metrics.get("accuracy")
-    if acc is not None and np.isfinite(acc):
-        text = f"accuracy {acc:.1%}"
-        if np.isfinite(source_accuracy) and method != "none":
-            text += f" (unadapted {source_accuracy:.1%})"
-        parts.append(text)
-    return " · ".join(parts)
 
 
 def caption_pixels(width: int, height: int) -> int:
@@ -128,8 +105,8 @@ def render_map(view, width: int, caption: str = "") -> QtGui.QImage:
         twin.setBackground(view.backgroundBrush())
         twin.text_colors = view.text_colors
         twin.show_names = view.show_names
-        twin.assignment_target = view.assignment_target
         twin.color_mode = view.color_mode
+        twin.set_versus(view.versus_predictions, view.versus_name)  # fixed/broken's run
         twin.glyph_scale = view.glyph_scale * scale
         twin.text_scale = view.text_scale * scale
         twin.thumbnail = None

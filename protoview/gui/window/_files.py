@@ -6,31 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtWidgets
 
-from protoview.core.session import OpenRequest
 from protoview.errors import SnapshotError
-from protoview.gui.window._export import caption_text
 from protoview.gui.window._menus import file_dialog_filter
 from protoview.gui.window._open_dialog import OpenDialog
-from protoview.gui.window._replay import (
-    export_replay,
-    frame_state,
-    history_from_snapshot,
-    runs_from_snapshot,
-    state_from_snapshot,
-)
+from protoview.gui.window._replay import export_replay
+from protoview.present import OpenRequest, compute
 
 MAX_RECENT = 8
 SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
-
-
-def _read(path: str):
-    from protoview.core.snapshot import read_snapshot
-
-    return read_snapshot(path)
 
 
 class FileActions:
@@ -135,7 +121,8 @@ class FileActions:
         """Read a snapshot on the worker and show it (no model needed)."""
         self.status_label.setText(f"reading {path}…")
         self._snapshot_path = path
-        self._job = self.worker.submit_call("read_snapshot", lambda _s: _read(path))
+        self._job = self.worker.submit_call("read_snapshot",
+                                            lambda _s: compute.read_snapshot(path))
         return self._job
 
     def _on_call_result(self, res) -> None:
@@ -148,75 +135,30 @@ class FileActions:
         self.last_call = res
 
     def show_snapshot(self, snap) -> None:
-        """Show a Snapshot object; its timeline (if any) goes to the replay slider."""
-        self.snapshot = snap
-        self.snapshot_base = state_from_snapshot(snap)
-        self.history = history_from_snapshot(snap)
-        self.runs, self.current_run = runs_from_snapshot(snap)
-        self.source_accuracy = float(snap.metrics.get("source_accuracy", float("nan")))
-        self.state = self.snapshot_base
-        self.view.thumbnail = None
-        self.view.focus_sample(None)
-        self.view.set_selection([])
-        target = str(snap.assignment_attrs.get("target", "prototypes"))
-        self.view.set_assignment_target("prototypes" if target == "prototypes" else "classes")
-        base = self.snapshot_base
-        n_classes = max(len(base.center_labels), int(np.max(base.proxy_classes, initial=-1)) + 1,
-                        int(np.max(base.predictions, initial=-1)) + 1)
-        self.view.set_state(base, [str(i) for i in range(n_classes)], animate=False)
-        self.fit_colour_modes(base)
+        """Show a Snapshot object (``shown.show_snapshot``); its timeline (if any) goes to
+        the replay slider."""
+        self.animate = False
+        self.shown.show_snapshot(snap)
         self.view.fit_view()
-        self.map_label.setText("")  # a saved map: not the live one being refreshed
-        self.refresh_button.setEnabled(False)
-        self._pending_numbers = None  # a live result's charts must not overwrite these
-        self.numbers.set_class_names(self.view.class_names)
-        self.numbers.set_baseline(None)  # the unadapted model's predictions are not stored
-        self.numbers.update_numbers(self.snapshot_base, self.history, self.source_accuracy,
-                                    self.runs, self.current_run)
-        self.versus.update_choices(self.runs, self.current_run,
-                                   snap.samples.get("source_predictions"))
-        if snap.timeline:
-            first = frame_state(self.snapshot_base, snap.timeline[0])
-            self.compare.set_source(first, f"first recorded frame, {caption_text(first)}")
-        else:
-            self.compare.set_source(None, "")
-        self.replay_bar.set_frames([int(f.get("step", i)) for i, f in enumerate(snap.timeline)])
-        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel):
-            panel.setEnabled(False)
         self.setWindowTitle(f"protoview — snapshot {Path(self._snapshot_path).name}")
         attrs = snap.attrs
-        self.data_panel.show_snapshot(str(attrs.get("dataset", "")), str(attrs.get("preprocess", "") or ""),
+        self.data_panel.show_snapshot(str(attrs.get("dataset", "")),
+                                      str(attrs.get("preprocess", "") or ""),
                                       str(attrs.get("preprocess_source", "") or ""))
-        self.status_label.setText(
-            f"snapshot: {self.snapshot_base.summary()} · {len(snap.timeline)} recorded frames")
-
-    def _leave_snapshot_mode(self) -> None:
-        if self.snapshot is None:
-            return
-        self.snapshot = None
-        self.snapshot_base = None
-        self.replay_bar.stop()
-        self.replay_bar.hide()
-        for panel in (self.adapt_panel, self.kmeans_panel, self.sinkhorn_panel, self.data_panel):
-            panel.setEnabled(True)
+        self.status_label.setText(f"snapshot: {self.shown.state.summary()} · "
+                                  f"{len(snap.timeline)} recorded frames")
 
     # ------------------------------------------------------------ exporting
     def export_snapshot(self, path: str) -> int | None:
         """Write the current state + run (or the open snapshot) atomically, on the worker."""
-        from protoview.core.snapshot import write_snapshot
-
-        if self.snapshot is not None:
-            snap = self.snapshot
-
-            def write(_session):
-                write_snapshot(path, snap)
-                return path
-            self._job = self.worker.submit_call("write_snapshot", write)
+        snap = self.snapshot
+        if snap is not None:
+            self._job = self.worker.submit_call(
+                "write_snapshot", lambda _session: compute.write_snapshot(path, snap))
         else:
-            def write(session):
-                write_snapshot(path, session.to_snapshot())
-                return path
-            self._job = self.worker.submit_call("write_snapshot", write, needs_session=True)
+            self._job = self.worker.submit_call(
+                "write_snapshot", lambda session: compute.write_snapshot(path, session.to_snapshot()),
+                needs_session=True)
         return self._job
 
     def export_map(self, path: str, width: int = 1920) -> str:
@@ -224,15 +166,14 @@ class FileActions:
         caption: method, step, accuracy. Returns the path written."""
         from protoview.gui.window._export import export_map
 
-        return export_map(self.view, str(path), int(width),
-                          caption_text(self.view.state, self.source_accuracy))
+        return export_map(self.view, str(path), int(width), self.shown.caption())
 
     def export_replay(self, path: str) -> int:
         """The open snapshot's timeline as an animated GIF or an MP4 (by the suffix)."""
         if self.snapshot is None or not self.snapshot.timeline:
             raise SnapshotError(path, "open a snapshot with a recorded run to export a replay")
         current = self.replay_bar.slider.value()
-        n = export_replay(path, self.view, self.snapshot_base, self.snapshot.timeline)
+        n = export_replay(path, self.view, self.shown.frame_states())
         self.show_frame(current)
         return n
 
@@ -261,11 +202,8 @@ class FileActions:
     def open_path(self, path: str) -> int:
         """Open any file by its kind: a snapshot, a checkpoint, or else a dataset."""
         low = path.lower()
-        if low.endswith(SNAPSHOT_SUFFIXES):
-            from protoview.core.snapshot import hdf5_format
-
-            if hdf5_format(path) != "protoview-features":  # a features file is data
-                return self.open_snapshot(path)
+        if low.endswith(SNAPSHOT_SUFFIXES) and not compute.is_features_file(path):
+            return self.open_snapshot(path)  # a features file is data
         if low.endswith(CHECKPOINT_SUFFIXES):
             return self.open_files(checkpoint=path)
         return self.open_files(data=path)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-from protoview.core.session import OpenRequest
 from protoview.gui._qt import _platform, application
 from protoview.gui.window._main_window import MainWindow
+from protoview.present import OpenRequest
 
 SCREENSHOT_ENV = "PROTOVIEW_SCREENSHOT"
 

@@ -1,24 +1,18 @@
 """MainWindow: the map in the middle, controls and numbers in docks, progress in the
-status bar. All computing goes through the one :class:`~protoview.gui._qt.ComputeWorker`."""
+status bar. All computing goes through the one :class:`~protoview.gui._qt.ComputeWorker`;
+what is shown is one :class:`~protoview.present.Shown` (``window.shown``), which the
+worker's results and the user's clicks change and every widget listens to."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import ForgetRunsRequest, OpenRequest
 from protoview.errors import ProtoviewError, UntrustedCodeError
 from protoview.gui import _qt
-from protoview.gui._qt import (
-    ComputeWorker,
-    ResetRequest,
-    SingleKeyShortcuts,
-    default_open,
-    default_warm_up,
-)
-from protoview.gui.map import EmbeddingView, map_freshness
+from protoview.gui._qt import ComputeWorker, SingleKeyShortcuts
+from protoview.gui.map import EmbeddingView
 from protoview.gui.window._before_after import BeforeAfter
 from protoview.gui.window._docks import ControlsDock, NumbersDock
-from protoview.gui.window._export import caption_text
 from protoview.gui.window._files import FileActions
 from protoview.gui.window._map_bar import MapBar
 from protoview.gui.window._menus import WindowMenus
@@ -26,6 +20,8 @@ from protoview.gui.window._presentation import Presentation
 from protoview.gui.window._replay import ReplayBar
 from protoview.gui.window._trust import TrustQuestion
 from protoview.gui.window._view_actions import ViewActions
+from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown
+from protoview.present import compute as present_compute
 
 
 class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
@@ -38,18 +34,13 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
     raise_errors: re-raise worker errors on the main thread after showing them (tests).
     """
 
-    def __init__(self, settings: QtCore.QSettings | None = None, open_session=default_open,
-                 warm_up=default_warm_up, raise_errors: bool = False) -> None:
+    def __init__(self, settings: QtCore.QSettings | None = None,
+                 open_session=present_compute.open_session, warm_up=present_compute.warm_up,
+                 raise_errors: bool = False) -> None:
         super().__init__()
         self.settings = settings or QtCore.QSettings("protoview", "protoview")
         self.raise_errors = raise_errors
-        self.state = None
-        self.history: list = []
-        self.runs: list = []  # every run of the session (RunRecords), the current one too
-        self.current_run = 0  # its number (0: none)
-        self.source_accuracy = float("nan")
-        self.snapshot = None
-        self.snapshot_base = None
+        self.shown = Shown()  # what the window shows: the one copy
         self.open_request: OpenRequest | None = None  # the latest asked for
         self.opened_request: OpenRequest | None = None  # the one the open session came from
         self._open_jobs: dict[int, OpenRequest] = {}
@@ -73,6 +64,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.trust.trusted.connect(self._open_trusted)
         self.single_keys = SingleKeyShortcuts(self)
         QtWidgets.QApplication.instance().installEventFilter(self.single_keys)
+        self.listen_to_shown()
         self.worker = ComputeWorker(open_session=open_session, warm_up=warm_up)
         self._connect_worker()
         self._restore_settings()
@@ -90,7 +82,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         bar.select_mode_chosen.connect(self.set_select_mode)
         bar.go_to_requested.connect(self.go_to_typed_sample)
         bar.refresh_requested.connect(self.refresh_map)
-        bar.versus.chosen.connect(self._show_versus)
+        bar.versus.chosen.connect(lambda number: self.shown.choose_versus(number))
         self.versus = bar.versus
         # the bar's widgets the window updates (and tests read)
         self.colour_combo, self.versus_combo = bar.colour_combo, bar.versus.combo
@@ -111,11 +103,11 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         layout.addWidget(self.compare.splitter, 1)
         layout.addWidget(self.replay_bar)
         self.setCentralWidget(central)
-        self.view.selection_changed.connect(
-            lambda _sel: self.selection_label.setText(self.view.selection_summary()))
+        # a selection or a mark made on the map is the window's (the "before" map's too:
+        # BeforeAfter passes them on)
+        self.view.selection_changed.connect(self.shown.select)
+        self.view.focus_changed.connect(lambda i: self.shown.mark(i if i >= 0 else None))
         self.view.highlight_changed.connect(self.highlight_label.setText)
-        self.view.focus_changed.connect(self._on_focus)
-        self.source_state = None  # the source model's state (the "before" of the compare)
 
     def _build_docks(self) -> None:
         self.controls_dock = ControlsDock(self)
@@ -129,8 +121,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.numbers, self.neighbors = self.numbers_dock.numbers, self.numbers_dock.neighbors
         self.data_panel.preprocess_requested.connect(lambda text: self.open_files(preprocess=text))
         self.neighbors.sample_chosen.connect(lambda i: self.focus_sample(i, center=True))
-        self.neighbors.settings_changed.connect(
-            lambda: self._on_focus(-1 if self.view.focus_index is None else self.view.focus_index))
+        self.neighbors.settings_changed.connect(lambda: self.show_marked(self.shown.marked))
         self.adapt_panel.step_requested.connect(self.submit)
         self.adapt_panel.pause_requested.connect(self.cancel_job)
         self.adapt_panel.reset_requested.connect(lambda: self.submit(ResetRequest()))
@@ -195,77 +186,18 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
 
-    def _on_result(self, res) -> None:
-        if res.state is None:
-            self._on_call_result(res)
+    def _on_result(self, update) -> None:
+        """A worker's Update: a file job's answer, or what to show (``shown.apply``)."""
+        if update.state is None:
+            self._on_call_result(update)
             return
-        if res.job < self._job and res.kind != "open":
+        if update.job < self._job and update.kind != "open":
             return  # a newer request is on its way
-        if res.kind == "refresh" and self.snapshot is not None:
-            return  # a background refresh must not take a shown snapshot away
-        self._leave_snapshot_mode()
-        if res.kind in ("open", "reset"):
-            self.view.focus_sample(None)  # a new start: nothing marked
-            self.view.set_selection([])
-        self.state, self.history = res.state, res.history
-        self.runs, self.current_run = list(res.runs), res.current_run
-        self.source_accuracy = res.source_accuracy
-        self.view.thumbnail = res.thumbnail
-        if res.kind == "sinkhorn":
-            target = self.sinkhorn_panel.target.currentText()
-            self.view.set_assignment_target("prototypes" if target == "prototypes" else "classes")
-        elif res.kind == "kmeans":
-            self.view.set_assignment_target("prototypes")
-        self.view.set_state(res.state, res.class_names or None, animate=res.kind != "open")
-        self.fit_colour_modes(res.state)
-        self.numbers.set_class_names(self.view.class_names)
-        if res.kind in ("open", "reset"):
-            self.source_state = res.state
-            self.numbers.set_baseline(res.state)
-            self.compare.set_source(res.state, caption_text(res.state))
-        if res.kind == "open":
-            self.adapt_panel.stream.set_domains(res.domain_names)
-        self.versus.update_choices(
-            self.runs, self.current_run,
-            None if self.source_state is None else self.source_state.predictions)
-        self.compare.set_after_title(caption_text(res.state, res.source_accuracy))
-        self.compare.sync_style()
-        if self.view.focus_index is not None:  # the features moved: new neighbours
-            self._on_focus(self.view.focus_index)
-        self.map_label.setText(map_freshness(res.state))
-        self.refresh_button.setEnabled(res.state.metrics.get("refreshed", 1.0) < 1.0)
-        # the charts redraw in a later turn of the event loop, so that no single turn
-        # carries both the map and the charts (keeps the window's latency low)
-        if not getattr(res, "followed", False):  # else the step's probe result draws them
-            self._pending_numbers = (res.state, res.history, res.source_accuracy, self.runs,
-                                     self.current_run)
-            QtCore.QTimer.singleShot(0, self._flush_numbers)
-        if res.kind == "sinkhorn":
-            self.set_color_mode("assignment")
-            target = self.sinkhorn_panel.target.currentText()
-            n = {"prototypes": len(res.state.prototypes), "proxies": len(res.state.center_labels),
-                 "centers": len(res.state.centers)}[target]
-            self.numbers.show_balance(res.state.assignment, n, target)
-            self.numbers.tabs.setCurrentWidget(self.numbers.balance_tab)
-        if res.kind == "open":
-            self.opened_request = self._open_jobs.get(res.job, self.open_request)
-            self._open_jobs = {job: req for job, req in self._open_jobs.items() if job >= res.job}
-            self.setWindowTitle(f"protoview — {res.state.attrs.get('dataset', '') or 'session'}")
-            self.data_panel.show_data(
-                str(res.state.attrs.get("dataset", "")), res.preprocess, res.preprocess_source,
-                self.opened_request.preprocess if self.opened_request else None, res.preview,
-                len(res.state.labels))
-            self.add_recent(self.open_request.checkpoint if self.open_request else "")
-        step = res.history[-1].step if res.history else 0
-        self.status_label.setText(
-            f"{res.kind}: {res.state.summary()} · step {step} · {res.seconds:.2f} s")
-
-    def _flush_numbers(self) -> None:
-        pending, self._pending_numbers = self._pending_numbers, None
-        if pending is not None:
-            self.numbers.update_numbers(*pending)
-
-    _pending_numbers = None
+        if update.kind == "open":
+            self.opened_request = self._open_jobs.get(update.job, self.open_request)
+            self._open_jobs = {j: r for j, r in self._open_jobs.items() if j >= update.job}
+        self.animate = update.kind != "open"
+        self.shown.apply(update)
 
     def _on_failed(self, job: int, error: BaseException, tb: str) -> None:
         """The one error handler: status bar + a (non-blocking) dialog; re-raise in tests."""
@@ -304,6 +236,42 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
 
         QtWidgets.QMessageBox.about(self, "About protoview", f"protoview {__version__}<br>"
                                     "Watch a classifier's representation move.")
+
+    # ------------------------------------------------------------------ what is shown
+    @property
+    def state(self):
+        """The map shown (``shown.state``)."""
+        return self.shown.state
+
+    @property
+    def history(self) -> list:
+        return self.shown.history
+
+    @property
+    def runs(self) -> list:
+        return self.shown.runs
+
+    @property
+    def current_run(self) -> int:
+        return self.shown.current_run
+
+    @property
+    def source_accuracy(self) -> float:
+        return self.shown.source_accuracy
+
+    @property
+    def source_state(self):
+        """The source model's map (the "before")."""
+        return self.shown.source_state
+
+    @property
+    def snapshot(self):
+        return self.shown.snapshot
+
+    @property
+    def snapshot_base(self):
+        """The shown snapshot's own state (its frames are shown over it)."""
+        return self.shown.snapshot_state
 
     # ------------------------------------------------------------------ settings / close
     def _restore_settings(self) -> None:

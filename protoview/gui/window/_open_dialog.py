@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
 from protoview.gui.panels import PREPROCESS_CHOICES
 from protoview.gui.window._menus import file_dialog_filter
+from protoview.present import OpenRequest
 
 #: ``ProtoviewError.needs`` entries -> the field that can fix them.
 FIELDS = ("arch", "split", "nb_proxy", "preprocess")

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from PySide6 import QtCore, QtWidgets
 
-from protoview.core.session import OpenRequest
 from protoview.errors import UntrustedCodeError
+from protoview.present import OpenRequest
 
 
 class TrustQuestion(QtCore.QObject):
