@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from protoview.present import SinkhornRequest, derive
+from protoview.present import SinkhornRequest, StepRequest, derive
 from tests.gui.fakes import FakeSession
 
 
@@ -112,6 +112,10 @@ def test_a_sinkhorn_result_is_read_from_its_request_not_the_combo(qtbot, tmp_pat
     assert "Sinkhorn to the proxies" in w.numbers.balance_label.text()
     assert w.view.assignment_target == "classes" and w.state.assignment_target == "proxies"
     assert w.numbers.balance_plot.getAxis("bottom").labelText == "proxies"
+    # a new map holds no Sinkhorn plan: the chart does not keep showing the old one
+    _wait(qtbot, w, "step", lambda: w.submit(StepRequest(n_steps=1)), timeout=5000)
+    assert w.numbers.balance_label.text().startswith("No Sinkhorn assignment on this map")
+    assert len(w.numbers.balance_bars.opts["height"]) == 0
     w.close()
 
 

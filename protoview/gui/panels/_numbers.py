@@ -23,6 +23,7 @@ from protoview.present.derive import numbers_line, per_class_and_confusion
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
 BASELINE_COLOR = "#9a9a9a"
+NO_BALANCE = "No Sinkhorn assignment on this map: run Sinkhorn to see how many samples each target receives."
 
 
 class NumbersPanel(QtWidgets.QWidget):
@@ -128,7 +129,7 @@ class NumbersPanel(QtWidgets.QWidget):
             label="ideal", labelOpts={"position": 0.95, "color": "#7f7f7f"})
         self.ideal_line.setVisible(False)
         self.balance_plot.addItem(self.ideal_line)
-        self.balance_label = QtWidgets.QLabel("Run Sinkhorn to see how many samples each target receives.")
+        self.balance_label = QtWidgets.QLabel(NO_BALANCE)
         self.balance_label.setWordWrap(True)
         balance = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(balance)
@@ -286,7 +287,7 @@ class NumbersPanel(QtWidgets.QWidget):
                 f"max {counts.max()} · ideal {ideal:.1f}")
         else:
             self.ideal_line.setVisible(False)
-            self.balance_label.setText("no assignment yet")
+            self.balance_label.setText(NO_BALANCE)
         if target == "prototypes" or n > MAX_NAMED_TICKS:
             ticks = None if n > MAX_NAMED_TICKS else [[(float(i), f"P{i}") for i in range(n)]]
         else:

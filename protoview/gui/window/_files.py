@@ -140,6 +140,8 @@ class FileActions:
         self.animate = False
         self.shown.show_snapshot(snap)
         self.view.fit_view()
+        plan = snap.assignment_attrs.get("target") if snap.assignment else None
+        self.show_balance(str(plan) if plan else None)  # its own Sinkhorn plan, or none
         self.setWindowTitle(f"protoview — snapshot {Path(self._snapshot_path).name}")
         attrs = snap.attrs
         self.data_panel.show_snapshot(str(attrs.get("dataset", "")),

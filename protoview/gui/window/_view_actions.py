@@ -13,6 +13,10 @@ from protoview.gui.map import COLOR_MODES, EmbeddingView
 from protoview.present import RefreshRequest, derive
 
 
+#: The kinds of result whose map is drawn anew (it holds no Sinkhorn plan any more).
+_NEW_MAP = ("open", "reset", "step", "refresh", "kmeans")
+
+
 class ViewActions:
     """Mixed into MainWindow (uses its shown model, views, map bar, menus, numbers,
     neighbours, status label and presentation)."""
@@ -93,16 +97,14 @@ class ViewActions:
 
     def _after_update(self, update) -> None:
         """What depends on the kind of a worker's result (its request says what it was)."""
-        state = self.shown.state
         if update.kind == "open":
             self._show_opened(update)
         if update.kind == "sinkhorn":  # the target of the job, not of the combo box now
-            target = update.request.target
             self.shown.set_colour_mode("assignment")
-            n = {"prototypes": len(state.prototypes), "proxies": len(state.center_labels),
-                 "centers": len(state.centers)}[target]
-            self.numbers.show_balance(state.assignment, n, target)
+            self.show_balance(update.request.target)
             self.numbers.tabs.setCurrentWidget(self.numbers.balance_tab)
+        elif update.kind in _NEW_MAP:  # a new map holds no Sinkhorn plan: none is shown
+            self.show_balance(None)
         # the charts redraw in a later turn of the event loop, so that no single turn
         # carries both the map and the charts (keeps the window's latency low); a result
         # followed by its step's next one leaves them to that one
@@ -110,6 +112,17 @@ class ViewActions:
             self._numbers_pending = True
             QtCore.QTimer.singleShot(0, self._flush_numbers)
         self.status_label.setText(self.shown.status(update.kind, update.seconds))
+
+    def show_balance(self, target: str | None) -> None:
+        """The balance chart of the map's Sinkhorn assignment to ``target`` (None: the map
+        holds none, the chart says so)."""
+        state = self.shown.state
+        if target is None or state is None or state.assignment is None:
+            self.numbers.show_balance(None, 0)
+            return
+        n = {"prototypes": len(state.prototypes), "proxies": len(state.center_labels),
+             "centers": len(state.centers)}[target]
+        self.numbers.show_balance(state.assignment, n, target)
 
     def _show_opened(self, update) -> None:
         data = update.data
