@@ -39,6 +39,8 @@ from protoview.core.state import GeometryState, timeline_frame
 from protoview.errors import CancelledError
 
 Progress = Callable[[int, int], None] | None
+#: ``detail(done, total, text)``: the phase being done, how far (``text`` for people)
+Detail = Callable[[int, int, str], None] | None
 Cancel = Callable[[], bool] | None
 
 
@@ -52,6 +54,15 @@ class StepEvent:
     kind: str
     partial: bool = False
     followed: bool = False
+
+
+def _teller(detail: Detail, done: int, total: int, step: int) -> Callable[[int, int, str], None]:
+    """``detail(done, total, text)`` with the text prefixed by the step it is about
+    (``"step 3 (3 of 10): probe: 512 of 1,024 samples"``); a no-op without a callback."""
+    if detail is None:
+        return lambda *_args: None
+    prefix = f"step {step}" + (f" ({done + 1} of {total})" if total > 1 else "")
+    return lambda d, t, text: detail(d, t, f"{prefix}: {text}")
 
 
 def run_key(req: StepRequest) -> tuple:
@@ -141,10 +152,12 @@ class LiveRun:
         return left if left > 0 else self.run.steps_per_pass
 
     # ---------------------------------------------------------------- the step policy
-    def steps(self, req: StepRequest, progress: Progress = None,
-              cancel: Cancel = None) -> Iterator[StepEvent]:
+    def steps(self, req: StepRequest, progress: Progress = None, cancel: Cancel = None,
+              detail: Detail = None) -> Iterator[StepEvent]:
         """Run ``req.n_steps`` steps (the rest of the pass when <= 0), yielding as the module
-        docstring says; ``cancel`` is checked before each step and inside each refresh (a
+        docstring says. ``progress(done, total)`` counts the steps; ``detail(done, total,
+        text)``, when given instead, tells each phase as it goes ("step 3 (3 of 10): probe:
+        512 of 1,024 samples"); ``cancel`` is checked before each step and inside each refresh (a
         cancelled request leaves the run at its last completed step)."""
         self.refresh.set_probe_size(req.probe_size)
         total = req.n_steps if req.n_steps > 0 else self.steps_left_in_pass()
@@ -152,29 +165,32 @@ class LiveRun:
         for done in range(total):
             if cancel is not None and cancel():
                 raise CancelledError(f"cancelled after {done} of {total} steps")
+            tell = _teller(detail, done, total, len(self.history) + 1)
+            tell(done, total, f"adapting on {self.next_batch_size()} images")
             record = self.run.step()
             self.refresh.on_step(record)
             self.history.append(history_row(record))
-            if progress is not None:
+            if progress is not None and detail is None:  # the details count the steps too
                 progress(done + 1, total)
             last = done + 1 == total
             if req.live:
-                yield from self._live_step(last, cancel)
+                yield from self._live_step(last, cancel, tell)
             elif last or (done + 1) % chunk == 0:
-                self._advance("all", cancel)
+                self._advance("all", cancel, tell)
                 self._show(append_frame=True)
                 yield StepEvent("step", partial=not last)
             else:  # the probe, or at a pass end the exact number of the pass
-                self._advance("all" if self.at_pass_end else "probe", cancel)
+                self._advance("all" if self.at_pass_end else "probe", cancel, tell)
 
-    def _live_step(self, last: bool, cancel: Cancel) -> Iterator[StepEvent]:
+    def _live_step(self, last: bool, cancel: Cancel,
+                   tell: Callable[[int, int, str], None]) -> Iterator[StepEvent]:
         state = self._show(append_frame=True)  # the pixels first: the step's batch moved
         until = "all" if self.at_pass_end else "probe"
         more = self.refresh_pending if until == "all" else self.probe_pending
         yield StepEvent("step", partial=more or not last, followed=more)
         if not more:
             return
-        self._advance(until, cancel)
+        self._advance(until, cancel, tell)
         if self.refresh.complete:  # the probe held every sample, or the pass ended
             self._show()
             yield StepEvent("step", partial=not last)
@@ -239,9 +255,31 @@ class LiveRun:
     def _stale(self) -> int:
         return int((~self.refresh.fresh).sum())
 
-    def _advance(self, until: str, cancel: Cancel) -> None:
-        self.refresh.advance(until=until, cancel=cancel)
+    def _advance(self, until: str, cancel: Cancel,
+                 tell: Callable[[int, int, str], None] | None = None) -> None:
+        """The probe (or everything) of the current step, timed into its history row."""
+        plan = self.run.refresh_batches()
+        sizes = np.cumsum([len(b) for b in plan])
+        batches = self.refresh.probe_batches if until == "probe" else len(plan)
+        what = "probe" if until == "probe" else "refreshing every sample"
+
+        def report(done: int, _total: int) -> None:
+            done = min(done, batches)
+            samples = int(sizes[done - 1]) if done else 0
+            tell(done, batches, f"{what}: {samples:,} of {int(sizes[batches - 1]):,} samples")
+
+        t0 = time.perf_counter()
+        ran = self.refresh.advance(until=until, cancel=cancel,
+                                   progress=None if tell is None or not batches else report)
+        if ran and self.history and self.history[-1].step == self.step:
+            self.history[-1].probe_seconds = time.perf_counter() - t0
         self._note_accuracy()
+
+    def next_batch_size(self) -> int:
+        """The number of samples the next step adapts on."""
+        position = self.run.position if self.run.position < self.run.steps_per_pass else 0
+        start, stop = self.run.batch_bounds(position)
+        return stop - start
 
     def _show(self, features: Any = None, append_frame: bool = False) -> GeometryState:
         """Draw the run's features (``features``, default: as they are now; the session

@@ -51,6 +51,7 @@ class SessionMap:
         self.kmeans: Any = None  # KMeansResult whose centroids are the map's prototypes
         #: (SinkhornRequest, SinkhornResult) behind the map's assignment, while it holds
         self.sinkhorn: tuple[Any, Any] | None = None
+        self.preview = False  # the state's layout is the quick preview, not the UMAP map
 
     def draw(self, features: Any, head: Head, *, fresh: bool = False,
              cancel: Any = None) -> GeometryState:
@@ -78,12 +79,32 @@ class SessionMap:
         if protos is not None:
             state.assignment = protos.assignments
         self.sinkhorn = None  # a new map holds the k-means assignment (or none)
+        self.preview = False
         joint, held = state.joint_vectors(), state.map_held
         if anchors is None or held is None or anchors.shape != joint.shape:
             self.anchors = joint
         else:  # a point held in place keeps its anchor; a moved one is anchored anew
             self.anchors = np.where(held[:, None], anchors, joint)
         self.features, self.state = features, state
+        return state
+
+    def draw_preview(self, features: Any, head: Head) -> GeometryState:
+        """A map of ``features`` whose layout is the quick PCA preview
+        (:func:`~protoview.core.projection.preview_layout`), drawn at once; the numbers are
+        the map's. ``metrics["map_preview"]`` says so; the next :meth:`draw` (fresh) fits
+        the UMAP map."""
+        from protoview.core.projection import preview_layout
+
+        state = compute_geometry(
+            features.features, features.labels, logits=features.logits,
+            proxies=head.proxies, proxy_classes=head.proxy_classes,
+            num_classes=head.num_classes, with_map=False, seed=self.seed)
+        parts = state.rows.split(preview_layout(state.joint_vectors(), self.seed))
+        state.embedding, state.centers_embedding = parts["samples"], parts["centers"]
+        state.proxies_embedding = parts["proxies"]
+        state.prototypes_embedding = parts["prototypes"]
+        state.metrics["map_preview"] = 1.0
+        self.features, self.state, self.anchors, self.preview = features, state, None, True
         return state
 
     def set_assignment(self, assignment: np.ndarray, request: Any, result: Any,

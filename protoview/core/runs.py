@@ -33,9 +33,10 @@ class HistoryRow:
     online_predictions (B,) int64 and online_logits (B, C) float32: the batch as the model
     saw it before the update; probe_accuracy, probe_low, probe_high: the full-set accuracy
     after the step estimated on the probe, with its 95% interval, and probe_size its
-    labelled samples (NaN / 0 when not computed); domain: the domain most of the batch
-    came from (-1: data of one domain); domain_start: a domain whose first sample of the
-    pass is in this batch (-1: none), where a continual stream changes shift."""
+    labelled samples (NaN / 0 when not computed); probe_seconds: the time the probe took
+    (NaN when none ran); domain: the domain most of the batch came from (-1: data of one
+    domain); domain_start: a domain whose first sample of the pass is in this batch (-1:
+    none), where a continual stream changes shift."""
 
     step: int
     online_accuracy: float
@@ -50,6 +51,7 @@ class HistoryRow:
     probe_low: float = float("nan")
     probe_high: float = float("nan")
     probe_size: int = 0
+    probe_seconds: float = float("nan")
     domain: int = -1
     domain_start: int = -1
 
@@ -169,7 +171,7 @@ def online_accuracy_by_domain(
 
 # ------------------------------------------------------------------ history columns
 _FLOATS = ("online_accuracy", "batch_accuracy", "seconds", "loss", "probe_accuracy",
-           "probe_low", "probe_high")
+           "probe_low", "probe_high", "probe_seconds")
 
 
 def history_columns(rows: Sequence[HistoryRow]) -> dict[str, Any]:
@@ -214,6 +216,7 @@ def rows_from_columns(history: dict[str, Any] | None) -> list[HistoryRow]:
             float(full[i]), float(floats["seconds"][i]), loss=float(floats["loss"][i]),
             probe_accuracy=float(floats["probe_accuracy"][i]), probe_low=float(floats["probe_low"][i]),
             probe_high=float(floats["probe_high"][i]),
+            probe_seconds=float(floats["probe_seconds"][i]),
             probe_size=int(size[i]) if np.isfinite(size[i]) else 0,
             domain=int(domain[i]), domain_start=int(start[i]),
         )

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from protoview.core.live import LiveRun, run_key
-from protoview.core.opening import open_request
+from protoview.core.live import Detail, LiveRun, run_key
 from protoview.core.maps import Head, SavedMap, SessionMap
+from protoview.core.opening import open_request
 from protoview.core.requests import (
     ForgetRunsRequest,
     KMeansRequest,
@@ -76,14 +76,18 @@ class Session:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None) -> Session:
+    def open(cls, req: OpenRequest, progress: Progress = None, cancel: Cancel = None,
+             preview: bool = False) -> Session:
+        """Open the model and data of ``req`` and draw their map; ``preview``: a quick PCA
+        layout first (the window's first start, while the map engine compiles), the UMAP
+        map by :meth:`finish_open`."""
         from protoview.core.data import decoded_images
 
         model, dataset = open_request(req)
         session = cls(model, decoded_images(dataset, req.decoded), request=req, device=req.device)
         if req.adapt:
             session.check_adaptable()
-        session.refresh(progress=progress, cancel=cancel, fresh_map=True)
+        session.refresh(progress=progress, cancel=cancel, fresh_map=True, preview=preview)
         session.source_accuracy = session.state.metrics.get("accuracy", float("nan"))
         session.source_predictions = session.state.predictions.copy()
         return session
@@ -128,14 +132,15 @@ class Session:
         return isinstance(self.dataset, FeatureSet)
 
     # ------------------------------------------------------------------ jobs
-    def run(self, request: Any, progress: Progress = None,
-            cancel: Cancel = None) -> Iterator[Update]:
+    def run(self, request: Any, progress: Progress = None, cancel: Cancel = None,
+            detail: Detail = None) -> Iterator[Update]:
         """Carry out ``request``, yielding an :class:`Update` after each part (a step's map,
         its probe, ...). The window's worker emits each; :meth:`step` and the others keep
-        the last."""
+        the last. ``detail(done, total, text)``: each phase of a step as it goes (see
+        :meth:`LiveRun.steps`)."""
         t0 = time.perf_counter()
         if isinstance(request, StepRequest):
-            for event in self._run_for(request).steps(request, progress, cancel):
+            for event in self._run_for(request).steps(request, progress, cancel, detail):
                 yield self.update(event.kind, request, t0, event.partial, event.followed)
             return
         if isinstance(request, ResetRequest):
@@ -184,21 +189,37 @@ class Session:
         )
 
     # ------------------------------------------------------------------ the map
+    @property
+    def map_pending(self) -> bool:
+        """The map shown is the quick preview: :meth:`finish_open` draws the UMAP map."""
+        return self.map.preview
+
+    def finish_open(self, request: Any = None, progress: Progress = None,
+                    cancel: Cancel = None) -> Iterator[Update]:
+        """After an open with a preview: the UMAP map (fitted afresh), as an ``open`` Update;
+        nothing otherwise."""
+        if self.map_pending:
+            t0 = time.perf_counter()
+            self.refresh(progress=progress, cancel=cancel, fresh_map=True)
+            yield self.update("open", request, t0)
+
     def refresh(self, progress: Progress = None, cancel: Cancel = None,
-                fresh_map: bool = False) -> GeometryState:
+                fresh_map: bool = False, preview: bool = False) -> GeometryState:
         """The exact features of the current model, and the map updated to them (stable).
 
         With a run this completes its progressive refresh (the samples already refreshed
         for the current step are not run again); the source model's features are
-        extracted once (``fresh_map``: again, and the map fitted afresh). Cancellable; a
-        cancelled refresh changes nothing that is shown."""
+        extracted once. ``fresh_map``: the map fitted afresh; ``preview``: the quick PCA
+        layout instead (see :meth:`open`). Cancellable; a cancelled refresh changes nothing
+        that is shown."""
         if self.live is not None:
             return self.live.show_complete(progress, cancel)
         features = self.map.features  # the source model's never change once extracted
-        if features is None or fresh_map:
+        if features is None:
             features = self._source_features(progress, cancel)
-        state = self._draw(features, fresh=fresh_map, cancel=cancel)
-        self.source = self.map.save()  # the source model's map, as Reset shows it
+        state = self._draw(features, fresh=fresh_map, cancel=cancel, preview=preview)
+        if not preview:
+            self.source = self.map.save()  # the source model's map, as Reset shows it
         return state
 
     def refresh_some(self, seconds: float | None = 0.5, until: str = "all",
@@ -210,15 +231,18 @@ class Session:
             return None
         return self.live.refresh_some(seconds, until, cancel)
 
-    def _draw(self, features: Any, fresh: bool = False, cancel: Cancel = None) -> GeometryState:
-        """The map of ``features`` with the head's proxies, described (what it shows)."""
+    def _draw(self, features: Any, fresh: bool = False, cancel: Cancel = None,
+              preview: bool = False) -> GeometryState:
+        """The map of ``features`` with the head's proxies (``preview``: the quick PCA
+        layout), described (what it shows)."""
         from protoview.core.heads import head_proxies
 
         vectors, classes = head_proxies(self.model.classifier)
         info = self.model.info
         head = Head(vectors.detach().float().cpu().numpy(), classes.cpu().numpy(),
                     info.head.num_classes if info else None)
-        state = self.map.draw(features, head, fresh=fresh, cancel=cancel)
+        state = (self.map.draw_preview(features, head) if preview
+                 else self.map.draw(features, head, fresh=fresh, cancel=cancel))
         self._describe(state)
         return state
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from protoview.core.updates import Update
 
 Progress = Callable[[int, int], None] | None
+Detail = Callable[[int, int, str], None] | None
 Cancel = Callable[[], bool] | None
 
 
@@ -25,12 +26,21 @@ class Computes(Protocol):
         """Some sample does not hold the current model's features yet (the worker refreshes
         in the background while idle)."""
 
-    def run(self, request: Any, progress: Progress = None,
-            cancel: Cancel = None) -> Iterator[Update]:
-        """Carry out a request, yielding an Update after each part."""
+    def run(self, request: Any, progress: Progress = None, cancel: Cancel = None,
+            detail: Detail = None) -> Iterator[Update]:
+        """Carry out a request, yielding an Update after each part; ``detail(done, total,
+        text)`` tells the phases of a step (the progress bar's text)."""
 
     def background(self, seconds: float = 0.5, cancel: Cancel = None) -> Update | None:
         """One slice of the progressive refresh (None: nothing to do)."""
+
+    @property
+    def map_pending(self) -> bool:
+        """The map shown is a quick preview; :meth:`finish_open` draws the real one."""
+
+    def finish_open(self, request: Any = None, progress: Progress = None,
+                    cancel: Cancel = None) -> Iterator[Update]:
+        """After an open with a preview: the real map, as an ``open`` Update (else none)."""
 
     def update(self, kind: str, request: Any = None, started: float | None = None,
                partial: bool = False, followed: bool = False) -> Update:
@@ -40,11 +50,13 @@ class Computes(Protocol):
         """The session as a Snapshot (File → Export snapshot)."""
 
 
-def open_session(request: Any, progress: Progress = None, cancel: Cancel = None) -> Computes:
-    """Open the checkpoint and data of an OpenRequest (on the worker thread)."""
+def open_session(request: Any, progress: Progress = None, cancel: Cancel = None,
+                 preview: bool = False) -> Computes:
+    """Open the checkpoint and data of an OpenRequest (on the worker thread); ``preview``: a
+    quick PCA layout first, the map by ``finish_open`` (see ``Session.open``)."""
     from protoview.core.session import Session
 
-    return Session.open(request, progress=progress, cancel=cancel)
+    return Session.open(request, progress=progress, cancel=cancel, preview=preview)
 
 
 def warm_up(message: Callable[[str], None]) -> float:

@@ -25,7 +25,8 @@ __all__ = [
     "available_colour_modes", "caption_text", "class_name", "entropy_codes",
     "glyph_hover_text", "group_classes", "hover_text", "map_freshness", "members",
     "neighbour_texts", "num_classes", "numbers_line", "owner_class", "per_class_and_confusion",
-    "prototype_groups", "sample_codes", "scores_text", "selection_summary", "versus_codes",
+    "prototype_groups", "request_text", "sample_codes", "scores_text", "selection_summary",
+    "versus_codes",
 ]
 
 
@@ -247,8 +248,10 @@ def neighbour_texts(state, index: int, neighbours, ranks: np.ndarray,
 def map_freshness(state) -> str:
     """What the map shows, for its label: ``"map of step 12 — 40% refreshed"`` while the
     samples are being refreshed to the current model, ``"map of step 12 — exact"`` once
-    all are; ``""`` without an adaptation run."""
+    all are; the quick preview says so; ``""`` without an adaptation run."""
     metrics = getattr(state, "metrics", None) or {}
+    if metrics.get("map_preview"):
+        return "quick preview (PCA) — the UMAP map follows"
     if "map_step" not in metrics:
         return ""
     step = int(metrics["map_step"])
@@ -316,3 +319,26 @@ def caption_text(state, source_accuracy: float = float("nan")) -> str:
             text += f" (unadapted {source_accuracy:.1%})"
         parts.append(text)
     return " · ".join(parts)
+
+
+def request_text(request) -> str:
+    """What a request is doing, for the status bar while it runs ("tsd: 10 steps…")."""
+    from protoview.core import requests as r
+
+    if isinstance(request, r.OpenRequest):
+        return f"opening {request.checkpoint} with {request.data}…"
+    if isinstance(request, r.StepRequest):
+        steps = ("the rest of the pass" if request.n_steps <= 0
+                 else f"{request.n_steps} step{'s' if request.n_steps != 1 else ''}")
+        return f"{request.method}: {steps}…"
+    texts = {r.RefreshRequest: "refreshing the map to the current model…",
+             r.ResetRequest: "back to the source model and its map…",
+             r.ForgetRunsRequest: "forgetting the earlier runs…"}
+    if type(request) in texts:
+        return texts[type(request)]
+    if isinstance(request, r.KMeansRequest):
+        return f"k-means with k = {request.k}…"
+    if isinstance(request, r.SinkhornRequest):
+        return f"Sinkhorn to the {request.target}…"
+    return "working…"
+

@@ -77,6 +77,7 @@ class FakeSession:
     step_seconds = 0.0
     opened_requests: list = []
     refresh_pending = False
+    map_pending = False  # no quick preview: the map is there at open
 
     def __init__(self, n: int = 300) -> None:
         self.state = random_state(n)
@@ -88,7 +89,7 @@ class FakeSession:
         self._rng = np.random.default_rng(1)
 
     @classmethod
-    def open(cls, req, progress=None, cancel=None):
+    def open(cls, req, progress=None, cancel=None, preview=False):
         if "broken" in req.checkpoint:
             raise CheckpointError(req.checkpoint, "is not a PyTorch checkpoint (bad magic number)")
         if "pickled" in req.checkpoint and not req.trust:
@@ -101,7 +102,7 @@ class FakeSession:
         return cls()
 
     # ---------------------------------------------------------------- the protocol
-    def run(self, request, progress=None, cancel=None):
+    def run(self, request, progress=None, cancel=None, detail=None):
         t0 = time.perf_counter()
         if isinstance(request, StepRequest):
             n = request.n_steps if request.n_steps > 0 else 5
@@ -125,6 +126,9 @@ class FakeSession:
 
     def background(self, seconds=0.5, cancel=None):
         return None
+
+    def finish_open(self, request=None, progress=None, cancel=None):
+        return iter(())
 
     def update(self, kind, request=None, started=None, partial=False, followed=False):
         data = DataView.of(self.dataset) if kind == "open" else None

@@ -46,7 +46,7 @@ class LiveFakeSession(FakeSession):
         else:
             m["accuracy"] = 0.5
 
-    def run(self, request, progress=None, cancel=None):
+    def run(self, request, progress=None, cancel=None, detail=None):
         if isinstance(request, RefreshRequest):
             self.calls.append(("exact",))
             self.done = self.batches
@@ -54,7 +54,7 @@ class LiveFakeSession(FakeSession):
             yield self.update("refresh", request)
             return
         if not isinstance(request, StepRequest):
-            yield from super().run(request, progress, cancel)
+            yield from super().run(request, progress, cancel, detail)
             return
         for i in range(request.n_steps):
             if cancel is not None and cancel():

@@ -37,7 +37,7 @@ class _Session(FakeSession):
         self.dataset = _ImagesDataset(n)
 
     @classmethod
-    def open(cls, req, progress=None, cancel=None):
+    def open(cls, req, progress=None, cancel=None, preview=False):
         if req.checkpoint == "plain.pt" and req.arch is None:
             raise CheckpointError(req.checkpoint, "a plain state_dict does not say which architecture "
                                   "it is for; pass --arch", needs=("arch",))
@@ -45,7 +45,7 @@ class _Session(FakeSession):
             raise DatasetError(req.data, "holds float images with values in [-2.1, 2.6], outside [0, 1] "
                                "(pixels); if they are already the model's inputs, pass --preprocess none",
                                needs=("preprocess",))
-        return super().open(req, progress, cancel)
+        return super().open(req, progress, cancel, preview)
 
 
 @pytest.fixture

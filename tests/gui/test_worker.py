@@ -48,14 +48,16 @@ def test_warm_up_runs_on_the_worker_thread(qtbot, fake_session_cls):
         return 0.01
 
     w = ComputeWorker(open_session=fake_session_cls.open, warm_up=warm)
-    messages = []
-    w.message.connect(messages.append)
+    said = []
+    w.progress.connect(lambda _done, _total, what: said.append(what))
     with qtbot.waitSignal(w.result, timeout=5000):
         w.start()
         w.submit(OpenRequest())
+    # the open first (it is not kept waiting by the one-time costs), the warm-up when idle
+    qtbot.waitUntil(lambda: "thread" in seen, timeout=5000)
     assert w.stop(5000)
     assert seen["thread"] is not threading.main_thread()
-    assert any("preparing the map engine" in m for m in messages)
+    assert any("preparing the map engine" in m for m in said) and "compiling" in said
     assert w.warm_seconds == pytest.approx(0.01)
 
 

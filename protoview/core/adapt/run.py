@@ -424,6 +424,10 @@ class AdaptRun:
         assert feats is not None and logits is not None
         return feats, logits, labels
 
+    def batch_bounds(self, position: int) -> tuple[int, int]:
+        """``(start, stop)`` of the batch at ``position`` of a pass (in the pass's order)."""
+        return self._bounds[position]
+
     def _plan_sequential(self) -> list[tuple[int, int]]:
         return batch_bounds(self.num_samples, self.batch_size)
 

@@ -15,7 +15,8 @@ UMAP's [0, 10] box, then maps it back to the previous frame, so points move only
 as their features did.
 
 Modules: ``_graph`` (what every path shares), ``_fit`` (a fresh map, the warm-up),
-``_update`` (the anchored update), ``_large`` (above :data:`MAX_MAP_POINTS`).
+``_update`` (the anchored update), ``_large`` (above :data:`MAX_MAP_POINTS`), ``_preview``
+(a PCA layout drawn at once while the first map is computed).
 """
 
 from protoview.core.projection._fit import fit_map, layout_drift, warm_up
@@ -28,10 +29,11 @@ from protoview.core.projection._large import (
     place_points,
     stratified_subsample,
 )
+from protoview.core.projection._preview import preview_layout
 from protoview.core.projection._update import update_map
 
 __all__ = [
     "MAX_MAP_POINTS", "PLACE_NEIGHBORS", "MapResult", "default_epochs", "fit_large_map",
-    "fit_map", "knn_graph", "layout_drift", "max_map_points", "place_points",
+    "fit_map", "knn_graph", "layout_drift", "max_map_points", "place_points", "preview_layout",
     "stratified_subsample", "unit_rows", "update_map", "warm_up",
 ]

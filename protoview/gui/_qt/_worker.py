@@ -12,6 +12,11 @@ handler on the main thread); the session stays as it was before the failing job.
 When no request waits, the worker refreshes the rest of the map in slices
 (:meth:`~protoview.present.Computes.background`), sending a ``refresh`` update after each;
 any new request interrupts it between batches, and it resumes once the queue is empty.
+
+Cold start: the one-time costs (the map engine's compilation, torch's first optimiser
+step: ``warm_up``) are paid after the first open, when idle, or before the first job that
+needs them; that first open shows a quick PCA preview of the map at once (the Data panel
+with it) and then the UMAP map, which compiles the engine, glides in.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class ComputeWorker(QtCore.QThread):
     """The compute thread. Start it with :meth:`start`; stop it with :meth:`stop`.
 
     Signals (all delivered queued on the main thread): ``result(Update)``,
-    ``progress(int done, int total)``, ``message(str)``, ``failed(int job, object error,
+    ``progress(int done, int total, str what)`` (what is being done, for the progress
+    bar; "" when only counted), ``message(str)``, ``failed(int job, object error,
     str traceback)``, ``cancelled(int job)``, ``busy(bool)``.
 
     open_session(request, progress, cancel) -> Computes and warm_up(message) -> seconds are
@@ -71,7 +77,7 @@ class ComputeWorker(QtCore.QThread):
     """
 
     result = QtCore.Signal(object)
-    progress = QtCore.Signal(int, int)
+    progress = QtCore.Signal(int, int, str)
     message = QtCore.Signal(str)
     failed = QtCore.Signal(int, object, str)
     cancelled = QtCore.Signal(int)
@@ -92,6 +98,7 @@ class ComputeWorker(QtCore.QThread):
         self._cancel_upto = 0
         self.session: Computes | None = None  # touched only on the worker thread
         self.warm_seconds = float("nan")
+        self._warm_pending = warm_up is not None
         self.background_refresh = True
         self._refresh_failed = False
         _LIVE.add(self)
@@ -128,8 +135,10 @@ class ComputeWorker(QtCore.QThread):
 
     def run(self) -> None:  # noqa: D102 - QThread override
         _leave_a_core_for_the_window()
-        self._warm()
         while True:
+            if self._warm_pending and self.session is not None and self._queue.empty():
+                self._warm(in_job=False)  # idle after the first open: the one-time costs now
+                continue
             if self._refresh_wanted():
                 try:
                     job, request = self._queue.get_nowait()
@@ -154,17 +163,22 @@ class ComputeWorker(QtCore.QThread):
             finally:
                 self.busy.emit(False)
 
-    def _warm(self) -> None:
-        if self._warm_up is None:
+    def _warm(self, in_job: bool = True) -> None:
+        """The one-time costs, once (``in_job``: inside a job, which says it is busy)."""
+        if not self._warm_pending:
             return
-        self.busy.emit(True)
-        self.message.emit("preparing the map engine (once per start)…")
+        self._warm_pending = False
+        if not in_job:
+            self.busy.emit(True)
+        # on the progress bar, not the status line (which keeps the last result's)
+        say = lambda text: self.progress.emit(0, 0, text)  # noqa: E731
+        say("preparing the map engine and the optimiser (once per start)")
         try:
-            self.warm_seconds = self._warm_up(self.message.emit)
+            self.warm_seconds = self._warm_up(say)
         except Exception as exc:  # noqa: BLE001 - reported, the map may still work
             self.failed.emit(0, exc, traceback.format_exc())
-        self.message.emit("map engine ready")
-        self.busy.emit(False)
+        if not in_job:
+            self.busy.emit(False)
 
     def _run_job(self, job: int, request: Any) -> None:
         t0 = time.perf_counter()
@@ -173,13 +187,13 @@ class ComputeWorker(QtCore.QThread):
             return self._is_cancelled(job)
 
         def progress(done: int, total: int) -> None:
-            self.progress.emit(int(done), int(total))
+            self.progress.emit(int(done), int(total), "")
+
+        def detail(done: int, total: int, text: str) -> None:
+            self.progress.emit(int(done), int(total), str(text))
 
         if isinstance(request, OpenRequest):
-            self.message.emit(f"opening {request.checkpoint} with {request.data}…")
-            session = self._open_session(request, progress=progress, cancel=cancel)
-            self.session = session  # only replaced when the open succeeded
-            self._send(job, session.update("open", request, t0))
+            self._open(job, request, t0, detail, cancel)
             return
         if isinstance(request, _CallJob):
             if request.needs_session:
@@ -189,7 +203,24 @@ class ComputeWorker(QtCore.QThread):
                                    seconds=time.perf_counter() - t0))
             return
         self._require_session()
-        for update in self.session.run(request, progress, cancel):
+        self._warm()  # a step must not pay the one-time costs inside it
+        for update in self.session.run(request, progress, cancel, detail):
+            self._send(job, update)
+
+    def _open(self, job: int, request: OpenRequest, t0: float, detail, cancel) -> None:
+        """Open, send it (a quick preview first while the map engine is not prepared yet),
+        then the map."""
+        self.message.emit(f"opening {request.checkpoint} with {request.data}…")
+        preview = {"preview": True} if self._warm_pending else {}
+        session = self._open_session(
+            request, progress=lambda d, t: detail(d, t, "extracting features"), cancel=cancel,
+            **preview)
+        self.session = session  # only replaced when the open succeeded
+        self._send(job, session.update("open", request, t0, partial=session.map_pending))
+        if session.map_pending:
+            self.progress.emit(0, 0, "drawing the UMAP map (a new machine's first start "
+                               "compiles the map engine: about half a minute)")
+        for update in session.finish_open(request, cancel=cancel):
             self._send(job, update)
 
     def _send(self, job: int, update: Update) -> None:

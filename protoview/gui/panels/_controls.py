@@ -143,6 +143,11 @@ class AdaptPanel(QtWidgets.QGroupBox):
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
                          ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
+        self.probe_note = QtWidgets.QLabel("")  # what the probe costs, when it is the most
+        self.probe_note.setObjectName("ProbeNote")
+        self.probe_note.setWordWrap(True)
+        self.probe_note.setVisible(False)
+        form.addRow(self.probe_note)
         self.params_form.align_labels(form)
         self.step_button = QtWidgets.QPushButton("Step")
         self.run_button = QtWidgets.QPushButton("Run N")
@@ -171,6 +176,18 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.method.currentTextChanged.connect(self.params_form.set_method)
         self.method.setCurrentText(DEFAULT_METHOD)
         self.params_form.set_method(self.method.currentText())
+
+    def show_costs(self, step_seconds: float, probe_seconds: float) -> None:
+        """Say so beside the probe when the last step's probe took longer than the step
+        itself (each step then waits mostly for the probe); nothing otherwise."""
+        import math
+
+        costly = math.isfinite(probe_seconds) and probe_seconds > step_seconds > 0
+        self.probe_note.setText(
+            f"the probe took {probe_seconds:.1f} s, the step {step_seconds:.1f} s: a smaller "
+            "probe makes each step faster (0 = off; Refresh map gives the exact numbers)"
+            if costly else "")
+        self.probe_note.setVisible(costly)
 
     # the shown method's controls, by their former names (None when it has none)
     lr = _param_control("lr")

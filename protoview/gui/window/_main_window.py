@@ -20,7 +20,7 @@ from protoview.gui.window._presentation import Presentation
 from protoview.gui.window._replay import ReplayBar
 from protoview.gui.window._trust import TrustQuestion
 from protoview.gui.window._view_actions import ViewActions
-from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown
+from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown, derive
 from protoview.present import compute as present_compute
 
 
@@ -132,7 +132,10 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
     def _build_status(self) -> None:
         self.status_label = QtWidgets.QLabel("starting…")
         self.progress_bar = QtWidgets.QProgressBar()
-        self.progress_bar.setMaximumWidth(self.fontMetrics().horizontalAdvance("M") * 16)
+        # a fixed width: its text changes with every phase, and a bar that resizes re-lays
+        # out the status bar each time
+        self.progress_bar.setFixedWidth(self.fontMetrics().horizontalAdvance("M") * 30)
+        self.progress_bar.setTextVisible(True)
         # keep its room when hidden: showing/hiding it must not re-lay out (and repaint) the
         # whole window at the start and end of every job (measured: 100-180 ms stalls)
         policy = self.progress_bar.sizePolicy()
@@ -161,6 +164,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         """Send a request to the worker (a newer one cancels the running one)."""
         if isinstance(request, OpenRequest):
             self.open_request = request
+        self.status_label.setText(derive.request_text(request))  # never the last job's line
         self._job = self.worker.submit(request)
         if isinstance(request, OpenRequest):
             self._open_jobs[self._job] = request
@@ -181,10 +185,15 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.progress_bar.setVisible(busy)
         if busy:
             self.progress_bar.setRange(0, 0)
+            self.progress_bar.setFormat("")
 
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress_bar.setRange(0, max(total, 1))
+    def _on_progress(self, done: int, total: int, what: str = "") -> None:
+        """The bar says how far and what is being done ("step 3: probe: 512 of 1,024
+        samples"); ``total`` 0: how far is not known (it moves, its text says what)."""
+        self.progress_bar.setRange(0, max(total, 0))
         self.progress_bar.setValue(done)
+        self.progress_bar.setFormat(what if total <= 0 else (f"{what} · %p%" if what else "%p%"))
+        self.progress_bar.setToolTip(what)
 
     def _on_result(self, update) -> None:
         """A worker's Update: a file job's answer, or what to show (``shown.apply``)."""

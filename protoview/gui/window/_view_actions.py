@@ -12,7 +12,6 @@ from protoview.gui._qt import apply_theme
 from protoview.gui.map import COLOR_MODES, EmbeddingView
 from protoview.present import RefreshRequest, derive
 
-
 #: The kinds of result whose map is drawn anew (it holds no Sinkhorn plan any more).
 _NEW_MAP = ("open", "reset", "step", "refresh", "kmeans")
 
@@ -43,7 +42,14 @@ class ViewActions:
         events.colour_mode.connect(self._show_colour_mode)
         events.selection.connect(self._show_selection)
         events.marked.connect(self.show_marked)
+        events.history.connect(self._show_costs)
         events.updated.connect(self._after_update)
+
+    def _show_costs(self, history) -> None:
+        """The last step's probe against the step, beside the probe control."""
+        row = history[-1] if history else None
+        self.adapt_panel.show_costs(row.seconds if row else 0.0,
+                                    row.probe_seconds if row else float("nan"))
 
     def _show_thumbnail(self, thumbnail) -> None:
         for view in self.map_views():
