@@ -19,8 +19,10 @@ from protoview.cli._common import (
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    path = args.path
+    from protoview.core.opening import checkpoint_path
     from protoview.core.snapshot import hdf5_format
+
+    path = checkpoint_path(args.path)  # demo, demo:linear, demo:cosine: the demo's file
 
     if path.lower().endswith((".h5", ".hdf5")) and hdf5_format(path) == "protoview-features":
         from protoview.core.data import open_dataset
