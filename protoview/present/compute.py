@@ -113,3 +113,14 @@ def write_selection(path: str, state: Any, selection: Any) -> None:
                    comments="")
     else:
         raise ParameterError(str(path), "choose a file name ending in .npy or .csv")
+
+
+def replay_states(snapshot: Any) -> list:
+    """Every recorded frame of ``snapshot`` (a live session's, say), each with its step's
+    numbers, as a replay shows it (:func:`~protoview.core.state.timeline_states`)."""
+    from protoview.core.runs import rows_from_columns
+    from protoview.core.state import state_from_snapshot, timeline_states
+
+    return timeline_states(state_from_snapshot(snapshot), snapshot.timeline,
+                           rows_from_columns(snapshot.history))
+

@@ -162,8 +162,11 @@ class Shown:
 
     def frame_states(self) -> list:
         """Every recorded frame of the snapshot shown, as :meth:`show_frame` shows it."""
-        timeline = self.snapshot.timeline if self.snapshot is not None else []
-        return [self._frame_state(f, int(f.get("step", i))) for i, f in enumerate(timeline)]
+        from protoview.core.state import timeline_states
+
+        if self.snapshot is None:
+            return []
+        return timeline_states(self.snapshot_state, self.snapshot.timeline, self.snapshot_history)
 
     def frame_steps(self) -> list[int]:
         """The step of each recorded frame of the snapshot shown ([] for none)."""

@@ -36,6 +36,9 @@ def test_the_probe_control_says_when_the_probe_costs_more_than_the_step(opened):
     assert panel.probe_note.isVisibleTo(panel) and "3.2 s" in panel.probe_note.text()
     w.shown.set(history=[HistoryRow(1, 0.5, 0.5, math.nan, 0.8, probe_seconds=0.1)])
     assert not panel.probe_note.isVisibleTo(panel) and panel.probe_note.text() == ""
+    # a tiny probe is not worth a word, even when it is longer than a tinier step
+    w.shown.set(history=[HistoryRow(1, 0.5, 0.5, math.nan, 0.03, probe_seconds=0.05)])
+    assert not panel.probe_note.isVisibleTo(panel)
 
 
 @pytest.mark.slow
@@ -79,3 +82,23 @@ def test_a_cold_window_shows_a_preview_then_the_map_and_tells_each_phase(qtbot, 
     assert "step 1: probe: 256 of 256 samples" in said
     assert math.isfinite(w.history[-1].probe_seconds)
     w.close()
+
+
+def test_export_replay_of_the_live_run(opened, qtbot, tmp_path):
+    """File → Export replay in a live session (no snapshot open): the session's recorded
+    frames, one GIF image per step; before any step it says there is nothing to replay."""
+    from PIL import Image
+
+    w = opened
+    w.raise_errors = False
+    w.export_replay(str(tmp_path / "empty.gif"))
+    qtbot.waitUntil(lambda: "no recorded run to replay yet" in w.last_error, timeout=5000)
+    with qtbot.waitSignal(w.worker.result, timeout=5000,
+                          check_params_cb=lambda r: r.kind == "step" and not r.partial):
+        w.submit(StepRequest(n_steps=3))
+    gif = tmp_path / "live.gif"
+    assert w.export_replay(str(gif)) is None  # fetched from the worker first
+    qtbot.waitUntil(lambda: w.status_label.text() == f"replay exported: {gif}", timeout=10_000)
+    with Image.open(gif) as im:
+        assert im.n_frames == 3
+    assert w.view.state is w.shown.state or w.view.state.num_samples == w.shown.state.num_samples

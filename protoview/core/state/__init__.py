@@ -28,11 +28,12 @@ from protoview.core.state._snapshot import (
     state_from_snapshot,
     state_to_snapshot,
     timeline_frame,
+    timeline_states,
 )
 
 __all__ = [
     "BLOCKS", "GeometryState", "JointRows", "PlacedMap", "build_state", "centers_block",
     "compute_geometry", "frame_state", "geometry_metrics", "joint_embedding", "joint_vectors",
     "labels_known", "layout_with_new_prototypes", "place_joint", "prediction_statistics",
-    "state_from_snapshot", "state_to_snapshot", "timeline_frame",
+    "state_from_snapshot", "state_to_snapshot", "timeline_frame", "timeline_states",
 ]

@@ -192,3 +192,12 @@ def frame_state(base: GeometryState, frame: dict, row: Any = None) -> GeometrySt
         prototypes_embedding=pick("prototypes_embedding", base.prototypes_embedding),
         metrics=metrics,
     )
+
+
+def timeline_states(base: GeometryState, timeline: list[dict], rows: list) -> list[GeometryState]:
+    """Every frame of ``timeline`` over ``base``, each with the numbers of its step's row of
+    ``rows`` (the history; see :func:`frame_state`)."""
+    by_step = {int(row.step): row for row in rows}
+    return [frame_state(base, frame, by_step.get(int(frame.get("step", i))))
+            for i, frame in enumerate(timeline)]
+

@@ -177,12 +177,19 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.method.setCurrentText(DEFAULT_METHOD)
         self.params_form.set_method(self.method.currentText())
 
+    #: below this many seconds a probe is not worth a word, whatever the step took
+    PROBE_NOTE_SECONDS = 1.0
+
     def show_costs(self, step_seconds: float, probe_seconds: float) -> None:
         """Say so beside the probe when the last step's probe took longer than the step
-        itself (each step then waits mostly for the probe); nothing otherwise."""
+        itself and more than a second (each step then waits mostly for the probe); nothing
+        otherwise (the text and visibility change only when the verdict does)."""
         import math
 
-        costly = math.isfinite(probe_seconds) and probe_seconds > step_seconds > 0
+        costly = (math.isfinite(probe_seconds) and probe_seconds > self.PROBE_NOTE_SECONDS
+                  and probe_seconds > step_seconds > 0)
+        if not costly and not self.probe_note.isVisibleTo(self):
+            return
         self.probe_note.setText(
             f"the probe took {probe_seconds:.1f} s, the step {step_seconds:.1f} s: a smaller "
             "probe makes each step faster (0 = off; Refresh map gives the exact numbers)"

@@ -78,7 +78,10 @@ class FileActions:
 
     def choose_export_replay(self) -> None:
         if path := self._ask_save("replay", "protoview-replay.gif"):
-            self._guarded(lambda: self.export_replay(path), f"replay exported: {path}")
+            if self.snapshot is not None:
+                self._guarded(lambda: self.export_replay(path), f"replay exported: {path}")
+            else:  # the live run's frames come from the session: written when they arrive
+                self.export_replay(path)
 
     def choose_export_selection(self) -> None:
         if path := self._ask_save("selection", "selection.npy"):
@@ -132,6 +135,9 @@ class FileActions:
         elif res.kind == "write_snapshot":
             self.status_label.setText(f"snapshot written: {res.payload}")
             self.add_recent(str(res.payload))
+        elif res.kind == "replay_frames":
+            path, states = res.payload
+            self._guarded(lambda: self._render_replay(path, states), f"replay exported: {path}")
         self.last_call = res
 
     def show_snapshot(self, snap) -> None:
@@ -170,14 +176,27 @@ class FileActions:
 
         return export_map(self.view, str(path), int(width), self.shown.caption())
 
-    def export_replay(self, path: str) -> int:
-        """The open snapshot's timeline as an animated GIF or an MP4 (by the suffix)."""
-        if self.snapshot is None or not self.snapshot.timeline:
-            raise SnapshotError(path, "open a snapshot with a recorded run to export a replay")
-        current = self.replay_bar.slider.value()
-        n = export_replay(path, self.view, self.shown.frame_states())
-        self.show_frame(current)
-        return n
+    def export_replay(self, path: str) -> int | None:
+        """The recorded run as an animated GIF or an MP4 (by the suffix), each frame captioned
+        with its step and accuracy: the open snapshot's timeline at once (returns the frames
+        written; raises on a problem), or the live run's, fetched from the session first
+        (returns None; written when they arrive, a problem goes to the one handler)."""
+        if self.snapshot is not None:
+            return self._render_replay(path, self.shown.frame_states())
+        self._job = self.worker.submit_call(
+            "replay_frames", lambda session: (path, compute.replay_states(session.to_snapshot())),
+            needs_session=True)
+        return None
+
+    def _render_replay(self, path: str, states: list) -> int:
+        """Render ``states`` into ``path`` with the map, then show the map as it was."""
+        if not states:
+            raise SnapshotError(path, "there is no recorded run to replay yet: take a few steps "
+                                      "(each one is recorded) or open a snapshot")
+        try:
+            return export_replay(path, self.view, states)
+        finally:
+            self.view.set_state(self.shown.state, list(self.shown.class_names), animate=False)
 
     # ------------------------------------------------------------ recent files, drops
     def recent_files(self) -> list[str]:
