@@ -25,7 +25,7 @@ __all__ = [
     "available_colour_modes", "caption_text", "class_name", "entropy_codes",
     "glyph_hover_text", "group_classes", "hover_text", "map_freshness", "members",
     "neighbour_texts", "num_classes", "numbers_line", "owner_class", "per_class_and_confusion",
-    "prototype_groups", "request_text", "sample_codes", "scores_text", "selection_summary",
+    "prototype_groups", "request_text", "run_title", "sample_codes", "scores_text", "selection_summary",
     "versus_codes",
 ]
 
@@ -284,6 +284,30 @@ def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) ->
     add("NMI", "nmi", ".3f")
     add("ARI", "ari", ".3f")
     return " · ".join(parts) if parts else "no numbers yet"
+
+
+def run_title(state) -> str:
+    """What the map shows, for a talk's banner: ``tsd corrected · continual stream · step
+    12 · accuracy 80.7%`` (the stream always named; ``source model · step 0 · ...`` without
+    a run; "accuracy ≈" for the probe's estimate; the unadapted model's is on the chart)."""
+    if state is None:
+        return ""
+    attrs = state.attrs or {}
+    method = str(attrs.get("method", "") or "none")
+    params = attrs.get("params") if isinstance(attrs.get("params"), dict) else {}
+    parts = ["source model"] if method == "none" else [
+        " ".join([method, *([str(params["variant"])] if params.get("variant") else [])]),
+        f"{params.get('stream') or 'online'} stream"]
+    parts.append(f"step {int(attrs.get('step', 0) or 0)}")
+    acc = state.metrics.get("accuracy")
+    if acc is None or not np.isfinite(acc):
+        acc = state.metrics.get("probe_accuracy")
+        label = "accuracy ≈"
+    else:
+        label = "accuracy"
+    if acc is not None and np.isfinite(acc):
+        parts.append(f"{label} {acc:.1%}")
+    return " · ".join(parts)
 
 
 def numbers_line(state, source_accuracy: float) -> str:

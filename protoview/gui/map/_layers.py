@@ -47,6 +47,15 @@ class MapLayers:
     def __getitem__(self, name: str):
         return self.items[name]
 
+    def set_outline(self, color: str) -> None:
+        """The outlines of stars, diamonds and triangles and the proxy lines in ``color``
+        (dark on a light background, light on a dark one: never an outline that vanishes)."""
+        for name, width in (("centers", 1.5), ("proxies", 1.0), ("prototypes", 1.2)):
+            self.items[name].setPen(pg.mkPen(color, width=width))
+        line = pg.mkColor(color)
+        line.setAlpha(150)
+        self.items["proxy_lines"].setPen(pg.mkPen(line, width=1))
+
     def forget_state(self) -> None:
         """A new state: members and prototype groups are computed again."""
         self._members = {}
@@ -134,7 +143,7 @@ class MapLayers:
         state, s = view.state, view.glyph_scale * _font_scale(view)
         pos = pos or positions(state)
         codes = derive.sample_codes(state, view.color_mode, view.versus_predictions)
-        self._style_samples(pos["samples"], codes, _BASE["samples"] * s)
+        self._style_samples(pos["samples"], codes, sample_size(view))
         cls_pal = self.palette("class")
         items["centers"].setData(pos["centers"][:, 0], pos["centers"][:, 1],
                                  brush=cls_pal.brushes_for(state.center_labels),
@@ -256,9 +265,15 @@ def _pairs(state, pos: dict) -> tuple[np.ndarray, np.ndarray]:
     return seg[ok, 0], seg[ok, 1]
 
 
+#: A sample's dot grows at most this much with the glyph scale (a talk's 1.8 made the dots
+#: of a cluster merge into one blob; the stars, diamonds and triangles take all of it).
+SAMPLE_SCALE_LIMIT = 1.2
+
+
 def sample_size(view) -> float:
-    """Diameter of a sample's dot in pixels (glyph scale and font size included)."""
-    return _BASE["samples"] * view.glyph_scale * _font_scale(view)
+    """Diameter of a sample's dot in pixels (glyph scale, up to :data:`SAMPLE_SCALE_LIMIT`,
+    and font size included)."""
+    return _BASE["samples"] * min(view.glyph_scale, SAMPLE_SCALE_LIMIT) * _font_scale(view)
 
 
 def _with_alpha(color: str, alpha: int):

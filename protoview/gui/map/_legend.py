@@ -36,6 +36,10 @@ class _ScaledSample(pg.ItemSample):
         p.restore()
 
 
+#: The largest text scale of a compact (presentation) legend.
+COMPACT_TEXT_SCALE = 1.3
+
+
 class MapLegend:
     """The legend item of ``view`` (an EmbeddingView: ``item``, added to it) and the
     glyphs its entries show; rebuilt only when what it says changes."""
@@ -55,8 +59,9 @@ class MapLegend:
         state, items = view.state, view.items
         entries = self._mode_entries()
         counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
-        scale = view.text_scale
-        key = (len(state.embedding), counts, scale, view.text_colors,
+        # a talk's legend grows less than the rest of the text (it must not cover the map)
+        scale = min(view.text_scale, COMPACT_TEXT_SCALE) if view.compact_legend else view.text_scale
+        key = (len(state.embedding), counts, scale, view.text_colors, view.compact_legend,
                tuple((None if b is None else b.color().rgba(), t) for b, t in entries))
         if self._key == key:
             return  # unchanged: rebuilding costs ~15 ms per entry, too much for every step
@@ -64,7 +69,7 @@ class MapLegend:
         legend.clear()
         legend.opts["labelTextSize"] = f"{9.0 * scale:.1f}pt"
         legend.opts["labelTextColor"] = pg.mkColor(view.text_colors[0])
-        legend.setColumnCount(2 if len(entries) + 4 > 12 else 1)
+        legend.setColumnCount(2 if len(entries) + 4 > 12 and not view.compact_legend else 1)
         self._glyphs = []
         dark = pg.mkPen(view.text_colors[0], width=1)
 
@@ -99,6 +104,10 @@ class MapLegend:
             return _versus_entries(view, pal)
         if mode == "assignment" and state.assignment is None:
             return [(pal.brush(-1), "no assignment yet (run k-means)")]
+        if view.compact_legend and mode in ("label", "prediction") and view.show_names:
+            # a talk: the classes are named on their stars; one line instead of one per class
+            what = "true class" if mode == "label" else "predicted class"
+            return [(None, f"colour: {what}, named on its star")]
         codes = np.unique(sample_codes(state, mode))
         codes = codes[codes >= 0]
         if codes.size > MAX_LEGEND_CLASSES:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
 from protoview.gui.map import _density as density
 from protoview.gui.map import _layers
@@ -68,6 +68,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         self.text_scale = 1.0
         self.text_colors = ("#333333", "#ffffff")  # (text, background) of the theme
         self.show_names = True
+        self.compact_legend = False  # a talk: the classes are named on the stars instead
         self.versus_predictions: np.ndarray | None = None  # (N,) of the run compared with
         self.versus_name = ""
         self.thumbnail: Callable[[int], np.ndarray] | None = None
@@ -222,7 +223,16 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         """The theme's text and background colours (legend, names, selection rings)."""
         self.text_colors = (foreground, background)
         self.marks.set_ring_color(foreground)
+        dark_background = QtGui.QColor(background).lightness() < 128
+        self.layers.set_outline(foreground if dark_background else "#111111")
         self.entropy_bar.restyle()
+        if self.state is not None:
+            self._apply_styles()
+
+    def set_compact_legend(self, on: bool) -> None:
+        """A small legend (the layers; the classes in one line when they are named on the
+        stars): for a talk, where a legend of every class covers a third of the map."""
+        self.compact_legend = bool(on)
         if self.state is not None:
             self._apply_styles()
 

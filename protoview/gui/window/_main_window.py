@@ -14,7 +14,7 @@ from protoview.gui.map import EmbeddingView
 from protoview.gui.window._before_after import BeforeAfter
 from protoview.gui.window._docks import ControlsDock, NumbersDock
 from protoview.gui.window._files import FileActions
-from protoview.gui.window._map_bar import MapBar
+from protoview.gui.window._map_bar import ElidedLabel, MapBar
 from protoview.gui.window._menus import WindowMenus
 from protoview.gui.window._presentation import Presentation
 from protoview.gui.window._replay import ReplayBar
@@ -92,6 +92,11 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.selection_label, self.highlight_label = bar.selection_label, bar.highlight_label
         self.selection_label.setText(self.view.selection_summary())
         self.compare = BeforeAfter(self)
+        # what runs, in large type over the map: a talk's banner (presentation mode)
+        self.banner = ElidedLabel("")
+        self.banner.setObjectName("RunBanner")
+        self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.banner.setVisible(False)
         self.replay_bar = ReplayBar()
         self.replay_bar.hide()
         self.replay_bar.frame_changed.connect(self.show_frame)
@@ -100,6 +105,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar.rows)
+        layout.addWidget(self.banner)
         layout.addWidget(self.compare.splitter, 1)
         layout.addWidget(self.replay_bar)
         self.setCentralWidget(central)

@@ -2,9 +2,11 @@
 projector (F11).
 
 Full screen without the menu bar (every shortcut still works: the actions live on the
-window), the controls hidden, the numbers in a narrow column, fonts, chart text, legend
-and glyphs large, names on the class centers and prototypes, the high-contrast theme,
-and the Cancel button shown only while a job runs. Leaving restores the window as it was
+window), a banner over the map naming what runs (method, variant, stream, step,
+accuracy), the controls hidden, the numbers in a narrow column, fonts, chart text and
+glyphs large, names on the class centers and prototypes with a compact legend, the
+high-contrast theme (outlines in its light colour), and the Cancel button shown only
+while a job runs. Leaving restores the window as it was
 (dock sizes and visibility included).
 """
 
@@ -16,6 +18,7 @@ FONT_SCALE = 1.6
 GLYPH_SCALE = 1.8
 TEXT_SCALE = 1.8
 NUMBERS_SHARE = 0.27  # of the screen's width
+BANNER_SCALE = 1.35  # the banner naming the run, against the (presentation) font
 
 
 class Presentation(QtCore.QObject):
@@ -44,10 +47,14 @@ class Presentation(QtCore.QObject):
         # a style sheet re-polishes every widget with the application's font: say the size
         # in the sheet too, so that the bar, the tabs, the dock titles and the status grow
         win.setStyleSheet(win.styleSheet()
-                          + f"\nQWidget {{ font-size: {font.pointSizeF():.1f}pt; }}")
+                          + f"\nQWidget {{ font-size: {font.pointSizeF():.1f}pt; }}"
+                          + f"\n#RunBanner {{ font-size: {BANNER_SCALE * font.pointSizeF():.1f}pt;"
+                          " font-weight: bold; }")
         for view in win.map_views():
             view.set_glyph_scale(GLYPH_SCALE)
             view.set_text_scale(TEXT_SCALE)
+            view.set_compact_legend(True)
+        win.show_banner(True)
         win.numbers.set_text_scale(FONT_SCALE)
         win.set_show_names(True)
         win.controls_dock.hide()
@@ -75,6 +82,8 @@ class Presentation(QtCore.QObject):
         for view in win.map_views():
             view.set_glyph_scale(1.0)
             view.set_text_scale(1.0)
+            view.set_compact_legend(False)
+        win.show_banner(False)
         win.numbers.set_text_scale(1.0)
         if "numbers_min" in saved:
             win.numbers.setMinimumWidth(saved["numbers_min"])

@@ -62,6 +62,7 @@ class ViewActions:
         self.view.set_state(state, list(shown.class_names), animate=self.animate)
         self._fit_colour_modes()
         self.compare.set_after_title(shown.caption())
+        self.banner.setText(derive.run_title(state))
         self.compare.sync_style()
         self.map_label.setText(shown.freshness())
         self.refresh_button.setEnabled(shown.refresh_possible())
@@ -289,6 +290,11 @@ class ViewActions:
             self.presentation.leave()
         self.compare.sync_style()
         return on
+
+    def show_banner(self, on: bool) -> None:
+        """The banner over the map naming what runs (large in presentation mode: its size
+        is in the presentation's style sheet)."""
+        self.banner.setVisible(on)
 
     @property
     def presenting(self) -> bool:
