@@ -37,7 +37,7 @@ class _ScaledSample(pg.ItemSample):
 
 
 #: The largest text scale of a compact (presentation) legend.
-COMPACT_TEXT_SCALE = 1.3
+COMPACT_TEXT_SCALE = 1.5
 
 
 class MapLegend:
