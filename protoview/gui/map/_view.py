@@ -145,7 +145,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.glide.start(starts, targets)
         else:
             self.glide.jump(targets)  # styles above already placed the points
-        if first or self.follow:
+        if first or (self.follow and self._moved_out(targets)):
             self.fit_view(targets)
         if self.selection.size and (old is None or len(old.embedding) != len(state.embedding)):
             self._update_selection(np.zeros(0, np.int64))  # other samples: none selected
@@ -162,6 +162,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         if pts.size == 0:
             return
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        self._fitted_box = (x0, y0, x1, y1)
         w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
         legend_px = self.legend.boundingRect().height() if self.legend.isVisible() else 0.0
         view_px = max(self._vb.height(), 1.0)
@@ -176,6 +177,22 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
 
     follow = True
     density_threshold = density.DENSITY_THRESHOLD
+    _fitted_box: tuple | None = None  # the points' bounds when the view was last fitted
+
+    def _moved_out(self, targets: dict) -> bool:
+        """The points' bounds differ from the last fit's by over 1% of their extent (a map
+        that only gained prototypes among its samples, or a new legend line, does not
+        re-frame the view: nothing seems to jump)."""
+        if self._fitted_box is None:
+            return True
+        pts = np.concatenate([v.reshape(-1, 2) for v in targets.values()])
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if pts.size == 0:
+            return False
+        box = np.array([*pts.min(axis=0), *pts.max(axis=0)])
+        old = np.asarray(self._fitted_box)
+        extent = max(float(old[2] - old[0]), float(old[3] - old[1]), 1e-9)
+        return bool(np.abs(box - old).max() > 0.01 * extent)
 
     def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self.fit_view()

@@ -110,9 +110,9 @@ class DataPanel(QtWidgets.QGroupBox):
         self.setEnabled(False)
 
     def _set_name(self, name: str) -> None:
-        metrics = self.name_label.fontMetrics()
-        width = max(self.preprocess_label.width(), 240)
-        self.name_label.setText(metrics.elidedText(name or "—", QtCore.Qt.TextElideMode.ElideMiddle, width))
+        """The dataset's whole description, wrapped (an elided middle hid the shift)."""
+        self.name_label.setWordWrap(True)
+        self.name_label.setText(name or "—")
         self.name_label.setToolTip(name)
 
     def _clear_images(self, why: str) -> None:

@@ -3,7 +3,7 @@ left, the numbers and the neighbours on the right."""
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from protoview.gui._qt import guard_wheel
 from protoview.gui.panels import (
@@ -37,11 +37,27 @@ class ControlsDock(QtWidgets.QDockWidget):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(controls)
-        # never narrower than its form: a restored layout must not squash the controls
-        scroll.setMinimumWidth(controls.sizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width() + 4)
+        # never narrower than its form (a restored layout must not squash the controls, and
+        # no permanent horizontal scroll bar): the width follows the form as it grows (a
+        # dataset's name, another method's controls)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll, self.controls = scroll, controls
+        self._fit_width()
+        controls.installEventFilter(self)
         self.setWidget(scroll)
         self.wheel_guard = guard_wheel(controls)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self.controls and event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self._fit_width()
+        return False
+
+    def _fit_width(self) -> None:
+        need = (max(self.controls.sizeHint().width(), self.controls.minimumSizeHint().width())
+                + self.scroll.verticalScrollBar().sizeHint().width()
+                + 2 * self.scroll.frameWidth() + 2)
+        if need > self.scroll.minimumWidth():
+            self.scroll.setMinimumWidth(need)
 
     def panels(self) -> tuple[QtWidgets.QWidget, ...]:
         """The data, adaptation, k-means and Sinkhorn panels, top to bottom."""

@@ -23,6 +23,7 @@ class ViewActions:
     _colour_modes_offered = COLOR_MODES  # what the colour box offers now
     animate = True  # whether the next map glides from the one shown (not after an open)
     _numbers_pending = False
+    _last_status = ""  # the last result's line (it comes back when a mark is cleared)
 
     def map_views(self) -> list[EmbeddingView]:
         return [self.view, self.compare.view]
@@ -61,7 +62,8 @@ class ViewActions:
         shown = self.shown
         self.view.set_state(state, list(shown.class_names), animate=self.animate)
         self._fit_colour_modes()
-        self.compare.set_after_title(shown.caption())
+        # the "before" title has the unadapted accuracy: the "after" one need not repeat it
+        self.compare.set_after_title(derive.caption_text(state))
         self.banner.setText(derive.run_title(state))
         self.compare.sync_style()
         self.map_label.setText(shown.freshness())
@@ -118,7 +120,8 @@ class ViewActions:
         if not update.followed:
             self._numbers_pending = True
             QtCore.QTimer.singleShot(0, self._flush_numbers)
-        self.status_label.setText(self.shown.status(update.kind, update.seconds))
+        self._last_status = self.shown.status(update.kind, update.seconds)
+        self.status_label.setText(self._last_status)
 
     def show_balance(self, target: str | None) -> None:
         """The balance chart of the map's Sinkhorn assignment to ``target`` (None: the map
@@ -253,6 +256,9 @@ class ViewActions:
             self.neighbors.clear()
             if self.numbers.tabs.currentWidget() is self.neighbors:
                 self.numbers.tabs.setCurrentIndex(0)  # no empty list left on screen
+            self.map_bar.goto_edit.clear()  # nothing marked: no old number, no old card
+            if self._last_status:
+                self.status_label.setText(self._last_status)
             return
         nb = self.neighbors.show_neighbors(self.shown.state, index, list(self.shown.class_names),
                                            self.shown.thumbnail)
