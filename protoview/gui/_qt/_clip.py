@@ -3,13 +3,17 @@ clip of :mod:`~protoview.gui._qt._flat_paint`, which writes no clip paths."""
 
 from __future__ import annotations
 
+import math
+
 from PySide6 import QtCore, QtGui
 
 
 def cut_segment(x0: float, y0: float, x1: float, y1: float,
                 rect: QtCore.QRectF) -> tuple[float, float, float, float] | None:
     """The part of the segment (x0, y0)-(x1, y1) inside ``rect`` (Liang-Barsky), or None
-    when none of it is."""
+    when none of it is (or a coordinate is not finite)."""
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        return None
     dx, dy = x1 - x0, y1 - y0
     t0, t1 = 0.0, 1.0
     for p, q in ((-dx, x0 - rect.left()), (dx, rect.right() - x0),

@@ -56,6 +56,21 @@ def _mapped_brush(brush: QtGui.QBrush, transform: QtGui.QTransform) -> QtGui.QBr
     return out
 
 
+def _pieces(path: QtGui.QPainterPath, pen: QtGui.QPen, brush: QtGui.QBrush) -> list:
+    """``path`` as drawn: a dashed stroke one path per subpath (each subpath starts its
+    own dash pattern; ImageMagick's SVG renderer runs one pattern on across them, which
+    turns the neighbour links solid), anything else whole."""
+    if pen.style() in (QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.NoPen) \
+            or brush.style() != QtCore.Qt.BrushStyle.NoBrush:
+        return [path]
+    out = []
+    for polygon in path.toSubpathPolygons():
+        piece = QtGui.QPainterPath()
+        piece.addPolygon(polygon)
+        out.append(piece)
+    return out
+
+
 def resolved_font(font: QtGui.QFont) -> QtGui.QFont:
     """``font`` with its family set to the one it resolves to on this machine (the font
     Qt draws with: "DejaVu Sans" rather than the alias "Sans Serif")."""
@@ -129,7 +144,8 @@ class _FlatEngine(QtGui.QPaintEngine):
         try:
             target.setPen(pen)
             target.setBrush(brush)
-            target.drawPath(mapped)
+            for piece in _pieces(mapped, pen, brush):
+                target.drawPath(piece)
         finally:
             target.restore()
 
