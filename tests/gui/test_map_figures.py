@@ -271,3 +271,16 @@ def test_file_menu_exports_a_pdf(opened, monkeypatch, tmp_path):
     assert w.export_map(str(tmp_path / "wide.pdf"), width=1200) == str(tmp_path / "wide.pdf")
     with pytest.raises(SnapshotError, match=r"\.pdf"):
         w.export_map(str(tmp_path / "map.jpg"))
+
+
+def test_a_dense_map_exports_its_density_image(figure_view, tmp_path):
+    """Above the view's density threshold the samples are one image, in every format."""
+    figure_view.density_threshold = 100  # 160 samples: dense
+    figure_view.set_state(figure_view.state, animate=False)
+    assert figure_view.dense
+    files, size = _export_all(figure_view, tmp_path)
+    assert "<image" in files["svg"].read_text(encoding="utf-8")
+    png = _pixels(files["png"])
+    other = render("librsvg", files, size, tmp_path)
+    differ = np.abs(png.astype(int) - other.astype(int)).max(axis=2) > 80
+    assert differ.mean() < 0.01, differ.mean()

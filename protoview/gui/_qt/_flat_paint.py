@@ -140,14 +140,9 @@ class _FlatEngine(QtGui.QPaintEngine):
         if clip is not None and brush.style() == QtCore.Qt.BrushStyle.NoBrush \
                 and not clip.contains(bounds):
             mapped = cut_lines(mapped, clip)  # a stroke only: cut where the clip ends
-        target = self._begin_primitive(QtGui.QTransform())
-        try:
-            target.setPen(pen)
-            target.setBrush(brush)
-            for piece in _pieces(mapped, pen, brush):
-                target.drawPath(piece)
-        finally:
-            target.restore()
+        target = self._prepare(QtGui.QTransform(), pen, brush)
+        for piece in _pieces(mapped, pen, brush):
+            target.drawPath(piece)
 
     def drawPolygon(self, points, mode) -> None:  # noqa: N802 - Qt override
         path = QtGui.QPainterPath()
@@ -167,66 +162,64 @@ class _FlatEngine(QtGui.QPaintEngine):
         self.drawPath(path)
 
     def drawPixmap(self, rect, pixmap, source_rect) -> None:  # noqa: N802 - Qt override
-        if target := self._begin_mapped(QtCore.QRectF(rect)):
-            try:
-                target.drawPixmap(rect, pixmap, source_rect)
-            finally:
-                target.restore()
+        if target := self._prepare_mapped(QtCore.QRectF(rect)):
+            target.drawPixmap(rect, pixmap, source_rect)
 
     def drawImage(self, rect, image, source_rect, _flags=None) -> None:  # noqa: N802
-        if target := self._begin_mapped(QtCore.QRectF(rect)):
-            try:
-                target.drawImage(rect, image, source_rect)
-            finally:
-                target.restore()
+        if target := self._prepare_mapped(QtCore.QRectF(rect)):
+            target.drawImage(rect, image, source_rect)
 
     def drawTiledPixmap(self, rect, pixmap, offset) -> None:  # noqa: N802 - Qt override
-        if target := self._begin_mapped(QtCore.QRectF(rect)):
-            try:
-                target.drawTiledPixmap(rect, pixmap, offset)
-            finally:
-                target.restore()
+        if target := self._prepare_mapped(QtCore.QRectF(rect)):
+            target.drawTiledPixmap(rect, pixmap, offset)
 
     def drawTextItem(self, point, item) -> None:  # noqa: N802 - Qt override
         """Text stays text: drawn at its transform (a translation, for pyqtgraph's
         labels), in the pen's colour and its font, named by the family Qt drew it with
         (not an alias such as "Sans Serif" that other programs may not resolve)."""
-        source = self.painter()
         metrics = QtGui.QFontMetricsF(item.font())
         box = QtCore.QRectF(point.x(), point.y() - metrics.ascent(), item.width(),
                             metrics.height())
-        if target := self._begin_mapped(box):
-            try:
-                target.setFont(resolved_font(item.font()))
-                pen = QtGui.QPen(source.pen())
-                pen.setCosmetic(False)
-                target.setPen(pen)
-                target.drawText(point, item.text())
-            finally:
-                target.restore()
+        pen = QtGui.QPen(self.painter().pen())
+        pen.setCosmetic(False)
+        if target := self._prepare_mapped(box, pen):
+            font = resolved_font(item.font())
+            if target.font() != font:
+                target.setFont(font)
+            target.drawText(point, item.text())
 
     # --------------------------------------------------------------- helpers
     def _clip_rect(self) -> QtCore.QRectF | None:
         return self.clip if self.clip_on else None
 
-    def _begin_mapped(self, rect: QtCore.QRectF) -> QtGui.QPainter | None:
+    def _prepare_mapped(self, rect: QtCore.QRectF,
+                        pen: QtGui.QPen | None = None) -> QtGui.QPainter | None:
         """The target painter with the source's transform, for something whose bounds in
         the source's coordinates are ``rect``; None when the clip leaves all of it out."""
         transform = self.painter().transform()
         clip = self._clip_rect()
         if clip is not None and not clip.intersects(transform.mapRect(rect)):
             return None
-        return self._begin_primitive(transform)
+        return self._prepare(transform, pen)
 
-    def _begin_primitive(self, transform: QtGui.QTransform) -> QtGui.QPainter:
-        """The target painter, saved, with the source's hints and opacity and the given
-        transform (call ``restore()`` after drawing)."""
+    def _prepare(self, transform: QtGui.QTransform, pen: QtGui.QPen | None = None,
+                 brush: QtGui.QBrush | None = None) -> QtGui.QPainter:
+        """The target painter with the source's hints and opacity, ``transform`` and the
+        given pen and brush. Only what differs is set: the SVG generator starts a new
+        group for every change, so a map of 50k dots stays one group per colour change."""
         source, target = self.painter(), self.target
         self.primitives += 1
-        target.save()
-        target.setRenderHints(source.renderHints())
-        target.setOpacity(source.opacity())
-        target.setTransform(transform)
+        if target.renderHints() != source.renderHints():
+            target.setRenderHints(target.renderHints(), False)
+            target.setRenderHints(source.renderHints())
+        if target.opacity() != source.opacity():
+            target.setOpacity(source.opacity())
+        if target.transform() != transform:
+            target.setTransform(transform)
+        if pen is not None and target.pen() != pen:
+            target.setPen(pen)
+        if brush is not None and target.brush() != brush:
+            target.setBrush(brush)
         return target
 
 
@@ -240,14 +233,9 @@ class FlatPaintDevice(QtGui.QPaintDevice):
         super().__init__()
         self.size = (int(width), int(height))
         self.engine = _FlatEngine(target)
-
-    def paintEngine(self) -> QtGui.QPaintEngine:  # noqa: N802 - Qt override
-        return self.engine
-
-    def metric(self, metric) -> int:
         Metric = QtGui.QPaintDevice.PaintDeviceMetric  # noqa: N806 - a Qt enum
         w, h = self.size
-        values = {
+        self._metrics = {  # Qt asks often (every transform reset): answer from a table
             Metric.PdmWidth: w, Metric.PdmHeight: h,
             Metric.PdmWidthMM: round(w * 25.4 / 96), Metric.PdmHeightMM: round(h * 25.4 / 96),
             Metric.PdmDpiX: 96, Metric.PdmDpiY: 96,
@@ -256,7 +244,12 @@ class FlatPaintDevice(QtGui.QPaintDevice):
             Metric.PdmDevicePixelRatio: 1,
             Metric.PdmDevicePixelRatioScaled: round(self.devicePixelRatioFScale()),
         }
-        return values.get(metric, 0)
+
+    def paintEngine(self) -> QtGui.QPaintEngine:  # noqa: N802 - Qt override
+        return self.engine
+
+    def metric(self, metric) -> int:
+        return self._metrics.get(metric, 0)
 
 
 __all__ = ["FlatPaintDevice", "plain_pen", "resolved_font"]

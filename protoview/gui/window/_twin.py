@@ -38,6 +38,7 @@ def twin_view(view, width: int) -> Iterator:
         twin.glyph_scale = view.glyph_scale * scale
         twin.text_scale = view.text_scale * scale
         twin.thumbnail = None
+        twin.density_threshold = view.density_threshold  # samples as dots or density
         twin.legend.setOffset((8 * scale, 8 * scale))
         twin.legend.setVisible(view.legend.isVisible())
         for name in LAYERS:
