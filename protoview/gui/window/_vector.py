@@ -70,7 +70,8 @@ def paint_map(view, painter: QtGui.QPainter, caption: str = "", strip: int = 0) 
 def _svg_device(path: str, width: int, height: int, caption: str):
     from PySide6 import QtSvg
 
-    gen = QtSvg.QSvgGenerator(QtSvg.QSvgGenerator.SvgVersion.Svg11)  # 1.1: clip paths
+    # SVG 1.1, the profile librsvg, Inkscape, browsers and ImageMagick implement (not Tiny)
+    gen = QtSvg.QSvgGenerator(QtSvg.QSvgGenerator.SvgVersion.Svg11)
     gen.setFileName(str(path))
     gen.setSize(QtCore.QSize(width, height))
     gen.setViewBox(QtCore.QRect(0, 0, width, height))
