@@ -1,5 +1,5 @@
 """File handling of the main window (a mixin): open / export snapshots, export the map as
-PNG / SVG and a replay as GIF, export a selection, recent files, drag and drop."""
+PNG / SVG / PDF and a replay as GIF, export a selection, recent files, drag and drop."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from protoview.gui.window._replay import export_replay
 from protoview.present import OpenRequest, compute
 
 MAX_RECENT = 8
+MAP_SUFFIXES = (".png", ".svg", ".pdf")  # what File → Export map writes
 SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 
@@ -62,13 +63,16 @@ class FileActions:
             self.export_snapshot(path)
 
     def choose_export_map(self) -> None:
+        """File → Export map…: PNG (asks the width in pixels), SVG or PDF (drawings, as
+        wide as the map on screen); a name without one of those suffixes gets the
+        chosen filter's."""
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(
             self, "Export map", "protoview-map.png", file_dialog_filter("map"))
         if not path:
             return
-        if Path(path).suffix.lower() not in (".png", ".svg"):
-            path += ".svg" if "svg" in chosen.lower() else ".png"
-        if path.lower().endswith(".svg"):  # a drawing: no pixel width to ask
+        if Path(path).suffix.lower() not in MAP_SUFFIXES:
+            path += next((s for s in MAP_SUFFIXES if s[1:] in chosen.lower()), ".png")
+        if not path.lower().endswith(".png"):  # a drawing: no pixel width to ask
             self._guarded(lambda: self.export_map(path), f"map exported: {path}")
             return
         width, ok = QtWidgets.QInputDialog.getInt(
@@ -169,12 +173,15 @@ class FileActions:
                 needs_session=True)
         return self._job
 
-    def export_map(self, path: str, width: int = 1920) -> str:
-        """The map as PNG (``width`` px wide, drawn at that size) or SVG (vector), with a
-        caption: method, step, accuracy. Returns the path written."""
+    def export_map(self, path: str, width: int | None = None) -> str:
+        """The map as PNG (``width`` px wide, default 1920, drawn at that size), SVG or PDF
+        (by the suffix; vector drawings of the same picture, ``width`` px at 96 dpi,
+        default the map's width on screen), with a caption: method, step, accuracy.
+        Returns the path written."""
         from protoview.gui.window._export import export_map
 
-        return export_map(self.view, str(path), int(width), self.shown.caption())
+        return export_map(self.view, str(path), None if width is None else int(width),
+                          self.shown.caption())
 
     def export_replay(self, path: str) -> int | None:
         """The recorded run as an animated GIF or an MP4 (by the suffix), each frame captioned

@@ -76,7 +76,7 @@ class WindowMenus(QtCore.QObject):
         file.addSeparator()
         for act in (
             add("export_snapshot", "Export snapshot…", win.choose_export_snapshot, "Ctrl+S"),
-            add("export_map", "Export map PNG/SVG…", win.choose_export_map, "Ctrl+E"),
+            add("export_map", "Export map PNG/SVG/PDF…", win.choose_export_map, "Ctrl+E"),
             add("export_replay", "Export replay GIF/MP4…", win.choose_export_replay),
             add("export_selection", "Export selection…", win.choose_export_selection),
         ):
@@ -172,7 +172,7 @@ def file_dialog_filter(kind: str) -> str:
         "checkpoint": "Checkpoints (*.pt *.pth *.ckpt *.bin *.safetensors);;All files (*)",
         "dataset": "Datasets (*.npz *.h5 *.hdf5);;All files (*)",
         "snapshot": "Snapshots (*.h5 *.hdf5);;All files (*)",
-        "map": "PNG image (*.png);;SVG drawing (*.svg)",
+        "map": "PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)",
         "replay": "GIF animation (*.gif);;MP4 video (*.mp4)",
         "selection": "NumPy (*.npy);;CSV (*.csv)",
     }[kind]
