@@ -21,7 +21,7 @@ SHORTCUTS = (
     ("Ctrl+O", "Open snapshot"),
     ("Ctrl+Shift+O", "Open a checkpoint and data, with --arch / --preprocess ..."),
     ("Ctrl+S", "Export snapshot"),
-    ("Ctrl+E", "Export map PNG / SVG"),
+    ("Ctrl+E", "Export map PNG / SVG / PDF"),
     ("Ctrl+Q", "Quit"),
     ("right-drag", "Select a box of samples (Box / Lasso: left-drag selects)"),
     ("click a sample", "Mark it and list its nearest neighbours in feature space"),
