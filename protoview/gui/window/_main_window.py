@@ -203,6 +203,8 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
 
     def _on_result(self, update) -> None:
         """A worker's Update: a file job's answer, or what to show (``shown.apply``)."""
+        if self._closing:
+            return
         if update.state is None:
             self._on_call_result(update)
             return
@@ -315,17 +317,21 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop the worker and every timer (idempotent)."""
+        """Stop the worker and every timer (idempotent); results still on their way are
+        not shown (a map drawn after closing would start its glide again)."""
+        self._closing = True
         app = QtWidgets.QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.single_keys)
+        if self.worker.isRunning():
+            self.worker.stop(timeout_ms=60000)  # warm-up cannot be interrupted
         for view in self.map_views():
             view.finish_animation()
             view.hover_card.hide()
         self.replay_bar.stop()
         self.error_box.hide()
-        if self.worker.isRunning():
-            self.worker.stop(timeout_ms=60000)  # warm-up cannot be interrupted
+
+    _closing = False
 
 
 
