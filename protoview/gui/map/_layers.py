@@ -17,8 +17,10 @@ from protoview.present import derive
 from protoview.present.derive import ENTROPY_BINS, VERSUS_MODE
 
 _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
-#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
-VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
+#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey):
+#: each at least 3:1 against the light, dark and presentation backgrounds (the light grey
+#: was #cfcfcf, 1.6:1 on white), the two greys 1.9:1 apart
+VERSUS_COLORS = ("#2ca02c", "#d62728", "#949494", "#666666")
 LAYERS = ("samples", "centers", "proxies", "prototypes")
 _MAX_PALETTES = 32
 
