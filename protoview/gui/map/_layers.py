@@ -263,6 +263,12 @@ def sample_size(view) -> float:
     return _BASE["samples"] * view.glyph_scale * _font_scale(view)
 
 
+def glyph_size(view) -> float:
+    """Diameter in pixels of the largest glyph (a class center's star, the densest
+    prototype's triangle), glyph scale and font size included."""
+    return max(_BASE["centers"], _BASE["proto_max"]) * view.glyph_scale * _font_scale(view)
+
+
 def _with_alpha(color: str, alpha: int):
     from PySide6 import QtGui
 
