@@ -26,6 +26,15 @@ BASELINE_COLOR = "#9a9a9a"
 NO_BALANCE = "No Sinkhorn assignment on this map: run Sinkhorn to see how many samples each target receives."
 
 
+class ChartTabs(QtWidgets.QTabWidget):
+    """The tabs under the accuracy chart. Their height never depends on the tab shown: a
+    page with wrapped text (Balance, Neighbours) has a height-for-width, which a layout
+    takes as its minimum height, and squashed the accuracy chart to its minimum."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False
+
+
 class NumbersPanel(QtWidgets.QWidget):
     """Accuracy chart + tabs (per class, confusion, Sinkhorn balance) + score labels.
 
@@ -48,7 +57,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.scores.setObjectName("ScoresLabel")
         self.scores.setWordWrap(True)
         self.scores.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        tabs = QtWidgets.QTabWidget()
+        tabs = ChartTabs()
         tabs.addTab(self.class_plot, "Per class")
         tabs.addTab(self.confusion_plot, "Confusion")
         tabs.addTab(balance, "Balance")
