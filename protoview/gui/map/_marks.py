@@ -158,6 +158,7 @@ class TextsItem(pg.GraphicsObject):
         self.text_font = QtGui.QFont()
         self.colors = (QtGui.QColor("#333333"), QtGui.QColor(255, 255, 255, 170))
         self.clearance = 11.0
+        self._placed: tuple[tuple, list] | None = None  # (key, placed) of the last paint
         _inert(self)
 
     def set_texts(self, texts, font: QtGui.QFont, foreground: str, background: str | None,
@@ -170,6 +171,7 @@ class TextsItem(pg.GraphicsObject):
             bg = QtGui.QColor(background)
             bg.setAlpha(170)
         self.colors = (QtGui.QColor(foreground), bg)
+        self._placed = None
         self.prepareGeometryChange()
         self.update()
 
@@ -223,7 +225,11 @@ class TextsItem(pg.GraphicsObject):
         bounds = None
         if view is not None:
             bounds = tr.mapRect(self.mapRectFromItem(view, view.boundingRect()))
-        placed = self.placed(tr, bounds)
+        key = (tuple(tr.map(QtCore.QPointF(u, v)).toTuple() for u, v in ((0, 0), (1, 1))),
+               None if bounds is None else bounds.getRect())
+        if self._placed is None or self._placed[0] != key:  # not again for a hover's repaint
+            self._placed = (key, self.placed(tr, bounds))
+        placed = self._placed[1]
         p.save()
         p.resetTransform()
         bold = QtGui.QFont(self.text_font)
