@@ -325,8 +325,11 @@ def test_steps_that_are_not_live_refresh_exactly_and_estimate_every_step(session
     session.step(StepRequest(method="tsd", n_steps=per_pass + 1, probe_size=0))
     exact = [np.isfinite(r.full_accuracy) for r in session.history]
     assert exact[per_pass - 1] and exact[-1] and not any(exact[: per_pass - 1])
+    # each row knows its pass (the online accuracy pools over it): the chart marks passes
+    assert [r.pass_index for r in session.history] == [0] * per_pass + [1]
     snap = session.to_snapshot()
     assert snap.history["probe_accuracy"].shape == (per_pass + 1,)
+    assert snap.history["pass_index"].tolist() == [0] * per_pass + [1]
     assert snap.history["probe_size"].dtype == np.int64
 
 

@@ -48,11 +48,17 @@ def test_history_columns_round_trip_with_domains() -> None:
     rows = [HistoryRow(1, 0.5, 0.5, float("nan"), 0.1, np.array([3, 1]), np.array([0, 1]),
                        np.zeros((2, 3), np.float32), domain=1, domain_start=0),
             HistoryRow(2, 0.75, 1.0, 0.8, 0.1, np.array([0, 2]), np.array([1, 1]),
-                       np.ones((2, 3), np.float32), loss=0.3, domain=1, domain_start=-1)]
+                       np.ones((2, 3), np.float32), loss=0.3, domain=1, domain_start=-1,
+                       pass_index=1)]
     columns = history_columns(rows)
     assert columns["domain"].tolist() == [1, 1] and columns["domain_start"].tolist() == [0, -1]
+    assert columns["pass_index"].tolist() == [-1, 1]
     back = rows_from_columns(columns)
-    assert [(r.step, r.domain, r.domain_start, r.loss) for r in back][1] == (2, 1, -1, 0.3)
+    assert [(r.step, r.domain, r.domain_start, r.loss, r.pass_index) for r in back][1] == (
+        2, 1, -1, 0.3, 1)
+    # a snapshot written before the column: the pass is unknown
+    del columns["pass_index"]
+    assert [r.pass_index for r in rows_from_columns(columns)] == [-1, -1]
     assert np.isnan(back[0].full_accuracy) and back[1].full_accuracy == 0.8
     assert online_accuracy_by_domain(rows, np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1]), 2
                                      ).tolist() == [0.5, 1.0]

@@ -87,6 +87,7 @@ def history_row(record: Any) -> HistoryRow:
         online_logits=np.asarray(record.online_logits, np.float32),
         loss=float("nan") if record.loss is None else float(record.loss), domain=domain,
         domain_start=record.domain_starts[0] if record.domain_starts else -1,
+        pass_index=int(record.pass_index),
     )
 
 

@@ -36,7 +36,9 @@ class HistoryRow:
     labelled samples (NaN / 0 when not computed); probe_seconds: the time the probe took
     (NaN when none ran); domain: the domain most of the batch came from (-1: data of one
     domain); domain_start: a domain whose first sample of the pass is in this batch (-1:
-    none), where a continual stream changes shift."""
+    none), where a continual stream changes shift; pass_index: the 0-based pass of the
+    stream the batch belongs to (the online accuracy pools over it; -1: unknown, e.g. a
+    snapshot written before the field)."""
 
     step: int
     online_accuracy: float
@@ -54,6 +56,7 @@ class HistoryRow:
     probe_seconds: float = float("nan")
     domain: int = -1
     domain_start: int = -1
+    pass_index: int = -1
 
 
 @dataclass
@@ -185,6 +188,7 @@ def history_columns(rows: Sequence[HistoryRow]) -> dict[str, Any]:
         "probe_size": np.array([h.probe_size for h in rows], np.int64),
         "domain": np.array([h.domain for h in rows], np.int64),
         "domain_start": np.array([h.domain_start for h in rows], np.int64),
+        "pass_index": np.array([h.pass_index for h in rows], np.int64),
     }
     if rows and all(h.batch_indices is not None for h in rows):
         columns["batch_indices"] = [h.batch_indices for h in rows]
@@ -210,6 +214,7 @@ def rows_from_columns(history: dict[str, Any] | None) -> list[HistoryRow]:
 
     full, floats = col("accuracy"), {name: col(name) for name in _FLOATS}
     size, domain, start = col("probe_size", 0), col("domain", -1), col("domain_start", -1)
+    passes = col("pass_index", -1)
     return [
         HistoryRow(
             int(steps[i]), float(floats["online_accuracy"][i]), float(floats["batch_accuracy"][i]),
@@ -218,7 +223,7 @@ def rows_from_columns(history: dict[str, Any] | None) -> list[HistoryRow]:
             probe_high=float(floats["probe_high"][i]),
             probe_seconds=float(floats["probe_seconds"][i]),
             probe_size=int(size[i]) if np.isfinite(size[i]) else 0,
-            domain=int(domain[i]), domain_start=int(start[i]),
+            domain=int(domain[i]), domain_start=int(start[i]), pass_index=int(passes[i]),
         )
         for i in range(t)
     ]

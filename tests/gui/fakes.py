@@ -159,7 +159,8 @@ class FakeSession:
         self.state = replace(s, embedding=embedding.astype(np.float32), predictions=predictions,
                              metrics={**s.metrics, "accuracy": accuracy})
         step = len(self.history) + 1
-        self.history.append(HistoryRow(step, 0.5 + 0.01 * step, 0.6, accuracy, 0.01))
+        self.history.append(HistoryRow(step, 0.5 + 0.01 * step, 0.6, accuracy, 0.01,
+                                       pass_index=(step - 1) // 9))  # the demo: 9 a pass
         self.timeline.append({"step": step, "embedding": self.state.embedding.copy(),
                               "predictions": predictions.copy(), "accuracy": accuracy,
                               "prototypes_embedding": s.prototypes_embedding.copy()})

@@ -181,6 +181,46 @@ def test_names_on_the_stars_and_prototypes_toggle(view):
     assert view.names.colors[0].name() == view.text_colors[0]
 
 
+def test_names_never_sit_on_each_other_nor_on_a_glyph(view, qtbot):
+    """Prototype names sat on star names ("P6: 3" on "3") and close stars' names piled up.
+    Each name is placed around its point where no other name or glyph is."""
+    s = random_state(300, c=4, p=1, k=3)
+    (x0, x1), (y0, y1) = (s.embedding[:, 0].min(), s.embedding[:, 0].max()), (
+        s.embedding[:, 1].min(), s.embedding[:, 1].max())
+    mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32)
+    step = np.float32((x1 - x0) / 100)  # a few pixels on the map
+    s.centers_embedding[:2] = [mid, mid + [2 * step, 0]]  # two stars side by side
+    s.prototypes_embedding[:2] = [mid, mid + [0, step]]  # prototypes on the first star
+    s.assignment = np.zeros(300, np.int64)
+    names = ["0_circle", "1_square", "2_triangle", "3_pentagon"]
+    view.set_state(s, names, animate=False)
+    view.finish_animation()
+    qtbot.wait(20)
+    item = view.names
+    tr = item.deviceTransform(view.viewportTransform())
+    placed = item.placed(tr)
+    texts = [t for t, _b, _s in placed]
+    assert set(names) <= set(texts)  # every star keeps its name
+    boxes = [b for _t, b, _s in placed]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.intersects(b), (texts, boxes)
+    r = item.clearance
+    for t, box, _s in placed:
+        for other, x, y, _dy, _bold in item.texts:
+            if other == t:
+                continue
+            at = tr.map(QtCore.QPointF(x, y))
+            glyph = QtCore.QRectF(at.x() - r, at.y() - r, 2 * r, 2 * r)
+            assert not box.intersects(glyph), (t, other)
+    # apart on the map: the usual places, names above the stars, below the triangles
+    view.set_state(random_state(300, c=4, p=1, k=0), names, animate=False)
+    view.finish_animation()
+    tr = item.deviceTransform(view.viewportTransform())
+    for (_t, box, _s), (_n, x, y, _dy, _b) in zip(item.placed(tr), item.texts, strict=True):
+        assert box.bottom() <= tr.map(QtCore.QPointF(x, y)).y() - r + 0.5
+
+
 def _brush_hex(brushes) -> list[str]:
     return [b.color().name() for b in brushes]
 

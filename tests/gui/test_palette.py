@@ -57,3 +57,26 @@ def test_entropy_codes_bins_and_nan():
     assert codes[1] in (7, 8)
     assert codes[3] == -1
     assert len(entropy_colors(16)) == 16
+
+
+def _luminance(color: str) -> float:
+    c = np.array(QtGui.QColor(color).getRgbF()[:3])
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(c @ [0.2126, 0.7152, 0.0722])
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+def test_fixed_broken_colours_stand_out_on_every_theme():
+    """'unchanged, right' was light grey (#cfcfcf) on white: 1.6:1, hard to see."""
+    from protoview.gui._qt._theme import PLOT_COLORS
+    from protoview.gui.map import VERSUS_COLORS
+
+    for theme, (background, _fg) in PLOT_COLORS.items():
+        for color in VERSUS_COLORS:
+            assert _contrast(color, background) >= 3.0, (theme, color)
+    right, wrong = VERSUS_COLORS[2:]
+    assert _luminance(right) > _luminance(wrong) and _contrast(right, wrong) >= 1.5

@@ -35,17 +35,17 @@ def test_the_chart_overlays_the_runs_with_a_legend(qtbot) -> None:
     assert len(shown) == 2
     assert [len(c.getData()[0]) for c in shown] == [9, 12]
     np.testing.assert_allclose(shown[1].getData()[1], [h.online_accuracy for h in runs[1].history])
-    assert _legend_texts(panel.accuracy_legend) == ["#3 tsd corrected (online)", "#1 tent", "#2 bn"]
+    assert panel.accuracy_legend.texts() == ["#3 tsd corrected (online)", "#1 tent", "#2 bn"]
     # the x axis reaches the longest run
     assert panel.accuracy_plot.getViewBox().viewRange()[0][1] >= 12
     # the streams differ: the legend names them
     runs[0].stream = "continual"
     panel.set_history(runs[2].history, 0.55, runs, current_run=3)
-    assert "#1 tent · continual" in _legend_texts(panel.accuracy_legend)
+    assert "#1 tent · continual" in panel.accuracy_legend.texts()
     # one run: the legend of a single run, as before
     panel.set_history(runs[2].history, 0.55, runs[2:], current_run=3)
     assert not any(c.isVisible() for c in panel.runs.curves)
-    assert _legend_texts(panel.accuracy_legend) == ["online (running)", "full set",
+    assert panel.accuracy_legend.texts() == ["online (running)", "full set",
                                                     "full set, probe (95% CI)"]
 
 
@@ -159,7 +159,7 @@ def test_runs_side_by_side_on_the_demo(demo_window, qtbot, tmp_path) -> None:
     assert w.current_run == 2 and [h.step for h in w.history] == [1]
     assert len(w.runs[0].history) == 20
     assert sum(c.isVisible() for c in w.numbers.runs.curves) == 1
-    assert "#1 bn" in _legend_texts(w.numbers.accuracy_legend)
+    assert "#1 bn" in w.numbers.accuracy_legend.texts()
     assert w.numbers.runs.mark_texts() == ["noise"]  # the current run is at its first step
     # fixed / broken against the first run
     w.set_color_mode("fixed/broken")

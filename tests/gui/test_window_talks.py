@@ -294,9 +294,9 @@ def test_charts_integer_steps_confusion_with_counts_and_per_class_baseline(opene
 def test_chart_legends_use_the_theme_text_colour(opened):
     w = opened
     w.set_theme("dark")
-    for legend in (w.numbers.accuracy_legend, w.view.legend):
-        colours = {QtGui.QColor(label.opts["color"]).name() for _s, label in legend.items}
-        assert colours == {"#d0d0d0"}, colours
+    colours = {QtGui.QColor(label.opts["color"]).name() for _s, label in w.view.legend.items}
+    assert colours == {"#d0d0d0"}, colours
+    assert w.numbers.accuracy_legend.text_color().name() == "#d0d0d0"
     w.set_theme("light")
 
 

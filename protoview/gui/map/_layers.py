@@ -17,8 +17,10 @@ from protoview.present import derive
 from protoview.present.derive import ENTROPY_BINS, VERSUS_MODE
 
 _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
-#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey)
-VERSUS_COLORS = ("#2ca02c", "#d62728", "#cfcfcf", "#6f6f6f")
+#: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey):
+#: each at least 3:1 against the light, dark and presentation backgrounds (the light grey
+#: was #cfcfcf, 1.6:1 on white), the two greys 1.9:1 apart
+VERSUS_COLORS = ("#2ca02c", "#d62728", "#949494", "#666666")
 LAYERS = ("samples", "centers", "proxies", "prototypes")
 _MAX_PALETTES = 32
 
@@ -274,6 +276,12 @@ def sample_size(view) -> float:
     """Diameter of a sample's dot in pixels (glyph scale, up to :data:`SAMPLE_SCALE_LIMIT`,
     and font size included)."""
     return _BASE["samples"] * min(view.glyph_scale, SAMPLE_SCALE_LIMIT) * _font_scale(view)
+
+
+def glyph_size(view) -> float:
+    """Diameter in pixels of the largest glyph (a class center's star, the densest
+    prototype's triangle), glyph scale and font size included."""
+    return max(_BASE["centers"], _BASE["proto_max"]) * view.glyph_scale * _font_scale(view)
 
 
 def _with_alpha(color: str, alpha: int):

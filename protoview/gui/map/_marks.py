@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from protoview.gui.map._layers import positions, sample_size
+from protoview.gui.map._layers import glyph_size, positions, sample_size
 
 MAX_NAMES = 60  # more centers + prototypes than this: no names (unreadable anyway)
 FOCUS_COLOR = "#ffb000"
@@ -114,7 +114,7 @@ class MapMarks:
         font = QtGui.QFont(view.font())
         font.setPointSizeF(max(6.5, 9.0 * view.text_scale))
         fg, bg = view.text_colors
-        self.names.set_texts(texts, font, fg, bg)
+        self.names.set_texts(texts, font, fg, bg, clearance=glyph_size(view) / 2)
 
 
 def _make_marks(view) -> dict:
@@ -141,24 +141,37 @@ def _make_marks(view) -> dict:
 class TextsItem(pg.GraphicsObject):
     """Many short texts at data positions, drawn by one item in one paint call (a
     TextItem per text costs a layout per change and a paint each: too slow to move with
-    every animation frame). Each text sits in a translucent box, ``dy`` text heights
-    above (negative: below) its point, in a font that does not scale with the zoom."""
+    every animation frame). Each text sits in a translucent box beside its point, in a
+    font that does not scale with the zoom.
+
+    Texts never sit on each other nor on another text's glyph: each is placed, in order
+    (the bold ones, class centers, first), at the first free spot around its point, out
+    of its glyph's ``clearance`` pixels: its own side first (``dy`` > 0 above, < 0 below),
+    then the other side, right, left, the corners, then farther up and down; inside the
+    view where possible. A bold text with no free spot takes the least covered one; any
+    other is left out (hovering its glyph still names it).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.texts: list[tuple[str, float, float, float, bool]] = []  # text, x, y, dy, bold
         self.text_font = QtGui.QFont()
         self.colors = (QtGui.QColor("#333333"), QtGui.QColor(255, 255, 255, 170))
+        self.clearance = 11.0
+        self._placed: tuple[tuple, list] | None = None  # (key, placed) of the last paint
         _inert(self)
 
-    def set_texts(self, texts, font: QtGui.QFont, foreground: str, background: str | None) -> None:
+    def set_texts(self, texts, font: QtGui.QFont, foreground: str, background: str | None,
+                  clearance: float = 11.0) -> None:
         self.texts = [t for t in texts if np.isfinite(t[1]) and np.isfinite(t[2])]
         self.text_font = QtGui.QFont(font)
+        self.clearance = float(clearance)
         bg = None
         if background is not None:
             bg = QtGui.QColor(background)
             bg.setAlpha(170)
         self.colors = (QtGui.QColor(foreground), bg)
+        self._placed = None
         self.prepareGeometryChange()
         self.update()
 
@@ -166,27 +179,93 @@ class TextsItem(pg.GraphicsObject):
         rect = self.viewRect()  # the texts may stand out of their points' bounds
         return QtCore.QRectF() if rect is None else rect
 
+    def placed(self, transform: QtGui.QTransform,
+               bounds: QtCore.QRectF | None = None) -> list[tuple[str, QtCore.QRectF, bool]]:
+        """``(text, box, bold)`` of each text drawn, its box in the device pixels of
+        ``transform`` (data -> device); ``bounds``: the visible device rectangle."""
+        bold = QtGui.QFont(self.text_font)
+        bold.setBold(True)
+        metrics = {False: QtGui.QFontMetricsF(self.text_font), True: QtGui.QFontMetricsF(bold)}
+        order = sorted(range(len(self.texts)), key=lambda i: not self.texts[i][4])
+        anchors = [transform.map(QtCore.QPointF(t[1], t[2])) for t in self.texts]
+        r = self.clearance
+        taken = np.array([(a.x() - r, a.y() - r, a.x() + r, a.y() + r) for a in anchors],
+                         np.float64).reshape(-1, 4)  # every glyph, then each placed text
+        out = []
+        for i in order:
+            text, _x, _y, dy, strong = self.texts[i]
+            w = metrics[strong].horizontalAdvance(text) + 6
+            h = metrics[strong].height() + 2
+            boxes = _candidates(anchors[i].x(), anchors[i].y(), w, h, r + 1, dy)
+            own = np.ones(len(taken), bool)
+            own[i] = False  # its own glyph: the candidates are out of it already
+            cover = _overlap(boxes, taken[own])
+            if bounds is not None:
+                inside = ((boxes[:, 0] >= bounds.left()) & (boxes[:, 2] <= bounds.right())
+                          & (boxes[:, 1] >= bounds.top()) & (boxes[:, 3] <= bounds.bottom()))
+                cover = cover + np.where(inside, 0.0, 0.5 * w * h)
+            free = np.flatnonzero(cover <= 0)
+            if free.size:
+                pick = int(free[0])
+            elif strong:
+                pick = int(np.argmin(cover))
+            else:
+                continue
+            box = boxes[pick]
+            taken = np.vstack([taken, box])
+            out.append((text, QtCore.QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]),
+                        strong))
+        return out
+
     def paint(self, p, *_args) -> None:
         if not self.texts:
             return
         tr = p.transform()
+        view = self.getViewBox()
+        bounds = None
+        if view is not None:
+            bounds = tr.mapRect(self.mapRectFromItem(view, view.boundingRect()))
+        key = (tuple(tr.map(QtCore.QPointF(u, v)).toTuple() for u, v in ((0, 0), (1, 1))),
+               None if bounds is None else bounds.getRect())
+        if self._placed is None or self._placed[0] != key:  # not again for a hover's repaint
+            self._placed = (key, self.placed(tr, bounds))
+        placed = self._placed[1]
         p.save()
         p.resetTransform()
         bold = QtGui.QFont(self.text_font)
         bold.setBold(True)
-        for text, x, y, dy, strong in self.texts:
-            font = bold if strong else self.text_font
-            metrics = QtGui.QFontMetricsF(font)
-            at = tr.map(QtCore.QPointF(x, y))
-            w, h = metrics.horizontalAdvance(text) + 6, metrics.height() + 2
-            cy = at.y() - dy * h
-            box = QtCore.QRectF(at.x() - w / 2, cy - h / 2, w, h)
+        for text, box, strong in placed:
             if self.colors[1] is not None:
                 p.fillRect(box, self.colors[1])
-            p.setFont(font)
+            p.setFont(bold if strong else self.text_font)
             p.setPen(self.colors[0])
             p.drawText(box, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
         p.restore()
+
+
+def _candidates(x: float, y: float, w: float, h: float, r: float, dy: float) -> np.ndarray:
+    """(K, 4) boxes ``x0, y0, x1, y1`` of a ``w`` x ``h`` text around the point ``(x, y)``
+    (device pixels, y down), ``r`` pixels out of it, in the order they are tried."""
+    up, down = (x, y - r - h / 2), (x, y + r + h / 2)
+    first, second = (up, down) if dy >= 0 else (down, up)
+    centres = [first, second, (x + r + w / 2, y), (x - r - w / 2, y),
+               (x + r / 2 + w / 2, y - r - h / 2), (x - r / 2 - w / 2, y - r - h / 2),
+               (x + r / 2 + w / 2, y + r + h / 2), (x - r / 2 - w / 2, y + r + h / 2),
+               (x, first[1] + (h if first[1] > y else -h)),
+               (x, second[1] + (h if second[1] > y else -h))]
+    c = np.array(centres, np.float64)
+    return np.column_stack([c[:, 0] - w / 2, c[:, 1] - h / 2, c[:, 0] + w / 2, c[:, 1] + h / 2])
+
+
+def _overlap(boxes: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """(K,) area of each of ``boxes`` (K, 4) covered by ``taken`` (M, 4) (summed)."""
+    if not len(taken):
+        return np.zeros(len(boxes))
+    w = (np.minimum(boxes[:, None, 2], taken[None, :, 2])
+         - np.maximum(boxes[:, None, 0], taken[None, :, 0])).clip(0)
+    h = (np.minimum(boxes[:, None, 3], taken[None, :, 3])
+         - np.maximum(boxes[:, None, 1], taken[None, :, 1])).clip(0)
+    return (w * h).sum(1)
 
 
 def shown_names(view) -> list[str]:

@@ -10,20 +10,36 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.gui.panels._plots import (
-    MAX_NAMED_TICKS,
     CellCounts,
-    IntegerAxis,
-    class_ticks,
+    ChartLegend,
+    ClassAxis,
+    LegendEntry,
+    hover_text,
     make_plot,
 )
-from protoview.gui.panels._run_curves import RunOverlay
+from protoview.gui.panels._run_curves import (
+    CURRENT_WIDTH,
+    RunOverlay,
+    draw_curve,
+    pass_starts,
+)
 from protoview.present import HistoryRow
 from protoview.present.derive import numbers_line, per_class_and_confusion
 
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
+ONLINE_COLOR, FULL_COLOR, PROBE_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c"
 BASELINE_COLOR = "#9a9a9a"
 NO_BALANCE = "No Sinkhorn assignment on this map: run Sinkhorn to see how many samples each target receives."
+
+
+class ChartTabs(QtWidgets.QTabWidget):
+    """The tabs under the accuracy chart. Their height never depends on the tab shown: a
+    page with wrapped text (Balance, Neighbours) has a height-for-width, which a layout
+    takes as its minimum height, and squashed the accuracy chart to its minimum."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False
 
 
 class NumbersPanel(QtWidgets.QWidget):
@@ -38,8 +54,12 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.text_scale = 1.0
         self.baseline: np.ndarray | None = None  # per-class accuracy of the source model
-        self._class_key: tuple | None = None  # what the per-class legend and ticks show
-        self._confusion_layout: tuple | None = None  # what the confusion's ticks show
+        self._class_key: tuple | None = None  # what the per-class legend and range show
+        self._confusion_size: int | None = None  # the confusion's classes (its range)
+        # what the charts show now, for their hover texts
+        self.per_class_shown = np.zeros(0)
+        self.confusion_shown = np.zeros((0, 0), np.int64)
+        self.balance_shown: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
         self._build_accuracy()
         self._build_per_class()
         self._build_confusion()
@@ -48,7 +68,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.scores.setObjectName("ScoresLabel")
         self.scores.setWordWrap(True)
         self.scores.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        tabs = QtWidgets.QTabWidget()
+        tabs = ChartTabs()
         tabs.addTab(self.class_plot, "Per class")
         tabs.addTab(self.confusion_plot, "Confusion")
         tabs.addTab(balance, "Balance")
@@ -59,25 +79,33 @@ class NumbersPanel(QtWidgets.QWidget):
         layout.addWidget(self.scores)
         layout.addWidget(self.accuracy_plot, 3)
         layout.addWidget(tabs, 3)
+        for plot, text_at in ((self.class_plot, self.per_class_text),
+                              (self.confusion_plot, self.confusion_text),
+                              (self.balance_plot, self.balance_text)):
+            hover_text(plot, text_at)
+        self.set_text_scale(1.0)  # the same chart fonts as after a talk
 
     def _build_accuracy(self) -> None:
         """The accuracy chart: online, full set, the probe's estimate with its interval,
-        the unadapted model's line, and the other runs (:class:`RunOverlay`)."""
+        the unadapted model's line, and the other runs (:class:`RunOverlay`); the legend
+        under the plot (:class:`ChartLegend`), never over the curves."""
         self.accuracy_plot = make_plot("Accuracy over steps", "accuracy", "step")
         self.accuracy_plot.setYRange(0, 1)
         self.accuracy_plot.setMouseEnabled(False, False)
-        self.accuracy_legend = self.accuracy_plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
-        self.online_curve = self.accuracy_plot.plot(
-            [], [], pen=pg.mkPen("#1f77b4", width=2), name="online (running)")
+        self.accuracy_legend = ChartLegend(self.accuracy_plot)
+        online_pen = pg.mkPen(ONLINE_COLOR, width=CURRENT_WIDTH)
+        full_pen = pg.mkPen(FULL_COLOR, width=2)
+        probe_pen = pg.mkPen(PROBE_COLOR, width=1.5)
+        self.online_curve = self.accuracy_plot.plot([], [], pen=online_pen)
         self.full_curve = self.accuracy_plot.plot(
-            [], [], pen=pg.mkPen("#ff7f0e", width=2), symbol="o", symbolSize=5,
-            symbolBrush="#ff7f0e", symbolPen=None, name="full set")
+            [], [], pen=full_pen, symbol="o", symbolSize=5, symbolBrush=FULL_COLOR,
+            symbolPen=None)
         self.probe_curve = self.accuracy_plot.plot(
-            [], [], pen=pg.mkPen("#2ca02c", width=1.5), symbol="t", symbolSize=5,
-            symbolBrush="#2ca02c", symbolPen=None, name="full set, probe (95% CI)")
+            [], [], pen=probe_pen, symbol="t", symbolSize=5, symbolBrush=PROBE_COLOR,
+            symbolPen=None)
         self.probe_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0),
                                           bottom=np.zeros(0), beam=0.25,
-                                          pen=pg.mkPen("#2ca02c", width=1))
+                                          pen=pg.mkPen(PROBE_COLOR, width=1))
         self.accuracy_plot.addItem(self.probe_bars)
         self.source_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#7f7f7f", width=1.5, style=QtCore.Qt.PenStyle.DashLine),
@@ -86,11 +114,13 @@ class NumbersPanel(QtWidgets.QWidget):
         self.accuracy_plot.addItem(self.source_line)
         self.accuracy_plot.setXRange(0, 1, padding=0.02)
         self.runs = RunOverlay(self.accuracy_plot, self.accuracy_legend, [
-            (self.online_curve, "online (running)"), (self.full_curve, "full set"),
-            (self.probe_curve, "full set, probe (95% CI)")])
+            LegendEntry("online (running)", online_pen),
+            LegendEntry("full set", full_pen, "o", FULL_COLOR),
+            LegendEntry("full set, probe (95% CI)", probe_pen, "t", PROBE_COLOR)])
+        self.runs.set_runs([], 0, [False, False, False])
 
     def _build_per_class(self) -> None:
-        self.class_plot = make_plot("Per-class accuracy", "accuracy", "class")
+        self.class_plot = make_plot("Per-class accuracy", "accuracy", "class", class_x=True)
         self.class_plot.setYRange(0, 1.2, padding=0)  # headroom: the legend never covers a bar
         self.class_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]])
         self.class_plot.setMouseEnabled(False, False)
@@ -104,8 +134,8 @@ class NumbersPanel(QtWidgets.QWidget):
         self.class_plot.addItem(self.class_bars)
 
     def _build_confusion(self) -> None:
-        self.confusion_plot = make_plot("Confusion", "true label", "predicted")
-        self.confusion_plot.setAxisItems({"left": IntegerAxis("left")})
+        self.confusion_plot = make_plot("Confusion", "true label", "predicted", class_x=True)
+        self.confusion_plot.setAxisItems({"left": ClassAxis("left")})
         self.confusion_plot.setLabel("left", "true label")
         self.confusion_plot.getViewBox().invertY(True)
         self.confusion_plot.setMouseEnabled(False, False)
@@ -120,13 +150,14 @@ class NumbersPanel(QtWidgets.QWidget):
 
     def _build_balance(self) -> QtWidgets.QWidget:
         """Sinkhorn's balance chart with its label, in one widget (its tab)."""
-        self.balance_plot = make_plot("Sinkhorn balance", "samples", "target")
+        self.balance_plot = make_plot("Sinkhorn balance", "samples", "target", class_x=True)
         self.balance_plot.setMouseEnabled(False, False)
         self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
         self.balance_plot.addItem(self.balance_bars)
         self.ideal_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#7f7f7f", width=1.5, style=QtCore.Qt.PenStyle.DashLine),
-            label="ideal", labelOpts={"position": 0.95, "color": "#7f7f7f"})
+            label="ideal", labelOpts={"position": 0.99, "color": "#7f7f7f",
+                                      "anchors": [(1, 1), (1, 1)]})  # never cut by the edge
         self.ideal_line.setVisible(False)
         self.balance_plot.addItem(self.ideal_line)
         self.balance_label = QtWidgets.QLabel(NO_BALANCE)
@@ -162,6 +193,8 @@ class NumbersPanel(QtWidgets.QWidget):
             self.baseline_bars.setVisible(False)
             self.class_legend.setVisible(False)
             self._class_key = None
+            self.per_class_shown = np.zeros(0)
+            self.class_plot.getAxis("bottom").set_classes(0, [])  # no bar to name
         self._draw_confusion(conf)  # all zeros without labels
         self.scores.setText(numbers_line(state, source_accuracy))
 
@@ -179,7 +212,11 @@ class NumbersPanel(QtWidgets.QWidget):
         self.confusion_plot.setTitle(f"Confusion (rows: label){tail}")
 
     def set_class_names(self, names: list[str]) -> None:
+        """The names of the classes (a new dataset's): every class axis takes them now."""
         self.class_names = list(names)
+        for axis in (self.class_plot.getAxis("bottom"), self.confusion_plot.getAxis("bottom"),
+                     self.confusion_plot.getAxis("left")):
+            axis.set_classes(axis.class_count, self.class_names)
 
     def set_baseline(self, state) -> None:
         """The unadapted model's per-class accuracy (from the source model's ``state``;
@@ -192,6 +229,7 @@ class NumbersPanel(QtWidgets.QWidget):
 
     def _draw_per_class(self, per_class: np.ndarray) -> None:
         n = len(per_class)
+        self.per_class_shown = np.asarray(per_class, np.float64)
         x = np.arange(n, dtype=np.float64)
         base = self.baseline
         if base is not None and len(base) == n:
@@ -202,7 +240,8 @@ class NumbersPanel(QtWidgets.QWidget):
             self.baseline_bars.setOpts(x=[], height=[], width=0.38)
             self.baseline_bars.setVisible(False)
             self.class_bars.setOpts(x=x, height=np.nan_to_num(per_class), width=0.76)
-        key = (self.baseline_bars.isVisible(), n, tuple(self.class_names[:MAX_NAMED_TICKS]))
+        self.class_plot.getAxis("bottom").set_classes(n, self.class_names)
+        key = (self.baseline_bars.isVisible(), n)
         if key != self._class_key:  # a legend rebuild costs ~15 ms a row
             self._class_key = key
             self.class_legend.clear()
@@ -210,24 +249,21 @@ class NumbersPanel(QtWidgets.QWidget):
                 self.class_legend.addItem(self.baseline_bars, "unadapted")
                 self.class_legend.addItem(self.class_bars, "now")
             self.class_legend.setVisible(self.baseline_bars.isVisible())  # no empty box
-            self.class_plot.getAxis("bottom").setTicks(class_ticks(n, self.class_names))
             self.class_plot.setXRange(-0.6, n - 0.4, padding=0)
 
     def _draw_confusion(self, conf: np.ndarray) -> None:
         n = len(conf)
+        self.confusion_shown = np.asarray(conf, np.int64)
         top = float(max(int(conf.max(initial=0)), 1))
         self.confusion_image.setImage(conf.astype(np.float32), autoLevels=False)
         self.confusion_image.setRect(QtCore.QRectF(-0.5, -0.5, n, n))
         self.confusion_bar.setLevels((0.0, top))
-        layout = (n, tuple(self.class_names[:MAX_NAMED_TICKS]), self.text_scale)
-        fresh = layout != self._confusion_layout
-        if fresh:
-            self._confusion_layout = layout
+        for name in ("bottom", "left"):
+            self.confusion_plot.getAxis(name).set_classes(n, self.class_names)
+        if n != self._confusion_size:
+            self._confusion_size = n
             self.confusion_plot.setRange(xRange=(-0.5, n - 0.5), yRange=(-0.5, n - 0.5),
                                          padding=0)
-            ticks = class_ticks(n, self.class_names)
-            self.confusion_plot.getAxis("bottom").setTicks(ticks)
-            self.confusion_plot.getAxis("left").setTicks(ticks)
         font = QtGui.QFont(self.font())
         font.setPointSizeF(7.5 * self.text_scale)
         counts = []
@@ -236,15 +272,42 @@ class NumbersPanel(QtWidgets.QWidget):
                       for i in range(n) for j in range(n) if conf[i, j]]
         self.cell_counts.set_counts(counts, font)
 
+    # ---------------------------------------------------------------- hover texts
+    def per_class_text(self, x: float, _y: float) -> str:
+        """What the per-class chart says of the class under the mouse."""
+        i, shown = int(round(x)), self.per_class_shown
+        if not 0 <= i < len(shown):
+            return ""
+        text = f"{self.class_plot.getAxis('bottom').name(i)}: {_percent(shown[i])} now"
+        if self.baseline is not None and len(self.baseline) == len(shown):
+            text += f" · {_percent(self.baseline[i])} unadapted"
+        return text
+
+    def confusion_text(self, x: float, y: float) -> str:
+        """What the confusion matrix says of the cell under the mouse."""
+        j, i, conf = int(round(x)), int(round(y)), self.confusion_shown
+        if not (0 <= i < len(conf) and 0 <= j < len(conf)):
+            return ""
+        name = self.confusion_plot.getAxis("bottom").name
+        return f"label {name(i)} → predicted {name(j)}: {int(conf[i, j])} samples"
+
+    def balance_text(self, x: float, _y: float) -> str:
+        """What the balance chart says of the target under the mouse."""
+        i = int(round(x))
+        counts, names = self.balance_shown
+        if not 0 <= i < len(counts):
+            return ""
+        return f"{names[i] if i < len(names) else i}: {int(counts[i])} samples"
+
     def set_history(self, history: list[HistoryRow], source_accuracy: float, runs=None,
                     current_run: int = 0) -> None:
-        """The current run's curves, the other ``runs``' online accuracy (one colour and one
-        legend entry each) and the current run's shift marks."""
+        """The current run's curves, the other ``runs``' online accuracy (one colour, dash
+        and legend entry each), the current run's shift marks and pass starts."""
         steps = np.array([h.step for h in history], np.float64)
         online = np.array([h.online_accuracy for h in history], np.float64)
         full = np.array([h.full_accuracy for h in history], np.float64)
         ok = np.isfinite(full)
-        self.online_curve.setData(steps, online)
+        draw_curve(self.online_curve, history, online, ONLINE_COLOR)
         self.full_curve.setData(steps[ok], full[ok])
         probe = np.array([getattr(h, "probe_accuracy", np.nan) for h in history], np.float64)
         low = np.array([getattr(h, "probe_low", np.nan) for h in history], np.float64)
@@ -260,12 +323,17 @@ class NumbersPanel(QtWidgets.QWidget):
         else:
             self.source_line.setVisible(False)
         runs = list(runs or [])
-        shown = [bool(steps.size), bool(ok.any()), bool(seen.any())]
+        shown = [bool(np.isfinite(online).any()), bool(ok.any()), bool(seen.any())]
         largest = self.runs.set_runs(runs, current_run, shown)
         current = next((r for r in runs if r.number == current_run), None)
         self.runs.set_marks(current.shift_marks() if current is not None else [])
+        # where a pass starts, in the current run or in any run drawn beside it (their
+        # curves break there too)
+        starts = {*pass_starts(history), *(p for r in runs for p in pass_starts(r.history))}
+        self.runs.set_passes(sorted(starts))
         end = max(1.0, steps.max() if steps.size else 1.0, largest)
-        self.accuracy_plot.setXRange(0, end, padding=0.02)
+        # room right of the last step: its marker is never cut by the plot's edge
+        self.accuracy_plot.setXRange(0, end + max(0.5, 0.025 * end), padding=0)
 
     def show_balance(self, assignment: np.ndarray | None, n_targets: int,
                      target: str = "prototypes") -> np.ndarray:
@@ -288,11 +356,9 @@ class NumbersPanel(QtWidgets.QWidget):
         else:
             self.ideal_line.setVisible(False)
             self.balance_label.setText(NO_BALANCE)
-        if target == "prototypes" or n > MAX_NAMED_TICKS:
-            ticks = None if n > MAX_NAMED_TICKS else [[(float(i), f"P{i}") for i in range(n)]]
-        else:
-            ticks = class_ticks(n, self.class_names)
-        self.balance_plot.getAxis("bottom").setTicks(ticks)
+        names = [f"P{i}" for i in range(n)] if target == "prototypes" else self.class_names
+        self.balance_plot.getAxis("bottom").set_classes(n, names)
+        self.balance_shown = (counts, [names[i] if i < len(names) else str(i) for i in range(n)])
         self.balance_plot.setLabel("bottom", target)
         return counts
 
@@ -314,10 +380,21 @@ class NumbersPanel(QtWidgets.QWidget):
                 axis.setStyle(tickFont=tick)
                 axis.label.setFont(tick)
             item.titleLabel.setText(item.titleLabel.text, size=f"{10.5 * scale:.1f}pt")
-            if item.legend is not None:
-                item.legend.opts["labelTextSize"] = f"{8.0 * scale:.1f}pt"
-                for _sample, label in item.legend.items:
-                    label.setText(label.text, size=f"{8.0 * scale:.1f}pt")
+        # the per-class legend is built again in the new size: relabelled in place, its
+        # rows kept the larger size after a talk (the texts sat high in a tall box)
+        self.class_legend.opts["labelTextSize"] = f"{8.0 * scale:.1f}pt"
+        self._class_key = None
+        if len(self.per_class_shown):
+            self._draw_per_class(self.per_class_shown)
         for line in (self.source_line, self.ideal_line):
             line.label.setFont(tick)
         self.runs.set_text_scale(scale, tick)
+        legend = QtGui.QFont(self.font())
+        legend.setPointSizeF(8.0 * scale)
+        self.accuracy_legend.set_font(legend)
+        # the plot keeps room for its curves under the title, the axes and the legend
+        self.accuracy_plot.setMinimumHeight(int(12 * QtGui.QFontMetricsF(tick).height()))
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1%}" if np.isfinite(value) else "no labelled sample"

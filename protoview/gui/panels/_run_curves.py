@@ -1,35 +1,101 @@
 """The accuracy chart's runs side by side (private): the earlier runs' online accuracy curves
-beside the current run's, one colour and one legend entry each, and the vertical lines
-where the current run's stream changes shift (continual streams), named by the domain."""
+beside the current run's, one colour, dash and legend entry each; the vertical lines where
+the current run's stream changes shift (continual streams), named by the domain, and where
+a new pass of the stream starts (the online accuracy pools over a pass, so it restarts
+there: the curves break at the line instead of joining the passes)."""
 
 from __future__ import annotations
 
-import pyqtgraph as pg
-from PySide6 import QtCore
+from dataclasses import replace
 
-#: Colours of the other runs (the current run keeps blue / orange / green).
-RUN_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#7f7f7f",
-              "#393b79")
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+from protoview.gui.panels._plots import ChartLegend, LegendEntry
+
+#: Colours of the other runs: none is the current run's blue / orange / green or the
+#: unadapted model's grey, and neighbours in the list are far apart in hue.
+RUN_COLORS = ("#d62728", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
+#: Dash patterns of the other runs, cycled beside the colours (12 runs before a repeat).
+RUN_DASHES = (QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.DashLine,
+              QtCore.Qt.PenStyle.DotLine, QtCore.Qt.PenStyle.DashDotLine)
 #: At most this many earlier runs are drawn (the most recent ones).
-MAX_RUN_CURVES = len(RUN_COLORS)
+MAX_RUN_CURVES = 8
+CURRENT_WIDTH, OTHER_WIDTH = 2.6, 1.6  # the current run stands out
+POINT_SIZE = 7.0  # the marker of a point that no line reaches (one step, a pass's first)
 SHIFT_COLOR = "#555555"
+PASS_COLOR = "#8a8a8a"
+
+
+def run_pen(number: int) -> QtGui.QPen:
+    """The pen of run ``number`` (1-based) drawn beside the current one: its own colour
+    and dash for as long as the session keeps it."""
+    k = max(int(number) - 1, 0)
+    pen = pg.mkPen(RUN_COLORS[k % len(RUN_COLORS)], width=OTHER_WIDTH)
+    pen.setStyle(RUN_DASHES[k % len(RUN_DASHES)])
+    return pen
+
+
+def pass_starts(history) -> list[tuple[int, int]]:
+    """``(step, pass_index)`` of each row that starts a new pass of the stream (not the
+    first pass); rows of an unknown pass (-1, older snapshots) start none."""
+    out, last = [], None
+    for row in history:
+        k = int(getattr(row, "pass_index", -1))
+        if k >= 0 and last is not None and last >= 0 and k != last:
+            out.append((int(row.step), k))
+        last = k
+    return out
+
+
+def draw_curve(item: pg.PlotDataItem, history, values, color: str) -> None:
+    """Draw ``values`` (one per row of ``history``) on ``item``: a line within each pass,
+    broken where a pass starts, NaN left out, and a marker on every point that no line
+    reaches (after one step, or on a pass's first step)."""
+    steps = np.array([float(h.step) for h in history], np.float64)
+    y = np.asarray(values, np.float64)
+    passes = np.array([int(getattr(h, "pass_index", -1)) for h in history], np.int64)
+    ok = np.isfinite(y)
+    steps, y, passes = steps[ok], y[ok], passes[ok]
+    n = len(steps)
+    connect = np.ones(n, bool)
+    if n:
+        new_pass = (passes[1:] != passes[:-1]) & (passes[1:] >= 0) & (passes[:-1] >= 0)
+        connect[:-1] = ~new_pass
+        connect[-1] = False
+    reached = np.zeros(n, bool)  # a line touches the point
+    reached[:-1] |= connect[:-1]
+    reached[1:] |= connect[:-1]
+    if reached.all():
+        item.setData(steps, y, connect=connect, symbol=None)
+    else:
+        item.setData(steps, y, connect=connect, symbol="o",
+                     symbolSize=np.where(reached, 0.0, POINT_SIZE), symbolPen=None,
+                     symbolBrush=color)
 
 
 class RunOverlay:
-    """Owns the extra items of one accuracy plot. ``current_items``: (item, name) of the
-    current run's curves, in legend order (renamed after the run when others are shown)."""
+    """Owns the extra items of one accuracy plot and its legend entries.
 
-    def __init__(self, plot: pg.PlotWidget, legend, current_items: list[tuple[object, str]]) -> None:
-        self.plot, self.legend, self.current_items = plot, legend, current_items
+    ``current``: the legend entries of the current run's curves, in legend order (the
+    online one renamed after the run, all of them bold, when other runs are shown).
+    """
+
+    def __init__(self, plot: pg.PlotWidget, legend: ChartLegend,
+                 current: list[LegendEntry]) -> None:
+        self.plot, self.legend, self.current = plot, legend, list(current)
         self.curves: list[pg.PlotDataItem] = []
-        self.lines: list[pg.InfiniteLine] = []
+        self.lines: list[pg.InfiniteLine] = []  # shift marks
+        self.pass_lines: list[pg.InfiniteLine] = []
         self._legend_key: tuple | None = None
         self.text_scale = 1.0
+        self.font = QtGui.QFont()
 
     # ---------------------------------------------------------------- runs
     def set_runs(self, runs, current: int, visible_current: list[bool]) -> float:
         """Draw the runs other than ``current`` (their online accuracy); returns the
-        largest step drawn. ``visible_current``: which current items have data."""
+        largest step drawn. ``visible_current``: which current curves have data."""
         others = [r for r in runs if r.number != current and r.history][-MAX_RUN_CURVES:]
         while len(self.curves) < len(others):
             curve = self.plot.plot([], [])
@@ -42,11 +108,12 @@ class RunOverlay:
                 curve.setVisible(False)
                 continue
             run = others[k]
-            steps = [float(h.step) for h in run.history]
-            curve.setData(steps, [h.online_accuracy for h in run.history])
-            curve.setPen(pg.mkPen(RUN_COLORS[k % len(RUN_COLORS)], width=1.6))
+            pen = run_pen(run.number)
+            curve.setPen(pen)
+            draw_curve(curve, run.history, [h.online_accuracy for h in run.history],
+                       pen.color().name())
             curve.setVisible(True)
-            largest = max(largest, max(steps))
+            largest = max(largest, float(run.history[-1].step))
         current_run = next((r for r in runs if r.number == current), None)
         self._legend(others, current_run, visible_current)
         return largest
@@ -55,49 +122,66 @@ class RunOverlay:
         both = [*others, *([current_run] if current_run is not None else [])]
         streams = len({r.stream for r in both}) > 1  # name the stream only when they differ
         label = current_run.name(streams) if current_run is not None else ""
-        names = tuple(r.name(streams) for r in others)
-        key = (names, label, tuple(visible_current), self.text_scale)
+        names = tuple((r.number, r.name(streams)) for r in others)
+        key = (names, label, tuple(visible_current))
         if key == self._legend_key:
-            return  # a rebuild costs ~15 ms an entry: only when the runs change
+            return
         self._legend_key = key
-        self.legend.clear()
-        for (item, name), shown in zip(self.current_items, visible_current, strict=True):
+        entries = []
+        for entry, shown in zip(self.current, visible_current, strict=True):
             if not shown and others:
                 continue
-            if others and label and name.startswith("online"):
-                name = f"{label} (online)"
-            self.legend.addItem(item, name)
-        for k, name in enumerate(names):
-            self.legend.addItem(self.curves[k], name)
-        self.legend.setColumnCount(2 if len(others) + len(self.current_items) > 6 else 1)
+            text = entry.text
+            if others and label and text.startswith("online"):
+                text = f"{label} (online)"
+            entries.append(replace(entry, text=text, strong=bool(others)))
+        entries += [LegendEntry(name, run_pen(number)) for number, name in names]
+        self.legend.set_entries(entries)
 
-    # ---------------------------------------------------------------- shift marks
+    # ---------------------------------------------------------------- marks
     def set_marks(self, marks: list[tuple[int, str]]) -> None:
         """Vertical lines at ``(step, domain)``: just before the step whose batch holds the
-        domain's first samples."""
-        while len(self.lines) < len(marks):
+        domain's first samples; named at the top."""
+        self._place(self.lines, [(s, f" {name} ") for s, name in marks], SHIFT_COLOR,
+                    QtCore.Qt.PenStyle.DotLine, 0.985, 0)
+
+    def set_passes(self, starts: list[tuple[int, int]]) -> None:
+        """Vertical lines just before each step that starts a pass, ``(step, pass_index)``
+        (0-based), named "pass 2", ... at the bottom."""
+        self._place(self.pass_lines, [(s, f" pass {k + 1} ") for s, k in starts], PASS_COLOR,
+                    QtCore.Qt.PenStyle.DashLine, 0.02, 1)
+
+    def _place(self, lines: list[pg.InfiniteLine], marks: list[tuple[int, str]], color: str,
+               style, position: float, bottom: int) -> None:
+        while len(lines) < len(marks):
+            # the name on the side of the line toward the plot's middle: never cut off by
+            # the plot's edge (a pass or a shift that starts near the last step)
             line = pg.InfiniteLine(
-                angle=90, movable=False,
-                pen=pg.mkPen(SHIFT_COLOR, width=1, style=QtCore.Qt.PenStyle.DotLine),
-                label="", labelOpts={"position": 0.985, "color": SHIFT_COLOR,
-                                     "anchors": [(0, 0), (0, 0)]})
+                angle=90, movable=False, pen=pg.mkPen(color, width=1, style=style),
+                label="", labelOpts={"position": position, "color": color,
+                                     "anchors": [(0, bottom), (1, bottom)]})
+            line.label.setFont(self.font)
             self.plot.addItem(line, ignoreBounds=True)
-            self.lines.append(line)
-        for k, line in enumerate(self.lines):
+            lines.append(line)
+        for k, line in enumerate(lines):
             if k < len(marks):
-                step, name = marks[k]
+                step, text = marks[k]
                 line.setValue(step - 0.5)
                 line.setVisible(True)  # first: a hidden label ignores new text
-                line.label.setFormat(f" {name}")
+                line.label.setFormat(text)
             else:
                 line.setVisible(False)
 
     def mark_texts(self) -> list[str]:
-        """The shown marks' names (for tests)."""
+        """The shown shift marks' names (for tests)."""
         return [line.label.format.strip() for line in self.lines if line.isVisible()]
 
+    def pass_texts(self) -> list[tuple[float, str]]:
+        """The shown pass marks, ``(x, text)`` (for tests)."""
+        return [(line.value(), line.label.format.strip()) for line in self.pass_lines
+                if line.isVisible()]
+
     def set_text_scale(self, scale: float, font) -> None:
-        self.text_scale = scale
-        self._legend_key = None
-        for line in self.lines:
+        self.text_scale, self.font = scale, QtGui.QFont(font)
+        for line in (*self.lines, *self.pass_lines):
             line.label.setFont(font)
