@@ -221,6 +221,41 @@ def test_names_never_sit_on_each_other_nor_on_a_glyph(view, qtbot):
         assert box.bottom() <= tr.map(QtCore.QPointF(x, y)).y() - r + 0.5
 
 
+def test_names_keep_off_the_proxies_and_the_legend(view, qtbot):
+    """A class's name sat on its own proxy's diamond ("owl" over the diamond right above
+    its star) and prototype names under the legend ("P0: 3"): both are obstacles now."""
+    s = random_state(300, c=4, p=1, k=2)
+    (x0, x1), (y0, y1) = (s.embedding[:, 0].min(), s.embedding[:, 0].max()), (
+        s.embedding[:, 1].min(), s.embedding[:, 1].max())
+    mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32)
+    s.centers_embedding[:] = mid + np.float32((x1 - x0) / 5) * np.float32(
+        [[-1, 0], [0, 0], [1, 0], [0, -1]])
+    s.proxies_embedding[:] = s.centers_embedding + np.float32([0, (y1 - y0) / 25])  # above
+    s.prototypes_embedding[:] = [[x0, y1], [x0 + (x1 - x0) / 30, y1]]  # top left: the legend
+    view.set_state(s, ["cat", "dog", "owl", "fox"], animate=False)
+    view.finish_animation()
+    qtbot.wait(20)
+    item = view.names
+    tr = item.deviceTransform(view.viewportTransform())
+    legend = tr.mapRect(item.mapRectFromItem(view.legend, view.legend.boundingRect()))
+    assert view.legend.isVisible() and legend.width() > 20
+    placed = item.placed(tr, None, [legend])
+    assert {"cat", "dog", "owl", "fox"} <= {t for t, _b, _s in placed}
+    q = item.obstacle_radius
+    assert len(item.obstacles) == 4 and q > 3
+    for t, box, _s in placed:
+        for u, v in item.obstacles:
+            at = tr.map(QtCore.QPointF(float(u), float(v)))
+            assert not box.intersects(QtCore.QRectF(at.x() - q, at.y() - q, 2 * q, 2 * q)), t
+        if not t.startswith("P"):
+            assert not box.intersects(legend), t
+    protos = [b for t, b, _s in placed if t.startswith("P")]
+    assert all(not b.intersects(legend) for b in protos)  # placed elsewhere or left out
+    # without the proxies shown, a star's name goes back right above it
+    view.set_layer_visible("proxies", False)
+    assert len(item.obstacles) == 0
+
+
 def _brush_hex(brushes) -> list[str]:
     return [b.color().name() for b in brushes]
 

@@ -152,7 +152,7 @@ class MapLayers:
                                  size=_BASE["centers"] * s)
         items["proxies"].setData(pos["proxies"][:, 0], pos["proxies"][:, 1],
                                  brush=cls_pal.brushes_for(state.proxy_classes),
-                                 size=_BASE["proxies"] * s)
+                                 size=proxy_size(view))
         items["prototypes"].setData(pos["prototypes"][:, 0], pos["prototypes"][:, 1],
                                     brush=self.prototype_brushes(),
                                     size=_prototype_sizes(state.prototype_density) * s)
@@ -276,6 +276,11 @@ def sample_size(view) -> float:
     """Diameter of a sample's dot in pixels (glyph scale, up to :data:`SAMPLE_SCALE_LIMIT`,
     and font size included)."""
     return _BASE["samples"] * min(view.glyph_scale, SAMPLE_SCALE_LIMIT) * _font_scale(view)
+
+
+def proxy_size(view) -> float:
+    """Diameter in pixels of a proxy's diamond (glyph scale and font size included)."""
+    return _BASE["proxies"] * view.glyph_scale * _font_scale(view)
 
 
 def glyph_size(view) -> float:

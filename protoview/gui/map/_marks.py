@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from protoview.gui.map._layers import glyph_size, positions, sample_size
+from protoview.gui.map._layers import glyph_size, positions, proxy_size, sample_size
 
 MAX_NAMES = 60  # more centers + prototypes than this: no names (unreadable anyway)
 FOCUS_COLOR = "#ffb000"
@@ -114,7 +114,12 @@ class MapMarks:
         font = QtGui.QFont(view.font())
         font.setPointSizeF(max(6.5, 9.0 * view.text_scale))
         fg, bg = view.text_colors
-        self.names.set_texts(texts, font, fg, bg, clearance=glyph_size(view) / 2)
+        obstacles = np.zeros((0, 2))
+        if texts and view.items["proxies"].isVisible():  # the diamonds: no name on them
+            obstacles = np.asarray(pos["proxies"], np.float64).reshape(-1, 2)
+        self.names.set_texts(texts, font, fg, bg, clearance=glyph_size(view) / 2,
+                             obstacles=obstacles, obstacle_radius=proxy_size(view) / 2,
+                             cover=[view.legend])
 
 
 def _make_marks(view) -> dict:
@@ -158,14 +163,25 @@ class TextsItem(pg.GraphicsObject):
         self.text_font = QtGui.QFont()
         self.colors = (QtGui.QColor("#333333"), QtGui.QColor(255, 255, 255, 170))
         self.clearance = 11.0
+        self.obstacles = np.zeros((0, 2))  # other glyphs' data positions (the proxies)
+        self.obstacle_radius = 0.0
+        self.cover: list = []  # items over the map (the legend): no name under them
         self._placed: tuple[tuple, list] | None = None  # (key, placed) of the last paint
         _inert(self)
 
     def set_texts(self, texts, font: QtGui.QFont, foreground: str, background: str | None,
-                  clearance: float = 11.0) -> None:
+                  clearance: float = 11.0, obstacles=None, obstacle_radius: float = 0.0,
+                  cover=()) -> None:
+        """``texts``: ``(text, x, y, dy, bold)``; ``obstacles`` (N, 2): data positions of
+        other glyphs, ``obstacle_radius`` pixels each, and ``cover``: graphics items drawn
+        over the map, which no text is placed on."""
         self.texts = [t for t in texts if np.isfinite(t[1]) and np.isfinite(t[2])]
         self.text_font = QtGui.QFont(font)
         self.clearance = float(clearance)
+        obstacles = np.zeros((0, 2)) if obstacles is None else np.asarray(obstacles, float)
+        self.obstacles = obstacles[np.isfinite(obstacles).all(axis=1)]
+        self.obstacle_radius = float(obstacle_radius)
+        self.cover = list(cover)
         bg = None
         if background is not None:
             bg = QtGui.QColor(background)
@@ -179,10 +195,11 @@ class TextsItem(pg.GraphicsObject):
         rect = self.viewRect()  # the texts may stand out of their points' bounds
         return QtCore.QRectF() if rect is None else rect
 
-    def placed(self, transform: QtGui.QTransform,
-               bounds: QtCore.QRectF | None = None) -> list[tuple[str, QtCore.QRectF, bool]]:
+    def placed(self, transform: QtGui.QTransform, bounds: QtCore.QRectF | None = None,
+               covered=()) -> list[tuple[str, QtCore.QRectF, bool]]:
         """``(text, box, bold)`` of each text drawn, its box in the device pixels of
-        ``transform`` (data -> device); ``bounds``: the visible device rectangle."""
+        ``transform`` (data -> device); ``bounds``: the visible device rectangle;
+        ``covered``: device rectangles drawn over the map (the legend's)."""
         bold = QtGui.QFont(self.text_font)
         bold.setBold(True)
         metrics = {False: QtGui.QFontMetricsF(self.text_font), True: QtGui.QFontMetricsF(bold)}
@@ -191,6 +208,11 @@ class TextsItem(pg.GraphicsObject):
         r = self.clearance
         taken = np.array([(a.x() - r, a.y() - r, a.x() + r, a.y() + r) for a in anchors],
                          np.float64).reshape(-1, 4)  # every glyph, then each placed text
+        q = self.obstacle_radius
+        others = [transform.map(QtCore.QPointF(float(u), float(v))) for u, v in self.obstacles]
+        others = [(o.x() - q, o.y() - q, o.x() + q, o.y() + q) for o in others]
+        others += [(c.left(), c.top(), c.right(), c.bottom()) for c in covered]
+        fixed = np.array(others, np.float64).reshape(-1, 4)
         out = []
         for i in order:
             text, _x, _y, dy, strong = self.texts[i]
@@ -199,7 +221,7 @@ class TextsItem(pg.GraphicsObject):
             boxes = _candidates(anchors[i].x(), anchors[i].y(), w, h, r + 1, dy)
             own = np.ones(len(taken), bool)
             own[i] = False  # its own glyph: the candidates are out of it already
-            cover = _overlap(boxes, taken[own])
+            cover = _overlap(boxes, taken[own]) + _overlap(boxes, fixed)
             if bounds is not None:
                 inside = ((boxes[:, 0] >= bounds.left()) & (boxes[:, 2] <= bounds.right())
                           & (boxes[:, 1] >= bounds.top()) & (boxes[:, 3] <= bounds.bottom()))
@@ -225,10 +247,13 @@ class TextsItem(pg.GraphicsObject):
         bounds = None
         if view is not None:
             bounds = tr.mapRect(self.mapRectFromItem(view, view.boundingRect()))
+        covered = [tr.mapRect(self.mapRectFromItem(item, item.boundingRect()))
+                   for item in self.cover if item.isVisible()]
         key = (tuple(tr.map(QtCore.QPointF(u, v)).toTuple() for u, v in ((0, 0), (1, 1))),
-               None if bounds is None else bounds.getRect())
+               None if bounds is None else bounds.getRect(),
+               tuple(c.getRect() for c in covered))
         if self._placed is None or self._placed[0] != key:  # not again for a hover's repaint
-            self._placed = (key, self.placed(tr, bounds))
+            self._placed = (key, self.placed(tr, bounds, covered))
         placed = self._placed[1]
         p.save()
         p.resetTransform()
