@@ -56,6 +56,7 @@ def test_warm_up_runs_on_the_worker_thread(qtbot, fake_session_cls):
     # the open first (it is not kept waiting by the one-time costs), the warm-up when idle
     qtbot.waitUntil(lambda: "thread" in seen, timeout=5000)
     assert w.stop(5000)
+    qtbot.waitUntil(lambda: "compiling" in said, timeout=2000)  # delivered on this thread
     assert seen["thread"] is not threading.main_thread()
     assert any("preparing the map engine" in m for m in said) and "compiling" in said
     assert w.warm_seconds == pytest.approx(0.01)
@@ -103,3 +104,27 @@ def test_newer_request_cancels_older(worker, qtbot, fake_session_cls):
     qtbot.waitUntil(lambda: any(r.job == new for r in results), timeout=3000)
     assert old in cancelled
     assert not any(r.job == old for r in results)
+
+
+def test_signals_reach_receivers_on_the_main_thread_and_not_after_a_disconnect(worker, qtbot):
+    """Receivers are called on the main thread, and one disconnected while a signal was on
+    its way is not called. A plain callable (pytest-qt's waitSignal blockers) used to get
+    the calls queued before its disconnect, even once it was collected: a segmentation
+    fault in one of three runs of the GUI tests. The worker re-emits every signal on the
+    main thread, where a disconnect takes effect at once."""
+    import threading
+
+    _open(worker, qtbot)
+    threads, late = [], []
+    worker.result.connect(lambda _r: threads.append(threading.current_thread()))
+    worker.progress.connect(lambda *_a: threads.append(threading.current_thread()))
+    worker.submit(StepRequest(n_steps=2))
+    qtbot.waitUntil(lambda: len(threads) >= 2, timeout=5000)
+    assert all(t is threading.main_thread() for t in threads)
+    receiver = late.append
+    worker.result.connect(receiver)
+    worker.submit(StepRequest(n_steps=3))
+    time.sleep(0.5)  # the worker emits its three steps meanwhile; none is delivered yet
+    worker.result.disconnect(receiver)
+    qtbot.wait(100)
+    assert late == []

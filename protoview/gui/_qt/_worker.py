@@ -82,6 +82,18 @@ class ComputeWorker(QtCore.QThread):
     failed = QtCore.Signal(int, object, str)
     cancelled = QtCore.Signal(int)
     busy = QtCore.Signal(bool)
+    # The worker thread emits these twins; each is queued to this object (which lives on
+    # the main thread) and re-emitted there as the public signal, so every receiver is
+    # called directly on the main thread. A Python callable connected to a signal emitted
+    # from another thread gets queued calls, and one still queued when its receiver was
+    # disconnected and collected (pytest-qt's waitSignal blockers) ran on a half-freed
+    # object: a segmentation fault, seen once in three runs of the GUI tests.
+    _result = QtCore.Signal(object)
+    _progress = QtCore.Signal(int, int, str)
+    _message = QtCore.Signal(str)
+    _failed = QtCore.Signal(int, object, str)
+    _cancelled = QtCore.Signal(int)
+    _busy = QtCore.Signal(bool)
 
     #: seconds of progressive refresh between two looks at the queue (at least one batch)
     refresh_slice = 0.5
@@ -101,6 +113,9 @@ class ComputeWorker(QtCore.QThread):
         self._warm_pending = warm_up is not None
         self.background_refresh = True
         self._refresh_failed = False
+        queued = QtCore.Qt.ConnectionType.QueuedConnection
+        for name in ("result", "progress", "message", "failed", "cancelled", "busy"):
+            getattr(self, "_" + name).connect(getattr(self, name), queued)
         _LIVE.add(self)
 
     # ------------------------------------------------------------ main-thread API
@@ -150,18 +165,18 @@ class ComputeWorker(QtCore.QThread):
             if request is _STOP:
                 return
             if self._is_cancelled(job):
-                self.cancelled.emit(job)
+                self._cancelled.emit(job)
                 continue
-            self.busy.emit(True)
+            self._busy.emit(True)
             try:
                 self._run_job(job, request)
                 self._refresh_failed = False
             except CancelledError:
-                self.cancelled.emit(job)
+                self._cancelled.emit(job)
             except Exception as exc:  # noqa: BLE001 - one handler on the main thread
-                self.failed.emit(job, exc, traceback.format_exc())
+                self._failed.emit(job, exc, traceback.format_exc())
             finally:
-                self.busy.emit(False)
+                self._busy.emit(False)
 
     def _warm(self, in_job: bool = True) -> None:
         """The one-time costs, once (``in_job``: inside a job, which says it is busy)."""
@@ -169,16 +184,16 @@ class ComputeWorker(QtCore.QThread):
             return
         self._warm_pending = False
         if not in_job:
-            self.busy.emit(True)
+            self._busy.emit(True)
         # on the progress bar, not the status line (which keeps the last result's)
-        say = lambda text: self.progress.emit(0, 0, text)  # noqa: E731
+        say = lambda text: self._progress.emit(0, 0, text)  # noqa: E731
         say("preparing the map engine and the optimiser (once per start)")
         try:
             self.warm_seconds = self._warm_up(say)
         except Exception as exc:  # noqa: BLE001 - reported, the map may still work
-            self.failed.emit(0, exc, traceback.format_exc())
+            self._failed.emit(0, exc, traceback.format_exc())
         if not in_job:
-            self.busy.emit(False)
+            self._busy.emit(False)
 
     def _run_job(self, job: int, request: Any) -> None:
         t0 = time.perf_counter()
@@ -187,10 +202,10 @@ class ComputeWorker(QtCore.QThread):
             return self._is_cancelled(job)
 
         def progress(done: int, total: int) -> None:
-            self.progress.emit(int(done), int(total), "")
+            self._progress.emit(int(done), int(total), "")
 
         def detail(done: int, total: int, text: str) -> None:
-            self.progress.emit(int(done), int(total), str(text))
+            self._progress.emit(int(done), int(total), str(text))
 
         if isinstance(request, OpenRequest):
             self._open(job, request, t0, detail, cancel)
@@ -210,7 +225,7 @@ class ComputeWorker(QtCore.QThread):
     def _open(self, job: int, request: OpenRequest, t0: float, detail, cancel) -> None:
         """Open, send it (a quick preview first while the map engine is not prepared yet),
         then the map."""
-        self.message.emit(f"opening {request.checkpoint} with {request.data}…")
+        self._message.emit(f"opening {request.checkpoint} with {request.data}…")
         preview = {"preview": True} if self._warm_pending else {}
         session = self._open_session(
             request, progress=lambda d, t: detail(d, t, "extracting features"), cancel=cancel,
@@ -218,13 +233,13 @@ class ComputeWorker(QtCore.QThread):
         self.session = session  # only replaced when the open succeeded
         self._send(job, session.update("open", request, t0, partial=session.map_pending))
         if session.map_pending:
-            self.progress.emit(0, 0, "drawing the UMAP map (a new machine's first start "
+            self._progress.emit(0, 0, "drawing the UMAP map (a new machine's first start "
                                "compiles the map engine: about half a minute)")
         for update in session.finish_open(request, cancel=cancel):
             self._send(job, update)
 
     def _send(self, job: int, update: Update) -> None:
-        self.result.emit(replace(update, job=job))
+        self._result.emit(replace(update, job=job))
 
     def _require_session(self) -> None:
         if self.session is None:
@@ -244,7 +259,7 @@ class ComputeWorker(QtCore.QThread):
             return
         except Exception as exc:  # noqa: BLE001 - reported once; resumes after the next job
             self._refresh_failed = True
-            self.failed.emit(job, exc, traceback.format_exc())
+            self._failed.emit(job, exc, traceback.format_exc())
             return
         if update is not None:
             self._send(job, update)

@@ -231,7 +231,7 @@ class ChartLegend(pg.GraphicsWidget):
             self.updateGeometry()
         self.update()
 
-    def sizeHint(self, which, constraint=QtCore.QSizeF()):  # noqa: N802 - Qt override
+    def sizeHint(self, which, constraint=None):  # noqa: N802 - Qt override
         width = {QtCore.Qt.SizeHint.MinimumSize: 0.0, QtCore.Qt.SizeHint.MaximumSize: 1e6}
         return QtCore.QSizeF(width.get(which, 100.0), self._height)
 
