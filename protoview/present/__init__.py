@@ -7,6 +7,8 @@ derived for it.
   freshness, the numbers line and the export caption, each from the core's science.
 - :mod:`~protoview.present.compute`: what the compute worker drives (:class:`Computes`),
   opening a session, snapshot files.
+- :class:`~protoview.present.progress.TimeLeft`: the progress bar's estimate of the time
+  left.
 - The requests the window sends and the Update it receives (from the core, named here so
   that the window imports nothing of the core: ``tests/test_layering.py`` checks it).
 """
@@ -25,10 +27,12 @@ from protoview.core.runs import VERSUS_NAMES, HistoryRow, RunRecord
 from protoview.core.updates import DataView, Update
 from protoview.present import derive
 from protoview.present.compute import Computes
+from protoview.present.progress import TimeLeft
 from protoview.present.shown import UNADAPTED, Shown
 
 __all__ = [
     "NEIGHBOUR_METRICS", "UNADAPTED", "VERSUS_NAMES", "Computes", "DataView",
     "ForgetRunsRequest", "HistoryRow", "KMeansRequest", "OpenRequest", "RefreshRequest",
-    "ResetRequest", "RunRecord", "Shown", "SinkhornRequest", "StepRequest", "Update", "derive",
+    "ResetRequest", "RunRecord", "Shown", "SinkhornRequest", "StepRequest", "TimeLeft",
+    "Update", "derive",
 ]

@@ -28,6 +28,66 @@ def test_the_status_bar_says_what_runs_not_the_last_result(opened, qtbot, fake_s
     qtbot.waitUntil(lambda: w.status_label.text().startswith("step:"), timeout=10_000)
 
 
+def test_the_time_left_comes_from_the_pace_of_the_phase_or_the_run() -> None:
+    from protoview.present import TimeLeft
+
+    now = [0.0]
+    left = TimeLeft(clock=lambda: now[0])
+    # one phase, counted: its own pace
+    probe = "step 3: probe: {0:,} of 1,024 samples"
+    assert left.update(0, 4, probe.format(0)) == ""  # no pace yet
+    now[0] = 0.5
+    assert left.update(1, 4, probe.format(256)) == ""  # under a second: noise
+    now[0] = 1.5
+    assert left.update(3, 4, probe.format(768)) == "~1 s left"  # 1.5 s for 3 of 4
+    now[0] = 2.0
+    assert left.update(0, 4, probe.format(0)) == ""  # restarted (the next step's probe)
+    assert left.update(0, 0, "compiling") == ""  # not counted: nothing to estimate
+    # inside a run of several steps: the run's time left, from the pace of its steps
+    left.reset()
+    step = "step {0} ({1} of 10): adapting on 64 images"
+    probe = "step {0} ({1} of 10): probe: {2:,} of 1,024 samples"
+    now[0] = 10.0
+    assert left.update(0, 10, step.format(5, 1)) == ""
+    now[0] = 10.5
+    assert left.update(2, 4, probe.format(5, 1, 512)) == ""  # no step done yet
+    now[0] = 12.0
+    assert left.update(1, 10, step.format(6, 2)) == "run ~18 s left"  # 2 s a step, 9 to go
+    now[0] = 13.0
+    assert left.update(3, 4, probe.format(6, 2, 768)) == "run ~17 s left"  # 1 s into it
+    now[0] = 16.0
+    assert left.update(3, 10, step.format(8, 4)) == "run ~14 s left"  # 6 s for 3, 7 to go
+    now[0] = 610.0
+    assert left.update(4, 10, step.format(9, 5)) == "run ~15 min left"
+    left.reset()
+    assert left.update(5, 10, step.format(10, 6)) == ""
+
+
+def test_the_progress_bar_gives_the_time_left_of_a_long_run(opened, qtbot, fake_session_cls):
+    w = opened
+    fake_session_cls.step_seconds = 0.6
+    w.adapt_panel.n_steps.setValue(6)
+    said = []
+    w.worker.progress.connect(lambda *_a: said.append(w.progress_bar.format()))
+    w.adapt_panel.run_button.click()
+    qtbot.waitUntil(lambda: any("left" in f for f in said), timeout=10_000)
+    text = next(f for f in said if "left" in f)
+    assert "%p%" in text and "s left" in text, text
+    w.worker.cancel()
+    qtbot.waitUntil(lambda: not w.cancel_button.isEnabled(), timeout=10_000)
+    # one line: a long phase is shortened, the percentage and the time left stay whole
+    bar = w.progress_bar
+    phase = "step {0} ({1} of 100): adapting on 64 images"
+    w.time_left.clock = lambda: 0.0
+    w.worker.progress.emit(33, 100, phase.format(43, 33))
+    w.time_left.clock = lambda: 5.0
+    w.worker.progress.emit(34, 100, phase.format(44, 34))
+    text = bar.format()
+    assert text.endswith(" · %p% · run ~6 min left") and text.startswith("step 44"), text
+    assert bar.fontMetrics().horizontalAdvance(text.replace("%p%", "100%")) <= bar.width()
+    assert bar.toolTip() == "step 44 (34 of 100): adapting on 64 images · run ~6 min left"
+
+
 def test_the_probe_control_says_when_the_probe_costs_more_than_the_step(opened):
     w = opened
     panel = w.adapt_panel

@@ -174,6 +174,35 @@ def test_passes_are_marked_and_the_online_curve_breaks_there(qtbot) -> None:
     assert panel.runs.pass_texts() == [] and panel.online_curve.opts["connect"][:-1].all()
 
 
+def test_pass_names_never_cover_each_other(qtbot) -> None:
+    """A long run, 100 steps of 9-step passes: the names of lines one pass apart met in
+    the middle of the plot ("pass 3" on "pass 4"). Each name sits on its line's right, else
+    its left, else is left out; every line stays, and the first pass's name is shown."""
+    panel = _panel(qtbot)
+    rows = _rows(100, 0.7)
+    panel.set_history(rows, 0.55, [RunRecord(1, "tsd", history=rows)], current_run=1)
+    _settle(qtbot, panel)
+    lines = panel.runs.pass_lines
+    assert len(panel.runs.pass_texts()) == 11  # passes 2..12: every line drawn
+    shown = [ln.label for ln in lines if ln.isVisible() and ln.label.isVisible()]
+    assert 2 <= len(shown) < 11 and shown[0].format.strip() == "pass 2"
+    plot_rect = panel.accuracy_plot.getViewBox().sceneBoundingRect()
+    boxes = [label.mapRectToScene(label.boundingRect()) for label in shown]
+    for i, a in enumerate(boxes):
+        assert plot_rect.contains(a)
+        for b in boxes[i + 1:]:
+            assert not a.intersects(b), [label.format for label in shown]
+    # wider: more names find room; a short run: all of them
+    panel.resize(1400, 820)
+    _settle(qtbot, panel)
+    assert len([ln for ln in lines if ln.isVisible() and ln.label.isVisible()]) > len(shown)
+    rows = _rows(30, 0.7)
+    panel.set_history(rows, 0.55, [RunRecord(1, "tsd", history=rows)], current_run=1)
+    _settle(qtbot, panel)
+    assert [ln.label.format.strip() for ln in lines if ln.isVisible() and ln.label.isVisible()] \
+        == ["pass 2", "pass 3", "pass 4"]
+
+
 # ------------------------------------------------------------------ 5. the tabs
 def test_the_tabs_never_squash_the_accuracy_chart(opened, qtbot) -> None:
     w = opened

@@ -91,6 +91,9 @@ class RunOverlay:
         self._legend_key: tuple | None = None
         self.text_scale = 1.0
         self.font = QtGui.QFont()
+        view = plot.getViewBox()
+        view.sigResized.connect(self._fit_names)
+        view.sigXRangeChanged.connect(self._fit_names)
 
     # ---------------------------------------------------------------- runs
     def set_runs(self, runs, current: int, visible_current: list[bool]) -> float:
@@ -154,8 +157,7 @@ class RunOverlay:
     def _place(self, lines: list[pg.InfiniteLine], marks: list[tuple[int, str]], color: str,
                style, position: float, bottom: int) -> None:
         while len(lines) < len(marks):
-            # the name on the side of the line toward the plot's middle: never cut off by
-            # the plot's edge (a pass or a shift that starts near the last step)
+            # the name's side is chosen by _fit_names
             line = pg.InfiniteLine(
                 angle=90, movable=False, pen=pg.mkPen(color, width=1, style=style),
                 label="", labelOpts={"position": position, "color": color,
@@ -171,6 +173,39 @@ class RunOverlay:
                 line.label.setFormat(text)
             else:
                 line.setVisible(False)
+        self._fit_names()
+
+    def _fit_names(self, *_args) -> None:
+        """Each mark's name beside its line where it is whole and covers no other name of
+        its row: on the line's right, else its left, else not shown (marks closer than
+        their names, many passes on a long run); the lines all stay."""
+        view = self.plot.getViewBox()
+        (x0, x1), _y = view.viewRange()
+        width = view.width()
+        if width <= 0 or x1 <= x0:
+            return
+        scale = width / (x1 - x0)
+        metrics = QtGui.QFontMetricsF(self.font)
+        for lines in (self.lines, self.pass_lines):
+            end = -np.inf  # the right end of the last name placed in this row
+            for line in sorted((ln for ln in lines if ln.isVisible()), key=lambda ln: ln.value()):
+                label = line.label
+                x = (line.value() - x0) * scale
+                w = metrics.horizontalAdvance(label.format) + 2.0
+                if x < 0 or x > width:
+                    side = None
+                elif x >= end and x + w <= width:
+                    side, end = 0, x + w
+                elif x - w >= max(end, 0.0):
+                    side, end = 1, x
+                else:
+                    side = None
+                if side is None:
+                    label.setVisible(False)
+                    continue
+                bottom = label.anchors[0][1]
+                label.anchors = [(side, bottom), (side, bottom)]
+                label.setVisible(True)  # places it (and takes a text set while hidden)
 
     def mark_texts(self) -> list[str]:
         """The shown shift marks' names (for tests)."""
@@ -185,3 +220,4 @@ class RunOverlay:
         self.text_scale, self.font = scale, QtGui.QFont(font)
         for line in (*self.lines, *self.pass_lines):
             line.label.setFont(font)
+        self._fit_names()

@@ -20,7 +20,7 @@ from protoview.gui.window._presentation import Presentation
 from protoview.gui.window._replay import ReplayBar
 from protoview.gui.window._trust import TrustQuestion
 from protoview.gui.window._view_actions import ViewActions
-from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown, derive
+from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown, TimeLeft, derive
 from protoview.present import compute as present_compute
 
 
@@ -140,7 +140,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.progress_bar = QtWidgets.QProgressBar()
         # a fixed width: its text changes with every phase, and a bar that resizes re-lays
         # out the status bar each time
-        self.progress_bar.setFixedWidth(self.fontMetrics().horizontalAdvance("M") * 30)
+        self.progress_bar.setFixedWidth(self.fontMetrics().horizontalAdvance("M") * 40)
         self.progress_bar.setTextVisible(True)
         # keep its room when hidden: showing/hiding it must not re-lay out (and repaint) the
         # whole window at the start and end of every job (measured: 100-180 ms stalls)
@@ -148,6 +148,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         policy.setRetainSizeWhenHidden(True)
         self.progress_bar.setSizePolicy(policy)
         self.progress_bar.setVisible(False)
+        self.time_left = TimeLeft()  # the bar's "~12 s left"
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_job)
@@ -192,14 +193,23 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         if busy:
             self.progress_bar.setRange(0, 0)
             self.progress_bar.setFormat("")
+            self.time_left.reset()
 
     def _on_progress(self, done: int, total: int, what: str = "") -> None:
         """The bar says how far and what is being done ("step 3: probe: 512 of 1,024
-        samples"); ``total`` 0: how far is not known (it moves, its text says what)."""
+        samples"), and the time left once the pace is known; ``total`` 0: how far is not
+        known (it moves, its text says what)."""
         self.progress_bar.setRange(0, max(total, 0))
         self.progress_bar.setValue(done)
-        self.progress_bar.setFormat(what if total <= 0 else (f"{what} · %p%" if what else "%p%"))
-        self.progress_bar.setToolTip(what)
+        left = self.time_left.update(done, total, what)
+        tail = "" if total <= 0 else " · ".join(p for p in ("%p%", left) if p)
+        # one line: the phase is shortened to leave the percentage and the time left whole
+        metrics = self.progress_bar.fontMetrics()
+        room = self.progress_bar.width() - 12 - metrics.horizontalAdvance(
+            tail.replace("%p%", "100%") + (" · " if tail and what else ""))
+        short = metrics.elidedText(what, QtCore.Qt.TextElideMode.ElideRight, max(room, 0))
+        self.progress_bar.setFormat(" · ".join(p for p in (short, tail) if p))
+        self.progress_bar.setToolTip(" · ".join(p for p in (what, left) if p))
 
     def _on_result(self, update) -> None:
         """A worker's Update: a file job's answer, or what to show (``shown.apply``)."""
