@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtGui
 
-from protoview.present import StepRequest
+from protoview.present import KMeansRequest, StepRequest
 
 
 def _step(qtbot, w, request) -> None:
@@ -41,6 +41,18 @@ def test_presentation_names_the_run_keeps_the_legend_small_and_outlines_light(op
     assert share <= 0.15, f"the legend covers {share:.0%} of the map"
     labels = [label.text for _s, label in view.legend.items]
     assert any("named on its star" in t for t in labels) and "0" not in labels
+    # coloured by k-means groups: one line too, the groups are named on their triangles
+    with qtbot.waitSignal(w.worker.result, timeout=5000,
+                          check_params_cb=lambda r: r.kind == "kmeans" and not r.partial):
+        w.submit(KMeansRequest(k=10))
+    w.set_color_mode("assignment")
+    legend = view.legend.boundingRect()
+    share = legend.width() * legend.height() / (view.width() * view.height())
+    assert share <= 0.15, f"the legend covers {share:.0%} of the map"
+    labels = [label.text for _s, label in view.legend.items]
+    assert any("named on its triangle" in t for t in labels), labels
+    assert not any(t.startswith("P0") for t in labels)
+    w.set_color_mode("label")
     # outlines in the dark theme's light colour; dots no larger than 1.2 x their size
     pen = view.items["centers"].opts["pen"]
     assert QtGui.QColor(pen.color()).lightness() > 200

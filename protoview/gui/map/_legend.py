@@ -79,7 +79,8 @@ class MapLegend:
             legend.addItem(_ScaledSample(dummy, scale), text)
 
         grey = pg.mkBrush("#9a9a9a")
-        add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
+        if not view.compact_legend:  # a talk: a dot is a sample, the row is not worth its room
+            add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
         for name, label in (("centers", "class centers"), ("proxies", "proxies"),
                             ("prototypes", "prototypes")):
             n = len(items[name].data)
@@ -104,10 +105,16 @@ class MapLegend:
             return _versus_entries(view, pal)
         if mode == "assignment" and state.assignment is None:
             return [(pal.brush(-1), "no assignment yet (run k-means)")]
-        if view.compact_legend and mode in ("label", "prediction") and view.show_names:
-            # a talk: the classes are named on their stars; one line instead of one per class
-            what = "true class" if mode == "label" else "predicted class"
-            return [(None, f"colour: {what}, named on its star")]
+        if view.compact_legend and view.show_names:
+            # a talk: the classes are named on their stars, the groups on their prototypes'
+            # triangles; one line instead of one per class or group
+            if mode in ("label", "prediction"):
+                what = "true class" if mode == "label" else "predicted class"
+                return [(None, f"colour: {what}, named on its star")]
+            if mode == "assignment" and view.assignment_target == "classes":
+                return [(None, "colour: assigned class, named on its star")]
+            if mode == "assignment" and view.items["prototypes"].isVisible():
+                return [(None, "colour: group, named on its triangle")]
         codes = np.unique(sample_codes(state, mode))
         codes = codes[codes >= 0]
         if codes.size > MAX_LEGEND_CLASSES:
