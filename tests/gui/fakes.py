@@ -204,3 +204,17 @@ class FakeSession:
         snap.metrics["source_accuracy"] = float(self.source_accuracy)
         snap.timeline = [dict(f) for f in self.timeline]
         return snap
+
+
+def answer_the_export_dialog(monkeypatch, path, file_filter: str, what: str) -> None:
+    """The file dialog answers ``path`` with ``file_filter`` chosen, and asking for a
+    pixel width fails the test (``what``, e.g. "an SVG", has none)."""
+    from PySide6 import QtWidgets
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(path), file_filter))
+
+    def no_width(*_a, **_k):
+        raise AssertionError(f"{what} has no pixel width to ask for")
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getInt", no_width)

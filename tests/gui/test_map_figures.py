@@ -26,7 +26,7 @@ from PySide6 import QtCore, QtGui
 
 from protoview.gui.map import EmbeddingView
 from protoview.gui.window._export import export_map
-from tests.gui.fakes import random_state
+from tests.gui.fakes import answer_the_export_dialog, random_state
 
 CAPTION = "tsd · step 3 · accuracy 80.0%"
 WIDTH = 640
@@ -247,8 +247,6 @@ def test_dark_theme_export_follows_the_theme(figure_view, tmp_path):
 def test_file_menu_exports_a_pdf(opened, monkeypatch, tmp_path):
     """File → Export map PNG/SVG/PDF…: the PDF filter adds .pdf to a bare name and asks no
     width; the window's export_map writes a PDF; a wrong suffix is refused, naming .pdf."""
-    from PySide6 import QtWidgets
-
     from protoview.errors import SnapshotError
     from protoview.gui.window._menus import file_dialog_filter
 
@@ -256,14 +254,7 @@ def test_file_menu_exports_a_pdf(opened, monkeypatch, tmp_path):
     assert "*.pdf" in file_dialog_filter("map")
     action = w.menus.actions["export_map"]
     assert action.text() == "Export map PNG/SVG/PDF…"
-    path = tmp_path / "figure"
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(path), "PDF document (*.pdf)"))
-
-    def no_width(*_a, **_k):
-        raise AssertionError("a PDF has no pixel width to ask for")
-
-    monkeypatch.setattr(QtWidgets.QInputDialog, "getInt", no_width)
+    answer_the_export_dialog(monkeypatch, tmp_path / "figure", "PDF document (*.pdf)", "a PDF")
     action.trigger()
     pdf = tmp_path / "figure.pdf"
     assert w.status_label.text() == f"map exported: {pdf}"

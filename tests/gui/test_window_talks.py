@@ -9,6 +9,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.core.neighbors import feature_neighbors
+from tests.gui.fakes import answer_the_export_dialog
 
 
 def _wait_result(qtbot, w, kind: str, timeout: int = 5000):
@@ -39,13 +40,7 @@ def test_svg_export_writes_a_file_that_opens(opened, qtbot, tmp_path, monkeypatc
 
     w = opened
     path = tmp_path / "map.svg"
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(path), "SVG drawing (*.svg)"))
-
-    def no_width(*_a, **_k):
-        raise AssertionError("an SVG has no pixel width to ask for")
-
-    monkeypatch.setattr(QtWidgets.QInputDialog, "getInt", no_width)
+    answer_the_export_dialog(monkeypatch, path, "SVG drawing (*.svg)", "an SVG")
     w.choose_export_map()
     assert w.status_label.text() == f"map exported: {path}"
     renderer = QtSvg.QSvgRenderer(str(path))
