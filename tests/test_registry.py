@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from protoview.cli import main
-from protoview.core.adapt.base import Adapter
+from protoview.core.adapt.baselines import NoAdapt
 from protoview.core.adapt.params import Param, checked
 from protoview.core.adapt.registry import (
     compare_method_names,
@@ -30,7 +30,7 @@ from protoview.errors import ParameterError
 from tests._tta_models import batches, tiny_model
 
 
-class Dummy(Adapter):
+class Dummy(NoAdapt):
     """The source model's logits times ``scale``: the same predictions as ``none``."""
 
     method = "dummy"
@@ -45,14 +45,9 @@ class Dummy(Adapter):
         super().__init__(model)
         self.scale, self.note = checked(self.params, scale=scale, note=note)
 
-    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self._features(x)[1]
-
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.model.eval()
-        z = self.model.featurizer(x)
-        return z, self.model.classifier(z) * self.scale
+        z, logits = super()._features(x)
+        return z, logits * self.scale
 
 
 @pytest.fixture

@@ -173,12 +173,13 @@ class RunOverlay:
                 line.label.setFormat(text)
             else:
                 line.setVisible(False)
-        self._fit_names()
+        self._fit_names(rows=(lines,))
 
-    def _fit_names(self, *_args) -> None:
+    def _fit_names(self, *_args, rows=None) -> None:
         """Each mark's name beside its line where it is whole and covers no other name of
         its row: on the line's right, else its left, else not shown (marks closer than
-        their names, many passes on a long run); the lines all stay."""
+        their names, many passes on a long run); the lines all stay. ``rows``: the rows of
+        marks to fit (default both; a view change moves both)."""
         view = self.plot.getViewBox()
         (x0, x1), _y = view.viewRange()
         width = view.width()
@@ -186,7 +187,7 @@ class RunOverlay:
             return
         scale = width / (x1 - x0)
         metrics = QtGui.QFontMetricsF(self.font)
-        for lines in (self.lines, self.pass_lines):
+        for lines in rows or (self.lines, self.pass_lines):
             end = -np.inf  # the right end of the last name placed in this row
             for line in sorted((ln for ln in lines if ln.isVisible()), key=lambda ln: ln.value()):
                 label = line.label
@@ -203,8 +204,10 @@ class RunOverlay:
                 if side is None:
                     label.setVisible(False)
                     continue
-                bottom = label.anchors[0][1]
-                label.anchors = [(side, bottom), (side, bottom)]
+                anchors = [(side, label.anchors[0][1])] * 2
+                if label.isVisible() and label.anchors == anchors:
+                    continue  # as it was: the label follows the view by itself
+                label.anchors = anchors
                 label.setVisible(True)  # places it (and takes a text set while hidden)
 
     def mark_texts(self) -> list[str]:
