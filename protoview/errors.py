@@ -59,3 +59,11 @@ class ParameterError(ProtoviewError):
 
 class CancelledError(Exception):
     """Raised inside a long job when its cancel token was set."""
+
+
+def is_cancelled(cancel) -> bool:
+    """Whether a job's cancel token is set: None (never), a ``threading.Event`` or a
+    callable returning True."""
+    if cancel is None:
+        return False
+    return bool(cancel.is_set() if hasattr(cancel, "is_set") else cancel())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from protoview.core import projection as P
-from protoview.core.state import compute_geometry, joint_embedding, joint_vectors
+from protoview.core.state import compute_geometry
 
 C = 8
 
@@ -77,7 +77,7 @@ def test_stratified_subsample_function():
 
 def test_placed_points_land_in_their_class(large, blobs):
     x, lab, means = blobs
-    assert np.isfinite(joint_embedding(large)).all()
+    assert np.isfinite(large.joint_embedding()).all()
     acc_large = _centroid_accuracy(large)
     px, pc = _proxies(means)
     full = compute_geometry(x, lab, proxies=px, proxy_classes=pc, seed=3)
@@ -98,7 +98,7 @@ def test_large_map_is_deterministic(large, blobs):
     again = compute_geometry(x, lab, proxies=px, proxy_classes=pc, prototypes=x[:5] * 1.01,
                              max_map_points=500, seed=3)
     np.testing.assert_array_equal(again.map_fitted, large.map_fitted)
-    np.testing.assert_array_equal(joint_embedding(again), joint_embedding(large))
+    np.testing.assert_array_equal(again.joint_embedding(), large.joint_embedding())
 
 
 def test_below_threshold_is_unchanged(blobs, monkeypatch):
@@ -107,7 +107,7 @@ def test_below_threshold_is_unchanged(blobs, monkeypatch):
     plain = P.fit_map(np.concatenate([x, compute_geometry(x, lab, with_map=False).centers]),
                       seed=1)
     state = compute_geometry(x, lab, seed=1, max_map_points=10_000)
-    np.testing.assert_array_equal(joint_embedding(state), plain.embedding)
+    np.testing.assert_array_equal(state.joint_embedding(), plain.embedding)
     assert state.map_fitted is None and "map_fitted_points" not in state.metrics
     # the environment variable is the override when no argument is given
     monkeypatch.setenv("PROTOVIEW_MAX_MAP_POINTS", "300")
@@ -124,13 +124,13 @@ def test_update_of_a_large_map_is_anchored(large, blobs):
     x2[:100] += 0.5 * np.random.default_rng(1).normal(size=(100, x.shape[1])).astype(np.float32)
     upd = compute_geometry(
         x2, lab, proxies=px, proxy_classes=pc, prototypes=x[:5] * 1.01, max_map_points=500,
-        seed=3, previous_embedding=joint_embedding(large), anchor_vectors=joint_vectors(large),
+        seed=3, previous_embedding=large.joint_embedding(), anchor_vectors=large.joint_vectors(),
         previous_knn=large.map_knn,
     )
     np.testing.assert_array_equal(upd.map_fitted, large.map_fitted)
     held = upd.map_held
-    assert held.shape == (len(joint_vectors(large)),) and held.sum() > 300
-    emb0, emb1 = joint_embedding(large), joint_embedding(upd)
+    assert held.shape == (len(large.joint_vectors()),) and held.sum() > 300
+    emb0, emb1 = large.joint_embedding(), upd.joint_embedding()
     np.testing.assert_array_equal(emb1[held], emb0[held])
     assert P.layout_drift(emb0, emb1, np.arange(len(emb0)) >= 100) < 0.02
     assert _centroid_accuracy(upd) > 0.95

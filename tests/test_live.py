@@ -15,7 +15,6 @@ from protoview.core.adapt.registry import make_adapter
 from protoview.core.adapt.run import AdaptRun, stratified_order
 from protoview.core.model import SplitModel
 from protoview.core.session import OpenRequest, RefreshRequest, Session, StepRequest
-from protoview.core.state import joint_embedding
 from protoview.errors import CancelledError, ParameterError
 
 CLASSES = 3
@@ -297,7 +296,7 @@ def test_chunks_or_one_piece_give_the_same_features_and_the_same_map() -> None:
     for chunked in (True, False):
         session = Session.open(OpenRequest(checkpoint="demo:cosine", data="demo:noise:3"))
         session.step(StepRequest(method="tsd", n_steps=2, live=True, probe_size=0))
-        start, anchors = joint_embedding(session.state), session.map.anchors.copy()
+        start, anchors = session.state.joint_embedding(), session.map.anchors.copy()
         if chunked:
             while session.refresh_pending:
                 session.live.refresh.advance(max_batches=1)
@@ -308,7 +307,7 @@ def test_chunks_or_one_piece_give_the_same_features_and_the_same_map() -> None:
     np.testing.assert_array_equal(start_a, start_b)
     np.testing.assert_array_equal(anchors_a, anchors_b)
     assert np.array_equal(a.features, b.features) and np.array_equal(a.logits, b.logits)
-    np.testing.assert_array_equal(joint_embedding(a), joint_embedding(b))
+    np.testing.assert_array_equal(a.joint_embedding(), b.joint_embedding())
 
 
 def test_steps_that_are_not_live_refresh_exactly_and_estimate_every_step(session) -> None:

@@ -137,11 +137,11 @@ def test_update_holds_unchanged_points_and_moves_changed_ones():
 def test_slow_drift_adds_up_against_the_anchor():
     """Many tiny moves, each below the hold threshold, still move the point once they
     add up, because the session compares with the anchor, not the previous step."""
-    from protoview.core.state import compute_geometry, joint_vectors
+    from protoview.core.state import compute_geometry
 
     x, labels = _blobs(300)
     state = compute_geometry(x, labels, seed=0)
-    anchors = joint_vectors(state)
+    anchors = state.joint_vectors()
     target = x[labels == labels[-1]].mean(0)
     start = state.embedding[0].copy()
     cur = x.copy()
@@ -151,7 +151,7 @@ def test_slow_drift_adds_up_against_the_anchor():
                                state.proxies_embedding, state.prototypes_embedding])
         state = compute_geometry(cur, labels, seed=0, previous_embedding=prev,
                                  anchor_vectors=anchors)
-        joint = joint_vectors(state)
+        joint = state.joint_vectors()
         anchors = np.where(state.map_held[:, None], anchors, joint)
     assert np.linalg.norm(state.embedding[0] - start) > 0.1 * np.ptp(state.embedding, axis=0).max()
 

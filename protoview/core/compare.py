@@ -159,12 +159,8 @@ def method_params(entries: Sequence[str], params: Mapping[str, Mapping[str, Any]
             if "variant" not in accepted:
                 raise ParameterError("methods", f"{name} has no variants (in {entry!r})")
             chosen["variant"] = variant
-        for key, value in params.get(entry, {}).items():
-            if key not in accepted:
-                raise ParameterError(key, f"not a parameter of {name!r} (accepted: "
-                                          f"{', '.join(accepted) or 'none'})")
-            chosen[key] = value
-        check_params(name, **chosen)
+        chosen.update(params.get(entry, {}))
+        check_params(name, **chosen)  # a parameter the method does not take, a bad value
         out[entry] = chosen
     unused = sorted(set(shared) - used)
     if unused:

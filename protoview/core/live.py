@@ -36,7 +36,7 @@ import numpy as np
 from protoview.core.requests import StepRequest
 from protoview.core.runs import HistoryRow, RunRecord
 from protoview.core.state import GeometryState, timeline_frame
-from protoview.errors import CancelledError
+from protoview.errors import CancelledError, is_cancelled
 
 Progress = Callable[[int, int], None] | None
 #: ``detail(done, total, text)``: the phase being done, how far (``text`` for people)
@@ -164,7 +164,7 @@ class LiveRun:
         total = req.n_steps if req.n_steps > 0 else self.steps_left_in_pass()
         chunk = req.record_every if req.record_every > 0 else total
         for done in range(total):
-            if cancel is not None and cancel():
+            if is_cancelled(cancel):
                 raise CancelledError(f"cancelled after {done} of {total} steps")
             tell = _teller(detail, done, total, len(self.history) + 1)
             tell(done, total, f"adapting on {self.next_batch_size()} images")

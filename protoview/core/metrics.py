@@ -150,10 +150,8 @@ def _hungarian_accuracy(assignments: np.ndarray, labels: np.ndarray) -> float:
     """
     clusters, cluster_idx = np.unique(assignments, return_inverse=True)
     classes, class_idx = np.unique(labels, return_inverse=True)
-    table = np.zeros((clusters.size, classes.size), dtype=np.int64)
-    np.add.at(table, (cluster_idx, class_idx), 1)
-    rows, cols = linear_sum_assignment(table, maximize=True)
-    return float(table[rows, cols].sum() / labels.size)
+    matched = match_groups_to_classes(cluster_idx, class_idx, clusters.size, classes.size)
+    return float(np.mean(matched[cluster_idx] == class_idx))
 
 
 def match_groups_to_classes(groups: Any, labels: Any, n_groups: int, n_classes: int) -> np.ndarray:

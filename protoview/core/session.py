@@ -274,15 +274,6 @@ class Session:
             self.device = "cpu"  # the GPU failed: the rest of the session runs on the CPU
         return features
 
-    def input_preview(self, index: int = 0):
-        """Sample ``index`` as stored and as the model sees it, with its preprocessing:
-        (thumbnail uint8, model input as uint8 pixels, (min, max) of the input's values, the
-        transform's description), or None for precomputed features."""
-        if self.is_feature_file or not hasattr(self.dataset, "preview"):
-            return None
-        thumb, seen, (low, high) = self.dataset.preview(int(index))
-        return thumb, seen, (low, high), self.dataset.transform.describe()
-
     # ------------------------------------------------------------------ adaptation
     def step(self, req: StepRequest, progress: Progress = None,
              cancel: Cancel = None) -> GeometryState:

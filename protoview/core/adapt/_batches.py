@@ -38,12 +38,6 @@ def count_correct(predictions: np.ndarray, labels: np.ndarray) -> tuple[int, int
     return int((predictions[known] == labels[known]).sum()), int(known.sum())
 
 
-def is_cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set() if hasattr(cancel, "is_set") else cancel())
-
-
 def batch_bounds(n: int, b: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive batches of ``b`` over ``n`` samples; a last batch of
     one sample is merged into the one before (train-mode BatchNorm cannot normalise one)."""

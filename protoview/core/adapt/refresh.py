@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from protoview.core.adapt.run import AdaptRun, StepRecord
-from protoview.errors import CancelledError, ParameterError
+from protoview.errors import CancelledError, ParameterError, is_cancelled
 
 UNTIL = ("all", "probe")
 
@@ -226,7 +226,7 @@ class ProgressiveRefresh:
                 break
             if ran and seconds is not None and time.perf_counter() - started >= seconds:
                 break
-            if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
+            if is_cancelled(cancel):
                 raise CancelledError(f"refresh of step {self.step} paused after {ran} batches")
             idx, z, out, y = self.run.batch_features(number)
             self._own()

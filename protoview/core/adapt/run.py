@@ -52,13 +52,18 @@ from protoview.core.accel import (
 from protoview.core.adapt._batches import (
     batch_bounds,
     count_correct,
-    is_cancelled,
     read_batch,
     stratified_order,
 )
 from protoview.core.adapt.base import Adapter, AdapterSnapshot
 from protoview.core.adapt.stream import StreamSpec, first_positions, parse_stream, stream_order
-from protoview.errors import CancelledError, DatasetError, ParameterError, ProtoviewError
+from protoview.errors import (
+    CancelledError,
+    DatasetError,
+    ParameterError,
+    ProtoviewError,
+    is_cancelled,
+)
 
 Progress = Callable[[int, int], None]
 

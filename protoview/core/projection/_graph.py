@@ -11,17 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from protoview.errors import CancelledError, ParameterError
+from protoview.errors import CancelledError, ParameterError, is_cancelled
 
 _BOX = 10.0
 Progress = Callable[[int, int], None] | None
 _EPOCH_HOOK = threading.local()
-
-
-def _is_cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set() if hasattr(cancel, "is_set") else cancel())
 
 
 def _epoch_iter(iterable, **_tqdm_kwargs) -> Iterator:
@@ -45,7 +39,7 @@ def _watch_epochs(progress: Progress, cancel: Any):
         layouts.tqdm = _epoch_iter  # umap-learn's only use of tqdm there is the epoch loop
 
     def hook(i: int, total: int) -> None:
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise CancelledError("the map was cancelled")
         if progress is not None:
             progress(i, total)
@@ -58,7 +52,7 @@ def _watch_epochs(progress: Progress, cancel: Any):
 
 
 def _check(cancel: Any) -> None:
-    if _is_cancelled(cancel):
+    if is_cancelled(cancel):
         raise CancelledError("the map was cancelled")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protoview.core.projection._graph import unit_rows
+from protoview.core.projection._graph import _to_box, unit_rows
 
 #: Rows used to find the components (all of them are projected).
 PREVIEW_FIT_ROWS = 20_000
@@ -27,7 +27,4 @@ def preview_layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
         xy = (x - mean) @ vt[:2].T
     else:
         xy = np.zeros((n, 2))
-    xy = np.nan_to_num(xy)
-    low, span = xy.min(axis=0), np.ptp(xy, axis=0)
-    span[span == 0] = 1.0
-    return (10.0 * (xy - low) / span).astype(np.float32)
+    return _to_box(np.nan_to_num(xy))[0].astype(np.float32)

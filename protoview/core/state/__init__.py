@@ -16,8 +16,6 @@ from protoview.core.state._compute import (
     centers_block,
     compute_geometry,
     geometry_metrics,
-    joint_embedding,
-    joint_vectors,
     layout_with_new_prototypes,
     place_joint,
     prediction_statistics,
@@ -33,7 +31,7 @@ from protoview.core.state._snapshot import (
 
 __all__ = [
     "BLOCKS", "GeometryState", "JointRows", "PlacedMap", "build_state", "centers_block",
-    "compute_geometry", "frame_state", "geometry_metrics", "joint_embedding", "joint_vectors",
+    "compute_geometry", "frame_state", "geometry_metrics",
     "labels_known", "layout_with_new_prototypes", "place_joint", "prediction_statistics",
     "state_from_snapshot", "state_to_snapshot", "timeline_frame", "timeline_states",
 ]

@@ -228,15 +228,6 @@ def _codes(codes: np.ndarray | None) -> np.ndarray:
     return np.zeros(0, np.int64) if codes is None else np.asarray(codes, np.int64)
 
 
-def joint_vectors(state: GeometryState) -> np.ndarray:
-    """The (N + C + M + K, D) vectors in the order :func:`compute_geometry` embeds them."""
-    return state.joint_vectors()
-
-
-def joint_embedding(state: GeometryState) -> np.ndarray:
-    """The (N + C + M + K, 2) layout in the order :func:`compute_geometry` embeds it."""
-    return state.joint_embedding()
-
 
 def layout_with_new_prototypes(
     state: GeometryState, prototypes: np.ndarray, anchors: np.ndarray | None
