@@ -342,3 +342,26 @@ def test_kmeans_waits_for_the_current_models_features(session) -> None:
     assert not session.refresh_pending and state.metrics["refreshed"] == 1.0
     np.testing.assert_array_equal(state.features, session.live.run.features_all()[0])
     assert RefreshRequest() == RefreshRequest()  # a plain, frozen request
+
+
+def test_a_refresh_slice_and_a_live_step_can_be_cancelled_while_their_map_is_drawn(session) -> None:
+    """The map of a refresh slice or of a live step stops between its epochs when the job
+    is cancelled (it did before the live run had an owner of its own; then it could not
+    be stopped until the map was done), and a cancelled map changes nothing."""
+    session.reset()
+    list(session.run(StepRequest(method="tsd", n_steps=1, live=True, probe_size=0)))
+    before, frames = session.state, len(session.live.timeline)
+
+    def in_the_map() -> bool:  # False while the features refresh, True once the map is drawn
+        return session.live.refresh.fraction > 0
+
+    with pytest.raises(CancelledError):
+        session.refresh_some(seconds=0.0, cancel=in_the_map)
+    assert session.state is before and len(session.live.timeline) == frames
+    state = session.refresh_some(seconds=0.0)  # not cancelled: the slice's map
+    assert state is not before and state.metrics["refreshed"] > 0
+    steps = len(session.history)
+    with pytest.raises(CancelledError):  # after the step, in its map
+        list(session.run(StepRequest(method="tsd", n_steps=1, live=True, probe_size=0),
+                         cancel=lambda: len(session.history) > steps))
+    assert session.state is state and len(session.live.timeline) == frames

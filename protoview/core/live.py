@@ -103,7 +103,7 @@ class LiveRun:
     """
 
     def __init__(self, request: StepRequest, model: Any, dataset: Any, known: Any, number: int,
-                 draw: Callable[[Any], GeometryState]) -> None:
+                 draw: Callable[..., GeometryState]) -> None:
         from protoview.core.adapt import AdaptRun
         from protoview.core.adapt.refresh import ProgressiveRefresh
         from protoview.core.adapt.registry import make_adapter
@@ -178,14 +178,14 @@ class LiveRun:
                 yield from self._live_step(last, cancel, tell)
             elif last or (done + 1) % chunk == 0:
                 self._advance("all", cancel, tell)
-                self._show(append_frame=True)
+                self._show(append_frame=True, cancel=cancel)
                 yield StepEvent("step", partial=not last)
             else:  # the probe, or at a pass end the exact number of the pass
                 self._advance("all" if self.at_pass_end else "probe", cancel, tell)
 
     def _live_step(self, last: bool, cancel: Cancel,
                    tell: Callable[[int, int, str], None]) -> Iterator[StepEvent]:
-        state = self._show(append_frame=True)  # the pixels first: the step's batch moved
+        state = self._show(append_frame=True, cancel=cancel)  # the pixels first: the batch moved
         until = "all" if self.at_pass_end else "probe"
         more = self.refresh_pending if until == "all" else self.probe_pending
         yield StepEvent("step", partial=more or not last, followed=more)
@@ -193,7 +193,7 @@ class LiveRun:
             return
         self._advance(until, cancel, tell)
         if self.refresh.complete:  # the probe held every sample, or the pass ended
-            self._show()
+            self._show(cancel=cancel)
             yield StepEvent("step", partial=not last)
         else:  # the estimate only: the refresh slices move the map
             self._describe_probe(state)
@@ -211,7 +211,8 @@ class LiveRun:
         t0, left = time.perf_counter(), self._stale()
         self.refresh.advance(until=until, seconds=seconds, cancel=cancel)
         self._note_accuracy()
-        return self._show(self.features(time.perf_counter() - t0, left - self._stale()))
+        return self._show(self.features(time.perf_counter() - t0, left - self._stale()),
+                          cancel=cancel)
 
     def complete(self, progress: Progress = None, cancel: Cancel = None) -> Any:
         """Every sample refreshed to the current model; returns the features (a
@@ -223,7 +224,7 @@ class LiveRun:
 
     def show_complete(self, progress: Progress = None, cancel: Cancel = None) -> GeometryState:
         """The exact map of the current model (the rest of the refresh, then one map)."""
-        return self._show(self.complete(progress, cancel))
+        return self._show(self.complete(progress, cancel), cancel=cancel)
 
     def features(self, seconds: float = 0.0, computed: int = 0) -> Any:
         """The run's features as they are now (a FeatureResult; not all fresh while a
@@ -241,8 +242,8 @@ class LiveRun:
     def describe(self, state: GeometryState) -> None:
         """What the map of the run shows, in ``state.metrics``: ``map_step`` and
         ``refreshed``; the probe's estimate; ``accuracy`` only when every sample holds the
-        current model's features. The run's record keeps the map's predictions. Called by
-        the session for every map drawn while the run is current."""
+        current model's features. The run's record keeps the map's predictions. Called for
+        every map the run draws (:meth:`_show`)."""
         state.metrics["map_step"] = float(self.step)
         state.metrics["refreshed"] = self.refresh.fraction
         if not self.refresh.complete:
@@ -282,10 +283,13 @@ class LiveRun:
         start, stop = self.run.batch_bounds(position)
         return stop - start
 
-    def _show(self, features: Any = None, append_frame: bool = False) -> GeometryState:
-        """Draw the run's features (``features``, default: as they are now; the session
-        describes the map, see :meth:`describe`) and keep it as the current step's frame."""
-        state = self._draw(self.features() if features is None else features)
+    def _show(self, features: Any = None, append_frame: bool = False,
+              cancel: Cancel = None) -> GeometryState:
+        """Draw the run's features (``features``, default: as they are now), describe the
+        map (:meth:`describe`) and keep it as the current step's frame. ``cancel`` stops
+        the map between epochs (a cancelled draw changes nothing)."""
+        state = self._draw(self.features() if features is None else features, cancel=cancel)
+        self.describe(state)
         self._record_frame(state, append_frame)
         return state
 

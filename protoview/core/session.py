@@ -260,8 +260,6 @@ class Session:
             method="none" if run is None else run.method, params=params,
             **preprocess_attrs(self.dataset),
         )
-        if self.live is not None:
-            self.live.describe(state)
 
     def _source_features(self, progress: Progress, cancel: Cancel) -> Any:
         from protoview.core.features import extract_features, precomputed_features
