@@ -243,13 +243,6 @@ class Shown:
             return None
         return replace(self.snapshot_state, predictions=self.source_predictions)
 
-    @property
-    def assignment_target(self) -> str:
-        """What the map's assignment codes are: ``prototypes`` (groups coloured by the class
-        they match) or ``classes`` (Sinkhorn to proxies / centers)."""
-        target = getattr(self.state, "assignment_target", "prototypes")
-        return "prototypes" if target == "prototypes" else "classes"
-
     def freshness(self) -> str:
         """The map's label: which step it shows and how much is refreshed ("" for a
         snapshot's own state and the source model)."""

@@ -12,7 +12,14 @@ import pyqtgraph as pg
 
 from protoview.gui.map import _density as density
 from protoview.gui.map._items import move_points, recolor_points
-from protoview.gui.map._palette import Palette, class_colors, entropy_colors, group_colors
+from protoview.gui.map._palette import (
+    CORRECT_COLOR,
+    WRONG_COLOR,
+    Palette,
+    class_colors,
+    entropy_colors,
+    group_colors,
+)
 from protoview.present import derive
 from protoview.present.derive import ENTROPY_BINS, VERSUS_MODE
 
@@ -20,7 +27,7 @@ _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "pr
 #: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey):
 #: each at least 3:1 against the light, dark and presentation backgrounds (the light grey
 #: was #cfcfcf, 1.6:1 on white), the two greys 1.9:1 apart
-VERSUS_COLORS = ("#2ca02c", "#d62728", "#949494", "#666666")
+VERSUS_COLORS = (CORRECT_COLOR, WRONG_COLOR, "#949494", "#666666")
 LAYERS = ("samples", "centers", "proxies", "prototypes")
 _MAX_PALETTES = 32
 
@@ -125,11 +132,11 @@ class MapLayers:
         return self._members[key]
 
     # ---------------------------------------------------------------- drawing
-    def show_positions(self, pos: dict, full: bool = False) -> None:
+    def show_positions(self, pos: dict) -> None:
         """Move every layer's points to ``pos`` (restyled when the samples changed)."""
         items = self.items
         dense = self.view.dense
-        if full or (not dense and len(items["samples"].data) != len(pos["samples"])):
+        if not dense and len(items["samples"].data) != len(pos["samples"]):
             self.apply_styles(pos)
         else:
             if not dense:  # the density image was drawn by apply_styles (no animation there)
@@ -198,7 +205,7 @@ def _palette_colors(key: tuple) -> list[str]:
     if key[0] == "entropy":
         return entropy_colors(ENTROPY_BINS)
     if key[0] == "correctness":
-        return ["#d62728", "#2ca02c"]
+        return [WRONG_COLOR, CORRECT_COLOR]
     if key[0] == "versus":
         return list(VERSUS_COLORS)
     if key[0] == "groups":

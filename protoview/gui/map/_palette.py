@@ -107,10 +107,6 @@ class Palette:
     def brush(self, code: int) -> QtGui.QBrush:
         return self._brushes[self._index(np.array([code]))[0]]
 
-    def unique_brushes(self) -> int:
-        """How many distinct brush objects this palette can hand out (for tests)."""
-        return len(self._brushes) + len(self._dim)
-
 
 def group_colors(matched: np.ndarray, n_classes: int) -> list[str]:
     """Colours of groups (prototypes, clusters): a group matched to class c

@@ -147,8 +147,6 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.glide.jump(targets)  # styles above already placed the points
         if first or (self.follow and self._moved_out(targets)):
             self.fit_view(targets)
-        if self.selection.size and (old is None or len(old.embedding) != len(state.embedding)):
-            self._update_selection(np.zeros(0, np.int64))  # other samples: none selected
 
     def fit_view(self, targets: dict | None = None) -> None:
         """Frame every shown point, leaving room at the top for the legend. The view keeps
@@ -346,7 +344,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.marks.update(self._current_positions())
 
     def class_name(self, c: int) -> str:
-        return self.class_names[c] if 0 <= c < len(self.class_names) else str(c)
+        return derive.class_name(self.class_names, c)
 
     def num_classes(self) -> int:
         """How many classes the state names (labels, predictions, centers, proxies)."""

@@ -196,11 +196,9 @@ class AdaptPanel(QtWidgets.QGroupBox):
             if costly else "")
         self.probe_note.setVisible(costly)
 
-    # the shown method's controls, by their former names (None when it has none)
+    # the shown method's controls the scripts and tests read by name (None when it has
+    # none; the others: params_form.widget(name)). Not "update": QWidget.update repaints
     lr = _param_control("lr")
-    filter_k = _param_control("filter_K")
-    lam = _param_control("lam")
-    update = _param_control("update")
     variant = _param_control("variant")
 
     def request(self, n_steps: int) -> StepRequest:

@@ -129,24 +129,12 @@ class MethodParamsForm(QtWidgets.QWidget):
         for label in labels:
             label.setMinimumWidth(width)
 
-    def methods(self) -> tuple[str, ...]:
-        """The methods this form has a page for."""
-        return tuple(self._pages)
-
-    def method(self) -> str:
-        """The method whose controls are shown."""
-        return self._method
-
     def set_method(self, name: str) -> None:
         """Show ``name``'s controls. Raises ``KeyError`` for a method without a page."""
         if name not in self._pages:
             raise KeyError(f"no controls for method {name!r}")
         self._stack.setCurrentIndex(list(self._pages).index(name))
         self._method = name
-
-    def params(self) -> tuple[Param, ...]:
-        """The shown method's window parameters, in declared order."""
-        return tuple(param for param, _ in self._pages[self._method].values())
 
     def widget(self, name: str) -> QtWidgets.QWidget | None:
         """The control of parameter ``name`` of the shown method (None if it has none)."""

@@ -329,7 +329,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self.runs.set_marks(current.shift_marks() if current is not None else [])
         # where a pass starts, in the current run or in any run drawn beside it (their
         # curves break there too)
-        starts = {*pass_starts(history), *(p for r in runs for p in pass_starts(r.history))}
+        starts = {*pass_starts(history), *(p for r in self.runs.drawn for p in pass_starts(r.history))}
         self.runs.set_passes(sorted(starts))
         end = max(1.0, steps.max() if steps.size else 1.0, largest)
         # room right of the last step: its marker is never cut by the plot's edge

@@ -86,6 +86,7 @@ class RunOverlay:
                  current: list[LegendEntry]) -> None:
         self.plot, self.legend, self.current = plot, legend, list(current)
         self.curves: list[pg.PlotDataItem] = []
+        self.drawn: list = []  # the other runs drawn (the last MAX_RUN_CURVES with steps)
         self.lines: list[pg.InfiniteLine] = []  # shift marks
         self.pass_lines: list[pg.InfiniteLine] = []
         self._legend_key: tuple | None = None
@@ -100,6 +101,7 @@ class RunOverlay:
         """Draw the runs other than ``current`` (their online accuracy); returns the
         largest step drawn. ``visible_current``: which current curves have data."""
         others = [r for r in runs if r.number != current and r.history][-MAX_RUN_CURVES:]
+        self.drawn = others
         while len(self.curves) < len(others):
             curve = self.plot.plot([], [])
             curve.setZValue(-1)  # under the current run

@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6 import QtGui
 
 from protoview.errors import SnapshotError
-from protoview.gui.window._caption import burn_caption, caption_strip_height, with_caption
-from protoview.gui.window._twin import MAX_WIDTH, twin_view
+from protoview.gui.window._caption import with_caption
+from protoview.gui.window._twin import twin_view
 from protoview.gui.window._vector import VECTOR_SUFFIXES, export_vector
 
 SUFFIXES = (".png", *VECTOR_SUFFIXES)
@@ -46,5 +46,4 @@ def export_map(view, path: str, width: int | None = None, caption: str = "") -> 
     return str(path)
 
 
-__all__ = ["MAX_WIDTH", "PNG_WIDTH", "SUFFIXES", "burn_caption", "caption_strip_height",
-           "export_map", "render_map", "with_caption"]
+__all__ = ["PNG_WIDTH", "SUFFIXES", "export_map", "render_map"]

@@ -9,13 +9,13 @@ from pathlib import Path
 from PySide6 import QtWidgets
 
 from protoview.errors import SnapshotError
+from protoview.gui.window._export import SUFFIXES as MAP_SUFFIXES
 from protoview.gui.window._menus import file_dialog_filter
 from protoview.gui.window._open_dialog import OpenDialog
 from protoview.gui.window._replay import export_replay
 from protoview.present import OpenRequest, compute
 
 MAX_RECENT = 8
-MAP_SUFFIXES = (".png", ".svg", ".pdf")  # what File → Export map writes
 SNAPSHOT_SUFFIXES = (".h5", ".hdf5")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 
@@ -70,7 +70,7 @@ class FileActions:
             self, "Export map", "protoview-map.png", file_dialog_filter("map"))
         if not path:
             return
-        if Path(path).suffix.lower() not in MAP_SUFFIXES:
+        if Path(path).suffix.lower() not in MAP_SUFFIXES:  # what File → Export map writes
             path += next((s for s in MAP_SUFFIXES if s[1:] in chosen.lower()), ".png")
         if not path.lower().endswith(".png"):  # a drawing: no pixel width to ask
             self._guarded(lambda: self.export_map(path), f"map exported: {path}")
@@ -142,7 +142,6 @@ class FileActions:
         elif res.kind == "replay_frames":
             path, states = res.payload
             self._guarded(lambda: self._render_replay(path, states), f"replay exported: {path}")
-        self.last_call = res
 
     def show_snapshot(self, snap) -> None:
         """Show a Snapshot object (``shown.show_snapshot``); its timeline (if any) goes to

@@ -295,11 +295,6 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
     def snapshot(self):
         return self.shown.snapshot
 
-    @property
-    def snapshot_base(self):
-        """The shown snapshot's own state (its frames are shown over it)."""
-        return self.shown.snapshot_state
-
     # ------------------------------------------------------------------ settings / close
     def _restore_settings(self) -> None:
         s = self.settings

@@ -88,7 +88,7 @@ def _caption(qimg, state) -> None:
     """Burn "step N · accuracy X%" into the bottom-left corner (the legend holds the top)
     of an exported frame, so a replay shown on its own still says where in the run each
     image is (the numbers of the frame as the window shows it)."""
-    from protoview.gui.window._export import burn_caption
+    from protoview.gui.window._caption import burn_caption
 
     text = f"step {int(state.attrs.get('step', 0))}"
     acc = float(state.metrics.get("accuracy", np.nan))

@@ -177,7 +177,7 @@ class ViewActions:
                                       "the samples by group")
 
     def next_color_mode(self) -> str:
-        modes = [m for m in COLOR_MODES if m in self.available_colour_modes()]
+        modes = list(self.available_colour_modes())  # in COLOR_MODES' order
         i = modes.index(self.shown.colour_mode) if self.shown.colour_mode in modes else -1
         mode = modes[(i + 1) % len(modes)]
         self.set_color_mode(mode)
