@@ -109,3 +109,28 @@ def test_million_points_timing(view, qapp):
     assert set_s < 5.0
     assert paint_ms < 150.0
     assert mode_s < 5.0
+
+
+def test_the_density_image_is_drawn_again_only_when_its_points_or_colours_change(view, monkeypatch):
+    """A highlight, a text size or a theme restyles the map; the image stays (drawing it
+    takes most of a second at 1M samples), and is drawn again for new colours or points."""
+    from protoview.gui.map import _density
+
+    view.density_threshold = 1000
+    view.set_state(random_state(3000, c=5, p=2, k=3, seed=1))
+    draws = []
+    real = _density.draw
+    monkeypatch.setattr(_density, "draw", lambda *a: (draws.append(1), real(*a)))
+    view.highlight("centers", 1)
+    view.clear_highlight()
+    view.set_text_scale(1.5)
+    view.set_text_colors("#dddddd", "#222222")
+    assert draws == []
+    view.set_color_mode("correctness")
+    assert len(draws) == 1
+    view.set_state(random_state(3000, c=5, p=2, k=3, seed=2))
+    assert len(draws) == 2
+    # below the threshold and back: drawn again (the image was cleared)
+    view.set_state(random_state(500, c=5, p=2, k=3))
+    view.set_state(random_state(3000, c=5, p=2, k=3, seed=2))
+    assert len(draws) == 3 and view.items["density"].isVisible()

@@ -132,6 +132,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             if not dense:
                 self.items["density"].setVisible(False)
                 self.items["density"].clear()
+                self.layers.forget_density()
             self.setToolTip(density.tooltip(len(state.embedding)) if dense else "")
             self.hover_card.hide()
         elif dense:
