@@ -364,3 +364,24 @@ def test_focus_and_neighbour_lines(view):
     assert view.focus_index == 4
     view.focus_sample(None)
     assert got[-1] == -1 and len(view.marks["links"].getData()[0] or []) == 0
+
+
+def test_moving_over_the_same_sample_moves_the_card_without_making_it_again(view, qtbot):
+    """The card's text and thumbnail (a file read for an image folder) were made again on
+    every mouse move; over the same sample of the same map the card only follows."""
+    s = random_state(100)
+    view.set_state(s, animate=False)
+    view.autoRange()
+    reads = []
+    view.thumbnail = lambda i: (reads.append(i), np.zeros((8, 8), np.uint8))[1]
+    i = int(np.argmin(np.linalg.norm(s.embedding - s.embedding.mean(axis=0), axis=1)))
+    at = view._vb.mapViewToScene(QtCore.QPointF(*map(float, s.embedding[i])))  # mid-map
+    view._on_mouse_moved(at)
+    first = view.hover_card.pos()
+    view._on_mouse_moved(at + QtCore.QPointF(1, 1))
+    assert reads == [i] and view.hover_card.isVisible()
+    assert view.hover_card.pos() == first + QtCore.QPoint(1, 1)  # it followed the pointer
+    view.set_state(random_state(100, seed=1), animate=False)  # a new map: made again
+    view._on_mouse_moved(view._vb.mapViewToScene(
+        QtCore.QPointF(*map(float, view.state.embedding[i]))))
+    assert reads == [i, i]

@@ -140,6 +140,10 @@ class HoverCard(QtWidgets.QFrame):
             self.image.clear()
             self.image.hide()
         self.adjustSize()
+        self.place(pos)
+
+    def place(self, pos: QtCore.QPoint) -> None:
+        """Show the card as it is beside ``pos`` (inside its parent)."""
         parent = self.parentWidget()
         x = min(pos.x() + 14, max(0, parent.width() - self.width()))
         y = min(pos.y() + 14, max(0, parent.height() - self.height()))

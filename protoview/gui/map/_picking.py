@@ -124,13 +124,27 @@ class PickingMixin:
         widget_pos = self.mapFromScene(scene_pos)
         if glyph is not None:  # a star / diamond / triangle describes itself, not a sample
             self._set_hover(None)
-            self.hover_card.show_at(widget_pos, self.glyph_hover_text(*glyph), None)
+            if not self._card_follows(widget_pos, glyph):
+                self.hover_card.show_at(widget_pos, self.glyph_hover_text(*glyph), None)
             return
         view_pos = self._vb.mapSceneToView(scene_pos)
         index = self.nearest_sample(view_pos.x(), view_pos.y())
         self._set_hover(index)
-        if index is not None:
+        if index is not None and not self._card_follows(widget_pos, ("samples", index)):
             self.show_hover(index, widget_pos)
+
+    def _card_follows(self, widget_pos, what: tuple[str, int]) -> bool:
+        """The card already shows ``what`` of this state: it only follows the pointer (its
+        text, and a folder's thumbnail read from disk, are not made again each move)."""
+        shown = self._hover_card_shows
+        if self.hover_card.isVisible() and shown is not None and shown[0] is self.state \
+                and shown[1] == what:
+            self.hover_card.place(widget_pos)
+            return True
+        self._hover_card_shows = (self.state, what)
+        return False
+
+    _hover_card_shows: tuple | None = None  # (state, (kind, index)) the card was made for
 
     def _set_hover(self, index: int | None) -> None:
         if index is None:
