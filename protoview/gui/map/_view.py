@@ -279,8 +279,10 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         """The run the ``fixed/broken`` mode compares with: its predictions (N,) int64 and
         its name (None: none chosen). Per sample: fixed = right here and wrong there,
         broken = wrong here and right there, else unchanged (right or wrong in both)."""
-        self.versus_predictions = None if predictions is None else np.asarray(predictions, np.int64)
-        self.versus_name = name
+        predictions = None if predictions is None else np.asarray(predictions, np.int64)
+        if predictions is self.versus_predictions and name == self.versus_name:
+            return  # as it is (every result tells the runs again; their predictions are kept)
+        self.versus_predictions, self.versus_name = predictions, name
         if self.state is not None and self.color_mode == VERSUS_MODE:
             self._apply_styles()
 

@@ -116,11 +116,8 @@ class BeforeAfter(QtCore.QObject):
         if self.state is None:
             self.before_title.setText("before: nothing to compare yet")
             return
-        self.view.thumbnail = main.thumbnail
-        self.view.show_names = main.show_names
-        self.view.color_mode = main.color_mode
-        self.view.glyph_scale = main.glyph_scale
-        self.view.text_scale = main.text_scale
+        # its look (colour mode, layers, names, sizes, thumbnails) is set on every map view
+        # by the window (map_views), as the main map's
         self.view.legend.setVisible(False)  # same colours as the legend beside it
         self._drawing = True  # a first state clears the view's selection: not the main one
         try:
@@ -131,19 +128,6 @@ class BeforeAfter(QtCore.QObject):
         self.view.show_focus(main.focus_index)
         self.view.set_neighbors(main.neighbor_indices)
         self.before_title.setText(f"before: {self.title}")
-
-    def sync_style(self) -> None:
-        """Same colour mode, glyph and text sizes, names and layers as the main map."""
-        if not self.on:
-            return
-        main = self.window.view
-        self.view.set_show_names(main.show_names)
-        self.view.glyph_scale = main.glyph_scale
-        self.view.text_scale = main.text_scale
-        for name in ("samples", "centers", "proxies", "prototypes"):
-            self.view.set_layer_visible(name, main.layer_visible(name))
-        if self.view.state is not None:
-            self.view.set_color_mode(main.color_mode)
 
     def set_after_title(self, text: str) -> None:
         self.after_title.setText(f"after: {text}")

@@ -90,7 +90,7 @@ class WindowMenus(QtCore.QObject):
         layers = view.addMenu("Layers")
         for number, name in enumerate(LAYERS, start=1):
             act = add(f"layer_{name}", name.capitalize(),
-                      lambda on, n=name: win.view.set_layer_visible(n, on), str(number),
+                      lambda on, n=name: win.set_layer_visible(n, on), str(number),
                       checkable=True)
             act.setChecked(True)
             layers.addAction(act)

@@ -65,7 +65,6 @@ class ViewActions:
         # the "before" title has the unadapted accuracy: the "after" one need not repeat it
         self.compare.set_after_title(derive.caption_text(state))
         self.banner.setText(derive.run_title(state))
-        self.compare.sync_style()
         self.map_label.setText(shown.freshness())
         self.refresh_button.setEnabled(shown.refresh_possible())
         self.selection_label.setText(self.view.selection_summary())
@@ -166,8 +165,8 @@ class ViewActions:
 
     def _show_colour_mode(self, mode: str) -> None:
         self.versus.show_for_mode(mode)
-        self.view.set_color_mode(mode)
-        self.compare.sync_style()
+        for view in self.map_views():
+            view.set_color_mode(mode)
         if self.colour_combo.currentText() != mode:
             self.colour_combo.setCurrentText(mode)
         self.menus.check(f"colour_{mode}")
@@ -209,6 +208,11 @@ class ViewActions:
         for view in self.map_views():
             view.set_select_mode(mode)
         self.map_bar.show_select_mode(mode)
+
+    def set_layer_visible(self, name: str, on: bool) -> None:
+        """Show or hide a layer (samples, centers, proxies, prototypes) on every map."""
+        for view in self.map_views():
+            view.set_layer_visible(name, on)
 
     def set_show_names(self, on: bool) -> None:
         for view in self.map_views():
@@ -294,7 +298,6 @@ class ViewActions:
             self.presentation.enter()
         else:
             self.presentation.leave()
-        self.compare.sync_style()
         return on
 
     def show_banner(self, on: bool) -> None:
