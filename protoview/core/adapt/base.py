@@ -25,7 +25,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from protoview.core.adapt.params import UPDATE_CHOICES, Param
 from protoview.core.heads import head_proxies
+from protoview.core.preprocess import TransformSpec
 from protoview.errors import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from protoview.core.adapt.augment import PixelSpace
 
 
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -266,6 +270,11 @@ class Adapter(ABC):
         self.last_selected: int | None = None
         self.last_features: torch.Tensor | None = None
         self.steps_done = 0
+        #: How the batches were prepared (the dataset's; :class:`AdaptRun` sets it, else the
+        #: checkpoint's): augmenting methods go back to pixels with it (:attr:`pixels`).
+        self.input_transform: TransformSpec | None = getattr(
+            getattr(model, "info", None), "transform", None
+        )
         self._source_state = clone_state(model.state_dict())
         self._source_memory: SupportMemory | None = None
 
@@ -277,6 +286,13 @@ class Adapter(ABC):
     @property
     def device(self) -> torch.device:
         return model_device(self.model)
+
+    @property
+    def pixels(self) -> PixelSpace:
+        """Between this adapter's batches and their pixels in [0, 1] (see ``augment``)."""
+        from protoview.core.adapt.augment import PixelSpace
+
+        return PixelSpace.of(self.input_transform)
 
     # ---- public interface -------------------------------------------------------------
     def step(self, x: torch.Tensor) -> torch.Tensor:

@@ -129,6 +129,8 @@ class AdaptRun:
         stream: StreamSpec | str | None = None,
     ) -> None:
         self.adapter, self.dataset = adapter, dataset
+        if getattr(dataset, "transform", None) is not None:
+            adapter.input_transform = dataset.transform  # what augmenting methods undo
         self.stream = parse_stream(stream)
         self.where = str(getattr(dataset, "name", None) or type(dataset).__name__)
         self.notes: list[str] = []
