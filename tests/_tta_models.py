@@ -44,6 +44,15 @@ def tiny_model(
     return model.eval()
 
 
+def without_norm_layers(model: SplitModel) -> SplitModel:
+    """``model`` with its BatchNorm / GroupNorm / LayerNorm layers replaced by identities."""
+    norms = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+    for i, m in enumerate(model.featurizer):
+        if isinstance(m, norms):
+            model.featurizer[i] = nn.Identity()
+    return model
+
+
 def batches(n: int, size: int = 32, seed: int = 1) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(size, 3, 6, 6, generator=g) * 2 + 0.5 for _ in range(n)]

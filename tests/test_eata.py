@@ -18,7 +18,7 @@ import torch
 from protoview.core.adapt import AdaptRun, make_adapter
 from protoview.core.adapt.eata import EATA
 from protoview.errors import ParameterError
-from tests._tta_models import batches, max_difference, moved, tiny_model
+from tests._tta_models import batches, max_difference, moved, tiny_model, without_norm_layers
 from tests.oracles import eata_reference as authors
 
 CLASSES = 10
@@ -181,7 +181,7 @@ def test_bad_parameters_are_named(name: str, value: object) -> None:
 
 def test_bad_models_and_inputs() -> None:
     with pytest.raises(ParameterError, match="BatchNorm") as info:
-        make_adapter("eata", tiny_model(CLASSES, norm="gn"))
+        make_adapter("eata", without_norm_layers(tiny_model(CLASSES)))
     assert info.value.where == "method"
     adapter = EATA(tiny_model(CLASSES))
     with pytest.raises(ParameterError) as info:

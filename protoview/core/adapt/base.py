@@ -51,11 +51,32 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
 
 
+def affine_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The normalisation layers whose scale and shift entropy methods adapt.
+
+    BatchNorm layers (Tent's choice, the authors' and the TSD repository's); on a model
+    without BatchNorm (a ViT, Swin or ConvNeXt) its LayerNorm and GroupNorm layers, as the
+    toolkit's Tent and EATA collect them (mariodoebler/test-time-adaptation 8b2ed63,
+    ``collect_params``; on a model with both kinds the toolkit takes both, here BatchNorm
+    only: on such models Tent stays equal to its reference code).
+    """
+    found: list[tuple[str, nn.Module]] = list(batchnorm_layers(model))
+    if not found:
+        found = [
+            (name, m)
+            for name, m in model.named_modules()
+            if isinstance(m, (nn.LayerNorm, nn.GroupNorm))
+        ]
+    return found
+
+
 def select_parameters(model: nn.Module, update: str) -> list[tuple[str, nn.Parameter]]:
     """The parameters an adapter updates, with their names in ``model.named_parameters()``.
 
-    ``update``: ``"all"`` every parameter; ``"affine"`` BatchNorm scale and shift only (Tent's
-    choice); ``"body"`` the featurizer's; ``"head"`` the classifier's.
+    ``update``: ``"all"`` every parameter; ``"affine"`` the scale and shift of the
+    normalisation layers (:func:`affine_norm_layers`: BatchNorm's, or LayerNorm's and
+    GroupNorm's on a model without BatchNorm; Tent's choice); ``"body"`` the featurizer's;
+    ``"head"`` the classifier's.
     Raises :class:`ParameterError` (``where="update"``) for an unknown choice or none found.
     """
     if update == "all":
@@ -63,7 +84,7 @@ def select_parameters(model: nn.Module, update: str) -> list[tuple[str, nn.Param
     elif update == "affine":
         chosen = [
             (f"{name}.{pname}", p)
-            for name, m in batchnorm_layers(model)
+            for name, m in affine_norm_layers(model)
             for pname, p in m.named_parameters(recurse=False)
             if pname in ("weight", "bias")
         ]
@@ -75,7 +96,11 @@ def select_parameters(model: nn.Module, update: str) -> list[tuple[str, nn.Param
             "update", f"unknown choice {update!r}; choose one of {', '.join(UPDATE_CHOICES)}"
         )
     if not chosen:
-        what = "BatchNorm layers with scale and shift" if update == "affine" else "parameters"
+        what = (
+            "BatchNorm, LayerNorm or GroupNorm layers with scale and shift"
+            if update == "affine"
+            else "parameters"
+        )
         raise ParameterError(
             "update", f"update={update!r} selects nothing: the model has no {what}"
         )

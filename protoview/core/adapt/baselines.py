@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._checks import entropy_training_mode, require_norm_layers
 from protoview.core.adapt._checks import require_batchnorm as _require_batchnorm
 from protoview.core.adapt.base import (
     Adapter,
@@ -101,12 +102,18 @@ class BNAdapt(NoAdapt):
 
 
 class Tent(Adapter):
-    """Entropy minimisation on BatchNorm scale and shift (Adam, betas 0.9/0.999)."""
+    """Entropy minimisation on normalisation scale and shift (Adam, betas 0.9/0.999).
+
+    BatchNorm's, the whole model in train mode, as the TSD repository's Tent; on a model
+    without BatchNorm (ViT, Swin, ConvNeXt) LayerNorm's and GroupNorm's with the model in
+    eval mode, as the toolkit's Tent (mariodoebler/test-time-adaptation 8b2ed63).
+    """
 
     method = "tent"
     summary = (
         "entropy minimisation on BatchNorm scale and shift (Wang et al., ICLR 2021), "
-        "equal to the TSD repository's Tent (a79a34e)"
+        "equal to the TSD repository's Tent (a79a34e); on models without BatchNorm "
+        "(ViT, Swin, ConvNeXt) LayerNorm / GroupNorm's, equal to the toolkit's (8b2ed63)"
     )
     params = (
         with_default(LR, 1e-3, help="Adam's learning rate (Tent's own; the TSD script: 1e-4)"),
@@ -118,7 +125,7 @@ class Tent(Adapter):
         self, model: nn.Module, lr: float = 1e-3, steps: int = 1, episodic: bool = False
     ) -> None:
         super().__init__(model)
-        _require_batchnorm(self.model, self.method)
+        require_norm_layers(self.model, self.method)
         self.lr, self.steps, self.episodic = checked(
             self.params, lr=lr, steps=steps, episodic=episodic
         )
@@ -133,7 +140,7 @@ class Tent(Adapter):
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         if self.episodic:
             self._restore_source()
-        use_batch_statistics(self.model, whole_model_training=True)
+        use_batch_statistics(self.model, entropy_training_mode(self.model))
         train_only(self.model, self._params)
         outputs = x.new_empty(0)
         for _ in range(self.steps):

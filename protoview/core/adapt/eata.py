@@ -24,8 +24,10 @@ batches). ``fisher_alpha = 0`` is ETA (no regulariser, no Fisher).
 
 Deviations from the authors' code (none changes the numbers on a model whose BatchNorm
 layers are ``BatchNorm2d``): every ``_BatchNorm`` layer (1d/3d too) adapts; the margins
-are resolved from the model's class count (``None``); the Fisher may come from test
-batches (above). As in the authors' code, ``episodic`` restores weights and optimizer but
+are resolved from the model's class count (``None``); a model without BatchNorm (ViT, Swin,
+ConvNeXt) adapts its LayerNorm / GroupNorm scale and shift in eval mode, as the toolkit's
+EATA (mariodoebler/test-time-adaptation 8b2ed63; the authors' code adapts BatchNorm
+only); the Fisher may come from test batches (above). As in the authors' code, ``episodic`` restores weights and optimizer but
 keeps the moving average ``m``; :meth:`reset` (a new run) clears everything.
 """
 
@@ -39,7 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._checks import method_parameters, require_batchnorm
+from protoview.core.adapt._checks import (
+    entropy_training_mode,
+    method_parameters,
+    require_norm_layers,
+)
 from protoview.core.adapt.base import (
     Adapter,
     kept_flags,
@@ -106,7 +112,7 @@ class EATA(Adapter):
         episodic: bool = False,
     ) -> None:
         super().__init__(model)
-        require_batchnorm(self.model, self.method)
+        require_norm_layers(self.model, self.method)
         (
             self.lr, self.e_margin, self.d_margin, self.fisher_alpha, self.fisher_batches,
             self.steps, self.episodic,
@@ -155,7 +161,7 @@ class EATA(Adapter):
         self._fisher_seen = extra["fisher_seen"]
 
     def _configure(self) -> None:
-        use_batch_statistics(self.model, whole_model_training=True)
+        use_batch_statistics(self.model, entropy_training_mode(self.model))
         train_only(self.model, self._params)
 
     # ---- Fisher -----------------------------------------------------------------------------
