@@ -222,3 +222,16 @@ def test_in_memory_batches_name_the_bad_samples() -> None:
     run = AdaptRun(NoAdapt(model), data, batch_size=len(data), shuffle=False)
     with pytest.raises(DatasetError, match=r"samples \[5\]"):
         run.step()
+
+
+def test_the_run_tells_the_adapter_how_its_batches_were_prepared() -> None:
+    """Augmenting methods go back to pixels with the dataset's transform, not the model's."""
+    from protoview.core.preprocess import TransformSpec
+
+    data = ArrayDataset(40)
+    spec = TransformSpec((6, 6), 3, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
+    data.transform = spec
+    adapter = NoAdapt(tiny_model())
+    assert adapter.input_transform is None and adapter.pixels.is_identity
+    AdaptRun(adapter, data, batch_size=8)
+    assert adapter.input_transform == spec and adapter.pixels.mean == (0.5, 0.4, 0.3)
