@@ -150,12 +150,50 @@ class HeadInfo:
         return f"linear head: {self.num_classes} classes, feature dim {self.feature_dim}, {bias}"
 
 
+class ClassSubset(nn.Module):
+    """A head's logits restricted to some of its classes: ``inner(z)[:, classes]``.
+
+    An ImageNet-1k classifier evaluated on ImageNet-R / -A (200 classes) or ImageNet-D109
+    (109) scores only those classes, as their authors' evaluation does
+    (hendrycks/imagenet-r ``eval.py``: ``output[:, indices_in_1k]``; the toolkit's
+    ``ImageNetXMaskingLayer``): class ``k`` of the subset is class ``classes[k]`` of the head.
+    The logits are sliced (not a smaller matrix product) so they equal the authors' to the
+    bit; the proxies are the rows of the kept classes.
+    """
+
+    def __init__(self, inner: nn.Module, classes: list[int] | tuple[int, ...]) -> None:
+        super().__init__()
+        info = describe_head(inner)
+        chosen = [int(c) for c in classes]
+        if not chosen or min(chosen) < 0 or max(chosen) >= info.num_classes:
+            raise ValueError(f"class subset outside the head's {info.num_classes} classes")
+        self.inner = inner
+        self.register_buffer("classes", torch.tensor(chosen, dtype=torch.long), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(z)[:, self.classes]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The kept classes' rows (their proxies, ``nb_proxy`` each, class by class)."""
+        info = describe_head(self.inner)
+        rows = self.inner.weight.reshape(info.num_classes, info.nb_proxy, -1)
+        return rows[self.classes].reshape(-1, rows.shape[-1])
+
+
 def describe_head(head: nn.Module) -> HeadInfo:
-    """Describe a supported head (``nn.Linear``, ``CosineLinear``, ``SplitCosineLinear``).
+    """Describe a supported head (``nn.Linear``, ``CosineLinear``, ``SplitCosineLinear``, or
+    a :class:`ClassSubset` of one).
 
     Raises ``TypeError`` naming the module type for any other head (e.g. an MLP): proxies
     are only defined for a single weight matrix.
     """
+    if isinstance(head, ClassSubset):
+        inner = describe_head(head.inner)
+        return HeadInfo(
+            inner.kind, len(head.classes), inner.nb_proxy, inner.feature_dim, inner.sigma,
+            inner.has_bias,
+        )  # fmt: skip
     if isinstance(head, nn.Linear):
         return HeadInfo("linear", head.out_features, 1, head.in_features, None, head.bias is not None)
     if isinstance(head, (CosineLinear, SplitCosineLinear)):

@@ -39,6 +39,8 @@ def open_model_and_data(
     - Proxies per class: a cosine head whose ``nb_proxy`` is neither stored nor given is
       matched to the data's class count (rows = classes x proxies), with a note; when the
       rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
+    - ImageNet-A / -R / -D109 data restrict a 1000-class head to their classes
+      (:func:`restrict_to_subset`).
     - Labels are checked against the head's classes.
 
     Returns (SplitModel, dataset or FeatureSet).
@@ -74,6 +76,8 @@ def open_model_and_data(
             warnings.simplefilter("ignore")
             model = load_checkpoint(path, arch, num_classes=classes, **options)
         info = model.info
+    model = restrict_to_subset(model, dataset)
+    info = model.info
     fit_classes(dataset, info.head.num_classes)
     if warn and images and info.transform_source == "default" and own is not None:
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
@@ -88,3 +92,26 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
         split=req.split, preprocess=req.preprocess, warn=warn,
     )
 
+
+
+def restrict_to_subset(model: Any, dataset: Any) -> Any:
+    """``model`` with its head restricted to the classes of ``dataset`` when the data are a
+    class subset of ImageNet-1k (``dataset.head_classes``, see
+    :mod:`protoview.core.data._variants`) and the head has ImageNet's 1000 classes; else
+    ``model`` unchanged. The restriction is noted in ``model.info.notes``."""
+    from protoview.core.heads import ClassSubset, describe_head
+
+    subset = getattr(dataset, "head_classes", None)
+    info = model.info
+    if subset is None or info is None or info.head.num_classes != 1000 or len(subset) == 1000:
+        return model
+    model.classifier = ClassSubset(model.classifier, subset)
+    info.head = describe_head(model.classifier)
+    if info.class_names and len(info.class_names) == 1000:
+        info.class_names = [info.class_names[k] for k in subset]
+    name = (getattr(dataset, "benchmark", None) or {}).get("dataset") or "the data"
+    info.notes.append(
+        f"head restricted to the {len(subset)} classes of {name} (of its 1000): logits[:, "
+        "classes in ImageNet order], as the authors' evaluation and the toolkit score them"
+    )
+    return model

@@ -1145,6 +1145,55 @@ def _ds_pacs_environment_7(d: Path) -> dict[str, Any]:
                  what="DomainBed environment index 7 (PACS has 0..3)")
 
 
+def _imagenet_r(d: Path) -> Path:
+    root = d / "imagenet-r"
+    for i, wnid in enumerate(("n01443537", "n01484850")):
+        (root / wnid).mkdir(parents=True)
+        _digit(i).convert("RGB").save(root / wnid / f"art_{i}.jpg", "JPEG")
+    return root
+
+
+@_case(DATASET)
+def _ds_imagenet_r_foreign_class_folder(d: Path) -> dict[str, Any]:
+    root = _imagenet_r(d)
+    (root / "cats").mkdir()
+    argv, out = _extract(f"imagenet-r:{root}", d)
+    return _fail(root / "cats", argv, "cats", "not a class folder", out=out,
+                 what="an ImageNet-R class folder that is none of its 200 WordNet ids")
+
+
+def _domainnet126(d: Path, lines: str) -> Path:
+    root = d / "domainnet"
+    (root / "real" / "apple").mkdir(parents=True)
+    _digit(0).convert("RGB").save(root / "real" / "apple" / "a.jpg", "JPEG")
+    (root / "real_list.txt").write_text(lines)
+    return root
+
+
+@_case(DATASET)
+def _ds_domainnet126_missing_list(d: Path) -> dict[str, Any]:
+    root = _domainnet126(d, "real/apple/a.jpg 0\n")
+    argv, out = _extract(f"domainnet126:{root}:clipart", d)
+    return _fail(root / "clipart_list.txt", argv, "clipart_list.txt", "is missing", out=out,
+                 what="a DomainNet-126 domain whose image list is not on disk")
+
+
+@_case(DATASET)
+def _ds_domainnet126_list_names_an_absent_image(d: Path) -> dict[str, Any]:
+    root = _domainnet126(d, "real/apple/a.jpg 0\nreal/apple/gone.jpg 0\n")
+    argv, out = _extract(f"domainnet126:{root}:real", d)
+    return _fail(root / "real_list.txt", argv, "real_list.txt", "absent", "real/apple/gone.jpg",
+                 out=out, what="a DomainNet-126 list naming an image that is not on disk")
+
+
+@_case(DATASET)
+def _ds_imagenet_d164_refused(d: Path) -> dict[str, Any]:
+    root = _domainnet126(d, "real/apple/a.jpg 0\n")
+    argv, out = _extract(f"imagenet-d:{root}:real", d)
+    return _fail(root, argv, "imagenet-d:", "use imagenet-d109", out=out,
+                 what="ImageNet-D's 164-class version (scored many-to-one; not supported)")
+
+
 # ---------------------------------------------------------------------------- options
 # --preprocess / --nb-proxy given wrong: one line naming the option (issue 13).
 def _option_fail(argv: list[Any], *expect: str, what: str, out: Path | None = None) -> dict[str, Any]:

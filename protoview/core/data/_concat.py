@@ -50,6 +50,9 @@ def shift_field(spec: str) -> tuple[str, str, str] | None:
     if parsed_db is not None:
         _kind, root, domain = parsed_db
         return f"{head}:{root}:", domain, ""
+    if head.strip().lower() in ("imagenet-d109", "domainnet126", "imagenet_d109", "domainnet-126"):
+        root, _, domain = spec.partition(":")[2].rpartition(":")
+        return f"{head}:{root}:", domain, ""
     return None
 
 
@@ -143,6 +146,8 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
     dataset.notes = tuple(note for p in parts for note in p.notes)
     if first.benchmark:
         dataset.benchmark = {"dataset": first.benchmark.get("dataset"), "domain": ",".join(names)}
+    if getattr(first, "head_classes", None) is not None:  # an ImageNet subset (see _variants)
+        dataset.head_classes = first.head_classes  # type: ignore[attr-defined]
     return dataset
 
 

@@ -68,6 +68,16 @@ def match_classes(info: ModelInfo, dataset: Any) -> ClassMatch:
         result.matched = None
         result.lines.append(f"the data are unlabelled: nothing to match; predictions are the head's {head} classes")
         return result
+    subset = getattr(dataset, "head_classes", None)
+    if subset is not None and head == 1000 and len(subset) == len(names) != head:
+        name = benchmark.get("dataset") or "the data"
+        result.lines.append(
+            f"matched through ImageNet's class index: {name}'s class k is the head's "
+            f"ImageNet class (0 -> {subset[0]}, 1 -> {subset[1]}, ...); adapting, extracting "
+            f"and comparing restrict the head to these {len(names)} classes "
+            f"(logits[:, classes]), as {name}'s evaluation does"
+        )
+        return result
     stored = info.class_names
     if stored:
         if stored == names:

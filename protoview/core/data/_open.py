@@ -16,6 +16,8 @@ Spellings accepted by :func:`open_dataset`::
     cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
+    imagenet-a:ROOT  imagenet-r:ROOT  imagenet-sketch:ROOT  imagenetv2:ROOT   ImageNet variants
+    imagenet-d109:ROOT:DOMAIN  domainnet126:ROOT:DOMAIN      image lists over DomainNet
 
 A comma-separated list where a layout names its shift or domain opens them one after
 another as one dataset whose samples know their domain (``dataset.domains``,
@@ -43,6 +45,7 @@ from protoview.core.data._domainbed import open_domainbed, parse_domainbed_spec
 from protoview.core.data._featurefile import FEATURE_SUFFIXES, FeatureSet, open_feature_file
 from protoview.core.data._folder import ImageFolderDataset
 from protoview.core.data._torchvision import open_torchvision, parse_torchvision_spec
+from protoview.core.data._variants import open_variant, parse_variant_spec
 from protoview.core.model import TransformSpec
 from protoview.core.preprocess import DEFAULT
 from protoview.errors import DatasetError, ProtoviewError
@@ -52,7 +55,9 @@ DEFAULT_DEMO_SEVERITY = 3
 _SPELLINGS = (
     "a folder of images (class folders optional), a .npz/.h5 file, demo[:SHIFT[:SEVERITY]], "
     "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
-    "or pacs:ROOT:DOMAIN (several shifts or domains: demo:noise,blur, pacs:ROOT:art_painting,cartoon)"
+    "pacs:ROOT:DOMAIN, imagenet-r:ROOT (also imagenet-a, imagenet-sketch, imagenetv2) or "
+    "domainnet126:ROOT:DOMAIN (also imagenet-d109) (several shifts or domains: demo:noise,blur, "
+    "pacs:ROOT:art_painting,cartoon)"
 )
 
 
@@ -102,6 +107,8 @@ def open_dataset(
         return open_corruption(text, chosen, num_classes=num_classes)
     if parse_domainbed_spec(text) is not None:
         return open_domainbed(text, chosen, num_classes=num_classes)
+    if parse_variant_spec(text) is not None:
+        return open_variant(text, chosen, num_classes=num_classes)
     path = Path(text).expanduser().absolute()
     if not path.exists():
         raise DatasetError(path, f"does not exist; expected {_SPELLINGS}")
