@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--stream", default="online", help=STREAM_HELP)
+    p.add_argument("--source-data", default="", metavar="DATA",
+                   help="labelled source data for a method that needs them (rmt: its source "
+                        "prototypes, warm-up and replay), e.g. cifar10:ROOT:train; prepared as the "
+                        "test data")
     p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
     p.add_argument("--probe-size", type=int, default=0, metavar="N",
                    help="estimate the full-set accuracy after every step on a stratified probe of N "
@@ -140,7 +144,7 @@ def _write_out(args: argparse.Namespace, session) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from protoview.core.adapt.registry import check_params
+    from protoview.core.adapt.registry import check_params, method_class
     from protoview.core.adapt.stream import parse_stream
     from protoview.core.session import StepRequest
     from protoview.errors import ParameterError
@@ -148,6 +152,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     parse_stream(args.stream)  # a bad --stream or --param fails before anything is opened
     params = _adapt_params(args)
     check_params(args.method, **dict(params))
+    needs = method_class(args.method).needs_source
+    if needs and not args.source_data:
+        raise ParameterError("--source-data", f"{args.method!r} needs {needs}: pass "
+                                              "--source-data DATA (e.g. cifar10:ROOT:train)")
     if args.probe_size < 0:
         raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 
@@ -162,6 +170,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         params=params, shuffle=not args.no_shuffle, record_every=args.record_every,
         probe_size=args.probe_size, stream=parse_stream(args.stream).text(),
+        source_data=args.source_data,
     )
     session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]

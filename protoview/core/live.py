@@ -36,7 +36,7 @@ import numpy as np
 from protoview.core.requests import StepRequest
 from protoview.core.runs import HistoryRow, RunRecord
 from protoview.core.state import GeometryState, timeline_frame
-from protoview.errors import CancelledError, is_cancelled
+from protoview.errors import CancelledError, ParameterError, is_cancelled
 
 Progress = Callable[[int, int], None] | None
 #: ``detail(done, total, text)``: the phase being done, how far (``text`` for people)
@@ -71,7 +71,22 @@ def run_key(req: StepRequest) -> tuple:
     from protoview.core.adapt.stream import parse_stream
 
     return (req.method, req.batch_size, req.seed, req.params, req.shuffle,
-            parse_stream(req.stream).text())
+            parse_stream(req.stream).text(), req.source_data)
+
+
+def open_source_data(spec: str, dataset: Any, model: Any) -> Any:
+    """The labelled source data ``spec`` names (None for ""), prepared as ``dataset`` is and
+    checked against the model's classes (``--source-data``)."""
+    if not spec:
+        return None
+    from protoview.core.data import fit_classes, open_dataset
+
+    source = open_dataset(spec, getattr(dataset, "transform", None))
+    if getattr(source, "transform", None) is None:
+        raise ParameterError("--source-data", f"{spec} holds precomputed features: the source "
+                                              "data must be images (the model is adapted)")
+    fit_classes(source, model.info.head.num_classes)
+    return source
 
 
 def history_row(record: Any) -> HistoryRow:
@@ -113,7 +128,8 @@ class LiveRun:
         self.key = run_key(request)
         self.run = AdaptRun(make_adapter(request.method, model, **request.param_dict()), dataset,
                             batch_size=request.batch_size, seed=request.seed,
-                            shuffle=request.shuffle, stream=stream)
+                            shuffle=request.shuffle, stream=stream,
+                            source=open_source_data(request.source_data, dataset, model))
         self.run.accelerate()  # CUDA only: channels-last, and AMP where it agrees with float32
         self.refresh = ProgressiveRefresh(self.run, known.features, known.logits, known.labels,
                                           probe_size=request.probe_size)

@@ -58,6 +58,9 @@ class StepRequest:
     live: bool = False
     probe_size: int = 1000
     stream: str = "online"
+    #: labelled source data (any ``open_dataset`` spelling) for a method that needs them
+    #: (RMT); opened with the test data's preprocessing. "": none.
+    source_data: str = ""
 
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)

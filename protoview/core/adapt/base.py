@@ -285,6 +285,9 @@ class Adapter(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     #: One line: what it does, the paper (venue, year), the released code it equals.
     summary: ClassVar[str] = ""
+    #: What the method needs beyond the test stream: "" (nothing) or "labelled source data"
+    #: (RMT's source prototypes, warm-up and replay): :meth:`use_source` receives it.
+    needs_source: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = check_split_model(model)
@@ -345,6 +348,12 @@ class Adapter(ABC):
         with kept_flags(self.model), _readable_errors(x):
             z, logits = self._features(x)
         return z.detach(), logits.detach()
+
+    def use_source(self, loader: Any) -> None:
+        """Take the source data (an iterable of ``(x, y)`` batches that can be iterated
+        again, a shuffling DataLoader as the authors build it), for a method whose
+        :attr:`needs_source` says so; :class:`AdaptRun` calls it once, before the first step."""
+        del loader
 
     def reset(self) -> None:
         """Back to the source weights, a fresh optimizer state and the warm-up memory."""

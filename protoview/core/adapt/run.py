@@ -113,6 +113,8 @@ class AdaptRun:
         when the model's state is at most this size; above it divergence is only detected.
     stream: the test stream, a :class:`~protoview.core.adapt.stream.StreamSpec` or its
         ``--stream`` text (default ``online``).
+    source: labelled source data (a dataset of ``(x, y)``), for a method that needs them
+        (``adapter.needs_source``; RMT): given to it as shuffled batches before the first step.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class AdaptRun:
         evaluate_every: int = 0,
         guard_max_bytes: int = 512 * 2**20,
         stream: StreamSpec | str | None = None,
+        source: Any = None,
     ) -> None:
         self.adapter, self.dataset = adapter, dataset
         if getattr(dataset, "transform", None) is not None:
@@ -156,9 +159,34 @@ class AdaptRun:
         self.precision: Precision = FLOAT32
         self._channels_last = False
         self._refresh_plan: list[np.ndarray] | None = None
+        self._give_source(source)
         self._start()
 
     # ---- set-up ---------------------------------------------------------------------------
+    def _give_source(self, source: Any) -> None:
+        """Hand labelled source data to a method that needs them (RMT), as its authors load
+        them: shuffled batches of the test batch size from torch's global generator."""
+        needs = self.adapter.needs_source
+        if not needs:
+            return
+        if source is None:
+            raise ParameterError(
+                "--source-data",
+                f"{self.adapter.method!r} needs {needs}: pass --source-data DATA (the data "
+                "the model was trained on, e.g. cifar10:ROOT:train, with labels)",
+            )
+        import torch.utils.data
+
+        labels = np.asarray(getattr(source, "labels", np.zeros(0)))
+        if labels.size == 0 or np.any(labels < 0):
+            where = getattr(source, "source", None) or "the source data"
+            raise ParameterError("--source-data", f"{where}: {self.adapter.method!r} needs a "
+                                                "label for every source sample")
+        loader = torch.utils.data.DataLoader(
+            source, batch_size=min(self.batch_size, len(source)), shuffle=True, drop_last=False
+        )
+        self.adapter.use_source(loader)
+
     def _dataset_length(self) -> int:
         try:
             n = len(self.dataset)

@@ -1,0 +1,353 @@
+"""RMT (Döbler, Marsden & Yang, CVPR 2023): the robust mean teacher.
+
+Ported from its authors' toolkit (github.com/mariodoebler/test-time-adaptation, commit
+8b2ed63, ``classification/methods/rmt.py``; oracle: ``tests/oracles/rmt_reference.py``).
+Every weight and bias of the model is adapted (Adam, lr 1e-3), the model in eval mode with
+BatchNorm on the test batch's statistics. It needs **labelled source data** (the run's
+``--source-data``), as the authors' code loads them:
+
+1. before adapting: class-wise **source prototypes** (the mean source feature of each class,
+   over at most 100,000 source samples), a projector (Linear-ReLU-Linear to
+   ``projection_dim``) and a **warm-up** of the mean teacher on ``warmup_samples`` source
+   samples (symmetric cross-entropy between student and teacher, the learning rate rising
+   linearly to ``lr``);
+2. each test batch: symmetric cross-entropy of the student (on the batch and on one
+   augmented view: CoTTA's augmentations, in pixel space) against the EMA teacher; a
+   contrastive loss pulling each test feature and its augmented view towards its nearest
+   source prototype (SupCon, temperature 0.1); cross-entropy on a labelled source batch
+   (source replay, ``lambda_ce_src``); then the teacher's EMA (0.999) over every parameter.
+
+The prediction is the ensemble ``student + teacher`` logits of the batch before the update,
+as the authors' ``forward`` returns it; the map shows the student's features.
+
+Differences from the authors' code, none changing a number: the prototypes and the warm-up
+are computed each time instead of cached under ``CKPT_DIR``; a source class without samples
+(whose prototype is the mean of nothing, NaN, in the released code) is refused with one
+line. A reset (episodic, or a new run) goes back to the state after the warm-up, as the
+authors' ``reset``.
+
+One flaw of the released code, kept by ``reference`` and fixed by ``corrected``: the
+episodic reset loads the saved optimizer state with ``Optimizer.load_state_dict``, which
+keeps the saved tensors (Adam's step counts and moments) instead of copying them, so every
+update after the first reset also advances the saved state: later resets restore a
+growing step count and moving moments, and episodic RMT is not episodic for its optimizer.
+``corrected`` loads a copy (a new run always starts from a copy). The source batches continue where they were after a snapshot is
+restored (the loader's position is not part of a snapshot).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protoview.core.adapt.base import Adapter, kept_flags, use_batch_statistics
+from protoview.core.adapt.params import (
+    EPISODIC,
+    LR,
+    STEPS,
+    VARIANT,
+    Param,
+    checked,
+    with_default,
+)
+from protoview.errors import ParameterError
+
+#: The authors' cap on the source features read for the prototypes.
+PROTOTYPE_SAMPLES = 100_000
+
+
+def symmetric_cross_entropy(x: torch.Tensor, x_ema: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """The toolkit's ``SymmetricCrossEntropy`` (per sample)."""
+    return -(1 - alpha) * (x_ema.softmax(1) * x.log_softmax(1)).sum(1) - alpha * (
+        x.softmax(1) * x_ema.log_softmax(1)
+    ).sum(1)
+
+
+class RMT(Adapter):
+    """The robust mean teacher (see the module docstring)."""
+
+    method = "rmt"
+    summary = (
+        "robust mean teacher: symmetric cross-entropy to an EMA teacher, contrastive "
+        "alignment with source prototypes, source replay (Döbler et al., CVPR 2023), equal "
+        "to the authors' code (mariodoebler/test-time-adaptation 8b2ed63); needs --source-data"
+    )
+    needs_source = "labelled source data (its source prototypes, warm-up and replay)"
+    params = (
+        with_default(LR, 1e-3, help="Adam's learning rate (the authors' 1e-3)"),
+        Param("lambda_ce_src", 1.0, "weight of the source replay's cross-entropy "
+              "(0: no replay; the prototypes still need source data)", low=0.0),
+        Param("lambda_ce_trg", 1.0, "weight of the self-training loss", low=0.0),
+        Param("lambda_cont", 1.0, "weight of the contrastive loss", low=0.0),
+        Param("warmup_samples", 50000, "source samples of the mean teacher's warm-up "
+              "(0: none)", kind="int", low=0),
+        Param("temperature", 0.1, "the contrastive loss's temperature", low=0.0,
+              low_open=True),
+        Param("projection_dim", 128, "the projector's output dimension", kind="int", low=1),
+        Param("momentum", 0.999, "the teacher's EMA momentum", low=0.0, high=1.0),
+        STEPS,
+        EPISODIC,
+        VARIANT,
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 1e-3,
+        lambda_ce_src: float = 1.0,
+        lambda_ce_trg: float = 1.0,
+        lambda_cont: float = 1.0,
+        warmup_samples: int = 50000,
+        temperature: float = 0.1,
+        projection_dim: int = 128,
+        momentum: float = 0.999,
+        steps: int = 1,
+        episodic: bool = False,
+        variant: str = "reference",
+    ) -> None:
+        super().__init__(model)
+        (
+            self.lr, self.lambda_ce_src, self.lambda_ce_trg, self.lambda_cont,
+            self.warmup_samples, self.temperature, self.projection_dim, self.momentum,
+            self.steps, self.episodic, self.variant,
+        ) = checked(
+            self.params, lr=lr, lambda_ce_src=lambda_ce_src, lambda_ce_trg=lambda_ce_trg,
+            lambda_cont=lambda_cont, warmup_samples=warmup_samples, temperature=temperature,
+            projection_dim=projection_dim, momentum=momentum, steps=steps, episodic=episodic,
+            variant=variant,
+        )  # fmt: skip
+        named = [
+            (f"{name}.{pname}" if name else pname, p)
+            for name, m in self.model.named_modules()
+            for pname, p in m.named_parameters(recurse=False)
+            if pname in ("weight", "bias")
+        ]
+        if not named:
+            raise ParameterError("method", "'rmt' adapts weights and biases and the model has none")
+        self.updated_parameter_names = tuple(name for name, _ in named)
+        self._params = [p for _, p in named]
+        self.optimizer = self._build_optimizer()
+        self.teacher = copy.deepcopy(self.model)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.projector: nn.Module | None = None
+        self.prototypes: torch.Tensor | None = None
+        self._loader: Any = None
+        self._source_iter: Any = None
+        self._warmed: dict[str, Any] | None = None
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self._params, lr=self.lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+    # ---- configuration ------------------------------------------------------------------------
+    def _configure(self) -> None:
+        """The authors' ``configure_model``: eval mode, BatchNorm on batch statistics,
+        gradients for every parameter (the teacher takes no gradient)."""
+        use_batch_statistics(self.model)
+        self.model.requires_grad_(True)
+        use_batch_statistics(self.teacher)
+
+    def _next_source_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            batch = next(self._source_iter)
+        except StopIteration:
+            self._source_iter = iter(self._loader)
+            batch = next(self._source_iter)
+        return batch[0].to(self.device, torch.float32), batch[1]
+
+    # ---- source data -------------------------------------------------------------------------
+    def use_source(self, loader: Any) -> None:
+        """Source prototypes, the projector and the warm-up, in the authors' order."""
+        self._loader, self._source_iter = loader, iter(loader)
+        with torch.no_grad(), kept_flags(self.model):
+            self._configure()
+            features, labels = [], []
+            seen = 0
+            for data in loader:
+                x, y = data[0].to(self.device, torch.float32), data[1]
+                z = self.model.featurizer(x)
+                features.append(z.view(z.shape[:2]).cpu())
+                labels.append(y.cpu().to(torch.float32))
+                seen += len(z)
+                if seen > PROTOTYPE_SAMPLES:
+                    break
+            features_src, labels_src = torch.cat(features), torch.cat(labels)
+            num_classes = int(self.model.classifier(features_src[:1].to(self.device)).shape[1])
+        rows = []
+        for i in range(num_classes):
+            mask = labels_src == i
+            if not bool(mask.any()):
+                raise ParameterError("--source-data", f"the source data have no sample of class "
+                                                    f"{i}: RMT's source prototypes need every class")
+            rows.append(features_src[mask].mean(dim=0, keepdim=True))
+        self.prototypes = torch.cat(rows).to(self.device).unsqueeze(1)
+        channels = self.prototypes.shape[-1]
+        self.projector = nn.Sequential(
+            nn.Linear(channels, self.projection_dim), nn.ReLU(),
+            nn.Linear(self.projection_dim, self.projection_dim),
+        ).to(self.device)  # fmt: skip
+        self.optimizer.add_param_group(
+            {"params": self.projector.parameters(), "lr": self.optimizer.param_groups[0]["lr"]}
+        )
+        warmup_steps = self.warmup_samples // loader.batch_size
+        if warmup_steps > 0:
+            with kept_flags(self.model), torch.enable_grad():
+                self._configure()
+                self._warm_up(warmup_steps)
+        self._warmed = {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "teacher": copy.deepcopy(self.teacher.state_dict()),
+            "projector": copy.deepcopy(self.projector.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _warm_up(self, warmup_steps: int) -> None:
+        for i in range(warmup_steps):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * (i + 1) / warmup_steps
+            imgs_src, _ = self._next_source_batch()
+            outputs = self.model(imgs_src)
+            outputs_ema = self.teacher(imgs_src)
+            loss = symmetric_cross_entropy(outputs, outputs_ema).mean(0)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            self._update_teacher()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
+    @torch.no_grad()
+    def _update_teacher(self) -> None:
+        """The toolkit's ``ema_update_model(..., update_all=True)``."""
+        if self.momentum < 1.0:
+            for ema, param in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
+                ema.data = self.momentum * ema.data + (1 - self.momentum) * param.data
+
+    # ---- reset and snapshots -----------------------------------------------------------------
+    def _restore_source(self, shared_optimizer_state: bool = False) -> None:
+        """The authors' reset: back to the state after the warm-up (the source model before
+        the source data are given). ``shared_optimizer_state``: load the saved optimizer
+        state itself, as the authors' episodic reset does (see the module docstring)."""
+        if self._warmed is None:
+            super()._restore_source()
+            self.teacher.load_state_dict(self.model.state_dict())
+            return
+        self.model.load_state_dict(self._warmed["model"])
+        self.teacher.load_state_dict(self._warmed["teacher"])
+        assert self.projector is not None
+        self.projector.load_state_dict(self._warmed["projector"])
+        saved = self._warmed["optimizer"]
+        self.optimizer.load_state_dict(saved if shared_optimizer_state else copy.deepcopy(saved))
+
+    def _extra_state(self) -> dict[str, Any]:
+        projector = None if self.projector is None else self.projector.state_dict()
+        return {"teacher": self.teacher.state_dict(), "projector": projector}
+
+    def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
+        assert extra is not None
+        self.teacher.load_state_dict(extra["teacher"])
+        if self.projector is not None and extra["projector"] is not None:
+            self.projector.load_state_dict(extra["projector"])
+
+    def state_bytes(self) -> int:
+        own = super().state_bytes()
+        return own + sum(t.numel() * t.element_size() for t in self.teacher.state_dict().values())
+
+    # ---- adaptation --------------------------------------------------------------------------
+    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prototypes is None:
+            raise ParameterError("--source-data", f"'rmt' needs {self.needs_source}: pass "
+                                                "--source-data DATA (AdaptRun(source=...))")
+        if self.episodic:
+            self._restore_source(shared_optimizer_state=self.variant == "reference")
+        self._configure()
+        outputs = x.new_empty(0)
+        for _ in range(self.steps):
+            outputs = self._forward_and_adapt(x)
+        return outputs.detach()
+
+    def _forward_and_adapt(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, loss = self._loss(x)
+        self.last_loss = float(loss.detach())
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self._update_teacher()
+        return outputs
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        from protoview.core.adapt.augment import tta_transforms
+
+        pixels = self.pixels
+        return pixels.from_pixels(tta_transforms(x.shape[-2])(pixels.to_pixels(x)))
+
+    def _loss(self, imgs_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The authors' ``loss_calculation``."""
+        assert self.prototypes is not None
+        features_test = self.model.featurizer(imgs_test)
+        outputs_test = self.model.classifier(features_test)
+        features_aug_test = self.model.featurizer(self._augment(imgs_test))
+        outputs_aug_test = self.model.classifier(features_aug_test)
+        outputs_ema = self.teacher(imgs_test)
+        n, dim = features_test.shape[0], features_test.shape[1]
+        with torch.no_grad():
+            dist = F.cosine_similarity(
+                x1=self.prototypes.repeat(1, n, 1),
+                x2=features_test.view(1, n, dim).repeat(self.prototypes.shape[0], 1, 1),
+                dim=-1,
+            )
+            _, indices = dist.topk(1, largest=True, dim=0)
+            indices = indices.squeeze(0)
+        features = torch.cat([
+            self.prototypes[indices], features_test.view(n, 1, dim),
+            features_aug_test.view(n, 1, dim),
+        ], dim=1)  # fmt: skip
+        loss_contrastive = self._contrastive_loss(features)
+        loss_self_training = (
+            0.5 * symmetric_cross_entropy(outputs_test, outputs_ema)
+            + 0.5 * symmetric_cross_entropy(outputs_aug_test, outputs_ema)
+        ).mean(0)
+        loss = self.lambda_ce_trg * loss_self_training + self.lambda_cont * loss_contrastive
+        if self.lambda_ce_src > 0:
+            imgs_src, labels_src = self._next_source_batch()
+            outputs_src = self.model.classifier(self.model.featurizer(imgs_src))
+            loss_ce_src = F.cross_entropy(outputs_src, labels_src.to(self.device).long())
+            loss += self.lambda_ce_src * loss_ce_src
+        return outputs_test + outputs_ema, loss
+
+    def _contrastive_loss(self, features: torch.Tensor) -> torch.Tensor:
+        """SupCon's loss as the authors integrate it (``contrast_mode="all"``, no labels)."""
+        assert self.projector is not None
+        batch_size = features.shape[0]
+        mask = torch.eye(batch_size, dtype=torch.float32).to(self.device)
+        contrast_count = features.shape[1]
+        contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
+        contrast_feature = self.projector(contrast_feature)
+        contrast_feature = F.normalize(contrast_feature, p=2, dim=1)
+        anchor_feature, anchor_count = contrast_feature, contrast_count
+        anchor_dot_contrast = torch.div(
+            torch.matmul(anchor_feature, contrast_feature.T), self.temperature
+        )
+        logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
+        logits = anchor_dot_contrast - logits_max.detach()
+        mask = mask.repeat(anchor_count, contrast_count)
+        logits_mask = torch.scatter(
+            torch.ones_like(mask), 1,
+            torch.arange(batch_size * anchor_count).view(-1, 1).to(self.device), 0,
+        )  # fmt: skip
+        mask = mask * logits_mask
+        exp_logits = torch.exp(logits) * logits_mask
+        log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
+        mean_log_prob_pos = (mask * log_prob).sum(1) / mask.sum(1)
+        loss = -(self.temperature / self.temperature) * mean_log_prob_pos
+        return loss.view(anchor_count, batch_size).mean()
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._configure()
+        z = self.model.featurizer(x)
+        return z, self.model.classifier(z) + self.teacher(x)
+
