@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from protoview.core.adapt import AdaptRun, make_adapter
-from protoview.core.adapt.adacontrast import AdaContrast, strong_view, weak_view
+from protoview.core.adapt.adacontrast import AdaContrast, Views, strong_view, weak_view
 from protoview.core.model import SplitModel
 from protoview.core.preprocess import TransformSpec
 from protoview.errors import ParameterError
@@ -416,3 +416,20 @@ def test_strong_and_weak_views_are_random() -> None:
     assert any(not torch.equal(a[0], b) for b in a[1:])
     flips = {bool(torch.equal(weak_view()(image), image.flip(-1))) for _ in range(20)}
     assert flips == {True, False}
+
+
+@pytest.mark.parametrize(("augmentation", "channels"), [("light", 3), ("moco-v2", 3), ("light", 1)])
+def test_batched_views_equal_the_transforms_image_by_image(augmentation, channels) -> None:
+    pixels = torch.rand(12, channels, 10, 10)
+    seeded(4)
+    ours = Views(augmentation)(pixels)
+    state = torch.get_rng_state(), random.getstate()
+    seeded(4)
+    weak, strong = weak_view(), strong_view((10, 10), augmentation)
+    theirs = [[], [], []]
+    for image in pixels:
+        for view, transform in zip(theirs, (weak, strong, strong), strict=True):
+            view.append(transform(image))
+    assert torch.get_rng_state().equal(state[0]) and random.getstate() == state[1]
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a - torch.stack(b)).abs().max() == 0.0

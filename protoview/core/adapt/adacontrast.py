@@ -102,7 +102,10 @@ class GaussianBlur:
         self.sigma = sigma
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        sigma = random.uniform(self.sigma[0], self.sigma[1])
+        return self.blur(img, random.uniform(self.sigma[0], self.sigma[1]))
+
+    @staticmethod
+    def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
         size = min(2 * math.ceil(3 * sigma) + 1, 2 * min(img.shape[-2:]) - 1)
         return TF.gaussian_blur(img, [size, size], [sigma, sigma])
 
@@ -127,6 +130,125 @@ def weak_view() -> transforms.Compose:
     """The weak view ("plain"): ``Resize`` and ``RandomCrop`` to the image's own size draw
     nothing and change nothing, so what remains is the flip."""
     return transforms.Compose([transforms.RandomHorizontalFlip()])
+
+
+class Views:
+    """A batch's weak, query and key views, as :func:`weak_view` and :func:`strong_view`
+    make them image after image, with the operations run on the whole batch.
+
+    The random numbers are drawn image by image in the transforms' own order (weak, strong,
+    strong; within a view: crop, jitter's ``p``, its order and factors, grayscale's ``p``,
+    blur's ``p`` and sigma, flip), through torchvision's own ``get_params``; then each
+    operation runs once on the images it applies to, with each image's factor (torchvision's
+    arithmetic, per image factors as tensors). The blur and the resized crop run per image.
+    """
+
+    def __init__(self, augmentation: str = "light") -> None:
+        self.augmentation = augmentation
+        self.jitter = transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)
+
+    def _draw(self, image: torch.Tensor) -> dict[str, Any]:
+        drawn: dict[str, Any] = {"crop": None, "jitter": None, "sigma": None}
+        if self.augmentation == "moco-v2":
+            drawn["crop"] = transforms.RandomResizedCrop.get_params(
+                image, (0.2, 1.0), (3.0 / 4.0, 4.0 / 3.0)
+            )
+        if not 0.8 < torch.rand(1):
+            j = self.jitter
+            drawn["jitter"] = transforms.ColorJitter.get_params(
+                j.brightness, j.contrast, j.saturation, j.hue
+            )
+        drawn["gray"] = bool(torch.rand(1) < 0.2)
+        if not 0.5 < torch.rand(1):
+            drawn["sigma"] = random.uniform(0.1, 2.0)
+        drawn["flip"] = bool(torch.rand(1) < 0.5)
+        return drawn
+
+    def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """pixels (N, C, H, W) -> the weak, query and key views (each (N, C, H, W))."""
+        weak_flips, strong = [], []
+        for image in pixels:
+            weak_flips.append(bool(torch.rand(1) < 0.5))
+            strong.append(self._draw(image))
+            strong.append(self._draw(image))
+        w = _flip(pixels, weak_flips)
+        both = self._strong(pixels.repeat_interleave(2, dim=0), strong)
+        return w, both[0::2], both[1::2]
+
+    def _strong(self, x: torch.Tensor, drawn: list[dict[str, Any]]) -> torch.Tensor:
+        size = [int(x.shape[2]), int(x.shape[3])]
+        if self.augmentation == "moco-v2":
+            x = torch.stack([
+                TF.resized_crop(image, *d["crop"], size, TF.InterpolationMode.BILINEAR,
+                                antialias=True)
+                for image, d in zip(x, drawn, strict=True)
+            ])  # fmt: skip
+        else:
+            x = x.clone()
+        if any(d["jitter"] is not None for d in drawn):
+            x = _jitter(x, [d["jitter"] for d in drawn])
+        gray = [i for i, d in enumerate(drawn) if d["gray"]]
+        if gray:
+            x[gray] = TF.rgb_to_grayscale(x[gray], num_output_channels=x.shape[1])
+        for i, d in enumerate(drawn):
+            if d["sigma"] is not None:
+                x[i] = GaussianBlur.blur(x[i], d["sigma"])
+        return _flip(x, [d["flip"] for d in drawn])
+
+
+def _flip(x: torch.Tensor, flips: list[bool]) -> torch.Tensor:
+    chosen = [i for i, f in enumerate(flips) if f]
+    if not chosen:
+        return x
+    x = x.clone()
+    x[chosen] = x[chosen].flip(-1)
+    return x
+
+
+def _factor(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1, 1, 1)
+
+
+def _blend(img1: torch.Tensor, img2: torch.Tensor, ratios: list[float]) -> torch.Tensor:
+    """torchvision's ``_blend`` with one ratio per image (``1 - ratio`` in double, as there)."""
+    ratio, rest = _factor(ratios, img1), _factor([1.0 - r for r in ratios], img1)
+    return (ratio * img1 + rest * img2).clamp(0, 1.0).to(img1.dtype)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    return TF.rgb_to_grayscale(x) if x.shape[1] == 3 else x
+
+
+def _jitter(x: torch.Tensor, drawn: list[Any]) -> torch.Tensor:
+    """``ColorJitter`` with each image's order and factors: four rounds, in each the images
+    whose ``fn_idx`` names brightness, contrast, saturation or hue at that place."""
+    from torchvision.transforms._functional_tensor import _hsv2rgb, _rgb2hsv
+
+    orders = [None if d is None else [int(f) for f in d[0]] for d in drawn]
+    for place in range(4):
+        for fn in range(4):
+            rows = [i for i, o in enumerate(orders) if o is not None and o[place] == fn]
+            if not rows:
+                continue
+            factors = [float(drawn[i][1 + fn]) for i in rows]
+            img = x[rows]
+            if fn == 0:
+                img = _blend(img, torch.zeros_like(img), factors)
+            elif fn == 1:
+                mean = torch.mean(_gray(img), dim=(-3, -2, -1), keepdim=True)
+                img = _blend(img, mean, factors)
+            elif fn == 2:
+                if img.shape[1] == 1:
+                    continue
+                img = _blend(img, TF.rgb_to_grayscale(img), factors)
+            else:
+                if img.shape[1] == 1:
+                    continue
+                h, s, v = _rgb2hsv(img).unbind(dim=-3)
+                h = (h + _factor(factors, h).view(-1, 1, 1)) % 1.0
+                img = _hsv2rgb(torch.stack((h, s, v), dim=-3))
+            x[rows] = img
+    return x
 
 
 # ---- the adapter --------------------------------------------------------------------------
@@ -226,14 +348,16 @@ class AdaContrast(Adapter):
             )
         named = list(self.model.named_parameters())
         if not named:
-            raise ParameterError("method", "'adacontrast' trains the model and it has no parameters")
+            raise ParameterError(
+                "method", "'adacontrast' trains the model and it has no parameters"
+            )
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.momentum_model = copy.deepcopy(self.model)
         self.momentum_model.requires_grad_(False)
         self.optimizer = self._build_optimizer()
         self._clear()
-        self._transforms: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._views = Views(self.augmentation)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         """``get_target_optimizer``: the featurizer at lr, the classifier at 10x lr."""
@@ -309,17 +433,8 @@ class AdaContrast(Adapter):
         normalised batch: image by image, weak then strong then strong (``NCropsTransform``)."""
         x = self._prepare(x)
         self._check_images(x)
-        size = (int(x.shape[2]), int(x.shape[3]))
-        if size not in self._transforms:
-            self._transforms[size] = (weak_view(), strong_view(size, self.augmentation))
-        weak, strong = self._transforms[size]
-        pixels = self.pixels.to_pixels(x)
-        w, q, k = [], [], []
-        for image in pixels:
-            w.append(weak(image))
-            q.append(strong(image))
-            k.append(strong(image))
-        return tuple(self.pixels.from_pixels(torch.stack(v)) for v in (w, q, k))  # type: ignore[return-value]
+        w, q, k = self._views(self.pixels.to_pixels(x))
+        return self.pixels.from_pixels(w), self.pixels.from_pixels(q), self.pixels.from_pixels(k)
 
     # ---- the memory bank (target.py) ----------------------------------------------------------
     @torch.no_grad()
@@ -386,6 +501,9 @@ class AdaContrast(Adapter):
         replace the bank's entries at its pointer; an unfilled bank grows (the toolkit's)."""
         probs = F.softmax(logits, dim=1)
         banks = self.banks
+        if banks["features"].numel() == 0:  # the model may have moved since the bank was made
+            banks["features"] = banks["features"].to(features.device)
+            banks["probs"] = banks["probs"].to(features.device)
         start = banks["ptr"]
         end = start + len(features)
         if banks["features"].shape[0] < self.bank_capacity:

@@ -50,7 +50,7 @@ _METHODS: dict[str, MethodEntry] = {
     "eata": MethodEntry(_B + "eata:EATA"),
     "sar": MethodEntry(_B + "sar:SAR"),
     "lame": MethodEntry(_B + "lame:LAME"),
-    "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast"),
+    "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.
 DEFAULT_METHOD = "tsd"
