@@ -7,8 +7,9 @@ commit c3c8b880131f2658d6fd0d5ed14d71f326174d57; oracle
 adacontrast.py``; oracle ``tests/oracles/toolkit_adacontrast.py``), whose stream set-up it
 takes where the authors' offline one cannot run on a stream.
 
-Each batch gives three views of every image, made from its pixels (:attr:`pixels`) one image
-after the other: a weak one ``w`` and two strong ones ``q``, ``k`` (the authors' "wss"). Then
+Each batch gives three views of every image, made from its pixels (:attr:`pixels`) with each
+image's own random draws: a weak one ``w`` and two strong ones ``q``, ``k`` (the authors'
+"wss"; :class:`Views`). Then
 one SGD step (Nesterov, momentum 0.9, weight decay 1e-4, lr 2e-4 for the featurizer and 10x
 for the classifier) on every parameter, the whole model in train mode:
 
@@ -58,7 +59,9 @@ The authors' code vs a stream (named in the docs):
   a stream has no end known in advance, so it stays constant (as the toolkit's).
 - **the toolkit** differs from the authors in: no key shuffle (``key_shuffle=False``), one
   learning rate for every weight and bias except on DomainNet-126 (``head_lr_factor=1``),
-  the bank set-up above. With those two settings this class equals the toolkit's step.
+  the bank set-up above; its optimiser takes only parameters named ``weight`` and ``bias``
+  (a cosine head's scale stays; its ``BaseModel`` takes linear heads only). With those two
+  settings this class equals the toolkit's step.
 
 ``reference`` reproduces the codes, with two flaws: the InfoNCE mask reads the queue's
 labels *after* the batch entered the queue while the logits were computed against the
@@ -430,7 +433,8 @@ class AdaContrast(Adapter):
 
     def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The weak, query and key views (each (N, C, H, W), normalised as ``x``) of a
-        normalised batch: image by image, weak then strong then strong (``NCropsTransform``)."""
+        normalised batch, drawn image by image, weak then strong then strong
+        (``NCropsTransform``), in pixel space. Changes no state but the random generators."""
         x = self._prepare(x)
         self._check_images(x)
         w, q, k = self._views(self.pixels.to_pixels(x))
