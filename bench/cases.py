@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench._common import Context, Row
+from bench.adacontrast import adacontrast_step
 from bench.adaptation import memory, probe_accuracy, tsd_step
 from bench.backbones import backbone_tent
 from bench.clustering import kmeans
@@ -22,6 +23,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "extraction": extraction,
     "tsd_step": tsd_step,
     "backbone_tent": backbone_tent,
+    "adacontrast_step": adacontrast_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

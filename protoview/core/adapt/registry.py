@@ -51,6 +51,7 @@ _METHODS: dict[str, MethodEntry] = {
     "sar": MethodEntry(_B + "sar:SAR"),
     "lame": MethodEntry(_B + "lame:LAME"),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
+    "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.
 DEFAULT_METHOD = "tsd"
