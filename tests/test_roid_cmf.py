@@ -334,3 +334,16 @@ def test_a_model_without_norm_layers_and_a_batch_of_one_are_refused(name: str) -
 def test_classes_are_the_registered_ones() -> None:
     assert isinstance(make_adapter("roid", model_for()), ROID)
     assert isinstance(make_adapter("cmf", model_for()), CMF)
+
+
+def test_cmf_with_a_gain_of_one_is_roid_up_to_rounding() -> None:
+    """Few adapted parameters, the default q: beta is 1, the hidden model follows the source
+    only, and the fusion is ROID's weight ensembling (momentum_src = gamma)."""
+    model = model_for()
+    roid, cmf = make_adapter("roid", copy.deepcopy(model)), make_adapter("cmf", model)
+    for i, x in enumerate(xs_for(4)):
+        torch.manual_seed(i)
+        a = roid.step(x)
+        torch.manual_seed(i)
+        b = cmf.step(x)
+        assert cmf.beta == 1.0 and max_difference(a, b) < 1e-6

@@ -18,6 +18,9 @@ source is replaced, after each optimiser step, by (all with no gradient):
 3. fuse: ``theta = gamma * theta + (1 - gamma) * h`` for the adapted parameters
    (``post_type=lp``, the default; ``op`` fuses with the predicted ``h`` of step 1).
 
+With few adapted parameters (a small model) the default ``q`` makes ``beta`` 1: the hidden
+model only follows the source and CMF is ROID (``momentum_src = gamma``) up to rounding.
+
 ``step`` returns ROID's prior-corrected logits of the batch (the model before the update),
 as the toolkit does. ``hidden_var`` is ``v``; the hidden model's parameters are kept with
 the state (snapshots, reset).
