@@ -52,6 +52,60 @@ def tsd_step(ctx: Context) -> list[Row]:
                 t_ours <= 1.1 * t_ref, note=f"per step, median of {max(ctx.repeats, 5)} x {steps} steps, run alternately")]
 
 
+
+def roid_cmf_step(ctx: Context) -> list[Row]:
+    """ROID's and CMF's step against the toolkit's (tests/oracles/roid_cmf_reference.py) on
+    the same batch of the demo (64 grey 8x8 digits, BatchNorm CNN), the same seeded
+    augmentations on both sides, so both adapt along the same numbers. One torch thread;
+    the two steps interleaved one by one (a busy machine weighs on both alike)."""
+    import copy
+    import statistics
+    import time
+
+    import torch
+
+    from protoview.core.adapt import make_adapter
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import open_dataset
+    from protoview.core.demo import demo_checkpoint_path
+    from tests.oracles import roid_cmf_reference as toolkit
+
+    base = load_checkpoint(demo_checkpoint_path("linear"))
+    x, _ = open_dataset("demo:noise:3").get_batch(np.arange(64))
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the toolkit's choice
+    base, x = base.to(device), torch.as_tensor(x).to(device)
+    classes = int(base.eval()(x[:2]).shape[1])
+    steps = 20 if ctx.quick else 60
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for name in ("roid", "cmf"):
+            ours = make_adapter(name, copy.deepcopy(base))
+            oracle = toolkit.build(name, copy.deepcopy(base), int(x.shape[-1]), classes,
+                                   batch_size=64)
+            times: dict[str, list[float]] = {"ours": [], "toolkit": []}
+            for i in range(-1, steps):  # step -1: warm-up (optimizer state, first graph)
+                pair = [("ours", ours.step), ("toolkit", oracle)]
+                for side, fn in pair if i % 2 == 0 else pair[::-1]:
+                    torch.manual_seed(i)
+                    t0 = time.perf_counter()
+                    fn(x)
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    if i >= 0:
+                        times[side].append(time.perf_counter() - t0)
+            t_ours = statistics.median(times["ours"])
+            t_ref = statistics.median(times["toolkit"])
+            rows.append(Row(f"{name.upper()} step, demo model, batch 64", t_ours, "s", t_ref,
+                            "toolkit port (tests/oracles)", t_ours / t_ref,
+                            "<= 1.1 x reference", t_ours <= 1.1 * t_ref,
+                            note=f"per step, median of {steps} steps interleaved with the "
+                                 "toolkit's, one torch thread"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

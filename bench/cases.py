@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench._common import Context, Row
 from bench.adacontrast import adacontrast_step
-from bench.adaptation import memory, probe_accuracy, tsd_step
+from bench.adaptation import memory, probe_accuracy, roid_cmf_step, tsd_step
 from bench.backbones import backbone_tent
 from bench.clustering import kmeans
 from bench.drawing import drawing
@@ -24,6 +24,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "tsd_step": tsd_step,
     "backbone_tent": backbone_tent,
     "adacontrast_step": adacontrast_step,
+    "roid_cmf_step": roid_cmf_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

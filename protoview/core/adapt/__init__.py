@@ -1,8 +1,7 @@
 """Test-time adaptation: TSD and the baselines.
 
 ``make_adapter(method, model, **params)`` builds one; the methods are listed once, in
-:mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "tent", "pl",
-"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame", "adacontrast"), each class declaring its
+:mod:`~protoview.core.adapt.registry` (``method_names()``), each class declaring its
 parameters (``method_params(method)``, ``method_defaults(method)``: see
 :mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks it over a dataset in seeded
 batches and records each step.
@@ -33,6 +32,8 @@ _WHERE = {
     "SHOTIM": "shot",
     "EATA": "eata",
     "SAR": "sar",
+    "ROID": "roid",
+    "CMF": "cmf",
     "LAME": "lame",
     "AdaContrast": "adacontrast",
     "Param": "params",

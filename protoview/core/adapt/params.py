@@ -210,7 +210,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return _number(value)
+        text = _number(value)
+        return text if float(text) == value else repr(value)  # 1/3 reads back as 1/3
     return str(value)
 
 

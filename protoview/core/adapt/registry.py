@@ -49,6 +49,8 @@ _METHODS: dict[str, MethodEntry] = {
     "tsd": MethodEntry(_B + "tsd:TSDAdapter"),
     "eata": MethodEntry(_B + "eata:EATA"),
     "sar": MethodEntry(_B + "sar:SAR"),
+    "roid": MethodEntry(_B + "roid:ROID"),
+    "cmf": MethodEntry(_B + "cmf:CMF"),
     "lame": MethodEntry(_B + "lame:LAME"),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
     "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
