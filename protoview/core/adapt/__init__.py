@@ -2,8 +2,8 @@
 
 ``make_adapter(method, model, **params)`` builds one; the methods are listed once, in
 :mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "tent", "pl",
-"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame"), each class declaring its
-parameters (``method_params(method)``, ``method_defaults(method)``: see
+"plc", "shot_im", "t3a", "tsd", "eata", "sar", "deyo", "lame", "memo"), each class
+declaring its parameters (``method_params(method)``, ``method_defaults(method)``: see
 :mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks it over a dataset in seeded
 batches and records each step.
 
@@ -33,6 +33,7 @@ _WHERE = {
     "SHOTIM": "shot",
     "EATA": "eata",
     "SAR": "sar",
+    "DeYO": "deyo",
     "LAME": "lame",
     "Param": "params",
     "check_params": "registry",

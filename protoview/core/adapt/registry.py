@@ -49,6 +49,7 @@ _METHODS: dict[str, MethodEntry] = {
     "tsd": MethodEntry(_B + "tsd:TSDAdapter"),
     "eata": MethodEntry(_B + "eata:EATA"),
     "sar": MethodEntry(_B + "sar:SAR"),
+    "deyo": MethodEntry(_B + "deyo:DeYO"),
     "lame": MethodEntry(_B + "lame:LAME"),
 }
 #: The method the window and ``protoview adapt`` start with.
