@@ -35,6 +35,7 @@ _WHERE = {
     "SAR": "sar",
     "DeYO": "deyo",
     "LAME": "lame",
+    "MEMO": "memo",
     "Param": "params",
     "check_params": "registry",
     "make_adapter": "registry",

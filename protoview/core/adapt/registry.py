@@ -51,6 +51,7 @@ _METHODS: dict[str, MethodEntry] = {
     "sar": MethodEntry(_B + "sar:SAR"),
     "deyo": MethodEntry(_B + "deyo:DeYO"),
     "lame": MethodEntry(_B + "lame:LAME"),
+    "memo": MethodEntry(_B + "memo:MEMO", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.
 DEFAULT_METHOD = "tsd"
