@@ -7,6 +7,7 @@ from collections.abc import Callable
 from bench._common import Context, Row
 from bench.adaptation import memory, probe_accuracy, tsd_step
 from bench.clustering import kmeans
+from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
 from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
@@ -20,6 +21,8 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "sinkhorn": sinkhorn,
     "extraction": extraction,
     "tsd_step": tsd_step,
+    "deyo_step": deyo_step,
+    "memo_step": memo_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,
