@@ -9,6 +9,7 @@ from bench.adacontrast import adacontrast_step
 from bench.adaptation import memory, probe_accuracy, roid_cmf_step, tsd_step
 from bench.backbones import backbone_tent
 from bench.clustering import kmeans
+from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
 from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
@@ -25,6 +26,8 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "backbone_tent": backbone_tent,
     "adacontrast_step": adacontrast_step,
     "roid_cmf_step": roid_cmf_step,
+    "deyo_step": deyo_step,
+    "memo_step": memo_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

@@ -36,6 +36,8 @@ _WHERE = {
     "CMF": "cmf",
     "LAME": "lame",
     "AdaContrast": "adacontrast",
+    "DeYO": "deyo",
+    "MEMO": "memo",
     "Param": "params",
     "check_params": "registry",
     "make_adapter": "registry",

@@ -49,9 +49,11 @@ _METHODS: dict[str, MethodEntry] = {
     "tsd": MethodEntry(_B + "tsd:TSDAdapter"),
     "eata": MethodEntry(_B + "eata:EATA"),
     "sar": MethodEntry(_B + "sar:SAR"),
+    "deyo": MethodEntry(_B + "deyo:DeYO"),
     "roid": MethodEntry(_B + "roid:ROID"),
     "cmf": MethodEntry(_B + "cmf:CMF"),
     "lame": MethodEntry(_B + "lame:LAME"),
+    "memo": MethodEntry(_B + "memo:MEMO", compare=False),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
     "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
 }

@@ -54,18 +54,24 @@ from protoview.errors import ParameterError
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
-def sar_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+def sar_parameters(
+    model: nn.Module,
+    layers: tuple[type[nn.Module], ...] = NORM_LAYERS,
+    method: str = "sar",
+    norms: str = "BatchNorm, LayerNorm or GroupNorm",
+) -> list[tuple[str, nn.Parameter]]:
     """The authors' ``collect_params``: scale and shift of the norm layers, top layers skipped.
 
     The tests run on module names relative to the featurizer / classifier (the authors'
-    model has no such prefix), so a ViT's final ``norm`` is skipped as intended.
+    model has no such prefix), so a ViT's final ``norm`` is skipped as intended. ``layers``,
+    ``method`` and ``norms``: for another method with the same choice (DeYO's).
     """
     chosen = []
     for name, m in model.named_modules():
         bare = name.split(".", 1)[1] if name.startswith(("featurizer.", "classifier.")) else name
         if any(s in bare for s in ("layer4", "blocks.9", "blocks.10", "blocks.11", "norm.")):
             continue
-        if bare in ["norm"] or not isinstance(m, NORM_LAYERS):
+        if bare in ["norm"] or not isinstance(m, layers):
             continue
         for pname, p in m.named_parameters(recurse=False):
             if pname in ["weight", "bias"]:
@@ -73,7 +79,7 @@ def sar_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     if not chosen:
         raise ParameterError(
             "method",
-            "'sar' adapts the scale and shift of BatchNorm, LayerNorm or GroupNorm layers "
+            f"'{method}' adapts the scale and shift of {norms} layers "
             "(outside a ResNet's layer4 and a ViT's last blocks) and the model has none",
         )
     return chosen
