@@ -29,6 +29,20 @@ def test_compare_params_go_to_one_method_or_to_all() -> None:
     (["compare", "demo", "demo", "--batch-size", "0"], "--batch-size: must be >= 1, got 0"),
     (["compare", "demo", "/nonexistent/folder", "--shifts", "a"], "names no shift or domain to replace"),
     (["compare", "demo", "demo", "--csv", "/nonexistent/folder/t.csv"], "the folder to write into does not exist"),
+    (["compare", "demo", "demo", "--seeds", ""], "--seeds: expected seeds like 1,2,3 or 1-5, got ''"),
+    (["compare", "demo", "demo", "--seeds", "1,,2"], "--seeds: expected seeds like 1,2,3 or 1-5, got '1,,2'"),
+    (["compare", "demo", "demo", "--seeds", "1,x"], "--seeds: expected seeds like 1,2,3 or 1-5, got 'x'"),
+    (["compare", "demo", "demo", "--seeds", "1-"], "--seeds: expected seeds like 1,2,3 or 1-5, got '1-'"),
+    (["compare", "demo", "demo", "--seeds", "-1"], "--seeds: a seed must be >= 0, got -1"),
+    (["compare", "demo", "demo", "--seeds=-3,1"], "--seeds: a seed must be >= 0, got -3"),
+    (["compare", "demo", "demo", "--seeds", "5-1"], "--seeds: the range 5-1 runs backwards"),
+    (["compare", "demo", "demo", "--seeds", "1-3,2"], "--seeds: seed 2 is listed twice"),
+    (["compare", "demo", "demo", "--seeds", "4294967296"], "--seeds: a seed must be between 0 and 4294967295"),
+    (["compare", "demo", "demo", "--seeds", "0-5000"], "--seeds: at most 1000 seeds"),
+    (["compare", "demo", "demo", "--seed", "-2"], "--seed: a seed must be between 0 and 4294967295, got -2"),
+    (["compare", "demo", "demo", "--seed", "1", "--seeds", "1,2"], "--seeds: give --seed N or --seeds LIST, not both"),
+    (["compare", "demo", "demo", "--metric", "top5"], "--metric: unknown metric 'top5'; choose accuracy or error"),
+    (["compare", "demo", "demo", "--metric", ""], "--metric: unknown metric ''"),
 ])
 def test_bad_input_is_one_line(capsys, argv, line) -> None:
     assert main(argv) == 2
