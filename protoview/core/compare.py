@@ -441,9 +441,14 @@ def compare_methods(
                          checkpoint=checkpoint, device=str(where_run))
     return CompareTable(entries, columns, online.mean(axis=0),
                         full.mean(axis=0) if full is not None else None,
-                        np.nansum(seconds, axis=0), notes, settings, list(seeds),
+                        _summed(seconds), notes, settings, list(seeds),
                         online if n_seeds > 1 else None,
                         full if full is not None and n_seeds > 1 else None, metric, protocol)
+
+
+def _summed(seconds: np.ndarray) -> np.ndarray:
+    """(rows, shifts) seconds summed over the seeds, NaN where no run was timed."""
+    return np.where(np.isnan(seconds).all(axis=0), np.nan, np.nansum(seconds, axis=0))
 
 
 def _protocol(model, datasets, columns: Sequence[str], entries: Sequence[str],
