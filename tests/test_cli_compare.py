@@ -29,6 +29,20 @@ def test_compare_params_go_to_one_method_or_to_all() -> None:
     (["compare", "demo", "demo", "--batch-size", "0"], "--batch-size: must be >= 1, got 0"),
     (["compare", "demo", "/nonexistent/folder", "--shifts", "a"], "names no shift or domain to replace"),
     (["compare", "demo", "demo", "--csv", "/nonexistent/folder/t.csv"], "the folder to write into does not exist"),
+    (["compare", "demo", "demo", "--seeds", ""], "--seeds: expected seeds like 1,2,3 or 1-5, got ''"),
+    (["compare", "demo", "demo", "--seeds", "1,,2"], "--seeds: expected seeds like 1,2,3 or 1-5, got '1,,2'"),
+    (["compare", "demo", "demo", "--seeds", "1,x"], "--seeds: expected seeds like 1,2,3 or 1-5, got 'x'"),
+    (["compare", "demo", "demo", "--seeds", "1-"], "--seeds: expected seeds like 1,2,3 or 1-5, got '1-'"),
+    (["compare", "demo", "demo", "--seeds", "-1"], "--seeds: a seed must be >= 0, got -1"),
+    (["compare", "demo", "demo", "--seeds=-3,1"], "--seeds: a seed must be >= 0, got -3"),
+    (["compare", "demo", "demo", "--seeds", "5-1"], "--seeds: the range 5-1 runs backwards"),
+    (["compare", "demo", "demo", "--seeds", "1-3,2"], "--seeds: seed 2 is listed twice"),
+    (["compare", "demo", "demo", "--seeds", "4294967296"], "--seeds: a seed must be between 0 and 4294967295"),
+    (["compare", "demo", "demo", "--seeds", "0-5000"], "--seeds: at most 1000 seeds"),
+    (["compare", "demo", "demo", "--seed", "-2"], "--seed: a seed must be between 0 and 4294967295, got -2"),
+    (["compare", "demo", "demo", "--seed", "1", "--seeds", "1,2"], "--seeds: give --seed N or --seeds LIST, not both"),
+    (["compare", "demo", "demo", "--metric", "top5"], "--metric: unknown metric 'top5'; choose accuracy or error"),
+    (["compare", "demo", "demo", "--metric", ""], "--metric: unknown metric ''"),
 ])
 def test_bad_input_is_one_line(capsys, argv, line) -> None:
     assert main(argv) == 2
@@ -46,12 +60,13 @@ def test_compare_prints_and_writes_the_table(capsys, tmp_path) -> None:
     out = capsys.readouterr().out
     assert "online accuracy over one pass (%); demo:linear on demo:noise:3" in out
     assert "tsd:corrected" in out and f"wrote {csv_path}" in out
-    rows = csv_path.read_text().splitlines()
+    first = csv_path.read_text()
+    rows = [r for r in first.splitlines() if not r.startswith("# ")]
     assert rows[0] == "method,noise,blur,mean" and [r.split(",")[0] for r in rows[1:]] == [
         "none", "bn", "tsd:corrected"]
-    assert md_path.read_text().startswith("| method | noise | blur | mean |")
-    assert main(argv) == 0  # seeded: the same table again
-    assert csv_path.read_text().splitlines() == rows
+    assert "\n| method | noise | blur | mean |\n" in md_path.read_text()
+    assert main(argv) == 0  # seeded: the same table again, protocol and all
+    assert csv_path.read_text() == first
 
 
 @pytest.mark.slow

@@ -190,12 +190,14 @@ def test_compare_table_on_the_demo_is_seeded_and_matches_single_runs() -> None:
     assert table.online[1].mean() > table.online[0].mean()  # BN beats the source on the demo
     text = table.text()
     assert "method" in text and "noise" in text and "mean" in text
-    rows = table.csv().splitlines()
+    rows = table.csv(protocol=False).splitlines()  # one seed: the body as it always was
     assert rows[0] == "method,noise,blur,mean,noise full,blur full,mean full"
+    assert table.csv().startswith("# metric: online accuracy") and table.csv().endswith(
+        table.csv(protocol=False))
     cells = rows[3].split(",")
     assert cells[0] == "tent" and float(cells[2]) == pytest.approx(100 * online, abs=0.005)
     assert float(cells[3]) == pytest.approx(100 * table.online[2].mean(), abs=0.005)
-    md = table.markdown().splitlines()
+    md = table.markdown(protocol=False).splitlines()
     assert md[0] == "| method | noise | blur | mean |" and len(md) == 5
 
 

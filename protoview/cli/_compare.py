@@ -1,4 +1,5 @@
-"""``protoview compare``: the methods x shifts accuracy table, as TTA papers print it.
+"""``protoview compare``: the methods x shifts accuracy (or error) table, as TTA papers
+print it, over one seed or several (mean ± std), with its protocol.
 
 Registered onto the main parser by :mod:`protoview.cli._main`; light to import like it.
 """
@@ -21,7 +22,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
         description=(
             "Run each method over each shift from the source checkpoint (one pass, seeded) and "
             "print the online accuracy table with its mean column; --full adds the full-set "
-            "accuracy after the pass. E.g. protoview compare demo:cosine demo --shifts "
+            "accuracy after the pass; --seeds 1-5 runs each method once per seed and reports "
+            "mean ± std; --metric error reports 100 - accuracy. The CSV and Markdown files "
+            "carry the table's protocol above it. E.g. protoview compare demo:cosine demo --shifts "
             "noise,blur,contrast,rotation,mix --methods none,bn,tent,tsd,tsd:corrected"
         ),
     )
@@ -37,7 +40,15 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--shifts", help="comma-separated shifts, corruptions or domains put in place "
                                     "of DATA's own (the columns), e.g. noise,blur,contrast")
     p.add_argument("--batch-size", type=int, default=64, help="adaptation batch size (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the batch order and of torch")
+    p.add_argument("--seed", type=int, help="seed of the batch order and of torch, numpy and "
+                                            "python's random before each run (default 0)")
+    p.add_argument("--seeds", metavar="LIST",
+                   help="run each method once per seed, e.g. 1,2,3,4,5 or 1-5 (the toolkit's "
+                        "benchmark seeds): cells are the mean ± sample std (ddof=1) over the "
+                        "seeds, the CSV has every seed's row")
+    p.add_argument("--metric", default="accuracy", metavar="accuracy|error",
+                   help="what the cells show: accuracy (%%, default) or error = 100 - accuracy "
+                        "(%%, as the toolkit's tables)")
     p.add_argument("--no-shuffle", action="store_true", help="dataset order (as released scripts)")
     p.add_argument("--stream", default="online", help=STREAM_HELP + ". continual or mixed run "
                    "each method once over all shifts together; a column is then its shift's "
@@ -47,8 +58,11 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                         "method that takes it (repeatable)")
     p.add_argument("--full", action="store_true",
                    help="also the full-set accuracy after the pass (cells 'online / full')")
-    p.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
-    p.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
+    p.add_argument("--csv", metavar="PATH", help="also write the table as CSV, its protocol "
+                                                 "(setting, seeds, preprocessing, parameters, "
+                                                 "...) as '# key: value' lines above it")
+    p.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown, its "
+                                                      "protocol as a list above it")
     handlers["compare"] = cmd_compare
 
 
@@ -73,12 +87,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from protoview.core.adapt.stream import parse_stream
-    from protoview.core.compare import compare_methods, parse_methods
+    from protoview.core.compare import check_metric, compare_methods, parse_methods, parse_seeds
     from protoview.core.data import shift_name, shift_specs
     from protoview.errors import ParameterError
 
     if args.batch_size < 1:
         raise ParameterError("--batch-size", f"must be >= 1, got {args.batch_size}")
+    if args.seed is not None and args.seeds is not None:
+        raise ParameterError("--seeds", "give --seed N or --seeds LIST, not both")
+    if args.seeds is not None:
+        seeds = parse_seeds(args.seeds, "--seeds")
+    else:
+        seeds = parse_seeds([0 if args.seed is None else args.seed], "--seed")
+    metric = check_metric(args.metric, "--metric")
     methods = parse_methods(args.methods)
     stream = parse_stream(args.stream)
     words = [w.strip().lower() for w in args.stream.split(",")]
@@ -98,11 +119,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     table = compare_methods(
         args.checkpoint, specs, methods, params=_params(args.param), batch_size=args.batch_size,
-        seed=args.seed, stream=stream.text(), together=together, full_set=args.full,
+        seeds=seeds, metric=metric, stream=stream.text(), together=together, full_set=args.full,
         open_options=options, names=names, device=args.device, progress=progress,
         shuffle=not args.no_shuffle,
     )
     table.settings = f"{args.checkpoint} on {args.data}; {table.settings}"
+    items = list(table.protocol.items())  # DATA as given, before each shift's dataset
+    at = next((k for k, (key, _) in enumerate(items) if key.startswith("dataset ")), len(items))
+    table.protocol = dict([*items[:at], ("data", args.data), *items[at:]])
     say(table.text())
     for note in table.notes:
         say(f"note: {note}")

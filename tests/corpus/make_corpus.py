@@ -1300,6 +1300,48 @@ def _opt_compare_unknown_method(d: Path) -> dict[str, Any]:
                         out=out)
 
 
+def _compare_case(d: Path, extra: list[str], *expect: str, what: str) -> dict[str, Any]:
+    out = d / "table-out.csv"
+    argv = ["compare", "demo", "demo:noise:1", "--methods", "none", "--csv", out, *extra]
+    return _option_fail(argv, *expect, what=what, out=out)
+
+
+@_case(OPTION)
+def _opt_compare_seeds_malformed(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--seeds", "1,two"], "--seeds", "expected seeds like 1,2,3 or 1-5",
+                         what="a seed list with a word in it")
+
+
+@_case(OPTION)
+def _opt_compare_seeds_empty(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--seeds", ""], "--seeds", "expected seeds like 1,2,3 or 1-5",
+                         what="an empty seed list")
+
+
+@_case(OPTION)
+def _opt_compare_seeds_negative(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--seeds=-1,2"], "--seeds", "a seed must be >= 0, got -1",
+                         what="a negative seed")
+
+
+@_case(OPTION)
+def _opt_compare_seeds_backwards(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--seeds", "5-1"], "--seeds", "the range 5-1 runs backwards",
+                         what="a seed range that runs backwards")
+
+
+@_case(OPTION)
+def _opt_compare_seed_and_seeds(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--seed", "1", "--seeds", "1-5"], "--seeds", "not both",
+                         what="one seed and a list of seeds at once")
+
+
+@_case(OPTION)
+def _opt_compare_unknown_metric(d: Path) -> dict[str, Any]:
+    return _compare_case(d, ["--metric", "top5"], "--metric", "unknown metric 'top5'",
+                         what="a metric compare does not report")
+
+
 _PYCIL_ARCH = """
 from torch import nn
 
