@@ -24,6 +24,7 @@ METHOD_PARAMS = {
     "eata": ("lr",),
     "sar": ("lr", "variant"),
     "lame": ("variant",),
+    "rotta": ("lr", "memory_size", "update_frequency"),
 }
 PANEL_METHODS = method_names()
 
