@@ -358,13 +358,16 @@ class RoTTA(Adapter):
             for pname, p in m.named_parameters(recurse=False)
             if pname in ("weight", "bias")
         ]
-        if not named:
-            which = "BatchNorm1d/2d" if self.norms == "bn" else "BatchNorm, LayerNorm or GroupNorm"
+        if not named and self.norms == "bn":
             raise ParameterError(
-                "method", f"'rotta' trains the scale and shift of {which} layers (robust "
-                f"BatchNorm, as the authors' code) and the model has none"
-                + ("; norms=all also trains LayerNorm and GroupNorm (the toolkit's)"
-                   if self.norms == "bn" else "")
+                "method", "'rotta' trains the scale and shift of BatchNorm1d/2d layers (made "
+                "robust BatchNorm, as the authors' code does) and the model has none; "
+                "norms=all also trains LayerNorm and GroupNorm (the toolkit's)"
+            )  # fmt: skip
+        if not named:
+            raise ParameterError(
+                "method", "'rotta' with norms=all trains the scale and shift of BatchNorm, "
+                "LayerNorm or GroupNorm layers and the model has none"
             )  # fmt: skip
         return named
 
