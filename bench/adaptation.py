@@ -1,4 +1,4 @@
-"""Adaptation steps: TSD against the authors' code, and memory over a long run."""
+"""Adaptation steps: TSD and RoTTA against the authors' code, and memory over a long run."""
 
 from __future__ import annotations
 
@@ -105,6 +105,42 @@ def roid_cmf_step(ctx: Context) -> list[Row]:
     finally:
         torch.set_num_threads(threads)
     return rows
+def rotta_step(ctx: Context) -> list[Row]:
+    """RoTTA's step against the authors' (tests/oracles/rotta_reference.py) on the same batch:
+    the demo model, batch 64, the authors' defaults (an update at every step: 64 samples)."""
+    import copy
+
+    from protoview.core.adapt.rotta import RoTTA
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import open_dataset
+    from protoview.core.demo import demo_checkpoint_path
+    from tests.oracles import rotta_reference as authors
+
+    base = load_checkpoint(demo_checkpoint_path("linear"))
+    data = open_dataset("demo:noise:3")
+    x, _ = data.get_batch(np.arange(64))
+    steps = 20
+    ours = RoTTA(copy.deepcopy(base))
+    oracle = authors.build(copy.deepcopy(base), 10, img_size=tuple(x.shape[-2:]))
+    ours.step(x), oracle(x)  # warm-up (optimizer state, TorchScript's profiling run)
+
+    def run_ours() -> None:
+        for _ in range(steps):
+            ours.step(x)
+
+    def run_oracle() -> None:
+        for _ in range(steps):
+            oracle(x)
+
+    repeats = max(ctx.repeats, 5)
+    t_ours, t_ref = alternating(run_ours, run_oracle, repeats=repeats)
+    t_ours, t_ref = t_ours / steps, t_ref / steps
+    return [Row("RoTTA step, demo model, batch 64", t_ours, "s", t_ref,
+                "authors' code (tests/oracles)", t_ours / t_ref, "<= 1.1 x reference",
+                t_ours <= 1.1 * t_ref,
+                note=f"per step (each with an update), median of {repeats} x {steps} steps, "
+                     "run alternately; ours also goes to pixels and back")]
+
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:

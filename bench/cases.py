@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench._common import Context, Row
 from bench.adacontrast import adacontrast_step
-from bench.adaptation import memory, probe_accuracy, roid_cmf_step, tsd_step
+from bench.adaptation import memory, probe_accuracy, roid_cmf_step, rotta_step, tsd_step
 from bench.backbones import backbone_tent
 from bench.clustering import kmeans
 from bench.deyo_memo import deyo_step, memo_step
@@ -28,6 +28,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "roid_cmf_step": roid_cmf_step,
     "deyo_step": deyo_step,
     "memo_step": memo_step,
+    "rotta_step": rotta_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

@@ -24,6 +24,13 @@ METHOD_PARAMS = {
     "eata": ("lr",),
     "sar": ("lr", "variant"),
     "lame": ("variant",),
+    "rotta": ("lr", "memory_size", "update_frequency"),
+    "deyo": ("lr", "plpd_threshold", "variant"),
+    "roid": ("lr", "variant"),
+    "cmf": ("lr", "variant"),
+    "memo": ("lr", "n_augmentations", "variant"),
+    "rmt": ("lr", "variant"),
+    "adacontrast": ("lr", "variant"),
 }
 PANEL_METHODS = method_names()
 

@@ -38,6 +38,7 @@ _WHERE = {
     "AdaContrast": "adacontrast",
     "DeYO": "deyo",
     "MEMO": "memo",
+    "RoTTA": "rotta",
     "Param": "params",
     "check_params": "registry",
     "make_adapter": "registry",

@@ -53,6 +53,7 @@ _METHODS: dict[str, MethodEntry] = {
     "roid": MethodEntry(_B + "roid:ROID"),
     "cmf": MethodEntry(_B + "cmf:CMF"),
     "lame": MethodEntry(_B + "lame:LAME"),
+    "rotta": MethodEntry(_B + "rotta:RoTTA"),
     "memo": MethodEntry(_B + "memo:MEMO", compare=False),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
     "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
