@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.gui.panels._method_form import MethodParamsForm
 from protoview.present import KMeansRequest, SinkhornRequest, StepRequest
-from protoview.present.methods import DEFAULT_METHOD, method_names
+from protoview.present.methods import DEFAULT_METHOD, method_names, needs_source
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSpinBox:
@@ -143,6 +143,19 @@ class AdaptPanel(QtWidgets.QGroupBox):
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
                          ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
+        self.source_data = QtWidgets.QLineEdit()
+        self.source_data.setPlaceholderText("e.g. demo:source, cifar10:ROOT:train")
+        self.source_data.setToolTip(
+            "labelled source data (the data the model was trained on, any dataset spelling), "
+            "for a method that needs them: RMT's source prototypes, warm-up and replay; "
+            "prepared as the test data")
+        form.addRow("source data", self.source_data)
+        self._form = form
+        self.source_note = QtWidgets.QLabel("")
+        self.source_note.setObjectName("SourceNote")
+        self.source_note.setWordWrap(True)
+        self.source_note.setVisible(False)
+        form.addRow(self.source_note)
         self.probe_note = QtWidgets.QLabel("")  # what the probe costs, when it is the most
         self.probe_note.setObjectName("ProbeNote")
         self.probe_note.setWordWrap(True)
@@ -166,16 +179,35 @@ class AdaptPanel(QtWidgets.QGroupBox):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(grid)
-        self.step_button.clicked.connect(lambda: self.step_requested.emit(self.request(1)))
-        self.run_button.clicked.connect(
-            lambda: self.step_requested.emit(self.request(self.n_steps.value())))
-        self.pass_button.clicked.connect(lambda: self.step_requested.emit(self.request(0)))
+        self.step_button.clicked.connect(lambda: self._send(1))
+        self.run_button.clicked.connect(lambda: self._send(self.n_steps.value()))
+        self.pass_button.clicked.connect(lambda: self._send(0))
         self.pause_button.clicked.connect(self.pause_requested.emit)
         self.reset_button.clicked.connect(self.reset_requested.emit)
         self.forget_button.clicked.connect(self.forget_runs_requested.emit)
         self.method.currentTextChanged.connect(self.params_form.set_method)
+        self.method.currentTextChanged.connect(self._show_source_row)
         self.method.setCurrentText(DEFAULT_METHOD)
         self.params_form.set_method(self.method.currentText())
+        self._show_source_row(self.method.currentText())
+
+    def _show_source_row(self, method: str) -> None:
+        """The source data row only for a method that needs source data."""
+        self._form.setRowVisible(self.source_data, bool(needs_source(method)))
+        self.source_note.setVisible(False)
+
+    def _send(self, n_steps: int) -> None:
+        """Emit the request, unless the method needs source data and none is given: then
+        say so under the field (nothing is sent)."""
+        needs = needs_source(self.method.currentText())
+        if needs and not self.source_data.text().strip():
+            self.source_note.setText(f"{self.method.currentText()} needs {needs}: name them "
+                                     "above (demo: demo:source)")
+            self.source_note.setVisible(True)
+            self.source_data.setFocus()
+            return
+        self.source_note.setVisible(False)
+        self.step_requested.emit(self.request(n_steps))
 
     #: below this many seconds a probe is not worth a word, whatever the step took
     PROBE_NOTE_SECONDS = 1.0
@@ -207,7 +239,9 @@ class AdaptPanel(QtWidgets.QGroupBox):
                            batch_size=int(self.batch_size.value()),
                            seed=int(self.seed.value()), params=self.params_form.values(),
                            probe_size=int(self.probe_size.value()),
-                           stream=self.stream.text(), live=True)
+                           stream=self.stream.text(), live=True,
+                           source_data=self.source_data.text().strip()
+                           if needs_source(self.method.currentText()) else "")
 
 
 class KMeansPanel(QtWidgets.QGroupBox):
