@@ -1,11 +1,11 @@
 """Test-time adaptation: TSD and the baselines.
 
 ``make_adapter(method, model, **params)`` builds one; the methods are listed once, in
-:mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "tent", "pl",
-"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame"), each class declaring its
-parameters (``method_params(method)``, ``method_defaults(method)``: see
-:mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks it over a dataset in seeded
-batches and records each step.
+:mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "bn_alpha",
+"bn_ema", "tent", "pl", "rpl", "plc", "shot_im", "t3a", "tsd", "eata", "rdumb", "sar",
+"lame"), each class declaring its parameters (``method_params(method)``,
+``method_defaults(method)``: see :mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks
+it over a dataset in seeded batches and records each step.
 
 The names below are imported on first use, so that ``protoview.core.adapt.registry`` and
 ``protoview.core.adapt.params`` stay free of torch.
@@ -32,6 +32,10 @@ _WHERE = {
     "PseudoLabelClassifier": "pseudo_label",
     "SHOTIM": "shot",
     "EATA": "eata",
+    "RDumb": "rdumb",
+    "RPL": "rpl",
+    "BNAlpha": "bn_alpha",
+    "BNEMA": "bn_alpha",
     "SAR": "sar",
     "LAME": "lame",
     "Param": "params",

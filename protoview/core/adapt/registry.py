@@ -41,13 +41,17 @@ _B = "protoview.core.adapt."
 _METHODS: dict[str, MethodEntry] = {
     "none": MethodEntry(_B + "baselines:NoAdapt"),
     "bn": MethodEntry(_B + "baselines:BNAdapt"),
+    "bn_alpha": MethodEntry(_B + "bn_alpha:BNAlpha"),
+    "bn_ema": MethodEntry(_B + "bn_alpha:BNEMA"),
     "tent": MethodEntry(_B + "baselines:Tent"),
     "pl": MethodEntry(_B + "pseudo_label:PseudoLabel"),
+    "rpl": MethodEntry(_B + "rpl:RPL"),
     "plc": MethodEntry(_B + "pseudo_label:PseudoLabelClassifier", compare=False),
     "shot_im": MethodEntry(_B + "shot:SHOTIM"),
     "t3a": MethodEntry(_B + "baselines:T3A"),
     "tsd": MethodEntry(_B + "tsd:TSDAdapter"),
     "eata": MethodEntry(_B + "eata:EATA"),
+    "rdumb": MethodEntry(_B + "rdumb:RDumb"),
     "sar": MethodEntry(_B + "sar:SAR"),
     "lame": MethodEntry(_B + "lame:LAME"),
 }
