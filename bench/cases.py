@@ -12,6 +12,7 @@ from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
+from bench.toolkit_basic import toolkit_basic_steps
 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_first": map_first,
@@ -20,6 +21,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "sinkhorn": sinkhorn,
     "extraction": extraction,
     "tsd_step": tsd_step,
+    "toolkit_basic_steps": toolkit_basic_steps,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,
