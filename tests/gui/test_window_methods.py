@@ -24,6 +24,10 @@ METHOD_PARAMS = {
     "eata": ("lr",),
     "sar": ("lr", "variant"),
     "lame": ("variant",),
+    "bn_alpha": ("alpha",),
+    "bn_ema": (),
+    "rpl": ("lr", "q"),
+    "rdumb": ("lr", "reset_every"),
 }
 PANEL_METHODS = method_names()
 
