@@ -15,6 +15,7 @@ from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
+from bench.toolkit_basic import toolkit_basic_steps
 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_first": map_first,
@@ -29,6 +30,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "deyo_step": deyo_step,
     "memo_step": memo_step,
     "rotta_step": rotta_step,
+    "toolkit_basic_steps": toolkit_basic_steps,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

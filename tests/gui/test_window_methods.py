@@ -31,6 +31,10 @@ METHOD_PARAMS = {
     "memo": ("lr", "n_augmentations", "variant"),
     "rmt": ("lr", "variant"),
     "adacontrast": ("lr", "variant"),
+    "bn_alpha": ("alpha",),
+    "bn_ema": (),
+    "rpl": ("lr", "q"),
+    "rdumb": ("lr", "reset_every"),
 }
 PANEL_METHODS = method_names()
 

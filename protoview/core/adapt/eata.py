@@ -112,20 +112,25 @@ class EATA(Adapter):
         episodic: bool = False,
     ) -> None:
         super().__init__(model)
-        require_norm_layers(self.model, self.method)
+        named = self._adapted_parameters()
         (
             self.lr, self.e_margin, self.d_margin, self.fisher_alpha, self.fisher_batches,
             self.steps, self.episodic,
         ) = checked(
-            self.params, lr=lr, e_margin=e_margin, d_margin=d_margin, fisher_alpha=fisher_alpha,
+            EATA.params, lr=lr, e_margin=e_margin, d_margin=d_margin, fisher_alpha=fisher_alpha,
             fisher_batches=fisher_batches, steps=steps, episodic=episodic,
         )  # fmt: skip
-        named = method_parameters(self.model, "affine", self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()
         self._supplied: Fishers | None = None
         self._clear_run_state()
+
+    def _adapted_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The authors' ``collect_params``: BatchNorm scale and shift (LayerNorm / GroupNorm on
+        a model without BatchNorm, as the toolkit; a subclass may widen)."""
+        require_norm_layers(self.model, self.method)
+        return method_parameters(self.model, "affine", self.method)
 
     # ---- state ------------------------------------------------------------------------------
     def _clear_run_state(self) -> None:
