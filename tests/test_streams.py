@@ -248,16 +248,31 @@ def test_a_stream_that_cannot_be_made_fails_when_the_run_is_built() -> None:
         AdaptRun(make_adapter("none", tiny_model()), data)
 
 
-@pytest.mark.parametrize("method", sorted(method_names()))
+def _seed_all(seed: int) -> None:
+    """torch's, numpy's and python's generators (MEMO's AugMix draws from all three)."""
+    import random
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@pytest.mark.parametrize("method", sorted(m for m in method_names() if m != "rmt"))
 def test_episodic_equals_a_fresh_adapter_per_batch_bit_for_bit(method) -> None:
+    """(RMT's reset goes back to its state after the source warm-up: tests/test_rmt.py.)"""
     data = Domains(sizes=(24, 24), seed=1)
+    data.x = torch.sigmoid(data.x)  # pixels: the augmenting methods work on images
     source = tiny_model(classes=10, sharp=4.0)
     model = copy.deepcopy(source)
     run = AdaptRun(make_adapter(method, model), data, batch_size=12, seed=2, stream="episodic")
-    records = run.run_pass()
-    for record in records:
+    records = []
+    for step in range(run.steps_per_pass):  # the same random draws for each batch, both sides
+        _seed_all(step)
+        records.append(run.step())
+    for step, record in enumerate(records):
         fresh_model = copy.deepcopy(source)
         fresh = make_adapter(method, fresh_model)
+        _seed_all(step)
         logits = fresh.step(data.x[torch.as_tensor(record.batch_indices)])
         assert torch.equal(torch.from_numpy(record.online_logits), logits.float()), (method, record.step)
     # after the last batch the model is the fresh adapter's after that batch alone

@@ -69,6 +69,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from protoview.core.adapt.augment import tta_transforms
 from protoview.core.adapt.base import Adapter, clone_state, train_only
@@ -90,7 +91,7 @@ class RobustBN(nn.Module):
 
     reduce: tuple[int, ...] = (0,)
 
-    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, momentum: float) -> None:
+    def __init__(self, bn: _BatchNorm, momentum: float) -> None:
         super().__init__()
         self.num_features = bn.num_features
         self.momentum = momentum
@@ -452,9 +453,8 @@ class RoTTA(Adapter):
         nu = self.nu
         teacher = list(self.model.teacher.parameters())
         student = list(self.model.student.parameters())
-        averaged = torch._foreach_mul(teacher, 1 - nu)
-        torch._foreach_add_(averaged, torch._foreach_mul(student, nu))
-        torch._foreach_copy_(teacher, averaged)
+        for ema, param in zip(teacher, student, strict=True):  # the authors' update_ema
+            ema.copy_((1 - nu) * ema + nu * param)
 
     def _augment(self, sup: torch.Tensor) -> torch.Tensor:
         """The authors' ``get_tta_transforms`` on the memory's pixels, normalised again."""
