@@ -177,3 +177,16 @@ def test_the_command_line_takes_source_data_and_names_the_option_when_missing(ca
                  "--steps", "1", "--param", "warmup_samples=64", "--param",
                  "projection_dim=16"]) == 0
     assert "after 1 steps of rmt" in capsys.readouterr().out
+
+
+def test_compare_takes_source_data_for_the_methods_that_need_them(capsys, tmp_path) -> None:
+    from protoview.cli import main
+
+    assert main(["compare", "demo", "demo:noise:3", "--methods", "none,rmt"]) == 2
+    assert "--source-data" in capsys.readouterr().err
+    out = tmp_path / "t.csv"
+    assert main(["compare", "demo", "demo:noise:3", "--methods", "none,rmt", "--source-data",
+                 "demo:source", "--param", "rmt.warmup_samples=64", "--param",
+                 "rmt.projection_dim=16", "--csv", str(out)]) == 0
+    text = out.read_text()
+    assert "# source_data: demo:source" in text and "\nrmt," in text

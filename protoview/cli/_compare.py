@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                         "method that takes it (repeatable)")
     p.add_argument("--full", action="store_true",
                    help="also the full-set accuracy after the pass (cells 'online / full')")
+    p.add_argument("--source-data", default="", metavar="DATA",
+                   help="labelled source data for the methods that need them (rmt), e.g. "
+                        "cifar10:ROOT:train; prepared as the test data")
     p.add_argument("--csv", metavar="PATH", help="also write the table as CSV, its protocol "
                                                  "(setting, seeds, preprocessing, parameters, "
                                                  "...) as '# key: value' lines above it")
@@ -101,6 +104,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds = parse_seeds([0 if args.seed is None else args.seed], "--seed")
     metric = check_metric(args.metric, "--metric")
     methods = parse_methods(args.methods)
+    from protoview.core.adapt.registry import method_class
+
+    for entry in methods:
+        needs = method_class(entry.partition(":")[0]).needs_source
+        if needs and not args.source_data:
+            raise ParameterError("--source-data", f"{entry!r} needs {needs}: pass "
+                                                  "--source-data DATA (e.g. cifar10:ROOT:train)")
     stream = parse_stream(args.stream)
     words = [w.strip().lower() for w in args.stream.split(",")]
     together = stream.domains == "continual" or "mixed" in words
@@ -121,8 +131,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.checkpoint, specs, methods, params=_params(args.param), batch_size=args.batch_size,
         seeds=seeds, metric=metric, stream=stream.text(), together=together, full_set=args.full,
         open_options=options, names=names, device=args.device, progress=progress,
-        shuffle=not args.no_shuffle,
+        shuffle=not args.no_shuffle, source_data=args.source_data,
     )
+    if args.source_data:
+        table.protocol["source_data"] = args.source_data
     table.settings = f"{args.checkpoint} on {args.data}; {table.settings}"
     items = list(table.protocol.items())  # DATA as given, before each shift's dataset
     at = next((k for k, (key, _) in enumerate(items) if key.startswith("dataset ")), len(items))

@@ -355,6 +355,7 @@ def compare_methods(
     device: str | None = None,
     progress: Progress = None,
     cancel: Callable[[], bool] | None = None,
+    source_data: str = "",
 ) -> CompareTable:
     """The methods x shifts accuracy table (see the module docstring).
 
@@ -368,7 +369,8 @@ def compare_methods(
     ``nb_proxy``, ``split``, ``preprocess`` as :func:`protoview.core.opening.open_model_and_data`
     takes them; device: where the model runs (default: the best available, as
     :func:`protoview.core.device.pick_device`); progress(message) after each run;
-    cancel() -> True stops between runs.
+    cancel() -> True stops between runs; source_data: labelled source data for the methods
+    that need them (RMT; ``--source-data``), prepared as the first shift.
     """
     # Long on purpose: one loop over seeds x methods x shifts that restores the source
     # weights, runs one pass and scores each cell (a diverged run is a note), with the shared
@@ -388,6 +390,9 @@ def compare_methods(
     from protoview.core.device import pick_device
 
     model, datasets = _open_all(checkpoint, shifts, dict(open_options or {}))
+    from protoview.core.live import open_source_data
+
+    source_set = open_source_data(source_data, datasets[0], model)
     where_run = pick_device(device)
     model.to(where_run)
     source = copy.deepcopy(model.state_dict())
@@ -415,7 +420,7 @@ def compare_methods(
                 try:
                     cells, after = _one_pass(model, entry, chosen[entry], dataset, batch_size,
                                              run_seed, shuffle, spec, full_set,
-                                             len(shifts) if together else 1)
+                                             len(shifts) if together else 1, source_set)
                 except ProtoviewError as exc:
                     if exc.where != "lr":  # a diverged run is a result, not a failure
                         raise
@@ -524,7 +529,8 @@ def _open_all(checkpoint: str, shifts: Sequence[str], options: dict[str, Any]):
 
 
 def _one_pass(model, entry: str, params: dict, dataset, batch_size: int, seed: int,
-              shuffle: bool, spec, full_set: bool, n_domains: int) -> tuple[list[float], list[float]]:
+              shuffle: bool, spec, full_set: bool, n_domains: int,
+              source: Any = None) -> tuple[list[float], list[float]]:
     """One pass of ``entry`` over ``dataset``: online accuracy per domain (one value when
     ``n_domains`` is 1) and, with ``full_set``, the full-set accuracy per domain after it."""
     from protoview.core.adapt.registry import make_adapter
@@ -532,7 +538,7 @@ def _one_pass(model, entry: str, params: dict, dataset, batch_size: int, seed: i
 
     seed_everything(seed)
     run = AdaptRun(make_adapter(entry.partition(":")[0], model, **params), dataset,
-                   batch_size=batch_size, seed=seed, shuffle=shuffle, stream=spec)
+                   batch_size=batch_size, seed=seed, shuffle=shuffle, stream=spec, source=source)
     run.accelerate()
     records = run.run_pass()
     labels = run.labels if run.labels is not None else np.full(run.num_samples, -1)
