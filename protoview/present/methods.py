@@ -10,7 +10,6 @@ from protoview.core.adapt.registry import (
 )
 
 
-
 def needs_source(name: str) -> str:
     """What method ``name`` needs beyond the test stream ("" for nothing; RMT: labelled
     source data), as its class declares it."""
