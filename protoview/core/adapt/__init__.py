@@ -2,7 +2,7 @@
 
 ``make_adapter(method, model, **params)`` builds one; the methods are listed once, in
 :mod:`~protoview.core.adapt.registry` (``method_names()``: "none", "bn", "tent", "pl",
-"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame"), each class declaring its
+"plc", "shot_im", "t3a", "tsd", "eata", "sar", "lame", "cotta"), each class declaring its
 parameters (``method_params(method)``, ``method_defaults(method)``: see
 :mod:`~protoview.core.adapt.params`); ``AdaptRun`` walks it over a dataset in seeded
 batches and records each step.
@@ -34,6 +34,7 @@ _WHERE = {
     "EATA": "eata",
     "SAR": "sar",
     "LAME": "lame",
+    "CoTTA": "cotta",
     "Param": "params",
     "check_params": "registry",
     "make_adapter": "registry",

@@ -50,6 +50,7 @@ _METHODS: dict[str, MethodEntry] = {
     "eata": MethodEntry(_B + "eata:EATA"),
     "sar": MethodEntry(_B + "sar:SAR"),
     "lame": MethodEntry(_B + "lame:LAME"),
+    "cotta": MethodEntry(_B + "cotta:CoTTA", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.
 DEFAULT_METHOD = "tsd"
