@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench._common import Context, Row
-from bench.adaptation import memory, probe_accuracy, tsd_step
+from bench.adaptation import cotta_step, memory, probe_accuracy, tsd_step
 from bench.clustering import kmeans
 from bench.drawing import drawing
 from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
@@ -20,6 +20,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "sinkhorn": sinkhorn,
     "extraction": extraction,
     "tsd_step": tsd_step,
+    "cotta_step": cotta_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

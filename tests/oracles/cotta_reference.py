@@ -16,7 +16,8 @@ Changed to run here, nothing else:
   the authors' torchvision 0.11.1 they mapped to that interpolation and left ``fill=0``);
 - ``img_shape``, the literal ``(32, 32, 3)`` in ``get_tta_transforms``, is a keyword of it
   and of ``CoTTA.__init__`` with that default (the tests use small images);
-- ``.cuda()`` dropped from the restore mask (the mask is drawn on the CPU as before);
+- ``.cuda()`` on the restore mask is ``.to(p.device)`` (the same on a GPU, nothing on the
+  CPU; the mask is drawn on the CPU as before);
 - ``@torch.jit.script`` on ``softmax_entropy`` is applied with torch's deprecation warning
   silenced.
 """
@@ -274,7 +275,7 @@ class CoTTA(nn.Module):
             for nm, m  in self.model.named_modules():
                 for npp, p in m.named_parameters():
                     if npp in ['weight', 'bias'] and p.requires_grad:
-                        mask = (torch.rand(p.shape)<self.rst).float() 
+                        mask = (torch.rand(p.shape)<self.rst).float().to(p.device) 
                         with torch.no_grad():
                             p.data = self.model_state[f"{nm}.{npp}"] * mask + p * (1.-mask)
         return outputs_ema

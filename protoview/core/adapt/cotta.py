@@ -49,9 +49,11 @@ numbers; ``corrected`` removes them and draws other random numbers (same distrib
   the CPU, the same numbers) and skips the restore when ``rst`` is 0.
 
 Not flaws of the code, but worth knowing: the augmentations share one draw for the whole
-batch; the anchor's confidence is the batch's mean, one decision per batch (the paper's
-threshold reads per sample); the anchor runs with batch statistics, as the student. The
-``steps`` loop and the episodic ``reset`` (it also puts back the teacher) are correct.
+batch; the anchor's confidence is the batch's mean, one decision per batch; the anchor runs
+with batch statistics, as the student. The ``steps`` loop and the episodic ``reset`` (it
+also puts back the teacher) are correct. A flaw not reproduced: the authors' ``.cuda()``
+on each mask sends it to the current CUDA device, not the weight's (a model on another GPU
+fails there); both variants here send it to the weight's device.
 
 The toolkit (mariodoebler/test-time-adaptation 8b2ed63, ``methods/cotta.py``; oracle
 ``tests/oracles/cotta_toolkit.py``) differs from the authors' CIFAR code: it augments only
