@@ -17,7 +17,10 @@ Changed to run here, nothing else:
 - ``@ADAPTATION_REGISTRY.register()`` dropped; imports of the toolkit's modules replaced by
   the inlined code;
 - ``@torch.jit.script`` on the two entropies is applied with torch's deprecation warning
-  silenced.
+  silenced;
+- ``build(..., img_size=...)`` sets ``transform`` to ``get_tta_transforms(img_size)``, the
+  size the toolkit reads from a model's ``model_preprocess`` (the test models have none; it
+  would take 32 for a CIFAR dataset name).
 """
 
 import types
