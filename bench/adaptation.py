@@ -229,3 +229,74 @@ def probe_accuracy(ctx: Context) -> list[Row]:
                          f"{covered} of {steps} steps (mean half-width {np.mean(widths):.2f} "
                          f"points); the probe's own accuracy was off by up to {max(raw):.2f}"))
     return rows
+
+
+def _cotta_rows(name: str, model, x, steps: int, repeats: int, toolkit_too: bool) -> list[Row]:
+    """CoTTA ``reference`` against the authors' code (and ``corrected`` against the
+    toolkit's port when asked) on the same batch, per step, run alternately."""
+    import contextlib
+    import copy
+    import io
+
+    import torch
+
+    from protoview.core.adapt import make_adapter
+    from tests.oracles import cotta_reference as authors
+    from tests.oracles import cotta_toolkit as toolkit
+
+    shape = (x.shape[2], x.shape[3], x.shape[1])
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    with contextlib.redirect_stdout(io.StringIO()):  # the authors' collect_params prints
+        pairs = [("reference", make_adapter("cotta", copy.deepcopy(model)),
+                  authors.build(copy.deepcopy(model), img_shape=shape), "the authors' code")]
+        if toolkit_too:
+            pairs.append(("corrected",
+                          make_adapter("cotta", copy.deepcopy(model), variant="corrected"),
+                          toolkit.build(copy.deepcopy(model), img_size=shape[:2]),
+                          "the toolkit's"))
+    rows = []
+    for variant, ours, oracle, anchor in pairs:
+        def run(fn) -> None:
+            for _ in range(steps):
+                fn(x)
+            sync()
+
+        t_ours, t_ref = alternating(lambda fn=ours.step: run(fn), lambda fn=oracle: run(fn),
+                                    repeats=repeats)
+        t_ours, t_ref = t_ours / steps, t_ref / steps
+        ratio = t_ours / t_ref
+        rows.append(Row(f"CoTTA {variant} step, {name}", t_ours, "s", t_ref,
+                        f"{anchor} (tests/oracles)", ratio, "<= 1.1 x reference",
+                        ratio <= 1.1, note=f"per step, median of {repeats} x {steps} steps, "
+                        f"run alternately; teacher averaged: {ours.last_augmented}"))
+    return rows
+
+
+def cotta_step(ctx: Context) -> list[Row]:
+    """CoTTA's step against its oracles on the same batch: the demo model (batch 64, 8 x 8)
+    on the CPU; on CUDA also a ResNet-50 (random init, batch 64 at 224 px, the authors'
+    ImageNet batch) with the toolkit's port beside."""
+    import torch
+
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.data import open_dataset
+    from protoview.core.demo import demo_checkpoint_path
+
+    x, _ = open_dataset("demo:noise:3").get_batch(np.arange(64))
+    repeats = max(ctx.repeats, 3)
+    rows = _cotta_rows("demo model, batch 64", load_checkpoint(demo_checkpoint_path("linear")),
+                       x, steps=3, repeats=repeats, toolkit_too=False)
+    if torch.cuda.is_available():
+        import torchvision
+        from torch import nn
+
+        from protoview.core.model import SplitModel
+
+        torch.manual_seed(0)
+        net = torchvision.models.resnet50()
+        model = SplitModel(nn.Sequential(*list(net.children())[:-1], nn.Flatten()), net.fc)
+        model = model.cuda().eval()
+        x = torch.rand(64, 3, 224, 224, device="cuda")
+        rows += _cotta_rows("ResNet-50 on CUDA, batch 64 x 224 px", model, x, steps=3,
+                            repeats=3, toolkit_too=True)
+    return rows

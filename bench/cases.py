@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 from bench._common import Context, Row
 from bench.adacontrast import adacontrast_step
-from bench.adaptation import memory, probe_accuracy, roid_cmf_step, rotta_step, tsd_step
+from bench.adaptation import (
+    cotta_step,
+    memory,
+    probe_accuracy,
+    roid_cmf_step,
+    rotta_step,
+    tsd_step,
+)
 from bench.backbones import backbone_tent
 from bench.clustering import kmeans
 from bench.deyo_memo import deyo_step, memo_step
@@ -31,6 +38,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "memo_step": memo_step,
     "rotta_step": rotta_step,
     "toolkit_basic_steps": toolkit_basic_steps,
+    "cotta_step": cotta_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,

@@ -241,7 +241,7 @@ def test_make_adapter_builds_each_method() -> None:
 
 def test_bad_input_is_reported_with_the_parameter() -> None:
     with pytest.raises(ParameterError) as info:
-        make_adapter("cotta", tiny_model())
+        make_adapter("no_such_method", tiny_model())
     assert info.value.where == "method"
     with pytest.raises(ParameterError) as info:
         make_adapter("tent", tiny_model(), filter_K=5)

@@ -31,6 +31,7 @@ METHOD_PARAMS = {
     "memo": ("lr", "n_augmentations", "variant"),
     "rmt": ("lr", "variant"),
     "adacontrast": ("lr", "variant"),
+    "cotta": ("lr", "rst", "ap", "variant"),
     "bn_alpha": ("alpha",),
     "bn_ema": (),
     "rpl": ("lr", "q"),

@@ -43,6 +43,7 @@ _WHERE = {
     "DeYO": "deyo",
     "MEMO": "memo",
     "RoTTA": "rotta",
+    "CoTTA": "cotta",
     "Param": "params",
     "check_params": "registry",
     "make_adapter": "registry",

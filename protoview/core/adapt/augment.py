@@ -20,6 +20,13 @@ the authors' by float rounding only (below 1e-6 of the input).
 it draws every random number from torch's global generator, as the original does, so a
 seeded run repeats exactly. One transform is applied to the whole batch (the same draws for
 every image), as in the original.
+
+:func:`image_tta_transforms` is the same for images of any size: CoTTA's authors
+(github.com/qinenergy/cotta, commit c212a20, ``cifar/cotta.py`` / ``imagenet/cotta.py``)
+hard-code the side (32 or 224), the toolkit takes it from the model's preprocessing; here
+it is the batch's own. For square images it is :func:`tta_transforms` (equal draw for draw to
+both, for the authors' parameters); for others it pads each side by half its length and
+crops back to ``(height, width)``, where :func:`tta_transforms` would crop a square.
 """
 
 from __future__ import annotations
@@ -183,3 +190,19 @@ def tta_transforms(
             Clip(0.0, 1.0),
         ]
     return transforms.Compose(chosen)
+
+
+def image_tta_transforms(
+    height: int, width: int, gaussian_std: float = 0.005, soft: bool = False
+) -> transforms.Compose:
+    """CoTTA's augmentations for ``(N, C, height, width)`` pixels: :func:`tta_transforms` for a
+    square, else the same steps with the padding and the centre crop of each side's length."""
+    if height == width:
+        return tta_transforms(height, gaussian_std=gaussian_std, soft=soft)
+    steps = list(tta_transforms(height, gaussian_std=gaussian_std, soft=soft).transforms)
+    for i, step in enumerate(steps):
+        if isinstance(step, transforms.Pad):
+            steps[i] = transforms.Pad(padding=[width // 2, height // 2], padding_mode="edge")
+        elif isinstance(step, transforms.CenterCrop):
+            steps[i] = transforms.CenterCrop(size=[height, width])
+    return transforms.Compose(steps)

@@ -57,6 +57,7 @@ _METHODS: dict[str, MethodEntry] = {
     "roid": MethodEntry(_B + "roid:ROID"),
     "cmf": MethodEntry(_B + "cmf:CMF"),
     "lame": MethodEntry(_B + "lame:LAME"),
+    "cotta": MethodEntry(_B + "cotta:CoTTA", compare=False),
     "rotta": MethodEntry(_B + "rotta:RoTTA"),
     "memo": MethodEntry(_B + "memo:MEMO", compare=False),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
