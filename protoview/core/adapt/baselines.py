@@ -62,6 +62,7 @@ class NoAdapt(Adapter):
     method = "none"
     summary = "the source model unchanged, eval mode (the TSD repository's ERM, a79a34e)"
     params = ()
+    batch_statistics = False  # eval mode: a batch of one is predicted as in any batch
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -82,6 +83,7 @@ class BNAdapt(NoAdapt):
         "Nado et al., 2020), as the TSD repository's BN (a79a34e)"
     )
     params = ()
+    batch_statistics = True  # BatchNorm in train mode: the batch's own statistics
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -113,6 +115,7 @@ class Tent(Adapter):
         STEPS,
         EPISODIC,
     )
+    batch_statistics = True  # use_batch_statistics in step and prediction
 
     def __init__(
         self, model: nn.Module, lr: float = 1e-3, steps: int = 1, episodic: bool = False
@@ -166,6 +169,7 @@ class T3A(Adapter):
         with_default(VARIANT, "reference", help="reference = the TSD repository's (filter_K=-1 "
                       "drops one support per class), corrected = DomainBed's (-1 keeps all)"),
     )  # fmt: skip
+    batch_statistics = False  # eval mode; the supports grow one sample at a time alike
 
     def __init__(
         self,
