@@ -377,3 +377,53 @@ def test_imagenet_c_severity_range_names_the_missing_folder(tmp_path) -> None:
     with pytest.raises(DatasetError, match=r"gaussian_noise.2: does not exist \(severity "
                                            r"folders found: 1, 5\)"):
         open_dataset(f"imagenetc:{tmp_path}:gaussian_noise:1-2")
+
+
+def test_a_run_on_single_samples_refreshes_its_map_in_larger_batches() -> None:
+    """none and t3a predict a sample alike in any batch: their map is refreshed 64 at a
+    time; LAME's prediction depends on the batch, so its refresh keeps the run's size."""
+    data = Ones(70)
+    t3a = AdaptRun(make_adapter("t3a", tiny_model()), data, batch_size=1)
+    assert [len(b) for b in t3a.refresh_batches()] == [64, 6]
+    t3a.run(3)
+    _z, logits, _y = t3a.features_all()
+    one = torch.cat([t3a.adapter.predict(data.x[i:i + 1]) for i in range(70)]).numpy()
+    np.testing.assert_allclose(logits, one, rtol=1e-5, atol=1e-6)
+    lame = AdaptRun(make_adapter("lame", tiny_model(), affinity="knn"), data, batch_size=1)
+    assert {len(b) for b in lame.refresh_batches()} == {1}
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.mark.slow
+def test_a_gradual_run_from_the_command_line_is_recorded(capsys, tmp_path) -> None:
+    from protoview.cli import main
+    from protoview.core.snapshot import read_snapshot
+
+    snap = tmp_path / "gradual.h5"
+    assert main(["adapt", "demo", "demo:noise:1-5", "--method", "bn", "--batch-size", "100",
+                 "--steps", "7", "--probe-size", "0", "--stream", "gradual_correlated",
+                 "--out", str(snap)]) == 0
+    out = capsys.readouterr().out
+    assert "(gradual,sorted stream)" in out
+    assert "online accuracy per domain: noise:1 " in out
+    s = read_snapshot(snap)
+    assert s.attrs["params"]["stream"] == "gradual,sorted"
+    from protoview.core.runs import run_from_snapshot
+
+    (entry,) = s.runs
+    run = run_from_snapshot(entry)
+    assert run.stream == "gradual,sorted"
+    assert run.domain_names == tuple(f"noise:{k}" for k in range(1, 6))
+    # noise:1 holds 539 samples: batches of 100 x 5 and 39, the 7th batch is noise:2
+    assert run.shift_marks() == [(1, "noise:1"), (7, "noise:2")]
+    assert main(["info", str(snap)]) == 0
+    assert "stream gradual,sorted" in capsys.readouterr().out
+    # one sample at a time: refused for bn in one line naming --batch-size (once the model
+    # is open: a model without BatchNorm would take it)
+    assert main(["adapt", "demo", "demo:noise:3", "--method", "bn", "--batch-size", "1",
+                 "--steps", "1", "--probe-size", "0"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].startswith("protoview: error: --batch-size: bn normalises")
+    assert main(["adapt", "demo", "demo:noise:3", "--stream", "reset_each_shift,mixed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("protoview: error: --stream: reset_each_shift")

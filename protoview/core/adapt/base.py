@@ -27,7 +27,10 @@ True, the safe side: :class:`~protoview.core.adapt.run.AdaptRun` then refuses
 ``--batch-size 1`` on a model with BatchNorm layers (a single sample has no batch
 statistics) and merges a last batch of one sample into the batch before it. A method on a
 model without BatchNorm (GroupNorm, LayerNorm) takes batches of one either way, as SAR's
-and the toolkit's batch-size-1 experiments do.
+and the toolkit's batch-size-1 experiments do. ``per_sample_predictions``: True when the
+prediction mode (``predict`` / ``features``) gives each sample the same output in any
+batch (none, t3a), so a run adapting on batches of one refreshes its map 64 samples at a
+time; default False (LAME's prediction depends on the batch's other samples).
 """
 
 from __future__ import annotations
@@ -275,6 +278,8 @@ class Adapter(ABC):
     #: Normalises BatchNorm with each batch's own statistics (see the module docstring):
     #: True refuses batches of one sample on models with BatchNorm layers.
     batch_statistics: ClassVar[bool] = True
+    #: The prediction mode gives a sample the same output in any batch (see the docstring).
+    per_sample_predictions: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module) -> None:
         self.model = check_split_model(model)

@@ -63,6 +63,7 @@ class NoAdapt(Adapter):
     summary = "the source model unchanged, eval mode (the TSD repository's ERM, a79a34e)"
     params = ()
     batch_statistics = False  # eval mode: a batch of one is predicted as in any batch
+    per_sample_predictions = True
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -84,6 +85,7 @@ class BNAdapt(NoAdapt):
     )
     params = ()
     batch_statistics = True  # BatchNorm in train mode: the batch's own statistics
+    per_sample_predictions = False
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -170,6 +172,7 @@ class T3A(Adapter):
                       "drops one support per class), corrected = DomainBed's (-1 keeps all)"),
     )  # fmt: skip
     batch_statistics = False  # eval mode; the supports grow one sample at a time alike
+    per_sample_predictions = True  # eval-mode features against the current templates
 
     def __init__(
         self,

@@ -83,6 +83,9 @@ from protoview.errors import (
 )
 
 Progress = Callable[[int, int], None]
+#: The refresh plan's batch size for a run on batches of one sample whose adapter predicts
+#: each sample alike in any batch (the map is not refreshed one sample at a time).
+REFRESH_BATCH_FOR_ONE = 64
 
 
 @dataclass
@@ -208,6 +211,12 @@ class AdaptRun:
             )
         check_batch_size(adapter, batch_size)
         self.batch_size, self.seed, self.shuffle = batch_size, int(seed), bool(shuffle)
+        #: the refresh plan's batch size: the run's, or 64 for a run on batches of one whose
+        #: adapter predicts each sample alike in any batch (``per_sample_predictions``)
+        self.refresh_batch_size = (
+            min(REFRESH_BATCH_FOR_ONE, self.num_samples)
+            if batch_size == 1 and getattr(adapter, "per_sample_predictions", False)
+            else batch_size)
         self.evaluate_every, self.guard_max_bytes = evaluate_every, guard_max_bytes
         self._drop_last = bool(drop_last)
         self._merge_single = one_sample_problem(adapter) is not None
@@ -468,7 +477,8 @@ class AdaptRun:
 
     # ---- whole set ------------------------------------------------------------------------
     def refresh_batches(self) -> list[np.ndarray]:
-        """The refresh plan: the whole set as batches of ``batch_size`` dataset indices in
+        """The refresh plan: the whole set as batches of ``refresh_batch_size`` (the run's
+        batch size, see ``__init__``) dataset indices in
         :func:`stratified_order` (seeded by the run's seed; a last batch of one sample is
         merged into the one before). Fixed for the run."""
         if self._refresh_plan is None:
@@ -548,7 +558,7 @@ class AdaptRun:
         return self._bounds[position]
 
     def _plan_sequential(self) -> list[tuple[int, int]]:
-        return batch_bounds(self.num_samples, self.batch_size)
+        return batch_bounds(self.num_samples, self.refresh_batch_size)
 
     # ---- CUDA ---------------------------------------------------------------------------
     def accelerate(self, probe_size: int = 256, min_agreement: float = 0.99) -> Precision:
