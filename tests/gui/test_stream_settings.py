@@ -44,6 +44,8 @@ def test_stream_controls_offer_gradual_and_reset_each_shift(qtbot) -> None:
     assert not _offered(s.domains, "gradual") and s.domains.currentText() == "mixed"
     s.set_domains(())
     assert s.reset.currentText() == "online" and panel.request(1).stream == "sorted"
+    s.samples.setValue(500)  # the toolkit's NUM_EX
+    assert panel.request(1).stream == "sorted,samples=500"
 
 
 @pytest.mark.slow

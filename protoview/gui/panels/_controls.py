@@ -72,7 +72,8 @@ class StreamControls(QtCore.QObject):
     """The test stream: reset (online / episodic / reset each shift: only for data of
     several domains), domains (mixed / continual: only for data of several domains;
     gradual: only for corrupted data opened at the five severities of each corruption),
-    label order (i.i.d., sorted by class, Dirichlet with its concentration alpha).
+    label order (i.i.d., sorted by class, Dirichlet with its concentration alpha), samples
+    per domain (0: all).
     :meth:`text` is the ``--stream`` text of the choice."""
 
     def __init__(self, parent=None) -> None:
@@ -95,6 +96,13 @@ class StreamControls(QtCore.QObject):
         self.alpha.setPrefix("α ")
         self.alpha.setToolTip("Dirichlet concentration: the smaller, the longer the runs of "
                               "one class (RoTTA uses 0.1)")
+        self.samples = QtWidgets.QSpinBox()
+        self.samples.setRange(0, 100_000_000)
+        self.samples.setSingleStep(500)
+        self.samples.setSpecialValueText("all samples")
+        self.samples.setSuffix(" per domain")
+        self.samples.setToolTip("at most this many samples of each domain (the toolkit's "
+                                "NUM_EX); all: every sample")
         self.labels.currentTextChanged.connect(self._enable)
         self.reset.currentTextChanged.connect(self._reset_chosen)
         self.domains.currentTextChanged.connect(self._domains_chosen)
@@ -148,6 +156,8 @@ class StreamControls(QtCore.QObject):
             words.append(f"dirichlet={self.alpha.value():g}")
         elif label:
             words.append(label)
+        if self.samples.value():
+            words.append(f"samples={self.samples.value()}")
         return ",".join(words) or "online"
 
 
@@ -185,6 +195,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         for label, w in (("batch size", self.batch_size), ("seed", self.seed),
                          ("stream", _row(self.stream.reset, self.stream.domains)),
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
+                         ("samples", self.stream.samples),
                          ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
         self.probe_note = QtWidgets.QLabel("")  # what the probe costs, when it is the most
