@@ -24,10 +24,16 @@ PREPROCESS_HELP = (
 
 
 STREAM_HELP = (
-    "the test stream, a comma-separated list: online (default) or episodic (reset before "
-    "every batch); mixed or continual (data of several shifts: all shuffled together, or one "
-    "after another without reset); iid, sorted (class by class) or dirichlet=ALPHA (label "
-    "shift, RoTTA's; ALPHA > 0, smaller = longer runs of one class). E.g. continual,dirichlet=0.1"
+    "the test stream, a comma-separated list: online (default), episodic (reset before every "
+    "batch) or reset_each_shift (reset at each new corruption or domain); mixed, continual or "
+    "gradual (data of several shifts: all shuffled together; one after another without reset; "
+    "each corruption through severities 1,2,3,4,5,4,3,2,1, data opened as "
+    "cifar10c:ROOT:fog,snow:1-5); iid, sorted (class by class) or dirichlet=ALPHA (label "
+    "shift, RoTTA's; ALPHA > 0, smaller = longer runs of one class); samples=N (at most N "
+    "samples of each domain, the toolkit's NUM_EX). The toolkit's settings are accepted: "
+    "correlated = continual,sorted; mixed_domains_correlated = mixed,sorted; "
+    "gradual_correlated = gradual,sorted; reset_each_shift_correlated = "
+    "reset_each_shift,continual,sorted. E.g. continual,dirichlet=0.1"
 )
 
 

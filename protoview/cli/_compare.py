@@ -89,9 +89,9 @@ def _params(items: list[str]) -> dict[str, dict[str, object]]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from protoview.core.adapt.stream import parse_stream
+    from protoview.core.adapt.stream import names_domain_order, parse_stream
     from protoview.core.compare import check_metric, compare_methods, parse_methods, parse_seeds
-    from protoview.core.data import shift_name, shift_specs
+    from protoview.core.data import shift_specs, spec_names
     from protoview.errors import ParameterError
 
     if args.batch_size < 1:
@@ -112,11 +112,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise ParameterError("--source-data", f"{entry!r} needs {needs}: pass "
                                                   "--source-data DATA (e.g. cifar10:ROOT:train)")
     stream = parse_stream(args.stream)
-    words = [w.strip().lower() for w in args.stream.split(",")]
-    together = stream.domains == "continual" or "mixed" in words
+    together = names_domain_order(args.stream)
     shifts = [s.strip() for s in args.shifts.split(",")] if args.shifts else None
     specs = shift_specs(args.data, shifts)
-    names = shifts or [shift_name(spec) for spec in specs]
+    names = spec_names(specs)
     for path in (args.csv, args.markdown):
         if path and not Path(path).expanduser().absolute().parent.is_dir():
             raise ParameterError(path, "the folder to write into does not exist")

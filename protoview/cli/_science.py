@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     # here --batch-size is the adaptation batch (BN statistics and TSD's memory depend on it)
     for action in p._actions:
         if action.dest == "batch_size":
-            action.default, action.help = 64, "adaptation batch size (default 64)"
+            action.default, action.help = 64, ("adaptation batch size (default 64; 1 for the methods "
+                                                  "that allow it: none, t3a, lame)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=method_names(),
                    help=f"the adaptation method (default {DEFAULT_METHOD}; its parameters are listed below)")
     p.add_argument("--steps", type=int, default=0, help="adaptation steps (batches); 0 = one pass (default)")

@@ -288,13 +288,19 @@ class Session:
         self.check_adaptable()
         if self.live is not None and self.live.key == run_key(req):
             return self.live
-        from protoview.core.adapt.stream import parse_stream, stream_order
+        from protoview.core.adapt.stream import parse_stream, stream_plan
 
-        stream = parse_stream(req.stream)
-        if stream.label_correlated:  # a stream that cannot be made leaves the run as it is
-            stream_order(stream, len(self.dataset), seed=req.seed, pass_index=0,
-                         labels=getattr(self.dataset, "labels", None),
-                         domains=getattr(self.dataset, "domains", None))
+        # a stream or batch size that cannot be made leaves the run as it is
+        stream, data = parse_stream(req.stream), self.dataset
+        stream_plan(stream, len(data), seed=req.seed, pass_index=0,
+                    labels=getattr(data, "labels", None), domains=getattr(data, "domains", None),
+                    shifts=getattr(data, "domain_shifts", None),
+                    severities=getattr(data, "domain_severities", None))
+        if req.batch_size == 1:
+            from protoview.core.adapt.registry import make_adapter
+            from protoview.core.adapt.run import check_batch_size
+
+            check_batch_size(make_adapter(req.method, self.model, **req.param_dict()), 1)
         self._back_to_source()
         self._runs_started += 1
         self.live = LiveRun(req, self.model, self.dataset, self.map.features, self._runs_started,

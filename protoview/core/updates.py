@@ -24,13 +24,16 @@ class DataView:
     """What the window shows of newly opened data: the dataset's description, how its
     images become model inputs (``preprocess``, "" for features, and where that came from),
     ``preview(i)`` -> (image as stored, model input as pixels, (min, max), description) or
-    None, and its domains (several for a continual stream)."""
+    None, and its domains (several for a continual stream; with corrupted data each domain's
+    corruption and severity, for a gradual one)."""
 
     description: str = ""
     preprocess: str = ""
     preprocess_source: str = ""
     preview: Callable[[int], Any] | None = None
     domain_names: tuple[str, ...] = ()
+    domain_shifts: tuple[str, ...] = ()
+    domain_severities: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, dataset: Any) -> DataView:
@@ -43,6 +46,8 @@ class DataView:
             preprocess_source=str(getattr(dataset, "transform_source", "") or ""),
             preview=getattr(dataset, "preview", None) if transform is not None else None,
             domain_names=tuple(getattr(dataset, "domain_names", ()) or ()),
+            domain_shifts=tuple(getattr(dataset, "domain_shifts", ()) or ()),
+            domain_severities=tuple(int(s) for s in getattr(dataset, "domain_severities", ()) or ()),
         )
 
 

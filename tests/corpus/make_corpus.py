@@ -1276,6 +1276,36 @@ def _opt_dirichlet_zero(d: Path) -> dict[str, Any]:
 
 
 @_case(OPTION)
+def _opt_reset_each_shift_mixed(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--stream", "reset_each_shift,mixed"], "--stream",
+                       "reset_each_shift resets the model where the shift changes",
+                       what="a reset at each shift on a mixed stream, which has no shift")
+
+
+@_case(OPTION)
+def _opt_gradual_without_severities(d: Path) -> dict[str, Any]:
+    out = d / "run-out.h5"
+    argv = ["adapt", "demo", "demo:noise,blur:5", "--steps", "1", "--out", out, "--stream", "gradual"]
+    return _option_fail(argv, "--stream", "noise is open at severity 5 only", "1-5", out=out,
+                        what="a gradual stream over corruptions opened at one severity")
+
+
+@_case(OPTION)
+def _opt_batch_of_one_for_batchnorm(d: Path) -> dict[str, Any]:
+    return _adapt_case(d, ["--method", "bn", "--batch-size", "1"], "--batch-size",
+                       "bn normalises BatchNorm with the statistics of each batch",
+                       what="batches of one sample for BN adaptation (no batch statistics)")
+
+
+@_case(OPTION)
+def _opt_severity_range_out_of_bounds(d: Path) -> dict[str, Any]:
+    out = d / "run-out.h5"
+    argv = ["adapt", "demo", "demo:noise,blur:0-5", "--steps", "1", "--out", out]
+    return _option_fail(argv, "demo:noise,blur:0-5", "severity 0 does not exist", out=out,
+                        what="a range of severities starting at 0")
+
+
+@_case(OPTION)
 def _opt_negative_learning_rate(d: Path) -> dict[str, Any]:
     return _adapt_case(d, ["--param", "lr=-1"], "lr", "finite number > 0", what="a negative learning rate")
 

@@ -40,9 +40,10 @@ def count_correct(predictions: np.ndarray, labels: np.ndarray) -> tuple[int, int
 
 def batch_bounds(n: int, b: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive batches of ``b`` over ``n`` samples; a last batch of
-    one sample is merged into the one before (train-mode BatchNorm cannot normalise one)."""
+    one sample is merged into the one before when ``b > 1`` (train-mode BatchNorm cannot
+    normalise one; with ``b == 1`` every batch is one sample)."""
     bounds = [(start, min(start + b, n)) for start in range(0, n, b)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if b > 1 and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
 

@@ -35,6 +35,7 @@ class ScriptAdapter(Adapter):
 
     update: ClassVar[str] = "all"
     params: ClassVar[tuple[Param, ...]] = (SCRIPT_LR, STEPS, EPISODIC)
+    batch_statistics = True  # train mode: BatchNorm on the batch's statistics (pl, plc, shot_im)
 
     def __init__(
         self, model: nn.Module, lr: float = 1e-4, steps: int = 1, episodic: bool = False

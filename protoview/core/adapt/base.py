@@ -16,6 +16,21 @@ An adapter wraps a :class:`~protoview.core.model.SplitModel` and changes it in p
 Flags an adapter needs (train/eval mode, ``requires_grad``, BatchNorm's
 ``track_running_stats``) are set for the duration of each call and put back afterwards,
 so the shared model is never left half-configured between calls.
+
+Class attributes every method sets in its module: ``method`` (its registry name), ``params``
+(its declared parameters), ``summary`` (one line) and ``batch_statistics``: True when the
+method normalises BatchNorm with the statistics of the batch it is given (BatchNorm in
+train mode, :func:`use_batch_statistics`, in ``step`` or in its prediction mode: bn, tent,
+pl, plc, shot_im, tsd, eata, sar); False when a batch of one sample is as good as any
+(none, t3a, lame: eval-mode BatchNorm; MEMO adapts one sample at a time). The default is
+True, the safe side: :class:`~protoview.core.adapt.run.AdaptRun` then refuses
+``--batch-size 1`` on a model with BatchNorm layers (a single sample has no batch
+statistics) and merges a last batch of one sample into the batch before it. A method on a
+model without BatchNorm (GroupNorm, LayerNorm) takes batches of one either way, as SAR's
+and the toolkit's batch-size-1 experiments do. ``per_sample_predictions``: True when the
+prediction mode (``predict`` / ``features``) gives each sample the same output in any
+batch (none, t3a), so a run adapting on batches of one refreshes its map 64 samples at a
+time; default False (LAME's prediction depends on the batch's other samples).
 """
 
 from __future__ import annotations
@@ -288,6 +303,11 @@ class Adapter(ABC):
     #: What the method needs beyond the test stream: "" (nothing) or "labelled source data"
     #: (RMT's source prototypes, warm-up and replay): :meth:`use_source` receives it.
     needs_source: ClassVar[str] = ""
+    #: Normalises BatchNorm with each batch's own statistics (see the module docstring):
+    #: True refuses batches of one sample on models with BatchNorm layers.
+    batch_statistics: ClassVar[bool] = True
+    #: The prediction mode gives a sample the same output in any batch (see the docstring).
+    per_sample_predictions: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module) -> None:
         self.model = check_split_model(model)
@@ -385,6 +405,16 @@ class Adapter(ABC):
         self.steps_done, self.last_loss = snap.steps_done, snap.last_loss
         self.last_selected = snap.last_selected
         self._load_extra_state(copy.deepcopy(snap.extra))
+
+    def one_sample_problem(self) -> str | None:
+        """Why this adapter cannot adapt on a batch of one sample, or None when it can. By
+        default: it normalises BatchNorm with batch statistics (``batch_statistics``) and
+        the model has BatchNorm layers."""
+        if self.batch_statistics and batchnorm_layers(self.model):
+            return (f"{self.method or type(self).__name__} normalises BatchNorm with the "
+                    "statistics of each batch, which a batch of one sample does not have (one "
+                    "value per channel after pooling, the spread of a single image otherwise)")
+        return None
 
     def state_is_finite(self) -> bool:
         """True when every floating parameter and buffer is finite."""

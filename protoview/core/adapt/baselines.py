@@ -63,6 +63,8 @@ class NoAdapt(Adapter):
     method = "none"
     summary = "the source model unchanged, eval mode (the TSD repository's ERM, a79a34e)"
     params = ()
+    batch_statistics = False  # eval mode: a batch of one is predicted as in any batch
+    per_sample_predictions = True
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -83,6 +85,8 @@ class BNAdapt(NoAdapt):
         "Nado et al., 2020), as the TSD repository's BN (a79a34e)"
     )
     params = ()
+    batch_statistics = True  # BatchNorm in train mode: the batch's own statistics
+    per_sample_predictions = False
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -120,6 +124,7 @@ class Tent(Adapter):
         STEPS,
         EPISODIC,
     )
+    batch_statistics = True  # use_batch_statistics in step and prediction
 
     def __init__(
         self, model: nn.Module, lr: float = 1e-3, steps: int = 1, episodic: bool = False
@@ -173,6 +178,8 @@ class T3A(Adapter):
         with_default(VARIANT, "reference", help="reference = the TSD repository's (filter_K=-1 "
                       "drops one support per class), corrected = DomainBed's (-1 keeps all)"),
     )  # fmt: skip
+    batch_statistics = False  # eval mode; the supports grow one sample at a time alike
+    per_sample_predictions = True  # eval-mode features against the current templates
 
     def __init__(
         self,

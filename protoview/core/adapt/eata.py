@@ -87,6 +87,7 @@ class EATA(Adapter):
         "entropy minimisation on reliable, non-redundant samples with a Fisher regulariser "
         "(Niu et al., ICML 2022), equal to the authors' code (mr-eggplant/EATA f739b36)"
     )
+    batch_statistics = True  # use_batch_statistics in step and prediction
     params = (
         with_default(LR, 0.00025, help="SGD's learning rate (the authors' 0.00025)"),
         Param("e_margin", None, "entropy margin E_0 of reliable samples; none = 0.4 ln C",

@@ -98,6 +98,7 @@ class LAME(Adapter):
         "Laplacian adjustment of the output probabilities, no gradient (Boudiaf et al., "
         "CVPR 2022), equal to the authors' code (fiveai/LAME d2e5f63)"
     )
+    batch_statistics = False  # eval mode; a batch of one has no neighbours (see one_sample_problem)
     params = (
         Param("affinity", "rbf", "the kernel between the batch's features", kind="choice",
               choices=AFFINITIES, casefold=True),
@@ -126,6 +127,15 @@ class LAME(Adapter):
                 "with affinity='rbf' the reference takes sigma from the sample itself for "
                 "knn=1, which makes every output NaN; use knn >= 2 or variant='corrected'",
             )
+
+    def one_sample_problem(self) -> str | None:
+        """A batch of one: LAME's output is the model's own (no neighbour), except that the
+        reference's rbf kernel takes sigma from the sample itself, which is 0: NaN."""
+        if self.affinity == "rbf" and self.variant == "reference":
+            return ("lame with affinity='rbf' (reference) takes the kernel's sigma from the "
+                    "sample itself in a batch of one, which makes every output NaN; use "
+                    "variant='corrected' or affinity knn or linear")
+        return super().one_sample_problem()
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -110,6 +110,8 @@ class MEMO(Adapter):
     """MEMO, one image at a time (see the module docstring)."""
 
     method = "memo"
+    batch_statistics = False  # one image at a time, BatchNorm on its prior-weighted statistics
+    per_sample_predictions = True  # each image predicted alone by the source model
     summary = (
         "marginal entropy over AugMix views of one test image, reset after each (Zhang, "
         "Levine and Finn, NeurIPS 2022), equal to the authors' code (zhangmarvin/memo 228b290)"

@@ -284,6 +284,7 @@ class RoTTA(Adapter):
     """RoTTA: robust BN, CSTU memory, EMA teacher (see the module docstring)."""
 
     method = "rotta"
+    batch_statistics = False  # robust BatchNorm: moving statistics, a batch of one updates them
     summary = (
         "robust BatchNorm, a category-balanced memory bank and a teacher distilled into a "
         "student on strong augmentations; the teacher predicts (Yuan et al., CVPR 2023), "

@@ -8,11 +8,22 @@ Batches are built by index. Pass ``k`` visits the samples in the order of the ru
 *stream* (:mod:`protoview.core.adapt.stream`): by default (``online``)
 ``numpy.random.default_rng([seed, k]).permutation(N)`` (or ``0..N-1`` when
 ``shuffle=False``); ``continual`` takes the dataset's domains (``dataset.domains``, (N,)
-int64, and ``dataset.domain_names``) one after another, ``sorted`` / ``dirichlet=ALPHA``
-correlate the labels, ``episodic`` resets the adapter before every batch. Every record
-knows its sample indices and their domains, and :meth:`AdaptRun.reset` replays the same
-order. A last batch of a single sample is merged into the one before
-(train-mode BatchNorm cannot normalise one sample); ``drop_last`` drops the short batch.
+int64, and ``dataset.domain_names``) one after another, ``gradual`` each corruption's
+severities 1-5-1 (``dataset.domain_shifts`` and ``dataset.domain_severities``: the
+corruption and severity of each domain), ``sorted`` / ``dirichlet=ALPHA`` correlate the
+labels, ``samples=N`` keeps N samples of each domain, ``episodic`` resets the adapter
+before every batch and ``reset_each_shift`` before the first batch of each shift. Batches
+are cut per segment of the stream (a domain, a severity: the toolkit's loaders), so no
+batch holds two domains. Every record knows its sample indices and their domains, and
+:meth:`AdaptRun.reset` replays the same order.
+
+Batch sizes: an adapter that normalises BatchNorm with the batch's own statistics
+(``Adapter.batch_statistics``, on a model that has BatchNorm layers) refuses
+``batch_size=1`` (a single sample has no batch statistics: one value per channel after
+pooling, the spread of a single image otherwise), and a segment's last batch of a single
+sample is merged into the batch before it (noted). Other adapters (none, t3a, lame) take
+batches of one, and a last batch of one stays one, as the toolkit's loaders keep it
+(``drop_last=False``). ``drop_last`` drops each segment's short last batch.
 
 Accuracy "as the paper reports it" is the online accuracy: each batch is predicted before
 the model adapts on it, and ``cumulative_accuracy`` pools those predictions over the
@@ -55,8 +66,14 @@ from protoview.core.adapt._batches import (
     read_batch,
     stratified_order,
 )
-from protoview.core.adapt.base import Adapter, AdapterSnapshot
-from protoview.core.adapt.stream import StreamSpec, first_positions, parse_stream, stream_order
+from protoview.core.adapt.base import Adapter, AdapterSnapshot, batchnorm_layers
+from protoview.core.adapt.stream import (
+    StreamPlan,
+    StreamSpec,
+    first_positions,
+    parse_stream,
+    stream_plan,
+)
 from protoview.errors import (
     CancelledError,
     DatasetError,
@@ -66,6 +83,9 @@ from protoview.errors import (
 )
 
 Progress = Callable[[int, int], None]
+#: The refresh plan's batch size for a run on batches of one sample whose adapter predicts
+#: each sample alike in any batch (the map is not refreshed one sample at a time).
+REFRESH_BATCH_FOR_ONE = 64
 
 
 @dataclass
@@ -80,8 +100,10 @@ class StepRecord:
     batch_features: (B, D) float32 features of the same forward pass as the online logits
     (None when the adapter's featurizer was not called); batch_domains: (B,) int64 domain
     of each sample (None for data of one domain); domain_starts: the domains whose first
-    sample of this pass is in this batch, in stream order (``continual``: where the stream
-    changes shift).
+    sample of this pass is in this batch, in stream order (``continual``, ``gradual``: the
+    domain whose segment starts here, where the stream changes shift or severity);
+    reset_before: the adapter was reset to the source before this batch (``episodic``,
+    ``reset_each_shift``).
     """
 
     step: int
@@ -97,6 +119,47 @@ class StepRecord:
     batch_features: np.ndarray | None = None
     batch_domains: np.ndarray | None = None
     domain_starts: tuple[int, ...] = ()
+    reset_before: bool = False
+
+
+def one_sample_problem(adapter: Adapter) -> str | None:
+    """Why ``adapter`` cannot adapt on a batch of one sample (its
+    :meth:`~protoview.core.adapt.base.Adapter.one_sample_problem`; by default: it
+    normalises BatchNorm with batch statistics on a model with BatchNorm layers), or None."""
+    ask = getattr(adapter, "one_sample_problem", None)
+    if callable(ask):
+        return ask()
+    model = getattr(adapter, "model", None)
+    if getattr(adapter, "batch_statistics", True) and model is not None and batchnorm_layers(model):
+        return "it normalises BatchNorm with the statistics of each batch"
+    return None
+
+
+def one_sample_methods() -> list[str]:
+    """The registered methods that adapt on batches of one sample (``batch_statistics``
+    False), for messages."""
+    from protoview.core.adapt.registry import method_class, method_names
+
+    names = []
+    for name in method_names():
+        try:
+            if not getattr(method_class(name), "batch_statistics", True):
+                names.append(name)
+        except Exception:  # noqa: BLE001 - a method that cannot be imported is not offered
+            continue
+    return names
+
+
+def check_batch_size(adapter: Adapter, batch_size: int) -> None:
+    """Raise :class:`ParameterError` naming ``--batch-size`` when ``adapter`` cannot adapt
+    on batches of ``batch_size`` (of one sample, see :func:`one_sample_problem`)."""
+    if batch_size != 1:
+        return
+    problem = one_sample_problem(adapter)
+    if problem is not None:
+        raise ParameterError(
+            "--batch-size", f"{problem}; use a batch size of 2 or more, or a method that "
+                            f"adapts on one sample ({', '.join(one_sample_methods())})")
 
 
 class AdaptRun:
@@ -149,12 +212,20 @@ class AdaptRun:
             raise ParameterError(
                 "evaluate_every", f"must be an integer >= 0, got {evaluate_every!r}"
             )
+        check_batch_size(adapter, batch_size)
         self.batch_size, self.seed, self.shuffle = batch_size, int(seed), bool(shuffle)
+        #: the refresh plan's batch size: the run's, or 64 for a run on batches of one whose
+        #: adapter predicts each sample alike in any batch (``per_sample_predictions``)
+        self.refresh_batch_size = (
+            min(REFRESH_BATCH_FOR_ONE, self.num_samples)
+            if batch_size == 1 and getattr(adapter, "per_sample_predictions", False)
+            else batch_size)
         self.evaluate_every, self.guard_max_bytes = evaluate_every, guard_max_bytes
+        self._drop_last = bool(drop_last)
+        self._merge_single = one_sample_problem(adapter) is not None
         self._labels = self._dataset_labels()
         self.domains, self.domain_names = self._dataset_domains()
-        self._bounds = self._plan(drop_last)
-        self.steps_per_pass = len(self._bounds)
+        self.domain_shifts, self.domain_severities = self._domain_shifts()
         self.history: list[StepRecord] = []
         self.precision: Precision = FLOAT32
         self._channels_last = False
@@ -235,28 +306,73 @@ class AdaptRun:
             raise DatasetError(self.where, "dataset.domains holds indices outside its domain_names")
         return domains, names
 
-    def _plan(self, drop_last: bool) -> list[tuple[int, int]]:
-        n, b = self.num_samples, self.batch_size
-        bounds = [(start, min(start + b, n)) for start in range(0, n, b)]
-        if drop_last and bounds[-1][1] - bounds[-1][0] < b:
-            bounds.pop()
-            self.notes.append(f"drop_last: the last {n % b} samples of each pass are not used")
-        elif len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-            bounds[-2:] = [(bounds[-2][0], n)]
-            self.notes.append(
-                f"the last batch of a pass holds {b + 1} samples (a batch of 1 merged into it)"
-            )
-        return bounds
+    def _domain_shifts(self) -> tuple[tuple[str, ...] | None, tuple[int, ...] | None]:
+        """The shift (corruption) and severity of each domain, when the dataset says."""
+        if self.domains is None:
+            return None, None
+        shifts = getattr(self.dataset, "domain_shifts", None)
+        severities = getattr(self.dataset, "domain_severities", None)
+        return (None if shifts is None else tuple(str(s) for s in shifts),
+                None if severities is None else tuple(int(s) for s in severities))
 
-    def _order(self, pass_index: int) -> np.ndarray:
-        return stream_order(
+    def stream_plan(self, pass_index: int = 0) -> StreamPlan:
+        """The stream's plan of pass ``pass_index`` (its order and segments)."""
+        return stream_plan(
             self.stream, self.num_samples, seed=self.seed, pass_index=pass_index,
             shuffle=self.shuffle, labels=self._labels, domains=self.domains,
+            shifts=self.domain_shifts, severities=self.domain_severities,
         )
 
+    def _cut(
+        self, plan: StreamPlan
+    ) -> tuple[list[tuple[int, int]], set[int], list[tuple[int, int]]]:
+        """Batches ``(start, stop)`` of each segment, the batches before which the adapter is
+        reset (``reset_each_shift``) and ``(domain, position)`` where each domain starts."""
+        b = self.batch_size
+        bounds: list[tuple[int, int]] = []
+        resets: set[int] = set()
+        starts: list[tuple[int, int]] = []
+        dropped = merged = 0
+        for k, (start, stop) in enumerate(plan.segments):
+            cut = [(s, min(s + b, stop)) for s in range(start, stop, b)]
+            if not cut:
+                continue
+            short = cut[-1][1] - cut[-1][0]
+            if self._drop_last and short < b:
+                cut.pop()
+                dropped += short
+            elif self._merge_single and len(cut) > 1 and short == 1:
+                cut[-2:] = [(cut[-2][0], stop)]
+                merged += 1
+            if not cut:
+                continue
+            if k in plan.resets:
+                resets.add(len(bounds))
+            if self.stream.in_sequence and plan.domains[k] >= 0:
+                starts.append((plan.domains[k], cut[0][0]))
+            bounds.extend(cut)
+        if not bounds:
+            raise ParameterError("drop_last", f"no whole batch of {b} samples is left in a pass")
+        if not self.stream.in_sequence:
+            starts = sorted(first_positions(plan.order, self.domains).items(),
+                            key=lambda item: item[1])
+        if dropped and not any(n.startswith("drop_last") for n in self.notes):
+            self.notes.append(f"drop_last: the last {dropped} samples of each pass are not used"
+                              + (" (each segment's short last batch)" if len(plan.segments) > 1
+                                 else ""))
+        if merged and not any(n.startswith("a batch of 1") for n in self.notes):
+            self.notes.append(
+                f"a batch of 1 sample merged into the batch before it ({merged} in each pass): "
+                f"{one_sample_problem(self.adapter)}")
+        return bounds, resets, starts
+
+    def _order(self, pass_index: int) -> np.ndarray:
+        return self.stream_plan(pass_index).order
+
     def pass_order(self, pass_index: int = 0) -> np.ndarray:
-        """The sample order (N,) int64 of pass ``pass_index`` (the first batches of the pass
-        are its first ``batch_size`` entries, ...)."""
+        """The sample order (L,) int64 of pass ``pass_index`` (the batches of the pass are
+        consecutive pieces of it, :meth:`batch_bounds`). L is N unless the stream keeps
+        ``samples=N`` of each domain or meets some twice (``gradual``)."""
         return self._order(pass_index).copy()
 
     def _start(self) -> None:
@@ -264,9 +380,10 @@ class AdaptRun:
         self._new_pass(0)
 
     def _new_pass(self, pass_index: int) -> None:
-        self._permutation = self._order(pass_index)
-        self._first = sorted(first_positions(self._permutation, self.domains).items(),
-                             key=lambda item: item[1])
+        plan = self.stream_plan(pass_index)
+        self._permutation = plan.order
+        self._bounds, self._resets, self._first = self._cut(plan)
+        self.steps_per_pass = len(self._bounds)
         self._pass_correct = self._pass_known = 0
 
     # ---- data -----------------------------------------------------------------------------
@@ -291,7 +408,10 @@ class AdaptRun:
         indices = self._permutation[start:stop]
         x, labels = self._load(indices)
         started = time.perf_counter()
-        if self.stream.episodic:  # each batch is adapted on from the source state alone
+        # episodic: each batch adapted on from the source state alone; reset_each_shift: each
+        # shift from the source state (the toolkit's test_time.py lines 72-75)
+        reset = self.stream.episodic or self.position in self._resets
+        if reset:
             self.adapter.reset()
         with self.precision.autocast(x.device, training=True):
             logits = self._guarded_step(x, len(self.history) + 1)
@@ -317,6 +437,7 @@ class AdaptRun:
             batch_features=None if z is None else z.float().cpu().numpy(),
             batch_domains=None if self.domains is None else self.domains[indices],
             domain_starts=tuple(d for d, p in self._first if start <= p < stop),
+            reset_before=reset,
         )
         self.position += 1
         self.history.append(record)
@@ -384,7 +505,8 @@ class AdaptRun:
 
     # ---- whole set ------------------------------------------------------------------------
     def refresh_batches(self) -> list[np.ndarray]:
-        """The refresh plan: the whole set as batches of ``batch_size`` dataset indices in
+        """The refresh plan: the whole set as batches of ``refresh_batch_size`` (the run's
+        batch size, see ``__init__``) dataset indices in
         :func:`stratified_order` (seeded by the run's seed; a last batch of one sample is
         merged into the one before). Fixed for the run."""
         if self._refresh_plan is None:
@@ -464,7 +586,7 @@ class AdaptRun:
         return self._bounds[position]
 
     def _plan_sequential(self) -> list[tuple[int, int]]:
-        return batch_bounds(self.num_samples, self.batch_size)
+        return batch_bounds(self.num_samples, self.refresh_batch_size)
 
     # ---- CUDA ---------------------------------------------------------------------------
     def accelerate(self, probe_size: int = 256, min_agreement: float = 0.99) -> Precision:

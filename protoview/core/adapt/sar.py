@@ -100,6 +100,7 @@ class SAR(Adapter):
         "sharpness-aware reliable entropy minimisation with model recovery (Niu et al., "
         "ICLR 2023), equal to the authors' code (mr-eggplant/SAR 20f6e24)"
     )
+    batch_statistics = True  # use_batch_statistics (BatchNorm); GroupNorm / LayerNorm: any batch
     params = (
         with_default(LR, 0.00025, help="SGD's learning rate (the authors' 0.00025)"),
         Param("rho", 0.05, "SAM's neighbourhood radius", low=0.0),

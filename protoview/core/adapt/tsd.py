@@ -162,6 +162,7 @@ class TSDAdapter(Adapter):
         "to the authors' code (SakurajimaMaiii/TSD a79a34e)"
     )
     params = TSD_PARAMS
+    batch_statistics = True  # train mode in step, use_batch_statistics in prediction
 
     @classmethod
     def from_params(cls, model: nn.Module, **params: Any) -> TSDAdapter:

@@ -20,6 +20,8 @@ Spellings accepted by :func:`open_dataset`::
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
     demo:noise,blur | cifar10c:ROOT:fog,snow:5 | pacs:ROOT:photo,sketch   several in sequence
                                       (``dataset.domains`` (N,) int64, ``dataset.domain_names``)
+    cifar10c:ROOT:fog,snow:1-5 | demo:noise,blur:1-5     each corruption at several severities
+                      (domains fog:1 ... fog:5, snow:1 ...; ``domain_shifts``, ``domain_severities``)
 
 Private modules, one per family (as torchvision's ``datasets/``): ``_base`` (the dataset
 protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_folder`` (image
@@ -40,7 +42,7 @@ from protoview.core.data._base import (
     fit_classes,
     preprocess_attrs,
 )
-from protoview.core.data._concat import ConcatFolderDataset, shift_name, shift_specs
+from protoview.core.data._concat import ConcatFolderDataset, shift_name, shift_specs, spec_names
 from protoview.core.data._concat import concatenate as concatenate_datasets
 from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
@@ -76,6 +78,7 @@ __all__ = [
     "preprocess_attrs",
     "shift_name",
     "shift_specs",
+    "spec_names",
     "write_feature_arrays",
     "write_feature_attrs",
 ]

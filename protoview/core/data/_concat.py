@@ -6,11 +6,20 @@ Spellings (a comma-separated list where a layout names its shift or domain)::
     cifar10c:ROOT:gaussian_noise,shot_noise,fog:SEVERITY   (also cifar100c, imagenetc)
     pacs:ROOT:art_painting,cartoon,sketch                  (also vlcs, officehome, ...)
 
+Corrupted data (``cifar10c``, ``cifar100c``, ``imagenetc``, ``demo``) also take several
+severities, a range ``A-B`` in place of ``SEVERITY`` (rising or falling:
+``cifar10c:ROOT:fog,snow:1-5``, ``imagenetc:ROOT:fog:5-1``): each corruption at each
+severity in turn, corruption by corruption (fog 1, ..., fog 5, snow 1, ..., snow 5: the
+toolkit's loop over the domains with the severities inside, ``test_time.py``), each a
+domain named ``CORRUPTION:SEVERITY`` (``fog:3``). That is what a ``gradual`` stream needs.
+
 Each entry is opened as its own spec (:func:`expand_spec`) and the parts are joined in
 the order written: sample ``i`` of part ``d`` has index ``offset[d] + i`` and domain ``d``.
 The dataset carries ``domains`` (N,) int64 and ``domain_names`` (one per part: the shift,
 corruption or domain folder), which :mod:`protoview.core.adapt.stream` reads for continual
-and mixed-domain streams. ``identity()`` joins the parts' identities (so the feature cache
+and mixed-domain streams; corrupted data also carry ``domain_shifts`` (each domain's
+corruption) and ``domain_severities`` (its severity), which ``gradual`` and
+``reset_each_shift`` read. ``identity()`` joins the parts' identities (so the feature cache
 tells ``demo:noise,blur`` from ``demo:blur,noise``). In-memory parts (the demo, CIFAR-C)
 become one :class:`ArrayImageDataset` (one tensor op per batch); image folders (ImageNet-C,
 DomainBed's) a :class:`ConcatFolderDataset` that reads from its parts (and which the decoded
@@ -19,6 +28,7 @@ image cache wraps like any folder).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +36,7 @@ import numpy as np
 import torch
 
 from protoview.core.data._base import ArrayImageDataset, ProtoviewDataset
-from protoview.core.data._corruptions import parse_corruption_spec
+from protoview.core.data._corruptions import KINDS, SEVERITIES, parse_corruption_spec
 from protoview.core.data._domainbed import parse_domainbed_spec
 from protoview.core.model import TransformSpec
 from protoview.errors import DatasetError
@@ -56,6 +66,58 @@ def shift_field(spec: str) -> tuple[str, str, str] | None:
     return None
 
 
+_RANGE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*\Z")
+
+
+def severity_range(spec: str) -> tuple[str, list[int]] | None:
+    """``("cifar10c:ROOT:fog,snow", [1, 2, 3, 4, 5])`` for corrupted data whose severity
+    field is a range ``A-B`` (``[5, 4, 3]`` for ``5-3``); None for any other spec.
+
+    Raises DatasetError naming the spec for a severity outside 1..5.
+    """
+    head = spec.partition(":")[0].strip().lower()
+    if head != "demo" and head.replace("-", "").replace("_", "") not in KINDS:
+        return None
+    prefix, sep, last = spec.rpartition(":")
+    match = _RANGE.match(last) if sep and prefix.count(":") >= (1 if head == "demo" else 2) else None
+    if match is None:
+        return None
+    low, high = int(match[1]), int(match[2])
+    bad = [s for s in (low, high) if s not in SEVERITIES]
+    if bad:
+        raise DatasetError(spec, f"severity {bad[0]} does not exist: the severities are 1 to 5 "
+                                 f"(a range such as 1-5 opens each of them)")
+    step = 1 if high >= low else -1
+    return prefix, list(range(low, high + step, step))
+
+
+def _shift_severity(spec: str) -> tuple[str, int] | None:
+    """(corruption, severity) a single spec of corrupted data names, else None."""
+    fields = spec.split(":")
+    if fields[0].strip() == "demo":  # the demo's own sources say demo:SHIFT:SEVERITY
+        if len(fields) == 3 and fields[2].strip().isdigit():
+            return fields[1].strip() or "noise", int(fields[2])
+        return None
+    try:
+        parsed = parse_corruption_spec(spec)
+    except DatasetError:
+        return None
+    return None if parsed is None else (parsed[2], parsed[3])
+
+
+def spec_names(specs: Sequence[str]) -> list[str]:
+    """The shift each single spec names (:func:`shift_name`), ``CORRUPTION:SEVERITY`` when
+    one corruption comes at several severities (``fog:1``, ``fog:2``)."""
+    names = [shift_name(spec) for spec in specs]
+    if len(set(names)) == len(names):
+        return names
+    out = []
+    for name, spec in zip(names, specs, strict=True):
+        parsed = _shift_severity(spec)
+        out.append(f"{name}:{parsed[1]}" if parsed is not None else name)
+    return out
+
+
 def shift_name(spec: str) -> str:
     """The shift / domain a single spec names (``"demo:blur:3"`` -> ``"blur"``; the demo's
     default ``noise``), or the spec itself for layouts without one."""
@@ -70,6 +132,14 @@ def expand_spec(spec: str) -> list[str] | None:
 
     Raises DatasetError naming the spec for an empty entry or an entry given twice.
     """
+    ranged = severity_range(spec)
+    if ranged is not None:
+        prefix, severities = ranged
+        parts = shift_field(f"{prefix}:{severities[0]}")
+        if parts is not None:
+            before, field, _after = parts
+            return [f"{before}{name}:{s}" for name in _names(spec, field or "noise")
+                    for s in severities]
     if "," not in spec:
         return None
     parts = shift_field(spec)
@@ -89,12 +159,16 @@ def shift_specs(spec: str, shifts: Sequence[str] | None = None) -> list[str]:
     """
     if not shifts:
         return expand_spec(spec) or [spec]
-    parts = shift_field(spec)
+    ranged = severity_range(spec)
+    parts = shift_field(spec if ranged is None else f"{ranged[0]}:{ranged[1][0]}")
     if parts is None:
         raise DatasetError(spec, "names no shift or domain to replace (shifts apply to demo:, "
                                  "cifar10c:, cifar100c:, imagenetc:, pacs:, vlcs:, officehome:, "
                                  "terraincognita: and domainnet: data)")
     before, _field, after = parts
+    if ranged is not None:
+        return [f"{before}{name}:{s}" for name in _names(spec, ",".join(shifts))
+                for s in ranged[1]]
     return [f"{before}{name}{after}" for name in _names(spec, ",".join(shifts))]
 
 
@@ -126,6 +200,9 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
         if list(part.class_names) != list(first.class_names):
             raise DatasetError(spec, f"{part.source} has other classes than {first.source}; "
                                      "the shifts or domains of one dataset must share them")
+    located = [_shift_severity(str(getattr(p, "source", "") or "")) for p in parts]
+    if all(located) and len(set(names)) < len(names):  # one corruption at several severities
+        names = [f"{name}:{where[1]}" for name, where in zip(names, located, strict=True)]
     domains = np.repeat(np.arange(len(parts), dtype=np.int64), [len(p) for p in parts])
     sizes = " → ".join(f"{name} ({len(p)})" for name, p in zip(names, parts, strict=True))
     description = (f"{len(parts)} domains, {len(domains)} images: {sizes}; the first: "
@@ -142,6 +219,9 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
         dataset = ConcatFolderDataset(parts, source=spec, description=description, identity=identity)
     dataset.domains = domains  # type: ignore[attr-defined]
     dataset.domain_names = tuple(names)  # type: ignore[attr-defined]
+    if all(located):  # corrupted data: each domain's corruption and severity (gradual streams)
+        dataset.domain_shifts = tuple(w[0] for w in located)  # type: ignore[attr-defined,index]
+        dataset.domain_severities = tuple(int(w[1]) for w in located)  # type: ignore[attr-defined,index]
     dataset.suggested_preprocess = first.suggested_preprocess
     dataset.notes = tuple(note for p in parts for note in p.notes)
     if first.benchmark:

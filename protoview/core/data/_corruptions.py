@@ -73,7 +73,8 @@ def parse_corruption_spec(spec: str) -> tuple[str, str, str, int] | None:
     if not sep or kind not in KINDS:
         return None
     fields = rest.rsplit(":", 2)
-    usage = f"expected {kind}:ROOT:CORRUPTION:SEVERITY, e.g. {kind}:/data/{_FOLDER[kind]}:gaussian_noise:5"
+    usage = (f"expected {kind}:ROOT:CORRUPTION:SEVERITY, e.g. {kind}:/data/{_FOLDER[kind]}:gaussian_noise:5 "
+             "(SEVERITY 1..5, or a range such as 1-5 for each of them)")
     if len(fields) != 3 or not all(f.strip() for f in fields):
         raise DatasetError(spec, usage)
     root, corruption, severity_text = (f.strip() for f in fields)

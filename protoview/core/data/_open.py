@@ -23,6 +23,9 @@ A comma-separated list where a layout names its shift or domain opens them one a
 another as one dataset whose samples know their domain (``dataset.domains``,
 ``dataset.domain_names``; see :mod:`._concat`): ``demo:noise,blur,contrast``,
 ``cifar10c:ROOT:gaussian_noise,shot_noise,fog:5``, ``pacs:ROOT:art_painting,cartoon``.
+Corrupted data take a range of severities in place of one (``cifar10c:ROOT:fog,snow:1-5``,
+``demo:noise,blur:1-5``): each corruption at each severity, domains ``fog:1`` ... ``snow:5``
+(what a ``gradual`` stream needs).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ _SPELLINGS = (
     "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
     "pacs:ROOT:DOMAIN, imagenet-r:ROOT (also imagenet-a, imagenet-sketch, imagenetv2) or "
     "domainnet126:ROOT:DOMAIN (also imagenet-d109) (several shifts or domains: demo:noise,blur, "
-    "pacs:ROOT:art_painting,cartoon)"
+    "pacs:ROOT:art_painting,cartoon; several severities: cifar10c:ROOT:fog,snow:1-5)"
 )
 
 
@@ -94,6 +97,8 @@ def open_dataset(
     if not text:
         raise DatasetError("dataset", f"no dataset given; expected {_SPELLINGS}")
     singles = expand_spec(text)
+    if singles is not None and len(singles) == 1:  # a range of one severity (fog:5-5)
+        return open_dataset(singles[0], transform, num_classes=num_classes)
     if singles is not None:  # several shifts / domains, one after another
         parts = [open_dataset(single, transform, num_classes=num_classes) for single in singles]
         names = [domain_name(part, single) for part, single in zip(parts, singles, strict=True)]

@@ -52,18 +52,40 @@ def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
 LABEL_ORDERS = {"i.i.d. labels": "", "sorted by class": "sorted", "Dirichlet": "dirichlet"}
 
 
+#: The reset choices of the stream controls and their ``--stream`` words.
+RESETS = {"online": "", "episodic": "episodic", "reset each shift": "reset_each_shift"}
+#: The domain-order choices and their ``--stream`` words.
+DOMAIN_ORDERS = {"mixed": "", "continual": "continual", "gradual": "gradual"}
+
+
+def _enable_item(combo: QtWidgets.QComboBox, text: str, enabled: bool, tip: str) -> None:
+    """Offer a combo's entry or grey it out (with why in its tooltip); a chosen entry that
+    goes is replaced by the first."""
+    item = combo.model().item(combo.findText(text))
+    item.setEnabled(enabled)
+    item.setToolTip("" if enabled else tip)
+    if not enabled and combo.currentText() == text:
+        combo.setCurrentIndex(0)
+
+
 class StreamControls(QtCore.QObject):
-    """The test stream: reset (online / episodic), domains (mixed / continual: only for
-    data of several domains), label order (i.i.d., sorted by class, Dirichlet with its
-    concentration alpha). :meth:`text` is the ``--stream`` text of the choice."""
+    """The test stream: reset (online / episodic / reset each shift: only for data of
+    several domains), domains (mixed / continual: only for data of several domains;
+    gradual: only for corrupted data opened at the five severities of each corruption),
+    label order (i.i.d., sorted by class, Dirichlet with its concentration alpha), samples
+    per domain (0: all).
+    :meth:`text` is the ``--stream`` text of the choice."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.reset = _combo(("online", "episodic"), "online: the model carries over from batch "
-                            "to batch; episodic: back to the source model before every batch")
-        self.domains = _combo(("mixed", "continual"), "data of several shifts or domains: "
+        self.reset = _combo(tuple(RESETS), "online: the model carries over from batch to "
+                            "batch; episodic: back to the source model before every batch; "
+                            "reset each shift: back to the source model where the corruption "
+                            "or domain changes (the toolkit's reset_each_shift)")
+        self.domains = _combo(tuple(DOMAIN_ORDERS), "data of several shifts or domains: "
                               "mixed = all shuffled together; continual = one after another, "
-                              "without reset (the chart marks where the shift changes)")
+                              "without reset (the chart marks where the shift changes); "
+                              "gradual = each corruption through severities 1-5-1")
         self.labels = _combo(tuple(LABEL_ORDERS), "the order of the classes in the stream: "
                              "shuffled, class by class, or a Dirichlet label shift (RoTTA's)")
         self.alpha = QtWidgets.QDoubleSpinBox()
@@ -74,36 +96,68 @@ class StreamControls(QtCore.QObject):
         self.alpha.setPrefix("α ")
         self.alpha.setToolTip("Dirichlet concentration: the smaller, the longer the runs of "
                               "one class (RoTTA uses 0.1)")
+        self.samples = QtWidgets.QSpinBox()
+        self.samples.setRange(0, 100_000_000)
+        self.samples.setSingleStep(500)
+        self.samples.setSpecialValueText("all samples")
+        self.samples.setSuffix(" per domain")
+        self.samples.setToolTip("at most this many samples of each domain (the toolkit's "
+                                "NUM_EX); all: every sample")
         self.labels.currentTextChanged.connect(self._enable)
+        self.reset.currentTextChanged.connect(self._reset_chosen)
+        self.domains.currentTextChanged.connect(self._domains_chosen)
         self.set_domains(())
         self._enable()
 
-    def set_domains(self, names) -> None:
-        """The open data's domains: ``continual`` is offered only for several."""
+    def set_domains(self, names, shifts=(), severities=()) -> None:
+        """The open data's domains: ``continual`` and ``reset each shift`` are offered only
+        for several, ``gradual`` only when each corruption (``shifts``) is open at the five
+        severities (``severities``, one per domain: ``cifar10c:ROOT:fog,snow:1-5``)."""
         names = list(names or ())
         several = len(names) > 1
         self.domains.setEnabled(several)
         self.domains.setToolTip(
             ("domains " + " → ".join(names) + ": mixed = shuffled together, continual = one "
-             "after another without reset") if several
+             "after another without reset, gradual = each corruption through severities "
+             "1-5-1") if several
             else "one domain: open several (demo:noise,blur,contrast) for continual streams")
+        shifts, severities = list(shifts or ()), [int(s) for s in severities or ()]
+        gradual = several and len(shifts) == len(severities) == len(names) and all(
+            {s for t, s in zip(shifts, severities, strict=True) if t == shift} >= {1, 2, 3, 4, 5}
+            for shift in shifts)
+        _enable_item(self.domains, "gradual", gradual, "gradual needs each corruption at the "
+                     "five severities: open e.g. cifar10c:ROOT:fog,snow:1-5 or demo:noise,blur:1-5")
+        _enable_item(self.reset, "reset each shift", several,
+                     "one domain: reset each shift needs data of several shifts or domains")
         if not several:
             self.domains.setCurrentText("mixed")
+
+    def _reset_chosen(self, text: str) -> None:
+        """Reset each shift needs the shifts in sequence: mixed becomes continual."""
+        if RESETS.get(text) == "reset_each_shift" and self.domains.currentText() == "mixed":
+            self.domains.setCurrentText("continual")
+
+    def _domains_chosen(self, text: str) -> None:
+        """A mixed stream has no shift to reset at: reset each shift becomes online."""
+        if text == "mixed" and RESETS.get(self.reset.currentText()) == "reset_each_shift":
+            self.reset.setCurrentText("online")
 
     def _enable(self, *_args) -> None:
         self.alpha.setEnabled(self.labels.currentText() == "Dirichlet")
 
     def text(self) -> str:
-        words = []
-        if self.reset.currentText() == "episodic":
-            words.append("episodic")
-        if self.domains.isEnabled() and self.domains.currentText() == "continual":
-            words.append("continual")
+        reset = RESETS[self.reset.currentText()]
+        words = [reset] if reset else []
+        order = DOMAIN_ORDERS[self.domains.currentText()] if self.domains.isEnabled() else ""
+        if order:
+            words.append(order)
         label = LABEL_ORDERS[self.labels.currentText()]
         if label == "dirichlet":
             words.append(f"dirichlet={self.alpha.value():g}")
         elif label:
             words.append(label)
+        if self.samples.value():
+            words.append(f"samples={self.samples.value()}")
         return ",".join(words) or "online"
 
 
@@ -141,6 +195,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         for label, w in (("batch size", self.batch_size), ("seed", self.seed),
                          ("stream", _row(self.stream.reset, self.stream.domains)),
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
+                         ("samples", self.stream.samples),
                          ("N", self.n_steps), ("probe", self.probe_size)):
             form.addRow(label, w)
         self.source_data = QtWidgets.QLineEdit()

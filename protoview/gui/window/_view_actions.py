@@ -136,7 +136,8 @@ class ViewActions:
     def _show_opened(self, update) -> None:
         data = update.data
         self.setWindowTitle(f"protoview — {data.description or 'session'}")
-        self.adapt_panel.stream.set_domains(data.domain_names)
+        self.adapt_panel.stream.set_domains(data.domain_names, data.domain_shifts,
+                                            data.domain_severities)
         self.data_panel.show_data(
             data.description, data.preprocess, data.preprocess_source,
             self.opened_request.preprocess if self.opened_request else None, data.preview,
