@@ -297,6 +297,8 @@ def test_every_registered_method_builds_with_its_defaults_and_names_unknown_para
         defaults = adapter_defaults(method)
         if method == "rmt":  # its 50,000-sample warm-up, shortened
             defaults["warmup_samples"] = 40
+        if adapter_defaults(method).get("projection_dim"):
+            defaults["projection_dim"] = 8
         adapter = make_adapter(method, tiny_model(), **defaults)
         assert adapter.method == method
         if adapter.needs_source:

@@ -30,6 +30,7 @@ METHOD_PARAMS = {
     "cmf": ("lr", "variant"),
     "memo": ("lr", "n_augmentations", "variant"),
     "rmt": ("lr", "variant"),
+    "santa": ("lr", "variant"),
     "adacontrast": ("lr", "variant"),
     "cotta": ("lr", "rst", "ap", "variant"),
     "bn_alpha": ("alpha",),
@@ -86,13 +87,14 @@ def test_each_method_is_chosen_and_stepped_on_the_demo(demo_window, qtbot, tmp_p
         assert (panel.variant is not None) == ("variant" in METHOD_PARAMS[method])
         if method == "sar":
             panel.grab().save(str(tmp_path / "panel-sar.png"))
-        assert panel.source_data.isVisibleTo(panel) == (method == "rmt"), method
-        if method == "rmt":  # needs source data: refused in the panel until it has some
+        needs = method in ("rmt", "santa")
+        assert panel.source_data.isVisibleTo(panel) == needs, method
+        if needs:  # source data: refused in the panel until it has some
             panel.source_data.clear()
             with qtbot.assertNotEmitted(panel.step_requested):
                 qtbot.mouseClick(panel.step_button, QtCore.Qt.MouseButton.LeftButton)
             assert panel.source_note.isVisibleTo(panel)
-            assert "rmt needs labelled source data" in panel.source_note.text()
+            assert f"{method} needs labelled source data" in panel.source_note.text()
             panel.source_data.setText("demo:source")
             assert panel.request(1).source_data == "demo:source"
         with _wait(qtbot, w, "step"):

@@ -61,6 +61,7 @@ _METHODS: dict[str, MethodEntry] = {
     "rotta": MethodEntry(_B + "rotta:RoTTA"),
     "memo": MethodEntry(_B + "memo:MEMO", compare=False),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
+    "santa": MethodEntry(_B + "santa:SANTA", compare=False),  # needs --source-data
     "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._prototypes import projector, prototype_contrast, source_prototypes
 from protoview.core.adapt.base import Adapter, kept_flags, use_batch_statistics
 from protoview.core.adapt.params import (
     EPISODIC,
@@ -55,9 +56,6 @@ from protoview.core.adapt.params import (
     with_default,
 )
 from protoview.errors import ParameterError
-
-#: The authors' cap on the source features read for the prototypes.
-PROTOTYPE_SAMPLES = 100_000
 
 
 def symmetric_cross_entropy(x: torch.Tensor, x_ema: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
@@ -163,33 +161,10 @@ class RMT(Adapter):
     def use_source(self, loader: Any) -> None:
         """Source prototypes, the projector and the warm-up, in the authors' order."""
         self._loader, self._source_iter = loader, iter(loader)
-        with torch.no_grad(), kept_flags(self.model):
+        with kept_flags(self.model):
             self._configure()
-            features, labels = [], []
-            seen = 0
-            for data in loader:
-                x, y = data[0].to(self.device, torch.float32), data[1]
-                z = self.model.featurizer(x)
-                features.append(z.view(z.shape[:2]).cpu())
-                labels.append(y.cpu().to(torch.float32))
-                seen += len(z)
-                if seen > PROTOTYPE_SAMPLES:
-                    break
-            features_src, labels_src = torch.cat(features), torch.cat(labels)
-            num_classes = int(self.model.classifier(features_src[:1].to(self.device)).shape[1])
-        rows = []
-        for i in range(num_classes):
-            mask = labels_src == i
-            if not bool(mask.any()):
-                raise ParameterError("--source-data", f"the source data have no sample of class "
-                                                    f"{i}: RMT's source prototypes need every class")
-            rows.append(features_src[mask].mean(dim=0, keepdim=True))
-        self.prototypes = torch.cat(rows).to(self.device).unsqueeze(1)
-        channels = self.prototypes.shape[-1]
-        self.projector = nn.Sequential(
-            nn.Linear(channels, self.projection_dim), nn.ReLU(),
-            nn.Linear(self.projection_dim, self.projection_dim),
-        ).to(self.device)  # fmt: skip
+            self.prototypes = source_prototypes(self.model, loader, self.device, "RMT")
+        self.projector = projector(self.prototypes.shape[-1], self.projection_dim, self.device)
         self.optimizer.add_param_group(
             {"params": self.projector.parameters(), "lr": self.optimizer.param_groups[0]["lr"]}
         )
@@ -293,20 +268,10 @@ class RMT(Adapter):
         features_aug_test = self.model.featurizer(self._augment(imgs_test))
         outputs_aug_test = self.model.classifier(features_aug_test)
         outputs_ema = self.teacher(imgs_test)
-        n, dim = features_test.shape[0], features_test.shape[1]
-        with torch.no_grad():
-            dist = F.cosine_similarity(
-                x1=self.prototypes.repeat(1, n, 1),
-                x2=features_test.view(1, n, dim).repeat(self.prototypes.shape[0], 1, 1),
-                dim=-1,
-            )
-            _, indices = dist.topk(1, largest=True, dim=0)
-            indices = indices.squeeze(0)
-        features = torch.cat([
-            self.prototypes[indices], features_test.view(n, 1, dim),
-            features_aug_test.view(n, 1, dim),
-        ], dim=1)  # fmt: skip
-        loss_contrastive = self._contrastive_loss(features)
+        assert self.projector is not None
+        loss_contrastive = prototype_contrast(
+            self.prototypes, features_test, features_aug_test, self.projector, self.temperature
+        )
         loss_self_training = (
             0.5 * symmetric_cross_entropy(outputs_test, outputs_ema)
             + 0.5 * symmetric_cross_entropy(outputs_aug_test, outputs_ema)
@@ -318,33 +283,6 @@ class RMT(Adapter):
             loss_ce_src = F.cross_entropy(outputs_src, labels_src.to(self.device).long())
             loss += self.lambda_ce_src * loss_ce_src
         return outputs_test + outputs_ema, loss
-
-    def _contrastive_loss(self, features: torch.Tensor) -> torch.Tensor:
-        """SupCon's loss as the authors integrate it (``contrast_mode="all"``, no labels)."""
-        assert self.projector is not None
-        batch_size = features.shape[0]
-        mask = torch.eye(batch_size, dtype=torch.float32).to(self.device)
-        contrast_count = features.shape[1]
-        contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
-        contrast_feature = self.projector(contrast_feature)
-        contrast_feature = F.normalize(contrast_feature, p=2, dim=1)
-        anchor_feature, anchor_count = contrast_feature, contrast_count
-        anchor_dot_contrast = torch.div(
-            torch.matmul(anchor_feature, contrast_feature.T), self.temperature
-        )
-        logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
-        logits = anchor_dot_contrast - logits_max.detach()
-        mask = mask.repeat(anchor_count, contrast_count)
-        logits_mask = torch.scatter(
-            torch.ones_like(mask), 1,
-            torch.arange(batch_size * anchor_count).view(-1, 1).to(self.device), 0,
-        )  # fmt: skip
-        mask = mask * logits_mask
-        exp_logits = torch.exp(logits) * logits_mask
-        log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-        mean_log_prob_pos = (mask * log_prob).sum(1) / mask.sum(1)
-        loss = -(self.temperature / self.temperature) * mean_log_prob_pos
-        return loss.view(anchor_count, batch_size).mean()
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._configure()
