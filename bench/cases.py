@@ -22,6 +22,7 @@ from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
+from bench.source_methods import source_steps
 from bench.toolkit_basic import toolkit_basic_steps
 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
@@ -38,6 +39,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "memo_step": memo_step,
     "rotta_step": rotta_step,
     "toolkit_basic_steps": toolkit_basic_steps,
+    "source_steps": source_steps,
     "cotta_step": cotta_step,
     "drawing": drawing,
     "step_to_pixels": step_to_pixels,
