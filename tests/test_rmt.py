@@ -108,7 +108,7 @@ def test_episodic_reproduces_the_authors_shared_optimizer_state_and_corrected_fi
     for x in _pixels(3):
         corrected.step(x)
     assert max(adam_steps(corrected)) == 2.0  # each batch from the warmed-up state: 1 + 1
-    warmed = corrected._warmed["model"]
+    warmed = corrected._ready["model"]
     corrected.reset()
     for name, value in corrected.model.state_dict().items():
         assert torch.equal(value, warmed[name]), name

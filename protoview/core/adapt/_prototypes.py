@@ -5,12 +5,14 @@ towards the nearest source prototype (SupCon's, as the authors integrate it)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt.base import Adapter, kept_flags
 from protoview.errors import ParameterError
 
 #: The authors' cap on the source features read for the prototypes.
@@ -94,3 +96,104 @@ def supcon_loss(features: torch.Tensor, projection: nn.Module, temperature: floa
     mean_log_prob_pos = (mask * log_prob).sum(1) / mask.sum(1)
     loss = -(temperature / temperature) * mean_log_prob_pos
     return loss.view(anchor_count, batch_size).mean()
+
+
+class SourcePrototypeAdapter(Adapter):
+    """What RMT and SANTA share around the functions above: labelled source data give the
+    class-wise prototypes and the projector (in the authors' order: prototypes, then the
+    projector's random initialisation, then its parameter group in the optimiser), a
+    subclass's :meth:`_after_source` (RMT's warm-up) and the saved state the authors' reset
+    returns to; each step: the prototypes are required, an episodic reset loads that state
+    (``reference``: the saved optimizer state itself, as the released reset does; see
+    :mod:`~protoview.core.adapt.rmt`), then ``steps`` updates of :meth:`_update`.
+
+    A subclass sets ``self.lr``, ``projection_dim``, ``temperature``, ``steps``,
+    ``episodic``, ``variant`` and ``self._params`` / ``optimizer`` in its ``__init__``, and
+    implements :meth:`_configure` and :meth:`_update`.
+    """
+
+    def _start_source_state(self) -> None:
+        self.projector: nn.Module | None = None
+        self.prototypes: torch.Tensor | None = None
+        self._ready: dict[str, Any] | None = None
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self._params, lr=self.lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+    def _configure(self) -> None:  # pragma: no cover - each method's own
+        raise NotImplementedError
+
+    def _update(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - each method's own
+        raise NotImplementedError
+
+    def _before_source(self, loader: Any) -> None:
+        """Before the prototypes are read (RMT opens its replay iterator here)."""
+
+    def _after_source(self, loader: Any) -> None:
+        """After the projector joined the optimiser (RMT's warm-up)."""
+
+    def _ready_state(self) -> dict[str, Any]:
+        """The state a reset returns to (a subclass adds its own models)."""
+        assert self.projector is not None
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "projector": copy.deepcopy(self.projector.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _load_ready(self, ready: dict[str, Any]) -> None:
+        """Put back what :meth:`_ready_state` saved, but the optimiser (a subclass adds)."""
+        self.model.load_state_dict(ready["model"])
+        assert self.projector is not None
+        self.projector.load_state_dict(ready["projector"])
+
+    def use_source(self, loader: Any) -> None:
+        """Source prototypes and the projector, then :meth:`_after_source`."""
+        self._before_source(loader)
+        with kept_flags(self.model):
+            self._configure()
+            self.prototypes = source_prototypes(self.model, loader, self.device, self.method.upper())
+        self.projector = projector(self.prototypes.shape[-1], self.projection_dim, self.device)
+        self.optimizer.add_param_group(
+            {"params": self.projector.parameters(), "lr": self.optimizer.param_groups[0]["lr"]}
+        )
+        self._after_source(loader)
+        self._ready = self._ready_state()
+
+    def _restore_source(self, shared_optimizer_state: bool = False) -> None:
+        """The authors' reset: back to the state saved after the source data were taken (the
+        source model before). ``shared_optimizer_state``: load the saved optimizer state
+        itself, as the released episodic reset does."""
+        if self._ready is None:
+            super()._restore_source()
+            return
+        self._load_ready(self._ready)
+        saved = self._ready["optimizer"]
+        self.optimizer.load_state_dict(saved if shared_optimizer_state else copy.deepcopy(saved))
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"projector": None if self.projector is None else self.projector.state_dict()}
+
+    def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
+        assert extra is not None
+        if self.projector is not None and extra["projector"] is not None:
+            self.projector.load_state_dict(extra["projector"])
+
+    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prototypes is None:
+            raise ParameterError("--source-data", f"{self.method!r} needs {self.needs_source}: "
+                                                  "pass --source-data DATA (AdaptRun(source=...))")
+        if self.episodic:
+            self._restore_source(shared_optimizer_state=self.variant == "reference")
+        self._configure()
+        outputs = x.new_empty(0)
+        for _ in range(self.steps):
+            outputs = self._update(x)
+        return outputs.detach()
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """One draw of CoTTA's augmentations for the batch, on its pixels."""
+        from protoview.core.adapt.augment import tta_transforms
+
+        pixels = self.pixels
+        return pixels.from_pixels(tta_transforms(x.shape[-2])(pixels.to_pixels(x)))

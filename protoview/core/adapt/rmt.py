@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protoview.core.adapt._prototypes import projector, prototype_contrast, source_prototypes
-from protoview.core.adapt.base import Adapter, kept_flags, use_batch_statistics
+from protoview.core.adapt._prototypes import SourcePrototypeAdapter, prototype_contrast
+from protoview.core.adapt.base import kept_flags, use_batch_statistics
 from protoview.core.adapt.params import (
     EPISODIC,
     LR,
@@ -65,7 +65,7 @@ def symmetric_cross_entropy(x: torch.Tensor, x_ema: torch.Tensor, alpha: float =
     ).sum(1)
 
 
-class RMT(Adapter):
+class RMT(SourcePrototypeAdapter):
     """The robust mean teacher (see the module docstring)."""
 
     method = "rmt"
@@ -132,14 +132,9 @@ class RMT(Adapter):
         self.teacher = copy.deepcopy(self.model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.projector: nn.Module | None = None
-        self.prototypes: torch.Tensor | None = None
+        self._start_source_state()
         self._loader: Any = None
         self._source_iter: Any = None
-        self._warmed: dict[str, Any] | None = None
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self._params, lr=self.lr, betas=(0.9, 0.999), weight_decay=0.0)
 
     # ---- configuration ------------------------------------------------------------------------
     def _configure(self) -> None:
@@ -158,27 +153,16 @@ class RMT(Adapter):
         return batch[0].to(self.device, torch.float32), batch[1]
 
     # ---- source data -------------------------------------------------------------------------
-    def use_source(self, loader: Any) -> None:
-        """Source prototypes, the projector and the warm-up, in the authors' order."""
-        self._loader, self._source_iter = loader, iter(loader)
-        with kept_flags(self.model):
-            self._configure()
-            self.prototypes = source_prototypes(self.model, loader, self.device, "RMT")
-        self.projector = projector(self.prototypes.shape[-1], self.projection_dim, self.device)
-        self.optimizer.add_param_group(
-            {"params": self.projector.parameters(), "lr": self.optimizer.param_groups[0]["lr"]}
-        )
+    def _before_source(self, loader: Any) -> None:
+        self._loader, self._source_iter = loader, iter(loader)  # replay's, opened first
+
+    def _after_source(self, loader: Any) -> None:
+        """The mean teacher's warm-up, the learning rate rising to ``lr``."""
         warmup_steps = self.warmup_samples // loader.batch_size
         if warmup_steps > 0:
             with kept_flags(self.model), torch.enable_grad():
                 self._configure()
                 self._warm_up(warmup_steps)
-        self._warmed = {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "teacher": copy.deepcopy(self.teacher.state_dict()),
-            "projector": copy.deepcopy(self.projector.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-        }
 
     def _warm_up(self, warmup_steps: int) -> None:
         for i in range(warmup_steps):
@@ -203,49 +187,32 @@ class RMT(Adapter):
                 ema.data = self.momentum * ema.data + (1 - self.momentum) * param.data
 
     # ---- reset and snapshots -----------------------------------------------------------------
+    def _ready_state(self) -> dict[str, Any]:
+        return {**super()._ready_state(), "teacher": copy.deepcopy(self.teacher.state_dict())}
+
+    def _load_ready(self, ready: dict[str, Any]) -> None:
+        super()._load_ready(ready)
+        self.teacher.load_state_dict(ready["teacher"])
+
     def _restore_source(self, shared_optimizer_state: bool = False) -> None:
-        """The authors' reset: back to the state after the warm-up (the source model before
-        the source data are given). ``shared_optimizer_state``: load the saved optimizer
-        state itself, as the authors' episodic reset does (see the module docstring)."""
-        if self._warmed is None:
-            super()._restore_source()
+        super()._restore_source(shared_optimizer_state)
+        if self._ready is None:  # before the source data: the teacher is the source model
             self.teacher.load_state_dict(self.model.state_dict())
-            return
-        self.model.load_state_dict(self._warmed["model"])
-        self.teacher.load_state_dict(self._warmed["teacher"])
-        assert self.projector is not None
-        self.projector.load_state_dict(self._warmed["projector"])
-        saved = self._warmed["optimizer"]
-        self.optimizer.load_state_dict(saved if shared_optimizer_state else copy.deepcopy(saved))
 
     def _extra_state(self) -> dict[str, Any]:
-        projector = None if self.projector is None else self.projector.state_dict()
-        return {"teacher": self.teacher.state_dict(), "projector": projector}
+        return {**super()._extra_state(), "teacher": self.teacher.state_dict()}
 
     def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
+        super()._load_extra_state(extra)
         assert extra is not None
         self.teacher.load_state_dict(extra["teacher"])
-        if self.projector is not None and extra["projector"] is not None:
-            self.projector.load_state_dict(extra["projector"])
 
     def state_bytes(self) -> int:
         own = super().state_bytes()
         return own + sum(t.numel() * t.element_size() for t in self.teacher.state_dict().values())
 
     # ---- adaptation --------------------------------------------------------------------------
-    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prototypes is None:
-            raise ParameterError("--source-data", f"'rmt' needs {self.needs_source}: pass "
-                                                "--source-data DATA (AdaptRun(source=...))")
-        if self.episodic:
-            self._restore_source(shared_optimizer_state=self.variant == "reference")
-        self._configure()
-        outputs = x.new_empty(0)
-        for _ in range(self.steps):
-            outputs = self._forward_and_adapt(x)
-        return outputs.detach()
-
-    def _forward_and_adapt(self, x: torch.Tensor) -> torch.Tensor:
+    def _update(self, x: torch.Tensor) -> torch.Tensor:
         outputs, loss = self._loss(x)
         self.last_loss = float(loss.detach())
         loss.backward()
@@ -253,12 +220,6 @@ class RMT(Adapter):
         self.optimizer.zero_grad()
         self._update_teacher()
         return outputs
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        from protoview.core.adapt.augment import tta_transforms
-
-        pixels = self.pixels
-        return pixels.from_pixels(tta_transforms(x.shape[-2])(pixels.to_pixels(x)))
 
     def _loss(self, imgs_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The authors' ``loss_calculation``."""

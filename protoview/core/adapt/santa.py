@@ -25,14 +25,13 @@ the updates after the first reset advance the saved Adam state; ``corrected`` lo
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 from torch import nn
 
-from protoview.core.adapt._prototypes import projector, prototype_contrast, source_prototypes
+from protoview.core.adapt._prototypes import SourcePrototypeAdapter, prototype_contrast
 from protoview.core.adapt._toolkit import norm_parameters
-from protoview.core.adapt.base import Adapter, kept_flags, use_batch_statistics
+from protoview.core.adapt.base import use_batch_statistics
 from protoview.core.adapt.params import (
     EPISODIC,
     LR,
@@ -42,7 +41,6 @@ from protoview.core.adapt.params import (
     checked,
     with_default,
 )
-from protoview.errors import ParameterError
 
 
 def aug_cross_entropy(
@@ -54,7 +52,7 @@ def aug_cross_entropy(
     ).sum(1)
 
 
-class SANTA(Adapter):
+class SANTA(SourcePrototypeAdapter):
     """Source anchoring and target alignment (see the module docstring)."""
 
     method = "santa"
@@ -104,12 +102,7 @@ class SANTA(Adapter):
         self.anchor = copy.deepcopy(self.model)
         for p in self.anchor.parameters():
             p.requires_grad_(False)
-        self.projector: nn.Module | None = None
-        self.prototypes: torch.Tensor | None = None
-        self._ready: dict[str, Any] | None = None
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self._params, lr=self.lr, betas=(0.9, 0.999), weight_decay=0.0)
+        self._start_source_state()
 
     def _configure(self) -> None:
         """The authors' ``configure_model``: eval mode, BatchNorm on batch statistics,
@@ -120,66 +113,14 @@ class SANTA(Adapter):
             p.requires_grad_(True)
         use_batch_statistics(self.anchor)
 
-    # ---- source data -------------------------------------------------------------------------
-    def use_source(self, loader: Any) -> None:
-        """Source prototypes and the projector, in the authors' order."""
-        with kept_flags(self.model):
-            self._configure()
-            self.prototypes = source_prototypes(self.model, loader, self.device, "SANTA")
-        self.projector = projector(self.prototypes.shape[-1], self.projection_dim, self.device)
-        self.optimizer.add_param_group(
-            {"params": self.projector.parameters(), "lr": self.optimizer.param_groups[0]["lr"]}
-        )
-        self._ready = {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "projector": copy.deepcopy(self.projector.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-        }
-
-    # ---- reset and snapshots -----------------------------------------------------------------
-    def _restore_source(self, shared_optimizer_state: bool = False) -> None:
-        """The authors' reset: the source weights, the projector as first drawn, Adam's state
-        after the source data were given. ``shared_optimizer_state``: the saved state itself,
-        as the released episodic reset loads it (see the module docstring)."""
-        if self._ready is None:
-            super()._restore_source()
-            return
-        self.model.load_state_dict(self._ready["model"])
-        assert self.projector is not None
-        self.projector.load_state_dict(self._ready["projector"])
-        saved = self._ready["optimizer"]
-        self.optimizer.load_state_dict(saved if shared_optimizer_state else copy.deepcopy(saved))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"projector": None if self.projector is None else self.projector.state_dict()}
-
-    def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
-        assert extra is not None
-        if self.projector is not None and extra["projector"] is not None:
-            self.projector.load_state_dict(extra["projector"])
-
     # ---- adaptation --------------------------------------------------------------------------
-    def _adapt(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prototypes is None:
-            raise ParameterError("--source-data", f"'santa' needs {self.needs_source}: pass "
-                                                  "--source-data DATA (AdaptRun(source=...))")
-        if self.episodic:
-            self._restore_source(shared_optimizer_state=self.variant == "reference")
-        self._configure()
-        outputs = x.new_empty(0)
-        for _ in range(self.steps):
-            outputs, loss = self._loss(x)
-            self.last_loss = float(loss.detach())
-            loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad()
-        return outputs.detach()
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        from protoview.core.adapt.augment import tta_transforms
-
-        pixels = self.pixels
-        return pixels.from_pixels(tta_transforms(x.shape[-2])(pixels.to_pixels(x)))
+    def _update(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, loss = self._loss(x)
+        self.last_loss = float(loss.detach())
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return outputs
 
     def _loss(self, imgs_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The authors' ``loss_calculation``."""
