@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from protoview.core.cluster import KMeansResult, kmeans_prototypes, pcl_density
+from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import ParameterError
 from tests.oracles.pcl_kmeans import run_kmeans
 
@@ -100,14 +101,16 @@ def test_kmeans_normalize_clusters_unit_vectors():
 
 def test_kmeans_k_equals_n_gives_singletons_and_uniform_density():
     x = blobs(7, n=9)
-    result = kmeans_prototypes(x, 9, temperature=0.3)
+    with pytest.warns(ProtoviewWarning, match="9 points for 9 prototypes"):
+        result = kmeans_prototypes(x, 9, temperature=0.3)
     assert sorted(result.assignments.tolist()) == list(range(9))
     np.testing.assert_allclose(result.distances, 0.0, atol=1e-5)
     np.testing.assert_allclose(result.density, 0.3)  # the seed would divide by 0 here
 
 
 def test_kmeans_one_sample_and_one_dimension():
-    one = kmeans_prototypes(np.array([[1.0, 2.0, 3.0]]), 1)
+    with pytest.warns(ProtoviewWarning, match="1 point for 1 prototype,"):
+        one = kmeans_prototypes(np.array([[1.0, 2.0, 3.0]]), 1)
     assert one.assignments.tolist() == [0] and one.density.tolist() == pytest.approx([0.2])
     np.testing.assert_allclose(one.centroids, [[1.0, 2.0, 3.0]])
     line = (
@@ -246,3 +249,14 @@ def test_kmeanspp_seeding_finds_separated_clusters_random_seeding_merges():
     np.testing.assert_array_equal(again.centroids, plus.centroids)  # seeded
     with pytest.raises(ParameterError, match="init"):
         kmeans_prototypes(x, k, init="greedy")
+
+
+def test_few_points_per_prototype_is_one_protoview_warning_not_faiss_stderr(capfd):
+    """faiss's own 'WARNING clustering 60 points to 10 centroids' went raw to the terminal."""
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    with pytest.warns(ProtoviewWarning, match="60 points for 10 prototypes, fewer than the 100"):
+        few = kmeans_prototypes(x, 10, seed=3)
+    assert "WARNING clustering" not in capfd.readouterr().err
+    theirs = run_kmeans(x, num_cluster=[10], temperature=0.2, first_seed=3)
+    np.testing.assert_array_equal(few.assignments, theirs["im2cluster"][0].numpy())  # same
+    np.testing.assert_array_equal(few.centroids, theirs["raw_centroids"][0])

@@ -10,8 +10,10 @@ for distances and assignments, and the same density formula. Deviations, each te
 - when every cluster has at most one point (e.g. ``k == N``) or all distances are 0, the seed
   divides by a zero mean; we return a uniform ``temperature`` instead.
 
-faiss prints "WARNING clustering N points to k centroids" on stderr when
-``N < k * min_points_per_centroid``; the result is still valid.
+When ``N < k * min_points_per_centroid`` faiss would print its own "WARNING clustering N
+points to k centroids" on stderr (the setting does nothing else); protoview gives faiss 0 and
+says it as one :class:`~protoview.core.warnings.ProtoviewWarning` line instead (the result
+is still valid).
 """
 
 from __future__ import annotations
@@ -174,7 +176,17 @@ def kmeans_prototypes(
     clus.nredo = nredo
     clus.seed = seed
     clus.max_points_per_centroid = max_points
-    clus.min_points_per_centroid = min_points
+    clus.min_points_per_centroid = 0  # faiss only warns with it, raw on stderr: said below
+    if len(x) < k * min_points:
+        import warnings
+
+        from protoview.core.warnings import ProtoviewWarning
+
+        warnings.warn(ProtoviewWarning(
+            f"k-means: {len(x)} point{'s' * (len(x) != 1)} for {k} prototype{'s' * (k != 1)}, "
+            f"fewer than the {k * min_points} "
+            f"({min_points} a prototype) faiss asks for; the prototypes are valid but rest on "
+            "few points each"), stacklevel=2)
 
     start = time.perf_counter()
     if init == "kmeans++":
