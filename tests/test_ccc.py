@@ -121,7 +121,7 @@ def test_images_decode_as_the_toolkit_reads_them(ccc_root: Path) -> None:
 
     data = open_dataset(f"ccc:{ccc_root}:{DOMAIN}",
                         TransformSpec((24, 24), 3, (0.0,) * 3, (1.0,) * 3))
-    with Image.open(io.BytesIO(_jpeg_bytes(1))) as img:
+    with Image.open(io.BytesIO(_jpeg_bytes(101))) as img:
         expected = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255.0)
     got = data[1][0]
     assert got.shape == (3, 24, 24)
