@@ -265,7 +265,9 @@ class CCCDataset(ProtoviewDataset):
     Attributes
     ----------
     folder: the domain folder; shards: the shard names in order; shard_starts: (S + 1,) the
-    first sample of each shard (and N); benchmark: ``{"dataset": "CCC", "domain": ...}``.
+    first sample of each shard (and N); benchmark: ``{"dataset": "CCC", "domain": ...}``;
+    stream_order: ``"file"``, the dataset order is the benchmark (a declaration: no run reads
+    it yet, so an adaptation run keeps the order only with ``--no-shuffle``).
     """
 
     suggested_preprocess = "domainbed"
