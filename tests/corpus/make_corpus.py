@@ -1194,6 +1194,90 @@ def _ds_imagenet_d164_refused(d: Path) -> dict[str, Any]:
                  what="ImageNet-D's 164-class version (scored many-to-one; not supported)")
 
 
+_CCC_DOMAIN = "baseline_20_transition+speed_1000_seed_44"
+
+
+def _ccc_shard(path: Path, samples: list[dict[str, bytes]]) -> None:
+    """A CCC shard as webdataset's TarWriter writes it: ``<key>.<field>`` in sorted field order."""
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as stream, tarfile.open(fileobj=stream, mode="w|") as tar:
+        for sample in samples:
+            for field in sorted(k for k in sample if k != "__key__"):
+                info = tarfile.TarInfo(f"{sample['__key__'].decode()}.{field}")
+                info.size, info.mode = len(sample[field]), 0o444
+                tar.addfile(info, io.BytesIO(sample[field]))
+
+
+def _ccc_sample(i: int, label: bytes = b"7", drop: str = "") -> dict[str, bytes]:
+    jpeg = io.BytesIO()
+    _digit(i).convert("RGB").save(jpeg, "JPEG")
+    sample = {"__key__": f"sample_{i}".encode(), "info": b"++dir++n01440764",
+              "input.jpg": jpeg.getvalue(), "output.cls": label}
+    sample.pop(drop, None)
+    return sample
+
+
+def _ccc(d: Path, *shards: list[dict[str, bytes]]) -> tuple[Path, Path]:
+    """``d/CCC/<domain>/serial_<k>.tar`` (root, domain folder)."""
+    folder = d / "CCC" / _CCC_DOMAIN
+    folder.mkdir(parents=True)
+    for k, samples in enumerate(shards):
+        _ccc_shard(folder / f"serial_{k:05d}.tar", samples)
+    return d / "CCC", folder
+
+
+@_case(DATASET)
+def _ds_ccc_missing_domain(d: Path) -> dict[str, Any]:
+    root, _folder = _ccc(d, [_ccc_sample(0)])
+    other = "baseline_0_transition+speed_5000_seed_43"
+    argv, out = _extract(f"ccc:{root}:{other}", d)
+    return _fail(root / other, argv, other, "does not exist", _CCC_DOMAIN, out=out,
+                 what="a CCC domain folder that is not on disk")
+
+
+@_case(DATASET)
+def _ds_ccc_shard_not_a_tar(d: Path) -> dict[str, Any]:
+    root, folder = _ccc(d, [_ccc_sample(0)], [_ccc_sample(0)])
+    (folder / "serial_00001.tar").write_bytes(b"GIF89a not a tar" * 64)
+    argv, out = _extract(f"ccc:{root}:{_CCC_DOMAIN}", d)
+    return _fail(folder / "serial_00001.tar", argv, "serial_00001.tar", "not a readable tar",
+                 out=out, what="a CCC shard that is not a tar file")
+
+
+@_case(DATASET)
+def _ds_ccc_sample_without_cls(d: Path) -> dict[str, Any]:
+    root, folder = _ccc(d, [_ccc_sample(0), _ccc_sample(1, drop="output.cls")])
+    argv, out = _extract(f"ccc:{root}:{_CCC_DOMAIN}", d)
+    return _fail(folder / "serial_00000.tar", argv, "serial_00000.tar", "sample_1.output.cls",
+                 out=out, what="a CCC sample without its .cls member")
+
+
+@_case(DATASET)
+def _ds_ccc_sample_without_jpg(d: Path) -> dict[str, Any]:
+    root, folder = _ccc(d, [_ccc_sample(0, drop="input.jpg"), _ccc_sample(1)])
+    argv, out = _extract(f"ccc:{root}:{_CCC_DOMAIN}", d)
+    return _fail(folder / "serial_00000.tar", argv, "serial_00000.tar", "sample_0.input.jpg",
+                 out=out, what="a CCC sample without its .jpg member")
+
+
+@_case(DATASET)
+def _ds_ccc_cls_not_an_integer(d: Path) -> dict[str, Any]:
+    root, folder = _ccc(d, [_ccc_sample(0, b"tabby cat")])
+    argv, out = _extract(f"ccc:{root}:{_CCC_DOMAIN}", d)
+    return _fail(folder / "serial_00000.tar", argv, "serial_00000.tar", "sample_0.output.cls",
+                 "0..999", out=out, what="a CCC .cls that is not a whole number")
+
+
+@_case(DATASET)
+def _ds_ccc_cls_out_of_range(d: Path) -> dict[str, Any]:
+    root, folder = _ccc(d, [_ccc_sample(0), _ccc_sample(1, b"1000")])
+    argv, out = _extract(f"ccc:{root}:{_CCC_DOMAIN}", d)
+    return _fail(folder / "serial_00000.tar", argv, "serial_00000.tar", "'1000'", "0..999",
+                 out=out, what="a CCC .cls outside the 1000 ImageNet classes")
+
+
 # ---------------------------------------------------------------------------- options
 # --preprocess / --nb-proxy given wrong: one line naming the option (issue 13).
 def _option_fail(argv: list[Any], *expect: str, what: str, out: Path | None = None) -> dict[str, Any]:

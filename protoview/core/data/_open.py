@@ -18,6 +18,7 @@ Spellings accepted by :func:`open_dataset`::
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
     imagenet-a:ROOT  imagenet-r:ROOT  imagenet-sketch:ROOT  imagenetv2:ROOT   ImageNet variants
     imagenet-d109:ROOT:DOMAIN  domainnet126:ROOT:DOMAIN      image lists over DomainNet
+    ccc:ROOT:DOMAIN  (also ccc:ROOT/DOMAIN)    CCC: ROOT/DOMAIN/serial_<00000..>.tar, in order
 
 A comma-separated list where a layout names its shift or domain opens them one after
 another as one dataset whose samples know their domain (``dataset.domains``,
@@ -42,6 +43,7 @@ from protoview.core.data._base import (
     check_labels,
     short_digest,
 )
+from protoview.core.data._ccc import open_ccc, parse_ccc_spec
 from protoview.core.data._concat import concatenate, domain_name, expand_spec
 from protoview.core.data._corruptions import open_corruption, parse_corruption_spec
 from protoview.core.data._domainbed import open_domainbed, parse_domainbed_spec
@@ -58,8 +60,9 @@ DEFAULT_DEMO_SEVERITY = 3
 _SPELLINGS = (
     "a folder of images (class folders optional), a .npz/.h5 file, demo[:SHIFT[:SEVERITY]], "
     "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
-    "pacs:ROOT:DOMAIN, imagenet-r:ROOT (also imagenet-a, imagenet-sketch, imagenetv2) or "
-    "domainnet126:ROOT:DOMAIN (also imagenet-d109) (several shifts or domains: demo:noise,blur, "
+    "pacs:ROOT:DOMAIN, imagenet-r:ROOT (also imagenet-a, imagenet-sketch, imagenetv2), "
+    "domainnet126:ROOT:DOMAIN (also imagenet-d109) or ccc:ROOT:DOMAIN "
+    "(several shifts or domains: demo:noise,blur, "
     "pacs:ROOT:art_painting,cartoon; several severities: cifar10c:ROOT:fog,snow:1-5)"
 )
 
@@ -114,6 +117,8 @@ def open_dataset(
         return open_domainbed(text, chosen, num_classes=num_classes)
     if parse_variant_spec(text) is not None:
         return open_variant(text, chosen, num_classes=num_classes)
+    if parse_ccc_spec(text) is not None:
+        return open_ccc(text, chosen, num_classes=num_classes)
     path = Path(text).expanduser().absolute()
     if not path.exists():
         raise DatasetError(path, f"does not exist; expected {_SPELLINGS}")
