@@ -227,3 +227,17 @@ def test_a_cls_that_is_no_imagenet_class_is_named(tmp_path: Path, text: str) -> 
     write_shard(tmp_path / DOMAIN / "serial_00000.tar", [ccc_sample(0, text)])
     _refused(f"ccc:{tmp_path}:{DOMAIN}", "serial_00000.tar", "sample_0.output.cls",
              "0..999")
+
+
+def test_a_run_keeps_the_benchmark_order_by_default(ccc_root: Path) -> None:
+    """CCC declares its order (the stream is the benchmark): AdaptRun does not shuffle it."""
+    from protoview.core.adapt import AdaptRun, make_adapter
+    from protoview.core.model import SplitModel, TransformSpec
+
+    data = open_dataset(f"ccc:{ccc_root}:{DOMAIN}", TransformSpec((8, 8), 3))
+    model = SplitModel(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 4)),
+                       torch.nn.Linear(4, 1000))
+    run = AdaptRun(make_adapter("none", model), data, batch_size=4)
+    assert not run.shuffle and any("file order" in n for n in run.notes)
+    indices = [i for _ in range(run.steps_per_pass) for i in run.step().batch_indices.tolist()]
+    assert indices == list(range(len(data)))

@@ -214,6 +214,9 @@ class AdaptRun:
             )
         check_batch_size(adapter, batch_size)
         self.batch_size, self.seed, self.shuffle = batch_size, int(seed), bool(shuffle)
+        if self.shuffle and getattr(dataset, "stream_order", None) == "file":
+            self.shuffle = False  # CCC: the order on disk is the benchmark
+            self.notes.append(f"{self.where}: run in file order, the benchmark's own stream")
         #: the refresh plan's batch size: the run's, or 64 for a run on batches of one whose
         #: adapter predicts each sample alike in any batch (``per_sample_predictions``)
         self.refresh_batch_size = (

@@ -24,11 +24,11 @@ on them, and ImageNet's mean/std), not ``imagenet`` (which would resize to 256 a
 
 **The order is the benchmark.** CCC is one continual stream: samples come in shard order
 (numeric, ``serial_00000`` first: webdataset's brace expansion ``{00000..99999}``) and member
-order inside a shard; the dataset keeps that order. An adaptation run shuffles unless told
-not to: pass ``--no-shuffle`` (``shuffle=False`` in the API). The evaluations stop after 7.5
-million samples (toolkit ``utils/eval_utils.py``: after the batch that reaches 7,500,000;
-authors' ``eval.py``: after the batch that passes it); ``--stream samples=7500000`` with
-``--no-shuffle`` keeps exactly the first 7,500,000.
+order inside a shard; the dataset keeps that order and declares it (``stream_order =
+"file"``), so an adaptation run keeps it too (no shuffling, said in the run's notes). The
+evaluations stop after 7.5 million samples (toolkit ``utils/eval_utils.py``: after the batch
+that reaches 7,500,000; authors' ``eval.py``: after the batch that passes it);
+``--stream samples=7500000`` keeps exactly the first 7,500,000.
 
 **Index.** Opening reads every tar header (Python's ``tarfile``; the images are not read)
 and each ``.cls``. The index (per shard: each sample's image offset and size, and its label)
@@ -266,8 +266,8 @@ class CCCDataset(ProtoviewDataset):
     ----------
     folder: the domain folder; shards: the shard names in order; shard_starts: (S + 1,) the
     first sample of each shard (and N); benchmark: ``{"dataset": "CCC", "domain": ...}``;
-    stream_order: ``"file"``, the dataset order is the benchmark (a declaration: no run reads
-    it yet, so an adaptation run keeps the order only with ``--no-shuffle``).
+    stream_order: ``"file"``, the dataset order is the benchmark: an adaptation run keeps it
+    (no shuffling, said in the run's notes).
     """
 
     suggested_preprocess = "domainbed"
@@ -299,8 +299,7 @@ class CCCDataset(ProtoviewDataset):
         self._identity = (f"ccc:{self.folder};samples={len(self.labels)};"
                           f"digest={short_digest(stamp)}")
         self.description = (f"CCC {domain} ({self.folder}): {len(self.labels)} images in "
-                            f"{len(self.shards)} shards, in stream order (adapt with "
-                            f"--no-shuffle to keep it)")
+                            f"{len(self.shards)} shards, in stream order (a run keeps it)")
 
     def identity(self) -> str:
         return self._identity
