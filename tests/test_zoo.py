@@ -274,3 +274,20 @@ def test_tsd_checkpoint_gets_the_test_loader_of_tsd(tmp_path, dataset, size, mea
     assert info.transform_source == "checkpoint"
     assert info.transform.size == size and info.transform.resize == "exact" and info.transform.crop is None
     assert info.transform.mean == mean
+
+
+def test_info_with_data_infers_the_proxies_per_class_as_adapt_does(tmp_path, capsys):
+    """A PyCIL CosineLinear head of 10 classes x 2 proxies: ``info CKPT DATA`` said "20
+    classes x 1 proxies ... cannot be matched" while adapt / export inferred 2 per class."""
+    from protoview.cli import main
+    from tests._benchmark_fixtures import make_cifar_c
+
+    torch.manual_seed(4)
+    fc = PyCILCosine(64, 10, nb_proxy=2, to_reduce=True, sigma=True)
+    convnet, fc = _pycil_network(fc, seed=5)
+    path = fx.write_pycil(tmp_path / "podnet_1.pkl", convnet.state_dict(), fc.state_dict(),
+                          separate=True)
+    root, _ = make_cifar_c(tmp_path / "CIFAR-10-C", ("fog",), n=4)
+    assert main(["info", str(path), f"cifar10c:{root}:fog:5", "--arch", "pycil:resnet32"]) == 0
+    out = capsys.readouterr().out
+    assert "10 classes x 2 proxies" in out and "cannot be matched" not in out

@@ -48,23 +48,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     from protoview.core.preprocess import default_warning
     from protoview.core.warnings import ProtoviewWarning
 
-    info = inspect_checkpoint(
-        path, args.arch, trust=args.trust_checkpoint, num_classes=args.num_classes,
-        nb_proxy=args.nb_proxy, split=args.split, preprocess=args.preprocess,
-    )
+    options = dict(trust=args.trust_checkpoint, nb_proxy=args.nb_proxy, split=args.split,
+                   preprocess=args.preprocess)
+    info = inspect_checkpoint(path, args.arch, num_classes=args.num_classes, **options)
+    dataset = None
+    if getattr(args, "data", None):
+        from protoview.core.data import open_dataset
+        from protoview.core.opening import classes_for_proxies
+
+        dataset = open_dataset(args.data, info.transform)
+        classes = classes_for_proxies(info, dataset, path)
+        if classes is not None:  # the proxies per class adapt and export would infer
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                info = inspect_checkpoint(path, args.arch, num_classes=classes, **options)
     say(info.describe())
     if info.transform_source == "default":
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=1)
-    if getattr(args, "data", None):
-        _describe_match(info, args.data)
+    if dataset is not None:
+        _describe_match(info, dataset)
     return 0
 
 
-def _describe_match(info, data: str) -> None:
+def _describe_match(info, dataset) -> None:
     """``info CKPT DATA``: the dataset, and whether the head's class k is its class k."""
-    from protoview.core.data import match_classes, open_dataset
+    from protoview.core.data import match_classes
 
-    dataset = open_dataset(data, info.transform)
     match = match_classes(info, dataset)
     say(f"data:        {dataset.description}")
     for line in match.lines:

@@ -62,16 +62,8 @@ def open_model_and_data(
     images = not isinstance(dataset, FeatureSet)
     if images:
         dataset.transform_source = "built-in (demo data)" if own is None else info.transform_source
-    classes = len(getattr(dataset, "class_names", []) or [])
-    rows = info.head.num_proxies
-    if info.nb_proxy_from == "assumed" and classes and rows != classes:
-        if rows % classes:
-            raise ParameterError(
-                "--nb-proxy",
-                f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
-                f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
-                needs=("nb_proxy",),
-            )
+    classes = classes_for_proxies(info, dataset, path)
+    if classes is not None:
         with warnings.catch_warnings():  # the first load already said everything else
             warnings.simplefilter("ignore")
             model = load_checkpoint(path, arch, num_classes=classes, **options)
@@ -92,6 +84,27 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
         split=req.split, preprocess=req.preprocess, warn=warn,
     )
 
+
+
+def classes_for_proxies(info: Any, dataset: Any, path: str) -> int | None:
+    """The data's class count when a cosine head's proxies per class were only assumed and
+    its rows are several per data class (reload with ``num_classes`` = it: the head has
+    ``rows / classes`` proxies a class); None when nothing is to change.
+
+    Raises ParameterError (``--nb-proxy``) when the rows are not a multiple of the classes.
+    """
+    classes = len(getattr(dataset, "class_names", []) or [])
+    rows = info.head.num_proxies
+    if info.nb_proxy_from != "assumed" or not classes or rows == classes:
+        return None
+    if rows % classes:
+        raise ParameterError(
+            "--nb-proxy",
+            f"the cosine head of {path} has {rows} proxy rows, not a multiple of the {classes} "
+            f"classes of {dataset.source}; pass --nb-proxy (proxies per class)",
+            needs=("nb_proxy",),
+        )
+    return classes
 
 
 def restrict_to_subset(model: Any, dataset: Any) -> Any:
