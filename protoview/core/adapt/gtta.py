@@ -67,7 +67,7 @@ class GTTA(Adapter):
     method = "gtta"
     summary = (
         "self-training on confident pseudo-labels plus source images mixed with their most "
-        "similar test images (Marsden et al., GTTA-MIX, 2022), equal to the authors' code "
+        "similar test images (Marsden et al., arXiv 2022; GTTA-MIX), equal to the authors' code "
         "(mariodoebler/test-time-adaptation 8b2ed63); needs --source-data"
     )
     needs_source = "labelled source data (mixed with the test images and learned with their labels)"
