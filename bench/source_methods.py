@@ -1,7 +1,8 @@
-"""RMT's and SANTA's step against their released code (the toolkit 8b2ed63, ported in
-tests/oracles/rmt_reference.py and santa_reference.py) on the same demo batch, after the same
-source prototypes (the demo's clean digits as source data; RMT without warm-up here, its
-warm-up being a loop of the same kind of step)."""
+"""RMT's, SANTA's and GTTA's step against their released code (the toolkit 8b2ed63, ported in
+tests/oracles/rmt_reference.py, santa_reference.py and gtta_reference.py) on the same demo
+batch, after the same source prototypes (the demo's clean digits as source data; RMT without
+warm-up here, its warm-up being a loop of the same kind of step; GTTA mixes a source batch
+into each step)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def source_steps(ctx: Context) -> list[Row]:
     from protoview.core.checkpoint import load_checkpoint
     from protoview.core.data import open_dataset
     from protoview.core.demo import demo_checkpoint_path
-    from tests.oracles import rmt_reference, santa_reference
+    from tests.oracles import gtta_reference, rmt_reference, santa_reference
 
     base = load_checkpoint(demo_checkpoint_path("linear"))
     test = open_dataset("demo:noise:3")
@@ -32,7 +33,7 @@ def source_steps(ctx: Context) -> list[Row]:
     size = tuple(int(s) for s in x.shape[-2:])
     steps, repeats = 10, max(ctx.repeats, 5)
     rows = []
-    for name in ("rmt", "santa"):
+    for name in ("rmt", "santa", "gtta"):
         params = {"warmup_samples": 0} if name == "rmt" else {}
         torch.manual_seed(0)
         ours = make_adapter(name, copy.deepcopy(base), **params)
@@ -42,16 +43,19 @@ def source_steps(ctx: Context) -> list[Row]:
             oracle = rmt_reference.RMT(copy.deepcopy(base), classes,
                                        DataLoader(pairs, 64, shuffle=True), size,
                                        num_samples_warm_up=0)
-        else:
+        elif name == "santa":
             oracle = santa_reference.SANTA(copy.deepcopy(base), classes,
                                            DataLoader(pairs, 64, shuffle=True), size)
+        else:
+            oracle = gtta_reference.GTTA(copy.deepcopy(base), classes,
+                                         DataLoader(pairs, 64, shuffle=True))
         batch = torch.as_tensor(x)
 
-        def run_ours(adapter=ours) -> None:
+        def run_ours(adapter=ours, batch=batch) -> None:
             for _ in range(steps):
                 adapter.step(batch)
 
-        def run_oracle(reference=oracle) -> None:
+        def run_oracle(reference=oracle, batch=batch) -> None:
             for _ in range(steps):
                 reference(batch)
 

@@ -31,6 +31,7 @@ METHOD_PARAMS = {
     "memo": ("lr", "n_augmentations", "variant"),
     "rmt": ("lr", "variant"),
     "santa": ("lr", "variant"),
+    "gtta": ("lr",),
     "adacontrast": ("lr", "variant"),
     "cotta": ("lr", "rst", "ap", "variant"),
     "bn_alpha": ("alpha",),
@@ -87,7 +88,7 @@ def test_each_method_is_chosen_and_stepped_on_the_demo(demo_window, qtbot, tmp_p
         assert (panel.variant is not None) == ("variant" in METHOD_PARAMS[method])
         if method == "sar":
             panel.grab().save(str(tmp_path / "panel-sar.png"))
-        needs = method in ("rmt", "santa")
+        needs = method in ("rmt", "santa", "gtta")
         assert panel.source_data.isVisibleTo(panel) == needs, method
         if needs:  # source data: refused in the panel until it has some
             panel.source_data.clear()

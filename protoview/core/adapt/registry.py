@@ -62,6 +62,7 @@ _METHODS: dict[str, MethodEntry] = {
     "memo": MethodEntry(_B + "memo:MEMO", compare=False),
     "rmt": MethodEntry(_B + "rmt:RMT", compare=False),  # needs --source-data
     "santa": MethodEntry(_B + "santa:SANTA", compare=False),  # needs --source-data
+    "gtta": MethodEntry(_B + "gtta:GTTA", compare=False),  # needs --source-data
     "adacontrast": MethodEntry(_B + "adacontrast:AdaContrast", compare=False),
 }
 #: The method the window and ``protoview adapt`` start with.
