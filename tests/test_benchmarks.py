@@ -317,3 +317,25 @@ def test_info_with_data_on_a_tsd_checkpoint(tmp_path, capsys):
     assert main(["info", str(path), f"cifar10c:{tmp_path}:fog:6"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("protoview: error: cifar10c:") and "severity 6" in err and "\n" not in err
+
+
+@pytest.mark.parametrize(("preprocess", "says"), [
+    ("imagenet", "resized to 256 and centre-cropped to 224, as RobustBench's"),
+    ("domainbed", "the stored 224 px images as they are, as Hendrycks'"),
+    ("imagenet,size=300", "neither RobustBench's 256 + crop 224 nor the stored 224 px"),
+])
+def test_info_names_the_imagenet_c_convention(tmp_path, capsys, preprocess, says):
+    """RobustBench / tent resize ImageNet-C's 224 px images to 256 and crop; Hendrycks and the
+    toolkit take them as they are (45 points apart on one model): info says which."""
+    import torchvision
+
+    from protoview.cli import main
+    from tests import _ckpt_fixtures as fx
+
+    make_imagenet_c(tmp_path / "ImageNet-C", severities=(3,))
+    path = fx.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pt")
+    assert main(["info", str(path), f"imagenetc:{tmp_path}:gaussian_noise:3", "--arch",
+                 "torchvision:resnet18", "--preprocess", preprocess]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("note:        ImageNet-C preprocessing:"))
+    assert says in line and "45 points" in line

@@ -291,3 +291,22 @@ def test_info_with_data_infers_the_proxies_per_class_as_adapt_does(tmp_path, cap
     assert main(["info", str(path), f"cifar10c:{root}:fog:5", "--arch", "pycil:resnet32"]) == 0
     out = capsys.readouterr().out
     assert "10 classes x 2 proxies" in out and "cannot be matched" not in out
+
+
+@pytest.mark.parametrize("which", ["pycil", "robustbench"])
+def test_a_state_dict_without_arch_names_the_arch_its_keys_are(tmp_path, which):
+    """PyCIL / RobustBench state_dicts without --arch: the error suggests the fix."""
+    from protoview.errors import CheckpointError
+
+    if which == "pycil":
+        convnet, fc = _pycil_network(pycil.SimpleLinear(64, 10))
+        state = {f"convnet.{k}": v for k, v in convnet.state_dict().items()}
+        state |= {f"fc.{k}": v for k, v in fc.state_dict().items()}
+        expected = "its keys are PyCIL's CIFAR ResNet-32.*pass --arch pycil:resnet32"
+    else:
+        state = robustbench.WideResNet(depth=28, widen_factor=10).state_dict()
+        expected = "its keys are RobustBench's WideResNet-28-10.*pass --arch robustbench:Standard"
+    path = fx.save(state, tmp_path / f"{which}.pt")
+    with pytest.raises(CheckpointError, match=expected) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)

@@ -72,10 +72,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _describe_match(info, dataset) -> None:
     """``info CKPT DATA``: the dataset, and whether the head's class k is its class k."""
-    from protoview.core.data import match_classes
+    from protoview.core.data import imagenet_c_convention, match_classes
 
     match = match_classes(info, dataset)
     say(f"data:        {dataset.description}")
+    convention = imagenet_c_convention(dataset)
+    if convention:
+        say(f"note:        {convention}")
     for line in match.lines:
         say(f"match:       {line}")
     for note in match.remarks:

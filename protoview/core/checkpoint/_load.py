@@ -238,12 +238,42 @@ def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str
     what = {"state_dict": "a plain state_dict", "safetensors": "a safetensors file"}.get(
         contents.format.split(" (")[0], f"a {contents.format}"
     )
+    known = _layout_arch(contents.state or {})
+    if known:
+        raise CheckpointError(
+            path,
+            f"{what} does not say which architecture it is for; its keys are {known[1]}: pass "
+            f"--arch {known[0]}",
+            needs=("arch",),
+        )
     raise CheckpointError(
         path,
         f"{what} does not say which architecture it is for; pass --arch (a torchvision name like "
-        "resnet18, a timm name, or FILE.py:build_fn)",
+        "resnet18, a timm name, pycil:resnet32, robustbench:Standard, or FILE.py:build_fn)",
         needs=("arch",),
     )
+
+
+def _layout_arch(state: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+    """(--arch value, what the keys are) when a state_dict's key layout names a built-in
+    architecture: PyCIL's CIFAR ResNets (``stage_1.{i}.conv_a``, depth 6 n + 2 from the n
+    blocks a stage) and RobustBench's WideResNet-28-10 (``block1.layer.{i}.conv1``, 4 blocks
+    of 160 channels)."""
+    keys = list(state)
+    pycil = {k.rsplit("stage_1.", 1)[1].split(".")[0] for k in keys
+             if "stage_1." in k and k.endswith(".conv_a.weight")}
+    if pycil:
+        depth = 6 * len(pycil) + 2
+        name = f"pycil:resnet{depth}"
+        return (name, f"PyCIL's CIFAR ResNet-{depth} (its convnet.stage_N layout)") if depth in (
+            20, 32, 44, 56, 110) else None
+    wrn = [k for k in keys if "block1.layer." in k and k.endswith(".conv1.weight")]
+    if wrn:
+        blocks = {k.split("block1.layer.", 1)[1].split(".")[0] for k in wrn}
+        first = next(state[k] for k in wrn if k.split("block1.layer.", 1)[1].startswith("0."))
+        if len(blocks) == 4 and int(first.shape[0]) == 160:
+            return "robustbench:Standard", "RobustBench's WideResNet-28-10 (Standard)"
+    return None
 
 
 def _no_head_found(module: nn.Module, label: str, path: str | os.PathLike[str], extra: str = "") -> CheckpointError:

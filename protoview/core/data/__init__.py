@@ -44,6 +44,7 @@ from protoview.core.data._base import (
 )
 from protoview.core.data._concat import ConcatFolderDataset, shift_name, shift_specs, spec_names
 from protoview.core.data._concat import concatenate as concatenate_datasets
+from protoview.core.data._corruptions import imagenet_c_convention
 from protoview.core.data._decoded import DecodedImages, decoded_images
 from protoview.core.data._featurefile import (
     FEATURE_SUFFIXES,
@@ -58,6 +59,7 @@ from protoview.core.data._open import default_transform, open_dataset
 from protoview.core.data._pixels import display_pixels
 
 __all__ = [
+    "imagenet_c_convention",
     "FEATURE_SUFFIXES",
     "ArrayImageDataset",
     "ClassMatch",

@@ -238,3 +238,25 @@ def _imagenet_names() -> list[str]:
         return list(IMAGENET_WNIDS)
     names = list(_IMAGENET_CATEGORIES)
     return names if len(names) == len(IMAGENET_WNIDS) else list(IMAGENET_WNIDS)
+
+
+def imagenet_c_convention(dataset: object) -> str | None:
+    """For ImageNet-C data: which of the two conventions its preprocessing follows (one
+    line for ``protoview info``), None for other data. The stored images are 224 x 224
+    already: RobustBench and tent resize them to 256 and centre-crop 224 (RobustBench's
+    ``Res256Crop224``); Hendrycks' evaluation and the toolkit (mariodoebler/test-time-
+    adaptation) take them as they are. On one model the two differ by up to 45 points."""
+    source = str(getattr(dataset, "source", ""))
+    transform = getattr(dataset, "transform", None)
+    if not source.startswith("imagenetc:") or transform is None or transform.is_none:
+        return None
+    if transform.resize == "short-side" and transform.size == (256, 256) and transform.crop == (224, 224):
+        how = "resized to 256 and centre-cropped to 224, as RobustBench's and tent's loaders"
+        other = "--preprocess domainbed takes the stored 224 px as they are (Hendrycks', the toolkit's)"
+    elif transform.input_size == (224, 224) and transform.resize == "exact" and transform.crop is None:
+        how = "the stored 224 px images as they are, as Hendrycks' evaluation and the toolkit"
+        other = "--preprocess imagenet resizes to 256 and crops 224 (RobustBench's, tent's)"
+    else:
+        how = f"{transform.describe()}, neither RobustBench's 256 + crop 224 nor the stored 224 px"
+        other = "--preprocess imagenet or domainbed gives one of them"
+    return f"ImageNet-C preprocessing: {how}; {other} (they differ by up to 45 points)"
