@@ -220,7 +220,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--head", default="cosine", choices=("linear", "cosine"))
     p.add_argument("--out", help="run: also write a snapshot here; train: output folder (default: resources/demo)")
     p.add_argument("--epochs", type=int, help="train: epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the run's batch order / training")
 
     p = sub.add_parser("info", help="describe a checkpoint (and the preprocessing it gets), a snapshot or a features file")
     p.add_argument("path")
@@ -235,7 +235,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p = sub.add_parser("export", help="compute the map, centers and proxies and write an HDF5 snapshot")
     add_model_args(p)
     p.add_argument("--out", required=True, help="output snapshot file (.h5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the UMAP map (default 0)")
     p.add_argument("--no-map", action="store_true", help="skip the UMAP map (embeddings are NaN)")
 
     p = sub.add_parser("gui", help="open the window (the default when no command is given): protoview CHECKPOINT DATA [options]")

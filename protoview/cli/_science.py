@@ -44,8 +44,11 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                                                         "for a method that has a variant (see below)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any parameter of the method, e.g. beta=0.8, e_margin=0.9, affinity=knn, episodic=true (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the batch order (the stream) (default 0)")
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="keep the dataset's order, as RobustBench's and tent's CIFAR-10-C scripts "
+                        "do (default: shuffled with --seed; CCC always keeps its order)")
     p.add_argument("--stream", default="online", help=STREAM_HELP)
     p.add_argument("--source-data", default="", metavar="DATA",
                    help="labelled source data for a method that needs them (rmt: its source "
@@ -73,7 +76,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--nredo", type=int, default=5)
     p.add_argument("--init", choices=["random", "kmeans++"], default="random",
                    help="seeding: random (faiss, as PCL) or kmeans++ (better on separated clusters)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="faiss's k-means seed (default 0)")
     p.add_argument("--out", help="write a snapshot with the prototypes")
     handlers["cluster"] = cmd_cluster
 
@@ -83,7 +86,8 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes")
     p.add_argument("--epsilon", type=float, default=0.05)
     p.add_argument("--iters", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="k-means seed when target=prototypes (default 0)")
     p.add_argument("--out", help="write a snapshot with the plan Q")
     handlers["assign"] = cmd_assign
 
