@@ -7,6 +7,7 @@ it, loads the file with protoview and compares the logits bit for bit.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -310,3 +311,36 @@ def test_a_state_dict_without_arch_names_the_arch_its_keys_are(tmp_path, which):
     with pytest.raises(CheckpointError, match=expected) as info:
         load_checkpoint(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_pycil_model_on_cifar10_data_gets_pycils_cifar10_statistics(tmp_path, capsys):
+    """PyCIL normalises each dataset with its own statistics (utils/data.py iCIFAR10): on
+    CIFAR-10-C data a pycil:resnet32 took CIFAR-100's (32.5% against PyCIL's 62.0%)."""
+    from protoview.cli import main
+    from protoview.core.opening import open_model_and_data
+    from tests._benchmark_fixtures import make_cifar_c
+
+    convnet, fc = _pycil_network(pycil.SimpleLinear(64, 10))
+    state = {f"convnet.{k}": v for k, v in convnet.state_dict().items()}
+    state |= {f"fc.{k}": v for k, v in fc.state_dict().items()}
+    path = fx.save({"tasks": 1, "model_state_dict": state}, tmp_path / "icarl_1.pkl")
+    root, _ = make_cifar_c(tmp_path / "CIFAR-10-C", ("fog",), n=4)
+    model, data = open_model_and_data(str(path), f"cifar10c:{root}:fog:5", arch="pycil:resnet32")
+    assert data.transform.mean == (0.4914, 0.4822, 0.4465)
+    assert data.transform.std == (0.2023, 0.1994, 0.2010)
+    assert "iCIFAR10" in model.info.transform_source
+    images = np.load(root / "fog.npy")[16:20]  # severity 5 of n=4: rows 16..19, PyCIL's pipeline
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
+    x = torch.stack([data[i][0] for i in range(4)])
+    torch.testing.assert_close(x, (pixels - mean) / std, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), pycil.incremental_logits(convnet, fc, x))
+    assert main(["info", str(path), f"cifar10c:{root}:fog:5", "--arch", "pycil:resnet32"]) == 0
+    out = capsys.readouterr().out
+    assert "PyCIL's iCIFAR10 statistics for cifar10c data" in out
+    # CIFAR-100 data keep CIFAR-100's statistics (PyCIL's iCIFAR100)
+    root100, _ = make_cifar_c(tmp_path / "CIFAR-100-C", ("fog",), n=4, num_classes=10)
+    _, data100 = open_model_and_data(str(path), f"cifar100c:{root100}:fog:5", arch="pycil:resnet32")
+    assert data100.transform.mean == (0.5071, 0.4867, 0.4408)

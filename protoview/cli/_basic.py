@@ -54,14 +54,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     dataset = None
     if getattr(args, "data", None):
         from protoview.core.data import open_dataset
-        from protoview.core.opening import classes_for_proxies
+        from protoview.core.opening import classes_for_proxies, follow_data
 
+        follow_data(info, args.data)
         dataset = open_dataset(args.data, info.transform)
         classes = classes_for_proxies(info, dataset, path)
         if classes is not None:  # the proxies per class adapt and export would infer
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 info = inspect_checkpoint(path, args.arch, num_classes=classes, **options)
+            follow_data(info, args.data)
     say(info.describe())
     if info.transform_source == "default":
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=1)

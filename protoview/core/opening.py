@@ -56,6 +56,7 @@ def open_model_and_data(
     options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess)
     model = load_checkpoint(path, arch, **options)
     info = model.info
+    follow_data(info, data)
     demo_data = data.strip() == "demo" or data.strip().startswith("demo:")
     own = None if demo_data and info.transform_source == "default" else info.transform
     dataset = open_dataset(data, own)
@@ -68,6 +69,7 @@ def open_model_and_data(
             warnings.simplefilter("ignore")
             model = load_checkpoint(path, arch, num_classes=classes, **options)
         info = model.info
+        follow_data(info, data)
     model = restrict_to_subset(model, dataset)
     info = model.info
     fit_classes(dataset, info.head.num_classes)
@@ -84,6 +86,22 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
         split=req.split, preprocess=req.preprocess, warn=warn,
     )
 
+
+
+def follow_data(info: Any, data: str) -> None:
+    """A built-in architecture's preprocessing follows the data where its home project's
+    does (PyCIL: per dataset; :data:`~protoview.core.checkpoint._preprocess.HOME_DATA_PREPROCESS`):
+    ``info.transform`` and its source are changed, with a note. Nothing when the
+    preprocessing came from elsewhere (``--preprocess``, the checkpoint, ...)."""
+    from protoview.core.checkpoint import home_data_transform
+
+    if info.transform_source != "built-in":
+        return
+    found = home_data_transform(info.arch, data)
+    if found is not None:
+        info.transform, info.transform_source = found
+        info.notes.append(f"preprocessing for {data.split(':', 1)[0]} data: {found[1]} "
+                          f"({found[0].describe()})")
 
 
 def classes_for_proxies(info: Any, dataset: Any, path: str) -> int | None:

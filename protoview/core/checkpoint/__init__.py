@@ -18,6 +18,7 @@ conventions, ``--split``), ``_heads`` (Linear / CosineLinear adoption, proxies p
 
 from protoview.core.checkpoint._layout import PROTOVIEW_FORMAT, PROTOVIEW_VERSION
 from protoview.core.checkpoint._load import inspect_checkpoint, load_checkpoint
+from protoview.core.checkpoint._preprocess import home_data_transform
 from protoview.core.checkpoint._read import file_sha256
 from protoview.core.checkpoint.archs import ArchSpec, known_arch_names, resolve_arch
 
@@ -26,6 +27,7 @@ __all__ = [
     "PROTOVIEW_VERSION",
     "ArchSpec",
     "file_sha256",
+    "home_data_transform",
     "inspect_checkpoint",
     "known_arch_names",
     "load_checkpoint",

@@ -34,13 +34,37 @@ def _demo_transform() -> TransformSpec:
 #: Built-in architecture name -> its ``--preprocess`` text (or a function returning the
 #: transform). Add one line with each built-in architecture (``archs.BUILTIN_ARCHS``).
 #: RobustBench models take pixels in [0, 1] (mean 0, std 1); PyCIL normalises CIFAR-100 (its
-#: benchmark) with CIFAR-100's statistics (``utils/data.py`` ``iCIFAR100``; a model trained
-#: by PyCIL on CIFAR-10 needs ``--preprocess cifar10``).
+#: benchmark) with CIFAR-100's statistics (``utils/data.py`` ``iCIFAR100``; on CIFAR-10 data
+#: its ``iCIFAR10``'s: :data:`HOME_DATA_PREPROCESS`).
 BUILTIN_PREPROCESS: dict[str, str | Callable[[], TransformSpec]] = {
     "protoview-demo-cnn": _demo_transform,
     "wrn28_10": "size=32,mean=0,0,0,std=1,1,1",
     **{f"cifar_resnet{d}": "cifar100" for d in (20, 32, 44, 56, 110)},
 }
+
+
+#: Built-in architecture -> {data kind (the DATA spelling's first word): the transform its
+#: home project uses on those data}. PyCIL normalises each dataset with its own statistics
+#: (``utils/data.py``: ``iCIFAR10`` (0.4914, 0.4822, 0.4465) / (0.2023, 0.1994, 0.2010),
+#: ``iCIFAR100`` CIFAR-100's): a PyCIL model on CIFAR-10(-C) data gets ``iCIFAR10``'s.
+HOME_DATA_PREPROCESS: dict[str, dict[str, str]] = {
+    **{f"cifar_resnet{d}": {"cifar10": "cifar10", "cifar10c": "cifar10"}
+       for d in (20, 32, 44, 56, 110)},
+}
+
+
+def home_data_transform(arch: str, data: str) -> tuple[TransformSpec, str] | None:
+    """(transform, source) a built-in architecture's home project uses on ``data`` (a DATA
+    spelling) when it is not the architecture's own default; None otherwise."""
+    target = arch.split(" ", 1)[0]
+    kind = data.strip().split(":", 1)[0].lower()
+    text = HOME_DATA_PREPROCESS.get(target, {}).get(kind)
+    if text is None:
+        return None
+    option = parse_preprocess(text)
+    assert option is not None
+    project = "PyCIL's iCIFAR10 statistics" if target.startswith("cifar_resnet") else text
+    return option.apply(DEFAULT), f"built-in, {project} for {kind} data"
 
 
 def model_transform(
