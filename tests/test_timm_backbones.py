@@ -144,3 +144,24 @@ def test_a_model_without_norm_layers_is_refused_in_one_line() -> None:
     for method in ("tent", "eata"):
         with pytest.raises(ParameterError, match="adapts the scale and shift of BatchNorm layers"):
             make_adapter(method, copy.deepcopy(model))
+
+
+def test_a_name_both_libraries_know_loads_what_the_weights_fit_and_says_so(tmp_path) -> None:
+    """--arch efficientnet_b0 on timm weights loaded nothing (keys differ from torchvision's);
+    --arch resnet18 on timm weights (keys identical) loads torchvision's, with a note."""
+    torch.manual_seed(0)
+    original = timm.create_model("efficientnet_b0", num_classes=4).eval()
+    path = fx.save(original.state_dict(), tmp_path / "effnet.pt")
+    model = load_checkpoint(path, "efficientnet_b0")
+    assert "timm" in model.info.arch
+    assert any("fit timm's efficientnet_b0, not torchvision's" in n for n in model.info.notes)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_difference(model.eval()(x), original(x)) < 1e-5
+    resnet = timm.create_model("resnet18", num_classes=4).eval()
+    path = fx.save(resnet.state_dict(), tmp_path / "r18.pt")
+    model = load_checkpoint(path, "resnet18")
+    assert "torchvision" in model.info.arch
+    assert any("pass --arch timm:resnet18" in n for n in model.info.notes)
+    quiet = load_checkpoint(path, "torchvision:resnet18")
+    assert not any("timm" in n for n in quiet.info.notes)

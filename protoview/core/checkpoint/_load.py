@@ -202,13 +202,39 @@ def _assemble_contents(
     try:
         assembled = assemble(contents.state, spec, hint, split, path)
     except CheckpointError as exc:  # the weights do not fit: another --arch / --split may
-        error = _suggest_timm(exc, spec)
-        raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
+        timm_spec = _timm_twin(spec, path)
+        if timm_spec is None:
+            error = _suggest_timm(exc, spec)
+            raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
+        try:  # a bare name both libraries know: the weights may be timm's
+            assembled = assemble(contents.state, timm_spec, hint, split, path)
+        except CheckpointError:
+            error = _suggest_timm(exc, spec)
+            raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
+        notes.append(f"the weights fit timm's {spec.target}, not torchvision's: loaded as "
+                     f"timm:{spec.target} (pass --arch torchvision:{spec.target} to insist)")
+        spec = timm_spec
+    else:
+        if _timm_twin(spec, path) is not None:
+            notes.append(
+                f"{spec.target} is a torchvision and a timm name and these weights fit both: "
+                f"loaded as torchvision's, with its preprocessing; timm's would get timm's "
+                f"(pass --arch timm:{spec.target}, or torchvision:{spec.target} to say so)")
     if assembled.model is not None and assembled.plan is None:
         raise _no_head_found(assembled.model, spec.label, path)
     notes.extend(assembled.notes)
     own, source = model_transform(contents.transform, spec, assembled.model, sha256, notes)
     return spec.label, assembled, own, source
+
+
+def _timm_twin(spec: ArchSpec, path: str | os.PathLike[str]) -> ArchSpec | None:
+    """timm's architecture of the same name, for a bare torchvision name timm knows too
+    (``--arch resnet18``, not ``torchvision:resnet18``); None otherwise."""
+    from protoview.core.checkpoint.archs import _timm_has
+
+    if spec.kind != "torchvision" or spec.name.startswith("torchvision:") or not _timm_has(spec.target):
+        return None
+    return resolve_arch(f"timm:{spec.target}", where=path)
 
 
 def _suggest_timm(exc: CheckpointError, spec: ArchSpec) -> CheckpointError:
