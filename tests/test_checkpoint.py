@@ -668,3 +668,25 @@ def test_loads_onto_cuda(tmp_path, arch_file):
     model = load_checkpoint(path, f"{arch_file}:backbone_fc", map_location="cuda")
     assert next(model.parameters()).is_cuda
     torch.testing.assert_close(_logits(model, X.cuda()).cpu(), _logits(original), rtol=1e-4, atol=1e-4)
+
+
+def test_domainbed_resnet50_augmix_builds_timms_resnet50_whatever_resnet18_says(tmp_path):
+    """DomainBed's current defaults (resnet18=False or True, resnet50_augmix=True) build timm's
+    resnet50.ram_in1k (networks.ResNet, b93c22a): the weights are a ResNet-50's."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    network = timm.create_model("resnet50.ram_in1k", pretrained=False)
+    network.fc = nn.Identity()
+    network.eval()
+    classifier = nn.Linear(2048, 7)
+    feat_state = {f"network.{k}": v for k, v in network.state_dict().items()}
+    path = fx.write_domainbed(tmp_path / "augmix.pkl", feat_state, classifier.state_dict(),
+                              hparams={"resnet18": True, "resnet50_augmix": True},
+                              input_shape=(3, 224, 224), with_network=False)
+    model = load_checkpoint(path)
+    assert "resnet50.ram_in1k" in model.info.arch
+    assert any("resnet50_augmix=True" in n for n in model.info.notes)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), classifier(network(x)), rtol=1e-5, atol=1e-5)
+    assert model.info.transform.size == (224, 224)  # DomainBed's loader, not timm's

@@ -147,7 +147,16 @@ def _domainbed(payload: dict[str, Any], where: str | os.PathLike[str]) -> Conten
     contents = Contents("DomainBed/TSD checkpoint", state=_tensor_dict(payload["model_dict"], "model_dict", where))
     hparams = payload.get("model_hparams")
     args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
-    if isinstance(hparams, dict) and isinstance(hparams.get("resnet18"), bool):
+    if isinstance(hparams, dict) and hparams.get("resnet50_augmix") is True and _bottleneck(contents.state):
+        # DomainBed's networks.ResNet (b93c22a): resnet50_augmix replaces the network by timm's
+        # resnet50.ram_in1k whatever resnet18 says (its default since 2024: resnet18=False,
+        # resnet50_augmix=True); the weights (bottleneck blocks) agree
+        contents.arch = "timm:resnet50.ram_in1k"
+        contents.arch_note = (
+            f"arch timm's resnet50.ram_in1k taken from the checkpoint's model_hparams "
+            f"(resnet50_augmix=True, which DomainBed builds whatever resnet18="
+            f"{hparams.get('resnet18')} says; the weights are a ResNet-50's)")
+    elif isinstance(hparams, dict) and isinstance(hparams.get("resnet18"), bool):
         contents.arch = "resnet18" if hparams["resnet18"] else "resnet50"
         contents.arch_note = f"arch {contents.arch} taken from the checkpoint's model_hparams (resnet18={hparams['resnet18']})"
     elif args.get("net") in ("resnet18", "resnet50"):  # TSD's train.py: --net
@@ -172,6 +181,11 @@ def _domainbed(payload: dict[str, Any], where: str | os.PathLike[str]) -> Conten
         else:
             contents.transform = TransformSpec((224, 224), 3, name="domainbed")
     return contents
+
+
+def _bottleneck(state: dict[str, Any] | None) -> bool:
+    """Whether a ResNet's weights have bottleneck blocks (ResNet-50 and deeper: ``conv3``)."""
+    return any(k.endswith("layer1.0.conv3.weight") for k in (state or {}))
 
 
 def _parse_json_meta(text: str, where: str | os.PathLike[str]) -> dict[str, Any]:
