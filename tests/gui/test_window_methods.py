@@ -104,3 +104,20 @@ def test_each_method_is_chosen_and_stepped_on_the_demo(demo_window, qtbot, tmp_p
         assert w.state.attrs["method"] == method
         assert np.isfinite(w.state.metrics["accuracy"]), method
     assert (tmp_path / "panel-sar.png").stat().st_size > 0
+
+
+def test_the_controls_take_the_room_of_the_shown_method_only(qtbot) -> None:
+    """A method with one control left the room of TSD's five empty below it."""
+    from protoview.gui.panels import AdaptPanel
+
+    panel = AdaptPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.method.setCurrentText("tsd")
+    qtbot.wait(50)
+    tall = panel.params_form.sizeHint().height()
+    panel.method.setCurrentText("tent")
+    qtbot.wait(50)
+    short = panel.params_form.sizeHint().height()
+    assert short < tall / 2
+    assert panel.params_form.height() <= short + 2

@@ -101,6 +101,8 @@ class MethodParamsForm(QtWidgets.QWidget):
         fixed = QtWidgets.QSizePolicy.Policy.Fixed
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, fixed)
         self._method = next(iter(self._pages), "")
+        if self._method:
+            self.set_method(self._method)
 
     def _add_page(self, params: Sequence[Param]) -> dict[str, tuple[Param, QtWidgets.QWidget]]:
         page = QtWidgets.QWidget()
@@ -133,8 +135,17 @@ class MethodParamsForm(QtWidgets.QWidget):
         """Show ``name``'s controls. Raises ``KeyError`` for a method without a page."""
         if name not in self._pages:
             raise KeyError(f"no controls for method {name!r}")
-        self._stack.setCurrentIndex(list(self._pages).index(name))
+        index = list(self._pages).index(name)
+        self._stack.setCurrentIndex(index)
         self._method = name
+        # the stack sizes to the shown page only (Qt's stacked layout skips Ignored pages):
+        # a method with one control no longer leaves the room of TSD's five below it
+        ignored, preferred = QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+        for i in range(self._stack.count()):
+            policy = preferred if i == index else ignored
+            self._stack.widget(i).setSizePolicy(policy, policy)
+        self._stack.updateGeometry()
+        self.updateGeometry()
 
     def widget(self, name: str) -> QtWidgets.QWidget | None:
         """The control of parameter ``name`` of the shown method (None if it has none)."""
