@@ -195,5 +195,4 @@ class SourcePrototypeAdapter(Adapter):
         """One draw of CoTTA's augmentations for the batch, on its pixels."""
         from protoview.core.adapt.augment import tta_transforms
 
-        pixels = self.pixels
-        return pixels.from_pixels(tta_transforms(x.shape[-2])(pixels.to_pixels(x)))
+        return self.pixels.apply(tta_transforms(int(x.shape[-2])), x)

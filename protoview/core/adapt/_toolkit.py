@@ -1,4 +1,5 @@
-"""Pieces the methods ported from mariodoebler/test-time-adaptation share (RPL, RDumb).
+"""Pieces the methods ported from mariodoebler/test-time-adaptation share (RPL, RDumb, ROID,
+CMF, RMT, SANTA, GTTA, CoTTA).
 
 The toolkit (commit 8b2ed63255d906b6b0afaefc6ae630b9ec4bdaa1) builds every method's
 optimiser in ``TTAMethod.setup_optimizer`` from its config (``conf.py``: ``OPTIM.METHOD``
@@ -18,6 +19,7 @@ optimisers its configuration files use:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,16 +49,19 @@ def build_optimizer(
     )
 
 
-def norm_parameters(model: nn.Module, method: str) -> list[tuple[str, nn.Parameter]]:
+def norm_parameters(
+    model: nn.Module, method: str, layers: tuple[type[nn.Module], ...] = NORM_LAYERS
+) -> list[tuple[str, nn.Parameter]]:
     """Scale and shift of every BatchNorm, LayerNorm and GroupNorm layer (the toolkit's
-    ``collect_params`` of RPL and EATA), with their names in ``model.named_parameters()``.
+    ``collect_params`` of RPL and EATA; ``layers``: another set, ROID's), with their names in
+    ``model.named_parameters()``.
 
     Raises :class:`ParameterError` (``where="method"``) when the model has none.
     """
     chosen = [
         (f"{name}.{pname}" if name else pname, p)
         for name, m in model.named_modules()
-        if isinstance(m, NORM_LAYERS)
+        if isinstance(m, layers)
         for pname, p in m.named_parameters(recurse=False)
         if pname in ("weight", "bias")
     ]
@@ -67,3 +72,55 @@ def norm_parameters(model: nn.Module, method: str) -> list[tuple[str, nn.Paramet
             "layers and the model has none; choose t3a, lame, pl, shot_im or none",
         )
     return chosen
+
+
+def weights_and_biases(model: nn.Module, method: str) -> list[tuple[str, nn.Parameter]]:
+    """Every module's own ``weight`` and ``bias``, in ``named_modules`` order (the toolkit's
+    and CoTTA's ``collect_params`` after enabling every gradient: RMT, GTTA, CoTTA).
+
+    Raises :class:`ParameterError` (``where="method"``) when the model has none.
+    """
+    chosen = [
+        (f"{name}.{pname}" if name else pname, p)
+        for name, m in model.named_modules()
+        for pname, p in m.named_parameters(recurse=False)
+        if pname in ("weight", "bias")
+    ]
+    if not chosen:
+        raise ParameterError(
+            "method", f"{method!r} adapts the weights and biases of the model's layers and "
+            "the model has none"
+        )  # fmt: skip
+    return chosen
+
+
+def symmetric_cross_entropy(
+    x: torch.Tensor, x_ema: torch.Tensor, alpha: float = 0.5
+) -> torch.Tensor:
+    """The toolkit's ``SymmetricCrossEntropy`` (per sample): (N, C), (N, C) logits -> (N,)."""
+    return -(1 - alpha) * (x_ema.softmax(1) * x.log_softmax(1)).sum(1) - alpha * (
+        x.softmax(1) * x_ema.log_softmax(1)
+    ).sum(1)
+
+
+def ema(mine: torch.Tensor, other: torch.Tensor, momentum: float) -> torch.Tensor:
+    """The toolkit's ``ema_update_model`` for one tensor: ``m * mine + (1 - m) * other``."""
+    return momentum * mine + (1 - momentum) * other
+
+
+class SourceBatches:
+    """Labelled source batches drawn one at a time, the loader started again when it ends
+    (the authors' ``next(self.src_loader_iter)`` / ``StopIteration``: RMT's replay, GTTA).
+    ``iter`` is taken when created, as the authors open theirs."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader, self._iter = loader, iter(loader)
+
+    def next(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x float32 on ``device``, y as the loader gives it)."""
+        try:
+            batch = next(self._iter)
+        except StopIteration:
+            self._iter = iter(self.loader)
+            batch = next(self._iter)
+        return batch[0].to(device, torch.float32), batch[1]

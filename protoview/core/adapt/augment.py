@@ -31,7 +31,8 @@ crops back to ``(height, width)``, where :func:`tta_transforms` would crop a squ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,10 @@ class PixelSpace:
             return pixels
         mean, std = self._stats(pixels)
         return (pixels - mean) / std
+
+    def apply(self, transform: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``transform`` of the pixels of ``x``, normalised again (an augmentation of ``x``)."""
+        return self.from_pixels(transform(self.to_pixels(x)))
 
     def describe(self) -> str:
         if self.is_identity:
@@ -144,6 +149,7 @@ class ColorJitterPro(ColorJitter):
         return img
 
 
+@functools.lru_cache(maxsize=64)
 def tta_transforms(
     img_size: int | Sequence[int],
     gaussian_std: float = 0.005,
@@ -153,7 +159,9 @@ def tta_transforms(
 ) -> transforms.Compose:
     """The toolkit's ``get_tta_transforms``: pixels (N, 3, H, W) in, augmented pixels out.
 
-    ``cotta_augs=False`` (ROID, CMF) leaves out the blur and the noise.
+    ``cotta_augs=False`` (ROID, CMF) leaves out the blur and the noise. Built once per
+    arguments (the transforms hold no state; their draws come from torch's generator), so
+    ``img_size`` must be hashable: an int or a tuple.
     """
     n_pixels = img_size[0] if isinstance(img_size, (list, tuple)) else int(img_size)
     chosen: list[nn.Module] = [
@@ -192,6 +200,7 @@ def tta_transforms(
     return transforms.Compose(chosen)
 
 
+@functools.lru_cache(maxsize=64)
 def image_tta_transforms(
     height: int, width: int, gaussian_std: float = 0.005, soft: bool = False
 ) -> transforms.Compose:

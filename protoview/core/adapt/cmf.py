@@ -47,8 +47,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from protoview.core.adapt._toolkit import ema
 from protoview.core.adapt.params import EPISODIC, STEPS, VARIANT, Param, checked
-from protoview.core.adapt.roid import COMMON, ROID, ema
+from protoview.core.adapt.roid import COMMON, ROID
 
 POST_TYPES = ("lp", "op")
 

@@ -77,6 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._toolkit import ema, symmetric_cross_entropy, weights_and_biases
 from protoview.core.adapt.augment import image_tta_transforms
 from protoview.core.adapt.base import (
     Adapter,
@@ -89,22 +90,6 @@ from protoview.errors import ParameterError
 
 OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("cross_entropy", "symmetric")
-
-
-def cotta_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The authors' ``collect_params``: every module's own ``weight`` and ``bias``, in
-    ``named_modules`` order (the order of the restore masks too)."""
-    chosen = []
-    for name, m in model.named_modules():
-        for pname, p in m.named_parameters(recurse=False):
-            if pname in ("weight", "bias"):
-                chosen.append((f"{name}.{pname}" if name else pname, p))
-    if not chosen:
-        raise ParameterError(
-            "method", "'cotta' adapts the weights and biases of the model's layers and the "
-            "model has none"
-        )  # fmt: skip
-    return chosen
 
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
@@ -164,7 +149,7 @@ class CoTTA(Adapter):
             n_augmentations=n_augmentations, loss=loss, steps=steps, episodic=episodic,
             variant=variant,
         )  # fmt: skip
-        named = cotta_parameters(self.model)
+        named = weights_and_biases(self.model, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self._sources = [self._source_state[name] for name, _ in named]
@@ -174,7 +159,6 @@ class CoTTA(Adapter):
         self.anchor = _frozen_copy(self.model)
         self._student_all = list(self.model.parameters())
         self._teacher_all = list(self.teacher.parameters())
-        self._transforms: dict[tuple[int, int], Any] = {}
         self._teacher_features: torch.Tensor | None = None
         self._last_restored: torch.Tensor | None = None
         self.last_augmented: bool | None = None
@@ -236,12 +220,6 @@ class CoTTA(Adapter):
         self.last_features = None if z is None else (z.flatten(1) if z.ndim > 2 else z).float()
         return logits
 
-    def _transform(self, x: torch.Tensor) -> Any:
-        size = (int(x.shape[2]), int(x.shape[3]))
-        if size not in self._transforms:
-            self._transforms[size] = image_tta_transforms(*size)
-        return self._transforms[size]
-
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ParameterError(
@@ -269,7 +247,8 @@ class CoTTA(Adapter):
             augment = bool(anchor_prob.mean(0) < self.ap)
             augmented = []
             if augment or self.variant == "reference":  # the authors' CIFAR code: always
-                space, transform = self.pixels, self._transform(x)
+                space = self.pixels
+                transform = image_tta_transforms(int(x.shape[2]), int(x.shape[3]))
                 pixels = space.to_pixels(x)
                 for _ in range(self.n_augmentations):
                     augmented.append(self.teacher(space.from_pixels(transform(pixels))))
@@ -287,16 +266,14 @@ class CoTTA(Adapter):
 
     def _loss(self, x: torch.Tensor, x_ema: torch.Tensor) -> torch.Tensor:
         if self.loss == "symmetric":
-            return -0.5 * (x_ema.softmax(1) * x.log_softmax(1)).sum(1) - 0.5 * (
-                x.softmax(1) * x_ema.log_softmax(1)
-            ).sum(1)
+            return symmetric_cross_entropy(x, x_ema)
         return -(x_ema.softmax(1) * x.log_softmax(1)).sum(1)
 
     @torch.no_grad()
     def _update_teacher(self) -> None:
         """``teacher = mt * teacher + (1 - mt) * student``, rounded as the authors' code."""
-        for ema, param in zip(self._teacher_all, self._student_all, strict=True):
-            ema.copy_(self.mt * ema + (1 - self.mt) * param)
+        for mean, param in zip(self._teacher_all, self._student_all, strict=True):
+            mean.copy_(ema(mean, param, self.mt))
 
     @torch.no_grad()
     def _stochastic_restore(self) -> None:

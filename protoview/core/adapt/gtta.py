@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._toolkit import SourceBatches, weights_and_biases
 from protoview.core.adapt.base import Adapter, use_batch_statistics
 from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
 from protoview.errors import ParameterError
@@ -92,19 +93,11 @@ class GTTA(Adapter):
         self.lr, self.lambda_mixup, self.steps, self.episodic = checked(
             self.params, lr=lr, lambda_mixup=lambda_mixup, steps=steps, episodic=episodic
         )
-        named = [
-            (f"{name}.{pname}" if name else pname, p)
-            for name, m in self.model.named_modules()
-            for pname, p in m.named_parameters(recurse=False)
-            if pname in ("weight", "bias")
-        ]
-        if not named:
-            raise ParameterError("method", "'gtta' adapts weights and biases and the model has none")
+        named = weights_and_biases(self.model, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()
-        self._loader: Any = None
-        self._source_iter: Any = None
+        self._source: SourceBatches | None = None
         self._clear_run_state()
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -124,15 +117,7 @@ class GTTA(Adapter):
     # ---- source data -------------------------------------------------------------------------
     def use_source(self, loader: Any) -> None:
         """Keep the source batches (the authors' ``src_loader``)."""
-        self._loader, self._source_iter = loader, iter(loader)
-
-    def _next_source_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            batch = next(self._source_iter)
-        except StopIteration:
-            self._source_iter = iter(self._loader)
-            batch = next(self._source_iter)
-        return batch[0].to(self.device, torch.float32), batch[1].to(self.device).long()
+        self._source = SourceBatches(loader)
 
     # ---- reset and snapshots -----------------------------------------------------------------
     def reset(self) -> None:
@@ -151,7 +136,7 @@ class GTTA(Adapter):
 
     # ---- adaptation --------------------------------------------------------------------------
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
-        if self._loader is None:
+        if self._source is None:
             raise ParameterError("--source-data", f"'gtta' needs {self.needs_source}: pass "
                                                   "--source-data DATA (AdaptRun(source=...))")
         if self.episodic:  # the released reset: weights and optimizer, avg_conf kept
@@ -169,8 +154,10 @@ class GTTA(Adapter):
         if self.counter == 0:
             self.filtered_pseudos = self._pseudo_labels(outputs_test)
         assert self.filtered_pseudos is not None
+        assert self._source is not None
         with torch.no_grad():
-            imgs_src, labels_src = self._next_source_batch()
+            imgs_src, labels_src = self._source.next(self.device)
+            labels_src = labels_src.to(self.device).long()
             batch_size = imgs_test.shape[0]
             imgs_src, labels_src = imgs_src[:batch_size], labels_src[:batch_size]
             outputs_src = self.model(imgs_src)

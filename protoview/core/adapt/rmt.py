@@ -45,6 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from protoview.core.adapt._prototypes import SourcePrototypeAdapter, prototype_contrast
+from protoview.core.adapt._toolkit import (
+    SourceBatches,
+    ema,
+    symmetric_cross_entropy,
+    weights_and_biases,
+)
 from protoview.core.adapt.base import kept_flags, use_batch_statistics
 from protoview.core.adapt.params import (
     EPISODIC,
@@ -55,14 +61,6 @@ from protoview.core.adapt.params import (
     checked,
     with_default,
 )
-from protoview.errors import ParameterError
-
-
-def symmetric_cross_entropy(x: torch.Tensor, x_ema: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
-    """The toolkit's ``SymmetricCrossEntropy`` (per sample)."""
-    return -(1 - alpha) * (x_ema.softmax(1) * x.log_softmax(1)).sum(1) - alpha * (
-        x.softmax(1) * x_ema.log_softmax(1)
-    ).sum(1)
 
 
 class RMT(SourcePrototypeAdapter):
@@ -118,14 +116,7 @@ class RMT(SourcePrototypeAdapter):
             projection_dim=projection_dim, momentum=momentum, steps=steps, episodic=episodic,
             variant=variant,
         )  # fmt: skip
-        named = [
-            (f"{name}.{pname}" if name else pname, p)
-            for name, m in self.model.named_modules()
-            for pname, p in m.named_parameters(recurse=False)
-            if pname in ("weight", "bias")
-        ]
-        if not named:
-            raise ParameterError("method", "'rmt' adapts weights and biases and the model has none")
+        named = weights_and_biases(self.model, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()
@@ -133,8 +124,7 @@ class RMT(SourcePrototypeAdapter):
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self._start_source_state()
-        self._loader: Any = None
-        self._source_iter: Any = None
+        self._source: SourceBatches | None = None
 
     # ---- configuration ------------------------------------------------------------------------
     def _configure(self) -> None:
@@ -144,17 +134,9 @@ class RMT(SourcePrototypeAdapter):
         self.model.requires_grad_(True)
         use_batch_statistics(self.teacher)
 
-    def _next_source_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            batch = next(self._source_iter)
-        except StopIteration:
-            self._source_iter = iter(self._loader)
-            batch = next(self._source_iter)
-        return batch[0].to(self.device, torch.float32), batch[1]
-
     # ---- source data -------------------------------------------------------------------------
     def _before_source(self, loader: Any) -> None:
-        self._loader, self._source_iter = loader, iter(loader)  # replay's, opened first
+        self._source = SourceBatches(loader)  # replay's, opened first
 
     def _after_source(self, loader: Any) -> None:
         """The mean teacher's warm-up, the learning rate rising to ``lr``."""
@@ -168,7 +150,8 @@ class RMT(SourcePrototypeAdapter):
         for i in range(warmup_steps):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr * (i + 1) / warmup_steps
-            imgs_src, _ = self._next_source_batch()
+            assert self._source is not None
+            imgs_src, _ = self._source.next(self.device)
             outputs = self.model(imgs_src)
             outputs_ema = self.teacher(imgs_src)
             loss = symmetric_cross_entropy(outputs, outputs_ema).mean(0)
@@ -183,8 +166,8 @@ class RMT(SourcePrototypeAdapter):
     def _update_teacher(self) -> None:
         """The toolkit's ``ema_update_model(..., update_all=True)``."""
         if self.momentum < 1.0:
-            for ema, param in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
-                ema.data = self.momentum * ema.data + (1 - self.momentum) * param.data
+            for mean, param in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
+                mean.data = ema(mean.data, param.data, self.momentum)
 
     # ---- reset and snapshots -----------------------------------------------------------------
     def _ready_state(self) -> dict[str, Any]:
@@ -239,7 +222,8 @@ class RMT(SourcePrototypeAdapter):
         ).mean(0)
         loss = self.lambda_ce_trg * loss_self_training + self.lambda_cont * loss_contrastive
         if self.lambda_ce_src > 0:
-            imgs_src, labels_src = self._next_source_batch()
+            assert self._source is not None
+            imgs_src, labels_src = self._source.next(self.device)
             outputs_src = self.model.classifier(self.model.featurizer(imgs_src))
             loss_ce_src = F.cross_entropy(outputs_src, labels_src.to(self.device).long())
             loss += self.lambda_ce_src * loss_ce_src

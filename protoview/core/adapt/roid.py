@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt._toolkit import ema, norm_parameters, symmetric_cross_entropy
 from protoview.core.adapt.augment import tta_transforms
 from protoview.core.adapt.base import Adapter, softmax_entropy, train_only
 from protoview.core.adapt.params import EPISODIC, LR, STEPS, VARIANT, Param, checked, with_default
@@ -68,37 +69,11 @@ NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 OPTIMIZERS = ("adam", "sgd")
 
 
-def norm_parameters(model: nn.Module, method: str) -> list[tuple[str, nn.Parameter]]:
-    """The toolkit's ``collect_params`` for ROID / CMF: scale and shift of every
-    BatchNorm1d/2d, LayerNorm and GroupNorm layer, in module order."""
-    chosen = [
-        (f"{name}.{pname}" if name else pname, p)
-        for name, m in model.named_modules()
-        if isinstance(m, NORM_LAYERS)
-        for pname, p in m.named_parameters()
-        if pname in ("weight", "bias")
-    ]
-    if not chosen:
-        raise ParameterError(
-            "method",
-            f"{method!r} adapts the scale and shift of BatchNorm, LayerNorm or GroupNorm "
-            "layers and the model has none",
-        )
-    return chosen
-
-
 def soft_likelihood_ratio(logits: torch.Tensor, clip: float = 0.99, eps: float = 1e-5):
     """The toolkit's ``SoftLikelihoodRatio``: (N, C) logits -> (N,) loss."""
     probs = logits.softmax(1)
     probs = torch.clamp(probs, min=0.0, max=clip)
     return -(probs * torch.log((probs / (torch.ones_like(probs) - probs)) + eps)).sum(1)
-
-
-def symmetric_cross_entropy(x: torch.Tensor, x_ema: torch.Tensor, alpha: float = 0.5):
-    """The toolkit's ``SymmetricCrossEntropy``: (N, C) and (N, C) logits -> (N,)."""
-    return -(1 - alpha) * (x_ema.softmax(1) * x.log_softmax(1)).sum(1) - alpha * (
-        x.softmax(1) * x_ema.log_softmax(1)
-    ).sum(1)
 
 
 @torch.no_grad()
@@ -109,11 +84,6 @@ def prior_corrected(outputs: torch.Tensor) -> torch.Tensor:
     smoothed_prior = (prior + smooth) / (1 + smooth * outputs.shape[1])
     outputs *= smoothed_prior
     return outputs
-
-
-def ema(mine: torch.Tensor, other: torch.Tensor, momentum: float) -> torch.Tensor:
-    """The toolkit's ``ema_update_model`` for one tensor: ``m * mine + (1 - m) * other``."""
-    return momentum * mine + (1 - momentum) * other
 
 
 COMMON = (
@@ -189,12 +159,11 @@ class ROID(Adapter):
                 "use_consistency=true (its consistency loss reads the weighting's mask); "
                 "choose variant=corrected to run it",
             )
-        named = norm_parameters(self.model, self.method)
+        named = norm_parameters(self.model, self.method, NORM_LAYERS)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self._source_params = [p.detach().clone() for p in self._params]
         self.optimizer = self._build_optimizer()
-        self._transforms: dict[tuple[int, ...], Any] = {}
         self._clear_run_state()
 
     # ---- state ------------------------------------------------------------------------------
@@ -306,10 +275,9 @@ class ROID(Adapter):
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """One draw of the toolkit's ROID augmentations on the pixels of ``x``."""
         size = tuple(int(s) for s in x.shape[-2:])
-        if size not in self._transforms:
-            self._transforms[size] = tta_transforms(size, padding_mode="reflect", cotta_augs=False)
-        pixels = self.pixels
-        return pixels.from_pixels(self._transforms[size](pixels.to_pixels(x)))
+        return self.pixels.apply(
+            tta_transforms(size, padding_mode="reflect", cotta_augs=False), x
+        )
 
     def _merge(self) -> None:
         """Weight ensembling with the source model (the toolkit's ``ema_update_model``)."""

@@ -347,7 +347,6 @@ class RoTTA(Adapter):
         self.bank: CSTU | None = None  # made at the first batch (the number of classes)
         self.seen = 0  # the authors' current_instance: samples seen
         self.updates = 0
-        self._transform: Any = None
 
     def _trained(self, student: nn.Module) -> list[tuple[str, nn.Parameter]]:
         kinds: tuple[type, ...] = (RobustBN,)
@@ -459,11 +458,7 @@ class RoTTA(Adapter):
 
     def _augment(self, sup: torch.Tensor) -> torch.Tensor:
         """The authors' ``get_tta_transforms`` on the memory's pixels, normalised again."""
-        size = tuple(int(s) for s in sup.shape[-2:])
-        if self._transform is None or self._transform[0] != size:
-            self._transform = (size, tta_transforms(size))
-        pixels = self.pixels
-        return pixels.from_pixels(self._transform[1](pixels.to_pixels(sup)))
+        return self.pixels.apply(tta_transforms(tuple(int(s) for s in sup.shape[-2:])), sup)
 
     def _check_classes(self, num_classes: int) -> None:
         if num_classes < 2:
