@@ -104,13 +104,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds = parse_seeds([0 if args.seed is None else args.seed], "--seed")
     metric = check_metric(args.metric, "--metric")
     methods = parse_methods(args.methods)
-    from protoview.core.adapt.registry import method_class
+    from protoview.core.adapt.registry import check_source_data
 
     for entry in methods:
-        needs = method_class(entry.partition(":")[0]).needs_source
-        if needs and not args.source_data:
-            raise ParameterError("--source-data", f"{entry!r} needs {needs}: pass "
-                                                  "--source-data DATA (e.g. cifar10:ROOT:train)")
+        check_source_data(entry.partition(":")[0], args.source_data)
     stream = parse_stream(args.stream)
     together = names_domain_order(args.stream)
     shifts = [s.strip() for s in args.shifts.split(",")] if args.shifts else None

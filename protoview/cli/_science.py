@@ -149,7 +149,7 @@ def _write_out(args: argparse.Namespace, session) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from protoview.core.adapt.registry import check_params, method_class
+    from protoview.core.adapt.registry import check_params, check_source_data
     from protoview.core.adapt.stream import parse_stream
     from protoview.core.session import StepRequest
     from protoview.errors import ParameterError
@@ -157,10 +157,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     parse_stream(args.stream)  # a bad --stream or --param fails before anything is opened
     params = _adapt_params(args)
     check_params(args.method, **dict(params))
-    needs = method_class(args.method).needs_source
-    if needs and not args.source_data:
-        raise ParameterError("--source-data", f"{args.method!r} needs {needs}: pass "
-                                              "--source-data DATA (e.g. cifar10:ROOT:train)")
+    check_source_data(args.method, args.source_data)
     if args.probe_size < 0:
         raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 _ENV = "PROTOVIEW_DEVICE"
 
 
-def pick_device(override: str | None = None) -> "torch.device":
+def pick_device(override: str | None = None) -> torch.device:
     """Return the device to compute on.
 
     Parameters

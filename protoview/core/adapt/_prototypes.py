@@ -181,8 +181,7 @@ class SourcePrototypeAdapter(Adapter):
 
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         if self.prototypes is None:
-            raise ParameterError("--source-data", f"{self.method!r} needs {self.needs_source}: "
-                                                  "pass --source-data DATA (AdaptRun(source=...))")
+            raise self.missing_source_data()
         if self.episodic:
             self._restore_source(shared_optimizer_state=self.variant == "reference")
         self._configure()

@@ -369,6 +369,18 @@ class Adapter(ABC):
             z, logits = self._features(x)
         return z.detach(), logits.detach()
 
+    @classmethod
+    def missing_source_data(cls) -> ParameterError:
+        """The one error of a method that needs source data (:attr:`needs_source`) and has
+        none; raised by the command line before anything opens, by :class:`AdaptRun`, and by
+        a step of an adapter never given any."""
+        return ParameterError(
+            "--source-data",
+            f"{cls.method!r} needs {cls.needs_source}: pass --source-data DATA (the data the "
+            "model was trained on, with labels, e.g. cifar10:ROOT:train; AdaptRun(source=...) "
+            "in Python)",
+        )
+
     def use_source(self, loader: Any) -> None:
         """Take the source data (an iterable of ``(x, y)`` batches that can be iterated
         again, a shuffling DataLoader as the authors build it), for a method whose

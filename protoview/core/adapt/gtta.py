@@ -56,7 +56,6 @@ from torch import nn
 from protoview.core.adapt._toolkit import SourceBatches, weights_and_biases
 from protoview.core.adapt.base import Adapter, use_batch_statistics
 from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
-from protoview.errors import ParameterError
 
 #: The toolkit's ``ignore_label`` of a filtered pseudo-label.
 IGNORE = -1
@@ -137,8 +136,7 @@ class GTTA(Adapter):
     # ---- adaptation --------------------------------------------------------------------------
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         if self._source is None:
-            raise ParameterError("--source-data", f"'gtta' needs {self.needs_source}: pass "
-                                                  "--source-data DATA (AdaptRun(source=...))")
+            raise self.missing_source_data()
         if self.episodic:  # the released reset: weights and optimizer, avg_conf kept
             self._restore_source()
         self._configure()

@@ -181,6 +181,14 @@ def check_params(name: str, **params: Any) -> dict[str, Any]:
     return {key: declared[key].check(value) for key, value in params.items()}
 
 
+def check_source_data(name: str, source_data: str | None) -> None:
+    """Refuse method ``name`` without source data when it needs them (the command line's
+    check before anything is opened; the error is the class's ``missing_source_data``)."""
+    cls = method_class(name)
+    if cls.needs_source and not source_data:
+        raise cls.missing_source_data()
+
+
 def make_adapter(name: str, model: nn.Module, **params: Any) -> Adapter:
     """Build method ``name`` on ``model`` (a :class:`~protoview.core.model.SplitModel`).
 

@@ -244,11 +244,7 @@ class AdaptRun:
         if not needs:
             return
         if source is None:
-            raise ParameterError(
-                "--source-data",
-                f"{self.adapter.method!r} needs {needs}: pass --source-data DATA (the data "
-                "the model was trained on, e.g. cifar10:ROOT:train, with labels)",
-            )
+            raise self.adapter.missing_source_data()
         import torch.utils.data
 
         labels = np.asarray(getattr(source, "labels", np.zeros(0)))
