@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from protoview.core.adapt import AdaptRun, make_adapter
-from protoview.core.adapt.adacontrast import AdaContrast, Views, strong_view, weak_view
+from protoview.core.adapt._adacontrast_views import Views, strong_view, weak_view
+from protoview.core.adapt.adacontrast import AdaContrast
 from protoview.core.model import SplitModel
 from protoview.core.preprocess import TransformSpec
 from protoview.errors import ParameterError
