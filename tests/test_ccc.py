@@ -237,7 +237,9 @@ def test_a_run_keeps_the_benchmark_order_by_default(ccc_root: Path) -> None:
     data = open_dataset(f"ccc:{ccc_root}:{DOMAIN}", TransformSpec((8, 8), 3))
     model = SplitModel(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 4)),
                        torch.nn.Linear(4, 1000))
+    asked = AdaptRun(make_adapter("none", model), data, batch_size=4, shuffle=True)
+    assert not asked.shuffle and any("file order" in n for n in asked.notes)  # said when asked
     run = AdaptRun(make_adapter("none", model), data, batch_size=4)
-    assert not run.shuffle and any("file order" in n for n in run.notes)
+    assert not run.shuffle and run.order == "file order, the benchmark's own stream"
     indices = [i for _ in range(run.steps_per_pass) for i in run.step().batch_indices.tolist()]
     assert indices == list(range(len(data)))

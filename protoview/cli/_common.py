@@ -37,6 +37,28 @@ STREAM_HELP = (
 )
 
 
+def add_order_args(p: argparse.ArgumentParser) -> None:
+    """``--order`` (and ``--no-shuffle``, its older spelling of ``--order file``)."""
+    p.add_argument("--order", choices=("auto", "shuffled", "file"), default="auto",
+                   help="the batch order: shuffled with --seed, or the data's file order; auto "
+                        "(default) is the benchmark's own: file order for CIFAR-10-C and "
+                        "CIFAR-100-C (as RobustBench's and tent's scripts) and CCC, shuffled "
+                        "otherwise (as TSD's and the toolkit's scripts); printed with the run")
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="the data's file order (the same as --order file)")
+
+
+def order_choice(args: argparse.Namespace) -> bool | None:
+    """``shuffle`` for a run from ``--order`` / ``--no-shuffle``: None is the data's own."""
+    if args.no_shuffle:
+        if args.order == "shuffled":
+            from protoview.errors import ParameterError
+
+            raise ParameterError("--no-shuffle", "contradicts --order shuffled; give one")
+        return False
+    return {"auto": None, "shuffled": True, "file": False}[args.order]
+
+
 def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
     """--arch, --split, --nb-proxy, --preprocess (and --trust-checkpoint): every command's."""
     p.add_argument("--arch", help="architecture for a plain state_dict: torchvision name (resnet18), timm name, or FILE.py:build_fn")

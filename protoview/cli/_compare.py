@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from protoview.cli._common import STREAM_HELP, Handler, add_open_options, say
+from protoview.cli._common import (
+    STREAM_HELP,
+    Handler,
+    add_open_options,
+    add_order_args,
+    order_choice,
+    say,
+)
 
 
 def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
@@ -49,7 +56,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--metric", default="accuracy", metavar="accuracy|error",
                    help="what the cells show: accuracy (%%, default) or error = 100 - accuracy "
                         "(%%, as the toolkit's tables)")
-    p.add_argument("--no-shuffle", action="store_true", help="dataset order (as released scripts)")
+    add_order_args(p)
     p.add_argument("--stream", default="online", help=STREAM_HELP + ". continual or mixed run "
                    "each method once over all shifts together; a column is then its shift's "
                    "samples in that run")
@@ -127,7 +134,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.checkpoint, specs, methods, params=_params(args.param), batch_size=args.batch_size,
         seeds=seeds, metric=metric, stream=stream.text(), together=together, full_set=args.full,
         open_options=options, names=names, device=args.device, progress=progress,
-        shuffle=not args.no_shuffle, source_data=args.source_data,
+        shuffle=order_choice(args), source_data=args.source_data,
     )
     if args.source_data:
         table.protocol["source_data"] = args.source_data

@@ -11,7 +11,9 @@ from protoview.cli._common import (
     STREAM_HELP,
     Handler,
     add_model_args,
+    add_order_args,
     open_request,
+    order_choice,
     progress_printer,
     say,
     say_inferred_proxies,
@@ -46,9 +48,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                    help="any parameter of the method, e.g. beta=0.8, e_margin=0.9, affinity=knn, episodic=true (repeatable)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the batch order (the stream) (default 0)")
-    p.add_argument("--no-shuffle", action="store_true",
-                   help="keep the dataset's order, as RobustBench's and tent's CIFAR-10-C scripts "
-                        "do (default: shuffled with --seed; CCC always keeps its order)")
+    add_order_args(p)
     p.add_argument("--stream", default="online", help=STREAM_HELP)
     p.add_argument("--source-data", default="", metavar="DATA",
                    help="labelled source data for a method that needs them (rmt: its source "
@@ -155,6 +155,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from protoview.errors import ParameterError
 
     parse_stream(args.stream)  # a bad --stream or --param fails before anything is opened
+    shuffle = order_choice(args)
     params = _adapt_params(args)
     check_params(args.method, **dict(params))
     check_source_data(args.method, args.source_data)
@@ -168,9 +169,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"before adaptation: accuracy {score_text(session.source_accuracy, labelled)} on "
         f"{session.state.num_samples} samples" + ("" if labelled else f", mean prediction entropy {entropy_before:.3f}")
     )
+    from protoview.core.adapt.stream import run_order
+
+    say(f"order: {run_order(session.dataset, shuffle, args.seed)[1]}")
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-        params=params, shuffle=not args.no_shuffle, record_every=args.record_every,
+        params=params, shuffle=shuffle, record_every=args.record_every,
         probe_size=args.probe_size, stream=parse_stream(args.stream).text(),
         source_data=args.source_data,
     )

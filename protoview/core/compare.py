@@ -346,7 +346,7 @@ def compare_methods(
     seed: int = 0,
     seeds: str | Sequence[int] | None = None,
     metric: str = "accuracy",
-    shuffle: bool = True,
+    shuffle: bool | None = None,
     stream: str = "online",
     together: bool = False,
     full_set: bool = False,
@@ -361,7 +361,8 @@ def compare_methods(
 
     checkpoint: a file or ``demo:...``; shifts: single data specs, one per column (``names``:
     their column names, default the specs); methods: entries (:func:`parse_methods`);
-    params: ``{entry or "*": {name: value}}``; batch_size, seed, shuffle, stream: every run's;
+    params: ``{entry or "*": {name: value}}``; batch_size, seed, shuffle, stream: every run's
+    (``shuffle=None``: the data's own order, :func:`~protoview.core.adapt.stream.run_order`);
     seeds: run each method once per seed (in place of ``seed``), cells the mean ± sample std;
     metric: ``accuracy`` or ``error`` (100 - accuracy), what the table shows;
     together: one run over all shifts per method (see the module docstring); full_set: also
@@ -396,6 +397,9 @@ def compare_methods(
     where_run = pick_device(device)
     model.to(where_run)
     source = copy.deepcopy(model.state_dict())
+    from protoview.core.adapt.stream import run_order
+
+    shuffle, order = run_order(datasets[0], shuffle, seeds[0])
     n_seeds, rows, cols = len(seeds), len(entries), len(shifts)
     online = np.full((n_seeds, rows, cols), np.nan)
     full = np.full((n_seeds, rows, cols), np.nan) if full_set else None
@@ -438,11 +442,12 @@ def compare_methods(
     model.load_state_dict(source)
     seed_text = (f"seed {seeds[0]}" if n_seeds == 1
                  else f"seeds {','.join(str(v) for v in seeds)}")
-    settings = (f"batch {batch_size}, {seed_text}{'' if shuffle else ', no shuffle'}, "
+    settings = (f"batch {batch_size}, {seed_text}{'' if shuffle else ', file order'}, "
                 f"stream {spec.text()}"
                 f"{' over all shifts together' if together else ', each shift from the source model'}")
     protocol = _protocol(model, datasets, columns, entries, chosen, spec=spec, seeds=seeds,
-                         batch_size=batch_size, shuffle=shuffle, together=together,
+                         batch_size=batch_size, shuffle=shuffle, order=order,
+                         together=together,
                          checkpoint=checkpoint, device=str(where_run))
     return CompareTable(entries, columns, online.mean(axis=0),
                         full.mean(axis=0) if full is not None else None,
@@ -458,7 +463,8 @@ def _summed(seconds: np.ndarray) -> np.ndarray:
 
 def _protocol(model, datasets, columns: Sequence[str], entries: Sequence[str],
               chosen: Mapping[str, dict], *, spec, seeds: Sequence[int], batch_size: int,
-              shuffle: bool, together: bool, checkpoint: str, device: str) -> dict[str, str]:
+              shuffle: bool, order: str, together: bool, checkpoint: str,
+              device: str) -> dict[str, str]:
     """How a table was made, ``{key: value}`` (one line each; see the module docstring)."""
     import platform
 
@@ -483,7 +489,7 @@ def _protocol(model, datasets, columns: Sequence[str], entries: Sequence[str],
         "seeding": ("before each run torch.manual_seed(seed), numpy.random.seed(seed), "
                     "random.seed(seed); the stream's order "
                     + ("from numpy.random.default_rng([seed, 0])" if shuffle
-                       else "from the dataset's order (no shuffle)")
+                       else f"the dataset's order ({order})")
                     + (", its Dirichlet draws from numpy.random.RandomState([seed, 0])"
                        if spec.labels == "dirichlet" else "")),
         "setting": f"{spec.text()}{described}; {runs}",

@@ -137,7 +137,7 @@ class LiveRun:
         self.timeline: list[dict[str, Any]] = []
         self.record = RunRecord(
             number=number, method=request.method, params=request.param_dict(),
-            batch_size=request.batch_size, seed=request.seed, shuffle=request.shuffle,
+            batch_size=request.batch_size, seed=request.seed, shuffle=self.run.shuffle,
             stream=stream.text(), history=self.history, domain_names=self.run.domain_names,
         )
         self.device = str(known.device)

@@ -53,7 +53,9 @@ class StepRequest:
     batch_size: int = 64
     seed: int = 0
     params: tuple[tuple[str, Any], ...] = ()
-    shuffle: bool = True
+    #: None: the data's own order (file order for CIFAR-10-C, as RobustBench and tent; else
+    #: shuffled with ``seed``: :func:`protoview.core.adapt.stream.run_order`)
+    shuffle: bool | None = None
     record_every: int = 0  # > 0: refresh the map and keep a timeline frame every K steps
     live: bool = False
     probe_size: int = 1000

@@ -124,7 +124,8 @@ class RunRecord:
         acc = self.online_accuracy
         tail = f", online accuracy {acc:.1%}" if math.isfinite(acc) else ""
         return (f"#{self.number} {self.method}{f' ({params})' if params else ''}, "
-                f"{self.stream}, batch {self.batch_size}, seed {self.seed}, "
+                f"{self.stream}, batch {self.batch_size}, "
+                f"{f'seed {self.seed}' if self.shuffle else 'file order'}, "
                 f"{self.steps} steps{tail}")
 
 

@@ -34,12 +34,21 @@ class DataView:
     domain_names: tuple[str, ...] = ()
     domain_shifts: tuple[str, ...] = ()
     domain_severities: tuple[int, ...] = ()
+    #: the data's own batch order (:func:`~protoview.core.adapt.stream.run_order`): whether
+    #: a run shuffles by default, the line that says why, and whether the order is fixed
+    #: (CCC: its order is the benchmark)
+    shuffled: bool = True
+    order_note: str = ""
+    order_fixed: bool = False
 
     @classmethod
     def of(cls, dataset: Any) -> DataView:
         """What ``dataset`` says of itself (a dataset without a ``transform`` holds
         precomputed features: no preprocessing, no preview)."""
+        from protoview.core.adapt.stream import run_order
+
         transform = getattr(dataset, "transform", None)
+        shuffled, order_note = run_order(dataset, None, 0)
         return cls(
             description=str(getattr(dataset, "description", "")),
             preprocess=transform.describe() if transform is not None else "",
@@ -48,6 +57,8 @@ class DataView:
             domain_names=tuple(getattr(dataset, "domain_names", ()) or ()),
             domain_shifts=tuple(getattr(dataset, "domain_shifts", ()) or ()),
             domain_severities=tuple(int(s) for s in getattr(dataset, "domain_severities", ()) or ()),
+            shuffled=shuffled, order_note="" if shuffled else order_note,
+            order_fixed=getattr(dataset, "stream_order", None) == "file",
         )
 
 

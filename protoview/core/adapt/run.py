@@ -72,6 +72,7 @@ from protoview.core.adapt.stream import (
     StreamSpec,
     first_positions,
     parse_stream,
+    run_order,
     stream_plan,
 )
 from protoview.errors import (
@@ -170,7 +171,9 @@ class AdaptRun:
     adapter: any :class:`~protoview.core.adapt.base.Adapter`.
     dataset: indexable, sized (see the module docstring).
     batch_size: >= 1; clamped to ``len(dataset)`` (noted in ``notes``).
-    seed, shuffle, drop_last: the batch order.
+    seed, shuffle, drop_last: the batch order; ``shuffle=None`` (default) is the data's own
+        (:func:`~protoview.core.adapt.stream.run_order`: file order for CIFAR-10-C as
+        RobustBench and tent, shuffled with ``seed`` otherwise), said in ``order``.
     evaluate_every: fill ``full_accuracy`` every this many steps (0: never).
     guard_max_bytes: keep a copy of the state before each step (to undo a diverged step)
         when the model's state is at most this size; above it divergence is only detected.
@@ -187,7 +190,7 @@ class AdaptRun:
         *,
         batch_size: int = 64,
         seed: int = 0,
-        shuffle: bool = True,
+        shuffle: bool | None = None,
         drop_last: bool = False,
         evaluate_every: int = 0,
         guard_max_bytes: int = 512 * 2**20,
@@ -213,9 +216,10 @@ class AdaptRun:
                 "evaluate_every", f"must be an integer >= 0, got {evaluate_every!r}"
             )
         check_batch_size(adapter, batch_size)
-        self.batch_size, self.seed, self.shuffle = batch_size, int(seed), bool(shuffle)
-        if self.shuffle and getattr(dataset, "stream_order", None) == "file":
-            self.shuffle = False  # CCC: the order on disk is the benchmark
+        self.batch_size, self.seed = batch_size, int(seed)
+        #: whether the batches are drawn shuffled, and the line that says the run's order
+        self.shuffle, self.order = run_order(dataset, shuffle, self.seed)
+        if shuffle and not self.shuffle:  # CCC: the order on disk is the benchmark
             self.notes.append(f"{self.where}: run in file order, the benchmark's own stream")
         #: the refresh plan's batch size: the run's, or 64 for a run on batches of one whose
         #: adapter predicts each sample alike in any batch (``per_sample_predictions``)

@@ -94,6 +94,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -316,6 +317,25 @@ def parse_stream(text: str | StreamSpec | None) -> StreamSpec:
         concentration=concentration,
         samples=samples,
     )
+
+
+def run_order(dataset: Any, shuffle: bool | None, seed: int) -> tuple[bool, str]:
+    """Whether a run on ``dataset`` shuffles, and the line that says its order.
+
+    ``shuffle=None`` takes the data's own default: the file order where the benchmark's
+    reference scripts keep it (``dataset.file_order_reference`` names them: RobustBench's
+    ``load_cifar10c`` and tent's CIFAR-10-C scripts), shuffled with ``seed`` otherwise (TSD,
+    the toolkit and every ImageNet-C script shuffle: those files lie sorted by class). CCC
+    (``stream_order == "file"``) always keeps its order: its order is the benchmark.
+    """
+    if getattr(dataset, "stream_order", None) == "file":
+        return False, "file order, the benchmark's own stream"
+    if shuffle is None:
+        reference = getattr(dataset, "file_order_reference", None)
+        if reference:
+            return False, f"file order, as {reference}"
+        shuffle = True
+    return bool(shuffle), f"shuffled, seed {seed}" if shuffle else "file order"
 
 
 def base_order(n: int, seed: int, pass_index: int, shuffle: bool = True) -> np.ndarray:

@@ -131,6 +131,10 @@ class ProtoviewDataset(Dataset):
     benchmark: for a benchmark layout, what it is (``{"dataset": "PACS", "domain":
         "art_painting", "environment": 0}``), so that a checkpoint's record of its training
         data can be compared with it; else None.
+    file_order_reference: (optional attribute) whose reference scripts stream these data in
+        file order (CIFAR-10-C: RobustBench's and tent's); an adaptation run then keeps the
+        file order unless told to shuffle
+        (:func:`protoview.core.adapt.stream.run_order`).
     """
 
     labels: np.ndarray

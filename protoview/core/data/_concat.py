@@ -223,6 +223,11 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
         dataset.domain_shifts = tuple(w[0] for w in located)  # type: ignore[attr-defined,index]
         dataset.domain_severities = tuple(int(w[1]) for w in located)  # type: ignore[attr-defined,index]
     dataset.suggested_preprocess = first.suggested_preprocess
+    references = {getattr(p, "file_order_reference", None) for p in parts}
+    if len(references) == 1 and None not in references:  # every part streamed in file order
+        dataset.file_order_reference = references.pop()  # type: ignore[attr-defined]
+    if all(getattr(p, "stream_order", None) == "file" for p in parts):
+        dataset.stream_order = "file"  # type: ignore[attr-defined]
     dataset.notes = tuple(note for p in parts for note in p.notes)
     if first.benchmark:
         dataset.benchmark = {"dataset": first.benchmark.get("dataset"), "domain": ",".join(names)}

@@ -13,6 +13,11 @@ fifth of the rows (rows ``(s-1)n .. sn-1``; RobustBench slices ``n = 10000`` the
 and ``labels.npy`` has one label per row. Files are memory-mapped and only the chosen
 severity is read. ImageNet-C's class folders are WordNet ids; each keeps its ImageNet class
 index (the sorted 1000 ids), also when only some classes are present.
+
+Batch order: a CIFAR-C file holds CIFAR's test set in its own class-mixed order, and the
+reference scripts stream it so (RobustBench's loaders, ``shuffle=False``; tent's
+``cifar10c.py``): such data say ``file_order_reference`` and a run keeps their order by
+default. ImageNet-C's files lie sorted by class, and the scripts that adapt on it shuffle.
 """
 
 from __future__ import annotations
@@ -189,6 +194,12 @@ def _open_cifar_c(
         identity=f"{kind}:{folder};corruption={corruption};severity={severity};digest={short_digest(chr(10).join(stamp))}",
     )
     dataset.suggested_preprocess = _PREPROCESS[kind]
+    # the files hold CIFAR's test set in its own (class-mixed) order, and the reference
+    # scripts stream it so: RobustBench's load_cifar10c / load_cifar100c (shuffle=False) and
+    # tent's cifar10c.py; a run keeps that order unless told to shuffle
+    dataset.file_order_reference = (  # type: ignore[attr-defined]
+        "RobustBench's load_cifar10c and tent's CIFAR-10-C scripts" if kind == "cifar10c"
+        else "RobustBench's load_cifar100c")
     return dataset
 
 

@@ -68,6 +68,12 @@ def _enable_item(combo: QtWidgets.QComboBox, text: str, enabled: bool, tip: str)
         combo.setCurrentIndex(0)
 
 
+#: the batch order of a run: drawn shuffled with the seed, or the data's file order
+ORDERS = ("shuffled", "file order")
+_ORDER_TIP = ("the batch order: shuffled with the seed, or the data's file order (chosen "
+              "when data open: file order for CIFAR-10-C, as RobustBench's and tent's scripts)")
+
+
 class StreamControls(QtCore.QObject):
     """The test stream: reset (online / episodic / reset each shift: only for data of
     several domains), domains (mixed / continual: only for data of several domains;
@@ -184,6 +190,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.params_form = MethodParamsForm(method_names())
         self.batch_size = _spin(1, 100000, 64, "samples per step")
         self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
+        self.order = _combo(ORDERS, _ORDER_TIP)
         self.n_steps = _spin(1, 100000, 10, "steps for Run N")
         self.probe_size = _spin(0, 10_000_000, 1000, "samples of the stratified probe whose "
                                 "accuracy estimates the full-set accuracy after every step "
@@ -192,7 +199,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         form = QtWidgets.QFormLayout()
         form.addRow("method", self.method)
         form.addRow(self.params_form)
-        for label, w in (("batch size", self.batch_size), ("seed", self.seed),
+        for label, w in (("batch size", self.batch_size), ("order", _row(self.order, self.seed)),
                          ("stream", _row(self.stream.reset, self.stream.domains)),
                          ("labels", _row(self.stream.labels, self.stream.alpha)),
                          ("samples", self.stream.samples),
@@ -246,6 +253,14 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.params_form.set_method(self.method.currentText())
         self._show_source_row(self.method.currentText())
 
+    def set_order(self, shuffled: bool, note: str = "", fixed: bool = False) -> None:
+        """The open data's own batch order (chosen when data open): shuffled with the seed,
+        or the file order (``note`` says whose scripts keep it; ``fixed``: the data allow
+        no other, CCC)."""
+        self.order.setCurrentText("shuffled" if shuffled else "file order")
+        self.order.setEnabled(not fixed)
+        self.order.setToolTip(_ORDER_TIP + (f". These data: {note}" if note else ""))
+
     def _show_source_row(self, method: str) -> None:
         """The source data row only for a method that needs source data."""
         self._form.setRowVisible(self.source_data, bool(needs_source(method)))
@@ -293,6 +308,7 @@ class AdaptPanel(QtWidgets.QGroupBox):
         return StepRequest(method=self.method.currentText(), n_steps=int(n_steps),
                            batch_size=int(self.batch_size.value()),
                            seed=int(self.seed.value()), params=self.params_form.values(),
+                           shuffle=self.order.currentText() == "shuffled",
                            probe_size=int(self.probe_size.value()),
                            stream=self.stream.text(), live=True,
                            source_data=self.source_data.text().strip()
