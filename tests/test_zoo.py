@@ -325,7 +325,8 @@ def test_a_pycil_model_on_cifar10_data_gets_pycils_cifar10_statistics(tmp_path, 
     state |= {f"fc.{k}": v for k, v in fc.state_dict().items()}
     path = fx.save({"tasks": 1, "model_state_dict": state}, tmp_path / "icarl_1.pkl")
     root, _ = make_cifar_c(tmp_path / "CIFAR-10-C", ("fog",), n=4)
-    model, data = open_model_and_data(str(path), f"cifar10c:{root}:fog:5", arch="pycil:resnet32")
+    model, data = open_model_and_data(str(path), f"cifar10c:{root}:fog:5", arch="pycil:resnet32",
+                                      class_order="data")  # the order: tests/test_class_order.py
     assert data.transform.mean == (0.4914, 0.4822, 0.4465)
     assert data.transform.std == (0.2023, 0.1994, 0.2010)
     assert "iCIFAR10" in model.info.transform_source

@@ -54,7 +54,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     dataset = None
     if getattr(args, "data", None):
         from protoview.core.data import open_dataset
-        from protoview.core.opening import classes_for_proxies, follow_data
+        from protoview.core.opening import (
+            class_order_for,
+            classes_for_proxies,
+            follow_data,
+            note_class_order,
+        )
 
         follow_data(info, args.data)
         dataset = open_dataset(args.data, info.transform)
@@ -64,6 +69,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 warnings.simplefilter("ignore")
                 info = inspect_checkpoint(path, args.arch, num_classes=classes, **options)
             follow_data(info, args.data)
+        names = getattr(dataset, "class_names", None) or []
+        note_class_order(info, class_order_for(args.class_order, info, len(names)))
     say(info.describe())
     if info.transform_source == "default":
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=1)

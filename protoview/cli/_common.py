@@ -67,6 +67,12 @@ def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
     p.add_argument("--split", help="head attribute path to split at (e.g. 'fc' or 'head.fc') when auto-detection fails")
     p.add_argument("--nb-proxy", type=int, help="proxies per class of a cosine head (default: stored, else inferred from the data's class count)")
     p.add_argument("--preprocess", metavar="SPEC", help=PREPROCESS_HELP)
+    p.add_argument("--class-order", metavar="ORDER", default="auto",
+                   help="the head's class order when it is not the data's: pycil (PyCIL's "
+                        "seeded order, seed 1993; pycil:SEED for another), a file of class "
+                        "indices (head class k = data class order[k]), data (the data's own); "
+                        "auto (default): pycil for a PyCIL checkpoint whose head holds every "
+                        "class of the data, else the data's")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -147,6 +153,7 @@ def open_request(args: argparse.Namespace, *, adapt: bool = False):
         split=getattr(args, "split", None), device=getattr(args, "device", None),
         seed=getattr(args, "seed", 0), adapt=adapt, preprocess=getattr(args, "preprocess", None),
         decoded=getattr(args, "decoded", "auto"),
+        class_order=getattr(args, "class_order", "auto"),
     )
 
 

@@ -199,7 +199,7 @@ def _state_dict_digest(model: torch.nn.Module) -> str:
 
 
 def feature_cache_key(model: SplitModel, dataset: Any) -> str:
-    """sha256 hex of the model (checkpoint sha256 + arch + head, or the state_dict bytes
+    """sha256 hex of the model (checkpoint sha256 + arch + head + class order, or the state_dict bytes
     when ``model.info`` is None), ``dataset.identity()`` and ``dataset.transform.key()``.
 
     The checkpoint hash names the weights *as loaded*: for a model changed in memory
@@ -212,6 +212,8 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
         model_part = (
             f"checkpoint:{info.sha256};arch={info.arch};format={info.format};head={info.head!r}"
         )
+        if getattr(info, "class_order", ""):  # the same weights, logits in another order
+            model_part += f";class_order={info.class_order}"
     else:
         model_part = f"state_dict:{_state_dict_digest(model)}"
     transform = getattr(dataset, "transform", None)

@@ -35,6 +35,9 @@ class ModelInfo:
     #: what the checkpoint says about its training data: ``dataset`` (e.g. DomainBed's
     #: ``"PACS"``) and ``test_envs`` (the held-out domains), when it says
     trained_on: dict[str, Any] = field(default_factory=dict)
+    #: the order of the head's classes when it is not the data's: ``"pycil"`` (PyCIL's seeded
+    #: order, not applied), or the order applied (``"PyCIL's, seed 1993"``); "" for none known
+    class_order: str = ""
 
     def describe(self) -> str:
         lines = [

@@ -4,13 +4,23 @@ The preprocessing comes from ``--preprocess`` or the model (:mod:`protoview.core
 a cosine head whose proxies per class are unknown is matched to the data's class count; the
 labels are checked against the head. :class:`protoview.core.session.Session` and the command
 line both open through :func:`open_model_and_data`.
+
+A head that numbers the classes in its own order (PyCIL's seeded class order: head class
+``k`` is the dataset's class ``order[k]``) is put in the data's order with ``class_order``
+(``--class-order``, :func:`class_order_for`, :func:`apply_class_order`).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from protoview.errors import ParameterError
+
+#: PyCIL's seed: every config in its ``exps/`` sets ``"shuffle": true, "seed": [1993]``
+PYCIL_SEED = 1993
+_OPTION = "--class-order"
 
 
 def checkpoint_path(checkpoint: str) -> str:
@@ -25,7 +35,7 @@ def checkpoint_path(checkpoint: str) -> str:
 def open_model_and_data(
     checkpoint: str, data: str, *, arch: str | None = None, trust: bool = False,
     nb_proxy: int | None = None, split: str | None = None, preprocess: str | None = None,
-    warn: bool = True,
+    class_order: str | None = None, warn: bool = True,
 ) -> tuple[Any, Any]:
     """Load ``checkpoint`` and the dataset ``data`` so that they fit each other.
 
@@ -41,6 +51,9 @@ def open_model_and_data(
       rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
     - ImageNet-A / -R / -D109 data restrict a 1000-class head to their classes
       (:func:`restrict_to_subset`).
+    - A head in a class order of its own is put in the data's (``class_order``, the
+      ``--class-order`` text: :func:`class_order_for`; PyCIL's seeded order by default for
+      a PyCIL checkpoint).
     - Labels are checked against the head's classes.
 
     Returns (SplitModel, dataset or FeatureSet).
@@ -71,6 +84,8 @@ def open_model_and_data(
         info = model.info
         follow_data(info, data)
     model = restrict_to_subset(model, dataset)
+    names = getattr(dataset, "class_names", None) or []
+    model = apply_class_order(model, class_order_for(class_order, model.info, len(names)))
     info = model.info
     fit_classes(dataset, info.head.num_classes)
     if warn and images and info.transform_source == "default" and own is not None:
@@ -83,7 +98,7 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
     each other (:func:`open_model_and_data` with the request's options)."""
     return open_model_and_data(
         req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
-        split=req.split, preprocess=req.preprocess, warn=warn,
+        split=req.split, preprocess=req.preprocess, class_order=req.class_order, warn=warn,
     )
 
 
@@ -145,4 +160,129 @@ def restrict_to_subset(model: Any, dataset: Any) -> Any:
         f"head restricted to the {len(subset)} classes of {name} (of its 1000): logits[:, "
         "classes in ImageNet order], as the authors' evaluation and the toolkit score them"
     )
+    return model
+
+
+@dataclass(frozen=True)
+class ClassOrder:
+    """A head's class order: head class ``k`` is the data's class ``order[k]``; ``source``
+    says whose (``"PyCIL's, seed 1993"``, ``"from FILE"``)."""
+
+    order: tuple[int, ...]  # () for the data's own order (``--class-order data``)
+    source: str
+
+    @property
+    def head_of_data_class(self) -> list[int]:
+        """For each data class ``y``, its head class (``order.index(y)``, as PyCIL's
+        ``_map_new_class_index`` maps the labels)."""
+        where = [0] * len(self.order)
+        for k, y in enumerate(self.order):
+            where[y] = k
+        return where
+
+    def describe(self) -> str:
+        if not self.order:
+            return f"class order {self.source}: head class k is the data's class k"
+        first = ", ".join(f"{k} -> {y}" for k, y in enumerate(self.order[:4]))
+        return (f"class order {self.source}: head class k is the data's class order[k] "
+                f"({first}, ...); the logits are put in the data's class order")
+
+
+def pycil_class_order(classes: int, seed: int = PYCIL_SEED) -> tuple[int, ...]:
+    """PyCIL's class order for ``classes`` classes (``utils/data_manager.py``
+    ``DataManager._setup_data``: ``np.random.seed(seed); order =
+    np.random.permutation(len(order)).tolist()``), drawn from a generator of its own with the
+    same seed (the same numbers; numpy's global generator is left alone)."""
+    import numpy as np
+
+    return tuple(int(v) for v in np.random.RandomState(seed).permutation(classes))
+
+
+def _read_order_file(path: str, classes: int) -> tuple[int, ...]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(_OPTION, f"cannot read {path}: {exc}") from None
+    words = text.replace(",", " ").replace("[", " ").replace("]", " ").split()
+    try:
+        order = tuple(int(w) for w in words)
+    except ValueError:
+        raise ParameterError(path, "a class order file holds class indices (integers, one "
+                                   "per head class, separated by spaces, commas or lines)") from None
+    if sorted(order) != list(range(classes)):
+        raise ParameterError(path, f"holds {len(order)} indices, not an order of the data's "
+                                   f"{classes} classes (each of 0..{classes - 1} once)")
+    return order
+
+
+def class_order_for(option: str | None, info: Any, classes: int) -> ClassOrder | None:
+    """The class order ``--class-order`` names for a head described by ``info`` on data of
+    ``classes`` classes, or None (the head's class k is the data's class k).
+
+    ``auto`` (default, also None / ""): PyCIL's order (seed 1993) for a PyCIL checkpoint
+    (``info.class_order == "pycil"``) whose head holds every class of the data, else None;
+    ``data``: the data's own (an empty ``order``: the user says so, nothing changes); ``pycil`` / ``pycil:SEED``: PyCIL's order with that seed; anything else:
+    a file of class indices. Raises ParameterError naming ``--class-order`` (or the file)
+    when the order cannot apply (the head does not hold the data's classes).
+    """
+    text = (option or "auto").strip()
+    word, _, rest = text.partition(":")
+    if text == "data":
+        return ClassOrder((), "the data's (--class-order data)")
+    if text == "auto":
+        pycil = getattr(info, "class_order", "") == "pycil"
+        if not pycil or info.head.num_classes != classes or not classes:
+            return None
+        return ClassOrder(pycil_class_order(classes), f"PyCIL's, seed {PYCIL_SEED} (its configs)")
+    if word == "pycil" and not os.path.exists(text):
+        try:
+            seed = int(rest) if rest else PYCIL_SEED
+        except ValueError:
+            raise ParameterError(_OPTION, f"pycil:SEED takes an integer seed, got {rest!r}") from None
+        if seed < 0 or seed >= 2**32:
+            raise ParameterError(_OPTION, f"the seed must lie in 0..2**32-1, got {seed}")
+        order, source = pycil_class_order(classes, seed), f"PyCIL's, seed {seed}"
+    elif os.path.exists(text):
+        order, source = _read_order_file(text, classes), f"from {text}"
+    else:
+        raise ParameterError(_OPTION, f"expected auto, data, pycil, pycil:SEED or a file of "
+                                      f"class indices; {text!r} is none of them (no such file)")
+    if not classes:
+        raise ParameterError(_OPTION, "the data name no classes: a class order needs them")
+    if info.head.num_classes != classes:
+        raise ParameterError(
+            _OPTION, f"the head has {info.head.num_classes} classes and the data {classes}: a "
+                     "class order maps every class of the head to one of the data (a task "
+                     "checkpoint of a class-incremental run holds only the classes seen so far)")
+    return ClassOrder(order, source)
+
+
+def note_class_order(info: Any, order: ClassOrder | None) -> None:
+    """Say in ``info`` which order its head's classes follow: the PyCIL remark becomes the
+    order applied (or, when none is, stays the one line that says so)."""
+    if order is None:
+        return
+    info.notes[:] = [n for n in info.notes if not n.startswith("PyCIL numbers classes")]
+    info.notes.append(order.describe())
+    info.class_order = order.source
+    if order.order and info.class_names and len(info.class_names) == len(order.order):
+        names = list(info.class_names)  # the head's names, now in the data's order
+        info.class_names = [names[k] for k in order.head_of_data_class]
+
+
+def apply_class_order(model: Any, order: ClassOrder | None) -> Any:
+    """``model`` with its head's logits in the data's class order (a
+    :class:`~protoview.core.heads.ClassSubset` taking, for data class ``y``, head class
+    ``order.index(y)``: the logits are the head's own, reordered to the bit), noted in
+    ``model.info``; ``model`` unchanged when ``order`` is None."""
+    if order is None:
+        return model
+    from protoview.core.heads import ClassSubset, describe_head
+
+    if order.order:
+        model.classifier = ClassSubset(model.classifier, order.head_of_data_class)
+    if model.info is not None:
+        model.info.head = describe_head(model.classifier)
+        note_class_order(model.info, order)
     return model

@@ -30,6 +30,7 @@ class OpenRequest:
     adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
     preprocess: str | None = None
     decoded: str = "auto"  # image folders decoded once: auto | memory | disk | off
+    class_order: str = "auto"  # --class-order: auto | data | pycil[:SEED] | FILE
 
 
 @dataclass(frozen=True)

@@ -1502,6 +1502,43 @@ def _opt_cosine_proxies_inferred_from_the_data(d: Path) -> dict[str, Any]:
                what="a PyCIL cosine head of 15 rows on data of 5 classes: 3 proxies per class, said so")
 
 
+@_case(OPTION)
+def _opt_class_order_file_not_an_order(d: Path) -> dict[str, Any]:
+    ckpt, arch, data = _pycil_cosine(d, 5)
+    argv, out = _pycil_argv(ckpt, arch, data, d)
+    order = d / "class-order.txt"
+    order.write_text("0 1 2\n")
+    return {"paths": [order], "argv": tuple(os.fspath(a) for a in [*argv, "--class-order", order]),
+            "expect": (order.name, "holds 3 indices, not an order of the data's 5 classes"),
+            "what": "a class order file of 3 indices for data of 5 classes", "out": out}
+
+
+@_case(OPTION)
+def _opt_class_order_bad_seed(d: Path) -> dict[str, Any]:
+    ckpt, arch, data = _pycil_cosine(d, 5)
+    argv, out = _pycil_argv(ckpt, arch, data, d)
+    return _option_fail([*argv, "--class-order", "pycil:soon"], "--class-order",
+                        "pycil:SEED takes an integer seed", out=out,
+                        what="PyCIL's class order with a seed that is no number")
+
+
+@_case(OPTION)
+def _opt_class_order_applied_to_a_pycil_head(d: Path) -> dict[str, Any]:
+    ckpt, arch, data = _pycil_cosine(d, 5)
+    argv, out = _pycil_argv(ckpt, arch, data, d)
+    return _ok(ckpt, ["info", *argv[1:3], *argv[6:]], "matched through the class order PyCIL's, "
+               "seed 1993", what="a PyCIL head on data of its classes: PyCIL's order, said once")
+
+
+@_case(OPTION)
+def _opt_order_contradicts_no_shuffle(d: Path) -> dict[str, Any]:
+    out = d / "run-out.h5"
+    argv = ["adapt", "demo", "demo:noise:1", "--steps", "1", "--no-shuffle", "--order",
+            "shuffled", "--out", out]
+    return _option_fail(argv, "--no-shuffle", "contradicts --order shuffled", out=out,
+                        what="--no-shuffle with --order shuffled")
+
+
 @_case(DATASET)
 def _ds_npz_normalised_floats(d: Path) -> dict[str, Any]:
     x = np.random.default_rng(0).standard_normal((20, 1, 8, 8)).astype(np.float32) * 1.1 + 0.2

@@ -51,6 +51,7 @@ class Contents:
     stored_nb_proxy: int | None = None
     notes: list[str] = field(default_factory=list)
     trained_on: dict[str, Any] = field(default_factory=dict)
+    class_order: str = ""  # "pycil": the head's classes follow PyCIL's seeded order
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,12 @@ def _pycil(payload: dict[str, Any], where: str | os.PathLike[str]) -> Contents:
         metadata = [*getattr(convnet, "_metadata", {}).items(), *getattr(fc, "_metadata", {}).items()]
         if metadata:
             state._metadata = OrderedDict(metadata)  # type: ignore[attr-defined]
-    contents = Contents(f"PyCIL checkpoint (task {payload['tasks']})", state=state)
+    contents = Contents(f"PyCIL checkpoint (task {payload['tasks']})", state=state,
+                        class_order="pycil")
     contents.notes.append(
         "PyCIL numbers classes in its own order (the configs in its exps/ set shuffle=True, seed 1993): head "
-        "class k is the dataset's class order[k] of that permutation, not class k"
+        "class k is the dataset's class order[k] of that permutation, not class k (--class-order pycil "
+        "puts the logits in the data's order: the default when the head holds every class of the data)"
     )
     return contents
 

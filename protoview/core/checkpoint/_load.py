@@ -113,6 +113,7 @@ def load_checkpoint(
         transform_source=source,
         nb_proxy_from=_nb_proxy_from(head_info.kind, hint, from_weights=assembled.model is None),
         trained_on=dict(contents.trained_on),
+        class_order=contents.class_order,
     )
     if num_classes is not None and info.head.num_classes != num_classes:
         notes.append(f"the head has {info.head.num_classes} classes but num_classes={num_classes} was given")

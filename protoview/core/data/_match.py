@@ -98,6 +98,14 @@ def match_classes(info: ModelInfo, dataset: Any) -> ClassMatch:
                 f"dataset only: {_names(only_data) or '-'})"
             )
         return result
+    order = getattr(info, "class_order", "")
+    if order == "pycil" and head == len(names):  # PyCIL's own order, not applied
+        result.matched = False
+        result.lines.append(
+            f"cannot be matched by position: the head's {head} classes follow PyCIL's seeded "
+            "order; --class-order pycil applies it (pycil:SEED for another seed, "
+            "--class-order data if the run kept the data's order)")
+        return result
     if head != len(names):
         result.matched = False
         result.lines.append(
@@ -105,6 +113,11 @@ def match_classes(info: ModelInfo, dataset: Any) -> ClassMatch:
         )
         return result
     how = f" ({benchmark['dataset']}'s order)" if benchmark.get("dataset") else ""
+    if order and order != "pycil":  # an order was applied (--class-order)
+        result.lines.append(
+            f"matched through the class order {order}: the logits are in the data's class "
+            f"order{how}, {head} classes ({_names(names)})")
+        return result
     result.lines.append(
         f"matched by position: head class k = dataset class k{how}, {head} classes ({_names(names)}); "
         "the checkpoint names none, so check it was trained with this class order"
