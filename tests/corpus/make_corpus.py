@@ -240,6 +240,19 @@ def _ckpt_random_bytes(d: Path) -> dict[str, Any]:
 
 
 @_case(CHECKPOINT)
+def _ckpt_pycil_state_dict_without_arch(d: Path) -> dict[str, Any]:
+    from tests.oracles import pycil_cifar_resnet as pycil
+
+    torch.manual_seed(0)
+    state = {f"convnet.{k}": v for k, v in pycil.resnet32().state_dict().items()}
+    state |= {f"fc.{k}": v for k, v in pycil.SimpleLinear(64, 10).state_dict().items()}
+    path = fx.save(state, d / "pycil-state.pt")
+    return _fail(path, _info(path), "its keys are PyCIL's CIFAR ResNet-32",
+                 "pass --arch pycil:resnet32",
+                 what="a PyCIL resnet32 state_dict without --arch: the arch named from its keys")
+
+
+@_case(CHECKPOINT)
 def _ckpt_zero_bytes(d: Path) -> dict[str, Any]:
     path = d / "zero.pt"
     path.touch()
