@@ -145,7 +145,7 @@ def report_lines(report, names: list[str], args: argparse.Namespace, comparison=
             f"({_name(names, int(c.classes[hi]))})")
     knn = report.knn
     knn_text = NO_LABELS if knn is None else score_text(knn.accuracy, lab)
-    knn_what = f"{args.knn_k}-NN, T {args.knn_temperature:g}"
+    knn_what = f"{args.knn_k if knn is None else knn.k}-NN, T {args.knn_temperature:g}"
     if knn is not None and knn.sampled:
         knn_what += f", {knn.queries.size:,} of {report.samples:,} samples as queries"
     lines.append(f"accuracy: head {score_text(report.head_accuracy, lab)} | weighted k-NN "

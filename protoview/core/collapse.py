@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from protoview.core.geometry import as_labels, as_matrix, class_sums, nearest_l2
+from protoview.core.geometry import as_labels, as_matrix, class_sums
 from protoview.core.heads import proxy_attention, reduce_proxies
 from protoview.errors import ParameterError
 
@@ -114,9 +114,9 @@ def neural_collapse(
     centred = means - means.mean(axis=0)
     norms = np.linalg.norm(centred, axis=1)
     unit = centred / norms[:, None]
-    ncc = present[nearest_l2(x, means)]
+    nc1, ncc = _one_pass(x, y, means, present)
     out = dict(
-        classes=present.astype(np.int64), counts=counts[present], nc1=_nc1(x, y, means, present),
+        classes=present.astype(np.int64), counts=counts[present], nc1=nc1,
         equinorm=float(norms.std(ddof=1) / norms.mean()),
         equiangularity=float(np.std((unit @ unit.T)[np.triu_indices(present.size, 1)])),
         etf_error=_etf_error(centred, centred), center_norms=norms, ncc_predictions=ncc,
@@ -132,31 +132,44 @@ def neural_collapse(
     return Collapse(**out)
 
 
-def _nc1(x: np.ndarray, y: np.ndarray, means: np.ndarray, present: np.ndarray) -> float:
-    """``Tr(Sigma_W pinv(Sigma_B)) / K`` in the span of the centred means.
+def _one_pass(x: np.ndarray, y: np.ndarray, means: np.ndarray,
+              present: np.ndarray) -> tuple[float, np.ndarray]:
+    """NC1 and every sample's nearest class mean, in one pass over the rows.
 
-    ``Sigma_B = Mc^T Mc / K`` with ``Mc = U S V^T``: ``pinv(Sigma_B) = K V S^-2 V^T`` over
-    the singular values torch's ``pinv`` keeps (``sigma > max(D, D) * eps * sigma_max``), so
-    the trace is ``sum_j (v_j^T Sigma_W v_j) / s_j^2`` and ``v_j^T Sigma_W v_j`` the mean
-    square of the samples' deviations from their class mean along ``v_j``.
+    NC1 ``Tr(Sigma_W pinv(Sigma_B)) / K`` in the span of the centred means: ``Sigma_B =
+    Mc^T Mc / K`` with ``Mc = U S V^T`` gives ``pinv(Sigma_B) = K V S^-2 V^T`` over the
+    singular values torch's ``pinv`` keeps (``sigma > max(D, D) * eps * sigma_max``), so the
+    trace is ``sum_j (v_j^T Sigma_W v_j) / s_j^2``, ``v_j^T Sigma_W v_j`` the mean square of
+    the labelled samples' deviations from their class mean along ``v_j`` (float64).
+    The nearest class mean: ``argmin_c ||mu_c||^2 - 2 x.mu_c`` in float32, the reference's
+    ``DecAccumulator`` distances (its default dtype) less the ``||x||^2`` that does not
+    change the argmin.
     """
-    centred = means - means.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    centred = torch.from_numpy(means - means.mean(axis=0))
+    _, s, vt = torch.linalg.svd(centred, full_matrices=False)
     sigma = s**2  # proportional to Sigma_B's singular values; the cutoff is relative
-    keep = sigma > x.shape[1] * np.finfo(np.float64).eps * sigma.max()
-    basis, s2 = vt[keep].T, sigma[keep]
+    keep = sigma > x.shape[1] * torch.finfo(torch.float64).eps * sigma.max()
+    basis, s2 = vt[keep].T.contiguous(), sigma[keep]
     slot = np.full(int(present.max()) + 1, -1, np.int64)
     slot[present] = np.arange(present.size)
-    known = y >= 0
-    rows_x, rows_y = x[known], slot[y[known]]
-    projected_means = means @ basis
-    total = np.zeros(basis.shape[1])
-    step = 65536
-    for start in range(0, rows_x.shape[0], step):
-        dev = rows_x[start : start + step].astype(np.float64) @ basis
-        dev -= projected_means[rows_y[start : start + step]]
-        total += np.einsum("ij,ij->j", dev, dev)
-    return float((total / rows_x.shape[0] / s2).sum())
+    rows_slot = torch.from_numpy(np.where(y >= 0, slot[np.maximum(y, 0)], -1))
+    means64 = torch.from_numpy(means)
+    projected_means = means64 @ basis
+    means32 = means64.float()
+    half_sq = (means32 * means32).sum(1) / 2
+    xt = torch.from_numpy(x)
+    total = torch.zeros(basis.shape[1], dtype=torch.float64)
+    nearest = torch.empty(x.shape[0], dtype=torch.int64)
+    step = 16384
+    for start in range(0, x.shape[0], step):
+        chunk = xt[start : start + step]
+        nearest[start : start + step] = (half_sq - chunk @ means32.T).argmin(dim=1)
+        own = rows_slot[start : start + step]
+        mine = own >= 0
+        dev = chunk[mine].double() @ basis - projected_means[own[mine]]
+        total += (dev * dev).sum(0)
+    labelled = int((rows_slot >= 0).sum())
+    return float((total / labelled / s2).sum()), present[nearest.numpy()]
 
 
 def _etf_error(centred: np.ndarray, other: np.ndarray) -> float:
