@@ -93,11 +93,13 @@ def cmd_geometry(args: argparse.Namespace) -> int:
     result = _features(args, model, dataset)
     info = model.info
     rows, _ = head_proxies(model.classifier)
+    # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
+    device = args.device or (result.device if str(result.device).startswith("cuda") else None)
     report = measure_geometry(
         result.features, result.logits, result.labels, head_rows=rows.float().cpu().numpy(),
         nb_proxy=info.head.nb_proxy, cosine_head=info.head.kind == "cosine",
         kmeans_k=args.kmeans_k, knn_k=args.knn_k, knn_temperature=args.knn_temperature,
-        knn_max_queries=args.knn_queries or None, seed=args.seed, device=args.device,
+        knn_max_queries=args.knn_queries or None, seed=args.seed, device=device,
     )
     names = list(getattr(dataset, "class_names", None) or info.class_names or [])
     comparison = None
@@ -106,7 +108,7 @@ def cmd_geometry(args: argparse.Namespace) -> int:
         comparison = compare_representations(
             result.features, second_result.features, where="--versus",
             rbf_max_samples=args.rbf_samples or None, knn_max_queries=args.knn_queries or None,
-            seed=args.seed, device=args.device,
+            seed=args.seed, device=device,
         )
     for line in report_lines(report, names, args, comparison):
         say(line)
