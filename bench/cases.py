@@ -20,6 +20,7 @@ from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
 from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
 from bench.extraction import extraction, refresh_second_pass
+from bench.geometry import geometry
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
 from bench.source_methods import source_steps
@@ -30,6 +31,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_update": map_update,
     "kmeans": kmeans,
     "sinkhorn": sinkhorn,
+    "geometry": geometry,
     "extraction": extraction,
     "tsd_step": tsd_step,
     "backbone_tent": backbone_tent,

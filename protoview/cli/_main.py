@@ -19,13 +19,13 @@ import warnings
 from collections.abc import Sequence
 
 from protoview import __version__
-from protoview.cli import _basic, _compare, _science
+from protoview.cli import _basic, _compare, _geometry, _science
 from protoview.cli._common import Handler, show_warning
 
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
 COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign",
-            "gui")
+            "geometry", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _basic.register(sub, HANDLERS)
     _science.register(sub, HANDLERS)
     _compare.register(sub, HANDLERS)
+    _geometry.register(sub, HANDLERS)
     return parser
 
 

@@ -32,13 +32,23 @@ def reduce_proxies(out: torch.Tensor, nb_proxy: int) -> torch.Tensor:
     """
     if nb_proxy == 1:
         return out
+    simi_per_class, attentions = proxy_attention(out, nb_proxy)
+    return (attentions * simi_per_class).sum(-1)
+
+
+def proxy_attention(out: torch.Tensor, nb_proxy: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The similarities per class and their softmax attention, as :func:`reduce_proxies`
+    weighs them (PyCIL).
+
+    out: (N, C*P) similarities, class-major; nb_proxy: P. Returns two (N, C, P) tensors:
+    ``out`` viewed per class, and ``softmax`` over each class's P proxies.
+    """
     bs = out.shape[0]
     nb_classes = out.shape[1] / nb_proxy
     if not nb_classes.is_integer():
         raise ValueError(f"{out.shape[1]} outputs are not a multiple of nb_proxy={nb_proxy}")
     simi_per_class = out.view(bs, int(nb_classes), nb_proxy)
-    attentions = F.softmax(simi_per_class, dim=-1)
-    return (attentions * simi_per_class).sum(-1)
+    return simi_per_class, F.softmax(simi_per_class, dim=-1)
 
 
 class CosineLinear(nn.Module):

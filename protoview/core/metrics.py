@@ -7,6 +7,7 @@ the scores are NaN (an unlabelled dataset is not an error); malformed input rais
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -230,3 +231,47 @@ def softmax_entropy(logits: Any) -> Any:
         logits = logits.float()
     check_finite_tensor(logits.detach(), "logits")
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """One group (a k-means cluster) and the head's mistakes in it.
+
+    group: its index; members: ``(n,)`` int64 its samples' rows (all of them, labelled or
+    not); labelled: members with a known label; errors: those predicted wrong; error_rate:
+    ``errors / labelled`` (NaN when none is labelled); class_mix: ``[(class, count), ...]``
+    the true classes of its labelled members, most frequent first.
+    """
+
+    group: int
+    members: np.ndarray
+    labelled: int
+    errors: int
+    error_rate: float
+    class_mix: list[tuple[int, int]]
+
+
+def error_groups(groups: Any, preds: Any, labels: Any) -> list[ErrorGroup]:
+    """The groups ranked by the head's error rate among their labelled members (then by the
+    number of errors, then by index); groups without a labelled member come last.
+
+    groups: ``(N,)`` int group of each sample (``>= 0``; -1 left out); preds: ``(N,)`` int
+    predictions (or ``(N, C)`` logits); labels: ``(N,)`` int, ``-1`` unknown.
+    """
+    g = as_labels(groups, "groups")
+    p, y = _checked_pair(preds, labels, "preds")
+    if g.shape[0] != y.shape[0]:
+        raise ParameterError("groups", f"has {g.shape[0]} entries, expected {y.shape[0]}")
+    rows = []
+    for group in np.unique(g[g >= 0]):
+        members = np.flatnonzero(g == group)
+        known = members[y[members] >= 0]
+        errors = int(np.sum(p[known] != y[known]))
+        classes, counts = np.unique(y[known], return_counts=True)
+        order = np.lexsort((classes, -counts))
+        rate = errors / known.size if known.size else float("nan")
+        mix = [(int(classes[i]), int(counts[i])) for i in order]
+        rows.append(ErrorGroup(int(group), members, int(known.size), errors, rate, mix))
+    rows.sort(key=lambda r: (r.labelled == 0, -(r.error_rate if r.labelled else 0.0),
+                             -r.errors, r.group))
+    return rows

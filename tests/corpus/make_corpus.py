@@ -1746,6 +1746,33 @@ def _snap_fifo(d: Path) -> dict[str, Any]:
     return _fail(path, _info(path), "not a regular file", what="a named pipe called pipe.h5")
 
 
+# ---------------------------------------------------------------------------- geometry
+@_case(DATASET)
+def _ds_geometry_labels_beyond_the_head(d: Path) -> dict[str, Any]:
+    x, y = _xy(20)
+    path = _npz(d / "twelve-classes.npz", x=x, y=np.arange(20) % 12)
+    return _fail(path, ["geometry", "demo", path, "--no-cache"], "out of range (10, 11)",
+                 "expected [0, 10)", what="protoview geometry: labels 10 and 11 for a 10-class head")
+
+
+@_case(OPTION)
+def _opt_geometry_versus_other_data(d: Path) -> dict[str, Any]:
+    argv = ["geometry", "demo", "demo:noise:3", "--versus", "demo:linear", "--versus-data",
+            "demo:blur:3", "--no-cache"]
+    return _option_fail(argv, "--versus-data", "is not the same data", "same samples in the same order",
+                        what="CKA between the noise and the blur data (same size, other samples)")
+
+
+@_case(DATASET)
+def _opt_geometry_versus_other_size(d: Path) -> dict[str, Any]:
+    x, y = _xy(20)
+    path = _npz(d / "twenty.npz", x=x, y=y)
+    argv = ["geometry", "demo", "demo:noise:3", "--versus", "demo:linear", "--versus-data", path,
+            "--no-cache"]
+    return _option_fail(argv, "--versus-data", "has 20 samples", "the first side has 539",
+                        what="CKA between 539 demo images and a 20-image .npz")
+
+
 # ---------------------------------------------------------------------------- script
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
