@@ -84,3 +84,27 @@ def write_pycil_tasks(folder: Path, increments: tuple[int, ...] = (4, 3, 3), ste
         torch.save({"tasks": task, "model_state_dict": state}, path)
         paths.append(path)
     return paths
+
+
+def write_demo_format(path: Path, feature_dim: int = 64, classes: int = 10, seed: int = 0) -> Path:
+    """A protoview-format checkpoint of an untrained demo CNN (its architecture stored in
+    the file, no ``--arch`` needed) with ``feature_dim`` features."""
+    from protoview.core.demo import build_demo_model
+
+    torch.manual_seed(seed)
+    kwargs = {"head": "linear", "num_classes": classes, "feature_dim": feature_dim}
+    model = build_demo_model(**kwargs)
+    meta = {"format": "protoview-checkpoint", "version": 1, "arch": ARCH, "arch_kwargs": kwargs}
+    torch.save({"protoview": meta, "state_dict": model.state_dict()}, path)
+    return path
+
+
+def with_new_head(src: Path, dst: Path, seed: int = 1) -> Path:
+    """``src`` (a plain training loop's file) with only its classifier changed: the same
+    features, other predictions (as an epoch that trained the head alone)."""
+    payload = torch.load(src, weights_only=True)
+    state = dict(payload["model_state_dict"])
+    generator = torch.Generator().manual_seed(seed)
+    state["classifier.weight"] = torch.randn(state["classifier.weight"].shape, generator=generator)
+    torch.save({**payload, "model_state_dict": state}, dst)
+    return dst
