@@ -108,11 +108,11 @@ def _check_same_architecture(first: CheckpointInfo, other: CheckpointInfo) -> No
     a, b = first.info, other.info
     where = f"{os.path.basename(first.path)}"
     if a.arch != b.arch or first.signature != other.signature:
-        what = (f"architecture {b.arch}" if a.arch != b.arch else
-                f"a featurizer of other layers or shapes than {where}'s ({_first_difference(first, other)})")
+        what = (f"the architecture {b.arch}, not {where}'s {a.arch}" if a.arch != b.arch else
+                f"a featurizer of other layers or shapes than {where}'s "
+                f"({_first_difference(first, other)})")
         raise CheckpointError(
-            other.path, f"has {what}, not that of {where} ({a.arch}): a timeline compares "
-                        "checkpoints of one architecture on one dataset")
+            other.path, f"has {what}: a timeline compares checkpoints of one architecture")
     ta, tb = a.transform, b.transform
     if ta is not None and tb is not None and ta.key() != tb.key():
         raise CheckpointError(
