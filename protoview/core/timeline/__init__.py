@@ -10,6 +10,7 @@ distance of the lists). Heads may grow (class-incremental runs): each checkpoint
 are its own head's, its accuracy counts the classes its head has.
 
 - :func:`build_timeline` / :class:`TimelineBuilder` (a generator of steps, for a worker);
+  :class:`AlignedMaps`, the map sequence alone (features in, aligned geometry out);
   :class:`Timeline`, :class:`CheckpointStep`; :func:`expand_checkpoints`.
 - :func:`timeline_to_snapshot`: the snapshot, laid out as an adaptation run's (replay,
   ``info``, ``export``); :func:`snapshot_movers` reads the movers back from one.
@@ -19,6 +20,7 @@ Modules: ``_inputs`` (files, checks, opening), ``_movers``, ``_build``, ``_snaps
 """
 
 from protoview.core.timeline._build import (
+    AlignedMaps,
     CheckpointStep,
     Timeline,
     TimelineBuilder,
@@ -44,7 +46,7 @@ from protoview.core.timeline._snapshot import (
 )
 
 __all__ = [
-    "DEFAULT_K", "TIMELINE_METHOD", "CheckpointStep", "Movers", "OpenOptions", "Timeline",
+    "DEFAULT_K", "TIMELINE_METHOD", "AlignedMaps", "CheckpointStep", "Movers", "OpenOptions", "Timeline",
     "TimelineBuilder", "build_timeline", "expand_checkpoints", "grown_layout",
     "is_timeline_snapshot", "knn_jaccard", "knn_lists", "movers_between", "natural_key",
     "rank_movers", "seen_class_accuracy", "snapshot_movers", "timeline_checkpoints",

@@ -124,13 +124,13 @@ class TimelineBuilder:
         self.reference_index = largest_head(self.infos)
         self.reference, self.dataset = open_reference(
             self.infos[self.reference_index], data, self.options, warn=warn)
-        self.data, self.k, self.seed, self.with_map = data, k, seed, with_map
+        self.data, self.k = data, k
         self.extract = dict(device=device, batch_size=batch_size)
         self.use_cache, self.cache_dir = use_cache, cache_dir
         self.num_classes = int(self.reference.info.head.num_classes)
         self._steps: list[CheckpointStep] = []
         self._state: GeometryState | None = None
-        self._anchors: np.ndarray | None = None
+        self._maps = AlignedMaps(seed, with_map)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -197,25 +197,47 @@ class TimelineBuilder:
 
     def _map(self, result: Any, proxies: np.ndarray, proxy_classes: np.ndarray,
              cancel: Cancel) -> GeometryState:
-        """The checkpoint's geometry; its map aligned from the previous one (anchored: a
-        point whose vector did not move stays exactly in place), new proxies joining where
-        their nearest samples are."""
+        state = self._maps.next(result.features, result.labels, logits=result.logits,
+                                proxies=proxies, proxy_classes=proxy_classes,
+                                num_classes=self.num_classes, cancel=cancel)
+        self._state = state
+        return state
+
+
+class AlignedMaps:
+    """A sequence of maps, each aligned from the one before: the first fitted, every next
+    one the anchored update a live step uses (a point whose vector did not move since its
+    position was last set stays exactly in place; its anchor is kept), new proxies of a
+    growing head joining where their nearest samples are (:func:`grown_layout`).
+    ``with_map=False``: the geometry only (NaN positions)."""
+
+    def __init__(self, seed: int = 0, with_map: bool = True) -> None:
+        self.seed, self.with_map = int(seed), bool(with_map)
+        self.state: GeometryState | None = None
+        self.anchors: np.ndarray | None = None  # (rows.total, D) each point's anchor
+
+    def next(self, features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None,
+             proxies: np.ndarray | None = None, proxy_classes: np.ndarray | None = None,
+             num_classes: int | None = None, cancel: Cancel = None) -> GeometryState:
+        """The geometry of the next model's ``features`` (N, D) (the same N samples in the
+        same order every time), its map aligned from the previous one."""
         previous = anchors = new_rows = knn = None
-        if self._state is not None and self.with_map:
-            previous, anchors, new_rows = grown_layout(
-                self._state, self._anchors, result.features, proxies)
-            knn = self._state.map_knn
+        d = np.shape(features)[1]
+        proxies = np.zeros((0, d), np.float32) if proxies is None else proxies
+        if self.state is not None and self.with_map:
+            previous, anchors, new_rows = grown_layout(self.state, self.anchors, features, proxies)
+            knn = self.state.map_knn
         state = compute_geometry(
-            result.features, result.labels, logits=result.logits, proxies=proxies,
-            proxy_classes=proxy_classes, num_classes=self.num_classes,
-            previous_embedding=previous, anchor_vectors=anchors, previous_knn=knn,
-            new_rows=new_rows, with_map=self.with_map, seed=self.seed, cancel=cancel)
+            features, labels, logits=logits, proxies=proxies, proxy_classes=proxy_classes,
+            num_classes=num_classes, previous_embedding=previous, anchor_vectors=anchors,
+            previous_knn=knn, new_rows=new_rows, with_map=self.with_map, seed=self.seed,
+            cancel=cancel)
         joint, held = state.joint_vectors(), state.map_held
         if anchors is None or held is None or anchors.shape != joint.shape:
-            self._anchors = joint
+            self.anchors = joint
         else:  # as SessionMap.draw: a held point keeps its anchor, a moved one is anchored anew
-            self._anchors = np.where(held[:, None], anchors, joint)
-        self._state = state
+            self.anchors = np.where(held[:, None], anchors, joint)
+        self.state = state
         return state
 
 
