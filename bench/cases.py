@@ -24,11 +24,13 @@ from bench.geometry import geometry
 from bench.maps import map_first, map_update
 from bench.sinkhorn import sinkhorn
 from bench.source_methods import source_steps
+from bench.timeline import timeline_maps
 from bench.toolkit_basic import toolkit_basic_steps
 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_first": map_first,
     "map_update": map_update,
+    "timeline_maps": timeline_maps,
     "kmeans": kmeans,
     "sinkhorn": sinkhorn,
     "geometry": geometry,

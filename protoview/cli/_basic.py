@@ -209,7 +209,26 @@ def run_headless_demo(
     return 0
 
 
+def _window_files(args: argparse.Namespace) -> list[str] | None:
+    """The positional files of ``gui`` as (checkpoint, data) on ``args``; the list of them
+    when they name several checkpoints (a timeline: more than two files, or a glob before
+    the data), else None. A third positional file is an error without it."""
+    import re
+
+    files = list(getattr(args, "files", None) or [])
+    several = len(files) > 2 or (len(files) == 2 and re.search(r"[*?\[]", files[0])
+                                 and not os.path.exists(files[0]))
+    args.checkpoint = files[0] if files else None
+    args.data = files[1] if len(files) > 1 else None
+    return files if several else None
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    timeline = _window_files(args)
+    if timeline is not None:
+        from protoview.cli._timeline import open_in_window
+
+        return open_in_window(args, timeline)
     options = {key: getattr(args, key, None) for key in ("arch", "split", "nb_proxy", "preprocess", "device")}
     if any(value is not None for value in options.values()) and not getattr(args, "checkpoint", None):
         from protoview.errors import ParameterError
@@ -256,9 +275,10 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--seed", type=int, default=0, help="seed of the UMAP map (default 0)")
     p.add_argument("--no-map", action="store_true", help="skip the UMAP map (embeddings are NaN)")
 
-    p = sub.add_parser("gui", help="open the window (the default when no command is given): protoview CHECKPOINT DATA [options]")
-    p.add_argument("checkpoint", nargs="?")
-    p.add_argument("data", nargs="?")
+    p = sub.add_parser("gui", help="open the window (the default when no command is given): protoview CHECKPOINT DATA [options]; "
+                                   "several checkpoints (CHECKPOINT... DATA, or a quoted glob) open their timeline")
+    p.add_argument("files", nargs="*", metavar="CHECKPOINT [DATA]",
+                   help="a checkpoint and a dataset; several checkpoints then the dataset: their timeline")
     add_open_options(p, trust=False)  # the window asks before running a checkpoint's code
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     handlers.update(demo=cmd_demo, info=cmd_info, extract=cmd_extract, export=cmd_export, gui=cmd_gui)

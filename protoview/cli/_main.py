@@ -19,13 +19,13 @@ import warnings
 from collections.abc import Sequence
 
 from protoview import __version__
-from protoview.cli import _basic, _compare, _geometry, _science
+from protoview.cli import _basic, _compare, _geometry, _science, _timeline
 from protoview.cli._common import Handler, show_warning
 
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
 COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign",
-            "geometry", "gui")
+            "geometry", "timeline", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,12 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     _science.register(sub, HANDLERS)
     _compare.register(sub, HANDLERS)
     _geometry.register(sub, HANDLERS)
+    _timeline.register(sub, HANDLERS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `protoview CHECKPOINT DATA` (no command) opens the window on those files.
+    # `protoview CHECKPOINT DATA` (no command) opens the window on those files;
+    # `protoview CHECKPOINT... DATA` (several checkpoints) on their timeline.
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv = ["gui", *argv]
     parser = build_parser()

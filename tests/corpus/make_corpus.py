@@ -1771,6 +1771,33 @@ def _opt_geometry_versus_other_size(d: Path) -> dict[str, Any]:
             "--no-cache"]
     return _option_fail(argv, "--versus-data", "has 20 samples", "the first side has 539",
                         what="CKA between 539 demo images and a 20-image .npz")
+# ---------------------------------------------------------------------------- timelines
+@_case(CHECKPOINT)
+def _ckpt_timeline_two_architectures(d: Path) -> dict[str, Any]:
+    from tests._timeline_fixtures import write_demo_format
+
+    wide = write_demo_format(d / "a_wide.pt", feature_dim=64)
+    narrow = write_demo_format(d / "b_narrow.pt", feature_dim=32)
+    return _fail([narrow, wide], ["timeline", wide, narrow, "demo"],
+                 "featurizer of other layers", "one architecture",
+                 what="a timeline of two architectures (64-d and 32-d demo CNNs)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_timeline_head_misses_classes(d: Path) -> dict[str, Any]:
+    from tests._timeline_fixtures import write_demo_format
+
+    path = write_demo_format(d / "task_1.pt", classes=7)
+    out = d / "t.h5"
+    return _fail(path, ["timeline", path, "demo", "--out", out], "largest head", "7 classes",
+                 what="a timeline whose largest head has 7 of the data's 10 classes", out=out)
+
+
+@_case(CHECKPOINT)
+def _ckpt_timeline_glob_matches_nothing(d: Path) -> dict[str, Any]:
+    glob = d / "epoch_*.pt"
+    return _fail(glob, ["timeline", glob, "demo"], "matches no file",
+                 what="a glob of checkpoints that matches no file")
 
 
 # ---------------------------------------------------------------------------- script

@@ -140,7 +140,8 @@ class Snapshot:
     timeline:
         Recorded steps, each a dict with ``step`` (int), ``embedding`` (N, 2) float32 and
         optionally ``predictions`` (N,) int64, ``centers_embedding``, ``proxies_embedding``,
-        ``prototypes_embedding`` (n, 2) float32 and ``accuracy`` (float).
+        ``prototypes_embedding`` (n, 2) float32, ``accuracy`` and ``refreshed`` (float) and
+        ``checkpoint`` (str: a timeline of checkpoints names each step's file).
     assignment_attrs:
         Attributes of the Sinkhorn plan (see ``assignment``).
     runs:

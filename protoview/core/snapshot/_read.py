@@ -237,6 +237,9 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         sentences.append(f"History of {len(history['step'])} steps (last accuracy {last}).")
     if recorded:
         sentences.append(f"Timeline of {recorded} recorded steps.")
+    checkpoints = _describe_checkpoints(contents.attrs, history, unlabelled)
+    if checkpoints:
+        sentences.append(checkpoints)
     if runs:
         sentences.append(_describe_runs(runs))
     if metrics:
@@ -247,6 +250,27 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         )
         sentences.append(f"Metrics: {shown}.")
     return " ".join(sentences)
+
+
+def _describe_checkpoints(attrs: Mapping[str, Any], history: Mapping[str, Any],
+                          unlabelled: bool) -> str:
+    """``Checkpoints (3): 1 epoch_1.pt (accuracy 0.5100), 2 ...`` for a timeline of
+    checkpoints (the root attribute ``timeline_checkpoints``); "" for other files."""
+    try:
+        names = json.loads(str(attrs.get("timeline_checkpoints", "")))
+    except ValueError:
+        return ""
+    if not isinstance(names, list) or not names:
+        return ""
+    steps = list(history.get("step", ()))
+    accuracy = list(history.get("accuracy", ()))
+    parts = []
+    for i, name in enumerate(names):
+        text = f"{steps[i] if i < len(steps) else i + 1} {os.path.basename(str(name))}"
+        if not unlabelled and i < len(accuracy) and np.isfinite(accuracy[i]):
+            text += f" (accuracy {float(accuracy[i]):.4f})"
+        parts.append(text)
+    return f"Checkpoints ({len(names)}): " + ", ".join(parts) + "."
 
 
 def _describe_origin(where: str, attrs: Mapping[str, Any]) -> str:

@@ -27,6 +27,10 @@ from protoview.errors import SnapshotError
 #: when the map was not fully refreshed) and the share of samples refreshed to its model.
 _FRAME_NUMBERS = ("accuracy", "refreshed")
 
+#: A recorded step's texts (attributes of its group): the checkpoint file of a timeline of
+#: checkpoints (optional; readers before it ignore it).
+_FRAME_TEXTS = ("checkpoint",)
+
 
 def _prepare_history(where: str, history: Any, prefix: str = "history") -> dict[str, np.ndarray]:
     """The datasets of the history group; a ragged column becomes ``name`` + ``name_offsets``.
@@ -130,7 +134,8 @@ def _prepare_timeline(where: str, timeline: Any, n_samples: int) -> list[tuple[d
             raise SnapshotError(
                 where, f"timeline[{i}] must be a dict with at least 'step' and 'embedding'"
             )
-        unknown = sorted(set(entry) - set(_TIMELINE_FIELDS) - {"step", *_FRAME_NUMBERS})
+        unknown = sorted(
+            set(entry) - set(_TIMELINE_FIELDS) - {"step", *_FRAME_NUMBERS, *_FRAME_TEXTS})
         if unknown:
             raise SnapshotError(
                 where, f"timeline[{i}] has '{unknown[0]}', which is not part of the format"
@@ -161,6 +166,12 @@ def _timeline_attrs(where: str, label: str, entry: Mapping[str, Any], steps: set
             if isinstance(value, str):
                 raise SnapshotError(where, f"{label}/{name} must be a number")
             attrs[name] = float(value)
+    for name in _FRAME_TEXTS:
+        if name in entry:
+            value = _scalar(where, f"{label}/{name}", entry[name])
+            if not isinstance(value, str):
+                raise SnapshotError(where, f"{label}/{name} must be text")
+            attrs[name] = value
     return attrs
 
 
@@ -233,13 +244,16 @@ def _read_timeline(where: str, h5: h5py.File, n_samples: int) -> list[dict]:
         entry = {
             k: _plain(where, f"{label}/{k}", v)
             for k, v in step_group.attrs.items()
-            if k in ("step", *_FRAME_NUMBERS)
+            if k in ("step", *_FRAME_NUMBERS, *_FRAME_TEXTS)
         }
         if not isinstance(entry.get("step"), int):
             raise SnapshotError(where, f"{label} has no integer 'step' attribute")
         for number in _FRAME_NUMBERS:
             if isinstance(entry.get(number), str):
                 raise SnapshotError(where, f"{label}/{number} must be a number")
+        for text in _FRAME_TEXTS:
+            if text in entry and not isinstance(entry[text], str):
+                raise SnapshotError(where, f"{label}/{text} must be text")
         datasets = {
             k: d
             for k, d in step_group.items()

@@ -35,10 +35,12 @@ def initial_request(checkpoint: str | None = None, data: str | None = None,
     return OpenRequest(checkpoint=checkpoint or base.checkpoint, data=data or base.data, **given)
 
 
-def run_app(checkpoint: str | None = None, data: str | None = None, **options) -> int:
+def run_app(checkpoint: str | None = None, data: str | None = None, *,
+            snapshot: str | None = None, **options) -> int:
     """Create the QApplication and the window, open the files (or the demo), run the loop.
 
     options: as :func:`initial_request` (the command line's ``--arch`` ... ``--preprocess``).
+    snapshot: open this snapshot instead (a timeline of checkpoints: its replay).
     """
     problem = _platform.xcb_problem()
     if problem is not None:
@@ -50,7 +52,10 @@ def run_app(checkpoint: str | None = None, data: str | None = None, **options) -
     shot = os.environ.get(SCREENSHOT_ENV, "").strip()
     if shot:
         _screenshot_then_quit(app, window, shot)
-    window.submit(initial_request(checkpoint, data, **options))
+    if snapshot is not None:
+        window.open_snapshot(snapshot)
+    else:
+        window.submit(initial_request(checkpoint, data, **options))
     return int(app.exec())
 
 
@@ -59,7 +64,7 @@ def _screenshot_then_quit(app, window, path: str) -> None:
     from PySide6 import QtCore
 
     def on_result(res) -> None:
-        if res.kind == "open" and not res.partial:
+        if res.kind in ("open", "read_snapshot") and not getattr(res, "partial", False):
             QtCore.QTimer.singleShot(800, save)  # the charts and the fit land in later turns
 
     def save() -> None:

@@ -1,0 +1,159 @@
+"""``protoview timeline CKPT... DATA``: a timeline of checkpoints over one dataset, and
+``protoview CKPT... DATA`` (several checkpoints): the same, opened in the window's replay."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from protoview.cli._common import Handler, add_open_options, progress_printer, say, score_text
+
+_USAGE_DATA = "the dataset every checkpoint is seen on (the last positional argument)"
+
+
+def split_paths(paths: list[str], where: str = "CHECKPOINT... DATA") -> tuple[list[str], str]:
+    """(checkpoints, data) of the positional ``CHECKPOINT... DATA``."""
+    from protoview.errors import ParameterError
+
+    if len(paths) < 2:
+        raise ParameterError(where, "give one or more checkpoints (files or a quoted glob such "
+                                    "as 'runs/epoch_*.pt') and then the dataset")
+    return paths[:-1], paths[-1]
+
+
+def build_from_args(args: argparse.Namespace, *, with_map: bool):
+    """The :class:`~protoview.core.timeline.Timeline` of the parsed arguments, with a
+    progress line per checkpoint on stderr."""
+    from protoview.core.timeline import OpenOptions, TimelineBuilder
+
+    checkpoints, data = split_paths(args.paths)
+    options = OpenOptions(arch=args.arch, trust=getattr(args, "trust_checkpoint", False),
+                          nb_proxy=args.nb_proxy, split=args.split, preprocess=args.preprocess)
+    builder = TimelineBuilder(
+        checkpoints, data, options, k=getattr(args, "k", 10), seed=getattr(args, "seed", 0),
+        with_map=with_map, keep_order=getattr(args, "keep_order", False),
+        device=getattr(args, "device", None), batch_size=getattr(args, "batch_size", 256),
+        use_cache=not getattr(args, "no_cache", False))
+    names = [os.path.basename(p) for p in builder.paths]
+    printers = [progress_printer(f"checkpoint {i + 1}/{len(names)} {name}")
+                for i, name in enumerate(names)]
+    current = [0]
+
+    def progress(done: int, total: int) -> None:
+        printers[current[0]](done, total)
+
+    for i, step in enumerate(builder.steps(progress)):
+        current[0] = min(i + 1, len(names) - 1)
+        for note in step.notes:
+            if not note.startswith(("loaded from cache", "saved to cache")):
+                say(f"note: {names[i]}: {note}")
+    return builder.timeline()
+
+
+def accuracy_table(timeline) -> list[str]:
+    """The lines of the per-checkpoint table: step, file, head classes, accuracy, mean k-NN
+    change from the step before, share of samples held in place on the map."""
+    labelled = any(s.evaluated for s in timeline.steps)
+    width = max(10, *(len(s.name) for s in timeline.steps))
+    lines = [f"{'step':>4}  {'checkpoint':<{width}}  {'classes':>7}  {'accuracy':>9}  "
+             f"{'k-NN change':>11}  {'map held':>8}"]
+    for s in timeline.steps:
+        change = "-" if s.knn_change != s.knn_change else f"{s.knn_change:.3f}"
+        held = "-" if s.map_held != s.map_held else f"{s.map_held:.1%}"
+        lines.append(f"{s.step:>4}  {s.name:<{width}}  {s.head_classes:>7}  "
+                     f"{score_text(s.accuracy, labelled):>9}  {change:>11}  {held:>8}")
+    return lines
+
+
+def movers_lines(timeline, a: str, b: str, top: int) -> list[str]:
+    """The movers from checkpoint ``a`` to ``b``: rank, sample, label, both predictions,
+    Jaccard distance."""
+    movers = timeline.movers(a, b, top)
+    sa, sb = timeline.find(a), timeline.find(b)
+    labels = timeline.state.labels
+    pa, pb = sa.frame["predictions"], sb.frame["predictions"]
+    lines = [f"movers from {sa.step} ({sa.name}) to {sb.step} ({sb.name}): the {len(movers.indices)} "
+             f"samples whose {movers.k} nearest neighbours in feature space changed most "
+             "(Jaccard distance of the lists, 0 = same neighbours, 1 = none shared)",
+             f"{'rank':>4}  {'sample':>7}  {'label':>5}  {'pred ' + str(sa.step):>7}  "
+             f"{'pred ' + str(sb.step):>7}  {'distance':>8}"]
+    for rank, i in enumerate(movers.indices, 1):
+        label = "-" if labels[i] < 0 else str(int(labels[i]))
+        lines.append(f"{rank:>4}  {int(i):>7}  {label:>5}  {int(pa[i]):>7}  {int(pb[i]):>7}  "
+                     f"{movers.distance[i]:>8.3f}")
+    mean = float(movers.distance.mean())
+    lines.append(f"mean distance over all {len(movers.distance)} samples: {mean:.3f}")
+    return lines
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from protoview.errors import ParameterError
+
+    if args.top < 1:
+        raise ParameterError("--top", f"must be a whole number >= 1, got {args.top}")
+    if args.k < 1:
+        raise ParameterError("--k", f"must be a whole number >= 1, got {args.k}")
+    timeline = build_from_args(args, with_map=bool(args.out))
+    if args.movers:  # checked before anything is written
+        timeline.find(args.movers[0]), timeline.find(args.movers[1])
+    for line in accuracy_table(timeline):
+        say(line)
+    if args.movers:
+        for line in movers_lines(timeline, *args.movers, args.top):
+            say(line)
+    if args.out:
+        from protoview.core.snapshot import write_snapshot
+        from protoview.core.timeline import timeline_to_snapshot
+
+        write_snapshot(args.out, timeline_to_snapshot(timeline))
+        say(f"wrote {args.out}: a timeline of {len(timeline.steps)} checkpoints, "
+            f"{timeline.state.summary()}")
+    return 0
+
+
+def open_in_window(args: argparse.Namespace, files: list[str]) -> int:
+    """``protoview CKPT... DATA``: build the timeline (maps included), write it to a
+    snapshot in the temporary folder, and open the window on it (its replay)."""
+    import tempfile
+
+    from protoview.core.snapshot import write_snapshot
+    from protoview.core.timeline import timeline_to_snapshot
+
+    ns = argparse.Namespace(**{**vars(args), "paths": files, "trust_checkpoint": False})
+    timeline = build_from_args(ns, with_map=True)
+    for line in accuracy_table(timeline):
+        say(line)
+    handle, path = tempfile.mkstemp(prefix="protoview-timeline-", suffix=".h5")
+    os.close(handle)
+    write_snapshot(path, timeline_to_snapshot(timeline))
+    say(f"timeline written to {path} (File → Export snapshot keeps a copy)")
+    from protoview.gui.window import run_app
+
+    return run_app(snapshot=path)
+
+
+def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
+    """Add ``timeline`` to the main parser's subcommands."""
+    p = sub.add_parser(
+        "timeline", help="checkpoints of one run over one dataset: accuracy per checkpoint, "
+                         "movers between two, aligned maps in a snapshot (replay)")
+    p.add_argument("paths", nargs="+", metavar="CHECKPOINT... DATA",
+                   help="checkpoint files or quoted globs ('runs/epoch_*.pt'), put in natural "
+                        "order (epoch_2 before epoch_10), then " + _USAGE_DATA)
+    add_open_options(p)
+    p.add_argument("--out", help="write the timeline as a snapshot (.h5): every checkpoint a "
+                                 "frame of the replay, its map aligned from the one before; "
+                                 "without it no map is drawn (table and movers only)")
+    p.add_argument("--movers", nargs=2, metavar=("A", "B"),
+                   help="print the samples whose neighbourhood changed most from checkpoint A "
+                        "to B (their numbers, 1 = first, or file names)")
+    p.add_argument("--top", type=int, default=20, help="movers to print (default 20)")
+    p.add_argument("--k", type=int, default=10, help="neighbours per sample for the movers "
+                                                     "(default 10)")
+    p.add_argument("--keep-order", action="store_true",
+                   help="keep the checkpoints in the order given (globs still in natural order)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first map (default 0)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--batch-size", type=int, default=256, help="extraction batch size (default 256)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    handlers.update(timeline=cmd_timeline)

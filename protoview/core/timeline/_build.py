@@ -1,0 +1,306 @@
+"""Building a timeline: each checkpoint's features (cached), its map aligned from the one
+before by the anchored update a live step uses, its accuracy and its neighbour lists.
+
+:class:`TimelineBuilder` checks and opens everything first (a bad input raises before any
+feature is extracted), then :meth:`TimelineBuilder.steps` is a generator of one
+:class:`CheckpointStep` per checkpoint (the window's worker can drive it and cancel it
+between checkpoints); :meth:`TimelineBuilder.timeline` is the result.
+:func:`build_timeline` does both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from protoview.core.state import GeometryState, compute_geometry, timeline_frame
+from protoview.core.timeline._inputs import (
+    OpenOptions,
+    expand_checkpoints,
+    inspect_checkpoints,
+    largest_head,
+    load_on,
+    open_reference,
+)
+from protoview.core.timeline._movers import (
+    DEFAULT_K,
+    Movers,
+    knn_jaccard,
+    knn_lists,
+    movers_between,
+)
+from protoview.errors import CancelledError, ParameterError
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+
+
+@dataclass
+class CheckpointStep:
+    """One checkpoint of a timeline (step 1 is the first).
+
+    path: the file; sha256: its digest; head_classes: its head's class count;
+    accuracy: over the labelled samples of the classes its head has (all of them unless
+    the head is a smaller, earlier one of a class-incremental run; NaN: no labels);
+    evaluated: those samples' count; class_accuracy: (C,) float64, NaN for a class its
+    head lacks or without labelled samples; frame: the recorded map (a snapshot timeline
+    entry: positions, predictions); knn: (N, k) int64 neighbour lists in feature space;
+    knn_change: mean Jaccard distance of the lists from the step before (NaN for the
+    first); map_held: share of samples kept exactly in place by the aligned update (NaN for
+    the first map); seconds / map_seconds: extraction (or cache read) and map time.
+    """
+
+    step: int
+    path: str
+    sha256: str
+    head_classes: int
+    accuracy: float
+    evaluated: int
+    class_accuracy: np.ndarray
+    frame: dict
+    knn: np.ndarray
+    knn_change: float = float("nan")
+    map_held: float = float("nan")
+    seconds: float = 0.0
+    map_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+@dataclass
+class Timeline:
+    """Checkpoints over one dataset: ``steps`` in order, ``state`` the last checkpoint's
+    geometry (its features, proxies, centers and map), ``k`` the neighbour-list length."""
+
+    steps: list[CheckpointStep]
+    state: GeometryState
+    dataset: str
+    class_names: list[str]
+    k: int
+
+    def find(self, which: int | str, where: str = "--movers") -> CheckpointStep:
+        """The step ``which``: its number (1-based, as text too) or its file (path or name)."""
+        text = str(which)
+        if text.lstrip("-").isdigit():
+            number = int(text)
+            if 1 <= number <= len(self.steps):
+                return self.steps[number - 1]
+        for step in self.steps:
+            if text in (step.path, step.name):
+                return step
+        raise ParameterError(where, f"no checkpoint {text!r} in the timeline: give its number "
+                                    f"(1 to {len(self.steps)}) or its file name")
+
+    def movers(self, a: int | str, b: int | str, top: int | None = None) -> Movers:
+        """The samples whose neighbourhood changed most from checkpoint ``a`` to ``b`` (any
+        two; see :meth:`find`), ranked."""
+        sa, sb = self.find(a), self.find(b)
+        return movers_between(sa.knn, sb.knn, sa.step, sb.step, top)
+
+
+class TimelineBuilder:
+    """See the module docstring. ``checkpoints``: files and globs (see
+    :func:`expand_checkpoints`); ``data``: one dataset spelling; ``options``: how every
+    checkpoint is loaded; ``k``: neighbours per sample for the movers; ``with_map``: draw
+    the maps (False: accuracy and movers only, NaN positions); ``seed``: the first map's."""
+
+    def __init__(self, checkpoints: Sequence[str], data: str, options: OpenOptions | None = None,
+                 *, k: int = DEFAULT_K, seed: int = 0, with_map: bool = True,
+                 keep_order: bool = False, device: str | None = None,
+                 batch_size: int | None = 256, use_cache: bool = True,
+                 cache_dir: str | None = None, warn: bool = True) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ParameterError("--k", f"must be a whole number >= 1, got {k!r}")
+        self.options = options or OpenOptions()
+        self.paths = expand_checkpoints(checkpoints, keep_order=keep_order)
+        self.infos = inspect_checkpoints(self.paths, self.options)
+        self.reference_index = largest_head(self.infos)
+        self.reference, self.dataset = open_reference(
+            self.infos[self.reference_index], data, self.options, warn=warn)
+        self.data, self.k = data, k
+        self.extract = dict(device=device, batch_size=batch_size)
+        self.use_cache, self.cache_dir = use_cache, cache_dir
+        self.num_classes = int(self.reference.info.head.num_classes)
+        self._steps: list[CheckpointStep] = []
+        self._state: GeometryState | None = None
+        self._maps = AlignedMaps(seed, with_map)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def steps(self, progress: Progress = None, cancel: Cancel = None) -> Iterator[CheckpointStep]:
+        """Each checkpoint in turn: load, extract (cached), map, numbers; ``progress(done,
+        total)`` per extraction batch, ``cancel`` checked between checkpoints and inside."""
+        for i, path in enumerate(self.paths):
+            if cancel is not None and cancel():
+                raise CancelledError(f"timeline cancelled after {i} of {len(self.paths)} checkpoints")
+            model = (self.reference if i == self.reference_index
+                     else load_on(path, self.reference, self.data, self.dataset, self.options))
+            step = self._step(i + 1, path, model, progress, cancel)
+            self._steps.append(step)
+            yield step
+
+    def timeline(self) -> Timeline:
+        """The timeline of the steps run so far (ParameterError before any)."""
+        from protoview.core.data import preprocess_attrs
+
+        if self._state is None:
+            raise ParameterError("checkpoints", "the timeline has no step yet")
+        self._state.attrs.update(preprocess_attrs(self.dataset))
+        return Timeline(list(self._steps), self._state,
+                        str(getattr(self.dataset, "description", "")),
+                        list(getattr(self.dataset, "class_names", []) or []), self.k)
+
+    # ------------------------------------------------------------------ one checkpoint
+    def _features(self, model: Any, progress: Progress, cancel: Cancel) -> Any:
+        from protoview.core.features import cached_features, extract_features
+
+        kwargs = dict(self.extract, progress=progress, cancel=cancel)
+        if self.use_cache:
+            return cached_features(model, self.dataset, cache_dir=self.cache_dir, **kwargs)
+        return extract_features(model, self.dataset, **kwargs)
+
+    def _step(self, number: int, path: str, model: Any, progress: Progress,
+              cancel: Cancel) -> CheckpointStep:
+        from protoview.core.heads import head_proxies
+
+        result = self._features(model, progress, cancel)
+        vectors, classes = head_proxies(model.classifier)
+        proxies = vectors.detach().float().cpu().numpy()
+        proxy_classes = classes.cpu().numpy().astype(np.int64)
+        head_classes = int(model.info.head.num_classes)
+        state = self._map(result, proxies, proxy_classes, cancel)
+        accuracy, evaluated, per_class = seen_class_accuracy(
+            state.predictions, result.labels, head_classes, self.num_classes)
+        state.metrics["accuracy"] = accuracy
+        knn = knn_lists(result.features, self.k)
+        previous = self._steps[-1] if self._steps else None
+        held = state.map_held
+        return CheckpointStep(
+            step=number, path=path, sha256=model.info.sha256, head_classes=head_classes,
+            accuracy=accuracy, evaluated=evaluated, class_accuracy=per_class,
+            frame={**timeline_frame(state, number), "checkpoint": path}, knn=knn,
+            knn_change=(float("nan") if previous is None
+                        else float(knn_jaccard(previous.knn, knn).mean())),
+            map_held=(float("nan") if held is None
+                      else float(np.mean(held[state.rows.slice("samples")]))),
+            seconds=float(result.seconds), map_seconds=float(state.metrics.get("map_seconds", 0.0)),
+            notes=list(result.notes),
+        )
+
+    def _map(self, result: Any, proxies: np.ndarray, proxy_classes: np.ndarray,
+             cancel: Cancel) -> GeometryState:
+        state = self._maps.next(result.features, result.labels, logits=result.logits,
+                                proxies=proxies, proxy_classes=proxy_classes,
+                                num_classes=self.num_classes, cancel=cancel)
+        self._state = state
+        return state
+
+
+class AlignedMaps:
+    """A sequence of maps, each aligned from the one before: the first fitted, every next
+    one the anchored update a live step uses (a point whose vector did not move since its
+    position was last set stays exactly in place; its anchor is kept), new proxies of a
+    growing head joining where their nearest samples are (:func:`grown_layout`).
+    ``with_map=False``: the geometry only (NaN positions)."""
+
+    def __init__(self, seed: int = 0, with_map: bool = True) -> None:
+        self.seed, self.with_map = int(seed), bool(with_map)
+        self.state: GeometryState | None = None
+        self.anchors: np.ndarray | None = None  # (rows.total, D) each point's anchor
+
+    def next(self, features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None,
+             proxies: np.ndarray | None = None, proxy_classes: np.ndarray | None = None,
+             num_classes: int | None = None, cancel: Cancel = None) -> GeometryState:
+        """The geometry of the next model's ``features`` (N, D) (the same N samples in the
+        same order every time), its map aligned from the previous one."""
+        previous = anchors = new_rows = knn = None
+        d = np.shape(features)[1]
+        proxies = np.zeros((0, d), np.float32) if proxies is None else proxies
+        if self.state is not None and self.with_map:
+            previous, anchors, new_rows = grown_layout(self.state, self.anchors, features, proxies)
+            knn = self.state.map_knn
+        state = compute_geometry(
+            features, labels, logits=logits, proxies=proxies, proxy_classes=proxy_classes,
+            num_classes=num_classes, previous_embedding=previous, anchor_vectors=anchors,
+            previous_knn=knn, new_rows=new_rows, with_map=self.with_map, seed=self.seed,
+            cancel=cancel)
+        joint, held = state.joint_vectors(), state.map_held
+        if anchors is None or held is None or anchors.shape != joint.shape:
+            self.anchors = joint
+        else:  # as SessionMap.draw: a held point keeps its anchor, a moved one is anchored anew
+            self.anchors = np.where(held[:, None], anchors, joint)
+        self.state = state
+        return state
+
+
+def grown_layout(state: GeometryState, anchors: np.ndarray | None, features: np.ndarray,
+                 proxies: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The previous joint layout for the next checkpoint, whose head may have other rows.
+
+    Samples and centers keep their rows of ``state``'s layout and ``anchors``; the proxies
+    the two heads share (the first rows: a growing head keeps the old classes' rows first)
+    keep theirs; each new proxy starts at the distance-weighted mean of the previous
+    positions of its nearest samples in the new ``features`` (N, D) and is marked new
+    (always placed, never held). Returns (previous (N + C + P, 2), anchors or None,
+    new_rows (N + C + P,) bool or None when the head did not change size).
+    """
+    from protoview.core.projection import place_points
+
+    rows = state.rows
+    p_new = len(proxies)
+    joint_xy = state.joint_embedding()
+    if rows.proxies == p_new and rows.prototypes == 0:
+        return joint_xy, anchors, None
+    start = rows.slice("proxies").start
+    keep = min(rows.proxies, p_new)
+    emb = np.asarray(state.embedding)
+    ok = np.isfinite(emb).all(axis=1)
+    added = np.asarray(proxies[keep:], np.float32)
+    placed = (place_points(np.asarray(features)[ok], emb[ok], added) if len(added) and ok.any()
+              else np.zeros((len(added), 2), np.float32))
+    previous = np.concatenate([joint_xy[: start + keep], placed]).astype(np.float32)
+    if anchors is not None and len(anchors) >= start + keep:
+        anchors = np.concatenate([np.asarray(anchors)[: start + keep],
+                                  added.reshape(-1, anchors.shape[1])])
+    else:
+        anchors = None
+    new_rows = np.zeros(start + p_new, bool)
+    new_rows[start + keep:] = True
+    return previous, anchors, new_rows
+
+
+def seen_class_accuracy(predictions: np.ndarray, labels: np.ndarray, head_classes: int,
+                        num_classes: int) -> tuple[float, int, np.ndarray]:
+    """(accuracy, samples counted, per-class accuracy (num_classes,) float64) over the
+    labelled samples whose class is in a head of ``head_classes`` classes (as PyCIL scores
+    a task: the classes seen so far); NaN where nothing is counted."""
+    from protoview.core.metrics import per_class_accuracy
+
+    labels = np.asarray(labels, np.int64)
+    predictions = np.asarray(predictions, np.int64)
+    seen = (labels >= 0) & (labels < head_classes)
+    accuracy = float(np.mean(predictions[seen] == labels[seen])) if seen.any() else float("nan")
+    per_class = per_class_accuracy(predictions, labels, num_classes).astype(np.float64)
+    per_class[head_classes:] = np.nan
+    return accuracy, int(seen.sum()), per_class
+
+
+def build_timeline(checkpoints: Sequence[str], data: str, options: OpenOptions | None = None,
+                   *, progress: Progress = None, cancel: Cancel = None,
+                   on_step: Callable[[CheckpointStep], None] | None = None,
+                   **kwargs: Any) -> Timeline:
+    """A :class:`Timeline` of ``checkpoints`` over ``data`` (the keywords of
+    :class:`TimelineBuilder`); ``on_step`` is called with each step as it is done."""
+    builder = TimelineBuilder(checkpoints, data, options, **kwargs)
+    for step in builder.steps(progress, cancel):
+        if on_step is not None:
+            on_step(step)
+    return builder.timeline()

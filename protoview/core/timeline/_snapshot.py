@@ -1,0 +1,106 @@
+"""A timeline as a snapshot, in the layout of an adaptation run's (so ``info``, the
+window's replay and ``export`` read it), and its movers read back from one.
+
+Each checkpoint is one step: a ``timeline`` frame (its map, predictions, accuracy and its
+file as the frame's ``checkpoint`` attribute) and a ``history`` row (``accuracy``,
+``head_classes``, ``evaluated``, ``knn_change``, ``map_held``, ``seconds``,
+``map_seconds``, and the ragged ``class_accuracy`` and ``knn_indices``); the root state
+is the last checkpoint's. See docs/snapshot-format.md, "A timeline of checkpoints".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from protoview.core.timeline._build import Timeline
+from protoview.core.timeline._movers import Movers, movers_between
+from protoview.errors import ParameterError, SnapshotError
+
+#: The root ``method`` of a timeline snapshot.
+TIMELINE_METHOD = "timeline"
+
+
+def _padded(frame: dict, proxies: int) -> dict:
+    """``frame`` with its proxies' positions as ``proxies`` rows: the rows its head lacks
+    (classes that have not arrived yet) NaN, so that every frame has the last head's rows."""
+    out = dict(frame)
+    xy = np.asarray(frame["proxies_embedding"], np.float32).reshape(-1, 2)
+    rows = np.full((proxies, 2), np.nan, np.float32)
+    rows[: min(proxies, len(xy))] = xy[:proxies]
+    out["proxies_embedding"] = rows
+    return out
+
+
+def timeline_to_snapshot(timeline: Timeline, *, with_features: bool = True):
+    """A :class:`~protoview.core.snapshot.Snapshot` of ``timeline``: the last checkpoint's
+    state, one history row and one timeline frame per checkpoint (steps 1..T)."""
+    from protoview.core.state import state_to_snapshot
+
+    state, steps = timeline.state, timeline.steps
+    snap = state_to_snapshot(state, with_features=with_features)
+    last = steps[-1]
+    snap.attrs.update(
+        method=TIMELINE_METHOD, step=last.step, params={"k": timeline.k},
+        checkpoint=last.path, checkpoint_sha256=last.sha256, dataset=timeline.dataset,
+        timeline_checkpoints=json.dumps([s.path for s in steps]),
+    )
+    snap.history = {
+        "step": np.array([s.step for s in steps], np.int64),
+        "accuracy": np.array([s.accuracy for s in steps], np.float64),
+        "head_classes": np.array([s.head_classes for s in steps], np.int64),
+        "evaluated": np.array([s.evaluated for s in steps], np.int64),
+        "knn_change": np.array([s.knn_change for s in steps], np.float64),
+        "map_held": np.array([s.map_held for s in steps], np.float64),
+        "seconds": np.array([s.seconds for s in steps], np.float64),
+        "map_seconds": np.array([s.map_seconds for s in steps], np.float64),
+        "class_accuracy": [np.asarray(s.class_accuracy, np.float64) for s in steps],
+        "knn_indices": [np.asarray(s.knn, np.int64).reshape(-1) for s in steps],
+    }
+    snap.metrics["knn_k"] = int(timeline.k)
+    proxies = len(state.proxies)
+    snap.timeline = [_padded(s.frame, proxies) for s in steps]
+    return snap
+
+
+def is_timeline_snapshot(snap: Any) -> bool:
+    """The snapshot holds a timeline of checkpoints (not an adaptation run)."""
+    return snap.attrs.get("method") == TIMELINE_METHOD and "knn_indices" in snap.history
+
+
+def timeline_checkpoints(snap: Any) -> list[str]:
+    """The checkpoint files of a timeline snapshot, in step order (empty for other files)."""
+    try:
+        names = json.loads(str(snap.attrs.get("timeline_checkpoints", "[]")))
+    except ValueError:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def snapshot_movers(snap: Any, a: int | str, b: int | str, top: int | None = None) -> Movers:
+    """The movers between steps ``a`` and ``b`` (numbers 1..T or file names) of a timeline
+    snapshot, from its stored neighbour lists (no model, no features needed)."""
+    if not is_timeline_snapshot(snap):
+        raise SnapshotError("snapshot", "holds no timeline of checkpoints (no history/knn_indices)")
+    steps = [int(s) for s in snap.history["step"]]
+    names = timeline_checkpoints(snap)
+    n = len(snap.samples["labels"])
+    lists = snap.history["knn_indices"]
+    k = int(snap.metrics.get("knn_k", len(lists[0]) // max(n, 1)))
+
+    def index(which: int | str) -> int:
+        text = str(which)
+        if text.isdigit() and int(text) in steps:
+            return steps.index(int(text))
+        for i, name in enumerate(names):
+            if text == name or text == name.rsplit("/", 1)[-1]:
+                return i
+        raise ParameterError("--movers", f"no checkpoint {text!r} in the timeline: give its "
+                                         f"step ({steps[0]} to {steps[-1]}) or its file name")
+
+    ia, ib = index(a), index(b)
+    knn_a = np.asarray(lists[ia], np.int64).reshape(n, k)
+    knn_b = np.asarray(lists[ib], np.int64).reshape(n, k)
+    return movers_between(knn_a, knn_b, steps[ia], steps[ib], top)
