@@ -87,9 +87,10 @@ def _resolve_gpu(use_gpu: bool | None) -> bool:
     if use_gpu is None:
         return available
     if use_gpu and not available:
-        raise ParameterError(
-            "use_gpu", "a GPU was asked for, but faiss or torch sees no CUDA GPU here"
-        )
+        why = ("this faiss is the CPU build (pip uninstall faiss-cpu && pip install faiss-gpu)"
+               if not hasattr(faiss, "StandardGpuResources")
+               else "faiss or torch sees no CUDA GPU here")
+        raise ParameterError("use_gpu", f"a GPU was asked for, but {why}")
     return bool(use_gpu)
 
 
