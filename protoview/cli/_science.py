@@ -83,7 +83,9 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p = sub.add_parser("assign", help="Sinkhorn-Knopp balanced assignment to prototypes, proxies or centers")
     add_model_args(p)
     p.add_argument("--target", default="proxies", choices=("prototypes", "proxies", "centers"))
-    p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes")
+    p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes "
+                   "(not for a SwAV / DeepCluster-v2 / DINO model opened with --features projection: "
+                   "its own prototypes are the target)")
     p.add_argument("--epsilon", type=float, default=0.05)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--seed", type=int, default=0,
@@ -217,14 +219,23 @@ def cmd_assign(args: argparse.Namespace) -> int:
     import numpy as np
 
     from protoview.core.session import KMeansRequest, SinkhornRequest
+    from protoview.core.state import places_prototypes
 
     session = _open(args)
-    if args.target == "prototypes":
+    own = places_prototypes(session.model)
+    encoder = session.model.info.encoder if session.model.info is not None else None
+    if args.target == "prototypes" and not own:
+        if encoder is not None and encoder.prototypes:
+            say(f"note: the {encoder.method} prototypes live in the projection space; "
+                "--features projection assigns to them (here: k-means prototypes)")
         session.kmeans(KMeansRequest(k=args.k, seed=args.seed))
     state = session.sinkhorn(SinkhornRequest(target=args.target, epsilon=args.epsilon, n_iters=args.iters))
     counts = np.bincount(state.assignment[state.assignment >= 0])
+    what = args.target
+    if args.target == "prototypes" and own:
+        what = f"the model's {len(state.prototypes)} {encoder.method} prototypes (SwAV's codes)"
     say(
-        f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {args.target}: "
+        f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {what}: "
         f"{len(counts)} groups, sizes {counts.min()}..{counts.max()}, "
         f"{state.metrics.get('sinkhorn_seconds', float('nan')) * 1000:.1f} ms"
     )

@@ -78,7 +78,9 @@ class FeatureResult:
 
     @property
     def predictions(self) -> np.ndarray:
-        """(N,) int64 argmax of the logits."""
+        """(N,) int64 argmax of the logits (-1 each for an encoder's 0 columns)."""
+        if self.logits.ndim == 2 and self.logits.shape[1] == 0:
+            return np.full(self.logits.shape[0], -1, np.int64)
         return self.logits.argmax(axis=1).astype(np.int64)
 
 

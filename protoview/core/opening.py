@@ -25,13 +25,14 @@ def checkpoint_path(checkpoint: str) -> str:
 def open_model_and_data(
     checkpoint: str, data: str, *, arch: str | None = None, trust: bool = False,
     nb_proxy: int | None = None, split: str | None = None, preprocess: str | None = None,
-    warn: bool = True,
+    warn: bool = True, features: str = "backbone", dino_weights: str | None = None,
 ) -> tuple[Any, Any]:
     """Load ``checkpoint`` and the dataset ``data`` so that they fit each other.
 
     checkpoint: a file or ``demo`` / ``demo:linear`` / ``demo:cosine``; data: any spelling of
-    :func:`protoview.core.data.open_dataset`; arch, trust, nb_proxy, split, preprocess: as
-    :func:`protoview.core.checkpoint.load_checkpoint` takes them (the CLI's options).
+    :func:`protoview.core.data.open_dataset`; arch, trust, nb_proxy, split, preprocess,
+    features, dino_weights: as :func:`protoview.core.checkpoint.load_checkpoint` takes them
+    (the CLI's options).
 
     - Preprocessing: ``preprocess``, else the model's own (checkpoint, timm, torchvision,
       built-in), else the default with one warning naming ``--preprocess`` (``warn``); the
@@ -41,7 +42,8 @@ def open_model_and_data(
       rows are not a multiple of it, a ParameterError naming ``--nb-proxy``.
     - ImageNet-A / -R / -D109 data restrict a 1000-class head to their classes
       (:func:`restrict_to_subset`).
-    - Labels are checked against the head's classes.
+    - Labels are checked against the head's classes (an encoder without a head: against
+      the data's own class names).
 
     Returns (SplitModel, dataset or FeatureSet).
     """
@@ -53,7 +55,8 @@ def open_model_and_data(
     from protoview.core.warnings import ProtoviewWarning
 
     path = checkpoint_path(checkpoint)
-    options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess)
+    options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess,
+                   features=features, dino_weights=dino_weights)
     model = load_checkpoint(path, arch, **options)
     info = model.info
     follow_data(info, data)
@@ -72,7 +75,10 @@ def open_model_and_data(
         follow_data(info, data)
     model = restrict_to_subset(model, dataset)
     info = model.info
-    fit_classes(dataset, info.head.num_classes)
+    if model.has_head:
+        fit_classes(dataset, info.head.num_classes)
+    else:  # an encoder: the labels need only be the data's own
+        fit_classes(dataset, len(getattr(dataset, "class_names", []) or []) or _label_count(dataset))
     if warn and images and info.transform_source == "default" and own is not None:
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
     return model, dataset
@@ -84,7 +90,15 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
     return open_model_and_data(
         req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
         split=req.split, preprocess=req.preprocess, warn=warn,
+        features=getattr(req, "features", "backbone"), dino_weights=getattr(req, "dino_weights", None),
     )
+
+
+def _label_count(dataset: Any) -> int:
+    import numpy as np
+
+    labels = np.asarray(getattr(dataset, "labels", None) if getattr(dataset, "labels", None) is not None else [], np.int64)
+    return int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 1
 
 
 

@@ -17,7 +17,9 @@ class OpenRequest:
     """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
     data: any dataset spec of :func:`protoview.core.data.open_dataset`; arch, trust,
     nb_proxy, split: as the command line's ``--arch`` ...; preprocess: ``--preprocess``
-    (None: the model's own, see :mod:`protoview.core.preprocess`)."""
+    (None: the model's own, see :mod:`protoview.core.preprocess`); features, dino_weights: a
+    self-supervised encoder's ``--features backbone|projection`` and
+    ``--dino-weights teacher|student``."""
 
     checkpoint: str = "demo:cosine"
     data: str = "demo:noise:3"
@@ -30,6 +32,8 @@ class OpenRequest:
     adapt: bool = False  # True: refuse data that cannot be adapted (features files) at once
     preprocess: str | None = None
     decoded: str = "auto"  # image folders decoded once: auto | memory | disk | off
+    features: str = "backbone"  # an encoder's feature space: backbone | projection
+    dino_weights: str | None = None  # a DINO checkpoint's network: teacher | student
 
 
 @dataclass(frozen=True)

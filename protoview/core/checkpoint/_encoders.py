@@ -29,15 +29,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from protoview.core.checkpoint._build import _has_meta, fit_report
+from protoview.core.checkpoint._build import Assembled, _has_meta, fit_report
 from protoview.core.checkpoint._build import _load as load_weights
-from protoview.core.checkpoint._build import Assembled
 from protoview.core.checkpoint._layout import remap_state, strip_prefix
 from protoview.core.checkpoint._split import apply_split, find_split
 from protoview.core.checkpoint.archs import ArchSpec
 from protoview.core.model import EncoderInfo, ProjectionHead
 from protoview.errors import CheckpointError, ParameterError
-
 
 
 @dataclass

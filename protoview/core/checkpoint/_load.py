@@ -136,7 +136,7 @@ def load_checkpoint(
     transform, source = resolve_preprocess(preprocess, own, own_source)
     probe = None if transform.is_none or source.endswith("default") else transform
     if assembled.head is None and assembled.featurizer is not None:  # an encoder
-        model, encoder = _finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path)
+        model, encoder = _finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path, notes)
     else:
         if features != "backbone":
             raise ParameterError("--features", f"projection: {os.fspath(path)} is a classifier, "
@@ -333,7 +333,7 @@ def _assemble_encoder(
 
 def _finish_encoder(
     backbone: nn.Module, parts: EncoderParts | None, label: str,
-    transform: TransformSpec | None, features: str, path: str | os.PathLike[str],
+    transform: TransformSpec | None, features: str, path: str | os.PathLike[str], notes: list[str],
 ) -> tuple[SplitModel, EncoderInfo]:
     """The encoder as a SplitModel: featurizer = the backbone (``--features backbone``) or
     the backbone + projection head (``projection``), classifier = NoHead."""
@@ -351,7 +351,12 @@ def _finish_encoder(
     else:
         featurizer, out = backbone, dim
     model = SplitModel(featurizer, NoHead(out), projection=head, feature_space=features).eval()
-    return model, encoder_info(parts, label, dim, head, features)
+    info = encoder_info(parts, label, dim, head, features)
+    if features == "backbone" and info.prototypes and info.projection is not None:
+        notes.append(f"its {info.prototypes[0]} prototypes live in the projection head's "
+                     f"{info.projection[1]}-d output space, not in the backbone's: they are not "
+                     "placed on the map of backbone features (--features projection shows them)")
+    return model, info
 
 
 def _timm_twin(spec: ArchSpec, path: str | os.PathLike[str]) -> ArchSpec | None:
