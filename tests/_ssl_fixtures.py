@@ -15,6 +15,7 @@ them (small widths, random weights; generated in the test's tmp dir).
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,8 +115,10 @@ def dino_pair(arch: str = "vit_tiny", *, out_dim: int = 20, hidden_dim: int = 32
         else:
             backbone = torchvision.models.__dict__[arch]()
             dim = backbone.fc.weight.shape[1]
-        head = DINOHead(dim, out_dim, norm_last_layer=norm_last_layer, hidden_dim=hidden_dim,
-                        bottleneck_dim=bottleneck_dim)
+        with warnings.catch_warnings():  # DINO's nn.utils.weight_norm is deprecated in torch 2
+            warnings.simplefilter("ignore", FutureWarning)
+            head = DINOHead(dim, out_dim, norm_last_layer=norm_last_layer, hidden_dim=hidden_dim,
+                            bottleneck_dim=bottleneck_dim)
         if not norm_last_layer or k == 0:
             with torch.no_grad():
                 head.last_layer.weight_g.uniform_(0.5, 2.0)

@@ -49,7 +49,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from protoview.core.warnings import ProtoviewWarning
 
     options = dict(trust=args.trust_checkpoint, nb_proxy=args.nb_proxy, split=args.split,
-                   preprocess=args.preprocess, features=args.features, dino_weights=args.dino_weights)
+                   preprocess=args.preprocess, features=args.features or "backbone",
+                   dino_weights=args.dino_weights)
     info = inspect_checkpoint(path, args.arch, num_classes=args.num_classes, **options)
     dataset = None
     if getattr(args, "data", None):
@@ -197,7 +198,8 @@ def run_headless_demo(
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    options = {key: getattr(args, key, None) for key in ("arch", "split", "nb_proxy", "preprocess", "device")}
+    options = {key: getattr(args, key, None)
+               for key in ("arch", "split", "nb_proxy", "preprocess", "device", "features", "dino_weights")}
     if any(value is not None for value in options.values()) and not getattr(args, "checkpoint", None):
         from protoview.errors import ParameterError
 

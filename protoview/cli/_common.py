@@ -45,7 +45,7 @@ def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
     p.add_argument("--split", help="head attribute path to split at (e.g. 'fc' or 'head.fc') when auto-detection fails")
     p.add_argument("--nb-proxy", type=int, help="proxies per class of a cosine head (default: stored, else inferred from the data's class count)")
     p.add_argument("--preprocess", metavar="SPEC", help=PREPROCESS_HELP)
-    p.add_argument("--features", choices=("backbone", "projection"), default="backbone",
+    p.add_argument("--features", choices=("backbone", "projection"),
                    help="a self-supervised encoder's features: backbone (default, what its paper "
                         "evaluates) or projection (the projection head's output, where SwAV's and "
                         "DINO's prototypes live)")
@@ -130,7 +130,7 @@ def open_request(args: argparse.Namespace, *, adapt: bool = False):
         trust=getattr(args, "trust_checkpoint", False), nb_proxy=getattr(args, "nb_proxy", None),
         split=getattr(args, "split", None), device=getattr(args, "device", None),
         seed=getattr(args, "seed", 0), adapt=adapt, preprocess=getattr(args, "preprocess", None),
-        decoded=getattr(args, "decoded", "auto"), features=getattr(args, "features", "backbone"),
+        decoded=getattr(args, "decoded", "auto"), features=getattr(args, "features", None) or "backbone",
         dino_weights=getattr(args, "dino_weights", None),
     )
 

@@ -223,7 +223,7 @@ class Session:
                 self.map.kmeans = model_prototypes(self.model, features.features)
         state = self._draw(features, fresh=fresh_map, cancel=cancel, preview=preview)
         own = self.map.kmeans
-        if not preview and getattr(own, "codes", None) is not None and self.map.sinkhorn is None:
+        if getattr(own, "codes", None) is not None and self.map.sinkhorn is None:
             from protoview.core.requests import SinkhornRequest
 
             state = self.map.set_assignment(own.assignments, SinkhornRequest("prototypes"),

@@ -135,9 +135,21 @@ def _dino(state: dict[str, torch.Tensor], where: str | os.PathLike[str]) -> Enco
         raise CheckpointError(where, f"its head.last_layer is not DINO's weight-normalised "
                                      f"Linear (keys: {', '.join(last) or 'none'})")
     else:
-        weight = torch._weight_norm(v, g.reshape(-1, *([1] * (v.dim() - 1))), 0)
+        weight = _weight_normed(g, v)
     return EncoderParts("DINO", _part(state, "backbone."), _part(head, "mlp."), "gelu", True,
                         [weight.detach()], used="DINO")
+
+
+@torch.no_grad()
+def _weight_normed(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The effective weight ``g * v / ||v||`` (norm of each row), computed by torch's own
+    weight normalisation (what DINO's ``nn.utils.weight_norm`` last layer computes)."""
+    layer = nn.Linear(v.shape[1], v.shape[0], bias=False)
+    layer = nn.utils.parametrizations.weight_norm(layer, dim=0)
+    original = layer.parametrizations.weight
+    original.original0.copy_(g.reshape(-1, 1).float())
+    original.original1.copy_(v.float())
+    return layer.weight.detach().clone()
 
 
 # ---------------------------------------------------------------------------- building
