@@ -279,10 +279,10 @@ def _plain_backbone(
     contents: Contents, spec: ArchSpec, split: str | None, path: str | os.PathLike[str],
     notes: list[str], sha256: str,
 ) -> tuple[str, Assembled, TransformSpec | None, str] | None:
-    """A plain backbone (a torchvision / timm model's weights without its head, as MoCo's and
-    SimSiam's ``main_lincls.py`` strip them), when the weights fit ``spec`` (or its timm
-    twin) minus its head exactly; None otherwise."""
-    if split or contents.state is None or spec.kind not in ("torchvision", "timm"):
+    """A plain backbone (a model's weights without its head, as MoCo's and SimSiam's
+    ``main_lincls.py`` strip them), when the weights fit ``spec`` (or its timm twin) minus
+    its head (found by the split conventions) exactly; None otherwise."""
+    if split or contents.state is None:
         return None
     for candidate in (spec, _timm_twin(spec, path)):
         if candidate is None:
