@@ -11,9 +11,11 @@ Public names:
 
 Private modules, in the order a file goes through them: ``_read`` (bytes -> tensors, never
 running pickled code unless trusted), ``_layout`` (which convention: protoview, DomainBed,
-PyCIL, nested, prefixed), ``_build`` (architecture + weights), ``_split`` (featurizer / head
-conventions, ``--split``), ``_heads`` (Linear / CosineLinear adoption, proxies per class),
-``_load`` (the public entry points and the final checks).
+PyCIL, DINO's file (``_dino_file``), nested, prefixed), ``_build`` (architecture + weights),
+``_encoders`` (self-supervised encoders without a classifier: SwAV, DeepCluster-v2,
+MoCo/PCL, SimSiam, DINO, plain backbones; their projection heads and prototypes),
+``_split`` (featurizer / head conventions, ``--split``), ``_heads`` (Linear / CosineLinear
+adoption, proxies per class), ``_load`` (the public entry points and the final checks).
 """
 
 from protoview.core.checkpoint._layout import PROTOVIEW_FORMAT, PROTOVIEW_VERSION
