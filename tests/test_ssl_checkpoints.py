@@ -299,3 +299,13 @@ def test_cli_info_export_and_assign(swav, tmp_path, capsys):
     assert main(["assign", str(path), data, *common, "--features", "projection", "--no-cache",
                  "--target", "prototypes"]) == 0
     assert "to the model's 10 SwAV prototypes (SwAV's codes)" in capsys.readouterr().out
+
+
+def test_compare_on_an_encoder_is_refused(swav, tmp_path, capsys):
+    from protoview.cli import main
+
+    _, path = swav
+    code = main(["compare", str(path), _npz(tmp_path / "d.npz"), "--arch", "resnet18",
+                 "--preprocess", "size=32", "--methods", "none", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and str(path) in err and "without a classifier head" in err

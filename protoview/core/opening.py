@@ -160,3 +160,18 @@ def restrict_to_subset(model: Any, dataset: Any) -> Any:
         "classes in ImageNet order], as the authors' evaluation and the toolkit score them"
     )
     return model
+
+
+def check_has_head(model: Any) -> None:
+    """Raise ParameterError naming the checkpoint when ``model`` is an encoder without a
+    classifier head (test-time adaptation and ``compare`` need its logits), with the fix."""
+    if getattr(model, "has_head", True):
+        return
+    info = model.info
+    what = f"a {info.encoder.method} encoder" if info is not None and info.encoder is not None else "an encoder"
+    raise ParameterError(
+        info.path if info is not None else "checkpoint",
+        f"is {what} without a classifier head: test-time adaptation needs a classifier's "
+        "logits; open a checkpoint that has one (e.g. its linear probe, as main_lincls.py "
+        "trains it on these weights)",
+    )

@@ -343,16 +343,9 @@ class Session:
     def check_adaptable(self) -> None:
         """Raise ParameterError naming the data when they cannot be adapted on (features),
         or the checkpoint when it has no classifier head (a self-supervised encoder)."""
-        if not self.model.has_head:
-            info = self.model.info
-            what = (f"a {info.encoder.method} encoder" if info is not None and info.encoder is not None
-                    else "an encoder")
-            raise ParameterError(
-                info.path if info else "checkpoint",
-                f"is {what} without a classifier head: "
-                "test-time adaptation needs a classifier's logits; open a checkpoint that has "
-                "one (e.g. its linear probe, as main_lincls.py trains it on these weights)",
-            )
+        from protoview.core.opening import check_has_head
+
+        check_has_head(self.model)
         if self.is_feature_file:
             raise ParameterError(
                 "data",
