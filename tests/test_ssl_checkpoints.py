@@ -309,3 +309,30 @@ def test_compare_on_an_encoder_is_refused(swav, tmp_path, capsys):
                  "--preprocess", "size=32", "--methods", "none", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and str(path) in err and "without a classifier head" in err
+
+
+def test_feature_cache_keys_tell_teacher_student_and_spaces(dino, tmp_path):
+    from protoview.core.features import feature_cache_key
+
+    class Data:
+        transform = None
+
+        def identity(self):
+            return "same data"
+
+    _, _, path = dino
+    keys = {feature_cache_key(load_checkpoint(path, dino_weights=w, features=f), Data())
+            for w in ("teacher", "student") for f in ("backbone", "projection")}
+    assert len(keys) == 4
+
+
+@torch.no_grad()
+def test_dino_released_backbone_with_a_timm_name(tmp_path):
+    from tests.oracles.dino_vit import vit_tiny
+
+    torch.manual_seed(0)
+    vit = vit_tiny(patch_size=16).eval()
+    torch.save(vit.state_dict(), tmp_path / "dino_deittiny16_pretrain.pth")
+    model = load_checkpoint(tmp_path / "dino_deittiny16_pretrain.pth", "vit_tiny_patch16_224")
+    assert model.info.encoder.method == "backbone"
+    torch.testing.assert_close(model.featurizer(X224), vit(X224), atol=1e-5, rtol=0)

@@ -214,6 +214,8 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
         model_part = (
             f"checkpoint:{info.sha256};arch={info.arch};format={info.format};head={info.head!r}"
         )
+        if getattr(info, "encoder", None) is not None:  # DINO's teacher / student, the space
+            model_part += f";encoder={info.encoder!r}"
     else:
         model_part = f"state_dict:{_state_dict_digest(model)}"
     transform = getattr(dataset, "transform", None)
