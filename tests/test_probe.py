@@ -56,3 +56,35 @@ def test_bad_probe_inputs():
         train_linear_probe(np.full_like(x, np.nan), y, 3)
     with pytest.raises(ParameterError, match="probe has 2 classes"):
         train_linear_probe(x, y, 2)
+
+
+def test_probe_command_gives_an_encoder_a_head(tmp_path, capsys):
+    import warnings
+
+    from protoview.cli import main
+    from protoview.core.checkpoint import load_checkpoint
+    from protoview.core.session import Session
+    from tests import _ssl_fixtures as sf
+
+    path = sf.write_swav(tmp_path / "swav.pth.tar", sf.swav_model())
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8), y=np.arange(30) % 3)
+    out = tmp_path / "probe.pt"
+    common = ["--arch", "resnet18", "--preprocess", "size=32", "--device", "cpu", "--no-cache"]
+    assert main(["probe", str(path), str(data), *common, "--epochs", "3", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "held-out accuracy" in said and "on 15 samples" in said and "as its fc (3 classes)" in said
+    encoder = load_checkpoint(path, "resnet18")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probed = load_checkpoint(out)
+    assert probed.has_head and probed.info.head.num_classes == 3 and probed.info.arch == "resnet18 (torchvision)"
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(probed.featurizer(x), encoder.featurizer(x))
+    assert probed.info.transform.size == (32, 32)
+    session = Session(probed, None)
+    session.check_adaptable()  # a head: adaptation may run
+    assert main(["probe", str(path), str(data), *common, "--features", "projection", "--out", str(out)]) == 2
+    assert "--out: a probe checkpoint puts the probe in the architecture's head" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from protoview.cli._common import Handler, show_warning
 
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
-COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign",
+COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign", "probe",
             "gui")
 
 

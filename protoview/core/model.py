@@ -44,6 +44,8 @@ class EncoderInfo:
     used: str = ""
     ignored: tuple[str, ...] = ()
     features: str = "backbone"
+    #: the architecture's name as resolved (a checkpoint may name it; "" for a user file)
+    arch_name: str = ""
 
     def summary(self) -> str:
         """One line: ``"SwAV: resnet50 backbone, projection head 2048→128, 3000 prototypes"``."""

@@ -7,7 +7,8 @@ Public names:
   :func:`file_sha256`;
 - :class:`ArchSpec`, :func:`resolve_arch`, :func:`known_arch_names` (architectures by name:
   built-in, torchvision, timm, ``file.py:fn``; module :mod:`.archs`);
-- ``PROTOVIEW_FORMAT`` / ``PROTOVIEW_VERSION``: the header of protoview's own checkpoints.
+- ``PROTOVIEW_FORMAT`` / ``PROTOVIEW_VERSION``: the header of protoview's own checkpoints;
+  :func:`write_probe_checkpoint` (an encoder with a linear probe as its head, ``_write``).
 
 Private modules, in the order a file goes through them: ``_read`` (bytes -> tensors, never
 running pickled code unless trusted), ``_layout`` (which convention: protoview, DomainBed,
@@ -22,6 +23,7 @@ from protoview.core.checkpoint._layout import PROTOVIEW_FORMAT, PROTOVIEW_VERSIO
 from protoview.core.checkpoint._load import inspect_checkpoint, load_checkpoint
 from protoview.core.checkpoint._preprocess import home_data_transform
 from protoview.core.checkpoint._read import file_sha256
+from protoview.core.checkpoint._write import write_probe_checkpoint
 from protoview.core.checkpoint.archs import ArchSpec, known_arch_names, resolve_arch
 
 __all__ = [
@@ -34,4 +36,5 @@ __all__ = [
     "known_arch_names",
     "load_checkpoint",
     "resolve_arch",
+    "write_probe_checkpoint",
 ]

@@ -137,6 +137,7 @@ def load_checkpoint(
     probe = None if transform.is_none or source.endswith("default") else transform
     if assembled.head is None and assembled.featurizer is not None:  # an encoder
         model, encoder = _finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path, notes)
+        encoder.arch_name = assembled.arch_name
     else:
         if features != "backbone":
             raise ParameterError("--features", f"projection: {os.fspath(path)} is a classifier, "
@@ -290,8 +291,16 @@ def _plain_backbone(
         backbone = headless_backbone(contents.state, candidate, path)
         if backbone is not None:
             own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
-            return candidate.label, Assembled(featurizer=backbone), own, source
+            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
     return None
+
+
+def _file_nameable(spec: ArchSpec) -> str:
+    """``spec``'s name when a checkpoint file may name it (not a user file), else "";
+    torchvision's and timm's with their library's prefix (a bare name may be both)."""
+    if spec.kind == "file":
+        return ""
+    return f"{spec.kind}:{spec.target}" if spec.kind in ("torchvision", "timm") else spec.name
 
 
 def _encoder_parts(contents: Contents, arch: str | None, path: str | os.PathLike[str],
@@ -325,7 +334,7 @@ def _assemble_encoder(
         backbone = headless_backbone(parts.backbone, candidate, path)
         if backbone is not None:
             own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
-            return candidate.label, Assembled(featurizer=backbone), own, source
+            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
     problem = backbone_problem(parts.backbone, spec, path)
     raise CheckpointError(path, f"the {parts.method} backbone's weights do not fit architecture "
                                 f"{spec.label} without its head: {problem}", needs=("arch",))
