@@ -261,8 +261,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import numpy as np
 
     from protoview.cli._common import model_features
-    from protoview.core.probe import probe_split, train_linear_probe
+    from protoview.core.probe import check_fraction, probe_split, train_linear_probe
 
+    if not args.train:
+        check_fraction(args.fraction)  # before anything is opened
     if args.out and (args.features or "backbone") != "backbone":
         from protoview.errors import ParameterError
 

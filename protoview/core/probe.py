@@ -44,6 +44,12 @@ class LinearProbe:
     batch_size: int
 
 
+def check_fraction(fraction: float) -> None:
+    """ParameterError (``--fraction``) unless 0 < fraction < 1."""
+    if not 0.0 < float(fraction) < 1.0:
+        raise ParameterError("--fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
+
+
 def probe_split(labels: Any, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) indices: ``fraction`` of each class's labelled samples (at least one)
     for training, the rest held out; unlabelled samples (-1) in neither.
@@ -51,8 +57,7 @@ def probe_split(labels: Any, fraction: float, seed: int = 0) -> tuple[np.ndarray
     Raises ParameterError (``--fraction``) for a fraction outside (0, 1) and when no sample
     has a label.
     """
-    if not 0.0 < float(fraction) < 1.0:
-        raise ParameterError("--fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
+    check_fraction(fraction)
     y = np.asarray(labels, np.int64)
     if not (y >= 0).any():
         raise ParameterError("--fraction", "the data have no labels: a probe needs labelled samples")

@@ -633,6 +633,12 @@ def _opt_features_projection_on_a_plain_backbone(d: Path) -> dict[str, Any]:
                         what="--features projection for a backbone without a projection head")
 
 
+@_case(OPTION)
+def _opt_probe_fraction_one(d: Path) -> dict[str, Any]:
+    return _option_fail(["probe", "demo", "demo:noise:1", "--fraction", "1", "--no-cache"], "--fraction",
+                        "between 0 and 1", what="a probe trained on every sample (nothing held out)")
+
+
 @_case(CHECKPOINT)
 def _ckpt_adapt_on_an_encoder(d: Path) -> dict[str, Any]:
     state, arch = _tiny_encoder(d, _swav_head(prototype_width=4))
