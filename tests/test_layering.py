@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.demo",),
     ("core.checkpoint", "core.data", "core.snapshot"),
     ("core.features", "core.cluster", "core.sinkhorn", "core.metrics", "core.projection", "core.adapt",
-     "core.collapse", "core.cka", "core.knn"),
+     "core.collapse", "core.cka", "core.knn", "core.probe"),
     ("core.distributed", "core.state", "core.opening", "core.runs", "core.measures"),
     ("core.maps", "core.updates", "core.timeline"),
     ("core.live",),

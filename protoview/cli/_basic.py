@@ -49,7 +49,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from protoview.core.warnings import ProtoviewWarning
 
     options = dict(trust=args.trust_checkpoint, nb_proxy=args.nb_proxy, split=args.split,
-                   preprocess=args.preprocess)
+                   preprocess=args.preprocess, features=args.features or "backbone",
+                   dino_weights=args.dino_weights)
     info = inspect_checkpoint(path, args.arch, num_classes=args.num_classes, **options)
     dataset = None
     if getattr(args, "data", None):
@@ -83,8 +84,11 @@ def _describe_match(info, dataset) -> None:
     """``info CKPT DATA``: the dataset, and whether the head's class k is its class k."""
     from protoview.core.data import imagenet_c_convention, match_classes
 
-    match = match_classes(info, dataset)
     say(f"data:        {dataset.description}")
+    if info.head.kind == "none":
+        say("match:       the encoder has no classifier head: no classes to match")
+        return
+    match = match_classes(info, dataset)
     convention = imagenet_c_convention(dataset)
     if convention:
         say(f"note:        {convention}")
@@ -229,7 +233,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from protoview.cli._timeline import open_in_window
 
         return open_in_window(args, timeline)
-    options = {key: getattr(args, key, None) for key in ("arch", "split", "nb_proxy", "preprocess", "device")}
+    options = {key: getattr(args, key, None)
+               for key in ("arch", "split", "nb_proxy", "preprocess", "device", "features", "dino_weights")}
     if any(value is not None for value in options.values()) and not getattr(args, "checkpoint", None):
         from protoview.errors import ParameterError
 

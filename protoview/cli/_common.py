@@ -73,6 +73,12 @@ def add_open_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
                         "indices (head class k = data class order[k]), data (the data's own); "
                         "auto (default): pycil for a PyCIL checkpoint whose head holds every "
                         "class of the data, else the data's")
+    p.add_argument("--features", choices=("backbone", "projection"),
+                   help="a self-supervised encoder's features: backbone (default, what its paper "
+                        "evaluates) or projection (the projection head's output, where SwAV's and "
+                        "DINO's prototypes live)")
+    p.add_argument("--dino-weights", choices=("teacher", "student"),
+                   help="which network of a DINO checkpoint (default: the teacher)")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -154,6 +160,8 @@ def open_request(args: argparse.Namespace, *, adapt: bool = False):
         seed=getattr(args, "seed", 0), adapt=adapt, preprocess=getattr(args, "preprocess", None),
         decoded=getattr(args, "decoded", "auto"),
         class_order=getattr(args, "class_order", "auto"),
+        features=getattr(args, "features", None) or "backbone",
+        dino_weights=getattr(args, "dino_weights", None),
     )
 
 

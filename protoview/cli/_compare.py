@@ -124,7 +124,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if path and not Path(path).expanduser().absolute().parent.is_dir():
             raise ParameterError(path, "the folder to write into does not exist")
     options = dict(arch=args.arch, trust=args.trust_checkpoint, nb_proxy=args.nb_proxy,
-                   split=args.split, preprocess=args.preprocess, class_order=args.class_order)
+                   split=args.split, preprocess=args.preprocess, class_order=args.class_order,
+                   features=args.features or "backbone", dino_weights=args.dino_weights)
 
     def progress(message: str) -> None:
         sys.stderr.write(f"protoview: compare {message}\n")

@@ -25,7 +25,7 @@ from protoview.cli._common import Handler, show_warning
 #: Filled by the command modules' ``register`` when the parser is built.
 HANDLERS: dict[str, Handler] = {}
 COMMANDS = ("demo", "info", "extract", "export", "adapt", "methods", "compare", "cluster", "assign",
-            "geometry", "timeline", "gui")
+            "geometry", "timeline", "probe", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:

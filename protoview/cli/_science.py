@@ -83,13 +83,29 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p = sub.add_parser("assign", help="Sinkhorn-Knopp balanced assignment to prototypes, proxies or centers")
     add_model_args(p)
     p.add_argument("--target", default="proxies", choices=("prototypes", "proxies", "centers"))
-    p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes")
+    p.add_argument("--k", type=int, default=10, help="prototypes to cluster first when target=prototypes "
+                   "(not for a SwAV / DeepCluster-v2 / DINO model opened with --features projection: "
+                   "its own prototypes are the target)")
     p.add_argument("--epsilon", type=float, default=0.05)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--seed", type=int, default=0,
                    help="k-means seed when target=prototypes (default 0)")
     p.add_argument("--out", help="write a snapshot with the plan Q")
     handlers["assign"] = cmd_assign
+
+    p = sub.add_parser("probe", help="train a linear probe on the frozen features (SimSiam's main_lincls.py) "
+                                     "and report its held-out accuracy; --out gives an encoder a head")
+    add_model_args(p)
+    p.add_argument("--train", metavar="DATA", help="labelled data to train the probe on (opened with DATA's "
+                                                   "preprocessing); DATA is then all held out")
+    p.add_argument("--fraction", type=float, default=0.5,
+                   help="without --train: this share of each class of DATA trains, the rest is held out (default 0.5)")
+    p.add_argument("--epochs", type=int, default=90, help="epochs (default 90, as main_lincls.py)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate per 256 samples (default 0.1, as main_lincls.py)")
+    p.add_argument("--probe-batch-size", type=int, default=256, help="the probe's batch size (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the order")
+    p.add_argument("--out", help="write the encoder with the probe as its head, a checkpoint every command opens")
+    handlers["probe"] = cmd_probe
 
 
 def _open(args: argparse.Namespace, *, adapt: bool = False):
@@ -221,16 +237,73 @@ def cmd_assign(args: argparse.Namespace) -> int:
     import numpy as np
 
     from protoview.core.session import KMeansRequest, SinkhornRequest
+    from protoview.core.state import places_prototypes
 
     session = _open(args)
-    if args.target == "prototypes":
+    own = places_prototypes(session.model)
+    encoder = session.model.info.encoder if session.model.info is not None else None
+    if args.target == "prototypes" and not own:
+        if encoder is not None and encoder.prototypes:
+            say(f"note: the {encoder.method} prototypes live in the projection space; "
+                "--features projection assigns to them (here: k-means prototypes)")
         session.kmeans(KMeansRequest(k=args.k, seed=args.seed))
     state = session.sinkhorn(SinkhornRequest(target=args.target, epsilon=args.epsilon, n_iters=args.iters))
     counts = np.bincount(state.assignment[state.assignment >= 0])
+    what = args.target
+    if args.target == "prototypes" and own:
+        what = f"the model's {len(state.prototypes)} {encoder.method} prototypes (SwAV's codes)"
     say(
-        f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {args.target}: "
+        f"Sinkhorn ({args.iters} iterations, epsilon {args.epsilon}) to {what}: "
         f"{len(counts)} groups, sizes {counts.min()}..{counts.max()}, "
         f"{state.metrics.get('sinkhorn_seconds', float('nan')) * 1000:.1f} ms"
     )
     _write_out(args, session)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from protoview.cli._common import model_features
+    from protoview.core.probe import check_fraction, probe_split, train_linear_probe
+
+    if not args.train:
+        check_fraction(args.fraction)  # before anything is opened
+    if args.out and (args.features or "backbone") != "backbone":
+        from protoview.errors import ParameterError
+
+        raise ParameterError("--out", "a probe checkpoint puts the probe in the architecture's head: "
+                                      "train it on --features backbone")
+    model, dataset, result = model_features(args)
+    feats, labels = result.features, result.labels
+    if args.train:
+        from protoview.core.data import open_dataset
+        from protoview.core.features import cached_features
+
+        train_data = open_dataset(args.train, getattr(dataset, "transform", None))
+        extra = cached_features(model, train_data, batch_size=args.batch_size, device=args.device)
+        held = np.flatnonzero(labels >= 0)
+        train = len(feats) + np.flatnonzero(extra.labels >= 0)
+        feats, labels = np.concatenate([feats, extra.features]), np.concatenate([labels, extra.labels])
+        if len(train) == 0:
+            from protoview.errors import DatasetError
+
+            raise DatasetError(args.train, "has no labelled samples to train a probe on")
+    else:
+        train, held = probe_split(labels, args.fraction, seed=args.seed)
+    names = list(getattr(dataset, "class_names", []) or [])
+    classes = max(len(names), int(labels.max()) + 1)
+    probe = train_linear_probe(feats, labels, classes, train=train, held_out=held, epochs=args.epochs,
+                               batch_size=args.probe_batch_size, lr=args.lr, seed=args.seed)
+    say(f"linear probe (SimSiam's main_lincls.py on frozen features: {args.epochs} epochs, lr "
+        f"{probe.lr:g}, batch {args.probe_batch_size}): train accuracy "
+        f"{score_text(probe.train_accuracy, True)} on {len(train)} samples, held-out accuracy "
+        f"{score_text(probe.held_out_accuracy, len(held) > 0)} on {len(held)} samples")
+    if args.out:
+        from protoview.core.checkpoint import write_probe_checkpoint
+
+        slot = write_probe_checkpoint(args.out, model, probe.head, class_names=names or None,
+                                      transform=getattr(dataset, "transform", None))
+        say(f"wrote {args.out}: {model.info.arch} with the probe as its {slot} "
+            f"({classes} classes); adapt, compare and the window open it as a classifier")
     return 0

@@ -518,9 +518,10 @@ def _protocol(model, datasets, columns: Sequence[str], entries: Sequence[str],
 def _open_all(checkpoint: str, shifts: Sequence[str], options: dict[str, Any]):
     """The model (opened with the first shift) and every shift's dataset, fitted to it."""
     from protoview.core.data import fit_classes, open_dataset
-    from protoview.core.opening import open_model_and_data
+    from protoview.core.opening import check_has_head, open_model_and_data
 
     model, first = open_model_and_data(checkpoint, shifts[0], **options)
+    check_has_head(model)
     transform = getattr(first, "transform", None)
     if transform is None:
         raise ParameterError("data", f"{shifts[0]} holds precomputed features: adaptation "

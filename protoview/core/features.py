@@ -78,7 +78,9 @@ class FeatureResult:
 
     @property
     def predictions(self) -> np.ndarray:
-        """(N,) int64 argmax of the logits."""
+        """(N,) int64 argmax of the logits (-1 each for an encoder's 0 columns)."""
+        if self.logits.ndim == 2 and self.logits.shape[1] == 0:
+            return np.full(self.logits.shape[0], -1, np.int64)
         return self.logits.argmax(axis=1).astype(np.int64)
 
 
@@ -214,6 +216,8 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
         )
         if getattr(info, "class_order", ""):  # the same weights, logits in another order
             model_part += f";class_order={info.class_order}"
+        if getattr(info, "encoder", None) is not None:  # DINO's teacher / student, the space
+            model_part += f";encoder={info.encoder!r}"
     else:
         model_part = f"state_dict:{_state_dict_digest(model)}"
     transform = getattr(dataset, "transform", None)

@@ -4,6 +4,9 @@
 with one interface change: ``forward`` returns the logits tensor itself instead of
 ``{'logits': ...}`` so that every head in protoview maps ``(N, D) -> (N, C)``.
 
+:class:`NoHead` stands for the head of an encoder that has none (a self-supervised
+backbone: SwAV, MoCo / PCL, SimSiam, DINO): ``(N, D) -> (N, 0)`` logits, no proxies.
+
 Proxies are the head's weight rows. A cosine head with ``nb_proxy = P`` over ``C``
 classes holds ``C*P`` rows, class-major: rows ``c*P ... c*P+P-1`` belong to class ``c``.
 """
@@ -133,7 +136,7 @@ class SplitCosineLinear(nn.Module):
 class HeadInfo:
     """What a classifier head is.
 
-    kind: ``"linear"`` or ``"cosine"``; num_classes: C; nb_proxy: P (rows per class);
+    kind: ``"linear"``, ``"cosine"`` or ``"none"`` (:class:`NoHead`); num_classes: C; nb_proxy: P (rows per class);
     feature_dim: D; sigma: the cosine scale (``None`` for linear heads or no sigma);
     has_bias: linear heads only.
     """
@@ -150,6 +153,8 @@ class HeadInfo:
         return self.num_classes * self.nb_proxy
 
     def describe(self) -> str:
+        if self.kind == "none":
+            return f"none (an encoder: {self.feature_dim}-d features, no classifier)"
         if self.kind == "cosine":
             s = "none" if self.sigma is None else f"{self.sigma:.4g}"
             return (
@@ -158,6 +163,23 @@ class HeadInfo:
             )
         bias = "with bias" if self.has_bias else "no bias"
         return f"linear head: {self.num_classes} classes, feature dim {self.feature_dim}, {bias}"
+
+
+class NoHead(nn.Module):
+    """The head of an encoder without a classifier: ``(N, D)`` features -> ``(N, 0)`` logits.
+
+    Its ``weight`` is ``(0, D)``: no proxies, no classes. Everything that needs logits
+    (predictions, accuracy, adaptation) sees none; features, centers, k-means and the
+    model's own prototypes work as for any model.
+    """
+
+    def __init__(self, feature_dim: int) -> None:
+        super().__init__()
+        self.in_features = int(feature_dim)
+        self.register_buffer("weight", torch.zeros(0, self.in_features), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.new_zeros(z.shape[0], 0)
 
 
 class ClassSubset(nn.Module):
@@ -204,6 +226,8 @@ def describe_head(head: nn.Module) -> HeadInfo:
             inner.kind, len(head.classes), inner.nb_proxy, inner.feature_dim, inner.sigma,
             inner.has_bias,
         )  # fmt: skip
+    if isinstance(head, NoHead):
+        return HeadInfo("none", 0, 1, head.in_features)
     if isinstance(head, nn.Linear):
         return HeadInfo("linear", head.out_features, 1, head.in_features, None, head.bias is not None)
     if isinstance(head, (CosineLinear, SplitCosineLinear)):

@@ -92,13 +92,18 @@ class SessionMap:
         """A map of ``features`` whose layout is the quick PCA preview
         (:func:`~protoview.core.projection.preview_layout`), drawn at once; the numbers are
         the map's. ``metrics["map_preview"]`` says so; the next :meth:`draw` (fresh) fits
-        the UMAP map."""
+        the UMAP map. The prototypes (k-means', or a self-supervised model's own) are in it."""
         from protoview.core.projection import preview_layout
 
+        protos = self.kmeans
         state = compute_geometry(
             features.features, features.labels, logits=features.logits,
             proxies=head.proxies, proxy_classes=head.proxy_classes,
+            prototypes=None if protos is None else protos.centroids,
+            prototype_density=None if protos is None else protos.density,
             num_classes=head.num_classes, with_map=False, seed=self.seed)
+        if protos is not None:
+            state.assignment = protos.assignments
         parts = state.rows.split(preview_layout(state.joint_vectors(), self.seed))
         state.embedding, state.centers_embedding = parts["samples"], parts["centers"]
         state.proxies_embedding = parts["proxies"]

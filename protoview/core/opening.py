@@ -35,13 +35,15 @@ def checkpoint_path(checkpoint: str) -> str:
 def open_model_and_data(
     checkpoint: str, data: str, *, arch: str | None = None, trust: bool = False,
     nb_proxy: int | None = None, split: str | None = None, preprocess: str | None = None,
-    class_order: str | None = None, warn: bool = True,
+    class_order: str | None = None, warn: bool = True, features: str = "backbone",
+    dino_weights: str | None = None,
 ) -> tuple[Any, Any]:
     """Load ``checkpoint`` and the dataset ``data`` so that they fit each other.
 
     checkpoint: a file or ``demo`` / ``demo:linear`` / ``demo:cosine``; data: any spelling of
-    :func:`protoview.core.data.open_dataset`; arch, trust, nb_proxy, split, preprocess: as
-    :func:`protoview.core.checkpoint.load_checkpoint` takes them (the CLI's options).
+    :func:`protoview.core.data.open_dataset`; arch, trust, nb_proxy, split, preprocess,
+    features, dino_weights: as :func:`protoview.core.checkpoint.load_checkpoint` takes them
+    (the CLI's options).
 
     - Preprocessing: ``preprocess``, else the model's own (checkpoint, timm, torchvision,
       built-in), else the default with one warning naming ``--preprocess`` (``warn``); the
@@ -54,7 +56,8 @@ def open_model_and_data(
     - A head in a class order of its own is put in the data's (``class_order``, the
       ``--class-order`` text: :func:`class_order_for`; PyCIL's seeded order by default for
       a PyCIL checkpoint).
-    - Labels are checked against the head's classes.
+    - Labels are checked against the head's classes (an encoder without a head: against
+      the data's own class names).
 
     Returns (SplitModel, dataset or FeatureSet).
     """
@@ -66,7 +69,8 @@ def open_model_and_data(
     from protoview.core.warnings import ProtoviewWarning
 
     path = checkpoint_path(checkpoint)
-    options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess)
+    options = dict(trust=trust, nb_proxy=nb_proxy, split=split, preprocess=preprocess,
+                   features=features, dino_weights=dino_weights)
     model = load_checkpoint(path, arch, **options)
     info = model.info
     follow_data(info, data)
@@ -87,7 +91,10 @@ def open_model_and_data(
     names = getattr(dataset, "class_names", None) or []
     model = apply_class_order(model, class_order_for(class_order, model.info, len(names)))
     info = model.info
-    fit_classes(dataset, info.head.num_classes)
+    if model.has_head:
+        fit_classes(dataset, info.head.num_classes)
+    else:  # an encoder: the labels need only be the data's own
+        fit_classes(dataset, len(getattr(dataset, "class_names", []) or []) or _label_count(dataset))
     if warn and images and info.transform_source == "default" and own is not None:
         warnings.warn(ProtoviewWarning(default_warning(info.arch)), stacklevel=2)
     return model, dataset
@@ -99,7 +106,15 @@ def open_request(req: Any, *, warn: bool = True) -> tuple[Any, Any]:
     return open_model_and_data(
         req.checkpoint, req.data, arch=req.arch, trust=req.trust, nb_proxy=req.nb_proxy,
         split=req.split, preprocess=req.preprocess, class_order=req.class_order, warn=warn,
+        features=getattr(req, "features", "backbone"), dino_weights=getattr(req, "dino_weights", None),
     )
+
+
+def _label_count(dataset: Any) -> int:
+    import numpy as np
+
+    labels = np.asarray(getattr(dataset, "labels", None) if getattr(dataset, "labels", None) is not None else [], np.int64)
+    return int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 1
 
 
 
@@ -286,3 +301,18 @@ def apply_class_order(model: Any, order: ClassOrder | None) -> Any:
         model.info.head = describe_head(model.classifier)
         note_class_order(model.info, order)
     return model
+
+
+def check_has_head(model: Any) -> None:
+    """Raise ParameterError naming the checkpoint when ``model`` is an encoder without a
+    classifier head (test-time adaptation and ``compare`` need its logits), with the fix."""
+    if getattr(model, "has_head", True):
+        return
+    info = model.info
+    what = f"a {info.encoder.method} encoder" if info is not None and info.encoder is not None else "an encoder"
+    raise ParameterError(
+        info.path if info is not None else "checkpoint",
+        f"is {what} without a classifier head: test-time adaptation needs a classifier's "
+        "logits; open a checkpoint that has one (e.g. its linear probe, as main_lincls.py "
+        "trains it on these weights)",
+    )

@@ -17,7 +17,9 @@ class OpenRequest:
     """What to open. checkpoint: a path, or ``demo`` / ``demo:linear`` / ``demo:cosine``;
     data: any dataset spec of :func:`protoview.core.data.open_dataset`; arch, trust,
     nb_proxy, split: as the command line's ``--arch`` ...; preprocess: ``--preprocess``
-    (None: the model's own, see :mod:`protoview.core.preprocess`)."""
+    (None: the model's own, see :mod:`protoview.core.preprocess`); features, dino_weights: a
+    self-supervised encoder's ``--features backbone|projection`` and
+    ``--dino-weights teacher|student``."""
 
     checkpoint: str = "demo:cosine"
     data: str = "demo:noise:3"
@@ -31,6 +33,8 @@ class OpenRequest:
     preprocess: str | None = None
     decoded: str = "auto"  # image folders decoded once: auto | memory | disk | off
     class_order: str = "auto"  # --class-order: auto | data | pycil[:SEED] | FILE
+    features: str = "backbone"  # an encoder's feature space: backbone | projection
+    dino_weights: str | None = None  # a DINO checkpoint's network: teacher | student
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,17 @@ class Session:
         features = self.map.features  # the source model's never change once extracted
         if features is None:
             features = self._source_features(progress, cancel)
+            if self.map.kmeans is None:  # a self-supervised model's own prototypes
+                from protoview.core.state import model_prototypes
+
+                self.map.kmeans = model_prototypes(self.model, features.features)
         state = self._draw(features, fresh=fresh_map, cancel=cancel, preview=preview)
+        own = self.map.kmeans
+        if getattr(own, "codes", None) is not None and self.map.sinkhorn is None:
+            from protoview.core.requests import SinkhornRequest
+
+            state = self.map.set_assignment(own.assignments, SinkhornRequest("prototypes"),
+                                            own.codes, sinkhorn_seconds=own.codes.seconds)
         if not preview:
             self.source = self.map.save()  # the source model's map, as Reset shows it
         return state
@@ -240,7 +250,7 @@ class Session:
         vectors, classes = head_proxies(self.model.classifier)
         info = self.model.info
         head = Head(vectors.detach().float().cpu().numpy(), classes.cpu().numpy(),
-                    info.head.num_classes if info else None)
+                    (info.head.num_classes or None) if info else None)
         state = (self.map.draw_preview(features, head) if preview
                  else self.map.draw(features, head, fresh=fresh, cancel=cancel))
         self._describe(state)
@@ -331,7 +341,11 @@ class Session:
         return self.runs
 
     def check_adaptable(self) -> None:
-        """Raise ParameterError naming the data when they cannot be adapted on (features)."""
+        """Raise ParameterError naming the data when they cannot be adapted on (features),
+        or the checkpoint when it has no classifier head (a self-supervised encoder)."""
+        from protoview.core.opening import check_has_head
+
+        check_has_head(self.model)
         if self.is_feature_file:
             raise ParameterError(
                 "data",
@@ -371,6 +385,16 @@ class Session:
         from protoview.core.sinkhorn import sinkhorn_assign
 
         s = self.state
+        own = self.map.kmeans
+        if req.target == "prototypes" and getattr(own, "codes", None) is not None:
+            # the model's own prototypes: SwAV's codes on its scores (not cosines)
+            from protoview.core.state import swav_codes
+
+            res = swav_codes(self.model, s.features, epsilon=req.epsilon, n_iters=req.n_iters)
+            state = self.map.set_assignment(res.assignments, req, res, sinkhorn_seconds=res.seconds)
+            if self.live is None:
+                self.source = self.map.save()
+            return state
         targets = {"prototypes": s.prototypes, "proxies": s.proxies, "centers": s.centers}.get(
             req.target)
         if targets is None:
@@ -379,6 +403,9 @@ class Session:
         if len(targets) == 0 and req.target == "centers":
             raise ParameterError("target", "there are no class centers: no sample has a known "
                                            "label (use proxies or prototypes)")
+        if len(targets) == 0 and req.target == "proxies" and not self.model.has_head:
+            raise ParameterError("target", "the model has no classifier head, so no proxies "
+                                           "(use prototypes or centers)")
         if len(targets) == 0:
             raise ParameterError("target", f"there are no {req.target} yet (run k-means first)")
         res = sinkhorn_assign(s.features, targets, epsilon=req.epsilon, n_iters=req.n_iters)

@@ -580,6 +580,88 @@ def _ckpt_plain_state_dict(d: Path) -> dict[str, Any]:
     return _fail(path, _info(path), "pass --arch", what="a bare state_dict (no architecture stored)")
 
 
+_TINY_ENCODER_ARCH = """from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x)))
+
+
+def build(num_classes=10):
+    return Net(num_classes)
+"""
+
+
+def _tiny_encoder(d: Path, extra: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, Any], str]:
+    """(a DDP state_dict of a tiny backbone without its fc, plus ``extra``; ``--arch`` for it)."""
+    arch = fx.write_arch_file(d / "tiny_encoder.py", _TINY_ENCODER_ARCH)
+    gen = torch.Generator().manual_seed(0)
+    state = {"conv.weight": torch.randn(8, 1, 3, 3, generator=gen), "conv.bias": torch.zeros(8),
+             **(extra or {})}
+    return {f"module.{k}": v for k, v in state.items()}, f"{arch}:build"
+
+
+def _swav_head(prototype_width: int) -> dict[str, torch.Tensor]:
+    """SwAV's projection_head (Linear-BN-ReLU-Linear, 8 -> 16 -> 4) and its prototypes."""
+    return {"projection_head.0.weight": torch.randn(16, 8), "projection_head.0.bias": torch.zeros(16),
+            "projection_head.1.weight": torch.ones(16), "projection_head.1.bias": torch.zeros(16),
+            "projection_head.1.running_mean": torch.zeros(16), "projection_head.1.running_var": torch.ones(16),
+            "projection_head.1.num_batches_tracked": torch.tensor(0),
+            "projection_head.3.weight": torch.randn(4, 16), "projection_head.3.bias": torch.zeros(4),
+            "prototypes.weight": torch.randn(6, prototype_width)}
+
+
+@_case(CHECKPOINT)
+def _ckpt_swav_prototypes_misfit(d: Path) -> dict[str, Any]:
+    state, arch = _tiny_encoder(d, _swav_head(prototype_width=5))
+    path = fx.save({"epoch": 2, "state_dict": state, "optimizer": {}}, d / "swav-misfit.pth.tar")
+    return _fail(path, ["info", path, "--arch", arch], "(6 x 5) do not fit its projection head",
+                 "4-d", what="a SwAV checkpoint whose 5-wide prototypes do not fit its 4-d projection")
+
+
+@_case(CHECKPOINT)
+def _ckpt_dino_without_networks(d: Path) -> dict[str, Any]:
+    import argparse
+
+    payload = {"optimizer": {}, "epoch": 5, "args": argparse.Namespace(arch="vit_small", patch_size=16),
+               "dino_loss": {"center": torch.zeros(1, 8)}}
+    path = fx.save(payload, d / "dino-checkpoint.pth")
+    return _fail(path, _info(path), "without 'teacher' or 'student'",
+                 what="a DINO checkpoint saved without its teacher and student")
+
+
+@_case(OPTION)
+def _opt_features_projection_on_a_plain_backbone(d: Path) -> dict[str, Any]:
+    state, arch = _tiny_encoder(d)
+    path = fx.save(state, d / "encoder_only.pt")
+    return _option_fail(["info", path, "--arch", arch, "--features", "projection"], "--features",
+                        "encoder_only.pt has no projection head", "--features backbone",
+                        what="--features projection for a backbone without a projection head")
+
+
+@_case(OPTION)
+def _opt_probe_fraction_one(d: Path) -> dict[str, Any]:
+    return _option_fail(["probe", "demo", "demo:noise:1", "--fraction", "1", "--no-cache"], "--fraction",
+                        "between 0 and 1", what="a probe trained on every sample (nothing held out)")
+
+
+@_case(CHECKPOINT)
+def _ckpt_adapt_on_an_encoder(d: Path) -> dict[str, Any]:
+    state, arch = _tiny_encoder(d, _swav_head(prototype_width=4))
+    path = fx.save({"epoch": 2, "state_dict": state, "optimizer": {}}, d / "swav.pth.tar")
+    return _fail(path, ["adapt", path, "demo:noise:1", "--arch", arch, "--steps", "1",
+                        "--preprocess", "size=16,channels=1,mean=0.5,std=0.25"],
+                 "SwAV encoder without a classifier head", "linear probe",
+                 what="adaptation asked of a SwAV encoder (no classifier, no logits)")
+
+
 @_case(CHECKPOINT)
 def _ckpt_non_utf8_name(d: Path) -> dict[str, Any]:
     name = os.fsencode(d) + b"/model_\xff.pt"

@@ -1,9 +1,16 @@
 # ruff: noqa: B007
-"""SwAV's ``distributed_sinkhorn`` (seed 001_*), as a test oracle.
+"""SwAV's ``distributed_sinkhorn``, as a test oracle.
 
-Ported for a single process: ``world_size = 1`` (so ``dist.all_reduce`` is the identity and
-is dropped), and ``args.epsilon`` / ``args.sinkhorn_iterations`` become parameters. The
-arithmetic is the seed's, line for line, including ``exp(out / epsilon)`` with no
+Ported from https://github.com/facebookresearch/swav at commit
+06b1b7cbaf6ba2a792300d79c7299db98b93b7f9, main_swav.py (function ``distributed_sinkhorn``,
+lines 353-376); the seed 001_* quoted the same function.
+
+Changed to run here, nothing else:
+- one process: ``args.world_size`` is the parameter ``world_size`` (default 1) and the
+  three ``dist.all_reduce`` calls (sums over processes) are dropped;
+- ``args.epsilon`` / ``args.sinkhorn_iterations`` are the parameters ``epsilon`` (0.05, the
+  repository's default) / ``sinkhorn_iterations`` (3).
+The arithmetic is the repository's, line for line, including ``exp(out / epsilon)`` with no
 stabilisation (it overflows to Inf / NaN for small epsilon).
 """
 

@@ -79,6 +79,9 @@ class Assembled:
     featurizer: nn.Module | None = None
     head: nn.Module | None = None
     notes: list[str] = field(default_factory=list)
+    #: the architecture's name as resolved (``resnet18``, ``timm:vit_small_patch16_224``),
+    #: set for an encoder (its probe checkpoint names it)
+    arch_name: str = ""
 
 
 def assemble(

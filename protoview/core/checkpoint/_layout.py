@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from protoview.core.checkpoint._dino_file import dino_arch, is_dino_payload, pick_dino
 from protoview.core.checkpoint._read import RawCheckpoint
 from protoview.core.model import TransformSpec
 from protoview.core.preprocess import check_spec, parse_preprocess
@@ -52,6 +53,13 @@ class Contents:
     notes: list[str] = field(default_factory=list)
     trained_on: dict[str, Any] = field(default_factory=dict)
     class_order: str = ""  # "pycil": the head's classes follow PyCIL's seeded order
+    #: what the file says of a self-supervised encoder: the method (``"DINO"``), which of
+    #: its networks was used, what was ignored, and the architecture it names (``arch``
+    #: of MoCo / PCL / SimSiam saves, DINO's ``args``), adopted only for an encoder layout
+    encoder_method: str = ""
+    encoder_used: str = ""
+    encoder_ignored: list[str] = field(default_factory=list)
+    file_arch: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,11 @@ class Layout:
         return self.feature_prefix is not None
 
 
-def interpret(raw: RawCheckpoint, where: str | os.PathLike[str]) -> Contents:
-    """Recognise the payload's format and extract a clean float32 state_dict or a module."""
+def interpret(raw: RawCheckpoint, where: str | os.PathLike[str], dino_weights: str | None = None) -> Contents:
+    """Recognise the payload's format and extract a clean float32 state_dict or a module.
+
+    dino_weights: which network of a DINO checkpoint (``teacher``, ``student``, None: the
+    teacher when there is one)."""
     payload = raw.payload
     if raw.container == "TorchScript":
         contents = Contents("TorchScript archive", module=payload)
@@ -78,7 +89,7 @@ def interpret(raw: RawCheckpoint, where: str | os.PathLike[str]) -> Contents:
             contents.format = "safetensors with protoview metadata"
             _apply_protoview_meta(contents, _parse_json_meta(meta, where), where)
     else:
-        contents = _interpret_object(payload, where, raw.container)
+        contents = _interpret_object(payload, where, raw.container, dino_weights=dino_weights)
         if raw.container == "torch.save (legacy)":
             contents.format += " (legacy torch.save)"
     contents.notes[:0] = raw.notes
@@ -87,7 +98,8 @@ def interpret(raw: RawCheckpoint, where: str | os.PathLike[str]) -> Contents:
     return contents
 
 
-def _interpret_object(payload: Any, where: str | os.PathLike[str], container: str, depth: int = 0) -> Contents:
+def _interpret_object(payload: Any, where: str | os.PathLike[str], container: str, depth: int = 0,
+                      dino_weights: str | None = None) -> Contents:
     if isinstance(payload, nn.Module):
         return Contents("pickled module (trusted)", module=payload)
     if not isinstance(payload, dict):
@@ -100,12 +112,18 @@ def _interpret_object(payload: Any, where: str | os.PathLike[str], container: st
         return _pycil(payload, where)
     if "model_dict" in payload and ("args" in payload or "model_hparams" in payload):
         return _domainbed(payload, where)
+    if depth == 0 and is_dino_payload(payload):
+        return _dino(payload, where, dino_weights)
     for key in _NESTED_KEYS:
         if isinstance(payload.get(key), dict) and not payload[key]:
             raise CheckpointError(where, f"the {key!r} entry is empty (no weights)")
         if key in payload and isinstance(payload[key], (dict, nn.Module)) and depth < 3:
             inner = _interpret_object(payload[key], where, container, depth + 1)
             inner.notes.append(f"weights taken from the checkpoint's {key!r} entry")
+            if isinstance(payload.get("arch"), str) and inner.file_arch is None:
+                # the ImageNet example's save (MoCo, PCL, SimSiam): {"epoch", "arch", ...}
+                arch = payload["arch"]
+                inner.file_arch = (arch, f"arch {arch} from the checkpoint's 'arch' entry")
             return inner
     tensors = remap_state(payload, str)
     if not tensors:
@@ -117,6 +135,15 @@ def _interpret_object(payload: Any, where: str | os.PathLike[str], container: st
     skipped = [str(k) for k in payload if k not in tensors]
     if skipped:
         contents.notes.append(f"ignored non-tensor entries: {', '.join(skipped[:5])}")
+    return contents
+
+
+def _dino(payload: dict[str, Any], where: str | os.PathLike[str], choice: str | None) -> Contents:
+    chosen, used, ignored = pick_dino(payload, where, choice)
+    contents = Contents("DINO checkpoint", state=_tensor_dict(payload[chosen], chosen, where))
+    contents.encoder_method, contents.encoder_used = "DINO", used
+    contents.encoder_ignored = ignored
+    contents.file_arch = dino_arch(payload.get("args"))
     return contents
 
 

@@ -20,6 +20,18 @@ import torch
 from torch import nn
 
 from protoview.core.checkpoint._build import Assembled, assemble
+from protoview.core.checkpoint._encoders import (
+    EncoderParts,
+    backbone_dim,
+    backbone_problem,
+    check_features_option,
+    check_projection_input,
+    encoder_info,
+    headless_backbone,
+    mlp_widths,
+    projection_head,
+    split_encoder,
+)
 from protoview.core.checkpoint._heads import ProxyHint, adopt_head
 from protoview.core.checkpoint._layout import Contents, clean_state, first_non_finite, interpret
 from protoview.core.checkpoint._preprocess import model_transform
@@ -32,8 +44,15 @@ from protoview.core.checkpoint._split import (
     probe_input,
 )
 from protoview.core.checkpoint.archs import ArchSpec, resolve_arch
-from protoview.core.heads import describe_head
-from protoview.core.model import ModelInfo, SplitModel, TransformSpec
+from protoview.core.heads import NoHead, describe_head
+from protoview.core.model import (
+    FEATURE_SPACES,
+    EncoderInfo,
+    ModelInfo,
+    ProjectedFeaturizer,
+    SplitModel,
+    TransformSpec,
+)
 from protoview.core.preprocess import resolve_preprocess
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import CheckpointError, ParameterError
@@ -53,8 +72,16 @@ def load_checkpoint(
     split: str | None = None,
     map_location: str | torch.device = "cpu",
     preprocess: str | TransformSpec | None = None,
+    features: str = "backbone",
+    dino_weights: str | None = None,
 ) -> SplitModel:
     """Load ``path`` as a :class:`SplitModel` (``logits = classifier(featurizer(x))``).
+
+    A self-supervised encoder (SwAV, DeepCluster-v2, MoCo / PCL, SimSiam, DINO, or a plain
+    backbone without its ``fc`` / ``head``; see :mod:`._encoders`) loads without a
+    classifier: its ``classifier`` is a :class:`~protoview.core.heads.NoHead`, its
+    projection head and prototypes are ``model.projection`` and ``info.encoder`` says what
+    was found.
 
     Parameters
     ----------
@@ -72,6 +99,10 @@ def load_checkpoint(
         TransformSpec): overrides the model's own preprocessing, which comes from the
         checkpoint, timm's config, torchvision's weights or a built-in architecture, in
         that order, else the default (``info.transform_source`` says which).
+    features: an encoder's feature space, ``"backbone"`` (the representation its paper
+        evaluates) or ``"projection"`` (the projection head's output, where its prototypes
+        live; SwAV's, MoCo's and DINO's L2-normalised).
+    dino_weights: a DINO checkpoint's network, ``"teacher"`` (default) or ``"student"``.
 
     Returns
     -------
@@ -89,15 +120,29 @@ def load_checkpoint(
         from protoview.core.preprocess import parse_preprocess
 
         parse_preprocess(preprocess)  # a bad option is named before the file is read
+    if features not in FEATURE_SPACES:
+        raise ParameterError("--features", f"must be backbone or projection, got {features!r}")
     check_readable_file(path)
     sha256 = file_sha256(path)
-    contents = interpret(read_checkpoint(path, trust=trust), path)
+    contents = interpret(read_checkpoint(path, trust=trust), path, dino_weights)
     hint = ProxyHint(contents.stored_nb_proxy, nb_proxy, num_classes)
     notes = list(contents.notes)
-    arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes, sha256)
+    parts = _encoder_parts(contents, arch, path, notes)
+    encoder = None
+    if parts is not None:
+        arch_label, assembled, own, own_source = _assemble_encoder(contents, parts, arch, path, notes, sha256)
+    else:
+        arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes, sha256)
     transform, source = resolve_preprocess(preprocess, own, own_source)
     probe = None if transform.is_none or source.endswith("default") else transform
-    model = _finish(assembled, hint, probe, path, notes, weights_checked=contents.state is not None)
+    if assembled.head is None and assembled.featurizer is not None:  # an encoder
+        model, encoder = _finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path, notes)
+        encoder.arch_name = assembled.arch_name
+    else:
+        if features != "backbone":
+            raise ParameterError("--features", f"projection: {os.fspath(path)} is a classifier, "
+                                               "not a self-supervised encoder with a projection head")
+        model = _finish(assembled, hint, probe, path, notes, weights_checked=contents.state is not None)
     _check_channels(model.featurizer, transform, source, arch_label)
     head_info = describe_head(model.classifier)
     info = ModelInfo(
@@ -114,6 +159,7 @@ def load_checkpoint(
         nb_proxy_from=_nb_proxy_from(head_info.kind, hint, from_weights=assembled.model is None),
         trained_on=dict(contents.trained_on),
         class_order=contents.class_order,
+        encoder=encoder,
     )
     if num_classes is not None and info.head.num_classes != num_classes:
         notes.append(f"the head has {info.head.num_classes} classes but num_classes={num_classes} was given")
@@ -203,6 +249,9 @@ def _assemble_contents(
     try:
         assembled = assemble(contents.state, spec, hint, split, path)
     except CheckpointError as exc:  # the weights do not fit: another --arch / --split may
+        headless = _plain_backbone(contents, spec, split, path, notes, sha256)
+        if headless is not None:
+            return headless
         timm_spec = _timm_twin(spec, path)
         if timm_spec is None:
             error = _suggest_timm(exc, spec)
@@ -226,6 +275,98 @@ def _assemble_contents(
     notes.extend(assembled.notes)
     own, source = model_transform(contents.transform, spec, assembled.model, sha256, notes)
     return spec.label, assembled, own, source
+
+
+def _plain_backbone(
+    contents: Contents, spec: ArchSpec, split: str | None, path: str | os.PathLike[str],
+    notes: list[str], sha256: str,
+) -> tuple[str, Assembled, TransformSpec | None, str] | None:
+    """A plain backbone (a model's weights without its head, as MoCo's and SimSiam's
+    ``main_lincls.py`` strip them), when the weights fit ``spec`` (or its timm twin) minus
+    its head (found by the split conventions) exactly; None otherwise."""
+    if split or contents.state is None:
+        return None
+    for candidate in (spec, _timm_twin(spec, path)):
+        if candidate is None:
+            continue
+        backbone = headless_backbone(contents.state, candidate, path)
+        if backbone is not None:
+            own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
+            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
+    return None
+
+
+def _file_nameable(spec: ArchSpec) -> str:
+    """``spec``'s name when a checkpoint file may name it (not a user file), else "";
+    torchvision's and timm's with their library's prefix (a bare name may be both)."""
+    if spec.kind == "file":
+        return ""
+    return f"{spec.kind}:{spec.target}" if spec.kind in ("torchvision", "timm") else spec.name
+
+
+def _encoder_parts(contents: Contents, arch: str | None, path: str | os.PathLike[str],
+                   notes: list[str]) -> EncoderParts | None:
+    """The self-supervised layout of the file's state_dict (see :mod:`._encoders`), its
+    architecture taken from the file when ``--arch`` does not say; None for a classifier."""
+    if contents.state is None:
+        return None
+    parts = split_encoder(contents.state, path, contents.encoder_method)
+    if parts is None:
+        return None
+    if not contents.format.startswith(parts.method):
+        contents.format = f"{parts.method} checkpoint ({contents.format})"
+    if contents.encoder_used:
+        parts.used = contents.encoder_used
+        parts.ignored = [*contents.encoder_ignored, *parts.ignored]
+    if not arch and not contents.arch and contents.file_arch is not None:
+        contents.arch, contents.arch_note = contents.file_arch
+    return parts
+
+
+def _assemble_encoder(
+    contents: Contents, parts: EncoderParts, arch: str | None,
+    path: str | os.PathLike[str], notes: list[str], sha256: str,
+) -> tuple[str, Assembled, TransformSpec | None, str]:
+    """The backbone of a self-supervised checkpoint, built from ``--arch`` (or the file's)."""
+    spec = _arch_spec(contents, arch, path, notes)
+    for candidate in (spec, _timm_twin(spec, path)):
+        if candidate is None:
+            continue
+        backbone = headless_backbone(parts.backbone, candidate, path)
+        if backbone is not None:
+            own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
+            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
+    problem = backbone_problem(parts.backbone, spec, path)
+    raise CheckpointError(path, f"the {parts.method} backbone's weights do not fit architecture "
+                                f"{spec.label} without its head: {problem}", needs=("arch",))
+
+
+def _finish_encoder(
+    backbone: nn.Module, parts: EncoderParts | None, label: str,
+    transform: TransformSpec | None, features: str, path: str | os.PathLike[str], notes: list[str],
+) -> tuple[SplitModel, EncoderInfo]:
+    """The encoder as a SplitModel: featurizer = the backbone (``--features backbone``) or
+    the backbone + projection head (``projection``), classifier = NoHead."""
+    size = None if transform is None else (transform.input_size or transform.size)
+    channels = None if transform is None else transform.channels
+    dim = backbone_dim(backbone, size, channels, path)  # type: ignore[arg-type]
+    head = projection_head(parts, path) if parts is not None else None
+    method = parts.method if parts is not None else "backbone"
+    check_projection_input(head, dim, method, path)
+    check_features_option(features, head, path)
+    if features == "projection":
+        assert head is not None and head.mlp is not None
+        featurizer: nn.Module = ProjectedFeaturizer(backbone, head)
+        out = mlp_widths(head.mlp)[1]
+    else:
+        featurizer, out = backbone, dim
+    model = SplitModel(featurizer, NoHead(out), projection=head, feature_space=features).eval()
+    info = encoder_info(parts, label, dim, head, features)
+    if features == "backbone" and info.prototypes and info.projection is not None:
+        notes.append(f"its {info.prototypes[0]} prototypes live in the projection head's "
+                     f"{info.projection[1]}-d output space, not in the backbone's: they are not "
+                     "placed on the map of backbone features (--features projection shows them)")
+    return model, info
 
 
 def _timm_twin(spec: ArchSpec, path: str | os.PathLike[str]) -> ArchSpec | None:

@@ -95,7 +95,10 @@ class BatchRunner:
 
     def __init__(self, model: SplitModel, device: torch.device, amp: bool, batch_size: int) -> None:
         self.model, self.device, self.chunk = model, device, batch_size
-        self.amp_dtype = torch.float16 if amp and device.type == "cuda" else None
+        # an encoder without a head has no predictions to check a lower precision against:
+        # its features stay float32
+        headless = not getattr(model, "has_head", True)
+        self.amp_dtype = torch.float16 if amp and device.type == "cuda" and not headless else None
         self._precision_checked = self.amp_dtype is None
         self.notes: list[str] = []
         self.fell_back = ""  # the note saying the GPU failed and the CPU took over, if it did

@@ -6,6 +6,8 @@
   :func:`centers_block`, :func:`geometry_metrics`, :func:`place_joint`): a pure function of
   arrays; :func:`layout_with_new_prototypes` for new k-means prototypes; :func:`build_state`
   for a loaded model's features.
+- :func:`model_prototypes` (:class:`ModelPrototypes`): a self-supervised model's own
+  prototypes on the map, with SwAV's codes (:func:`swav_codes`).
 - :func:`state_to_snapshot` / :func:`state_from_snapshot`; a run's recorded frames:
   :func:`timeline_frame` / :func:`frame_state`.
 """
@@ -21,6 +23,13 @@ from protoview.core.state._compute import (
     prediction_statistics,
 )
 from protoview.core.state._geometry_state import BLOCKS, GeometryState, JointRows, labels_known
+from protoview.core.state._prototypes import (
+    ModelPrototypes,
+    model_prototypes,
+    places_prototypes,
+    prototype_scores,
+    swav_codes,
+)
 from protoview.core.state._snapshot import (
     frame_state,
     state_from_snapshot,
@@ -30,8 +39,9 @@ from protoview.core.state._snapshot import (
 )
 
 __all__ = [
-    "BLOCKS", "GeometryState", "JointRows", "PlacedMap", "build_state", "centers_block",
+    "BLOCKS", "GeometryState", "JointRows", "ModelPrototypes", "PlacedMap", "build_state", "centers_block",
     "compute_geometry", "frame_state", "geometry_metrics",
-    "labels_known", "layout_with_new_prototypes", "place_joint", "prediction_statistics",
+    "labels_known", "layout_with_new_prototypes", "model_prototypes", "place_joint",
+    "places_prototypes", "prediction_statistics", "prototype_scores", "swav_codes",
     "state_from_snapshot", "state_to_snapshot", "timeline_frame", "timeline_states",
 ]

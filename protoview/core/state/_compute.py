@@ -182,7 +182,10 @@ def compute_geometry(
     n, d = features.shape
     if logits is not None:
         logits = np.asarray(logits, dtype=np.float32)
-        num_classes = num_classes or logits.shape[1]
+        if logits.ndim == 2 and logits.shape[1] == 0:
+            logits = None  # an encoder without a head: no predictions
+        else:
+            num_classes = num_classes or logits.shape[1]
     predictions, confidence, entropy = prediction_statistics(logits, n)
     known = labels[labels >= 0]
     num_classes = num_classes or (int(known.max()) + 1 if known.size else 1)
@@ -268,22 +271,30 @@ def build_state(model, dataset, result, *, seed: int = 0, with_map: bool = True)
 
     model: a :class:`~protoview.core.model.SplitModel`; dataset: what the features came
     from (for its description); result: a :class:`~protoview.core.features.FeatureResult`.
+    A self-supervised model whose features are its prototypes' space brings them as the
+    map's prototypes, the samples assigned by SwAV's codes (:func:`model_prototypes`).
     """
     from protoview.core.data import preprocess_attrs
     from protoview.core.heads import head_proxies
+    from protoview.core.state._prototypes import model_prototypes
 
     vectors, classes = head_proxies(model.classifier)
     info = model.info
+    own = model_prototypes(model, result.features)
     state = compute_geometry(
         result.features,
         result.labels,
         logits=result.logits,
         proxies=vectors.float().cpu().numpy(),
         proxy_classes=classes.cpu().numpy(),
-        num_classes=info.head.num_classes if info else None,
+        prototypes=None if own is None else own.centroids,
+        prototype_density=None if own is None else own.density,
+        num_classes=(info.head.num_classes or None) if info else None,
         with_map=with_map,
         seed=seed,
     )
+    if own is not None:  # the model's prototypes, the samples assigned by SwAV's codes
+        state.assignment, state.assignment_target = own.assignments, "prototypes"
     state.attrs.update(
         checkpoint=info.path if info else "",
         checkpoint_sha256=info.sha256 if info else "",

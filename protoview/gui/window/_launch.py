@@ -26,7 +26,8 @@ def initial_request(checkpoint: str | None = None, data: str | None = None,
                     **options) -> OpenRequest:
     """The OpenRequest for the command line: the demo when nothing is given.
 
-    options: ``arch``, ``split``, ``nb_proxy``, ``preprocess``, ``device`` (None: not given).
+    options: ``arch``, ``split``, ``nb_proxy``, ``preprocess``, ``device``, ``features``,
+    ``dino_weights`` (None: not given).
     """
     given = {key: value for key, value in options.items() if value is not None}
     if checkpoint is None and data is None and not given:
