@@ -95,3 +95,26 @@ def test_error_groups_rank_by_error_rate_with_their_class_mix():
     assert rows[3].labelled == 0 and np.isnan(rows[3].error_rate)
     with pytest.raises(Exception, match="groups"):
         error_groups(groups[:-1], preds, labels)
+
+
+def test_an_encoder_without_a_head_is_measured(tmp_path, capsys) -> None:
+    """A SwAV checkpoint (no classifier): the labels' geometry, k-NN and nearest-center
+    accuracy; NC3 / NC4 / the head's accuracy n/a; unlabelled, the k-means groups' geometry."""
+    import numpy as np
+
+    from protoview.core.measures import measure_geometry
+    from tests._ssl_fixtures import swav_model, write_swav
+
+    path = write_swav(tmp_path / "swav.pth.tar", swav_model())
+    argv = ["geometry", str(path), "demo:noise:3", "--arch", "resnet18", "--preprocess",
+            "size=32,channels=3,mean=0.5,std=0.25", "--no-cache"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "grouped by labels" in out and "NC4  nearest class mean agrees with the head        n/a" in out
+    assert "accuracy: head n/a (no head) | weighted k-NN" in out and "%" in out.split("k-NN")[1]
+    assert "no predictions to be wrong" in out
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(c * 5, 1, (20, 4)) for c in range(3)]).astype(np.float32)
+    report = measure_geometry(x, np.zeros((60, 0), np.float32), np.full(60, -1), kmeans_k=3)
+    assert report.classes_by == "k-means groups" and report.head_accuracy is None
+    assert report.collapse.nc1 is not None and report.collapse.nc4 is None

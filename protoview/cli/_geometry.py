@@ -92,11 +92,12 @@ def cmd_geometry(args: argparse.Namespace) -> int:
                            "--versus-data" if args.versus_data else "--versus")
     result = _features(args, model, dataset)
     info = model.info
-    rows, _ = head_proxies(model.classifier)
+    headless = not getattr(model, "has_head", True)
+    rows = None if headless else head_proxies(model.classifier)[0].float().cpu().numpy()
     # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
     device = args.device or (result.device if str(result.device).startswith("cuda") else None)
     report = measure_geometry(
-        result.features, result.logits, result.labels, head_rows=rows.float().cpu().numpy(),
+        result.features, result.logits, result.labels, head_rows=rows,
         nb_proxy=info.head.nb_proxy, cosine_head=info.head.kind == "cosine",
         kmeans_k=args.kmeans_k, knn_k=args.knn_k, knn_temperature=args.knn_temperature,
         knn_max_queries=args.knn_queries or None, seed=args.seed, device=device,
@@ -124,7 +125,9 @@ def _name(names: list[str], c: int) -> str:
 def report_lines(report, names: list[str], args: argparse.Namespace, comparison=None) -> list[str]:
     """The printed table of ``protoview geometry``."""
     c, lab = report.collapse, report.labelled
-    by = "labels" if lab else "predicted classes (no labels)"
+    by = {"labels": "labels", "predictions": "predicted classes (no labels)",
+          "k-means groups": f"k-means groups (no labels, no head: k={report.kmeans_k})"
+          }[report.classes_by]
     num = lambda v, fmt=".4g": "n/a" if v is None else format(v, fmt)  # noqa: E731
     lines = [
         f"geometry of {args.checkpoint} on {args.data}: {report.samples} samples, "
@@ -150,13 +153,17 @@ def report_lines(report, names: list[str], args: argparse.Namespace, comparison=
     knn_what = f"{args.knn_k if knn is None else knn.k}-NN, T {args.knn_temperature:g}"
     if knn is not None and knn.sampled:
         knn_what += f", {knn.queries.size:,} of {report.samples:,} samples as queries"
-    lines.append(f"accuracy: head {score_text(report.head_accuracy, lab)} | weighted k-NN "
+    head = "n/a (no head)" if lab and report.head_accuracy is None else \
+        score_text(report.head_accuracy, lab)
+    lines.append(f"accuracy: head {head} | weighted k-NN "
                  f"({knn_what}) {knn_text} | nearest class center "
                  f"{score_text(report.ncc_accuracy, lab)}")
     lines.append(f"k-means (k={report.kmeans_k}) against the labels: NMI "
                  f"{score_text(report.nmi, lab, '.3f')}, ARI {score_text(report.ari, lab, '.3f')}")
     if not lab:
         lines.append(f"clusters with the most errors: {NO_LABELS}")
+    elif report.head_accuracy is None:
+        lines.append("clusters with the most errors: no head (no predictions to be wrong)")
     elif args.clusters:
         lines.append("clusters with the most errors (k-means group: size, errors, error rate, "
                      "true classes):")

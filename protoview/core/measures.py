@@ -29,14 +29,16 @@ from protoview.core.metrics import ErrorGroup, accuracy, clustering_scores, erro
 
 #: Queries of the k-NN accuracy by default (a seeded sample above it; the bank stays whole).
 KNN_MAX_QUERIES = 10_000
+#: k-means groups when neither a head nor labels say how many classes there are.
+DEFAULT_GROUPS = 10
 
 
 @dataclass
 class GeometryReport:
     """What :func:`measure_geometry` found.
 
-    samples: N; labelled: some label is known; classes_by: ``"labels"`` or
-    ``"predictions"`` (what the collapse groups by); collapse: NC1-NC4 and the per-class
+    samples: N; labelled: some label is known; classes_by: ``"labels"``,
+    ``"predictions"`` or ``"k-means groups"`` (what the collapse groups by); collapse: NC1-NC4 and the per-class
     numbers; head_accuracy, ncc_accuracy: None without labels; knn: the k-NN result (None
     without labels); nmi, ari: k-means against the labels (None without labels);
     kmeans_k: the groups' count; groups: ``(N,)`` int64 each sample's k-means group;
@@ -80,25 +82,45 @@ def measure_geometry(
 ) -> GeometryReport:
     """Measure one model's feature space on one dataset.
 
-    features: ``(N, D)`` float; logits: ``(N, C)`` float the head's; labels: ``(N,)`` int,
+    features: ``(N, D)`` float; logits: ``(N, C)`` float the head's (None or ``(N, 0)``: an
+    encoder without a head: no NC3 / NC4, no head accuracy, no error groups; without labels
+    too, the geometry of the k-means groups); labels: ``(N,)`` int,
     ``-1`` unknown; head_rows / nb_proxy / cosine_head: the head's weight rows
     (:func:`~protoview.core.heads.head_proxies`), see :func:`neural_collapse`; kmeans_k: the
     groups (default ``C``); knn_*: :func:`knn_accuracy`'s; seed: k-means' and the k-NN
     query sample's; device: where the k-NN runs.
     """
     x = as_matrix(features, "features")
-    scores = as_matrix(logits, "logits")
     y = as_labels(labels, "labels", x.shape[0])
-    if scores.shape[0] != x.shape[0]:
-        from protoview.errors import ParameterError
-
-        raise ParameterError("logits", f"have {scores.shape[0]} rows for {x.shape[0]} samples")
-    preds = scores.argmax(axis=1).astype(np.int64)
-    num_classes = scores.shape[1]
     labelled = bool((y >= 0).any())
+    headless = logits is None or tuple(getattr(logits, "shape", (0, 1)))[-1:] == (0,)
+    preds = None
+    if headless:  # an encoder without a classifier: its classes are the labels' (or none)
+        num_classes = int(y.max()) + 1 if labelled else 0
+        head_rows = None
+    else:
+        scores = as_matrix(logits, "logits")
+        if scores.shape[0] != x.shape[0]:
+            from protoview.errors import ParameterError
+
+            raise ParameterError("logits", f"have {scores.shape[0]} rows for {x.shape[0]} samples")
+        preds = scores.argmax(axis=1).astype(np.int64)
+        num_classes = scores.shape[1]
     seconds: dict[str, float] = {}
+    from protoview.core.cluster import kmeans_prototypes
+
     t0 = time.perf_counter()
-    collapse = neural_collapse(x, y if labelled else preds, num_classes=num_classes,
+    k = min(int(kmeans_k or num_classes or DEFAULT_GROUPS), x.shape[0])
+    groups = kmeans_prototypes(x, k, seed=seed, nredo=1, use_gpu=False).assignments
+    seconds["kmeans"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if labelled:
+        classes, classes_by = y, "labels"
+    elif preds is not None:
+        classes, classes_by = preds, "predictions"
+    else:  # no labels, no head: the geometry of the k-means groups
+        classes, classes_by, num_classes = groups, "k-means groups", k
+    collapse = neural_collapse(x, classes, num_classes=num_classes,
                                head_rows=head_rows, nb_proxy=nb_proxy, cosine_head=cosine_head,
                                head_predictions=preds)
     seconds["collapse"] = time.perf_counter() - t0
@@ -108,20 +130,15 @@ def measure_geometry(
         knn = knn_accuracy(x, y, k=knn_k, temperature=knn_temperature, num_classes=num_classes,
                            max_queries=knn_max_queries, seed=seed, device=device)
         seconds["knn"] = time.perf_counter() - t0
-    from protoview.core.cluster import kmeans_prototypes
-
-    t0 = time.perf_counter()
-    k = min(int(kmeans_k or num_classes), x.shape[0])
-    groups = kmeans_prototypes(x, k, seed=seed, nredo=1, use_gpu=False).assignments
-    seconds["kmeans"] = time.perf_counter() - t0
     scores_km = clustering_scores(groups, y) if labelled else {}
     return GeometryReport(
         samples=x.shape[0], labelled=labelled,
-        classes_by="labels" if labelled else "predictions", collapse=collapse,
-        head_accuracy=accuracy(preds, y) if labelled else None,
+        classes_by=classes_by, collapse=collapse,
+        head_accuracy=accuracy(preds, y) if labelled and preds is not None else None,
         ncc_accuracy=accuracy(collapse.ncc_predictions, y) if labelled else None,
         knn=knn, nmi=scores_km.get("nmi"), ari=scores_km.get("ari"), kmeans_k=k,
-        groups=groups, error_groups=error_groups(groups, preds, y) if labelled else [],
+        groups=groups,
+        error_groups=error_groups(groups, preds, y) if labelled and preds is not None else [],
         seconds=seconds,
     )
 
