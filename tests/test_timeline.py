@@ -270,3 +270,24 @@ def test_the_snapshot_params_are_json(no_map):
     snap = timeline_to_snapshot(no_map)
     assert json.loads(snap.attrs["timeline_checkpoints"])[0].endswith("epoch_1.pt")
     assert snap.history["knn_indices"][0].shape == (len(no_map.state.labels) * 10,)
+
+
+def test_a_timeline_of_self_supervised_encoders(tmp_path, capsys) -> None:
+    """SwAV checkpoints (no classifier head) over labelled data: features, k-NN change and
+    movers; accuracy says there is no head, predictions are '-'."""
+    from protoview.cli import main
+    from tests._ssl_fixtures import swav_model, write_swav
+
+    for seed in (0, 1):
+        write_swav(tmp_path / f"swav_ep{seed}.pth.tar", swav_model(seed=seed), epoch=seed)
+    argv = ["timeline", str(tmp_path / "swav_ep*.pth.tar"), "demo:noise:3", "--arch", "resnet18",
+            "--preprocess", "size=16,channels=3,mean=0.5,std=0.25", "--movers", "1", "2",
+            "--top", "2", "--no-cache"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1 ", "2 "))]
+    assert rows[0][1] == "swav_ep0.pth.tar" and rows[0][2:5] == ["-", "no", "head"]
+    assert "movers from 1 (swav_ep0.pth.tar) to 2 (swav_ep1.pth.tar)" in out
+    mover = next(line.split() for line in out.splitlines() if line.strip().startswith("1 ")
+                 and "swav" not in line)
+    assert mover[3:5] == ["-", "-"]

@@ -60,8 +60,11 @@ def accuracy_table(timeline) -> list[str]:
     for s in timeline.steps:
         change = "-" if s.knn_change != s.knn_change else f"{s.knn_change:.3f}"
         held = "-" if s.map_held != s.map_held else f"{s.map_held:.1%}"
-        lines.append(f"{s.step:>4}  {s.name:<{width}}  {s.head_classes:>7}  "
-                     f"{score_text(s.accuracy, labelled):>9}  {change:>11}  {held:>8}")
+        headless = s.head_classes == 0  # a self-supervised encoder: nothing to score
+        accuracy = "no head" if headless else score_text(s.accuracy, labelled)
+        classes = "-" if headless else str(s.head_classes)
+        lines.append(f"{s.step:>4}  {s.name:<{width}}  {classes:>7}  "
+                     f"{accuracy:>9}  {change:>11}  {held:>8}")
     return lines
 
 
@@ -79,7 +82,8 @@ def movers_lines(timeline, a: str, b: str, top: int) -> list[str]:
              f"{'pred ' + str(sb.step):>7}  {'distance':>8}"]
     for rank, i in enumerate(movers.indices, 1):
         label = "-" if labels[i] < 0 else str(int(labels[i]))
-        lines.append(f"{rank:>4}  {int(i):>7}  {label:>5}  {int(pa[i]):>7}  {int(pb[i]):>7}  "
+        one, two = ("-" if p[i] < 0 else str(int(p[i])) for p in (pa, pb))
+        lines.append(f"{rank:>4}  {int(i):>7}  {label:>5}  {one:>7}  {two:>7}  "
                      f"{movers.distance[i]:>8.3f}")
     mean = float(movers.distance.mean())
     lines.append(f"mean distance over all {len(movers.distance)} samples: {mean:.3f}")

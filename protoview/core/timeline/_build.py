@@ -127,7 +127,9 @@ class TimelineBuilder:
         self.data, self.k = data, k
         self.extract = dict(device=device, batch_size=batch_size)
         self.use_cache, self.cache_dir = use_cache, cache_dir
-        self.num_classes = int(self.reference.info.head.num_classes)
+        # an encoder without a head (SwAV, DINO, ...): the data's classes, no accuracy
+        self.num_classes = int(self.reference.info.head.num_classes) or len(
+            getattr(self.dataset, "class_names", None) or [])
         self._steps: list[CheckpointStep] = []
         self._state: GeometryState | None = None
         self._maps = AlignedMaps(seed, with_map)
@@ -286,6 +288,8 @@ def seen_class_accuracy(predictions: np.ndarray, labels: np.ndarray, head_classe
 
     labels = np.asarray(labels, np.int64)
     predictions = np.asarray(predictions, np.int64)
+    if head_classes == 0 or num_classes == 0:  # an encoder without a head predicts nothing
+        return float("nan"), 0, np.full(num_classes, np.nan)
     seen = (labels >= 0) & (labels < head_classes)
     accuracy = float(np.mean(predictions[seen] == labels[seen])) if seen.any() else float("nan")
     per_class = per_class_accuracy(predictions, labels, num_classes).astype(np.float64)

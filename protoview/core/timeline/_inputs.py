@@ -170,6 +170,8 @@ def open_reference(ref: CheckpointInfo, data: str, options: OpenOptions, *,
     model = restrict_to_subset(model, dataset)
     head = model.info.head.num_classes
     top = _largest_label(getattr(dataset, "labels", None))
+    if not getattr(model, "has_head", True):  # self-supervised encoders: no head to fit
+        return model, dataset
     if top is not None and top >= head:
         raise CheckpointError(
             ref.path, f"has the largest head of the timeline, {head} classes, but the labels of "
