@@ -189,7 +189,9 @@ class AdaptPanel(QtWidgets.QGroupBox):
                              "each one with its paper and parameters)")
         self.params_form = MethodParamsForm(method_names())
         self.batch_size = _spin(1, 100000, 64, "samples per step")
-        self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order")
+        self.seed = _spin(0, 2**31 - 1, 0, "seed of the batch order (and of a Dirichlet "
+                          "label order or a sample of each domain)")
+        self.seed.setPrefix("seed ")
         self.order = _combo(ORDERS, _ORDER_TIP)
         self.n_steps = _spin(1, 100000, 10, "steps for Run N")
         self.probe_size = _spin(0, 10_000_000, 1000, "samples of the stratified probe whose "
