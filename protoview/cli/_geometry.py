@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                    "k-NN consistency between the two models' features of the same samples")
     p.add_argument("--versus-data", metavar="DATA2", help="the data CKPT2 is run on (default "
                    "DATA); must be the same samples in the same order")
-    p.add_argument("--kmeans-k", type=int, help="k-means groups (default: the head's classes)")
+    p.add_argument("--kmeans-k", type=int, help="k-means groups (default: the head's classes, else the labels', else 10)")
     p.add_argument("--knn-k", type=int, default=20, help="k-NN neighbours (default 20, DINO's)")
     p.add_argument("--knn-temperature", type=float, default=0.07,
                    help="k-NN vote temperature (default 0.07, DINO's)")
