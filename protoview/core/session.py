@@ -27,7 +27,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from protoview.core.maps import Head, SavedMap, SessionMap
 from protoview.core.opening import open_request
 from protoview.core.requests import (
     ForgetRunsRequest,
+    GeometryRequest,
     KMeansRequest,
     OpenRequest,
     RefreshRequest,
@@ -158,6 +159,10 @@ class Session:
         elif isinstance(request, SinkhornRequest):
             self.sinkhorn(request)
             kind = "sinkhorn"
+        elif isinstance(request, GeometryRequest):
+            measured = self.geometry(request, progress=progress, cancel=cancel)
+            yield replace(self.update("geometry", request, t0), payload=measured)
+            return
         else:
             raise TypeError(f"unknown request {request!r}")
         yield self.update(kind, request, t0)
@@ -387,6 +392,50 @@ class Session:
         if self.live is None:
             self.source = self.map.save()
         return state
+
+    # ------------------------------------------------------------------ geometry
+    def geometry(self, req: GeometryRequest, progress: Progress = None,
+                 cancel: Cancel = None) -> Any:
+        """The current model's feature space measured (a
+        :class:`~protoview.core.measures.MapGeometry`): a refresh under way is completed
+        first (the map drawn exact, as k-means does), then neural collapse, k-NN / NCC
+        accuracy, k-means NMI / ARI and the error groups of the map's features with the
+        head's rows; with a run, CKA and k-NN consistency against the source model's
+        features of the same samples."""
+        from protoview.core.heads import head_proxies
+        from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
+
+        if self.refresh_pending:
+            self.refresh(progress=progress, cancel=cancel)
+        features = self.map.features
+        if features is None or features.logits is None:
+            raise ParameterError("geometry", "the map has no logits: geometry needs the "
+                                             "model's head")
+        rows, _ = head_proxies(self.model.classifier)
+        info = self.model.info
+        # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
+        device = features.device if str(features.device).startswith("cuda") else None
+        report = measure_geometry(
+            features.features, features.logits, features.labels,
+            head_rows=rows.float().cpu().numpy(), nb_proxy=info.head.nb_proxy if info else 1,
+            cosine_head=bool(info) and info.head.kind == "cosine", kmeans_k=req.kmeans_k,
+            knn_k=req.knn_k, knn_temperature=req.knn_temperature,
+            knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
+        comparison, note = None, ""
+        source = None if self.source is None else self.source.features
+        if self.live is None:
+            note = "the source model is shown: CKA compares it with an adapted run (take a step)"
+        elif source is None:
+            note = "the source model's map is not drawn yet: no CKA"
+        else:
+            comparison = compare_representations(
+                source.features, features.features, where="geometry",
+                rbf_max_samples=req.rbf_samples or None,
+                knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
+        run = self.current_run
+        return MapGeometry(report, comparison, run=0 if run is None else run.number,
+                           step=self.history[-1].step if self.history else 0,
+                           method="none" if run is None else run.method, versus_note=note)
 
     # ------------------------------------------------------------------ export
     def to_snapshot(self):
