@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from protoview.gui.panels._numbers import ChartTabs
 from protoview.gui.panels._plots import hover_text, make_plot
 from protoview.present import GeometryRequest
 from protoview.present import geometry as texts
@@ -20,6 +21,21 @@ NC1_COLOR, KNN_COLOR = "#8172b2", "#2ca02c"
 ERROR_COLUMNS = ("group", "size", "errors", "error rate", "true classes")
 ALONG_NOTE = ("One point per measurement of this run (step 0: the source model). The features "
               "of earlier steps are not kept: tick \"after each step\" to measure as the run goes.")
+
+
+class WrappedLabel(QtWidgets.QLabel):
+    """A word-wrapped label of a fixed number of lines with no height-for-width: a wrapped
+    label's height-for-width made the scroll area around the panel take the panel's
+    preferred height (it grew past the dock) instead of giving the tables and charts the
+    room (QLabel turns it back on with every new text, so it is answered here)."""
+
+    def __init__(self, text: str, lines: int) -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+        self.setMinimumHeight(lines * self.fontMetrics().lineSpacing() + 2)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False
 
 
 def _read_only_table(columns: tuple[str, ...]) -> QtWidgets.QTableWidget:
@@ -51,15 +67,14 @@ class GeometryPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.shown_rows: list = []  # the error rows shown (their members)
         self.shown_cosines = (np.zeros(0, np.int64), np.zeros(0))
-        self.header = QtWidgets.QLabel("Nothing is open.")
+        self.header = WrappedLabel("Nothing is open.", 2)
         self.header.setObjectName("GeometryHeader")
-        self.header.setWordWrap(True)
         self._build_controls()
         self.numbers = _read_only_table(("measure", "value"))
         self.numbers.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         self.numbers.horizontalHeader().setSectionResizeMode(
             0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        self.tabs = QtWidgets.QTabWidget()
+        self.tabs = ChartTabs()
         self.tabs.addTab(self._build_errors(), "Error clusters")
         self.tabs.addTab(self._build_cosines(), "Proxy ↔ center")
         self.tabs.addTab(self._build_along(), "Along the run")
@@ -94,17 +109,17 @@ class GeometryPanel(QtWidgets.QWidget):
         self.groups.setSpecialValueText("groups: classes")
         self.groups.setPrefix("groups ")
         self.groups.setToolTip("k-means groups of the error table (0: the head's classes)")
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.measure_button)
-        row.addWidget(self.follow)
-        row.addStretch(1)
-        row.addWidget(self.knn_k)
-        row.addWidget(self.groups)
-        self.controls = row
+        # two rows: the dock stays as narrow as the numbers' (a talk narrows them)
+        grid = QtWidgets.QGridLayout()
+        grid.addWidget(self.measure_button, 0, 0)
+        grid.addWidget(self.follow, 0, 1)
+        grid.addWidget(self.knn_k, 1, 0)
+        grid.addWidget(self.groups, 1, 1)
+        grid.setColumnStretch(2, 1)
+        self.controls = grid
 
     def _build_errors(self) -> QtWidgets.QWidget:
-        self.errors_note = QtWidgets.QLabel("")
-        self.errors_note.setWordWrap(True)
+        self.errors_note = WrappedLabel("", 2)
         self.errors = _read_only_table(ERROR_COLUMNS)
         header = self.errors.horizontalHeader()
         for col in range(4):
@@ -135,8 +150,7 @@ class GeometryPanel(QtWidgets.QWidget):
                                             symbolSize=6, symbolBrush=NC1_COLOR, symbolPen=None)
         self.knn_curve = self.knn_plot.plot([], [], pen=pg.mkPen(KNN_COLOR, width=2), symbol="o",
                                             symbolSize=6, symbolBrush=KNN_COLOR, symbolPen=None)
-        note = QtWidgets.QLabel(ALONG_NOTE)
-        note.setWordWrap(True)
+        note = WrappedLabel(ALONG_NOTE, 3)
         self.along_note = note
         page = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(page)

@@ -21,7 +21,14 @@ class GeometryDock(QtWidgets.QDockWidget):
         super().__init__("Geometry", win)
         self.setObjectName("GeometryDock")
         self.panel = GeometryPanel()
-        self.setWidget(self.panel)
+        # in a scroll area: the dock, tabbed with the numbers, never widens their side (a
+        # talk narrows it to a share of the screen)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(self.panel)
+        scroll.setMinimumWidth(win.fontMetrics().horizontalAdvance("M") * 12)
+        self.setWidget(scroll)
         self.shown, self.submit = win.shown, win.submit
         self.panel.measure_requested.connect(self.submit)
         self.panel.group_chosen.connect(self.shown.select)
