@@ -11,6 +11,7 @@ import pytest
 from protoview.core.heads import head_proxies
 from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
 from protoview.core.session import Session
+from protoview.errors import CancelledError
 from protoview.present import GeometryRequest, OpenRequest, Shown, StepRequest
 from protoview.present import geometry as texts
 
@@ -59,6 +60,12 @@ def test_the_source_model_and_a_run_are_measured_as_the_command_line_does(sessio
     assert after.report.kmeans_k == 4 and after.report.knn.k == 5
     cka = compare_representations(session.source.features.features, current.features)
     assert after.comparison == cka and 0 < cka.linear_cka < 1
+    # each part is named; a newer request stops the job between them
+    said: list[str] = []
+    with pytest.raises(CancelledError):
+        list(session.run(request, cancel=lambda: bool(said),
+                         detail=lambda _d, _t, text: said.append(text)))
+    assert said == ["geometry: neural collapse, k-NN accuracy, k-means"]
     # Shown keeps both, the view shows the one of the map shown
     assert shown.geometry == (before, after)
     assert texts.for_shown(shown) == (after, True)

@@ -160,7 +160,7 @@ class Session:
             self.sinkhorn(request)
             kind = "sinkhorn"
         elif isinstance(request, GeometryRequest):
-            measured = self.geometry(request, progress=progress, cancel=cancel)
+            measured = self.geometry(request, progress=progress, cancel=cancel, detail=detail)
             yield replace(self.update("geometry", request, t0), payload=measured)
             return
         else:
@@ -394,16 +394,19 @@ class Session:
         return state
 
     # ------------------------------------------------------------------ geometry
-    def geometry(self, req: GeometryRequest, progress: Progress = None,
-                 cancel: Cancel = None) -> Any:
+    def geometry(self, req: GeometryRequest, progress: Progress = None, cancel: Cancel = None,
+                 detail: Detail = None) -> Any:
         """The current model's feature space measured (a
         :class:`~protoview.core.measures.MapGeometry`): a refresh under way is completed
         first (the map drawn exact, as k-means does), then neural collapse, k-NN / NCC
         accuracy, k-means NMI / ARI and the error groups of the map's features with the
         head's rows; with a run, CKA and k-NN consistency against the source model's
-        features of the same samples."""
+        features of the same samples. ``detail(done, total, text)`` names each part and
+        ``cancel`` is looked at between them (a part runs to its end: at 50,000 x 512 on two
+        CPU cores, 25 s for the measures and 48 s for the comparison)."""
         from protoview.core.heads import head_proxies
         from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
+        from protoview.errors import CancelledError
 
         if self.refresh_pending:
             self.refresh(progress=progress, cancel=cancel)
@@ -413,6 +416,10 @@ class Session:
                                              "model's head")
         rows, _ = head_proxies(self.model.classifier)
         info = self.model.info
+        source = None if self.source is None else self.source.features
+        comparing = self.live is not None and source is not None
+        say = detail or (lambda _done, _total, _text: None)
+        say(0, 1 + comparing, "geometry: neural collapse, k-NN accuracy, k-means")
         # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
         device = features.device if str(features.device).startswith("cuda") else None
         report = measure_geometry(
@@ -422,12 +429,14 @@ class Session:
             knn_k=req.knn_k, knn_temperature=req.knn_temperature,
             knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
         comparison, note = None, ""
-        source = None if self.source is None else self.source.features
         if self.live is None:
             note = "the source model is shown: CKA compares it with an adapted run (take a step)"
         elif source is None:
             note = "the source model's map is not drawn yet: no CKA"
         else:
+            if cancel is not None and cancel():
+                raise CancelledError("geometry cancelled before the comparison")
+            say(1, 2, "geometry: CKA and k-NN consistency against the source model")
             comparison = compare_representations(
                 source.features, features.features, where="geometry",
                 rbf_max_samples=req.rbf_samples or None,

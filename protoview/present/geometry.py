@@ -58,7 +58,8 @@ def header_text(shown: Any) -> str:
         return "Nothing is open."
     g, current = for_shown(shown)
     if g is None:
-        return "Not measured yet: press Measure (a few seconds for 50,000 samples)."
+        return ("Not measured yet: press Measure (on the worker: seconds, about a minute at "
+                "50,000 samples on a small CPU).")
     r = g.report
     by = "labels" if r.labelled else f"predicted classes ({NO_LABELS})"
     text = (f"{place(g.run, g.step, g.method)}: {r.samples:,} samples, "
