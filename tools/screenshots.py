@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     _wait(app, window, "open")
     print(f"launch to first map: {time.perf_counter() - t0:.1f} s")
     window.grab().save(str(out / "demo-map.png"))
+    window.geometry_dock.open()  # Numbers → Geometry of the source model: step 0 of its curves
+    _wait(app, window, "geometry")
+    window.numbers_dock.raise_()
 
     t1 = time.perf_counter()
     window.adapt_panel.pass_button.click()
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one pass of TSD: {steps} steps in {time.perf_counter() - t1:.1f} s "
           f"({(time.perf_counter() - t1) / steps:.2f} s per step, step to pixels)")
     window.grab().save(str(out / "after-tsd-pass.png"))
+    geometry(app, window, out)
 
     window.controls_dock.hide()  # room for two maps (View → Controls brings it back)
     window.toggle_compare(True)
@@ -142,6 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     window.close()
     print(f"screenshots in {out}")
     return 0
+
+
+def geometry(app, window, out: Path) -> None:
+    """Numbers → Geometry after the pass: the numbers, the k-means group with the highest
+    error rate selected on the map by a click on its row."""
+    window.geometry_dock.open()
+    _wait(app, window, "geometry")
+    window.geometry.choose_group(0)
+    _settle(app, window)
+    window.grab().save(str(out / "geometry.png"))
+    window.shown.select([])
+    window.numbers_dock.raise_()
+    _settle(app, window)
 
 
 def runs_side_by_side(app, window, out: Path) -> None:

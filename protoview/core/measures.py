@@ -11,6 +11,7 @@ measured on the *predicted* classes and every label-based number is None ("no la
 
 :func:`compare_representations` gives CKA (linear, RBF) and the k-NN consistency of two
 feature sets of the same samples, after :func:`protoview.core.cka.check_same_samples`.
+:class:`MapGeometry` holds both for one map of a session (the window's Geometry view).
 """
 
 from __future__ import annotations
@@ -175,6 +176,22 @@ def compare_representations(
         rbf_samples=n_a if rows is None else rows.size, knn_consistency=share,
         knn_k=min(knn_k, n_a - 1),
     )
+
+
+@dataclass(frozen=True)
+class MapGeometry:
+    """One map's geometry as the window's Geometry view shows it: the report of the
+    model's features (:func:`measure_geometry`), the comparison with the source model's
+    features of the same samples (None, and ``versus_note`` says why, when the source model
+    is the one measured), and where it was measured: ``run`` (0: the source model) and
+    ``step``, ``method`` the run's method ("none" for the source model)."""
+
+    report: GeometryReport
+    comparison: Comparison | None
+    run: int
+    step: int
+    method: str = "none"
+    versus_note: str = ""
 
 
 def report_rows(report: GeometryReport, class_names: list[str] | None = None,

@@ -103,3 +103,21 @@ class ForgetRunsRequest:
 @dataclass(frozen=True)
 class ResetRequest:
     """Back to the source model and its launch map (the current run ends, kept in ``runs``)."""
+
+
+@dataclass(frozen=True)
+class GeometryRequest:
+    """The geometry of the current model's feature space, measured (the window's Geometry
+    view; ``protoview geometry`` measures a checkpoint): neural collapse, k-NN and
+    nearest-center accuracy beside the head's, k-means NMI / ARI and the groups with the
+    most errors, and CKA against the source model when a run has adapted it (see
+    :func:`protoview.core.measures.measure_geometry`). The map is refreshed first (every
+    sample holds the current model's features). The knobs are ``protoview geometry``'s:
+    kmeans_k None: the head's classes; knn_queries / rbf_samples 0: every sample."""
+
+    kmeans_k: int | None = None
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    knn_queries: int = 10_000
+    rbf_samples: int = 3000
+    seed: int = 0

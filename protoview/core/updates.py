@@ -15,8 +15,10 @@ from protoview.core.runs import HistoryRow, RunRecord
 
 #: The kinds of update: a session opened, a step's map (or its completed refresh), a
 #: step's probe estimate (the map unchanged), a refresh slice, reset, the runs changed,
-#: k-means, Sinkhorn; and a file job's answer (``state`` None, ``payload`` set).
-KINDS = ("open", "step", "probe", "refresh", "reset", "runs", "kmeans", "sinkhorn")
+#: k-means, Sinkhorn, the geometry measured (the map, with ``payload`` a MapGeometry); and a
+#: file job's answer (``state`` None, ``payload`` set).
+KINDS = ("open", "step", "probe", "refresh", "reset", "runs", "kmeans", "sinkhorn",
+         "geometry")
 
 
 @dataclass
@@ -75,7 +77,7 @@ class Update:
     from its widgets); data: set when ``kind == "open"``; partial: more of this job
     follows; followed: the same step's next result follows at once (the window may leave
     the charts to it); seconds: since the job started; job: the worker's job number;
-    payload: a file job's answer.
+    payload: a file job's answer (a geometry job's: the MapGeometry measured).
     """
 
     kind: str

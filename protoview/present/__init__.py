@@ -7,6 +7,8 @@ derived for it.
   freshness, the numbers line and the export caption, each from the core's science.
 - :mod:`~protoview.present.compute`: what the compute worker drives (:class:`Computes`),
   opening a session, snapshot files.
+- :mod:`~protoview.present.geometry`: the Geometry view's numbers and texts (neural
+  collapse, k-NN accuracy, CKA against the source model, the groups with the most errors).
 - :class:`~protoview.present.progress.TimeLeft`: the progress bar's estimate of the time
   left.
 - The requests the window sends and the Update it receives (from the core, named here so
@@ -16,6 +18,7 @@ derived for it.
 from protoview.core.neighbors import METRICS as NEIGHBOUR_METRICS
 from protoview.core.requests import (
     ForgetRunsRequest,
+    GeometryRequest,
     KMeansRequest,
     OpenRequest,
     RefreshRequest,
@@ -25,14 +28,14 @@ from protoview.core.requests import (
 )
 from protoview.core.runs import VERSUS_NAMES, HistoryRow, RunRecord
 from protoview.core.updates import DataView, Update
-from protoview.present import derive
+from protoview.present import derive, geometry
 from protoview.present.compute import Computes
 from protoview.present.progress import TimeLeft
 from protoview.present.shown import UNADAPTED, Shown
 
 __all__ = [
     "NEIGHBOUR_METRICS", "UNADAPTED", "VERSUS_NAMES", "Computes", "DataView",
-    "ForgetRunsRequest", "HistoryRow", "KMeansRequest", "OpenRequest", "RefreshRequest",
-    "ResetRequest", "RunRecord", "Shown", "SinkhornRequest", "StepRequest", "TimeLeft",
-    "Update", "derive",
+    "ForgetRunsRequest", "GeometryRequest", "HistoryRow", "KMeansRequest", "OpenRequest",
+    "RefreshRequest", "ResetRequest", "RunRecord", "Shown", "SinkhornRequest", "StepRequest", "TimeLeft",
+    "Update", "derive", "geometry",
 ]

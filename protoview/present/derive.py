@@ -364,5 +364,7 @@ def request_text(request) -> str:
         return f"k-means with k = {request.k}…"
     if isinstance(request, r.SinkhornRequest):
         return f"Sinkhorn to the {request.target}…"
+    if isinstance(request, r.GeometryRequest):
+        return "measuring the geometry of the feature space…"
     return "working…"
 

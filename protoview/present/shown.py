@@ -25,8 +25,8 @@ from protoview.present._events import Event, Events, changed
 #: before the map that uses them; the marks after it).
 FIELDS = (
     "class_names", "thumbnail", "source_state", "source_accuracy", "source_predictions",
-    "runs", "current_run", "history", "snapshot", "frame", "state", "colour_mode", "versus",
-    "selection", "marked",
+    "runs", "current_run", "history", "snapshot", "frame", "state", "geometry", "colour_mode",
+    "versus", "selection", "marked",
 )
 UNADAPTED = 0  # ``versus``: the unadapted model (runs are numbered from 1)
 
@@ -43,7 +43,8 @@ class Shown:
     snapshot: the snapshot shown (None: the live session) and frame, its timeline index
     (None: its own state); colour_mode; versus: the run fixed/broken compares with
     (UNADAPTED, a run number, or None); selection: (K,) int64 sample indices; marked: the
-    focused sample (None: none).
+    focused sample (None: none); geometry: the session's geometry measurements (a tuple of
+    MapGeometry, oldest first; the Geometry view, :mod:`protoview.present.geometry`).
 
     ``events.updated`` is emitted after :meth:`apply` with the worker's Update (for what
     depends on the kind of job: the balance chart of a Sinkhorn job reads its request).
@@ -66,6 +67,7 @@ class Shown:
         self.versus: int | None = None
         self.selection = np.zeros(0, np.int64)
         self.marked: int | None = None
+        self.geometry: tuple = ()
         #: the request behind the latest result of each kind (e.g. ``requests["sinkhorn"]``)
         self.requests: dict[str, Any] = {}
         self.snapshot_state = None  # the snapshot's own state (frames are shown over it)
@@ -110,6 +112,10 @@ class Shown:
                          and update.state.num_samples != self.state.num_samples)
         if update.kind in ("open", "reset") or other_samples:  # nothing marked or selected
             values.update(selection=np.zeros(0, np.int64), marked=None)
+        if update.kind == "open":  # another session: its measurements are to come
+            values["geometry"] = ()
+        elif update.kind == "geometry" and update.payload is not None:
+            values["geometry"] = (*self.geometry, update.payload)
         values["versus"] = self._versus_after(values)
         self.set(**values)
         self.fit_colour_mode()

@@ -15,6 +15,7 @@ from protoview.errors import CancelledError, CheckpointError, UntrustedCodeError
 from protoview.present import (
     DataView,
     ForgetRunsRequest,
+    GeometryRequest,
     KMeansRequest,
     RefreshRequest,
     ResetRequest,
@@ -114,6 +115,9 @@ class FakeSession:
                     progress(i + 1, n)
                 yield self.update("step", request, t0, partial=i + 1 < n)
             return
+        if isinstance(request, GeometryRequest):
+            yield replace(self.update("geometry", request, t0), payload=self.geometry(request))
+            return
         kind = {ResetRequest: "reset", ForgetRunsRequest: "runs", RefreshRequest: "refresh",
                 KMeansRequest: "kmeans", SinkhornRequest: "sinkhorn"}[type(request)]
         if kind == "reset":
@@ -134,6 +138,7 @@ class FakeSession:
         data = DataView.of(self.dataset) if kind == "open" else None
         return Update(
             kind=kind, state=detached(self.state), history=[replace(h) for h in self.history],
+            current_run=1 if self.history else 0,  # one run: the steps since the source
             source_state=self.source_state, source_accuracy=self.source_accuracy,
             class_names=list(self.dataset.class_names), thumbnail=self.dataset.thumbnail,
             request=request, data=data, partial=partial, followed=followed,
@@ -193,6 +198,21 @@ class FakeSession:
         self.state = replace(s, assignment=np.arange(len(s.labels)) % max(k, 1),
                              assignment_target=req.target)
         return self.state
+
+    def geometry(self, req):
+        """The real measurement (core.measures) of the fake map's features and proxies (two
+        a class); against the source map's features once a step was taken."""
+        from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
+
+        s = self.state
+        report = measure_geometry(s.features, s.logits, s.labels, head_rows=s.proxies,
+                                  nb_proxy=2, kmeans_k=req.kmeans_k, knn_k=req.knn_k,
+                                  knn_max_queries=None, seed=req.seed)
+        step = self.history[-1].step if self.history else 0
+        comparison = (compare_representations(self.source_state.features, s.features)
+                      if step else None)
+        return MapGeometry(report, comparison, run=1 if step else 0, step=step, method="tsd",
+                           versus_note="" if step else "the source model is shown")
 
     def to_snapshot(self):
         from protoview.core.state import state_to_snapshot

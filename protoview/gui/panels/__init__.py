@@ -1,6 +1,7 @@
 """The panels beside the map: the controls (adaptation with its test stream, k-means,
 Sinkhorn, data) turn widgets into frozen requests; the numbers (accuracy over steps and
-the runs side by side, per class, confusion, balance) and the neighbours show results."""
+the runs side by side, per class, confusion, balance), the geometry (neural collapse, k-NN,
+CKA, the groups with the most errors) and the neighbours show results."""
 
 from protoview.gui.panels._controls import (
     LABEL_ORDERS,
@@ -10,6 +11,7 @@ from protoview.gui.panels._controls import (
     StreamControls,
 )
 from protoview.gui.panels._data import PREPROCESS_CHOICES, DataPanel
+from protoview.gui.panels._geometry import GeometryPanel
 from protoview.gui.panels._neighbors import NeighborsPanel
 from protoview.gui.panels._numbers import NumbersPanel
 
@@ -18,6 +20,7 @@ __all__ = [
     "PREPROCESS_CHOICES",
     "AdaptPanel",
     "DataPanel",
+    "GeometryPanel",
     "KMeansPanel",
     "NeighborsPanel",
     "NumbersPanel",

@@ -14,6 +14,7 @@ from protoview.gui.map import EmbeddingView
 from protoview.gui.window._before_after import BeforeAfter
 from protoview.gui.window._docks import ControlsDock, NumbersDock
 from protoview.gui.window._files import FileActions
+from protoview.gui.window._geometry_dock import GeometryDock
 from protoview.gui.window._map_bar import ElidedLabel, MapBar
 from protoview.gui.window._menus import WindowMenus
 from protoview.gui.window._presentation import Presentation
@@ -125,6 +126,11 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.data_panel, self.adapt_panel = dock.data_panel, dock.adapt_panel
         self.kmeans_panel, self.sinkhorn_panel = dock.kmeans_panel, dock.sinkhorn_panel
         self.numbers, self.neighbors = self.numbers_dock.numbers, self.numbers_dock.neighbors
+        self.geometry_dock = GeometryDock(self)  # Numbers → Geometry, a tab beside the numbers
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.geometry_dock)
+        self.tabifyDockWidget(self.numbers_dock, self.geometry_dock)
+        self.numbers_dock.raise_()
+        self.geometry = self.geometry_dock.panel
         self.data_panel.preprocess_requested.connect(lambda text: self.open_files(preprocess=text))
         self.neighbors.sample_chosen.connect(lambda i: self.focus_sample(i, center=True))
         self.neighbors.settings_changed.connect(lambda: self.show_marked(self.shown.marked))

@@ -31,7 +31,7 @@ SHORTCUTS = (
 
 
 class WindowMenus(QtCore.QObject):
-    """The File / View / Run / Help menus of ``win`` (a MainWindow) and their actions.
+    """The File / View / Numbers / Run / Help menus of ``win`` (a MainWindow) and their actions.
 
     ``actions``: name -> QAction (``open_snapshot``, ``colour_label``, ``layer_samples``,
     ``presentation``, ``step``...), each also added to the window itself so that its
@@ -46,6 +46,7 @@ class WindowMenus(QtCore.QObject):
         bar = win.menuBar()
         self.recent_menu = self._file_menu(bar.addMenu("&File"))
         self._view_menu(bar.addMenu("&View"))
+        self._numbers_menu(bar.addMenu("&Numbers"))
         self._run_menu(bar.addMenu("&Run"))
         self._help_menu(bar.addMenu("&Help"))
         self.shortcuts_box: QtWidgets.QMessageBox | None = None
@@ -123,6 +124,11 @@ class WindowMenus(QtCore.QObject):
         view.addSeparator()
         view.addAction(win.controls_dock.toggleViewAction())
         view.addAction(win.numbers_dock.toggleViewAction())
+        view.addAction(win.geometry_dock.toggleViewAction())
+
+    def _numbers_menu(self, numbers: QtWidgets.QMenu) -> None:
+        win = self.win
+        numbers.addAction(self._add("geometry", "Geometry", win.geometry_dock.open))
 
     def _run_menu(self, run: QtWidgets.QMenu) -> None:
         win, add = self.win, self._add

@@ -279,7 +279,7 @@ class ViewActions:
 
     # ------------------------------------------------------------------ looks
     def plots(self) -> list:
-        return [*self.map_views(), *self.numbers.plots()]
+        return [*self.map_views(), *self.numbers.plots(), *self.geometry.plots()]
 
     def set_theme(self, name: str) -> None:
         self.theme_name = name
