@@ -109,3 +109,19 @@ def test_the_error_table_and_the_words_without_labels() -> None:
     assert texts.error_rows(g, []) == []
     steps, _nc1, knn = texts.curve((g,), 0)
     assert list(steps) == [0] and np.isnan(knn).all()
+
+
+def test_an_encoder_without_a_head_is_measured_in_the_window(tmp_path) -> None:
+    """A SwAV checkpoint opened in a session: the labels' geometry, k-NN and nearest-center
+    accuracy; the head's numbers n/a and the CKA row says why there is no run to compare."""
+    from tests._ssl_fixtures import swav_model, write_swav
+
+    path = write_swav(tmp_path / "swav.pth.tar", swav_model())
+    encoder = Session.open(OpenRequest(checkpoint=str(path), data="demo:noise:3", arch="resnet18",
+                                       preprocess="size=16,channels=3,mean=0.5,std=0.25"))
+    geometry = list(encoder.run(GeometryRequest()))[-1].payload
+    rows = {name: value for name, value, _why in texts.number_rows(geometry)}
+    assert rows["head accuracy"] == "n/a" and rows["NC4 NCC = head"] == "n/a"
+    assert rows["k-NN accuracy"].endswith("%") and rows["NC1"] != "n/a"
+    why = next(w for name, _v, w in texts.number_rows(geometry) if name == "CKA vs source")
+    assert "encoder without a head" in why

@@ -456,7 +456,10 @@ class Session:
             knn_k=req.knn_k, knn_temperature=req.knn_temperature,
             knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
         comparison, note = None, ""
-        if self.live is None:
+        if self.live is None and not getattr(self.model, "has_head", True):
+            note = ("an encoder without a head is not adapted: CKA between two checkpoints is "
+                    "protoview geometry CKPT DATA --versus CKPT2")
+        elif self.live is None:
             note = "the source model is shown: CKA compares it with an adapted run (take a step)"
         elif source is None:
             note = "the source model's map is not drawn yet: no CKA"
