@@ -128,8 +128,8 @@ def classes_for_proxies(info: Any, dataset: Any, path: str) -> int | None:
     """
     classes = len(getattr(dataset, "class_names", []) or [])
     rows = info.head.num_proxies
-    if info.nb_proxy_from != "assumed" or not classes or rows == classes:
-        return None
+    if info.nb_proxy_from != "assumed" or not classes or rows <= classes:
+        return None  # fewer rows than classes: a task checkpoint's head, one proxy a class
     if rows % classes:
         raise ParameterError(
             "--nb-proxy",

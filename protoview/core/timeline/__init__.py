@@ -13,7 +13,8 @@ are its own head's, its accuracy counts the classes its head has.
   :class:`AlignedMaps`, the map sequence alone (features in, aligned geometry out);
   :class:`Timeline`, :class:`CheckpointStep`; :func:`expand_checkpoints`.
 - :func:`timeline_to_snapshot`: the snapshot, laid out as an adaptation run's (replay,
-  ``info``, ``export``); :func:`snapshot_movers` reads the movers back from one.
+  ``info``, ``export``); :func:`snapshot_movers` reads the movers back from one,
+  :func:`snapshot_tasks` its class-incremental numbers.
 - :func:`knn_lists`, :func:`knn_jaccard`, :func:`rank_movers`, :class:`Movers`.
 - Class-incremental runs (``_tasks``): :class:`Tasks` (``--tasks`` or the heads' sizes,
   PyCIL's class order), :class:`TaskNumbers` per checkpoint (accuracy per task, old /
@@ -46,6 +47,7 @@ from protoview.core.timeline._snapshot import (
     TIMELINE_METHOD,
     is_timeline_snapshot,
     snapshot_movers,
+    snapshot_tasks,
     timeline_checkpoints,
     timeline_to_snapshot,
 )
@@ -68,7 +70,7 @@ __all__ = [
     "TaskNumbers", "Tasks", "Timeline", "TimelineBuilder", "average_incremental_accuracy",
     "build_timeline", "class_norms", "expand_checkpoints", "forgetting", "grown_layout",
     "is_timeline_snapshot", "knn_jaccard", "knn_lists", "mean_forgetting", "movers_between",
-    "natural_key", "parse_tasks", "rank_movers", "seen_class_accuracy", "snapshot_movers",
+    "natural_key", "parse_tasks", "rank_movers", "seen_class_accuracy", "snapshot_movers", "snapshot_tasks",
     "task_accuracy", "task_numbers", "tasks_for", "timeline_checkpoints",
     "timeline_to_snapshot", "wa_gamma",
 ]
