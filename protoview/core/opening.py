@@ -273,6 +273,11 @@ def note_class_order(info: Any, order: ClassOrder | None) -> None:
     info.notes[:] = [n for n in info.notes if not n.startswith("PyCIL numbers classes")]
     info.notes.append(order.describe())
     info.class_order = order.source
+    held = info.head.held
+    if order.order and held < len(order.order):
+        info.notes.append(
+            f"a task checkpoint: its head holds {held} of the data's {len(order.order)} classes "
+            f"(the data classes order[:{held}]); the others are absent, never predicted")
     if order.order and info.class_names and len(info.class_names) == len(order.order):
         names = list(info.class_names)  # the head's names, now in the data's order
         info.class_names = [names[k] for k in order.head_of_data_class]
@@ -301,11 +306,6 @@ def apply_class_order(model: Any, order: ClassOrder | None) -> Any:
     if model.info is not None:
         model.info.head = describe_head(model.classifier)
         note_class_order(model.info, order)
-        if model.info.head.partial:
-            model.info.notes.append(
-                f"a task checkpoint: its head holds {held} of the data's {len(order.order)} "
-                f"classes (the data classes order[:{held}]); the others are absent, never "
-                "predicted")
     return model
 
 
