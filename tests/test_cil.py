@@ -205,6 +205,7 @@ def test_a_task_checkpoint_opens_in_the_datas_classes(run) -> None:
     assert np.isfinite(entropy).all() and np.isfinite(confidence).all()
     with pytest.raises(ParameterError, match="holds 4 of the data's 12 classes"):
         make_adapter("tent", model)
+    make_adapter("none", model)  # adapts nothing: allowed
 
 
 # ---------------------------------------------------------------- the command and the snapshot

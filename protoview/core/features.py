@@ -214,6 +214,8 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
         )
         if getattr(info, "class_order", ""):  # the same weights, logits in another order
             model_part += f";class_order={info.class_order}"
+        if getattr(info.head, "partial", False):  # a task checkpoint in the data's classes
+            model_part += f";held={info.head.held}"
     else:
         model_part = f"state_dict:{_state_dict_digest(model)}"
     transform = getattr(dataset, "transform", None)

@@ -11,7 +11,7 @@ classes holds ``C*P`` rows, class-major: rows ``c*P ... c*P+P-1`` belong to clas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -144,7 +144,9 @@ class HeadInfo:
     feature_dim: int
     sigma: float | None = None
     has_bias: bool = False
-    held_classes: int | None = None  # a partial head (:class:`ClassScatter`): the classes it has
+    #: a partial head (:class:`ClassScatter`): the classes it has (left out of the repr, so
+    #: that a whole head's description, which keys the feature cache, is as it was)
+    held_classes: int | None = field(default=None, repr=False)
 
     @property
     def num_proxies(self) -> int:
