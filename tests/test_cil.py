@@ -5,8 +5,9 @@ pycil_incremental.py``, G-U-N/PyCIL 87cc411) on checkpoints its classes wrote.
 
 The run: PyCIL's CIFAR ResNet-32 and a head grown by its own ``update_fc`` over three tasks
 of 4 classes on a 12-class ``.npz``, in PyCIL's class order (seed 1993), saved in its
-``save_checkpoint`` layout; a ``SimpleLinear`` head (iCaRL, WA, ...) and a ``CosineLinear``
-one (``SimpleCosineIncrementalNet``).
+``save_checkpoint`` layout; a ``SimpleLinear`` head (iCaRL, WA, ...), a ``CosineLinear``
+one (``SimpleCosineIncrementalNet``) and PODNet's ``CosineIncrementalNet`` with 2 proxies a
+class (a ``CosineLinear`` for the first task, ``SplitCosineLinear`` after it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tests.oracles import pycil_cifar_resnet as pycil
 from tests.oracles import pycil_incremental as ref
 
 CLASSES, SIZES, PER_CLASS = 12, (4, 4, 4), 4
+PROXIES = {"linear": 1, "cosine": 1, "split": 2}  # rows per class of each head
 ORDER = list(pycil_class_order(CLASSES))
 OPTIONS = OpenOptions(arch="pycil:resnet32")
 
@@ -55,21 +57,33 @@ def _data(folder: Path) -> tuple[str, np.ndarray]:
     return str(path), labels
 
 
+def _rows(fc) -> torch.Tensor:
+    """A PyCIL head's rows in head order (its SplitCosineLinear has no ``weight``)."""
+    if hasattr(fc, "fc1"):
+        return torch.cat([fc.fc1.weight, fc.fc2.weight]).detach()
+    return fc.weight.detach()
+
+
 def _write_run(folder: Path, head: str) -> tuple[list[Path], object, list]:
     """PyCIL's run: the convnet and each task's head, saved as its save_checkpoint does."""
     torch.manual_seed(0)
     convnet = pycil.resnet32().eval()
-    net = (ref.IncrementalNet if head == "linear" else ref.SimpleCosineIncrementalNet)(64)
+    net = {"linear": ref.IncrementalNet, "cosine": ref.SimpleCosineIncrementalNet,
+           "split": lambda d: ref.CosineIncrementalNet(d, nb_proxy=PROXIES["split"])}[head](64)
     generator = torch.Generator().manual_seed(1)
     paths, heads, seen = [], [], 0
     for task, size in enumerate(SIZES):
         seen += size
-        if head == "linear" or net.fc is None:
+        if head == "split":
+            net.update_fc(seen, task)
+        elif head == "linear" or net.fc is None:
             net.update_fc(seen)
         else:  # a task's new rows, as FeTrIL / SimpleCIL initialise them
             net.update_fc(seen, torch.randn(size, 64, generator=generator))
         with torch.no_grad():  # the new classes' rows longer: the bias WA corrects
-            net.fc.weight[seen - size:] *= 1.5 + task
+            new = net.fc.fc2.weight if task and head == "split" else net.fc.weight[
+                (seen - size) * PROXIES[head]:]
+            new *= 1.5 + task
             if head == "linear":
                 net.fc.bias[seen - size:] = 0.1 * torch.randn(size, generator=generator)
         heads.append(copy.deepcopy(net.fc))
@@ -78,7 +92,7 @@ def _write_run(folder: Path, head: str) -> tuple[list[Path], object, list]:
     return paths, convnet, heads
 
 
-@pytest.fixture(scope="module", params=["linear", "cosine"])
+@pytest.fixture(scope="module", params=["linear", "cosine", "split"])
 def run(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"pycil_{request.param}")
     data, labels = _data(folder)
@@ -127,11 +141,14 @@ def test_a_pycil_run_scores_as_pycils_trainer(run, tmp_path) -> None:
             assert np.isnan(ours.old) and grouped["old"] == 0  # PyCIL: 0 without old classes
         else:
             assert np.around(ours.old * 100, 2) == grouped["old"]
-            net = ref.IncrementalNet(64)
-            net.fc = copy.deepcopy(fc)
-            assert ours.wa_gamma == float(net.weight_align(SIZES[task]))
+            net = ref.IncrementalNet(64)  # its weight_align on the head's rows
+            net.fc = pycil.SimpleLinear(64, len(_rows(fc)))
+            net.fc.weight.data = _rows(fc).clone()
+            assert ours.wa_gamma == float(net.weight_align(SIZES[task] * PROXIES[kind]))
+        p = PROXIES[kind]
+        norms = torch.norm(_rows(fc), p=2, dim=1).numpy().astype(np.float64)
         for k in range(seen):
-            assert ours.class_norm[ORDER[k]] == float(torch.norm(fc.weight.detach()[k:k + 1], p=2, dim=1))
+            assert ours.class_norm[ORDER[k]] == norms[k * p:(k + 1) * p].sum() / p
         assert np.isnan(ours.class_norm[ORDER[seen:]]).all()
         known = seen
     theirs, table = ref.trainer_forgetting(cnn_matrix, len(SIZES) - 1)
@@ -142,7 +159,7 @@ def test_a_pycil_run_scores_as_pycils_trainer(run, tmp_path) -> None:
     sizes = [s.head_classes for s in tl.steps]
     assert average_incremental_accuracy(np.around([s.accuracy * 100 for s in tl.steps], 2),
                                         sizes) == ref.average_accuracy(top1)
-    if kind == "linear":  # the new rows were made longer: WA's gamma < 1
+    if kind != "cosine":  # the new rows were made longer: WA's gamma < 1
         assert all(s.tasks.wa_gamma < 1 for s in tl.steps[1:])
 
 
@@ -190,8 +207,9 @@ def test_a_task_checkpoint_opens_in_the_datas_classes(run) -> None:
     from protoview.core.opening import open_model_and_data
     from protoview.core.state import prediction_statistics
 
-    _kind, data, _labels, paths, convnet, heads, _tl = run
-    model, dataset = open_model_and_data(str(paths[0]), data, arch="pycil:resnet32")
+    kind, data, _labels, paths, convnet, heads, _tl = run
+    model, dataset = open_model_and_data(str(paths[0]), data, arch="pycil:resnet32",
+                                         nb_proxy=PROXIES[kind] if kind == "split" else None)
     assert model.info.head.num_classes == CLASSES and model.info.head.held == 4
     assert "a task checkpoint: its head holds 4 of the data's 12 classes" in " ".join(model.info.notes)
     x = torch.stack([dataset[i][0] for i in range(len(dataset))])

@@ -7,7 +7,9 @@ Files:      utils/toolkit.py (``accuracy``), trainer.py (``_train``: the accurac
             the forgetting, the average accuracy), utils/inc_net.py (``IncrementalNet``'s
             and ``SimpleCosineIncrementalNet``'s ``update_fc`` and ``generate_fc``,
             ``IncrementalNet.weight_align``, used by models/wa.py with
-            ``increment = self._total_classes - self._known_classes``).
+            ``increment = self._total_classes - self._known_classes``;
+            ``CosineIncrementalNet``'s ``update_fc`` and ``generate_fc``, PODNet's network),
+            convs/linears.py (the first ``SplitCosineLinear``, the one inc_net imports).
 Changed to run here, nothing else:
 - ``accuracy`` is verbatim.
 - the trainer's lines after the task loop are wrapped in ``trainer_forgetting(cnn_matrix,
@@ -17,7 +19,8 @@ Changed to run here, nothing else:
   hold only ``fc`` and ``feature_dim`` (the convnet is not needed); ``.cuda()`` removed;
   ``weight_align`` returns ``gamma`` instead of printing it (it still rescales the rows).
 - ``SimpleLinear`` comes from ``tests/oracles/pycil_cifar_resnet.py`` and
-  ``CosineLinear`` from ``tests/oracles/pycil_cosine.py`` (both verbatim there).
+  ``CosineLinear`` / ``reduce_proxies`` from ``tests/oracles/pycil_cosine.py`` (both
+  verbatim there); ``SplitCosineLinear`` is verbatim below.
 """
 import copy
 
@@ -26,7 +29,41 @@ import torch
 from torch import nn
 
 from tests.oracles.pycil_cifar_resnet import SimpleLinear
-from tests.oracles.pycil_cosine import CosineLinear
+from tests.oracles.pycil_cosine import CosineLinear, reduce_proxies
+
+
+# ------------------------------------------------------------------ convs/linears.py
+class SplitCosineLinear(nn.Module):
+    def __init__(self, in_features, out_features1, out_features2, nb_proxy=1, sigma=True):
+        super(SplitCosineLinear, self).__init__()
+        self.in_features = in_features
+        self.out_features = (out_features1 + out_features2) * nb_proxy
+        self.nb_proxy = nb_proxy
+        self.fc1 = CosineLinear(in_features, out_features1, nb_proxy, False, False)
+        self.fc2 = CosineLinear(in_features, out_features2, nb_proxy, False, False)
+        if sigma:
+            self.sigma = nn.Parameter(torch.Tensor(1))
+            self.sigma.data.fill_(1)
+        else:
+            self.register_parameter('sigma', None)
+
+    def forward(self, x):
+        out1 = self.fc1(x)
+        out2 = self.fc2(x)
+
+        out = torch.cat((out1['logits'], out2['logits']), dim=1)  # concatenate along the channel
+
+        # Reduce_proxy
+        out = reduce_proxies(out, self.nb_proxy)
+
+        if self.sigma is not None:
+            out = self.sigma * out
+
+        return {
+            'old_scores': reduce_proxies(out1['logits'], self.nb_proxy),
+            'new_scores': reduce_proxies(out2['logits'], self.nb_proxy),
+            'logits': out
+        }
 
 
 # ------------------------------------------------------------------ utils/toolkit.py
@@ -148,4 +185,38 @@ class SimpleCosineIncrementalNet:
 
     def generate_fc(self, in_dim, out_dim):
         fc = CosineLinear(in_dim, out_dim)
+        return fc
+
+
+class CosineIncrementalNet:
+    def __init__(self, feature_dim, nb_proxy=1):
+        self.feature_dim = feature_dim
+        self.fc = None
+        self.nb_proxy = nb_proxy
+
+    def update_fc(self, nb_classes, task_num):
+        fc = self.generate_fc(self.feature_dim, nb_classes)
+        if self.fc is not None:
+            if task_num == 1:
+                fc.fc1.weight.data = self.fc.weight.data
+                fc.sigma.data = self.fc.sigma.data
+            else:
+                prev_out_features1 = self.fc.fc1.out_features
+                fc.fc1.weight.data[:prev_out_features1] = self.fc.fc1.weight.data
+                fc.fc1.weight.data[prev_out_features1:] = self.fc.fc2.weight.data
+                fc.sigma.data = self.fc.sigma.data
+
+        del self.fc
+        self.fc = fc
+
+    def generate_fc(self, in_dim, out_dim):
+        if self.fc is None:
+            fc = CosineLinear(in_dim, out_dim, self.nb_proxy, to_reduce=True)
+        else:
+            prev_out_features = self.fc.out_features // self.nb_proxy
+            # prev_out_features = self.fc.out_features
+            fc = SplitCosineLinear(
+                in_dim, prev_out_features, out_dim - prev_out_features, self.nb_proxy
+            )
+
         return fc
