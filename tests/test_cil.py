@@ -102,6 +102,14 @@ def run(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def linear(tmp_path_factory) -> tuple[str, list[Path]]:
+    """The data and the SimpleLinear run's checkpoints (no timeline built)."""
+    folder = tmp_path_factory.mktemp("pycil_files")
+    data, _labels = _data(folder)
+    return data, _write_run(folder, "linear")[0]
+
+
+@pytest.fixture(scope="module")
 def epochs(tmp_path_factory) -> list[Path]:
     return tf.write_epochs(tmp_path_factory.mktemp("epochs"), epochs=2)
 
@@ -227,15 +235,13 @@ def test_a_task_checkpoint_opens_in_the_datas_classes(run) -> None:
 
 
 # ---------------------------------------------------------------- the command and the snapshot
-def test_the_command_prints_and_writes_the_tasks(run, tmp_path, capsys) -> None:
+def test_the_command_prints_and_writes_the_tasks(linear, tmp_path, capsys) -> None:
     """The tables and the CSV; the snapshot's task fields read back (written from the
     timeline without maps: the command's --out draws them, the same fields)."""
     from protoview.core.snapshot import read_snapshot, write_snapshot
     from protoview.core.timeline import timeline_to_snapshot
 
-    kind, data, _labels, paths, *_, tl = run
-    if kind != "linear":
-        pytest.skip("one head is enough for the command")
+    data, paths = linear
     out, csv = tmp_path / "t.h5", tmp_path / "t.csv"
     argv = ["timeline", *map(str, paths), data, "--arch", "pycil:resnet32", "--no-cache"]
     assert main([*argv, "--csv", str(csv), "--tasks", "4,4,4"]) == 0
@@ -244,6 +250,8 @@ def test_the_command_prints_and_writes_the_tasks(run, tmp_path, capsys) -> None:
                   "forgetting per task", "average incremental accuracy", "WA's gamma",
                   "task 3 (8-11)"):
         assert words in text
+    tl = build_timeline([str(p) for p in paths], data, OPTIONS, with_map=False,
+                        tasks="4,4,4")
     header, *rows = csv.read_text().splitlines()
     assert header.split(",")[7:10] == ["old_accuracy", "new_accuracy", "wa_gamma"]
     assert len(rows) == 3 and float(rows[2].split(",")[4]) == tl.steps[2].accuracy
@@ -251,6 +259,8 @@ def test_the_command_prints_and_writes_the_tasks(run, tmp_path, capsys) -> None:
     snap = read_snapshot(out)
     got = snapshot_tasks(snap)
     assert got["sizes"] == list(SIZES) and got["order"] == ORDER
+    np.testing.assert_array_equal(got["task_of_class"], tl.tasks.task_of_data_class())
+    assert list(got["task_of_class"][ORDER]) == [0] * 4 + [1] * 4 + [2] * 4
     np.testing.assert_array_equal(got["accuracy"], tl.task_matrix())
     np.testing.assert_array_equal(got["forgetting"], tl.forgetting_matrix())
     np.testing.assert_array_equal(got["wa_gamma"], [s.tasks.wa_gamma for s in tl.steps])
@@ -276,10 +286,8 @@ def test_a_timeline_without_tasks_has_no_task_fields(epochs) -> None:
     ("4,x,4", "takes the classes of each task separated by commas"),
     ("4,0,8", "every task holds at least one class"),
 ])
-def test_task_sizes_that_do_not_fit_are_one_line(run, capsys, tasks, words) -> None:
-    kind, data, _labels, paths, *_ = run
-    if kind != "linear":
-        pytest.skip("the sizes are checked before any head is looked at")
+def test_task_sizes_that_do_not_fit_are_one_line(linear, capsys, tasks, words) -> None:
+    data, paths = linear
     argv = ["timeline", *map(str, paths), data, "--arch", "pycil:resnet32", "--tasks", tasks]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -95,7 +95,8 @@ def _task_fields(snap: Any, timeline: Timeline) -> None:
 
 def snapshot_tasks(snap: Any) -> dict[str, Any] | None:
     """The class-incremental numbers of a timeline snapshot, or None (no tasks; a file
-    written before they existed): ``sizes`` and ``order`` (lists), ``accuracy`` /
+    written before they existed): ``sizes`` and ``order`` (lists), ``task_of_class`` (C,)
+    int64 (each data class's task, 0-based: what an old / new colouring needs), ``accuracy`` /
     ``forgetting`` / ``task_norm`` (steps, tasks), ``class_norm`` (steps, C), ``old``,
     ``new``, ``wa_gamma`` (steps,), ``average_incremental_accuracy``, ``forgetting_mean``."""
     if "task_accuracy" not in snap.history or "tasks" not in snap.attrs:
@@ -110,8 +111,11 @@ def snapshot_tasks(snap: Any) -> dict[str, Any] | None:
     def stacked(name: str) -> np.ndarray:
         return np.stack([np.asarray(v, np.float64) for v in h[name]])
 
+    task_of_class = np.full(len(order), -1, np.int64)
+    task_of_class[np.asarray(order, np.int64)] = np.repeat(np.arange(len(sizes)), sizes)[:len(order)]
     return {
-        "sizes": sizes, "order": order, "accuracy": stacked("task_accuracy"),
+        "sizes": sizes, "order": order, "task_of_class": task_of_class,
+        "accuracy": stacked("task_accuracy"),
         "forgetting": stacked("task_forgetting"), "task_norm": stacked("task_norm"),
         "class_norm": stacked("class_norm"),
         "old": np.asarray(h["old_accuracy"], np.float64),
