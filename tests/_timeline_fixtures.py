@@ -5,7 +5,9 @@
   protoview-demo-cnn``); each epoch a few SGD steps on the demo digits from the one before.
 - :func:`write_pycil_tasks`: PyCIL's ``save_checkpoint`` layout (``{"tasks",
   "model_state_dict": {convnet.*, fc.*}}``, ``{name}_{task}.pkl``) with a growing
-  ``SimpleLinear`` head (its ``fc.weight`` / ``fc.bias``), the old classes' rows first.
+  ``SimpleLinear`` head (its ``fc.weight`` / ``fc.bias``), the old classes' rows first,
+  trained as PyCIL trains: in its seeded class order (head class ``k`` is the digit
+  ``order[k]``, ``DataManager._map_new_class_index``), task ``t`` on the classes seen.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return demo_inputs(images), torch.as_tensor(labels, dtype=torch.long)
 
 
-def _train(model: nn.Module, steps: int, seed: int, classes: int | None = None) -> None:
+def _train(model: nn.Module, steps: int, seed: int, classes: int | None = None,
+           order: list[int] | None = None) -> None:
     x, y = _digits()
+    if order is not None:  # PyCIL's targets: the label's place in the order
+        y = torch.as_tensor([order.index(int(v)) for v in y], dtype=torch.long)
     if classes is not None:
         keep = y < classes
         x, y = x[keep], y[keep]
@@ -60,10 +65,14 @@ def write_epochs(folder: Path, epochs: int = 3, steps: int = 3, seed: int = 0,
 
 
 def write_pycil_tasks(folder: Path, increments: tuple[int, ...] = (4, 3, 3), steps: int = 3,
-                      seed: int = 0, name: str = "finetune_{}.pkl") -> list[Path]:
-    """One PyCIL checkpoint per task, the head growing by ``increments`` classes."""
+                      seed: int = 0, name: str = "finetune_{}.pkl",
+                      order: list[int] | None = None) -> list[Path]:
+    """One PyCIL checkpoint per task, the head growing by ``increments`` classes, in
+    ``order`` (default PyCIL's, seed 1993, of the 10 digits)."""
     from protoview.core.demo import build_demo_model
+    from protoview.core.opening import pycil_class_order
 
+    order = list(pycil_class_order(10)) if order is None else order
     torch.manual_seed(seed)
     seen, fc, paths = 0, None, []
     featurizer = None
@@ -75,7 +84,7 @@ def write_pycil_tasks(folder: Path, increments: tuple[int, ...] = (4, 3, 3), ste
             with torch.no_grad():  # PyCIL's SimpleLinear update: the old rows are kept
                 model.classifier.weight[: fc["weight"].shape[0]] = fc["weight"]
                 model.classifier.bias[: fc["bias"].shape[0]] = fc["bias"]
-        _train(model, steps, seed + task, classes=seen)
+        _train(model, steps, seed + task, classes=seen, order=order)
         featurizer = model.featurizer.state_dict()
         fc = {k: v.clone() for k, v in model.classifier.state_dict().items()}
         state = {f"convnet.{k}": v for k, v in featurizer.items()}

@@ -135,16 +135,24 @@ def test_features_come_from_the_cache_the_second_time(epochs, tmp_path):
 
 
 def test_a_growing_head_counts_the_classes_it_has(tasks):
+    """PyCIL's task checkpoints (class order seed 1993): a head of T classes holds the
+    digits order[:T]; its predictions, accuracy and per-class accuracy are over those."""
+    from protoview.core.opening import pycil_class_order
+
+    order = list(pycil_class_order(10))
     tl = build_timeline([str(p) for p in tasks], "demo", OPTIONS, with_map=False)
     labels = tl.state.labels
     assert [s.head_classes for s in tl.steps] == [4, 7, 10]
+    assert tl.class_order == "PyCIL's, seed 1993 (its configs)"
     for s in tl.steps:
-        assert s.evaluated == int(np.sum(labels < s.head_classes))
-        assert np.isnan(s.class_accuracy[s.head_classes:]).all()
-        assert np.isfinite(s.class_accuracy[: s.head_classes]).all()
-        assert s.frame["predictions"].max() < s.head_classes
+        held = order[: s.head_classes]
+        lacks = order[s.head_classes:]
+        assert s.evaluated == int(np.isin(labels, held).sum())
+        assert np.isnan(s.class_accuracy[lacks]).all()
+        assert np.isfinite(s.class_accuracy[held]).all()
+        assert np.isin(s.frame["predictions"], held).all()
         assert s.frame["proxies_embedding"].shape == (s.head_classes, 2)
-    seen = labels < 4
+    seen = np.isin(labels, order[:4])
     assert tl.steps[0].accuracy == pytest.approx(
         np.mean(tl.steps[0].frame["predictions"][seen] == labels[seen]))
     assert len(tl.state.centers) == 10 and len(tl.state.proxies) == 10

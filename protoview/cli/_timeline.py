@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from protoview.cli._common import Handler, add_open_options, progress_printer, say, score_text
 
@@ -33,7 +34,8 @@ def build_from_args(args: argparse.Namespace, *, with_map: bool):
         checkpoints, data, options, k=getattr(args, "k", 10), seed=getattr(args, "seed", 0),
         with_map=with_map, keep_order=getattr(args, "keep_order", False),
         device=getattr(args, "device", None), batch_size=getattr(args, "batch_size", 256),
-        use_cache=not getattr(args, "no_cache", False))
+        use_cache=not getattr(args, "no_cache", False),
+        class_order=getattr(args, "class_order", "auto"), tasks=getattr(args, "tasks", None))
     names = [os.path.basename(p) for p in builder.paths]
     printers = [progress_printer(f"checkpoint {i + 1}/{len(names)} {name}")
                 for i, name in enumerate(names)]
@@ -68,6 +70,98 @@ def accuracy_table(timeline) -> list[str]:
     return lines
 
 
+def _cells(values, fmt: str, labelled: bool = True) -> list[str]:
+    return [score_text(float(v), labelled, fmt) if v == v else "-" for v in values]
+
+
+def task_lines(timeline) -> list[str]:
+    """A class-incremental run's numbers: the accuracy per task (checkpoints x tasks) with
+    old / new, the forgetting per task, PyCIL's average incremental accuracy and
+    forgetting, the weight norms per task and WA's gamma. Empty without tasks."""
+    tasks = timeline.tasks
+    if tasks is None:
+        return []
+    labelled = any(s.evaluated for s in timeline.steps)
+    width = max(10, *(len(s.name) for s in timeline.steps))
+    heads = [tasks.label(j) for j in range(tasks.count)]
+    cols = max(9, *(len(h) for h in heads))
+    head = f"{'step':>4}  {'checkpoint':<{width}}  " + "  ".join(f"{h:>{cols}}" for h in heads)
+    order = f"; {timeline.class_order} class order" if timeline.class_order else ""
+    lines = [f"tasks: {', '.join(str(v) for v in tasks.sizes)} classes (from {tasks.source}"
+             f"{order}: task columns name head classes, head class k = data class order[k])",
+             "accuracy per task (over each task's labelled samples; old = the earlier tasks, "
+             "new = the newest task of the head):",
+             head + f"  {'old':>7}  {'new':>7}"]
+    for s in timeline.steps:
+        n = s.tasks
+        cells = "  ".join(f"{c:>{cols}}" for c in _cells(n.accuracy, ".1%", labelled))
+        old, new = _cells([n.old, n.new], ".1%", labelled)
+        lines.append(f"{s.step:>4}  {s.name:<{width}}  {cells}  {old:>7}  {new:>7}")
+    lines.append("forgetting per task (the drop from its best accuracy so far, in points):")
+    lines.append(head)
+    for s, row in zip(timeline.steps, timeline.forgetting_matrix(), strict=True):
+        cells = "  ".join(f"{c:>{cols}}" for c in _cells(row * 100, ".2f", labelled))
+        lines.append(f"{s.step:>4}  {s.name:<{width}}  {cells}")
+    aia = score_text(timeline.average_incremental_accuracy(), labelled, ".2%")
+    fgt = timeline.mean_forgetting()
+    lines.append(f"average incremental accuracy (PyCIL's: the mean accuracy at the end of each "
+                 f"task): {aia}; forgetting (PyCIL's: the mean over the tasks before the "
+                 f"newest, at the last checkpoint): "
+                 f"{score_text(fgt * 100, labelled, '.2f')} points")
+    p = timeline.state.proxies.shape[0] // max(timeline.steps[-1].head_classes, 1)
+    what = "its row" if p == 1 else f"the mean of its {p} proxy rows"
+    lines.append(f"weight norms per task (each class's L2 norm, {what}, averaged over the "
+                 "task's classes) and WA's gamma (mean norm of the old classes' rows / the "
+                 "newest task's: < 1, the new classes' rows are longer, the bias WA and BiC "
+                 "correct):")
+    lines.append(head + f"  {'gamma':>7}")
+    for s in timeline.steps:
+        n = s.tasks
+        cells = "  ".join(f"{c:>{cols}}" for c in _cells(n.task_norm, ".4g"))
+        gamma = _cells([n.wa_gamma], ".4f")[0]
+        lines.append(f"{s.step:>4}  {s.name:<{width}}  {cells}  {gamma:>7}")
+    return lines
+
+
+def write_csv(path: str, timeline) -> None:
+    """One row per checkpoint: its table's numbers and, for a class-incremental run, the
+    old / new accuracy, WA's gamma and per task its accuracy, forgetting and weight norm
+    (fractions; empty where there is none)."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from protoview.core.atomic import atomic_path
+
+    tasks = timeline.tasks
+    header = ["step", "checkpoint", "head_classes", "evaluated", "accuracy", "knn_change",
+              "map_held"]
+    if tasks is not None:
+        header += ["old_accuracy", "new_accuracy", "wa_gamma"]
+        for j in range(tasks.count):
+            header += [f"task{j + 1}_accuracy", f"task{j + 1}_forgetting", f"task{j + 1}_norm"]
+    forgetting = timeline.forgetting_matrix()
+
+    def cell(v: float) -> str:
+        return "" if v != v else repr(float(v))
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for i, s in enumerate(timeline.steps):
+        row = [s.step, s.path, s.head_classes, s.evaluated, cell(s.accuracy),
+               cell(s.knn_change), cell(s.map_held)]
+        if tasks is not None:
+            n = s.tasks
+            row += [cell(n.old), cell(n.new), cell(n.wa_gamma)]
+            for j in range(tasks.count):
+                row += [cell(n.accuracy[j]), cell(forgetting[i, j]), cell(n.task_norm[j])]
+        writer.writerow(row)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(buffer.getvalue(), encoding="utf-8")
+    say(f"wrote {path}")
+
+
 def movers_lines(timeline, a: str, b: str, top: int) -> list[str]:
     """The movers from checkpoint ``a`` to ``b``: rank, sample, label, both predictions,
     Jaccard distance."""
@@ -97,14 +191,23 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         raise ParameterError("--top", f"must be a whole number >= 1, got {args.top}")
     if args.k < 1:
         raise ParameterError("--k", f"must be a whole number >= 1, got {args.k}")
+    if args.tasks is not None:
+        from protoview.core.timeline import parse_tasks
+
+        parse_tasks(args.tasks)
+    for path in (args.csv, args.out):
+        if path and not Path(path).expanduser().absolute().parent.is_dir():
+            raise ParameterError(path, "the folder to write into does not exist")
     timeline = build_from_args(args, with_map=bool(args.out))
     if args.movers:  # checked before anything is written
         timeline.find(args.movers[0]), timeline.find(args.movers[1])
-    for line in accuracy_table(timeline):
+    for line in accuracy_table(timeline) + task_lines(timeline):
         say(line)
     if args.movers:
         for line in movers_lines(timeline, *args.movers, args.top):
             say(line)
+    if args.csv:
+        write_csv(args.csv, timeline)
     if args.out:
         from protoview.core.snapshot import write_snapshot
         from protoview.core.timeline import timeline_to_snapshot
@@ -125,7 +228,7 @@ def open_in_window(args: argparse.Namespace, files: list[str]) -> int:
 
     ns = argparse.Namespace(**{**vars(args), "paths": files, "trust_checkpoint": False})
     timeline = build_from_args(ns, with_map=True)
-    for line in accuracy_table(timeline):
+    for line in accuracy_table(timeline) + task_lines(timeline):
         say(line)
     handle, path = tempfile.mkstemp(prefix="protoview-timeline-", suffix=".h5")
     os.close(handle)
@@ -151,6 +254,13 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--movers", nargs=2, metavar=("A", "B"),
                    help="print the samples whose neighbourhood changed most from checkpoint A "
                         "to B (their numbers, 1 = first, or file names)")
+    p.add_argument("--tasks", metavar="SIZES",
+                   help="a class-incremental run's classes per task, in the head's class order "
+                        "(e.g. 10,10,10; they add up to the largest head); default: read from "
+                        "the checkpoints' head sizes (each head that grows adds a task)")
+    p.add_argument("--csv", metavar="PATH",
+                   help="also write one row per checkpoint as CSV (with tasks: old / new "
+                        "accuracy, WA's gamma, per task its accuracy, forgetting, weight norm)")
     p.add_argument("--top", type=int, default=20, help="movers to print (default 20)")
     p.add_argument("--k", type=int, default=10, help="neighbours per sample for the movers "
                                                      "(default 10)")

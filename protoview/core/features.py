@@ -218,6 +218,8 @@ def feature_cache_key(model: SplitModel, dataset: Any) -> str:
             model_part += f";class_order={info.class_order}"
         if getattr(info, "encoder", None) is not None:  # DINO's teacher / student, the space
             model_part += f";encoder={info.encoder!r}"
+        if getattr(info.head, "partial", False):  # a task checkpoint in the data's classes
+            model_part += f";held={info.head.held}"
     else:
         model_part = f"state_dict:{_state_dict_digest(model)}"
     transform = getattr(dataset, "transform", None)

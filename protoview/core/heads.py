@@ -14,7 +14,7 @@ classes holds ``C*P`` rows, class-major: rows ``c*P ... c*P+P-1`` belong to clas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -147,22 +147,37 @@ class HeadInfo:
     feature_dim: int
     sigma: float | None = None
     has_bias: bool = False
+    #: a partial head (:class:`ClassScatter`): the classes it has (left out of the repr, so
+    #: that a whole head's description, which keys the feature cache, is as it was)
+    held_classes: int | None = field(default=None, repr=False)
 
     @property
     def num_proxies(self) -> int:
-        return self.num_classes * self.nb_proxy
+        return self.held * self.nb_proxy
+
+    @property
+    def held(self) -> int:
+        """The classes the head has rows for (``num_classes`` unless it is partial)."""
+        return self.num_classes if self.held_classes is None else self.held_classes
+
+    @property
+    def partial(self) -> bool:
+        """The head lacks some of its ``num_classes`` (a task checkpoint of a
+        class-incremental run, put in the data's classes by :class:`ClassScatter`)."""
+        return self.held < self.num_classes
 
     def describe(self) -> str:
         if self.kind == "none":
             return f"none (an encoder: {self.feature_dim}-d features, no classifier)"
+        held = f" ({self.held} of them in the head, the others absent)" if self.partial else ""
         if self.kind == "cosine":
             s = "none" if self.sigma is None else f"{self.sigma:.4g}"
             return (
-                f"cosine head: {self.num_classes} classes x {self.nb_proxy} proxies "
+                f"cosine head: {self.num_classes} classes{held} x {self.nb_proxy} proxies "
                 f"({self.num_proxies} rows), feature dim {self.feature_dim}, sigma {s}"
             )
         bias = "with bias" if self.has_bias else "no bias"
-        return f"linear head: {self.num_classes} classes, feature dim {self.feature_dim}, {bias}"
+        return f"linear head: {self.num_classes} classes{held}, feature dim {self.feature_dim}, {bias}"
 
 
 class NoHead(nn.Module):
@@ -213,9 +228,58 @@ class ClassSubset(nn.Module):
         return rows[self.classes].reshape(-1, rows.shape[-1])
 
 
+#: How far below a row's smallest logit an absent class's logit is put by
+#: :class:`ClassScatter`: its softmax probability is exactly 0 in float32 and float64
+#: (``exp(-1e4)`` underflows) while its log-probability stays finite, so an entropy, a
+#: log-softmax or a loss over all the data's classes gets no -inf and no NaN.
+ABSENT_MARGIN = 1.0e4
+
+
+class ClassScatter(nn.Module):
+    """A head that holds some classes of the data, its logits put in the data's classes.
+
+    Head class ``k`` is the data's class ``classes[k]`` (PyCIL's class order: a task
+    checkpoint's head of ``T`` classes holds the data classes ``order[:T]``); the output is
+    ``(N, num_classes)``: column ``classes[k]`` is the head's logit ``k`` (copied, to the
+    bit), a column of a class the head lacks is the row's smallest logit minus
+    :data:`ABSENT_MARGIN` (never the prediction, probability 0, finite). ``present`` (C,)
+    bool marks the classes the head has. The proxies stay the head's rows in its own order
+    (``weight``); :func:`head_proxies` names each row's data class.
+    """
+
+    def __init__(self, inner: nn.Module, classes: list[int] | tuple[int, ...],
+                 num_classes: int) -> None:
+        super().__init__()
+        info = describe_head(inner)
+        chosen = [int(c) for c in classes]
+        if len(chosen) != info.num_classes:
+            raise ValueError(f"{len(chosen)} data classes for a head of {info.num_classes}")
+        if len(set(chosen)) != len(chosen) or min(chosen, default=0) < 0 \
+                or max(chosen, default=0) >= num_classes:
+            raise ValueError(f"the head's classes must be distinct classes of 0..{num_classes - 1}")
+        self.inner = inner
+        self.num_classes = int(num_classes)
+        self.register_buffer("classes", torch.tensor(chosen, dtype=torch.long), persistent=False)
+        present = torch.zeros(num_classes, dtype=torch.bool)
+        present[self.classes] = True
+        self.register_buffer("present", present, persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(z)
+        floor = logits.detach().min(dim=1, keepdim=True).values - ABSENT_MARGIN
+        out = floor.expand(-1, self.num_classes).clone()
+        out[:, self.classes] = logits
+        return out
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The head's rows in its own order (``nb_proxy`` a class)."""
+        return self.inner.weight
+
+
 def describe_head(head: nn.Module) -> HeadInfo:
     """Describe a supported head (``nn.Linear``, ``CosineLinear``, ``SplitCosineLinear``, or
-    a :class:`ClassSubset` of one).
+    a :class:`ClassSubset` or :class:`ClassScatter` of one).
 
     Raises ``TypeError`` naming the module type for any other head (e.g. an MLP): proxies
     are only defined for a single weight matrix.
@@ -228,6 +292,12 @@ def describe_head(head: nn.Module) -> HeadInfo:
         )  # fmt: skip
     if isinstance(head, NoHead):
         return HeadInfo("none", 0, 1, head.in_features)
+    if isinstance(head, ClassScatter):
+        inner = describe_head(head.inner)
+        return HeadInfo(
+            inner.kind, head.num_classes, inner.nb_proxy, inner.feature_dim, inner.sigma,
+            inner.has_bias, inner.num_classes if inner.num_classes < head.num_classes else None,
+        )  # fmt: skip
     if isinstance(head, nn.Linear):
         return HeadInfo("linear", head.out_features, 1, head.in_features, None, head.bias is not None)
     if isinstance(head, (CosineLinear, SplitCosineLinear)):
@@ -246,9 +316,12 @@ def head_proxies(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     Returns
     -------
     vectors: (C*P, D) float tensor, the weight rows (detached, not normalised).
-    classes: (C*P,) int64 tensor, ``row // P``.
+    classes: (C*P,) int64 tensor, ``row // P`` (a :class:`ClassScatter`'s: the data class
+    of the row's head class).
     """
     info = describe_head(head)
     weight = head.weight.detach()
     classes = torch.arange(weight.shape[0], device=weight.device) // info.nb_proxy
+    if isinstance(head, ClassScatter):
+        classes = head.classes.to(weight.device)[classes]
     return weight, classes

@@ -143,8 +143,8 @@ def classes_for_proxies(info: Any, dataset: Any, path: str) -> int | None:
     """
     classes = len(getattr(dataset, "class_names", []) or [])
     rows = info.head.num_proxies
-    if info.nb_proxy_from != "assumed" or not classes or rows == classes:
-        return None
+    if info.nb_proxy_from != "assumed" or not classes or rows <= classes:
+        return None  # fewer rows than classes: a task checkpoint's head, one proxy a class
     if rows % classes:
         raise ParameterError(
             "--nb-proxy",
@@ -195,6 +195,11 @@ class ClassOrder:
             where[y] = k
         return where
 
+    def head_classes(self, held: int) -> list[int]:
+        """The data classes of a head's first ``held`` classes: ``order[:held]`` (the
+        data's own ``0..held-1`` for an empty order)."""
+        return list(self.order[:held]) if self.order else list(range(held))
+
     def describe(self) -> str:
         if not self.order:
             return f"class order {self.source}: head class k is the data's class k"
@@ -236,10 +241,11 @@ def class_order_for(option: str | None, info: Any, classes: int) -> ClassOrder |
     ``classes`` classes, or None (the head's class k is the data's class k).
 
     ``auto`` (default, also None / ""): PyCIL's order (seed 1993) for a PyCIL checkpoint
-    (``info.class_order == "pycil"``) whose head holds every class of the data, else None;
+    (``info.class_order == "pycil"``) whose head holds at most the data's classes (a task
+    checkpoint's head of ``T`` classes holds the data classes ``order[:T]``), else None;
     ``data``: the data's own (an empty ``order``: the user says so, nothing changes); ``pycil`` / ``pycil:SEED``: PyCIL's order with that seed; anything else:
     a file of class indices. Raises ParameterError naming ``--class-order`` (or the file)
-    when the order cannot apply (the head does not hold the data's classes).
+    when the order cannot apply (the head has more classes than the data).
     """
     text = (option or "auto").strip()
     word, _, rest = text.partition(":")
@@ -247,7 +253,7 @@ def class_order_for(option: str | None, info: Any, classes: int) -> ClassOrder |
         return ClassOrder((), "the data's (--class-order data)")
     if text == "auto":
         pycil = getattr(info, "class_order", "") == "pycil"
-        if not pycil or info.head.num_classes != classes or not classes:
+        if not pycil or not 0 < info.head.num_classes <= classes:
             return None
         return ClassOrder(pycil_class_order(classes), f"PyCIL's, seed {PYCIL_SEED} (its configs)")
     if word == "pycil" and not os.path.exists(text):
@@ -265,11 +271,12 @@ def class_order_for(option: str | None, info: Any, classes: int) -> ClassOrder |
                                       f"class indices; {text!r} is none of them (no such file)")
     if not classes:
         raise ParameterError(_OPTION, "the data name no classes: a class order needs them")
-    if info.head.num_classes != classes:
+    if info.head.num_classes > classes:
         raise ParameterError(
             _OPTION, f"the head has {info.head.num_classes} classes and the data {classes}: a "
-                     "class order maps every class of the head to one of the data (a task "
-                     "checkpoint of a class-incremental run holds only the classes seen so far)")
+                     "class order maps every class of the head to one of the data (give the "
+                     "data of all the run's classes; a task checkpoint's head holds the first "
+                     "classes of the order, the ones seen so far)")
     return ClassOrder(order, source)
 
 
@@ -281,6 +288,11 @@ def note_class_order(info: Any, order: ClassOrder | None) -> None:
     info.notes[:] = [n for n in info.notes if not n.startswith("PyCIL numbers classes")]
     info.notes.append(order.describe())
     info.class_order = order.source
+    held = info.head.held
+    if order.order and held < len(order.order):
+        info.notes.append(
+            f"a task checkpoint: its head holds {held} of the data's {len(order.order)} classes "
+            f"(the data classes order[:{held}]); the others are absent, never predicted")
     if order.order and info.class_names and len(info.class_names) == len(order.order):
         names = list(info.class_names)  # the head's names, now in the data's order
         info.class_names = [names[k] for k in order.head_of_data_class]
@@ -290,12 +302,21 @@ def apply_class_order(model: Any, order: ClassOrder | None) -> Any:
     """``model`` with its head's logits in the data's class order (a
     :class:`~protoview.core.heads.ClassSubset` taking, for data class ``y``, head class
     ``order.index(y)``: the logits are the head's own, reordered to the bit), noted in
-    ``model.info``; ``model`` unchanged when ``order`` is None."""
+    ``model.info``; ``model`` unchanged when ``order`` is None.
+
+    A head of fewer classes than the order (a task checkpoint of a class-incremental run:
+    its ``T`` classes are the data classes ``order[:T]``) becomes a
+    :class:`~protoview.core.heads.ClassScatter`: the data's classes, those it lacks absent
+    (never predicted, probability 0; see :data:`~protoview.core.heads.ABSENT_MARGIN`)."""
     if order is None:
         return model
-    from protoview.core.heads import ClassSubset, describe_head
+    from protoview.core.heads import ClassScatter, ClassSubset, describe_head
 
-    if order.order:
+    held = describe_head(model.classifier).num_classes
+    if order.order and held < len(order.order):
+        model.classifier = ClassScatter(model.classifier, order.head_classes(held),
+                                        len(order.order))
+    elif order.order:
         model.classifier = ClassSubset(model.classifier, order.head_of_data_class)
     if model.info is not None:
         model.info.head = describe_head(model.classifier)
@@ -316,3 +337,26 @@ def check_has_head(model: Any) -> None:
         "logits; open a checkpoint that has one (e.g. its linear probe, as main_lincls.py "
         "trains it on these weights)",
     )
+
+
+def scatter_class_order(model: Any, order: ClassOrder | None, num_classes: int) -> Any:
+    """``model`` with its head, of ``T <= num_classes`` classes, put in the data's
+    ``num_classes`` classes by a :class:`~protoview.core.heads.ClassScatter` (head class
+    ``k`` is data class ``order.order[k]``, or ``k`` without an order), its proxies left in
+    the head's own order: what a timeline of a growing head needs (every checkpoint's rows
+    keep their place, each named by its data class). The order is noted in ``model.info``."""
+    from protoview.core.heads import ClassScatter, describe_head
+
+    held = describe_head(model.classifier).num_classes
+    if held > num_classes:
+        raise ValueError(f"a head of {held} classes on data of {num_classes}")
+    classes = order.head_classes(held) if order is not None else list(range(held))
+    model.classifier = ClassScatter(model.classifier, classes, num_classes)
+    if model.info is not None:
+        model.info.head = describe_head(model.classifier)
+        if order is not None:
+            model.info.notes[:] = [n for n in model.info.notes
+                                   if not n.startswith("PyCIL numbers classes")]
+            model.info.notes.append(order.describe())
+            model.info.class_order = order.source
+    return model

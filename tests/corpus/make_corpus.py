@@ -1882,6 +1882,26 @@ def _ckpt_timeline_glob_matches_nothing(d: Path) -> dict[str, Any]:
                  what="a glob of checkpoints that matches no file")
 
 
+@_case(OPTION)
+def _opt_timeline_tasks_do_not_add_up(d: Path) -> dict[str, Any]:
+    from tests._timeline_fixtures import ARCH, write_pycil_tasks
+
+    paths = write_pycil_tasks(d, steps=1)  # heads of 4, 7, 10 classes
+    return _option_fail(["timeline", *paths, "demo", "--arch", ARCH, "--tasks", "4,4"],
+                        "--tasks", "adds up to 8 classes", "the largest head holds 10",
+                        what="task sizes 4,4 for PyCIL task checkpoints whose heads grow to 10")
+
+
+@_case(OPTION)
+def _opt_timeline_tasks_without_a_growing_head(d: Path) -> dict[str, Any]:
+    from tests._timeline_fixtures import ARCH, write_epochs
+
+    paths = write_epochs(d, epochs=2, steps=1)
+    return _option_fail(["timeline", *paths, "demo", "--arch", ARCH, "--tasks", "5,5"],
+                        "--tasks", "every checkpoint's head holds 10 classes",
+                        what="task sizes for the epochs of a plain run (a head that never grows)")
+
+
 # ---------------------------------------------------------------------------- script
 def main(argv: list[str]) -> int:
     if len(argv) != 1:

@@ -202,4 +202,24 @@ def make_adapter(name: str, model: nn.Module, **params: Any) -> Adapter:
         method does not take, or a value its declaration refuses.
     """
     check_params(name, **params)
+    if name != "none":  # "none" adapts nothing: a task checkpoint's accuracy as it is
+        _refuse_partial_head(model)
     return method_class(name).from_params(model, **params)
+
+
+def _refuse_partial_head(model: nn.Module) -> None:
+    """ParameterError (``method``) for a head that lacks some of the data's classes (a task
+    checkpoint of a class-incremental run, :class:`~protoview.core.heads.ClassScatter`):
+    the methods' losses and filters count every class of the logits."""
+    from protoview.core.heads import describe_head
+
+    head = getattr(model, "classifier", None)
+    try:
+        info = describe_head(head) if head is not None else None
+    except TypeError:
+        return
+    if info is not None and info.partial:
+        raise ParameterError(
+            "method", f"the head holds {info.held} of the data's {info.num_classes} classes (a "
+                      "task checkpoint of a class-incremental run): test-time adaptation needs "
+                      "a head over every class of the data (the run's last checkpoint)")

@@ -106,6 +106,12 @@ def match_classes(info: ModelInfo, dataset: Any) -> ClassMatch:
             "order; --class-order pycil applies it (pycil:SEED for another seed, "
             "--class-order data if the run kept the data's order)")
         return result
+    if order and order != "pycil" and head < len(names):  # a task checkpoint, order applied
+        result.lines.append(
+            f"matched through the class order {order}: a task checkpoint, its head holds "
+            f"{head} of the data's {len(names)} classes (the data classes order[:{head}]); "
+            "the others are absent (never predicted)")
+        return result
     if head != len(names):
         result.matched = False
         result.lines.append(

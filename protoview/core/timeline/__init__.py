@@ -13,10 +13,16 @@ are its own head's, its accuracy counts the classes its head has.
   :class:`AlignedMaps`, the map sequence alone (features in, aligned geometry out);
   :class:`Timeline`, :class:`CheckpointStep`; :func:`expand_checkpoints`.
 - :func:`timeline_to_snapshot`: the snapshot, laid out as an adaptation run's (replay,
-  ``info``, ``export``); :func:`snapshot_movers` reads the movers back from one.
+  ``info``, ``export``); :func:`snapshot_movers` reads the movers back from one,
+  :func:`snapshot_tasks` its class-incremental numbers.
 - :func:`knn_lists`, :func:`knn_jaccard`, :func:`rank_movers`, :class:`Movers`.
+- Class-incremental runs (``_tasks``): :class:`Tasks` (``--tasks`` or the heads' sizes,
+  PyCIL's class order), :class:`TaskNumbers` per checkpoint (accuracy per task, old /
+  new, weight norms per class and task, WA's gamma), :func:`forgetting`,
+  :func:`mean_forgetting`, :func:`average_incremental_accuracy` (PyCIL's definitions).
 
-Modules: ``_inputs`` (files, checks, opening), ``_movers``, ``_build``, ``_snapshot``.
+Modules: ``_inputs`` (files, checks, opening), ``_movers``, ``_tasks``, ``_build``,
+``_snapshot``.
 """
 
 from protoview.core.timeline._build import (
@@ -41,14 +47,30 @@ from protoview.core.timeline._snapshot import (
     TIMELINE_METHOD,
     is_timeline_snapshot,
     snapshot_movers,
+    snapshot_tasks,
     timeline_checkpoints,
     timeline_to_snapshot,
 )
+from protoview.core.timeline._tasks import (
+    TaskNumbers,
+    Tasks,
+    average_incremental_accuracy,
+    class_norms,
+    forgetting,
+    mean_forgetting,
+    parse_tasks,
+    task_accuracy,
+    task_numbers,
+    tasks_for,
+    wa_gamma,
+)
 
 __all__ = [
-    "DEFAULT_K", "TIMELINE_METHOD", "AlignedMaps", "CheckpointStep", "Movers", "OpenOptions", "Timeline",
-    "TimelineBuilder", "build_timeline", "expand_checkpoints", "grown_layout",
-    "is_timeline_snapshot", "knn_jaccard", "knn_lists", "movers_between", "natural_key",
-    "rank_movers", "seen_class_accuracy", "snapshot_movers", "timeline_checkpoints",
-    "timeline_to_snapshot",
+    "DEFAULT_K", "TIMELINE_METHOD", "AlignedMaps", "CheckpointStep", "Movers", "OpenOptions",
+    "TaskNumbers", "Tasks", "Timeline", "TimelineBuilder", "average_incremental_accuracy",
+    "build_timeline", "class_norms", "expand_checkpoints", "forgetting", "grown_layout",
+    "is_timeline_snapshot", "knn_jaccard", "knn_lists", "mean_forgetting", "movers_between",
+    "natural_key", "parse_tasks", "rank_movers", "seen_class_accuracy", "snapshot_movers", "snapshot_tasks",
+    "task_accuracy", "task_numbers", "tasks_for", "timeline_checkpoints",
+    "timeline_to_snapshot", "wa_gamma",
 ]

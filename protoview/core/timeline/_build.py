@@ -33,7 +33,16 @@ from protoview.core.timeline._movers import (
     knn_lists,
     movers_between,
 )
-from protoview.errors import CancelledError, ParameterError
+from protoview.core.timeline._tasks import (
+    TaskNumbers,
+    Tasks,
+    average_incremental_accuracy,
+    forgetting,
+    mean_forgetting,
+    task_numbers,
+    tasks_for,
+)
+from protoview.errors import CancelledError, CheckpointError, ParameterError
 
 Progress = Callable[[int, int], None] | None
 Cancel = Callable[[], bool] | None
@@ -51,7 +60,8 @@ class CheckpointStep:
     entry: positions, predictions); knn: (N, k) int64 neighbour lists in feature space;
     knn_change: mean Jaccard distance of the lists from the step before (NaN for the
     first); map_held: share of samples kept exactly in place by the aligned update (NaN for
-    the first map); seconds / map_seconds: extraction (or cache read) and map time.
+    the first map); seconds / map_seconds: extraction (or cache read) and map time;
+    tasks: its numbers by task (a class-incremental run, :class:`TaskNumbers`) or None.
     """
 
     step: int
@@ -68,6 +78,7 @@ class CheckpointStep:
     seconds: float = 0.0
     map_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    tasks: TaskNumbers | None = None
 
     @property
     def name(self) -> str:
@@ -77,13 +88,40 @@ class CheckpointStep:
 @dataclass
 class Timeline:
     """Checkpoints over one dataset: ``steps`` in order, ``state`` the last checkpoint's
-    geometry (its features, proxies, centers and map), ``k`` the neighbour-list length."""
+    geometry (its features, proxies, centers and map), ``k`` the neighbour-list length;
+    ``tasks`` the tasks of a class-incremental run (None: the heads do not grow);
+    ``class_order`` where the head's classes come from in the data (its source) or ""."""
 
     steps: list[CheckpointStep]
     state: GeometryState
     dataset: str
     class_names: list[str]
     k: int
+    tasks: Tasks | None = None
+    class_order: str = ""
+
+    # ---------------------------------------------------------------- class-incremental
+    def task_matrix(self) -> np.ndarray:
+        """(checkpoints, tasks) accuracy of each task at each checkpoint (NaN: a task its
+        head lacks); (S, 0) without tasks."""
+        if self.tasks is None:
+            return np.zeros((len(self.steps), 0))
+        return np.stack([s.tasks.accuracy for s in self.steps])  # type: ignore[union-attr]
+
+    def forgetting_matrix(self) -> np.ndarray:
+        """(checkpoints, tasks): the drop of each task from its best accuracy so far."""
+        return forgetting(self.task_matrix())
+
+    def mean_forgetting(self) -> float:
+        """PyCIL's forgetting: the last checkpoint's mean over every task but its newest."""
+        if self.tasks is None:
+            return float("nan")
+        return mean_forgetting(self.task_matrix(), self.steps[-1].tasks.seen)  # type: ignore[union-attr]
+
+    def average_incremental_accuracy(self) -> float:
+        """PyCIL's average incremental accuracy: the mean accuracy at the end of each task."""
+        return average_incremental_accuracy([s.accuracy for s in self.steps],
+                                            [s.head_classes for s in self.steps])
 
     def find(self, which: int | str, where: str = "--movers") -> CheckpointStep:
         """The step ``which``: its number (1-based, as text too) or its file (path or name)."""
@@ -115,7 +153,9 @@ class TimelineBuilder:
                  *, k: int = DEFAULT_K, seed: int = 0, with_map: bool = True,
                  keep_order: bool = False, device: str | None = None,
                  batch_size: int | None = 256, use_cache: bool = True,
-                 cache_dir: str | None = None, warn: bool = True) -> None:
+                 cache_dir: str | None = None, warn: bool = True,
+                 class_order: str | None = "auto",
+                 tasks: str | Sequence[int] | None = None) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ParameterError("--k", f"must be a whole number >= 1, got {k!r}")
         self.options = options or OpenOptions()
@@ -130,6 +170,7 @@ class TimelineBuilder:
         # an encoder without a head (SwAV, DINO, ...): the data's classes, no accuracy
         self.num_classes = int(self.reference.info.head.num_classes) or len(
             getattr(self.dataset, "class_names", None) or [])
+        self._class_incremental(class_order, tasks)
         self._steps: list[CheckpointStep] = []
         self._state: GeometryState | None = None
         self._maps = AlignedMaps(seed, with_map)
@@ -137,14 +178,52 @@ class TimelineBuilder:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _class_incremental(self, class_order: str | None, tasks: Any) -> None:
+        """The head's class order (``--class-order``, PyCIL's for PyCIL checkpoints) and
+        the tasks (``--tasks`` or the heads' sizes), checked before any extraction."""
+        from protoview.core.heads import describe_head
+        from protoview.core.opening import class_order_for
+
+        names = list(getattr(self.dataset, "class_names", []) or [])
+        ref = self.infos[self.reference_index]
+        self.order = class_order_for(class_order, self.reference.info, len(names))
+        if self.order is not None and self.order.order and self.num_classes != len(names):
+            raise CheckpointError(
+                ref.path, f"has the largest head of the timeline, {self.num_classes} classes, "
+                          f"but the data have {len(names)}: {self.order.source} class order "
+                          "needs a head of every class of the data (give the data of the "
+                          "run's classes)")
+        nb_proxy = describe_head(self.reference.classifier).nb_proxy
+        sizes = [c.info.head.num_proxies // nb_proxy for c in self.infos]
+        order = (self.order.order if self.order is not None and self.order.order
+                 else tuple(range(self.num_classes)))
+        self.tasks = tasks_for(tasks, sizes, [os.path.basename(p) for p in self.paths], order)
+        self.reference = self._fit(self.reference)
+
+    def _fit(self, model: Any) -> Any:
+        """``model`` with its head in the data's classes: its class ``k`` the data class
+        ``order[k]``, the classes a smaller head lacks absent (a
+        :class:`~protoview.core.heads.ClassScatter`), its rows kept in the head's order."""
+        from protoview.core.heads import describe_head
+        from protoview.core.opening import scatter_class_order
+
+        held = describe_head(model.classifier).num_classes
+        if held > self.num_classes:
+            raise CheckpointError(model.info.path, f"has a head of {held} classes, more than the "
+                                                   f"largest head's {self.num_classes}")
+        ordered = self.order is not None and bool(self.order.order)
+        if not ordered and held == self.num_classes:
+            return model
+        return scatter_class_order(model, self.order, self.num_classes)
+
     def steps(self, progress: Progress = None, cancel: Cancel = None) -> Iterator[CheckpointStep]:
         """Each checkpoint in turn: load, extract (cached), map, numbers; ``progress(done,
         total)`` per extraction batch, ``cancel`` checked between checkpoints and inside."""
         for i, path in enumerate(self.paths):
             if cancel is not None and cancel():
                 raise CancelledError(f"timeline cancelled after {i} of {len(self.paths)} checkpoints")
-            model = (self.reference if i == self.reference_index
-                     else load_on(path, self.reference, self.data, self.dataset, self.options))
+            model = (self.reference if i == self.reference_index else self._fit(
+                load_on(path, self.reference, self.data, self.dataset, self.options)))
             step = self._step(i + 1, path, model, progress, cancel)
             self._steps.append(step)
             yield step
@@ -158,7 +237,8 @@ class TimelineBuilder:
         self._state.attrs.update(preprocess_attrs(self.dataset))
         return Timeline(list(self._steps), self._state,
                         str(getattr(self.dataset, "description", "")),
-                        list(getattr(self.dataset, "class_names", []) or []), self.k)
+                        list(getattr(self.dataset, "class_names", []) or []), self.k,
+                        self.tasks, self.order.source if self.order is not None else "")
 
     # ------------------------------------------------------------------ one checkpoint
     def _features(self, model: Any, progress: Progress, cancel: Cancel) -> Any:
@@ -171,17 +251,26 @@ class TimelineBuilder:
 
     def _step(self, number: int, path: str, model: Any, progress: Progress,
               cancel: Cancel) -> CheckpointStep:
-        from protoview.core.heads import head_proxies
+        from protoview.core.heads import describe_head, head_proxies
 
         result = self._features(model, progress, cancel)
         vectors, classes = head_proxies(model.classifier)
         proxies = vectors.detach().float().cpu().numpy()
         proxy_classes = classes.cpu().numpy().astype(np.int64)
-        head_classes = int(model.info.head.num_classes)
+        head = describe_head(model.classifier)
+        head_classes = int(head.held)
         state = self._map(result, proxies, proxy_classes, cancel)
+        held = np.zeros(self.num_classes, bool)
+        held[proxy_classes] = True
         accuracy, evaluated, per_class = seen_class_accuracy(
-            state.predictions, result.labels, head_classes, self.num_classes)
+            state.predictions, result.labels, head_classes, self.num_classes, held=held)
         state.metrics["accuracy"] = accuracy
+        numbers = None
+        if self.tasks is not None:
+            numbers = task_numbers(state.predictions, result.labels, self.tasks, head_classes,
+                                   vectors, proxy_classes, head.nb_proxy)
+            earlier = [s.tasks.accuracy for s in self._steps if s.tasks is not None]
+            numbers.forgetting = forgetting(np.stack([*earlier, numbers.accuracy]))[-1]
         knn = knn_lists(result.features, self.k)
         previous = self._steps[-1] if self._steps else None
         held = state.map_held
@@ -194,7 +283,7 @@ class TimelineBuilder:
             map_held=(float("nan") if held is None
                       else float(np.mean(held[state.rows.slice("samples")]))),
             seconds=float(result.seconds), map_seconds=float(state.metrics.get("map_seconds", 0.0)),
-            notes=list(result.notes),
+            notes=list(result.notes), tasks=numbers,
         )
 
     def _map(self, result: Any, proxies: np.ndarray, proxy_classes: np.ndarray,
@@ -280,20 +369,27 @@ def grown_layout(state: GeometryState, anchors: np.ndarray | None, features: np.
 
 
 def seen_class_accuracy(predictions: np.ndarray, labels: np.ndarray, head_classes: int,
-                        num_classes: int) -> tuple[float, int, np.ndarray]:
+                        num_classes: int, held: np.ndarray | None = None,
+                        ) -> tuple[float, int, np.ndarray]:
     """(accuracy, samples counted, per-class accuracy (num_classes,) float64) over the
     labelled samples whose class is in a head of ``head_classes`` classes (as PyCIL scores
-    a task: the classes seen so far); NaN where nothing is counted."""
+    a task: the classes seen so far); NaN where nothing is counted. ``held`` (num_classes,)
+    bool: the data classes the head has (a head in PyCIL's class order holds
+    ``order[:head_classes]``); None: the first ``head_classes``."""
     from protoview.core.metrics import per_class_accuracy
 
     labels = np.asarray(labels, np.int64)
     predictions = np.asarray(predictions, np.int64)
     if head_classes == 0 or num_classes == 0:  # an encoder without a head predicts nothing
         return float("nan"), 0, np.full(num_classes, np.nan)
-    seen = (labels >= 0) & (labels < head_classes)
+    if held is None:
+        held = np.arange(num_classes) < head_classes
+    held = np.asarray(held, bool)
+    seen = (labels >= 0) & (labels < num_classes)
+    seen[seen] = held[labels[seen]]
     accuracy = float(np.mean(predictions[seen] == labels[seen])) if seen.any() else float("nan")
     per_class = per_class_accuracy(predictions, labels, num_classes).astype(np.float64)
-    per_class[head_classes:] = np.nan
+    per_class[~held] = np.nan
     return accuracy, int(seen.sum()), per_class
 
 

@@ -5,7 +5,12 @@ Each checkpoint is one step: a ``timeline`` frame (its map, predictions, accurac
 file as the frame's ``checkpoint`` attribute) and a ``history`` row (``accuracy``,
 ``head_classes``, ``evaluated``, ``knn_change``, ``map_held``, ``seconds``,
 ``map_seconds``, and the ragged ``class_accuracy`` and ``knn_indices``); the root state
-is the last checkpoint's. See docs/snapshot-format.md, "A timeline of checkpoints".
+is the last checkpoint's. A class-incremental run (tasks) adds the history columns
+``task_accuracy``, ``task_forgetting``, ``task_norm``, ``class_norm`` (ragged),
+``old_accuracy``, ``new_accuracy``, ``wa_gamma``, the root attributes ``tasks`` and
+``class_order`` (JSON lists) and the metrics ``average_incremental_accuracy`` and
+``forgetting``; :func:`snapshot_tasks` reads them back. See docs/snapshot-format.md, "A
+timeline of checkpoints".
 """
 
 from __future__ import annotations
@@ -60,9 +65,66 @@ def timeline_to_snapshot(timeline: Timeline, *, with_features: bool = True):
         "knn_indices": [np.asarray(s.knn, np.int64).reshape(-1) for s in steps],
     }
     snap.metrics["knn_k"] = int(timeline.k)
+    if timeline.class_order:
+        snap.attrs["class_order_source"] = timeline.class_order
+    if timeline.tasks is not None:
+        _task_fields(snap, timeline)
     proxies = len(state.proxies)
     snap.timeline = [_padded(s.frame, proxies) for s in steps]
     return snap
+
+
+def _task_fields(snap: Any, timeline: Timeline) -> None:
+    tasks, steps = timeline.tasks, timeline.steps
+    numbers = [s.tasks for s in steps]
+    snap.attrs.update(tasks=json.dumps(list(tasks.sizes)), class_order=json.dumps(list(tasks.order)),
+                      tasks_source=tasks.source)
+    forgetting = timeline.forgetting_matrix()
+    snap.history.update({
+        "task_accuracy": [np.asarray(n.accuracy, np.float64) for n in numbers],
+        "task_forgetting": [np.asarray(f, np.float64) for f in forgetting],
+        "task_norm": [np.asarray(n.task_norm, np.float64) for n in numbers],
+        "class_norm": [np.asarray(n.class_norm, np.float64) for n in numbers],
+        "old_accuracy": np.array([n.old for n in numbers], np.float64),
+        "new_accuracy": np.array([n.new for n in numbers], np.float64),
+        "wa_gamma": np.array([n.wa_gamma for n in numbers], np.float64),
+    })
+    snap.metrics["average_incremental_accuracy"] = timeline.average_incremental_accuracy()
+    snap.metrics["forgetting"] = timeline.mean_forgetting()
+
+
+def snapshot_tasks(snap: Any) -> dict[str, Any] | None:
+    """The class-incremental numbers of a timeline snapshot, or None (no tasks; a file
+    written before they existed): ``sizes`` and ``order`` (lists), ``task_of_class`` (C,)
+    int64 (each data class's task, 0-based: what an old / new colouring needs), ``accuracy`` /
+    ``forgetting`` / ``task_norm`` (steps, tasks), ``class_norm`` (steps, C), ``old``,
+    ``new``, ``wa_gamma`` (steps,), ``average_incremental_accuracy``, ``forgetting_mean``."""
+    if "task_accuracy" not in snap.history or "tasks" not in snap.attrs:
+        return None
+    try:
+        sizes = [int(v) for v in json.loads(str(snap.attrs["tasks"]))]
+        order = [int(v) for v in json.loads(str(snap.attrs.get("class_order", "[]")))]
+    except (TypeError, ValueError):
+        raise SnapshotError("attrs/tasks", "holds no JSON list of task sizes") from None
+    h = snap.history
+
+    def stacked(name: str) -> np.ndarray:
+        return np.stack([np.asarray(v, np.float64) for v in h[name]])
+
+    task_of_class = np.full(len(order), -1, np.int64)
+    task_of_class[np.asarray(order, np.int64)] = np.repeat(np.arange(len(sizes)), sizes)[:len(order)]
+    return {
+        "sizes": sizes, "order": order, "task_of_class": task_of_class,
+        "accuracy": stacked("task_accuracy"),
+        "forgetting": stacked("task_forgetting"), "task_norm": stacked("task_norm"),
+        "class_norm": stacked("class_norm"),
+        "old": np.asarray(h["old_accuracy"], np.float64),
+        "new": np.asarray(h["new_accuracy"], np.float64),
+        "wa_gamma": np.asarray(h["wa_gamma"], np.float64),
+        "average_incremental_accuracy": float(snap.metrics.get("average_incremental_accuracy",
+                                                               float("nan"))),
+        "forgetting_mean": float(snap.metrics.get("forgetting", float("nan"))),
+    }
 
 
 def is_timeline_snapshot(snap: Any) -> bool:
