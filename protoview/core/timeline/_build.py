@@ -186,6 +186,12 @@ class TimelineBuilder:
 
         names = list(getattr(self.dataset, "class_names", []) or [])
         ref = self.infos[self.reference_index]
+        if not getattr(self.reference, "has_head", True):  # encoders: no classes, no tasks
+            if tasks:
+                raise ParameterError("--tasks", "the checkpoints have no classifier head: "
+                                                "there are no tasks to group its classes by")
+            self.order, self.tasks = None, None
+            return
         self.order = class_order_for(class_order, self.reference.info, len(names))
         if self.order is not None and self.order.order and self.num_classes != len(names):
             raise CheckpointError(
@@ -207,6 +213,8 @@ class TimelineBuilder:
         from protoview.core.heads import describe_head
         from protoview.core.opening import scatter_class_order
 
+        if not getattr(model, "has_head", True):
+            return model
         held = describe_head(model.classifier).num_classes
         if held > self.num_classes:
             raise CheckpointError(model.info.path, f"has a head of {held} classes, more than the "
