@@ -7,6 +7,8 @@ derived for it.
   freshness, the numbers line and the export caption, each from the core's science.
 - :mod:`~protoview.present.compute`: what the compute worker drives (:class:`Computes`),
   opening a session, snapshot files.
+- :mod:`~protoview.present.timeline`: a timeline of checkpoints as the window builds it
+  (File → Open checkpoints…) and its movers between any two frames.
 - :class:`~protoview.present.progress.TimeLeft`: the progress bar's estimate of the time
   left.
 - The requests the window sends and the Update it receives (from the core, named here so

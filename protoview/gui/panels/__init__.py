@@ -1,6 +1,7 @@
 """The panels beside the map: the controls (adaptation with its test stream, k-means,
 Sinkhorn, data) turn widgets into frozen requests; the numbers (accuracy over steps and
-the runs side by side, per class, confusion, balance) and the neighbours show results."""
+the runs side by side, per class, confusion, balance), the neighbours and a timeline's
+movers show results."""
 
 from protoview.gui.panels._controls import (
     LABEL_ORDERS,
@@ -10,6 +11,7 @@ from protoview.gui.panels._controls import (
     StreamControls,
 )
 from protoview.gui.panels._data import PREPROCESS_CHOICES, DataPanel
+from protoview.gui.panels._movers import MoversPanel
 from protoview.gui.panels._neighbors import NeighborsPanel
 from protoview.gui.panels._numbers import NumbersPanel
 
@@ -19,6 +21,7 @@ __all__ = [
     "AdaptPanel",
     "DataPanel",
     "KMeansPanel",
+    "MoversPanel",
     "NeighborsPanel",
     "NumbersPanel",
     "SinkhornPanel",

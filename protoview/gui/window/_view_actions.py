@@ -77,6 +77,8 @@ class ViewActions:
         source = shown.source_state
         if source is None:
             self.compare.set_source(None, "")
+        elif derive.checkpoint_label(source):  # a timeline: the checkpoint it is
+            self.compare.set_source(source, derive.caption_text(source))
         elif shown.snapshot is not None:
             self.compare.set_source(source, f"first recorded frame, {derive.caption_text(source)}")
         else:
@@ -100,7 +102,7 @@ class ViewActions:
             self.replay_bar.stop()
             self.replay_bar.hide()
         else:
-            self.replay_bar.set_frames(self.shown.frame_steps())
+            self.replay_bar.set_frames(self.shown.frame_steps(), self.shown.frame_names())
             self.numbers_now()  # a live result's charts must not come after these
 
     def _after_update(self, update) -> None:
