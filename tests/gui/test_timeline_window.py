@@ -132,6 +132,8 @@ def test_movers_focus_follow_and_before_after_between_two_checkpoints(window, qt
     panel.follow.setChecked(True)
     window.replay_bar.slider.setValue(1)
     assert (panel.a_combo.currentIndex(), panel.b_combo.currentIndex()) == (0, 1)
+    # the marked mover's neighbours follow the frame, listed in place: the Movers stay
+    assert window.numbers.tabs.currentWidget() is panel and shown.marked == first
     # Before / after between any two: B on the map, A beside it
     panel.choose(2, 0)
     panel.compare_button.click()
