@@ -28,6 +28,7 @@ from protoview.core.timeline import (
     timeline_checkpoints,
     timeline_to_snapshot,
 )
+from protoview.core.updates import DataView
 from protoview.errors import ProtoviewError
 from protoview.present import derive
 
@@ -70,13 +71,15 @@ class TimelineRequest:
 class BuiltTimeline:
     """What :func:`build` hands back: ``snapshot`` (as ``protoview timeline --out`` writes
     it), ``names`` (each checkpoint's file name, in order), ``class_names`` and
-    ``thumbnail(i)`` of the data (None when it has none), ``request``, ``notes``."""
+    ``thumbnail(i)`` of the data (None when it has none), ``data`` (what the Data panel
+    shows of it: description, preprocessing, preview), ``request``, ``notes``."""
 
     snapshot: Any
     names: list[str]
     class_names: list[str]
     thumbnail: Callable[[int], Any] | None
     request: TimelineRequest
+    data: DataView | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -112,7 +115,8 @@ def build(request: TimelineRequest, detail: Detail = None, cancel: Cancel = None
     timeline = builder.timeline()
     snapshot = timeline_to_snapshot(timeline)
     return BuiltTimeline(snapshot, names, list(timeline.class_names),
-                         getattr(builder.dataset, "thumbnail", None), request, notes)
+                         getattr(builder.dataset, "thumbnail", None), request,
+                         DataView.of(builder.dataset), notes)
 
 
 def expand(specs: list[str], keep_order: bool = False) -> tuple[list[str], str]:

@@ -113,6 +113,9 @@ def test_open_checkpoints_builds_the_timeline_and_shows_its_replay(window, qtbot
         "finetune_0.pkl", "finetune_2.pkl")
     assert panel.list.count() == 20 and panel.note.isHidden()
     assert not panel.list.item(0).icon().isNull()
+    data = window.data_panel  # the data's images previewed, not reopened from there
+    assert data.isEnabled() and data.stored_image.pixmap() is not None
+    assert not data.stored_image.pixmap().isNull() and not data.apply_button.isEnabled()
     np.testing.assert_array_equal(shown.selection, np.sort(panel.indices()))
     np.testing.assert_array_equal(np.sort(window.view.selection), np.sort(panel.indices()))
 

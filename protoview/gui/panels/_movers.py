@@ -74,6 +74,7 @@ class MoversPanel(QtWidgets.QWidget):
         self.list = QtWidgets.QListWidget()
         self.list.setIconSize(QtCore.QSize(40, 40))
         self.list.setUniformItemSizes(True)
+        self.list.setAlternatingRowColors(True)  # two lines each: rows told apart
         self.list.itemActivated.connect(self._chosen)
         self.list.itemClicked.connect(self._chosen)
         choose = QtWidgets.QGridLayout()

@@ -80,6 +80,12 @@ class TimelineActions(QtCore.QObject):
             built.snapshot, title=f"protoview — timeline of {len(names)} checkpoints",
             class_names=built.class_names, thumbnail=built.thumbnail)
         state = self.win.shown.state
+        data, panel = built.data, self.win.data_panel
+        if data is not None:  # its images can be previewed (not opened again from here)
+            panel.show_data(data.description, data.preprocess, data.preprocess_source,
+                            built.request.preprocess, data.preview, state.num_samples)
+            panel.preprocess.setEnabled(False)
+            panel.apply_button.setEnabled(False)
         note = f" · {built.notes[0]}" if built.notes else ""
         self.win.status_label.setText(
             f"timeline of {len(names)} checkpoints ({names[0]} … {names[-1]}) over "
@@ -91,8 +97,11 @@ class TimelineActions(QtCore.QObject):
         shown, tabs = self.win.shown, self.win.numbers.tabs
         timeline = present_timeline.is_timeline(shown.snapshot)
         tabs.setTabVisible(tabs.indexOf(self.panel), timeline)
-        if not timeline and tabs.currentWidget() is self.panel:
-            tabs.setCurrentIndex(0)
+        if not timeline:
+            if tabs.currentWidget() is self.panel:
+                tabs.setCurrentIndex(0)
+            for widget in (self.win.data_panel.preprocess, self.win.data_panel.apply_button):
+                widget.setEnabled(True)  # as a timeline built here left them
         if timeline is (self.panel.snapshot is not None) and shown.snapshot is self.panel.snapshot:
             return
         if (not timeline and self.panel.ring.isChecked()
