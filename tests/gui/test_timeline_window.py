@@ -170,10 +170,21 @@ def test_proxies_appear_as_their_classes_arrive_and_none_is_drawn_at_nan(window,
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no "invalid value" from drawing NaN
             window.view.grab()
+    # a replay's export grabs frame after frame with no turn of the event loop between:
+    # the legend, rebuilt for another proxy count, is laid out at once
+    def spots() -> list[tuple[float, float]]:
+        return [(label.pos().x(), label.pos().y()) for _s, label in window.view.legend.items]
+
+    for state in window.shown.frame_states():
+        window.view.set_state(state, animate=False)
+        placed = spots()
+        qtbot.wait(10)  # a turn of the event loop moves no entry
+        assert spots() == placed
     window.replay_bar.slider.setValue(0)
     window.view.finish_animation()
     svg = Path(window.export_map(str(tmp_path / "first.svg")))
     assert "nan" not in svg.read_text().lower()
+    assert window.export_replay(str(tmp_path / "timeline.gif")) == 3  # a frame a checkpoint
 
 
 def test_a_snapshot_alone_lists_movers_without_images(window, qtbot, built, tmp_path):

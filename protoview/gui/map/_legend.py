@@ -93,6 +93,10 @@ class MapLegend:
             add("o", 0.0, None, "")
         for brush, text in entries:
             add("o", 0.0 if brush is None else 8.0, brush, text)
+        # place the new entries now, not at the next turn of the event loop: a replay's
+        # frames are grabbed one after the other (a frame with another proxy count
+        # rebuilds the legend), before any turn comes
+        legend.layout.activate()
 
     def _mode_entries(self) -> list[tuple]:
         view = self.view
