@@ -120,6 +120,26 @@ def test_open_checkpoints_builds_the_timeline_and_shows_its_replay(window, qtbot
     np.testing.assert_array_equal(np.sort(window.view.selection), np.sort(panel.indices()))
 
 
+def test_the_dialog_takes_picked_files_in_natural_order_or_as_given(window, tmp_path):
+    files = [str(tmp_path / n) for n in ("epoch_10.pt", "epoch_2.pt", "epoch_1.pt")]
+    for f in files:
+        Path(f).write_bytes(b"")
+    dialog = window.timelines.choose()
+    assert not dialog.build_button.isEnabled() and "Add checkpoint files" in dialog.found.text()
+    dialog.add_files(files + files[:1])  # each once
+    assert dialog.file_list() == files
+    assert dialog.found.text().endswith("in this order: epoch_1.pt, epoch_2.pt, epoch_10.pt")
+    dialog.keep_order.setChecked(True)
+    assert dialog.found.text().endswith("in this order: epoch_10.pt, epoch_2.pt, epoch_1.pt")
+    dialog.files.item(0).setSelected(True)
+    dialog.remove_button.click()
+    dialog.k.setValue(5)
+    request = dialog.request()
+    assert request.checkpoints == tuple(files[1:]) and request.keep_order and request.k == 5
+    assert request.data == "demo"  # the open session's data (the demo's), as given
+    dialog.reject()
+
+
 def test_movers_focus_follow_and_before_after_between_two_checkpoints(window, qtbot, request_):
     _build_in(window, qtbot, request_)
     panel, shown = window.timelines.panel, window.shown

@@ -46,12 +46,12 @@ class TimelineDialog(QtWidgets.QDialog):
         self.found.setWordWrap(True)
         add = QtWidgets.QPushButton("Add files…")
         add.clicked.connect(self._add_files)
-        remove = QtWidgets.QPushButton("Remove")
-        remove.clicked.connect(self._remove_selected)
+        self.remove_button = QtWidgets.QPushButton("Remove")
+        self.remove_button.clicked.connect(self._remove_selected)
         clear = QtWidgets.QPushButton("Clear")
         clear.clicked.connect(self.files.clear)
         buttons_col = QtWidgets.QVBoxLayout()
-        for b in (add, remove, clear):
+        for b in (add, self.remove_button, clear):
             buttons_col.addWidget(b)
         buttons_col.addStretch(1)
         files_row = QtWidgets.QHBoxLayout()
@@ -138,7 +138,8 @@ class TimelineDialog(QtWidgets.QDialog):
     def add_files(self, paths: list[str]) -> None:
         """Add checkpoint files (each once)."""
         have = set(self.file_list())
-        self.files.addItems([p for p in paths if p not in have])
+        new = [p for p in dict.fromkeys(paths) if p not in have]
+        self.files.addItems(new)
 
     def _remove_selected(self) -> None:
         for item in self.files.selectedItems():
