@@ -157,10 +157,14 @@ def test_movers_focus_follow_and_before_after_between_two_checkpoints(window, qt
     assert (panel.a_combo.currentIndex(), panel.b_combo.currentIndex()) == (0, 1)
     # the marked mover's neighbours follow the frame, listed in place: the Movers stay
     assert window.numbers.tabs.currentWidget() is panel and shown.marked == first
-    # Before / after between any two: B on the map, A beside it
-    panel.choose(2, 0)
-    panel.compare_button.click()
-    assert window.compare.on and shown.frame == 0
+    # a box picked by hand ends following; Before / after between any two: B on the
+    # map, A beside it, and the pair kept
+    panel.b_combo.setCurrentIndex(0)
+    assert not panel.follow.isChecked()
+    panel.follow.setChecked(True)
+    window.timelines.compare(2, 0)
+    assert window.compare.on and shown.frame == 0 and not panel.follow.isChecked()
+    assert (panel.a_combo.currentIndex(), panel.b_combo.currentIndex()) == (2, 0)
     assert window.compare.before_title.text().startswith("before: finetune_2.pkl (3 of 3)")
     assert window.compare.after_title.text().startswith("after: finetune_0.pkl (1 of 3)")
     np.testing.assert_array_equal(window.compare.view.state.embedding,

@@ -44,7 +44,7 @@ class MoversPanel(QtWidgets.QWidget):
                            (self.b_combo, "checkpoint B: after")):
             combo.setToolTip(tip)
             combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-            combo.currentIndexChanged.connect(lambda _i: self.refresh())
+            combo.currentIndexChanged.connect(self._chosen_by_hand)
         self.top = QtWidgets.QSpinBox()
         self.top.setRange(1, 500)
         self.top.setValue(present_timeline.DEFAULT_TOP)
@@ -141,6 +141,12 @@ class MoversPanel(QtWidgets.QWidget):
             combo.blockSignals(True)
             combo.setCurrentIndex(int(value))
             combo.blockSignals(False)
+        self.refresh()
+
+    def _chosen_by_hand(self, _index: int) -> None:
+        """A or B picked in its box: the pair is the user's now (the replay no longer
+        moves it)."""
+        self.follow.setChecked(False)
         self.refresh()
 
     def indices(self) -> np.ndarray:

@@ -130,6 +130,8 @@ class TimelineActions(QtCore.QObject):
         win = self.win
         if win.shown.snapshot is None:
             return
+        self.panel.follow.setChecked(False)  # a fixed pair: the replay must not move A
+        self.panel.choose(a, b)
         win.replay_bar.stop()
         if win.replay_bar.slider.value() != b:
             win.replay_bar.slider.setValue(b)  # shows frame b
