@@ -9,6 +9,8 @@ derived for it.
   opening a session, snapshot files.
 - :mod:`~protoview.present.geometry`: the Geometry view's numbers and texts (neural
   collapse, k-NN accuracy, CKA against the source model, the groups with the most errors).
+- :mod:`~protoview.present.timeline`: a timeline of checkpoints as the window builds it
+  (File → Open checkpoints…) and its movers between any two frames.
 - :class:`~protoview.present.progress.TimeLeft`: the progress bar's estimate of the time
   left.
 - The requests the window sends and the Update it receives (from the core, named here so

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from protoview.core.runs import VERSUS_NAMES, versus_codes
+from protoview.core.timeline import TIMELINE_METHOD
 
 #: How samples can be coloured.
 COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", "fixed/broken")
@@ -22,7 +23,7 @@ ENTROPY_BINS = 16
 
 __all__ = [
     "COLOR_MODES", "ENTROPY_BINS", "LABEL_COLOUR_MODES", "VERSUS_MODE", "VERSUS_NAMES",
-    "available_colour_modes", "caption_text", "class_name", "entropy_codes",
+    "available_colour_modes", "caption_text", "checkpoint_label", "class_name", "entropy_codes",
     "glyph_hover_text", "group_classes", "hover_text", "map_freshness", "members",
     "neighbour_texts", "num_classes", "numbers_line", "owner_class", "per_class_and_confusion",
     "prototype_groups", "request_text", "run_title", "sample_codes", "scores_text", "selection_summary",
@@ -252,6 +253,9 @@ def map_freshness(state) -> str:
     metrics = getattr(state, "metrics", None) or {}
     if metrics.get("map_preview"):
         return "quick preview (PCA) — the UMAP map follows"
+    checkpoint = checkpoint_label(state)
+    if checkpoint:  # a timeline's map is aligned from the one before, never partial
+        return f"map of {checkpoint}"
     if "map_step" not in metrics:
         return ""
     step = int(metrics["map_step"])
@@ -259,6 +263,24 @@ def map_freshness(state) -> str:
     if refreshed >= 1.0:
         return f"map of step {step} — exact"
     return f"map of step {step} — {int(refreshed * 100)}% refreshed"
+
+
+def checkpoint_label(state) -> str:
+    """The checkpoint a map of a timeline of checkpoints shows: ``"epoch_3.pt (3 of 5)"``
+    (its file's name, its place in the timeline); ``""`` for any other map."""
+    import json
+    import os
+
+    attrs = getattr(state, "attrs", None) or {}
+    if attrs.get("method") != TIMELINE_METHOD:
+        return ""
+    step = int(attrs.get("step", 0) or 0)
+    name = os.path.basename(str(attrs.get("checkpoint", "") or "")) or f"checkpoint {step}"
+    try:
+        total = len(json.loads(str(attrs.get("timeline_checkpoints", "[]"))))
+    except (TypeError, ValueError):
+        total = 0
+    return f"{name} ({step} of {total})" if total else name
 
 
 def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) -> str:
@@ -289,12 +311,19 @@ def scores_text(metrics: dict, source_accuracy: float, labelled: bool = True) ->
 def run_title(state) -> str:
     """What the map shows, for a talk's banner: ``tsd corrected · continual stream · step
     12 · accuracy 80.7%`` (the stream always named; ``source model · step 0 · ...`` without
-    a run; "accuracy ≈" for the probe's estimate; the unadapted model's is on the chart)."""
+    a run; "accuracy ≈" for the probe's estimate; the unadapted model's is on the chart;
+    a timeline's map: ``epoch_3.pt (3 of 5) · accuracy 80.7%``)."""
     if state is None:
         return ""
     attrs = state.attrs or {}
     method = str(attrs.get("method", "") or "none")
     params = attrs.get("params") if isinstance(attrs.get("params"), dict) else {}
+    checkpoint = checkpoint_label(state)
+    if checkpoint:
+        acc = state.metrics.get("accuracy")
+        return " · ".join([checkpoint,
+                           *([f"accuracy {acc:.1%}"] if acc is not None and np.isfinite(acc)
+                             else [])])
     parts = ["source model"] if method == "none" else [
         " ".join([method, *([str(params["variant"])] if params.get("variant") else [])]),
         f"{params.get('stream') or 'online'} stream"]
@@ -325,9 +354,13 @@ def numbers_line(state, source_accuracy: float) -> str:
 
 def caption_text(state, source_accuracy: float = float("nan")) -> str:
     """``tsd (reference) · step 9 · accuracy 80.7% (unadapted 55.3%)`` for ``state`` (the
-    stream after the method when it is not online: ``tent · continual · step 26 ...``)."""
+    stream after the method when it is not online: ``tent · continual · step 26 ...``);
+    a timeline's map: ``epoch_3.pt (3 of 5) · accuracy 80.7%``."""
     if state is None:
         return ""
+    checkpoint = checkpoint_label(state)
+    if checkpoint:  # a timeline of checkpoints: which one, no unadapted model
+        return run_title(state)
     attrs = state.attrs or {}
     method = str(attrs.get("method", "") or "none")
     params = attrs.get("params") or {}

@@ -122,9 +122,12 @@ class Shown:
         self.events.updated.emit(update)
         return True
 
-    def show_snapshot(self, snap: Any) -> None:
+    def show_snapshot(self, snap: Any, class_names: list[str] | None = None,
+                      thumbnail: Any = None) -> None:
         """Show a snapshot read from a file (no model needed): its state, its current run's
-        history, every run, its first recorded frame as the "before"."""
+        history, every run, its first recorded frame as the "before". ``class_names`` and
+        ``thumbnail(i)``: the data's, when known (a timeline built from them); else the
+        class numbers and no images."""
         from protoview.core.runs import rows_from_columns, run_from_snapshot
         from protoview.core.state import frame_state, state_from_snapshot
 
@@ -142,7 +145,9 @@ class Shown:
             source_accuracy=float(snap.metrics.get("source_accuracy", float("nan"))),
             source_state=first,
             source_predictions=None if source is None else np.asarray(source, np.int64),
-            class_names=[str(i) for i in range(derive.num_classes(base))], thumbnail=None,
+            class_names=(list(class_names) if class_names
+                         else [str(i) for i in range(derive.num_classes(base))]),
+            thumbnail=thumbnail,
             selection=np.zeros(0, np.int64), marked=None,
         )
         values["versus"] = self._versus_after(values)
@@ -159,6 +164,14 @@ class Shown:
         self.set(frame=int(index), state=self._frame_state(frame, step),
                  history=[h for h in self.snapshot_history if h.step <= step])
 
+    def show_before_frame(self, index: int) -> None:
+        """Before / after between two frames of the snapshot shown (two checkpoints of a
+        timeline): frame ``index`` is the "before" (the map shows the other)."""
+        if self.snapshot is None or not self.snapshot.timeline:
+            return
+        frame = self.snapshot.timeline[int(index)]
+        self.set(source_state=self._frame_state(frame, int(frame.get("step", index))))
+
     def _frame_state(self, frame: dict, step: int) -> Any:
         """A frame over the snapshot's state, with the numbers of its step's history row."""
         from protoview.core.state import frame_state
@@ -173,6 +186,13 @@ class Shown:
         if self.snapshot is None:
             return []
         return timeline_states(self.snapshot_state, self.snapshot.timeline, self.snapshot_history)
+
+    def frame_names(self) -> list[str]:
+        """The name of each recorded frame of the snapshot shown: its checkpoint's file for
+        a timeline of checkpoints, else ``"step N"`` ([] for none)."""
+        from protoview.present.timeline import frame_names
+
+        return frame_names(self.snapshot)
 
     def frame_steps(self) -> list[int]:
         """The step of each recorded frame of the snapshot shown ([] for none)."""
@@ -252,7 +272,8 @@ class Shown:
     def freshness(self) -> str:
         """The map's label: which step it shows and how much is refreshed ("" for a
         snapshot's own state and the source model)."""
-        if self.snapshot is not None and self.frame is None:
+        if self.snapshot is not None and self.frame is None and not derive.checkpoint_label(
+                self.state):  # a timeline's own state is its last checkpoint's map
             return ""
         return derive.map_freshness(self.state)
 

@@ -146,7 +146,8 @@ def frame_state(base: GeometryState, frame: dict, row: Any = None) -> GeometrySt
     when known, else the frame's own; the probe's estimate comes from the row; ``map_step``
     and ``refreshed`` say how complete the frame's map is. Other numbers of the snapshot
     (NMI / ARI of a later k-means, the final center loss) only on the frame of the
-    snapshot's own step."""
+    snapshot's own step. A frame of a timeline of checkpoints names its file
+    (``attrs["checkpoint"]``)."""
     def pick(key: str, current: np.ndarray) -> np.ndarray:
         v = frame.get(key)
         return current if v is None or np.shape(v) != np.shape(current) else np.asarray(v, current.dtype)
@@ -184,6 +185,8 @@ def frame_state(base: GeometryState, frame: dict, row: Any = None) -> GeometrySt
         )
     attrs = dict(base.attrs)
     attrs["step"] = step
+    if frame.get("checkpoint"):  # a timeline of checkpoints: the file of this step
+        attrs["checkpoint"] = str(frame["checkpoint"])
     return replace(
         base, attrs=attrs, embedding=pick("embedding", base.embedding),
         predictions=pick("predictions", base.predictions),

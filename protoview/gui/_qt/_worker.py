@@ -60,8 +60,9 @@ def _leave_a_core_for_the_window() -> None:
 @dataclass(frozen=True)
 class _CallJob:
     kind: str
-    fn: Callable[[Any], Any]
+    fn: Callable[..., Any]
     needs_session: bool
+    reports: bool = False  # fn(session, detail, cancel): progress and cancel (a long job)
 
 
 class ComputeWorker(QtCore.QThread):
@@ -128,10 +129,14 @@ class ComputeWorker(QtCore.QThread):
         self._queue.put((job, request))
         return job
 
-    def submit_call(self, kind: str, fn: Callable[[Any], Any], needs_session: bool = False) -> int:
+    def submit_call(self, kind: str, fn: Callable[..., Any], needs_session: bool = False,
+                    reports: bool = False) -> int:
         """Run ``fn(session)`` on the worker (reading / writing files); its return value
-        comes back as ``Update.payload`` with ``Update.kind == kind``."""
-        return self.submit(_CallJob(kind, fn, needs_session))
+        comes back as ``Update.payload`` with ``Update.kind == kind``. ``reports``: a long
+        job, called ``fn(session, detail, cancel)`` (``detail(done, total, text)`` drives
+        the progress bar; ``cancel()`` is True once it is cancelled: raise CancelledError);
+        the session is not touched unless ``fn`` does."""
+        return self.submit(_CallJob(kind, fn, needs_session, reports))
 
     def cancel(self) -> None:
         """Cancel the running job and drop queued ones (returns at once)."""
@@ -213,7 +218,8 @@ class ComputeWorker(QtCore.QThread):
         if isinstance(request, _CallJob):
             if request.needs_session:
                 self._require_session()
-            payload = request.fn(self.session)
+            payload = (request.fn(self.session, detail, cancel) if request.reports
+                       else request.fn(self.session))
             self._send(job, Update(kind=request.kind, payload=payload,
                                    seconds=time.perf_counter() - t0))
             return

@@ -58,7 +58,8 @@ class MapLegend:
         view, legend = self.view, self.item
         state, items = view.state, view.items
         entries = self._mode_entries()
-        counts = tuple(len(items[name].data) for name in ("centers", "proxies", "prototypes"))
+        # points placed (a timeline's proxies of classes not arrived yet are NaN: not drawn)
+        counts = tuple(_placed(items[name]) for name in ("centers", "proxies", "prototypes"))
         # a talk's legend grows less than the rest of the text (it must not cover the map)
         scale = min(view.text_scale, COMPACT_TEXT_SCALE) if view.compact_legend else view.text_scale
         key = (len(state.embedding), counts, scale, view.text_colors, view.compact_legend,
@@ -83,7 +84,7 @@ class MapLegend:
             add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
         for name, label in (("centers", "class centers"), ("proxies", "proxies"),
                             ("prototypes", "prototypes")):
-            n = len(items[name].data)
+            n = _placed(items[name])
             if n:
                 add(*_LEGEND_GLYPHS[name], grey, f"{label} ({n})", pen=dark)
         shown = 1 + sum(1 for c in counts if c)
@@ -92,6 +93,10 @@ class MapLegend:
             add("o", 0.0, None, "")
         for brush, text in entries:
             add("o", 0.0 if brush is None else 8.0, brush, text)
+        # place the new entries now, not at the next turn of the event loop: a replay's
+        # frames are grabbed one after the other (a frame with another proxy count
+        # rebuilds the legend), before any turn comes
+        legend.layout.activate()
 
     def _mode_entries(self) -> list[tuple]:
         view = self.view
@@ -142,3 +147,9 @@ def _versus_entries(view, pal) -> list[tuple]:
     counts = np.bincount(codes[codes >= 0], minlength=len(VERSUS_NAMES))
     return [(None, f"vs {view.versus_name}:"),
             *((pal.brush(k), f"{name} ({counts[k]})") for k, name in enumerate(VERSUS_NAMES))]
+
+
+def _placed(item: pg.ScatterPlotItem) -> int:
+    """The points of ``item`` with a position (NaN ones are not drawn)."""
+    data = item.data
+    return int(np.count_nonzero(np.isfinite(data["x"]) & np.isfinite(data["y"]))) if len(data) else 0

@@ -1,7 +1,7 @@
 """The panels beside the map: the controls (adaptation with its test stream, k-means,
 Sinkhorn, data) turn widgets into frozen requests; the numbers (accuracy over steps and
 the runs side by side, per class, confusion, balance), the geometry (neural collapse, k-NN,
-CKA, the groups with the most errors) and the neighbours show results."""
+CKA, the groups with the most errors), the neighbours and a timeline's movers show results."""
 
 from protoview.gui.panels._controls import (
     LABEL_ORDERS,
@@ -12,6 +12,7 @@ from protoview.gui.panels._controls import (
 )
 from protoview.gui.panels._data import PREPROCESS_CHOICES, DataPanel
 from protoview.gui.panels._geometry import GeometryPanel
+from protoview.gui.panels._movers import MoversPanel
 from protoview.gui.panels._neighbors import NeighborsPanel
 from protoview.gui.panels._numbers import NumbersPanel
 
@@ -22,6 +23,7 @@ __all__ = [
     "DataPanel",
     "GeometryPanel",
     "KMeansPanel",
+    "MoversPanel",
     "NeighborsPanel",
     "NumbersPanel",
     "SinkhornPanel",

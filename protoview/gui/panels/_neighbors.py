@@ -82,7 +82,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         for i, line in zip(nb.indices.tolist(), lines, strict=True):
             item = QtWidgets.QListWidgetItem(line)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, int(i))
-            icon = _thumbnail_icon(thumbnail, i, self.list.iconSize().width())
+            icon = thumbnail_icon(thumbnail, i, self.list.iconSize().width())
             if icon is not None:
                 item.setIcon(icon)
             self.list.addItem(item)
@@ -92,7 +92,7 @@ class NeighborsPanel(QtWidgets.QWidget):
         self.sample_chosen.emit(int(item.data(QtCore.Qt.ItemDataRole.UserRole)))
 
 
-def _thumbnail_icon(thumbnail, index: int, side: int) -> QtGui.QIcon | None:
+def thumbnail_icon(thumbnail, index: int, side: int) -> QtGui.QIcon | None:
     if thumbnail is None:
         return None
     try:

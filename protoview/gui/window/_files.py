@@ -143,15 +143,17 @@ class FileActions:
             path, states = res.payload
             self._guarded(lambda: self._render_replay(path, states), f"replay exported: {path}")
 
-    def show_snapshot(self, snap) -> None:
+    def show_snapshot(self, snap, title: str | None = None, class_names: list[str] | None = None,
+                      thumbnail=None) -> None:
         """Show a Snapshot object (``shown.show_snapshot``); its timeline (if any) goes to
-        the replay slider."""
+        the replay slider. ``title``: the window's (default: the file's name);
+        ``class_names``, ``thumbnail``: the data's when known (a timeline built here)."""
         self.animate = False
-        self.shown.show_snapshot(snap)
+        self.shown.show_snapshot(snap, class_names, thumbnail)
         self.view.fit_view()
         plan = snap.assignment_attrs.get("target") if snap.assignment else None
         self.show_balance(str(plan) if plan else None)  # its own Sinkhorn plan, or none
-        self.setWindowTitle(f"protoview — snapshot {Path(self._snapshot_path).name}")
+        self.setWindowTitle(title or f"protoview — snapshot {Path(self._snapshot_path).name}")
         attrs = snap.attrs
         self.data_panel.show_snapshot(str(attrs.get("dataset", "")),
                                       str(attrs.get("preprocess", "") or ""),

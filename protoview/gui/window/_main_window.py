@@ -19,6 +19,7 @@ from protoview.gui.window._map_bar import ElidedLabel, MapBar
 from protoview.gui.window._menus import WindowMenus
 from protoview.gui.window._presentation import Presentation
 from protoview.gui.window._replay import ReplayBar
+from protoview.gui.window._timeline import TimelineActions
 from protoview.gui.window._trust import TrustQuestion
 from protoview.gui.window._view_actions import ViewActions
 from protoview.present import ForgetRunsRequest, OpenRequest, ResetRequest, Shown, TimeLeft, derive
@@ -68,6 +69,7 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.listen_to_shown()
         self.worker = ComputeWorker(open_session=open_session, warm_up=warm_up)
         self._connect_worker()
+        self.timelines = TimelineActions(self)  # File → Open checkpoints…, the Movers tab
         self._restore_settings()
         self.worker.start()
 
@@ -343,6 +345,11 @@ class MainWindow(FileActions, ViewActions, QtWidgets.QMainWindow):
         self.error_box.hide()
 
     _closing = False
+
+    @property
+    def closing(self) -> bool:
+        """The window is closing (results still on their way are not shown)."""
+        return self._closing
 
 
 

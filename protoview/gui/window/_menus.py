@@ -68,6 +68,7 @@ class WindowMenus(QtCore.QObject):
             add("open_with_options", "Open checkpoint and data…", lambda: win.choose_open(),
                 "Ctrl+Shift+O"),
             add("open_checkpoint", "Open checkpoint…", win.choose_checkpoint),
+            add("open_checkpoints", "Open checkpoints (a timeline)…", lambda: win.timelines.choose()),
             add("open_dataset", "Open dataset…", win.choose_dataset),
             add("open_snapshot", "Open snapshot…", win.choose_snapshot, "Ctrl+O"),
             add("open_demo", "Open the demo", win.open_demo),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from protoview.present import derive
+
 
 class ReplayBar(QtWidgets.QWidget):
     """A timeline slider over a snapshot's recorded frames. Emits ``frame_changed(int)``."""
@@ -22,6 +24,7 @@ class ReplayBar(QtWidgets.QWidget):
         self._timer.setInterval(400)
         self._timer.timeout.connect(self._advance)
         self._steps: list[int] = []
+        self._names: list[str] = []  # a timeline's checkpoint files ([]: steps)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         layout.addWidget(QtWidgets.QLabel("Replay"))
@@ -31,10 +34,14 @@ class ReplayBar(QtWidgets.QWidget):
         self.slider.valueChanged.connect(self._on_value)
         self.play_button.toggled.connect(self._on_play)
 
-    def set_frames(self, steps: list[int]) -> None:
-        """The frames' steps; the slider stands at the last one (a snapshot opens on its
-        own state, the run's end), silently. Play starts from the first."""
+    def set_frames(self, steps: list[int], names: list[str] | None = None) -> None:
+        """The frames' steps (and names: a timeline's checkpoint files, each frame labelled
+        with its own); the slider stands at the last one (a snapshot opens on its own
+        state, the run's end), silently. Play starts from the first."""
         self._steps = list(steps)
+        self._names = [n for n in (names or []) if not n.startswith("step ")]
+        if len(self._names) != len(self._steps):
+            self._names = []
         last = max(0, len(steps) - 1)
         self.slider.blockSignals(True)
         self.slider.setRange(0, last)
@@ -44,7 +51,9 @@ class ReplayBar(QtWidgets.QWidget):
         self.setVisible(bool(steps))
 
     def _label(self, i: int) -> None:
-        if self._steps:
+        if self._names:
+            self.label.setText(f"{self._names[i]}  ({i + 1}/{len(self._steps)})")
+        elif self._steps:
             self.label.setText(f"step {self._steps[i]}  ({i + 1}/{len(self._steps)})")
 
     def _on_value(self, i: int) -> None:
@@ -90,7 +99,8 @@ def _caption(qimg, state) -> None:
     image is (the numbers of the frame as the window shows it)."""
     from protoview.gui.window._caption import burn_caption
 
-    text = f"step {int(state.attrs.get('step', 0))}"
+    checkpoint = derive.checkpoint_label(state)
+    text = checkpoint or f"step {int(state.attrs.get('step', 0))}"
     acc = float(state.metrics.get("accuracy", np.nan))
     if np.isfinite(acc):
         text += f"  ·  accuracy {100 * acc:.1f}%"

@@ -68,8 +68,8 @@ class ViewActions:
         self.map_label.setText(shown.freshness())
         self.refresh_button.setEnabled(shown.refresh_possible())
         self.selection_label.setText(self.view.selection_summary())
-        if shown.marked is not None:  # the features moved: new neighbours
-            self.show_marked(shown.marked)
+        if shown.marked is not None:  # the features moved: new neighbours, listed in
+            self.show_marked(shown.marked, front=False)  # place (the tab in front stays)
 
     def _show_source(self) -> None:
         shown = self.shown
@@ -77,6 +77,8 @@ class ViewActions:
         source = shown.source_state
         if source is None:
             self.compare.set_source(None, "")
+        elif derive.checkpoint_label(source):  # a timeline: the checkpoint it is
+            self.compare.set_source(source, derive.caption_text(source))
         elif shown.snapshot is not None:
             self.compare.set_source(source, f"first recorded frame, {derive.caption_text(source)}")
         else:
@@ -100,7 +102,7 @@ class ViewActions:
             self.replay_bar.stop()
             self.replay_bar.hide()
         else:
-            self.replay_bar.set_frames(self.shown.frame_steps())
+            self.replay_bar.set_frames(self.shown.frame_steps(), self.shown.frame_names())
             self.numbers_now()  # a live result's charts must not come after these
 
     def _after_update(self, update) -> None:
@@ -253,8 +255,9 @@ class ViewActions:
     def ask_go_to(self) -> None:
         self.map_bar.ask_go_to()
 
-    def show_marked(self, index: int | None) -> None:
-        """The marked sample on every map, its neighbours listed and drawn (None: none)."""
+    def show_marked(self, index: int | None, front: bool = True) -> None:
+        """The marked sample on every map, its neighbours listed and drawn (None: none);
+        ``front``: the Neighbours tab is brought to the front."""
         views = [v for v in self.map_views() if v.state is not None]
         if index is None or self.shown.state is None:
             for v in views:
@@ -273,7 +276,8 @@ class ViewActions:
             if v.focus_index != index:
                 v.show_focus(index)
             v.set_neighbors(indices)
-        self.numbers.tabs.setCurrentWidget(self.neighbors)
+        if front:
+            self.numbers.tabs.setCurrentWidget(self.neighbors)
         self.status_label.setText(self.view.hover_text(index).replace("<br>", " · ")
                                   .replace("<b>", "").replace("</b>", ""))
 
