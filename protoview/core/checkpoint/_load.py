@@ -286,10 +286,19 @@ def _plain_backbone(
     its head (found by the split conventions) exactly; None otherwise."""
     if split or contents.state is None:
         return None
+    return _fitting_backbone(contents, contents.state, spec, path, notes, sha256)
+
+
+def _fitting_backbone(
+    contents: Contents, state: dict[str, Any], spec: ArchSpec, path: str | os.PathLike[str],
+    notes: list[str], sha256: str,
+) -> tuple[str, Assembled, TransformSpec | None, str] | None:
+    """The backbone of ``spec`` (or its timm twin) that ``state`` fits exactly, with its
+    preprocessing; None when neither fits."""
     for candidate in (spec, _timm_twin(spec, path)):
         if candidate is None:
             continue
-        backbone = headless_backbone(contents.state, candidate, path)
+        backbone = headless_backbone(state, candidate, path)
         if backbone is not None:
             own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
             return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
@@ -329,13 +338,9 @@ def _assemble_encoder(
 ) -> tuple[str, Assembled, TransformSpec | None, str]:
     """The backbone of a self-supervised checkpoint, built from ``--arch`` (or the file's)."""
     spec = _arch_spec(contents, arch, path, notes)
-    for candidate in (spec, _timm_twin(spec, path)):
-        if candidate is None:
-            continue
-        backbone = headless_backbone(parts.backbone, candidate, path)
-        if backbone is not None:
-            own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
-            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
+    found = _fitting_backbone(contents, parts.backbone, spec, path, notes, sha256)
+    if found is not None:
+        return found
     problem = backbone_problem(parts.backbone, spec, path)
     raise CheckpointError(path, f"the {parts.method} backbone's weights do not fit architecture "
                                 f"{spec.label} without its head: {problem}", needs=("arch",))
