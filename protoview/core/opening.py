@@ -324,6 +324,22 @@ def apply_class_order(model: Any, order: ClassOrder | None) -> Any:
     return model
 
 
+def not_adaptable(model: Any) -> str:
+    """Why ``model`` cannot be adapted by any method but ``none`` ("" when it can): an
+    encoder without a classifier head (:func:`check_has_head`), or a head that lacks some of
+    the data's classes (:func:`~protoview.core.adapt.registry.refuse_partial_head`)."""
+    from protoview.core.adapt.registry import refuse_partial_head
+
+    try:
+        check_has_head(model)
+        refuse_partial_head(model)
+    except ParameterError as exc:
+        if exc.where and exc.where != "method":  # the checkpoint: "NAME is an encoder ..."
+            return f"{os.path.basename(exc.where)} {exc.problem}"
+        return exc.problem
+    return ""
+
+
 def check_has_head(model: Any) -> None:
     """Raise ParameterError naming the checkpoint when ``model`` is an encoder without a
     classifier head (test-time adaptation and ``compare`` need its logits), with the fix."""

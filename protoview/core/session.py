@@ -188,7 +188,7 @@ class Session:
             source_accuracy=float(self.source_accuracy),
             class_names=list(getattr(ds, "class_names", []) or []),
             thumbnail=getattr(ds, "thumbnail", None), request=request,
-            data=DataView.of(ds) if kind == "open" else None,
+            data=DataView.of(ds, self.model) if kind == "open" else None,
             partial=partial, followed=followed,
             seconds=0.0 if started is None else time.perf_counter() - started,
         )

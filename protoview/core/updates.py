@@ -42,9 +42,12 @@ class DataView:
     shuffled: bool = True
     order_note: str = ""
     order_fixed: bool = False
+    #: why the model cannot be adapted ("" when it can): an encoder without a head, a task
+    #: checkpoint's partial head
+    not_adaptable: str = ""
 
     @classmethod
-    def of(cls, dataset: Any) -> DataView:
+    def of(cls, dataset: Any, model: Any = None) -> DataView:
         """What ``dataset`` says of itself (a dataset without a ``transform`` holds
         precomputed features: no preprocessing, no preview)."""
         from protoview.core.adapt.stream import run_order
@@ -61,6 +64,7 @@ class DataView:
             domain_severities=tuple(int(s) for s in getattr(dataset, "domain_severities", ()) or ()),
             shuffled=shuffled, order_note="" if shuffled else order_note,
             order_fixed=getattr(dataset, "stream_order", None) == "file",
+            not_adaptable=_not_adaptable(model),
         )
 
 
@@ -101,6 +105,14 @@ class Update:
     def step(self) -> int:
         """The step of the current run the update shows (0: none)."""
         return self.history[-1].step if self.history else 0
+
+
+def _not_adaptable(model: Any) -> str:
+    if model is None:
+        return ""
+    from protoview.core.opening import not_adaptable
+
+    return not_adaptable(model)
 
 
 def detached(state: Any) -> Any:

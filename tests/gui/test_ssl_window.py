@@ -38,5 +38,10 @@ def test_real_window_on_a_swav_checkpoint(qtbot, tmp_path):
         assert np.isfinite(state.prototypes_embedding).all()
         w.set_color_mode("assignment")
         assert w.view.color_mode == "assignment"
+        panel = w.adapt_panel  # no head, no adaptation: the buttons off, the reason said
+        assert not panel.step_button.isEnabled() and not panel.pass_button.isEnabled()
+        assert panel.adapt_note.isVisibleTo(panel)
+        assert "checkpoint.pth.tar is a SwAV" in panel.adapt_note.text()
+        assert "linear probe" in panel.adapt_note.text()
     finally:
         w.close()

@@ -203,11 +203,11 @@ def make_adapter(name: str, model: nn.Module, **params: Any) -> Adapter:
     """
     check_params(name, **params)
     if name != "none":  # "none" adapts nothing: a task checkpoint's accuracy as it is
-        _refuse_partial_head(model)
+        refuse_partial_head(model)
     return method_class(name).from_params(model, **params)
 
 
-def _refuse_partial_head(model: nn.Module) -> None:
+def refuse_partial_head(model: nn.Module) -> None:
     """ParameterError (``method``) for a head that lacks some of the data's classes (a task
     checkpoint of a class-incremental run, :class:`~protoview.core.heads.ClassScatter`):
     the methods' losses and filters count every class of the logits."""

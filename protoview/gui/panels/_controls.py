@@ -220,6 +220,11 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.source_note.setWordWrap(True)
         self.source_note.setVisible(False)
         form.addRow(self.source_note)
+        self.adapt_note = QtWidgets.QLabel("")  # why the open model cannot be adapted
+        self.adapt_note.setObjectName("AdaptNote")
+        self.adapt_note.setWordWrap(True)
+        self.adapt_note.setVisible(False)
+        form.addRow(self.adapt_note)
         self.probe_note = QtWidgets.QLabel("")  # what the probe costs, when it is the most
         self.probe_note.setObjectName("ProbeNote")
         self.probe_note.setWordWrap(True)
@@ -262,6 +267,15 @@ class AdaptPanel(QtWidgets.QGroupBox):
         self.order.setCurrentText("shuffled" if shuffled else "file order")
         self.order.setEnabled(not fixed)
         self.order.setToolTip(_ORDER_TIP + (f". These data: {note}" if note else ""))
+
+    def set_adaptable(self, why_not: str = "") -> None:
+        """Offer adaptation, or say why the open model cannot be adapted (an encoder without
+        a head, a task checkpoint's partial head): the step buttons are off and the reason
+        is said above them."""
+        for button in (self.step_button, self.run_button, self.pass_button):
+            button.setEnabled(not why_not)
+        self.adapt_note.setText(f"No adaptation: {why_not}" if why_not else "")
+        self.adapt_note.setVisible(bool(why_not))
 
     def _show_source_row(self, method: str) -> None:
         """The source data row only for a method that needs source data."""

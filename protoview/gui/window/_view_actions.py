@@ -141,6 +141,7 @@ class ViewActions:
         self.adapt_panel.stream.set_domains(data.domain_names, data.domain_shifts,
                                             data.domain_severities)
         self.adapt_panel.set_order(data.shuffled, data.order_note, data.order_fixed)
+        self.adapt_panel.set_adaptable(data.not_adaptable)
         self.data_panel.show_data(
             data.description, data.preprocess, data.preprocess_source,
             self.opened_request.preprocess if self.opened_request else None, data.preview,
