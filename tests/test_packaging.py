@@ -100,3 +100,16 @@ def test_desktop_entry_and_appstream_metadata_are_well_formed(tmp_path):
     installed = (tmp_path / "share" / "applications" / "protoview.desktop").read_text()
     assert f"Exec={sys.executable}" in installed
     assert (tmp_path / "share" / "icons" / "hicolor" / "256x256" / "apps" / "protoview.png").is_file()
+
+
+def test_pyproject_lists_every_package() -> None:
+    """Every folder of protoview with an ``__init__.py`` is in pyproject's package list (a
+    package left out installs from a checkout but is missing from the wheel)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(root).parts)
+             for p in (root / "protoview").rglob("__init__.py")}
+    assert found - listed == set()

@@ -286,19 +286,26 @@ def _plain_backbone(
     its head (found by the split conventions) exactly; None otherwise."""
     if split or contents.state is None:
         return None
-    return _fitting_backbone(contents, contents.state, spec, path, notes, sha256)
+    return _fitting_backbone(contents, contents.state, spec, path, notes, sha256, probing=True)
 
 
 def _fitting_backbone(
     contents: Contents, state: dict[str, Any], spec: ArchSpec, path: str | os.PathLike[str],
-    notes: list[str], sha256: str,
+    notes: list[str], sha256: str, *, probing: bool = False,
 ) -> tuple[str, Assembled, TransformSpec | None, str] | None:
     """The backbone of ``spec`` (or its timm twin) that ``state`` fits exactly, with its
-    preprocessing; None when neither fits."""
+    preprocessing; None when neither fits. An architecture that cannot be built is skipped
+    when ``probing`` (a guess: the classifier's own error then speaks) or when it is the
+    twin; else its error is raised."""
     for candidate in (spec, _timm_twin(spec, path)):
         if candidate is None:
             continue
-        backbone = headless_backbone(state, candidate, path)
+        try:
+            backbone = headless_backbone(state, candidate, path)
+        except CheckpointError:
+            if probing or candidate is not spec:
+                continue
+            raise
         if backbone is not None:
             own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
             return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
