@@ -265,6 +265,13 @@ def map_freshness(state) -> str:
     return f"map of step {step} — {int(refreshed * 100)}% refreshed"
 
 
+def progress_unit(state) -> str:
+    """What the accuracy chart's x axis counts for ``state``: ``"checkpoint"`` for a
+    timeline of checkpoints, ``"step"`` otherwise."""
+    attrs = getattr(state, "attrs", None) or {}
+    return "checkpoint" if attrs.get("method") == TIMELINE_METHOD else "step"
+
+
 def checkpoint_label(state) -> str:
     """The checkpoint a map of a timeline of checkpoints shows: ``"epoch_3.pt (3 of 5)"``
     (its file's name, its place in the timeline); ``""`` for any other map."""

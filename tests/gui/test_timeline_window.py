@@ -105,6 +105,10 @@ def test_open_checkpoints_builds_the_timeline_and_shows_its_replay(window, qtbot
     assert [h.full_accuracy for h in shown.history] == [accuracy[0]]
     bar.slider.setValue(2)
     assert [h.full_accuracy for h in shown.history] == list(accuracy)
+    window.numbers_now()
+    plot = window.numbers.accuracy_plot.getPlotItem()
+    assert plot.titleLabel.text.startswith("Accuracy over checkpoints")
+    assert plot.getAxis("bottom").labelText == "checkpoint"
     # the movers: A the first, B the last, thumbnails from the data, ringed on the map
     panel = window.timelines.panel
     tabs = window.numbers.tabs

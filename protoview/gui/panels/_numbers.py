@@ -24,7 +24,7 @@ from protoview.gui.panels._run_curves import (
     pass_starts,
 )
 from protoview.present import HistoryRow
-from protoview.present.derive import numbers_line, per_class_and_confusion
+from protoview.present.derive import numbers_line, per_class_and_confusion, progress_unit
 
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
@@ -183,7 +183,7 @@ class NumbersPanel(QtWidgets.QWidget):
         n = max(len(state.center_labels), int(np.max(state.labels, initial=-1)) + 1,
                 int(np.max(state.predictions, initial=-1)) + 1)
         labelled = bool(np.any(np.asarray(state.labels) >= 0))
-        self._title_labels(labelled)
+        self._title_labels(labelled, progress_unit(state))
         per_class, conf = per_class_and_confusion(state.labels, state.predictions, n)
         if labelled:
             self._draw_per_class(per_class)
@@ -198,16 +198,18 @@ class NumbersPanel(QtWidgets.QWidget):
         self._draw_confusion(conf)  # all zeros without labels
         self.scores.setText(numbers_line(state, source_accuracy))
 
-    _titled_labelled = True  # the titles the plots are built with
+    _titled = (True, "step")  # the titles the plots are built with: labelled, x unit
 
-    def _title_labels(self, labelled: bool) -> None:
-        """Chart titles say "no labels" when no sample has a known label (re-titled only on
-        a change: a new title re-lays the plot out)."""
-        if labelled == self._titled_labelled:
+    def _title_labels(self, labelled: bool, unit: str = "step") -> None:
+        """Chart titles say "no labels" when no sample has a known label, and what the
+        accuracy chart's x axis counts (steps, or a timeline's checkpoints); re-titled only
+        on a change: a new title re-lays the plot out."""
+        if (labelled, unit) == self._titled:
             return
-        self._titled_labelled = labelled
+        self._titled = (labelled, unit)
         tail = "" if labelled else " — no labels"
-        self.accuracy_plot.setTitle(f"Accuracy over steps{tail}")
+        self.accuracy_plot.setTitle(f"Accuracy over {unit}s{tail}")
+        self.accuracy_plot.setLabel("bottom", unit)
         self.class_plot.setTitle(f"Per-class accuracy{tail}")
         self.confusion_plot.setTitle(f"Confusion (rows: label){tail}")
 
