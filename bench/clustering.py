@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 
 from bench._common import Context, Row, alternating, blobs
 
@@ -20,10 +21,17 @@ SIZES = ((1_000, 64, 50), (10_000, 64, 50), (100_000, 64, 50), (1_000, 256, 100)
 QUICK_SIZES = ((1_000, 64, 50), (10_000, 64, 50))
 
 
-def _sklearn(x, k: int) -> float:
+def _anchor(x, k: int, out: dict) -> None:
     from sklearn.cluster import KMeans
 
-    return float(KMeans(n_clusters=k, max_iter=20, n_init=1, random_state=0).fit(x).inertia_)
+    out["sk"] = float(KMeans(n_clusters=k, max_iter=20, n_init=1, random_state=0).fit(x).inertia_)
+
+
+def _ours(x, k: int, init: str, out: dict, notes: dict) -> None:
+    from protoview.core.cluster import kmeans_prototypes
+
+    r = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init=init)
+    out[init], notes[init] = r.inertia, r.notes
 
 
 def kmeans(ctx: Context) -> list[Row]:
@@ -40,11 +48,8 @@ def kmeans(ctx: Context) -> list[Row]:
     for spread, kind in ((2.0, "separated"), (0.5, "overlapping")):
         x, _ = blobs(n, d, k, spread=spread)
         out = {}
-        fns = [lambda init=init: out.__setitem__(init, kmeans_prototypes(
-            x, k, niter=20, nredo=1, seed=0, use_gpu=False, init=init).inertia)
-            for init in ("auto", "pcl", "kmeans++")]
-        *times, t_sk = alternating(*fns, lambda: out.__setitem__("sk", _sklearn(x, k)),
-                                   repeats=ctx.repeats)
+        fns = [partial(_ours, x, k, init, out, {}) for init in ("auto", "pcl", "kmeans++")]
+        *times, t_sk = alternating(*fns, partial(_anchor, x, k, out), repeats=ctx.repeats)
         for init, t in zip(("auto", "pcl", "kmeans++"), times, strict=True):
             ratio_inertia = out[init] / out["sk"]
             rows.append(Row(
@@ -60,8 +65,6 @@ def kmeans(ctx: Context) -> list[Row]:
 def kmeans_sizes(ctx: Context) -> list[Row]:
     """Issue 24: the default (``init="auto"``) and PCL's seeding against scikit-learn from
     1,000 to 1,000,000 points (``PROTOVIEW_KMEANS_SIZES="1000x64x50,..."`` picks sizes)."""
-    from protoview.core.cluster import kmeans_prototypes
-
     chosen = os.environ.get("PROTOVIEW_KMEANS_SIZES")
     sizes = (tuple(tuple(int(v) for v in s.split("x")) for s in chosen.split(","))
              if chosen else QUICK_SIZES if ctx.quick else SIZES)
@@ -72,15 +75,9 @@ def kmeans_sizes(ctx: Context) -> list[Row]:
         for spread, kind in ((2.0, "separated"), (0.5, "overlapping")):
             x, _ = blobs(n, d, k, spread=spread)
             out, notes = {}, {}
-
-            def ours(init: str) -> None:
-                r = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init=init)
-                out[init], notes[init] = r.inertia, r.notes
-
             t_auto, t_pcl, t_sk = alternating(
-                lambda: ours("auto"), lambda: ours("pcl"),
-                lambda: out.__setitem__("sk", _sklearn(x, k)),
-                repeats=1 if once else ctx.repeats, warm=not once)
+                partial(_ours, x, k, "auto", out, notes), partial(_ours, x, k, "pcl", out, notes),
+                partial(_anchor, x, k, out), repeats=1 if once else ctx.repeats, warm=not once)
             for init, t in (("auto", t_auto), ("pcl", t_pcl)):
                 ratio = out[init] / out["sk"]
                 rows.append(Row(
