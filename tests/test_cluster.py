@@ -269,12 +269,11 @@ def test_few_points_per_prototype_is_one_protoview_warning_not_faiss_stderr(capf
 
 
 @pytest.mark.parametrize("n, dim, k, spread", [(1000, 16, 20, 2.0), (1000, 16, 20, 0.5),
-                                               (12000, 8, 10, 2.0), (4000, 96, 10, 1.0)])
+                                               (12000, 8, 10, 2.0)])
 def test_auto_is_within_one_percent_of_sklearn(n, dim, k, spread):
     """The default path against scikit-learn's KMeans (its k-means++ on every point, as the
     bench's anchor) on Gaussian blobs; 12,000 points for k = 10 takes the sampled path
-    (seeding on 320 points, Lloyd on 2,560, one iteration on all); 4,000 x 96 seeds its
-    sample on a projection to 64 dimensions."""
+    (seeding on 320 points, Lloyd on 2,560, one iteration on all)."""
     from sklearn.cluster import KMeans
 
     rng = np.random.default_rng(0)
@@ -285,7 +284,6 @@ def test_auto_is_within_one_percent_of_sklearn(n, dim, k, spread):
     assert ours.inertia <= 1.01 * sk
     assert ours.notes.startswith("k-means auto: greedy k-means++")
     assert ("1 iteration on all points" in ours.notes) == (n > 256 * k)
-    assert ("projected to 64 dims" in ours.notes) == (dim > 64 and n > 32 * k)
     # the PCL semantics of the result: assignments and distances from faiss's search
     np.testing.assert_allclose(ours.distances, ((x - ours.centroids[ours.assignments]) ** 2).sum(1),
                                rtol=1e-3, atol=1e-3)

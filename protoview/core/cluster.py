@@ -13,11 +13,9 @@ for distances and assignments, and the same density formula. Deviations, each te
 Seeding (``init``), chosen by name:
 
 - ``"auto"`` (the default): greedy k-means++ (as scikit-learn's) on a sample of 32 points a
-  prototype (on a random projection to 64 dimensions when it is a sample of more), at least
-  3 draws (small N, the sample all the data: Lloyd from each, the best kept; else from the
-  lowest potential's), then faiss's Lloyd iterations on up to 256 points a prototype
-  (stopping when the objective improves by less than 0.1%), one more Lloyd iteration on
-  every point when there are more, then faiss's search for the assignments;
+  prototype, the best of at least 3 draws, then faiss's Lloyd iterations on up to 256 points
+  a prototype (stopping when the objective improves by less than 0.1%), one more Lloyd
+  iteration on every point when there are more, then faiss's search for the assignments;
   single-threaded below 2^31 multiply-adds a pass (``N k D``). ``bench/clustering.py``
   measures it against scikit-learn from 1,000 to 1,000,000 points (bench/RESULTS.md,
   "issue 24: k-means by size"). The path taken is in the result's ``notes``.
@@ -79,15 +77,12 @@ INITS = ("auto", "pcl", "kmeans++", "random")
 #: The auto path's sizes: seeding sample and Lloyd sample, in points a prototype; seeding
 #: draws (at least); the relative objective change that stops Lloyd; below this many
 #: multiply-adds a pass (N k D) everything runs on one thread (bench/RESULTS.md, issue 24:
-#: on this 2-core machine shared with other jobs two OpenMP threads cost 10-20x at 10k);
-#: a sampled seeding of more dimensions than this runs on a Gaussian random projection to
-#: them (the seeds are the sample's own rows).
+#: on this 2-core machine shared with other jobs two OpenMP threads cost 10-20x at 10k).
 AUTO_SEED_PER_CENTROID = 32
 AUTO_TRAIN_PER_CENTROID = 256
 AUTO_DRAWS = 3
 AUTO_EARLY_STOP = 1e-3
 AUTO_ONE_THREAD_BELOW = 2**31
-AUTO_SEED_DIMS = 64
 _THREADS: list = []
 
 
@@ -282,25 +277,17 @@ def _auto_kmeans(x: np.ndarray, k: int, niter: int, nredo: int, seed: int,
         rng = np.random.default_rng(seed)
         m = min(n, AUTO_SEED_PER_CENTROID * k)
         sample = x if m == n else x[np.sort(rng.choice(n, m, replace=False))]
-        sample = np.ascontiguousarray(sample, np.float32)
-        seeding = sample
-        if m < n and dim > AUTO_SEED_DIMS:  # sampled: seed on a random projection (JL)
-            proj = rng.standard_normal((dim, AUTO_SEED_DIMS)).astype(np.float32)
-            seeding = sample @ proj
-        seeds = sample[_greedy_kmeanspp(seeding, k, rng, draws)]
+        seeds = _greedy_kmeanspp(np.ascontiguousarray(sample, np.float32), k, rng, draws)
         train = min(n, AUTO_TRAIN_PER_CENTROID * k)
-        if m == n:  # every point in the seeding sample (small N): Lloyd from each draw
-            runs = [_lloyd(x, s, niter, AUTO_TRAIN_PER_CENTROID, seed, gpu) for s in seeds]
-        else:  # from the draw of lowest potential
-            runs = [_lloyd(x, seeds[0], niter, AUTO_TRAIN_PER_CENTROID, seed, gpu)]
+        # every point in the seeding sample (small N): Lloyd from each draw, the best kept
+        runs = [_lloyd(x, s, niter, AUTO_TRAIN_PER_CENTROID, seed, gpu)
+                for s in (seeds if m == n else seeds[:1])]
         centroids, index, _res, _obj = min(runs, key=lambda run: run[3])
         full = n > train
         if full:  # one Lloyd iteration on every point
             centroids, index, _res, _obj = _lloyd(x, centroids, 1, n, seed, gpu)
         sq_dist, nearest = index.search(x, 1)
-    notes = (f"k-means auto: greedy k-means++ ({draws} draws on {m:,} points"
-             + (f" projected to {AUTO_SEED_DIMS} dims" if seeding is not sample else "")
-             + "), faiss Lloyd "
+    notes = (f"k-means auto: greedy k-means++ ({draws} draws on {m:,} points), faiss Lloyd "
              + ("from each, the best kept, " if m == n else "from the lowest potential's, ")
              + f"on {train:,} points (<= {niter} iterations, stop below "
              f"{AUTO_EARLY_STOP:g})" + (", 1 iteration on all points" if full else "")
@@ -329,9 +316,9 @@ def _lloyd(x: np.ndarray, init: np.ndarray, niter: int, per_centroid: int, seed:
 
 def _greedy_kmeanspp(sample: np.ndarray, k: int, rng: np.random.Generator,
                      draws: int) -> np.ndarray:
-    """Greedy k-means++ seeds of ``sample`` (float32), as rows of it ``(draws, k)``:
-    ``draws`` independent seedings run together (one matrix product a step), lowest
-    potential first. Each next seed is the best of ``2 + log k`` points drawn with probability
+    """Greedy k-means++ seeds ``(draws, k, D)`` of ``sample`` (float32): ``draws``
+    independent seedings run together (one matrix product a step), lowest potential
+    first. Each next seed is the best of ``2 + log k`` points drawn with probability
     proportional to their squared distance to the nearest seed (as scikit-learn)."""
     m = sample.shape[0]
     sq = np.einsum("ij,ij->i", sample, sample)
@@ -352,7 +339,7 @@ def _greedy_kmeanspp(sample: np.ndarray, k: int, rng: np.random.Generator,
         best = dc.sum(2).argmin(1)
         chosen[:, j] = flat.reshape(draws, trials)[rows, best]
         d2 = dc[rows, best]
-    return chosen[np.argsort(d2.sum(1), kind="stable")]
+    return sample[chosen[np.argsort(d2.sum(1), kind="stable")]]
 
 
 def kmeanspp_seeds(x: np.ndarray, k: int, seed: int = 0, per_centroid: int = 50) -> np.ndarray:
