@@ -13,7 +13,8 @@ for distances and assignments, and the same density formula. Deviations, each te
 Seeding (``init``), chosen by name:
 
 - ``"auto"`` (the default): greedy k-means++ (as scikit-learn's) on a sample of 32 points a
-  prototype, the best of at least 3 draws, then faiss's Lloyd iterations on up to 256 points
+  prototype, at least 3 draws (small N, the sample all the data: Lloyd from each, the best
+  kept; else from the lowest potential's), then faiss's Lloyd iterations on up to 256 points
   a prototype (stopping when the objective improves by less than 0.1%), one more Lloyd
   iteration on every point when there are more, then faiss's search for the assignments;
   single-threaded below 2^31 multiply-adds a pass (``N k D``). ``bench/clustering.py``
