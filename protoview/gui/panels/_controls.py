@@ -329,7 +329,7 @@ class KMeansPanel(QtWidgets.QGroupBox):
         self.init = QtWidgets.QComboBox()
         self.init.addItems(["auto", "pcl", "kmeans++"])
         self.init.setToolTip("seeding: auto (by size: greedy k-means++ on a sample, then faiss's "
-                             "Lloyd; within 1% of scikit-learn's inertia), pcl (PCL's run_kmeans: "
+                             "Lloyd; scikit-learn's quality at a fraction of its time), pcl (PCL's run_kmeans: "
                              "faiss's random sample) or k-means++ (greedy, with PCL's settings)")
         self.run_button = QtWidgets.QPushButton("Run k-means")
         form = QtWidgets.QFormLayout(self)
