@@ -80,9 +80,9 @@ def table(rows: list[Row]) -> str:
         result = {True: "pass", False: "FAIL", None: "info"}[r.passed]
         body.append((r.what, _fmt(r.value, r.unit), anchor, ratio, r.target or "—", result))
     widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths)),
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
     notes = [f"- {r.what}: {r.note}" for r in rows if r.note]
     return "\n".join(lines + ([""] + notes if notes else []))
 
