@@ -75,6 +75,12 @@ class Check:
     tiny: bool
     tmp: Path
     cuda: bool
+    deadline: float = float("inf")  # perf_counter() when the current row's budget ends
+
+    def left(self) -> float:
+        """Seconds left of the current row's budget, less one (a child process's timeout:
+        the row's alarm would stop this process but not the child)."""
+        return max(1.0, self.deadline - time.perf_counter() - 1.0)
 
     @property
     def sync(self) -> Callable[[], None]:
@@ -96,6 +102,16 @@ def _timed(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> 
     return statistics.median(times)
 
 
+def _autocast(device: str, dtype):
+    """Autocast to ``dtype`` on ``device``'s type, or nothing for float32 (None)."""
+    import contextlib
+
+    import torch
+
+    return (contextlib.nullcontext() if dtype is None
+            else torch.autocast(torch.device(device).type, dtype=dtype))
+
+
 def _needs_gpu(what: str, why: str = "needs a CUDA GPU: not measured here") -> list[Row]:
     return [Row(what, None, "", note=why)]
 
@@ -113,8 +129,8 @@ def gpu_tests(c: Check) -> list[Row]:
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-m", "gpu", *files], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
-    tail = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, timeout=c.left())
+    tail = ((done.stdout.strip() or done.stderr.strip()).splitlines() or ["(no output)"])[-1]
     return [Row(what, time.perf_counter() - t0, "s", target="all pass",
                 passed=done.returncode == 0, note=tail)]
 
@@ -163,8 +179,7 @@ def extraction(c: Check) -> list[Row]:
                for i in range(0, n, batch)]
 
     def bare() -> None:
-        with torch.inference_mode(), torch.autocast(
-                torch.device(c.device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.inference_mode(), _autocast(c.device, dtype):
             for x in batches:
                 bare_model(x).float().cpu()
 
@@ -212,8 +227,7 @@ def amp(c: Check) -> list[Row]:
 
     def run(dtype) -> Callable[[], None]:
         def go() -> None:
-            with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32,
-                                                        enabled=dtype is not None):
+            with torch.inference_mode(), _autocast(c.device, dtype):
                 model(x)
         return go
 
@@ -363,7 +377,7 @@ def nccl(c: Check) -> list[Row]:
         t0 = time.perf_counter()
         done = subprocess.run([*prefix, "extract", str(ckpt), str(data), "--arch", "resnet18",
                                "--no-cache", "--out", str(c.tmp / f"{label}.h5")], cwd=ROOT,
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True, timeout=c.left())
         times[label] = time.perf_counter() - t0
         if done.returncode:
             return [Row(what, None, "", passed=False,
@@ -419,9 +433,10 @@ def run_rows(rows, check: Check, limit: float, say: Callable[[str], None] = prin
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, budget)
         t0 = time.perf_counter()
+        check.deadline = t0 + budget
         try:
             new = fn(check)
-        except RowOverrun:
+        except (RowOverrun, subprocess.TimeoutExpired):
             new = [Row(name, None, "", passed=False,
                        note=f"stopped: ran past its budget of {budget:g} s")]
         except Exception as exc:  # one row's failure is a row, not the end of the check

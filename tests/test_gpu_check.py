@@ -5,6 +5,8 @@ budgets; the table goes into its own section of a results file; the published fi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -48,16 +50,20 @@ def test_rows_keep_to_their_budgets_and_the_limit():
     def broken(_check):
         raise RuntimeError("no device")
 
+    def child(check):  # a child process gets the row's budget as its timeout, and is killed
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=check.left())
+
     said = []
     check = gpu_check.Check("cpu", True, None, False)
     t0 = time.perf_counter()
-    rows = gpu_check.run_rows([("slow", 0.3, slow), ("broken", 1, broken), ("big", 100, slow)],
-                              check, limit=10, say=said.append)
-    assert time.perf_counter() - t0 < 2
+    rows = gpu_check.run_rows([("slow", 0.3, slow), ("broken", 1, broken), ("child", 2, child),
+                               ("big", 100, slow)], check, limit=10, say=said.append)
+    assert time.perf_counter() - t0 < 5
     assert [r.note for r in rows] == ["stopped: ran past its budget of 0.3 s",
                                       "failed: RuntimeError: no device",
-                                      rows[2].note]
-    assert rows[2].note.startswith("skipped: its budget 100 s is more than the")
+                                      "stopped: ran past its budget of 2 s",
+                                      rows[3].note]
+    assert rows[3].note.startswith("skipped: its budget 100 s is more than the")
     assert any("big: skipped" in line for line in said)
 
 
