@@ -15,7 +15,7 @@ from bench.adaptation import (
     tsd_step,
 )
 from bench.backbones import backbone_tent
-from bench.clustering import kmeans
+from bench.clustering import kmeans, kmeans_sizes
 from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
 from bench.end_to_end import step_to_pixels, step_to_pixels_resnet
@@ -32,6 +32,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_update": map_update,
     "timeline_maps": timeline_maps,
     "kmeans": kmeans,
+    "kmeans_sizes": kmeans_sizes,
     "sinkhorn": sinkhorn,
     "geometry": geometry,
     "extraction": extraction,

@@ -3,6 +3,7 @@
     python -m bench                 # everything, full sizes (about 15 min on 2 cores)
     python -m bench --quick         # small sizes, under 3 minutes
     python -m bench --only sinkhorn,kmeans --json out.json
+    python -m bench --gpu           # the GPU check (bench/gpu_check.py): < 8 min on one GPU
 
 Each benchmark runs protoview and its anchor (plain umap-learn, scikit-learn, POT, the
 seed's naive code, a bare torch loop, naive pyqtgraph) in the same process on the same
@@ -79,9 +80,9 @@ def table(rows: list[Row]) -> str:
         result = {True: "pass", False: "FAIL", None: "info"}[r.passed]
         body.append((r.what, _fmt(r.value, r.unit), anchor, ratio, r.target or "—", result))
     widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths)),
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
     notes = [f"- {r.what}: {r.note}" for r in rows if r.note]
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -118,7 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-map", type=int, default=None, help="points of the map benchmarks")
     parser.add_argument("--n-kmeans", type=int, default=None, help="points of the k-means benchmark")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU check (bench/gpu_check.py): every GPU row, each under its "
+                             "own budget; the table into bench/RESULTS.md on a CUDA machine")
+    parser.add_argument("--tiny", action="store_true",
+                        help="with --gpu: tiny sizes, seconds (the CPU fallback)")
+    parser.add_argument("--gpu-limit", type=float, default=450.0,
+                        help="with --gpu: seconds for all rows (default 450: under 8 minutes)")
     args = parser.parse_args(argv)
+    if args.gpu:
+        from bench.gpu_check import ROWS, main_gpu
+
+        names = [c.strip() for c in args.only.split(",") if c.strip()]
+        unknown = sorted(set(names) - {name for name, _, _ in ROWS})
+        if unknown:
+            parser.error(f"unknown GPU row(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(name for name, _, _ in ROWS)}")
+        return main_gpu(args.device, args.tiny, args.gpu_limit, args.markdown,
+                        args.json if "--json" in (argv or sys.argv) else None, only=names)
     if args.repeats < 3:
         parser.error("--repeats must be at least 3 (a median of fewer says little)")
     chosen = [c.strip() for c in args.only.split(",") if c.strip()] or list(CASES)

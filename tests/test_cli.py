@@ -55,9 +55,13 @@ def test_extract_then_info_then_cluster_on_the_file(capsys, tmp_path):
     assert "539 samples x 64 dims" in capsys.readouterr().out
     snap = tmp_path / "km.h5"
     assert main(["cluster", "demo", str(out), "--k", "10", "--out", str(snap)]) == 0
+    assert "notes: k-means auto: greedy k-means++ (5 draws on 320 points)" in capsys.readouterr().out
     s = read_snapshot(snap)
     assert s.prototypes["vectors"].shape == (10, 64)
     assert np.isfinite(s.prototypes["embedding"]).all()
+    assert s.attrs["kmeans"].startswith("k-means auto")  # the path is kept with the prototypes
+    assert main(["cluster", "demo", str(out), "--k", "10", "--init", "random"]) == 0  # old name
+    assert "notes: k-means pcl: PCL's seeding" in capsys.readouterr().out
     # adapting a features file is refused at once, with the reason
     assert main(["adapt", "demo", str(out)]) == 2
     assert "needs the images" in capsys.readouterr().err

@@ -52,12 +52,15 @@ def test_kmeans_matches_pcl_run_kmeans(seed, n, dim, k, first_seed):
     """
     x = blobs(seed, n, dim)
     oracle = run_kmeans(x, num_cluster=[k], temperature=0.2, first_seed=first_seed)
-    ours = kmeans_prototypes(x, k, seed=first_seed)
+    ours = kmeans_prototypes(x, k, seed=first_seed, init="pcl")
     np.testing.assert_array_equal(ours.assignments, oracle["im2cluster"][0].numpy())
     np.testing.assert_array_equal(ours.centroids, oracle["raw_centroids"][0])
     np.testing.assert_allclose(ours.centroids_normalized, oracle["centroids"][0].numpy(), atol=1e-6)
     np.testing.assert_allclose(ours.density, oracle["density"][0].numpy(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(ours.distances, np.maximum(oracle["D"][0], 0), rtol=0, atol=0)
+    old = kmeans_prototypes(x, k, seed=first_seed, init="random")  # the old name of pcl
+    np.testing.assert_array_equal(old.centroids, ours.centroids)
+    assert ours.notes.startswith("k-means pcl: PCL's seeding")
 
 
 def test_kmeans_result_fields_are_consistent():
@@ -238,7 +241,7 @@ def test_kmeanspp_seeding_finds_separated_clusters_random_seeding_merges():
     labels = rng.integers(0, k, 6000)
     x = (means[labels] + rng.normal(size=(6000, d))).astype(np.float32)
     optimum = float(sum(((x[labels == c] - x[labels == c].mean(0)) ** 2).sum() for c in range(k)))
-    plain = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False)
+    plain = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init="pcl")
     plus = kmeans_prototypes(x, k, niter=20, nredo=1, seed=0, use_gpu=False, init="kmeans++")
     assert plus.inertia <= optimum * 1.001 < plain.inertia
     # every blob gets exactly one centroid
@@ -255,8 +258,48 @@ def test_few_points_per_prototype_is_one_protoview_warning_not_faiss_stderr(capf
     """faiss's own 'WARNING clustering 60 points to 10 centroids' went raw to the terminal."""
     x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     with pytest.warns(ProtoviewWarning, match="60 points for 10 prototypes, fewer than the 100"):
-        few = kmeans_prototypes(x, 10, seed=3)
+        few = kmeans_prototypes(x, 10, seed=3, init="pcl")
     assert "WARNING clustering" not in capfd.readouterr().err
     theirs = run_kmeans(x, num_cluster=[10], temperature=0.2, first_seed=3)
     np.testing.assert_array_equal(few.assignments, theirs["im2cluster"][0].numpy())  # same
     np.testing.assert_array_equal(few.centroids, theirs["raw_centroids"][0])
+
+
+# ---------------------------------------------------------------- the auto path (issue 24)
+
+
+@pytest.mark.parametrize("n, dim, k, spread", [(1000, 16, 20, 2.0), (1000, 16, 20, 0.5),
+                                               (12000, 8, 10, 2.0)])
+def test_auto_is_within_one_percent_of_sklearn(n, dim, k, spread):
+    """The default path against scikit-learn's KMeans (its k-means++ on every point, as the
+    bench's anchor) on Gaussian blobs; 12,000 points for k = 10 takes the sampled path
+    (seeding on 320 points, Lloyd on 2,560, one iteration on all)."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(k, dim)).astype(np.float32) * spread
+    x = (means[rng.integers(0, k, n)] + rng.normal(size=(n, dim))).astype(np.float32)
+    ours = kmeans_prototypes(x, k, nredo=1, use_gpu=False)
+    sk = KMeans(n_clusters=k, max_iter=20, n_init=1, random_state=0).fit(x).inertia_
+    assert ours.inertia <= 1.01 * sk
+    assert ours.notes.startswith("k-means auto: greedy k-means++")
+    assert ("1 iteration on all points" in ours.notes) == (n > 256 * k)
+    # the PCL semantics of the result: assignments and distances from faiss's search
+    np.testing.assert_allclose(ours.distances, ((x - ours.centroids[ours.assignments]) ** 2).sum(1),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(ours.density, pcl_density(ours.distances, ours.assignments, k, 0.2))
+    again = kmeans_prototypes(x, k, nredo=1, use_gpu=False)
+    np.testing.assert_array_equal(again.centroids, ours.centroids)  # seeded
+
+
+def test_auto_restores_the_thread_pools_and_handles_degenerate_data():
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    same = kmeans_prototypes(np.ones((12, 3), np.float32), 3, min_points_per_centroid=0)  # all 0
+    assert same.inertia < 1e-6 and faiss.omp_get_max_threads() == threads  # faiss splits empties
+    assert "1 thread" in same.notes
+    one = kmeans_prototypes(np.array([[1.0, 2.0]], np.float32), 1, min_points_per_centroid=0)
+    assert one.assignments.tolist() == [0]
+    with pytest.raises(ParameterError, match="auto, pcl"):
+        kmeans_prototypes(blobs(0, n=20), 2, init="greedy")

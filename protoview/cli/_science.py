@@ -74,8 +74,10 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--k", type=int, required=True)
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--nredo", type=int, default=5)
-    p.add_argument("--init", choices=["random", "kmeans++"], default="random",
-                   help="seeding: random (faiss, as PCL) or kmeans++ (better on separated clusters)")
+    p.add_argument("--init", choices=["auto", "pcl", "kmeans++", "random"], default="auto",
+                   help="seeding: auto (by size: greedy k-means++ on a sample, then faiss's Lloyd; "
+                        "default), pcl (PCL's run_kmeans: faiss's random sample, --nredo runs; "
+                        "old name: random) or kmeans++ (greedy, handed to PCL's settings)")
     p.add_argument("--seed", type=int, default=0, help="faiss's k-means seed (default 0)")
     p.add_argument("--out", help="write a snapshot with the prototypes")
     handlers["cluster"] = cmd_cluster
@@ -229,6 +231,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         f"NMI {score_text(m.get('nmi'), labelled, '.3f')}, ARI {score_text(m.get('ari'), labelled, '.3f')}, "
         f"matched accuracy {score_text(m.get('hungarian_accuracy'), labelled)}; cluster sizes {sizes.min()}..{sizes.max()}"
     )
+    if state.attrs.get("kmeans"):
+        say(f"notes: {state.attrs['kmeans']}")
     _write_out(args, session)
     return 0
 

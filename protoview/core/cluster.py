@@ -10,6 +10,20 @@ for distances and assignments, and the same density formula. Deviations, each te
 - when every cluster has at most one point (e.g. ``k == N``) or all distances are 0, the seed
   divides by a zero mean; we return a uniform ``temperature`` instead.
 
+Seeding (``init``), chosen by name:
+
+- ``"auto"`` (the default): greedy k-means++ (as scikit-learn's) on a sample of 32 points a
+  prototype, at least 3 draws (small N, the sample all the data: Lloyd from each, the best
+  kept; else from the lowest potential's), then faiss's Lloyd iterations on up to 256 points
+  a prototype (stopping when the objective improves by less than 0.1%), one more Lloyd
+  iteration on every point when there are more, then faiss's search for the assignments;
+  single-threaded below 2^31 multiply-adds a pass (``N k D``). ``bench/clustering.py``
+  measures it against scikit-learn from 1,000 to 1,000,000 points (bench/RESULTS.md,
+  "issue 24: k-means by size"). The path taken is in the result's ``notes``.
+- ``"pcl"`` (old spelling ``"random"``): PCL's ``run_kmeans`` exactly (faiss's random sample
+  and ``nredo`` full runs; the oracle tests compare this path).
+- ``"kmeans++"``: greedy k-means++ on 50 points a prototype handed to PCL's faiss settings.
+
 When ``N < k * min_points_per_centroid`` faiss would print its own "WARNING clustering N
 points to k centroids" on stderr (the setting does nothing else); protoview gives faiss 0 and
 says it as one :class:`~protoview.core.warnings.ProtoviewWarning` line instead (the result
@@ -45,6 +59,7 @@ class KMeansResult:
     inertia: sum of ``distances`` (as sklearn's ``inertia_``).
     seconds: wall time of training and search.
     used_gpu: whether a faiss GPU index was used.
+    notes: one line: which path ran (seeding, points, iterations, threads).
     """
 
     centroids: np.ndarray
@@ -55,6 +70,21 @@ class KMeansResult:
     inertia: float
     seconds: float
     used_gpu: bool
+    notes: str = ""
+
+
+#: The seedings by name (``"random"``: the old spelling of ``"pcl"``).
+INITS = ("auto", "pcl", "kmeans++", "random")
+#: The auto path's sizes: seeding sample and Lloyd sample, in points a prototype; seeding
+#: draws (at least); the relative objective change that stops Lloyd; below this many
+#: multiply-adds a pass (N k D) everything runs on one thread (bench/RESULTS.md, issue 24:
+#: on this 2-core machine shared with other jobs two OpenMP threads cost 10-20x at 10k).
+AUTO_SEED_PER_CENTROID = 32
+AUTO_TRAIN_PER_CENTROID = 256
+AUTO_DRAWS = 3
+AUTO_EARLY_STOP = 1e-3
+AUTO_ONE_THREAD_BELOW = 2**31
+_THREADS: list = []
 
 
 def _check_int(value: Any, where: str, low: int, high: int | None = None) -> int:
@@ -119,7 +149,7 @@ def kmeans_prototypes(
     use_gpu: bool | None = None,
     normalize: bool = False,
     verbose: bool = False,
-    init: str = "random",
+    init: str = "auto",
 ) -> KMeansResult:
     """k-means prototypes of the features with PCL's settings, plus their density phi.
 
@@ -142,7 +172,10 @@ def kmeans_prototypes(
     verbose:
         Let faiss print its progress.
     init:
-        ``"random"``: faiss's (and PCL's) seeding, a random sample of the points;
+        ``"auto"`` (default): chosen by size, see the module docstring (``nredo``: the
+        k-means++ draws, at least 3; ``max_points_per_centroid`` unused);
+        ``"pcl"`` (or ``"random"``): faiss's (and PCL's) seeding, a random sample of the
+        points, ``nredo`` full runs;
         ``"kmeans++"``: greedy k-means++ seeding (:func:`kmeanspp_seeds`) on a subsample of
         ``min(N, 50 k)`` points, handed to faiss as its starting centroids. On separated
         clusters random seeding often leaves two centroids in one cluster and one across
@@ -166,8 +199,10 @@ def kmeans_prototypes(
     min_points = _check_int(min_points_per_centroid, "min_points_per_centroid", 0)
     temperature = _check_temperature(temperature)
     gpu = _resolve_gpu(use_gpu)
-    if init not in ("random", "kmeans++"):
-        raise ParameterError("init", f"unknown k-means seeding {init!r}; use random or kmeans++")
+    if init not in INITS:
+        raise ParameterError("init", f"unknown k-means seeding {init!r}; use auto, pcl "
+                                     "(or its old name random) or kmeans++")
+    init = "pcl" if init == "random" else init
     if normalize:
         x = np.ascontiguousarray(l2_normalize(x))
 
@@ -190,14 +225,21 @@ def kmeans_prototypes(
             "few points each"), stacklevel=2)
 
     start = time.perf_counter()
-    if init == "kmeans++":
-        faiss.copy_array_to_vector(kmeanspp_seeds(x, k, seed).ravel(), clus.centroids)
-    index, _resources = _flat_l2_index(dim, gpu)
-    clus.train(x, index)
-    sq_dist, nearest = index.search(x, 1)
+    if init == "auto":
+        centroids, sq_dist, nearest, notes = _auto_kmeans(x, k, niter, nredo, seed, gpu)
+    else:
+        if init == "kmeans++":
+            faiss.copy_array_to_vector(kmeanspp_seeds(x, k, seed).ravel(), clus.centroids)
+        index, _resources = _flat_l2_index(dim, gpu)
+        clus.train(x, index)
+        sq_dist, nearest = index.search(x, 1)
+        centroids = faiss.vector_to_array(clus.centroids).reshape(k, dim).astype(np.float32)
+        notes = (f"k-means {init}: "
+                 + ("PCL's seeding (faiss's random sample)" if init == "pcl" else
+                    f"greedy k-means++ on {min(n, 50 * k):,} points")
+                 + f", {nredo} run{'s' * (nredo != 1)} of {niter} iterations on "
+                 f"{min(n, k * max_points):,} points (faiss)")
     seconds = time.perf_counter() - start
-
-    centroids = faiss.vector_to_array(clus.centroids).reshape(k, dim).astype(np.float32)
     assignments = nearest[:, 0].astype(np.int64)
     distances = np.maximum(sq_dist[:, 0], 0.0).astype(np.float32)
     return KMeansResult(
@@ -209,7 +251,96 @@ def kmeans_prototypes(
         inertia=float(distances.sum(dtype=np.float64)),
         seconds=seconds,
         used_gpu=gpu,
+        notes=notes + (", GPU index" if gpu else ""),
     )
+
+
+def _one_thread():
+    """A context that runs the BLAS / OpenMP pools of faiss, numpy and torch on one thread
+    (threadpoolctl's controller, made once)."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _THREADS:
+        _THREADS.append(ThreadpoolController())
+    return _THREADS[0].limit(limits=1)
+
+
+def _auto_kmeans(x: np.ndarray, k: int, niter: int, nredo: int, seed: int,
+                 gpu: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The ``"auto"`` path (module docstring): ``(centroids, squared distances (N, 1),
+    nearest (N, 1), notes)``."""
+    import contextlib
+
+    n, dim = x.shape
+    small = n * k * dim < AUTO_ONE_THREAD_BELOW and not gpu
+    draws = max(AUTO_DRAWS, nredo)
+    with _one_thread() if small else contextlib.nullcontext():
+        rng = np.random.default_rng(seed)
+        m = min(n, AUTO_SEED_PER_CENTROID * k)
+        sample = x if m == n else x[np.sort(rng.choice(n, m, replace=False))]
+        seeds = _greedy_kmeanspp(np.ascontiguousarray(sample, np.float32), k, rng, draws)
+        train = min(n, AUTO_TRAIN_PER_CENTROID * k)
+        # every point in the seeding sample (small N): Lloyd from each draw, the best kept
+        runs = [_lloyd(x, s, niter, AUTO_TRAIN_PER_CENTROID, seed, gpu)
+                for s in (seeds if m == n else seeds[:1])]
+        centroids, index, _res, _obj = min(runs, key=lambda run: run[3])
+        full = n > train
+        if full:  # one Lloyd iteration on every point
+            centroids, index, _res, _obj = _lloyd(x, centroids, 1, n, seed, gpu)
+        sq_dist, nearest = index.search(x, 1)
+    notes = (f"k-means auto: greedy k-means++ ({draws} draws on {m:,} points), faiss Lloyd "
+             + ("from each, the best kept, " if m == n else "from the lowest potential's, ")
+             + f"on {train:,} points (<= {niter} iterations, stop below "
+             f"{AUTO_EARLY_STOP:g})" + (", 1 iteration on all points" if full else "")
+             + (", 1 thread" if small else ""))
+    return centroids, sq_dist, nearest, notes
+
+
+def _lloyd(x: np.ndarray, init: np.ndarray, niter: int, per_centroid: int, seed: int,
+           gpu: bool) -> tuple[np.ndarray, Any, Any, float]:
+    """faiss's Lloyd iterations from ``init`` on up to ``per_centroid * k`` points of
+    ``x``: ``(centroids, index holding them, resources, the last iteration's objective)``."""
+    k, dim = init.shape
+    clus = faiss.Clustering(dim, k)
+    clus.niter = niter
+    clus.seed = seed
+    clus.max_points_per_centroid = per_centroid
+    clus.min_points_per_centroid = 0
+    clus.early_stop_threshold = AUTO_EARLY_STOP
+    faiss.copy_array_to_vector(np.ascontiguousarray(init, np.float32).ravel(), clus.centroids)
+    index, resources = _flat_l2_index(dim, gpu)
+    clus.train(x, index)
+    stats = clus.iteration_stats
+    objective = stats.at(stats.size() - 1).obj if stats.size() else 0.0
+    return faiss.vector_to_array(clus.centroids).reshape(k, dim), index, resources, objective
+
+
+def _greedy_kmeanspp(sample: np.ndarray, k: int, rng: np.random.Generator,
+                     draws: int) -> np.ndarray:
+    """Greedy k-means++ seeds ``(draws, k, D)`` of ``sample`` (float32): ``draws``
+    independent seedings run together (one matrix product a step), lowest potential
+    first. Each next seed is the best of ``2 + log k`` points drawn with probability
+    proportional to their squared distance to the nearest seed (as scikit-learn)."""
+    m = sample.shape[0]
+    sq = np.einsum("ij,ij->i", sample, sample)
+    trials = 2 + int(np.log(k))
+    rows = np.arange(draws)
+    chosen = np.empty((draws, k), np.int64)
+    chosen[:, 0] = rng.integers(m, size=draws)
+    first = chosen[:, 0]
+    d2 = np.maximum(sq[None] - 2.0 * (sample[first] @ sample.T) + sq[first][:, None], 0.0)
+    for j in range(1, k):
+        cum = np.cumsum(d2, axis=1, dtype=np.float64)
+        picks = rng.random((draws, trials)) * cum[:, -1:]
+        cands = np.stack([np.searchsorted(cum[r], picks[r], side="right") for r in rows])
+        flat = cands.clip(max=m - 1).ravel()
+        dc = sq[None] - 2.0 * (sample[flat] @ sample.T) + sq[flat][:, None]
+        dc = np.maximum(dc, 0.0, out=dc).reshape(draws, trials, m)
+        np.minimum(dc, d2[:, None], out=dc)
+        best = dc.sum(2).argmin(1)
+        chosen[:, j] = flat.reshape(draws, trials)[rows, best]
+        d2 = dc[rows, best]
+    return sample[chosen[np.argsort(d2.sum(1), kind="stable")]]
 
 
 def kmeanspp_seeds(x: np.ndarray, k: int, seed: int = 0, per_centroid: int = 50) -> np.ndarray:

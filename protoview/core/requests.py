@@ -85,7 +85,7 @@ class KMeansRequest:
     niter: int = 20
     nredo: int = 5
     seed: int = 0
-    init: str = "random"  # random (PCL, faiss) | kmeans++
+    init: str = "auto"  # auto (by size) | pcl (PCL's faiss seeding; old name: random) | kmeans++
 
 
 @dataclass(frozen=True)

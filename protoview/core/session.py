@@ -378,6 +378,7 @@ class Session:
             self.map.kmeans = before  # a cancelled (or failed) map leaves the old prototypes
             raise
         state.metrics["kmeans_seconds"] = km.seconds
+        state.attrs["kmeans"] = km.notes  # which path ran (the CLI and the status line say it)
         labels = self.features.labels
         if (labels >= 0).any():
             known = labels >= 0

@@ -294,4 +294,7 @@ class Shown:
         step = self.history[-1].step if self.history else 0
         summary = self.state.summary() if self.state is not None else "nothing open"
         text = f"{kind}: {summary} · step {step}"
-        return text + (f" · {seconds:.2f} s" if math.isfinite(seconds) else "")
+        text += f" · {seconds:.2f} s" if math.isfinite(seconds) else ""
+        if kind == "kmeans" and self.state is not None and self.state.attrs.get("kmeans"):
+            text += f" · {self.state.attrs['kmeans']}"  # which k-means path ran
+        return text

@@ -188,7 +188,8 @@ class FakeSession:
         self.state = replace(
             s, prototypes=s.features[:k].copy(), prototypes_embedding=s.embedding[:k].copy(),
             prototype_density=np.linspace(0.1, 1, k).astype(np.float32), assignment=assignment,
-            assignment_target="prototypes", metrics={**s.metrics, "nmi": 0.5, "ari": 0.4})
+            assignment_target="prototypes", metrics={**s.metrics, "nmi": 0.5, "ari": 0.4},
+            attrs={**s.attrs, "kmeans": f"k-means {req.init}: (the fake's path)"})
         return self.state
 
     def sinkhorn(self, req):

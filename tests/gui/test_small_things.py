@@ -23,6 +23,9 @@ def test_kmeans_does_not_reframe_the_map(opened, qtbot):
     w.view.finish_animation()
     assert w.view.getViewBox().viewRange() == before
     assert len(w.state.prototypes) == 5
+    # the status line says which k-means path ran (issue 24)
+    assert w.status_label.text().endswith("· k-means auto: (the fake's path)")
+    assert w.kmeans_panel.request().init == "auto"
 
 
 def test_the_controls_have_no_horizontal_scroll_bar_and_are_never_cut(opened, qtbot):

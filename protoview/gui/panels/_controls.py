@@ -340,12 +340,13 @@ class KMeansPanel(QtWidgets.QGroupBox):
         super().__init__("k-means prototypes", parent)
         self.k = _spin(1, 100000, 10, "number of prototypes")
         self.niter = _spin(1, 1000, 20, "iterations")
-        self.nredo = _spin(1, 100, 5, "restarts (the best is kept)")
+        self.nredo = _spin(1, 100, 5, "restarts, the best kept (auto: k-means++ draws, at least 3)")
         self.seed = _spin(0, 2**31 - 1, 0, "seed")
         self.init = QtWidgets.QComboBox()
-        self.init.addItems(["random", "kmeans++"])
-        self.init.setToolTip("seeding: random (faiss, as PCL) or k-means++ (finds separated "
-                             "clusters that random seeding merges)")
+        self.init.addItems(["auto", "pcl", "kmeans++"])
+        self.init.setToolTip("seeding: auto (by size: greedy k-means++ on a sample, then faiss's "
+                             "Lloyd; scikit-learn's quality at a fraction of its time), pcl (PCL's run_kmeans: "
+                             "faiss's random sample) or k-means++ (greedy, with PCL's settings)")
         self.run_button = QtWidgets.QPushButton("Run k-means")
         form = QtWidgets.QFormLayout(self)
         for label, w in (("k", self.k), ("iterations", self.niter), ("redo", self.nredo),
