@@ -19,18 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from protoview.core.checkpoint._arch_choice import arch_spec, suggest_timm, timm_twin
 from protoview.core.checkpoint._build import Assembled, assemble
-from protoview.core.checkpoint._encoders import (
-    EncoderParts,
-    backbone_dim,
-    backbone_problem,
-    check_features_option,
-    check_projection_input,
-    encoder_info,
-    headless_backbone,
-    mlp_widths,
-    projection_head,
-    split_encoder,
+from protoview.core.checkpoint._encoder_load import (
+    assemble_encoder,
+    encoder_parts,
+    finish_encoder,
+    plain_backbone,
 )
 from protoview.core.checkpoint._heads import ProxyHint, adopt_head
 from protoview.core.checkpoint._layout import Contents, clean_state, first_non_finite, interpret
@@ -43,13 +38,10 @@ from protoview.core.checkpoint._split import (
     find_split,
     probe_input,
 )
-from protoview.core.checkpoint.archs import ArchSpec, resolve_arch
-from protoview.core.heads import NoHead, describe_head
+from protoview.core.heads import describe_head
 from protoview.core.model import (
     FEATURE_SPACES,
-    EncoderInfo,
     ModelInfo,
-    ProjectedFeaturizer,
     SplitModel,
     TransformSpec,
 )
@@ -127,16 +119,16 @@ def load_checkpoint(
     contents = interpret(read_checkpoint(path, trust=trust), path, dino_weights)
     hint = ProxyHint(contents.stored_nb_proxy, nb_proxy, num_classes)
     notes = list(contents.notes)
-    parts = _encoder_parts(contents, arch, path, notes)
+    parts = encoder_parts(contents, arch, path, notes)
     encoder = None
     if parts is not None:
-        arch_label, assembled, own, own_source = _assemble_encoder(contents, parts, arch, path, notes, sha256)
+        arch_label, assembled, own, own_source = assemble_encoder(contents, parts, arch, path, notes, sha256)
     else:
         arch_label, assembled, own, own_source = _assemble_contents(contents, arch, hint, split, path, notes, sha256)
     transform, source = resolve_preprocess(preprocess, own, own_source)
     probe = None if transform.is_none or source.endswith("default") else transform
     if assembled.head is None and assembled.featurizer is not None:  # an encoder
-        model, encoder = _finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path, notes)
+        model, encoder = finish_encoder(assembled.featurizer, parts, arch_label, probe, features, path, notes)
         encoder.arch_name = assembled.arch_name
     else:
         if features != "backbone":
@@ -244,28 +236,28 @@ def _assemble_contents(
             raise _no_head_found(module, _module_label(module), path, hint_text)
         contents.state = clean_state(dict(module.state_dict()), notes, path)
         notes.append("TorchScript weights rebuilt into --arch")
-    spec = _arch_spec(contents, arch, path, notes)
+    spec = arch_spec(contents, arch, path, notes)
     assert contents.state is not None
     try:
         assembled = assemble(contents.state, spec, hint, split, path)
     except CheckpointError as exc:  # the weights do not fit: another --arch / --split may
-        headless = _plain_backbone(contents, spec, split, path, notes, sha256)
+        headless = plain_backbone(contents, spec, split, path, notes, sha256)
         if headless is not None:
             return headless
-        timm_spec = _timm_twin(spec, path)
+        timm_spec = timm_twin(spec, path)
         if timm_spec is None:
-            error = _suggest_timm(exc, spec)
+            error = suggest_timm(exc, spec)
             raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
         try:  # a bare name both libraries know: the weights may be timm's
             assembled = assemble(contents.state, timm_spec, hint, split, path)
         except CheckpointError:
-            error = _suggest_timm(exc, spec)
+            error = suggest_timm(exc, spec)
             raise type(error)(error.where, error.problem, needs=error.needs or ("arch", "split", "nb_proxy")) from None
         notes.append(f"the weights fit timm's {spec.target}, not torchvision's: loaded as "
                      f"timm:{spec.target} (pass --arch torchvision:{spec.target} to insist)")
         spec = timm_spec
     else:
-        if _timm_twin(spec, path) is not None:
+        if timm_twin(spec, path) is not None:
             notes.append(
                 f"{spec.target} is a torchvision and a timm name and these weights fit both: "
                 f"loaded as torchvision's, with its preprocessing; timm's would get timm's "
@@ -275,185 +267,6 @@ def _assemble_contents(
     notes.extend(assembled.notes)
     own, source = model_transform(contents.transform, spec, assembled.model, sha256, notes)
     return spec.label, assembled, own, source
-
-
-def _plain_backbone(
-    contents: Contents, spec: ArchSpec, split: str | None, path: str | os.PathLike[str],
-    notes: list[str], sha256: str,
-) -> tuple[str, Assembled, TransformSpec | None, str] | None:
-    """A plain backbone (a model's weights without its head, as MoCo's and SimSiam's
-    ``main_lincls.py`` strip them), when the weights fit ``spec`` (or its timm twin) minus
-    its head (found by the split conventions) exactly; None otherwise."""
-    if split or contents.state is None:
-        return None
-    return _fitting_backbone(contents, contents.state, spec, path, notes, sha256, probing=True)
-
-
-def _fitting_backbone(
-    contents: Contents, state: dict[str, Any], spec: ArchSpec, path: str | os.PathLike[str],
-    notes: list[str], sha256: str, *, probing: bool = False,
-) -> tuple[str, Assembled, TransformSpec | None, str] | None:
-    """The backbone of ``spec`` (or its timm twin) that ``state`` fits exactly, with its
-    preprocessing; None when neither fits. An architecture that cannot be built is skipped
-    when ``probing`` (a guess: the classifier's own error then speaks) or when it is the
-    twin; else its error is raised."""
-    for candidate in (spec, _timm_twin(spec, path)):
-        if candidate is None:
-            continue
-        try:
-            backbone = headless_backbone(state, candidate, path)
-        except CheckpointError:
-            if probing or candidate is not spec:
-                continue
-            raise
-        if backbone is not None:
-            own, source = model_transform(contents.transform, candidate, backbone, sha256, notes)
-            return candidate.label, Assembled(featurizer=backbone, arch_name=_file_nameable(candidate)), own, source
-    return None
-
-
-def _file_nameable(spec: ArchSpec) -> str:
-    """``spec``'s name when a checkpoint file may name it (not a user file), else "";
-    torchvision's and timm's with their library's prefix (a bare name may be both)."""
-    if spec.kind == "file":
-        return ""
-    return f"{spec.kind}:{spec.target}" if spec.kind in ("torchvision", "timm") else spec.name
-
-
-def _encoder_parts(contents: Contents, arch: str | None, path: str | os.PathLike[str],
-                   notes: list[str]) -> EncoderParts | None:
-    """The self-supervised layout of the file's state_dict (see :mod:`._encoders`), its
-    architecture taken from the file when ``--arch`` does not say; None for a classifier."""
-    if contents.state is None:
-        return None
-    parts = split_encoder(contents.state, path, contents.encoder_method)
-    if parts is None:
-        return None
-    if not contents.format.startswith(parts.method):
-        contents.format = f"{parts.method} checkpoint ({contents.format})"
-    if contents.encoder_used:
-        parts.used = contents.encoder_used
-        parts.ignored = [*contents.encoder_ignored, *parts.ignored]
-    if not arch and not contents.arch and contents.file_arch is not None:
-        contents.arch, contents.arch_note = contents.file_arch
-    return parts
-
-
-def _assemble_encoder(
-    contents: Contents, parts: EncoderParts, arch: str | None,
-    path: str | os.PathLike[str], notes: list[str], sha256: str,
-) -> tuple[str, Assembled, TransformSpec | None, str]:
-    """The backbone of a self-supervised checkpoint, built from ``--arch`` (or the file's)."""
-    spec = _arch_spec(contents, arch, path, notes)
-    found = _fitting_backbone(contents, parts.backbone, spec, path, notes, sha256)
-    if found is not None:
-        return found
-    problem = backbone_problem(parts.backbone, spec, path)
-    raise CheckpointError(path, f"the {parts.method} backbone's weights do not fit architecture "
-                                f"{spec.label} without its head: {problem}", needs=("arch",))
-
-
-def _finish_encoder(
-    backbone: nn.Module, parts: EncoderParts | None, label: str,
-    transform: TransformSpec | None, features: str, path: str | os.PathLike[str], notes: list[str],
-) -> tuple[SplitModel, EncoderInfo]:
-    """The encoder as a SplitModel: featurizer = the backbone (``--features backbone``) or
-    the backbone + projection head (``projection``), classifier = NoHead."""
-    size = None if transform is None else (transform.input_size or transform.size)
-    channels = None if transform is None else transform.channels
-    dim = backbone_dim(backbone, size, channels, path)  # type: ignore[arg-type]
-    head = projection_head(parts, path) if parts is not None else None
-    method = parts.method if parts is not None else "backbone"
-    check_projection_input(head, dim, method, path)
-    check_features_option(features, head, path)
-    if features == "projection":
-        assert head is not None and head.mlp is not None
-        featurizer: nn.Module = ProjectedFeaturizer(backbone, head)
-        out = mlp_widths(head.mlp)[1]
-    else:
-        featurizer, out = backbone, dim
-    model = SplitModel(featurizer, NoHead(out), projection=head, feature_space=features).eval()
-    info = encoder_info(parts, label, dim, head, features)
-    if features == "backbone" and info.prototypes and info.projection is not None:
-        notes.append(f"its {info.prototypes[0]} prototypes live in the projection head's "
-                     f"{info.projection[1]}-d output space, not in the backbone's: they are not "
-                     "placed on the map of backbone features (--features projection shows them)")
-    return model, info
-
-
-def _timm_twin(spec: ArchSpec, path: str | os.PathLike[str]) -> ArchSpec | None:
-    """timm's architecture of the same name, for a bare torchvision name timm knows too
-    (``--arch resnet18``, not ``torchvision:resnet18``); None otherwise."""
-    from protoview.core.checkpoint.archs import _timm_has
-
-    if spec.kind != "torchvision" or spec.name.startswith("torchvision:") or not _timm_has(spec.target):
-        return None
-    return resolve_arch(f"timm:{spec.target}", where=path)
-
-
-def _suggest_timm(exc: CheckpointError, spec: ArchSpec) -> CheckpointError:
-    """A torchvision name the weights do not fit: say so when timm knows the name too."""
-    from protoview.core.checkpoint.archs import _timm_has
-
-    if spec.kind != "torchvision" or spec.name.startswith("torchvision:") or not _timm_has(spec.target):
-        return exc
-    return CheckpointError(
-        exc.where,
-        f"{exc.problem} (as torchvision's {spec.target}); timm also has an architecture "
-        f"{spec.target!r}: if these are timm weights, pass --arch timm:{spec.target}",
-        needs=("arch",),
-    )
-
-
-def _arch_spec(contents: Contents, arch: str | None, path: str | os.PathLike[str], notes: list[str]) -> ArchSpec:
-    if arch:
-        if contents.arch and contents.arch != arch:
-            notes.append(f"architecture {arch} from --arch used instead of the stored {contents.arch}")
-        kwargs = contents.arch_kwargs if arch == contents.arch else None
-        return resolve_arch(arch, where=path, kwargs=kwargs)
-    if contents.arch:
-        if contents.arch_note:
-            notes.append(contents.arch_note)
-        return resolve_arch(contents.arch, where=path, from_file=True, kwargs=contents.arch_kwargs)
-    what = {"state_dict": "a plain state_dict", "safetensors": "a safetensors file"}.get(
-        contents.format.split(" (")[0], f"a {contents.format}"
-    )
-    known = _layout_arch(contents.state or {})
-    if known:
-        raise CheckpointError(
-            path,
-            f"{what} does not say which architecture it is for; its keys are {known[1]}: pass "
-            f"--arch {known[0]}",
-            needs=("arch",),
-        )
-    raise CheckpointError(
-        path,
-        f"{what} does not say which architecture it is for; pass --arch (a torchvision name like "
-        "resnet18, a timm name, pycil:resnet32, robustbench:Standard, or FILE.py:build_fn)",
-        needs=("arch",),
-    )
-
-
-def _layout_arch(state: dict[str, torch.Tensor]) -> tuple[str, str] | None:
-    """(--arch value, what the keys are) when a state_dict's key layout names a built-in
-    architecture: PyCIL's CIFAR ResNets (``stage_1.{i}.conv_a``, depth 6 n + 2 from the n
-    blocks a stage) and RobustBench's WideResNet-28-10 (``block1.layer.{i}.conv1``, 4 blocks
-    of 160 channels)."""
-    keys = list(state)
-    pycil = {k.rsplit("stage_1.", 1)[1].split(".")[0] for k in keys
-             if "stage_1." in k and k.endswith(".conv_a.weight")}
-    if pycil:
-        depth = 6 * len(pycil) + 2
-        name = f"pycil:resnet{depth}"
-        return (name, f"PyCIL's CIFAR ResNet-{depth} (its convnet.stage_N layout)") if depth in (
-            20, 32, 44, 56, 110) else None
-    wrn = [k for k in keys if "block1.layer." in k and k.endswith(".conv1.weight")]
-    if wrn:
-        blocks = {k.split("block1.layer.", 1)[1].split(".")[0] for k in wrn}
-        first = next(state[k] for k in wrn if k.split("block1.layer.", 1)[1].startswith("0."))
-        if len(blocks) == 4 and int(first.shape[0]) == 160:
-            return "robustbench:Standard", "RobustBench's WideResNet-28-10 (Standard)"
-    return None
 
 
 def _no_head_found(module: nn.Module, label: str, path: str | os.PathLike[str], extra: str = "") -> CheckpointError:
