@@ -80,7 +80,7 @@ def test_tasks_view_reads_the_snapshots_numbers_at_each_frame(built):
         np.testing.assert_array_equal(view.norms, tasks["class_norm"][frame][tasks["order"]])
         assert view.norm_names == [built.class_names[c] for c in tasks["order"]]
         assert view.bounds == [3.5, 6.5]
-        assert f"finetune_{frame}.pkl" in view.norm_title
+        assert f"At finetune_{frame}.pkl</b>" in view.forgetting_text
         assert ("gamma n/a" in view.norm_title) is (frame == 0)
         if frame:
             assert f"WA's gamma {tasks['wa_gamma'][frame]:.3f}" in view.norm_title

@@ -212,7 +212,8 @@ class TasksView:
     """A class-incremental timeline's tasks at frame ``frame``, for the Tasks tab:
     ``names`` (``"task 1"`` ...), ``checkpoints`` (the frames' files), ``accuracy``
     (frames, tasks: NaN before a task is learnt), ``accuracy_title``; ``forgetting``
-    (tasks,) at the frame (NaN: not learnt yet) and ``forgetting_text``; the weight norm of
+    (tasks,) at the frame (NaN: not learnt yet) and ``forgetting_text`` (it names the
+    frame's checkpoint); the weight norm of
     each class at the frame, in head order (the tasks one after the other): ``norms`` (C,)
     (NaN: not in the head yet), ``norm_names`` (the classes' names), ``bounds`` (the x
     between two tasks' bars), ``norm_title`` (WA's gamma in it); ``summary``: the run's
@@ -253,14 +254,14 @@ def tasks_view(snapshot: Any, frame: int | None = None,
     forgetting = tasks["forgetting"][i]
     parts = [f"{task_names[j]}{' (new)' if j == seen - 1 else ''} {_points(forgetting[j])}"
              for j in range(seen)]
-    forgetting_text = (f"<b>Forgetting at {here}</b> (points below the task's best so far): "
-                       + " · ".join(parts))
+    forgetting_text = (f"<b>At {here}</b>, forgetting (points below the task's best so "
+                       "far): " + " · ".join(parts))
     order = list(tasks["order"])
     cls = list(class_names or [])
     norms = tasks["class_norm"][i][np.asarray(order, np.int64)]
     ends = np.cumsum(tasks["sizes"])[:-1]
     gamma = float(tasks["wa_gamma"][i])
-    gamma_text = (f"WA's gamma {gamma:.3f} (old / new mean norm)" if np.isfinite(gamma)
+    gamma_text = (f"WA's gamma {gamma:.3f}" if np.isfinite(gamma)
                   else "WA's gamma n/a (one task)")
     return TasksView(
         frame=i, names=task_names, checkpoints=names, accuracy=acc,
@@ -268,9 +269,9 @@ def tasks_view(snapshot: Any, frame: int | None = None,
         forgetting=forgetting, forgetting_text=forgetting_text,
         norms=norms, norm_names=[derive.class_name(cls, c) for c in order],
         bounds=[float(e) - 0.5 for e in ends],
-        norm_title=f"Weight norm per class at {here} · {gamma_text}",
+        norm_title=f"Weight norm per class · {gamma_text}",
         summary=(f"average incremental accuracy {tasks['average_incremental_accuracy']:.1%} · "
-                 f"forgetting {_points(tasks['forgetting_mean'])} points (mean over the old "
+                 f"forgetting {_points(tasks['forgetting_mean'])} points (PyCIL's: the old "
                  "tasks at the last checkpoint)"),
     )
 

@@ -302,7 +302,8 @@ def test_a_class_incremental_timeline_shows_its_tasks(window, qtbot, request_):
         assert new == {class_colors(3)[frame]}
         # the Tasks tab at the checkpoint shown
         assert panel.view.frame == frame and panel.now_line.value() == frame + 1
-        assert f"finetune_{frame}.pkl" in panel.norm_plot.getPlotItem().titleLabel.text
+        assert panel.norm_plot.getPlotItem().titleLabel.text.startswith("Weight norm per class")
+        assert f"At finetune_{frame}.pkl" in panel.forgetting.text()
         assert f"task {frame + 1} (new)" in panel.forgetting.text()
         heights = panel.norm_bars.opts["height"]
         np.testing.assert_allclose(

@@ -42,6 +42,7 @@ class TasksPanel(QtWidgets.QWidget):
         self.curves: list[pg.PlotDataItem] = []
         self.norm_plot = make_plot("Weight norm per class", "L2 norm", "class (head order)")
         self.norm_plot.setMouseEnabled(False, False)
+        self.norm_plot.getAxis("left").enableAutoSIPrefix(False)  # norms as they are
         self.norm_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
         self.norm_plot.addItem(self.norm_bars)
         self.bound_lines: list[pg.InfiniteLine] = []
