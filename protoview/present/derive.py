@@ -14,20 +14,24 @@ from protoview.core.runs import VERSUS_NAMES, versus_codes
 from protoview.core.timeline import TIMELINE_METHOD
 
 #: How samples can be coloured.
-COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", "fixed/broken")
+COLOR_MODES = ("label", "prediction", "assignment", "correctness", "entropy", "fixed/broken",
+               "task")
 #: The colour mode comparing each sample's verdict with another run's.
 VERSUS_MODE = "fixed/broken"
+#: The colour mode of a class-incremental timeline: each sample by its class's task (old /
+#: new at the checkpoint shown; classes its head does not hold yet greyed).
+TASK_MODE = "task"
 #: Colour modes that need known labels (unlabelled data falls back to prediction).
 LABEL_COLOUR_MODES = ("label", "correctness", VERSUS_MODE)
 ENTROPY_BINS = 16
 
 __all__ = [
-    "COLOR_MODES", "ENTROPY_BINS", "LABEL_COLOUR_MODES", "VERSUS_MODE", "VERSUS_NAMES",
+    "COLOR_MODES", "ENTROPY_BINS", "LABEL_COLOUR_MODES", "TASK_MODE", "VERSUS_MODE", "VERSUS_NAMES",
     "available_colour_modes", "caption_text", "checkpoint_label", "class_name", "entropy_codes",
     "glyph_hover_text", "group_classes", "hover_text", "map_freshness", "members",
     "neighbour_texts", "num_classes", "numbers_line", "owner_class", "per_class_and_confusion",
     "prototype_groups", "request_text", "run_title", "sample_codes", "scores_text", "selection_summary",
-    "versus_codes",
+    "task_codes", "task_legend", "task_layout", "versus_codes",
 ]
 
 
@@ -51,10 +55,69 @@ def class_name(names: list[str], c: int) -> str:
 
 def available_colour_modes(state) -> tuple[str, ...]:
     """Colour modes that mean something for ``state`` (label and correctness need labels:
-    unlabelled data offers prediction, assignment and entropy)."""
+    unlabelled data offers prediction, assignment and entropy; task only for a map of a
+    class-incremental timeline)."""
+    modes = COLOR_MODES if task_layout(state) is not None else tuple(
+        m for m in COLOR_MODES if m != TASK_MODE)
     if state is None or np.any(np.asarray(state.labels) >= 0):
-        return COLOR_MODES
-    return tuple(m for m in COLOR_MODES if m not in LABEL_COLOUR_MODES)
+        return modes
+    return tuple(m for m in modes if m not in LABEL_COLOUR_MODES)
+
+
+def task_layout(state):
+    """The tasks of a map of a class-incremental timeline: ``(task_of_class (C,) int64,
+    tasks, seen)``, each data class's task (0-based, -1 none), the run's tasks and how many
+    of them the head of the checkpoint shown holds (its classes: those whose proxies are
+    on this frame's map; a frame pads the others with NaN); None for any other map."""
+    import json
+
+    from protoview.core.timeline import Tasks
+
+    attrs = getattr(state, "attrs", None) or {}
+    if attrs.get("method") != TIMELINE_METHOD or "tasks" not in attrs:
+        return None
+    try:
+        sizes = tuple(int(v) for v in json.loads(str(attrs["tasks"])))
+        order = tuple(int(v) for v in json.loads(str(attrs.get("class_order", "[]"))))
+    except (TypeError, ValueError):
+        return None
+    if not sizes or sum(sizes) != len(order):
+        return None
+    tasks = Tasks(sizes, order, "")
+    placed = np.isfinite(np.asarray(state.proxies_embedding, np.float64).reshape(-1, 2)).all(1)
+    classes = np.asarray(state.proxy_classes, np.int64)
+    head = len(np.unique(classes[placed[:len(classes)]])) if len(classes) else len(order)
+    return tasks.task_of_data_class(), tasks.count, max(tasks.seen(head), 0)
+
+
+def task_codes(state) -> np.ndarray:
+    """(N,) each sample's task colour code: its class's task (the label's; the prediction's
+    when unlabelled) when the head shown holds it, else -1 (not yet learnt, or unknown)."""
+    n = len(state.embedding)
+    layout = task_layout(state)
+    if layout is None:
+        return np.full(n, -1, np.int64)
+    task_of_class, _tasks, seen = layout
+    cls = np.asarray(state.labels, np.int64)
+    cls = np.where(cls < 0, np.asarray(state.predictions, np.int64), cls)
+    ok = (cls >= 0) & (cls < len(task_of_class))
+    codes = np.full(n, -1, np.int64)
+    codes[ok] = task_of_class[cls[ok]]
+    codes[codes >= seen] = -1
+    return codes
+
+
+def task_legend(state) -> list[tuple[int, str]]:
+    """The task mode's legend: ``(code, text)``: ``task 1 (old)`` ... ``task k (new)`` for
+    the tasks the head shown holds, then ``(-1, "not yet learnt")`` while tasks remain."""
+    layout = task_layout(state)
+    if layout is None:
+        return []
+    _of, tasks, seen = layout
+    out = [(j, f"task {j + 1} ({'new' if j == seen - 1 else 'old'})") for j in range(seen)]
+    if seen < tasks:
+        out.append((-1, "not yet learnt"))
+    return out
 
 
 def entropy_codes(entropy: np.ndarray, n_classes: int, bins: int = ENTROPY_BINS) -> np.ndarray:
@@ -87,6 +150,8 @@ def sample_codes(state, mode: str, versus: np.ndarray | None = None) -> np.ndarr
         return versus_codes(state.predictions, versus, state.labels)
     if mode == "entropy":
         return entropy_codes(state.entropy, num_classes(state))
+    if mode == TASK_MODE:
+        return task_codes(state)
     raise ValueError(f"unknown colour mode {mode!r}; choose one of {COLOR_MODES}")
 
 

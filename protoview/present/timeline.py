@@ -6,7 +6,8 @@ checked before any feature is extracted, one step per checkpoint, progress and c
 between and inside them) and hands back a :class:`BuiltTimeline`: the snapshot the replay
 shows, the checkpoints' names, the data's class names and thumbnails. :func:`movers_table`
 is the movers between any two frames of a timeline snapshot, read from its stored
-neighbour lists (no model needed), with the texts the Movers list shows.
+neighbour lists (no model needed), with the texts the Movers list shows. :func:`tasks_view`
+is a class-incremental timeline's tasks at one frame, as the Tasks tab shows them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from protoview.core.timeline import (
     expand_checkpoints,
     is_timeline_snapshot,
     snapshot_movers,
+    snapshot_tasks,
     timeline_checkpoints,
     timeline_to_snapshot,
 )
@@ -205,7 +207,76 @@ def movers_table(snapshot: Any, a: int, b: int, top: int = DEFAULT_TOP,
     return MoversTable(a, b, idx, distance, labels, before, after, texts, header, mean)
 
 
+@dataclass(frozen=True)
+class TasksView:
+    """A class-incremental timeline's tasks at frame ``frame``, for the Tasks tab:
+    ``names`` (``"task 1"`` ...), ``checkpoints`` (the frames' files), ``accuracy``
+    (frames, tasks: NaN before a task is learnt), ``accuracy_title``; ``forgetting``
+    (tasks,) at the frame (NaN: not learnt yet) and ``forgetting_text`` (it names the
+    frame's checkpoint); the weight norm of
+    each class at the frame, in head order (the tasks one after the other): ``norms`` (C,)
+    (NaN: not in the head yet), ``norm_names`` (the classes' names), ``bounds`` (the x
+    between two tasks' bars), ``norm_title`` (WA's gamma in it); ``summary``: the run's
+    average incremental accuracy and forgetting."""
+
+    frame: int
+    names: list[str]
+    checkpoints: list[str]
+    accuracy: np.ndarray
+    accuracy_title: str
+    forgetting: np.ndarray
+    forgetting_text: str
+    norms: np.ndarray
+    norm_names: list[str]
+    bounds: list[float]
+    norm_title: str
+    summary: str
+
+
+def _points(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def tasks_view(snapshot: Any, frame: int | None = None,
+               class_names: list[str] | None = None) -> TasksView | None:
+    """The tasks of a class-incremental timeline snapshot at ``frame`` (None: the last),
+    from :func:`~protoview.core.timeline.snapshot_tasks`; None when it has no tasks."""
+    tasks = None if snapshot is None else snapshot_tasks(snapshot)
+    if tasks is None:
+        return None
+    acc = tasks["accuracy"]
+    steps, count = acc.shape
+    i = steps - 1 if frame is None else int(np.clip(frame, 0, steps - 1))
+    names = frame_names(snapshot)
+    here = names[i] if i < len(names) else f"checkpoint {i + 1}"
+    task_names = [f"task {j + 1}" for j in range(count)]
+    seen = int(np.count_nonzero(np.isfinite(acc[i])))
+    forgetting = tasks["forgetting"][i]
+    parts = [f"{task_names[j]}{' (new)' if j == seen - 1 else ''} {_points(forgetting[j])}"
+             for j in range(seen)]
+    forgetting_text = (f"<b>At {here}</b>, forgetting (points below the task's best so "
+                       "far): " + " · ".join(parts))
+    order = list(tasks["order"])
+    cls = list(class_names or [])
+    norms = tasks["class_norm"][i][np.asarray(order, np.int64)]
+    ends = np.cumsum(tasks["sizes"])[:-1]
+    gamma = float(tasks["wa_gamma"][i])
+    gamma_text = (f"WA's gamma {gamma:.3f}" if np.isfinite(gamma)
+                  else "WA's gamma n/a (one task)")
+    return TasksView(
+        frame=i, names=task_names, checkpoints=names, accuracy=acc,
+        accuracy_title="Accuracy per task over the checkpoints",
+        forgetting=forgetting, forgetting_text=forgetting_text,
+        norms=norms, norm_names=[derive.class_name(cls, c) for c in order],
+        bounds=[float(e) - 0.5 for e in ends],
+        norm_title=f"Weight norm per class · {gamma_text}",
+        summary=(f"average incremental accuracy {tasks['average_incremental_accuracy']:.1%} · "
+                 f"forgetting {_points(tasks['forgetting_mean'])} points (PyCIL's: the old "
+                 "tasks at the last checkpoint)"),
+    )
+
+
 __all__ = [
-    "DEFAULT_TOP", "BuiltTimeline", "MoversTable", "TimelineRequest", "build", "expand",
-    "frame_names", "is_timeline", "movers_table",
+    "DEFAULT_TOP", "BuiltTimeline", "MoversTable", "TasksView", "TimelineRequest", "build",
+    "expand", "frame_names", "is_timeline", "movers_table", "tasks_view",
 ]

@@ -2,7 +2,8 @@
 progress per checkpoint, Cancel, bad inputs leave the session as it was), the replay
 labelled with the checkpoints' files, the Movers tab (thumbnails, rings, a click focuses,
 Before / after between any two), and proxies of a growing head that appear as their classes
-arrive (never drawn at NaN)."""
+arrive (never drawn at NaN); a class-incremental timeline's tasks (the task colour mode,
+the Tasks tab)."""
 
 from __future__ import annotations
 
@@ -268,3 +269,57 @@ def test_bad_inputs_and_cancel_leave_the_open_session_as_it_was(opened, qtbot, t
             checkpoints=(str(tasks[0].parent / "finetune_*.pkl"),), data="demo", arch=tf.ARCH))
     assert window.shown.state is state and window.shown.snapshot is None
     assert window.windowTitle() == title and window.timelines.panel.snapshot is None
+
+
+def test_a_class_incremental_timeline_shows_its_tasks(window, qtbot, request_):
+    """The task colour mode (old / new at the checkpoint shown, classes not yet learnt
+    grey) and the Tasks tab (accuracy per task, forgetting, weight norms with the task
+    boundaries and WA's gamma), both following the replay."""
+    from protoview.core.timeline import snapshot_tasks
+    from protoview.gui.map._palette import UNKNOWN_COLOR, class_colors
+    from protoview.present import derive
+
+    _build_in(window, qtbot, request_)
+    shown, tabs, panel = window.shown, window.numbers.tabs, window.timelines.tasks
+    tasks = snapshot_tasks(shown.snapshot)
+    qtbot.waitUntil(lambda: panel.view is not None, timeout=5000)
+    assert tabs.isTabVisible(tabs.indexOf(panel))
+    assert derive.TASK_MODE in window.available_colour_modes()
+    window.set_color_mode(derive.TASK_MODE)
+    assert shown.colour_mode == derive.TASK_MODE
+    for frame in range(3):
+        window.replay_bar.slider.setValue(frame)
+        window.view.finish_animation()
+        texts = [label.text for _s, label in window.view.legend.items]
+        assert f"task {frame + 1} (new)" in texts
+        assert ("not yet learnt" in texts) is (frame < 2)
+        codes = window.view.sample_codes()
+        assert codes.max() == frame
+        brushes = window.view.items["samples"].data["brush"]
+        grey = [b.color().name() for b, c in zip(brushes, codes, strict=True) if c < 0]
+        assert set(grey) <= {UNKNOWN_COLOR}
+        new = {b.color().name() for b, c in zip(brushes, codes, strict=True) if c == frame}
+        assert new == {class_colors(3)[frame]}
+        # the Tasks tab at the checkpoint shown
+        assert panel.view.frame == frame and panel.now_line.value() == frame + 1
+        assert panel.norm_plot.getPlotItem().titleLabel.text.startswith("Weight norm per class")
+        assert f"At finetune_{frame}.pkl" in panel.forgetting.text()
+        assert f"task {frame + 1} (new)" in panel.forgetting.text()
+        heights = panel.norm_bars.opts["height"]
+        np.testing.assert_allclose(
+            heights, np.nan_to_num(tasks["class_norm"][frame][tasks["order"]]))
+    assert [line.value() for line in panel.bound_lines] == [3.5, 6.5]
+    assert panel.accuracy_legend.texts() == ["task 1", "task 2", "task 3"]
+    for j, curve in enumerate(panel.curves):
+        y, want = curve.getData()[1], tasks["accuracy"][:, j]
+        np.testing.assert_array_equal(y[np.isfinite(y)], want[np.isfinite(want)])
+    # a plain timeline (no tasks): no Tasks tab, no task mode
+    folder = Path(request_.checkpoints[0]).parent.parent / "epochs"
+    folder.mkdir(exist_ok=True)
+    epochs = tf.write_epochs(folder)
+    _build_in(window, qtbot, TimelineRequest(checkpoints=tuple(str(p) for p in epochs),
+                                             data="demo", arch=tf.ARCH))
+    qtbot.waitUntil(lambda: panel.view is None, timeout=5000)
+    assert not tabs.isTabVisible(tabs.indexOf(panel))
+    assert derive.TASK_MODE not in window.available_colour_modes()
+    assert shown.colour_mode != derive.TASK_MODE

@@ -21,7 +21,7 @@ from protoview.gui.map._palette import (
     group_colors,
 )
 from protoview.present import derive
-from protoview.present.derive import ENTROPY_BINS, VERSUS_MODE
+from protoview.present.derive import ENTROPY_BINS, TASK_MODE, VERSUS_MODE
 
 _BASE = {"samples": 6.0, "centers": 22.0, "proxies": 13.0, "proto_min": 9.0, "proto_max": 22.0}
 #: fixed (green), broken (red), unchanged right (light grey), unchanged wrong (dark grey):
@@ -87,6 +87,9 @@ class MapLayers:
             key = ("correctness", 2)
         elif kind == VERSUS_MODE:
             key = ("versus", len(VERSUS_COLORS))
+        elif kind == TASK_MODE:
+            layout = derive.task_layout(view.state)
+            key = ("class", 1 if layout is None else layout[1])
         else:
             key = ("class", view.num_classes())
         if key not in self._palettes:
@@ -98,7 +101,7 @@ class MapLayers:
     def mode_palette(self) -> Palette:
         """The palette of the samples in the view's colour mode."""
         mode = self.view.color_mode
-        own = ("entropy", "assignment", "correctness", VERSUS_MODE)
+        own = ("entropy", "assignment", "correctness", VERSUS_MODE, TASK_MODE)
         return self.palette(mode if mode in own else "class")
 
     def group_info(self) -> tuple[np.ndarray, list[str]]:

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from protoview.present import VERSUS_NAMES
-from protoview.present.derive import VERSUS_MODE, class_name, sample_codes
+from protoview.present.derive import TASK_MODE, VERSUS_MODE, class_name, sample_codes, task_legend
 
 MAX_LEGEND_CLASSES = 20
 _LEGEND_GLYPHS = {"samples": ("o", 8.0), "centers": ("star", 15.0), "proxies": ("d", 10.0),
@@ -108,6 +108,8 @@ class MapLegend:
             return [(pal.brush(0), "low entropy"), (pal.brush(len(pal) - 1), "high entropy")]
         if mode == VERSUS_MODE:
             return _versus_entries(view, pal)
+        if mode == TASK_MODE:
+            return [(pal.brush(code), text) for code, text in task_legend(state)]
         if mode == "assignment" and state.assignment is None:
             return [(pal.brush(-1), "no assignment yet (run k-means)")]
         if view.compact_legend and view.show_names:

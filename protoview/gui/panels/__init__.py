@@ -1,7 +1,7 @@
 """The panels beside the map: the controls (adaptation with its test stream, k-means,
 Sinkhorn, data) turn widgets into frozen requests; the numbers (accuracy over steps and
 the runs side by side, per class, confusion, balance), the geometry (neural collapse, k-NN,
-CKA, the groups with the most errors), the neighbours and a timeline's movers show results."""
+CKA, the groups with the most errors), the neighbours, a timeline's movers and a class-incremental timeline's tasks show results."""
 
 from protoview.gui.panels._controls import (
     LABEL_ORDERS,
@@ -15,6 +15,7 @@ from protoview.gui.panels._geometry import GeometryPanel
 from protoview.gui.panels._movers import MoversPanel
 from protoview.gui.panels._neighbors import NeighborsPanel
 from protoview.gui.panels._numbers import NumbersPanel
+from protoview.gui.panels._tasks import TasksPanel
 
 __all__ = [
     "LABEL_ORDERS",
@@ -28,4 +29,5 @@ __all__ = [
     "NumbersPanel",
     "SinkhornPanel",
     "StreamControls",
+    "TasksPanel",
 ]

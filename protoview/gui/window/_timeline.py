@@ -2,14 +2,15 @@
 Open checkpoints… builds one on the worker (progress per checkpoint, Cancel; the open
 session is left as it was on cancel or error) and shows it as the replay; the Movers tab
 lists the samples that moved most between two checkpoints, rings them on the map and puts
-one checkpoint beside the other (Before / after)."""
+one checkpoint beside the other (Before / after); the Tasks tab shows a class-incremental
+timeline's tasks (accuracy per task, forgetting, weight norms) at the checkpoint shown."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6 import QtCore
 
-from protoview.gui.panels import MoversPanel
+from protoview.gui.panels import MoversPanel, TasksPanel
 from protoview.gui.window._timeline_dialog import TimelineDialog
 from protoview.present import timeline as present_timeline
 from protoview.present.timeline import TimelineRequest
@@ -30,6 +31,9 @@ class TimelineActions(QtCore.QObject):
         tabs = win.numbers.tabs
         tabs.addTab(self.panel, "Movers")
         tabs.setTabVisible(tabs.indexOf(self.panel), False)
+        self.tasks = TasksPanel()
+        tabs.addTab(self.tasks, "Tasks")
+        tabs.setTabVisible(tabs.indexOf(self.tasks), False)
         win.worker.result.connect(self._on_result)
         events = win.shown.events
         events.snapshot.connect(lambda _snap: QtCore.QTimer.singleShot(0, self._show_snapshot))
@@ -97,6 +101,12 @@ class TimelineActions(QtCore.QObject):
         shown, tabs = self.win.shown, self.win.numbers.tabs
         timeline = present_timeline.is_timeline(shown.snapshot)
         tabs.setTabVisible(tabs.indexOf(self.panel), timeline)
+        if shown.snapshot is not self.tasks.snapshot:
+            has_tasks = self.tasks.set_timeline(shown.snapshot if timeline else None,
+                                                shown.class_names)
+            tabs.setTabVisible(tabs.indexOf(self.tasks), has_tasks)
+            if not has_tasks and tabs.currentWidget() is self.tasks:
+                tabs.setCurrentIndex(0)
         if not timeline:
             if tabs.currentWidget() is self.panel:
                 tabs.setCurrentIndex(0)
@@ -114,6 +124,8 @@ class TimelineActions(QtCore.QObject):
 
     def _frame_shown(self, frame) -> None:
         snap = self.win.shown.snapshot
+        if snap is not None and snap is self.tasks.snapshot:
+            self.tasks.show_frame(frame)
         if snap is None or snap is not self.panel.snapshot:
             return
         self.panel.show_frame(len(snap.timeline) - 1 if frame is None else int(frame))

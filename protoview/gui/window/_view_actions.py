@@ -284,7 +284,8 @@ class ViewActions:
 
     # ------------------------------------------------------------------ looks
     def plots(self) -> list:
-        return [*self.map_views(), *self.numbers.plots(), *self.geometry.plots()]
+        tasks = self.timelines.tasks.plots() if hasattr(self, "timelines") else []
+        return [*self.map_views(), *self.numbers.plots(), *self.geometry.plots(), *tasks]
 
     def set_theme(self, name: str) -> None:
         self.theme_name = name
