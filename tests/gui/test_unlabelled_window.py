@@ -27,7 +27,7 @@ def _assert_no_label_view(w) -> None:
     model = w.colour_combo.model()
     enabled = {w.colour_combo.itemText(i): model.item(i).isEnabled() for i in range(w.colour_combo.count())}
     assert enabled == {"label": False, "prediction": True, "assignment": True, "correctness": False, "entropy": True,
-                       "fixed/broken": False}
+                       "fixed/broken": False, "task": False}  # task: a class-incremental timeline's
     assert not w.menus.actions["colour_label"].isEnabled() and w.menus.actions["colour_entropy"].isEnabled()
     modes = {w.next_color_mode() for _ in range(6)}
     assert modes == {"prediction", "assignment", "entropy"}  # L skips the modes that need labels
@@ -53,7 +53,8 @@ def test_unlabelled_snapshot_in_the_window(window, qtbot, tmp_path):
     assert window.view.selection.size == 0  # the 120-sample selection does not outlive its samples
     assert window.view.selection_summary().startswith("No selection")
     model = window.colour_combo.model()
-    assert all(model.item(i).isEnabled() for i in range(window.colour_combo.count()))
+    assert all(model.item(i).isEnabled() for i in range(window.colour_combo.count())
+               if window.colour_combo.itemText(i) != "task")  # task: timelines with tasks
     window.set_color_mode("label")
     assert "no labels" not in window.numbers.accuracy_plot.getPlotItem().titleLabel.text
 
