@@ -158,3 +158,25 @@ def test_a_snapshot_shows_the_preprocessing_it_recorded(win, tmp_path):
     write_snapshot(tmp_path / "old.h5", old)
     win.show_snapshot(read_snapshot(tmp_path / "old.h5"))
     assert panel.preprocess_label.text() == "preprocessing: not recorded in this snapshot"
+
+
+def test_the_open_dialog_takes_the_class_order_and_an_encoders_options(qtbot) -> None:
+    """File → Open… offers --class-order, --features and --dino-weights, as the command line
+    does; the request carries what was chosen, and the defaults change nothing."""
+    from protoview.gui.window._open_dialog import OpenDialog
+    from protoview.present import OpenRequest
+
+    base = OpenRequest(checkpoint="swav.pth.tar", data="demo:noise:3")
+    dialog = OpenDialog(None, base)
+    qtbot.addWidget(dialog)
+    plain = dialog.request()
+    assert (plain.class_order, plain.features, plain.dino_weights) == ("auto", "backbone", None)
+    dialog.class_order.setCurrentText("pycil:7")
+    dialog.features.setCurrentText("projection")
+    dialog.dino_weights.setCurrentText("student")
+    chosen = dialog.request()
+    assert (chosen.class_order, chosen.features, chosen.dino_weights) == (
+        "pycil:7", "projection", "student")
+    again = OpenDialog(None, chosen)  # reopened on the last request: the choices are kept
+    qtbot.addWidget(again)
+    assert again.request() == chosen

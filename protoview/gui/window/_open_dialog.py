@@ -1,5 +1,6 @@
 """File → Open…: a checkpoint and a dataset with the command line's options (``--arch``,
-``--split``, ``--nb-proxy``, ``--preprocess``). The window also shows it, with the problem
+``--split``, ``--nb-proxy``, ``--preprocess``, ``--class-order``; for a self-supervised
+encoder ``--features`` and ``--dino-weights``). The window also shows it, with the problem
 on top, when a file cannot be opened without one of them (a plain state_dict without its
 architecture, a head that cannot be found, proxies that do not fit the data, inputs that
 need ``--preprocess none``, ...)."""
@@ -18,6 +19,8 @@ from protoview.present import OpenRequest
 
 #: ``ProtoviewError.needs`` entries -> the field that can fix them.
 FIELDS = ("arch", "split", "nb_proxy", "preprocess")
+#: the ``--class-order`` words offered (``pycil:SEED`` and a file can be typed)
+CLASS_ORDERS = ("auto", "data", "pycil")
 
 
 class OpenDialog(QtWidgets.QDialog):
@@ -54,6 +57,24 @@ class OpenDialog(QtWidgets.QDialog):
         self.preprocess.setToolTip(
             "none (the data are model inputs), imagenet, domainbed, cifar10, cifar100, or fields: "
             "size=32,mean=0.5,std=0.25, crop=, resize=exact|short-side, channels=1|3")
+        self.class_order = QtWidgets.QComboBox()
+        self.class_order.setEditable(True)
+        self.class_order.addItems(list(CLASS_ORDERS))
+        self.class_order.setCurrentText(base.class_order or "auto")
+        self.class_order.setToolTip(
+            "the head's class order when it is not the data's: pycil (PyCIL's seeded order, "
+            "seed 1993; pycil:SEED for another), a file of class indices, data (the data's "
+            "own); auto: pycil for a PyCIL checkpoint, else the data's")
+        self.features = QtWidgets.QComboBox()
+        self.features.addItems(["backbone", "projection"])
+        self.features.setCurrentText(base.features or "backbone")
+        self.features.setToolTip(
+            "a self-supervised encoder's features: backbone (what its paper evaluates) or "
+            "projection (the projection head's output, where SwAV's and DINO's prototypes live)")
+        self.dino_weights = QtWidgets.QComboBox()
+        self.dino_weights.addItems(["teacher", "student"])
+        self.dino_weights.setCurrentText(base.dino_weights or "teacher")
+        self.dino_weights.setToolTip("which network of a DINO checkpoint (default: the teacher)")
         form = QtWidgets.QFormLayout()
         form.addRow("checkpoint", self._with_browse(self.checkpoint, "checkpoint"))
         form.addRow("data", self._with_browse(self.data, "dataset", folder=True))
@@ -61,6 +82,9 @@ class OpenDialog(QtWidgets.QDialog):
         form.addRow("--split", self.split)
         form.addRow("--nb-proxy", self.nb_proxy)
         form.addRow("--preprocess", self.preprocess)
+        form.addRow("--class-order", self.class_order)
+        form.addRow("--features", self.features)
+        form.addRow("--dino-weights", self.dino_weights)
         self.buttons = buttons = QtWidgets.QDialogButtonBox(
             QtWidgets.QDialogButtonBox.StandardButton.Open | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -110,5 +134,9 @@ class OpenDialog(QtWidgets.QDialog):
             split=self.split.text().strip() or None,
             nb_proxy=self.nb_proxy.value() or None,
             preprocess=self.preprocess.currentText().strip() or None,
+            class_order=self.class_order.currentText().strip() or "auto",
+            features=self.features.currentText(),
+            dino_weights=None if self.dino_weights.currentText() == "teacher"  # the default
+            else self.dino_weights.currentText(),
             trust=False if changed else self.base.trust,
         )
