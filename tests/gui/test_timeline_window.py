@@ -235,6 +235,7 @@ def test_a_snapshot_alone_lists_movers_without_images(window, qtbot, built, tmp_
     qtbot.waitUntil(lambda: panel.snapshot is None, timeout=5000)
     tabs = window.numbers.tabs
     assert not tabs.isTabVisible(tabs.indexOf(panel)) and len(window.shown.selection) == 0
+    assert tabs.isTabVisible(tabs.indexOf(window.numbers.balance_tab))  # the live one's back
 
 
 def test_bad_inputs_and_cancel_leave_the_open_session_as_it_was(opened, qtbot, tasks, tmp_path):
@@ -284,6 +285,7 @@ def test_a_class_incremental_timeline_shows_its_tasks(window, qtbot, request_):
     tasks = snapshot_tasks(shown.snapshot)
     qtbot.waitUntil(lambda: panel.view is not None, timeout=5000)
     assert tabs.isTabVisible(tabs.indexOf(panel))
+    assert not tabs.isTabVisible(tabs.indexOf(window.numbers.balance_tab))  # no plan to balance
     assert derive.TASK_MODE in window.available_colour_modes()
     window.set_color_mode(derive.TASK_MODE)
     assert shown.colour_mode == derive.TASK_MODE

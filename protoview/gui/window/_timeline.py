@@ -101,6 +101,12 @@ class TimelineActions(QtCore.QObject):
         shown, tabs = self.win.shown, self.win.numbers.tabs
         timeline = present_timeline.is_timeline(shown.snapshot)
         tabs.setTabVisible(tabs.indexOf(self.panel), timeline)
+        # a timeline's checkpoints hold no Sinkhorn plan: its Balance tab would stay empty
+        # and crowd the Movers and Tasks tabs behind the tab bar's arrows
+        balance = tabs.indexOf(self.win.numbers.balance_tab)
+        tabs.setTabVisible(balance, not timeline)
+        if timeline and tabs.currentIndex() == balance:
+            tabs.setCurrentIndex(0)
         if shown.snapshot is not self.tasks.snapshot:
             has_tasks = self.tasks.set_timeline(shown.snapshot if timeline else None,
                                                 shown.class_names)
