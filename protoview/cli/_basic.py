@@ -93,12 +93,12 @@ def _describe_match(info, dataset) -> None:
     if convention:
         say(f"note:        {convention}")
     if hasattr(dataset, "transform"):  # images: what an adaptation run's batches follow
-        from protoview.core.adapt.stream import run_order
+        from protoview.core.adapt.stream import fixed_order, run_order
 
         shuffled, order = run_order(dataset, None, 0)
         say("run order:   " + ("shuffled with --seed (adapt / compare: --order file keeps "
                                  "the file order)" if shuffled else
-                                 order if getattr(dataset, "stream_order", None) == "file"
+                                 order if fixed_order(dataset)
                                  else f"{order} (adapt / compare: --order shuffled to "
                                       "shuffle)"))
     for line in match.lines:

@@ -280,14 +280,19 @@ def class_order_for(option: str | None, info: Any, classes: int) -> ClassOrder |
     return ClassOrder(order, source)
 
 
+def _say_order(info: Any, order: ClassOrder) -> None:
+    """``info`` names the order its head follows: PyCIL's remark becomes the order applied."""
+    info.notes[:] = [n for n in info.notes if not n.startswith("PyCIL numbers classes")]
+    info.notes.append(order.describe())
+    info.class_order = order.source
+
+
 def note_class_order(info: Any, order: ClassOrder | None) -> None:
     """Say in ``info`` which order its head's classes follow: the PyCIL remark becomes the
     order applied (or, when none is, stays the one line that says so)."""
     if order is None:
         return
-    info.notes[:] = [n for n in info.notes if not n.startswith("PyCIL numbers classes")]
-    info.notes.append(order.describe())
-    info.class_order = order.source
+    _say_order(info, order)
     held = info.head.held
     if order.order and held < len(order.order):
         info.notes.append(
@@ -371,8 +376,5 @@ def scatter_class_order(model: Any, order: ClassOrder | None, num_classes: int) 
     if model.info is not None:
         model.info.head = describe_head(model.classifier)
         if order is not None:
-            model.info.notes[:] = [n for n in model.info.notes
-                                   if not n.startswith("PyCIL numbers classes")]
-            model.info.notes.append(order.describe())
-            model.info.class_order = order.source
+            _say_order(model.info, order)
     return model

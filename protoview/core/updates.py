@@ -50,7 +50,7 @@ class DataView:
     def of(cls, dataset: Any, model: Any = None) -> DataView:
         """What ``dataset`` says of itself (a dataset without a ``transform`` holds
         precomputed features: no preprocessing, no preview)."""
-        from protoview.core.adapt.stream import run_order
+        from protoview.core.adapt.stream import fixed_order, run_order
 
         transform = getattr(dataset, "transform", None)
         shuffled, order_note = run_order(dataset, None, 0)
@@ -63,7 +63,7 @@ class DataView:
             domain_shifts=tuple(getattr(dataset, "domain_shifts", ()) or ()),
             domain_severities=tuple(int(s) for s in getattr(dataset, "domain_severities", ()) or ()),
             shuffled=shuffled, order_note="" if shuffled else order_note,
-            order_fixed=getattr(dataset, "stream_order", None) == "file",
+            order_fixed=fixed_order(dataset),
             not_adaptable=_not_adaptable(model),
         )
 

@@ -319,6 +319,12 @@ def parse_stream(text: str | StreamSpec | None) -> StreamSpec:
     )
 
 
+def fixed_order(dataset: Any) -> bool:
+    """The data allow no order but their own (CCC: ``stream_order == "file"``, the order on
+    disk is the benchmark)."""
+    return getattr(dataset, "stream_order", None) == "file"
+
+
 def run_order(dataset: Any, shuffle: bool | None, seed: int) -> tuple[bool, str]:
     """Whether a run on ``dataset`` shuffles, and the line that says its order.
 
@@ -328,7 +334,7 @@ def run_order(dataset: Any, shuffle: bool | None, seed: int) -> tuple[bool, str]
     the toolkit and every ImageNet-C script shuffle: those files lie sorted by class). CCC
     (``stream_order == "file"``) always keeps its order: its order is the benchmark.
     """
-    if getattr(dataset, "stream_order", None) == "file":
+    if fixed_order(dataset):
         return False, "file order, the benchmark's own stream"
     if shuffle is None:
         reference = getattr(dataset, "file_order_reference", None)
