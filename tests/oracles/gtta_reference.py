@@ -9,23 +9,26 @@ methods ``forward_and_adapt``, ``mixup_data``, ``create_pseudo_labels``, ``extra
 ``classification/methods/base.py`` (``TTAMethod.__init__`` / ``forward`` / ``collect_params``
 / Adam ``setup_optimizer`` / ``copy_model_and_optimizer`` / ``load_model_and_optimizer`` /
 ``reset``), ``classification/conf.py`` (``_C.GTTA.*``: ``LAMBDA_MIXUP = 1/3``,
-``USE_STYLE_TRANSFER = False``, ``STEPS_ADAIN = 1``) and ``cfgs/*/gtta.yaml`` (Adam, lr 1e-5,
+``USE_STYLE_TRANSFER = False``, ``STEPS_ADAIN = 1``, ``PRETRAIN_STEPS_ADAIN = 20000``) and ``cfgs/*/gtta.yaml`` (Adam, lr 1e-5,
 beta 0.9, wd 0).
 
 Changed to run here, nothing else:
 - the configuration object is replaced by arguments with those defaults;
 - ``get_source_loader`` is replaced by the ``src_loader`` argument (a DataLoader of labelled
   source batches of the test batch size, ``shuffle=True`` as the toolkit builds it);
-- ``use_style_transfer`` is False (GTTA-MIX, the toolkit's default): the ``TransferNet``
-  (``models/style_transfer.py``, a VGG checkpoint and a decoder pre-trained on source data)
-  is not built; its branches in ``forward_and_adapt`` are kept verbatim and never taken;
-- ``reset`` creates its (unused) moment buffers on ``self.device`` instead of ``"cuda"``
-  (the released line fails on a machine without CUDA);
+- with ``use_style_transfer`` (GTTA-ST; ``TransferNet`` from
+  ``tests/oracles/toolkit_style_transfer.py``, the toolkit's ``models/style_transfer.py``) the
+  VGG and decoder files are the arguments ``ckpt_path_vgg`` and ``ckpt_path_dec`` (the
+  released lines build them from ``cfg.CKPT_DIR`` and an undefined ``dataset_name``, a
+  ``NameError``), and ``PRETRAIN_STEPS_ADAIN`` (20,000) is ``pretrain_steps_adain``;
+- ``reset`` creates its moment buffers on ``self.device`` instead of ``"cuda"`` (the
+  released line fails on a machine without CUDA);
 - no mixed precision, no single-sample sliding window.
 """
 
 import logging
 import torch
+from tests.oracles.toolkit_style_transfer import TransferNet
 import torch.nn as nn
 import torch.nn.functional as F
 from copy import deepcopy
@@ -35,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 class GTTA(nn.Module):
     def __init__(self, model, num_classes, src_loader, lr=1e-5, lambda_mixup=1 / 3, steps=1,
-                 episodic=False, steps_adain=1, use_style_transfer=False):
+                 episodic=False, steps_adain=1, use_style_transfer=False, ckpt_path_vgg=None,
+                 ckpt_path_dec=None, pretrain_steps_adain=20000):
         super().__init__()
         # ---- TTAMethod.__init__ (base.py)
         self.model = model
@@ -62,10 +66,19 @@ class GTTA(nn.Module):
         self.avg_conf = torch.tensor(0.9).to(self.device)
         self.ignore_label = -1
 
-        assert not self.use_style_transfer
-        self.adain_model = None
-        self.moments_list = None
-        self.models = [self.model]
+        # Create style-transfer network
+        if self.use_style_transfer:
+            fname = ckpt_path_dec
+            self.adain_model = TransferNet(ckpt_path_vgg=ckpt_path_vgg,
+                                           ckpt_path_dec=fname,
+                                           data_loader=self.src_loader,
+                                           num_iters_pretrain=pretrain_steps_adain).to(self.device)
+            self.moments_list = [[torch.tensor([], device=self.device), torch.tensor([], device=self.device)] for _ in range(2)]
+            self.models = [self.model, self.adain_model]
+        else:
+            self.adain_model = None
+            self.moments_list = None
+            self.models = [self.model]
 
         # note: if the self.model is never reset, like for continual adaptation,
         # then skipping the state copy would save memory

@@ -47,18 +47,42 @@ not ported (a model with BatchNorm refuses batches of one).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protoview.core.adapt import _style_transfer as st
 from protoview.core.adapt._toolkit import SourceBatches, weights_and_biases
 from protoview.core.adapt.base import Adapter, use_batch_statistics
-from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
+from protoview.core.adapt.params import (
+    EPISODIC,
+    LR,
+    STEPS,
+    VARIANT,
+    Param,
+    checked,
+    with_default,
+)
+from protoview.errors import ParameterError
 
 #: The toolkit's ``ignore_label`` of a filtered pseudo-label.
 IGNORE = -1
+#: The toolkit's ``buffer_size``: the test images whose AdaIN moments are kept.
+MOMENT_BUFFER = 100_000
+
+
+class _Shared:
+    """A value a snapshot shares instead of copying (the moment buffers: replaced, never
+    changed in place, and up to 100,000 images' moments)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
+        return self
 
 
 class GTTA(Adapter):
@@ -67,7 +91,8 @@ class GTTA(Adapter):
     method = "gtta"
     summary = (
         "self-training on confident pseudo-labels plus source images mixed with their most "
-        "similar test images (Marsden et al., arXiv 2022; GTTA-MIX), equal to the authors' code "
+        "similar test images (GTTA-MIX) or given their styles by AdaIN (GTTA-ST: style_transfer, "
+        "a VGG-19 file) (Marsden et al., arXiv 2022), equal to the authors' code "
         "(mariodoebler/test-time-adaptation 8b2ed63); needs --source-data"
     )
     needs_source = "labelled source data (mixed with the test images and learned with their labels)"
@@ -78,6 +103,20 @@ class GTTA(Adapter):
               low=0.0, high=1.0),
         STEPS,
         EPISODIC,
+        Param("style_transfer", False, "GTTA-ST: AdaIN style-transferred source images instead "
+              "of the mixup (needs vgg_weights and decoder)", kind="bool"),
+        Param("vgg_weights", None, "AdaIN's VGG-19 encoder weights (vgg_normalised.pth) for "
+              "style_transfer", kind="text", optional=True),
+        Param("decoder", None, "the style transfer's decoder file: loaded when it exists, else "
+              "pre-trained on the source data (pretrain_steps) and saved there", kind="text",
+              optional=True),
+        Param("pretrain_steps", 20000, "the decoder's pre-training steps when its file is "
+              "absent (PRETRAIN_STEPS_ADAIN)", kind="int", low=0),
+        Param("steps_adain", 1, "decoder updates on source batches per test batch, styled "
+              "like it (STEPS_ADAIN)", kind="int", low=0),
+        with_default(VARIANT, "reference", window=False, help="with style_transfer: reference = the "
+                     "toolkit's code, corrected = the decoder's Adam reset by episodic and "
+                     "source batches cut to the test batch's size"),
     )  # fmt: skip
 
     def __init__(
@@ -87,17 +126,62 @@ class GTTA(Adapter):
         lambda_mixup: float = 1 / 3,
         steps: int = 1,
         episodic: bool = False,
+        style_transfer: bool = False,
+        vgg_weights: str | None = None,
+        decoder: str | None = None,
+        pretrain_steps: int = 20000,
+        steps_adain: int = 1,
+        variant: str = "reference",
     ) -> None:
         super().__init__(model)
         self.lr, self.lambda_mixup, self.steps, self.episodic = checked(
             self.params, lr=lr, lambda_mixup=lambda_mixup, steps=steps, episodic=episodic
         )
+        (self.style_transfer, self.vgg_weights, self.decoder_path, self.pretrain_steps,
+         self.steps_adain, self.variant) = checked(
+            self.params, style_transfer=style_transfer, vgg_weights=vgg_weights,
+            decoder=decoder, pretrain_steps=pretrain_steps, steps_adain=steps_adain,
+            variant=variant)  # fmt: skip
         named = weights_and_biases(self.model, self.method)
         self.updated_parameter_names = tuple(name for name, _ in named)
         self._params = [p for _, p in named]
         self.optimizer = self._build_optimizer()
         self._source: SourceBatches | None = None
+        #: The style transfer (``style_transfer``): the AdaIN network, its decoder's Adam, the
+        #: decoder as pre-trained or loaded (what a reset goes back to), the moment buffers.
+        self.transfer: st.TransferNet | None = None
+        self.transfer_optimizer: torch.optim.Optimizer | None = None
+        self._transfer_source: dict[str, torch.Tensor] | None = None
+        self.moments: st.Moments | None = None
+        if self.style_transfer:
+            self._build_transfer()
         self._clear_run_state()
+
+    def _build_transfer(self) -> None:
+        """The toolkit's ``TransferNet`` construction, less the pre-training (which needs the
+        source data: :meth:`use_source`)."""
+        if self.vgg_weights is None:
+            raise ParameterError("vgg_weights", "style_transfer needs AdaIN's VGG-19 encoder "
+                                 "weights: --param vgg_weights=PATH (vgg_normalised.pth)")
+        if self.decoder_path is None:
+            raise ParameterError("decoder", "style_transfer needs a decoder file: --param "
+                                 "decoder=PATH (loaded when it exists, else pre-trained on the "
+                                 "source data and saved there)")
+        path = Path(self.decoder_path).expanduser()
+        if not path.is_file() and not path.parent.is_dir():
+            raise ParameterError("decoder", f"{path}: no such file, and its folder "
+                                 f"{path.parent} does not exist to save a pre-trained one in")
+        decoder = st.build_decoder()  # random initial weights, as the toolkit's module-level one
+        encoder = st.load_encoder(self.vgg_weights, "vgg_weights")
+        self.transfer = st.TransferNet(encoder, decoder).to(self.device)
+        if path.is_file():
+            st.load_decoder(self.transfer.decoder, str(path), self.device, "decoder")
+            self._transfer_ready()
+
+    def _transfer_ready(self) -> None:
+        assert self.transfer is not None
+        self._transfer_source = {k: v.clone() for k, v in self.transfer.state_dict().items()}
+        self.transfer_optimizer = self.transfer.new_optimizer()
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self._params, lr=self.lr, betas=(0.9, 0.999), weight_decay=0.0)
@@ -106,6 +190,18 @@ class GTTA(Adapter):
         self.avg_conf = torch.tensor(0.9).to(self.device)
         self.counter = 0
         self.filtered_pseudos: torch.Tensor | None = None
+        if self.transfer is not None:
+            self._restore_transfer(fresh_optimizer=True)
+
+    def _restore_transfer(self, fresh_optimizer: bool) -> None:
+        """The toolkit's reset of the style transfer: the decoder as pre-trained (or loaded),
+        empty moment buffers; a fresh decoder Adam when ``fresh_optimizer``."""
+        assert self.transfer is not None
+        if self._transfer_source is not None:
+            self.transfer.load_state_dict(self._transfer_source)
+            if fresh_optimizer:
+                self.transfer_optimizer = self.transfer.new_optimizer()
+        self.moments = st.empty_moments(self.device)
 
     def _configure(self) -> None:
         """The authors' ``configure_model``: train mode, BatchNorm on batch statistics,
@@ -115,8 +211,19 @@ class GTTA(Adapter):
 
     # ---- source data -------------------------------------------------------------------------
     def use_source(self, loader: Any) -> None:
-        """Keep the source batches (the authors' ``src_loader``)."""
+        """Keep the source batches (the authors' ``src_loader``); with ``style_transfer`` and
+        no decoder file yet, pre-train the decoder on them and save it (the toolkit's
+        ``TransferNet.__init__``)."""
         self._source = SourceBatches(loader)
+        if self.transfer is None or self._transfer_source is not None:
+            return
+        assert self.decoder_path is not None
+        data_iter = iter(loader)  # TransferNet's data_loader_iter, taken before the pre-training
+        self.transfer.pretrain(loader, data_iter, self.pretrain_steps, self.pixels, self.device)
+        path = str(Path(self.decoder_path).expanduser())
+        st.save_decoder(self.transfer.decoder, path)
+        st.load_decoder(self.transfer.decoder, path, self.device, "decoder")
+        self._transfer_ready()
 
     # ---- reset and snapshots -----------------------------------------------------------------
     def reset(self) -> None:
@@ -125,20 +232,42 @@ class GTTA(Adapter):
         self._clear_run_state()
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"avg_conf": self.avg_conf, "counter": self.counter,
-                "filtered_pseudos": self.filtered_pseudos}  # fmt: skip
+        extra = {"avg_conf": self.avg_conf, "counter": self.counter,
+                 "filtered_pseudos": self.filtered_pseudos}  # fmt: skip
+        if self.transfer is not None:
+            optimizer = self.transfer_optimizer
+            extra.update(decoder=self.transfer.decoder.state_dict(), moments=_Shared(self.moments),
+                         decoder_optimizer=None if optimizer is None else optimizer.state_dict())  # fmt: skip
+        return extra
 
     def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
         assert extra is not None
         self.avg_conf, self.counter = extra["avg_conf"], extra["counter"]
         self.filtered_pseudos = extra["filtered_pseudos"]
+        if self.transfer is not None:
+            self.transfer.decoder.load_state_dict(extra["decoder"])
+            self.moments = extra["moments"].value
+            if self.transfer_optimizer is not None and extra["decoder_optimizer"] is not None:
+                self.transfer_optimizer.load_state_dict(extra["decoder_optimizer"])
+
+    def state_bytes(self) -> int:
+        """The model's bytes, and with the style transfer its decoder's (weights and Adam)."""
+        total = super().state_bytes()
+        if self.transfer is not None:
+            decoder = sum(p.numel() * p.element_size() for p in self.transfer.decoder.parameters())
+            total += 3 * decoder
+        return total
 
     # ---- adaptation --------------------------------------------------------------------------
     def _adapt(self, x: torch.Tensor) -> torch.Tensor:
         if self._source is None:
             raise self.missing_source_data()
+        if self.style_transfer:
+            st.check_images(x)
         if self.episodic:  # the released reset: weights and optimizer, avg_conf kept
             self._restore_source()
+            if self.transfer is not None:  # the decoder's Adam kept, as released
+                self._restore_transfer(fresh_optimizer=self.variant == "corrected")
         self._configure()
         outputs = x.new_empty(0)
         for _ in range(self.steps):
@@ -149,19 +278,26 @@ class GTTA(Adapter):
         """The authors' ``forward_and_adapt`` (GTTA-MIX)."""
         with torch.no_grad():
             outputs_test = self.model(imgs_test)
+        assert self._source is not None
         if self.counter == 0:
             self.filtered_pseudos = self._pseudo_labels(outputs_test)
+            if self.transfer is not None:
+                self._train_decoder(imgs_test)
         assert self.filtered_pseudos is not None
-        assert self._source is not None
         with torch.no_grad():
             imgs_src, labels_src = self._source.next(self.device)
             labels_src = labels_src.to(self.device).long()
             batch_size = imgs_test.shape[0]
-            imgs_src, labels_src = imgs_src[:batch_size], labels_src[:batch_size]
-            outputs_src = self.model(imgs_src)
-            _, ids = torch.max(outputs_src.softmax(1) @ outputs_test.softmax(1).T, dim=1)
-            lam = self.lambda_mixup
-            imgs_src = lam * imgs_test[ids] + (1 - lam) * imgs_src
+            if self.transfer is not None:
+                if self.variant == "corrected":  # each source image styled by a test image
+                    imgs_src, labels_src = imgs_src[:batch_size], labels_src[:batch_size]
+                imgs_src = self._styled(imgs_src)
+            else:
+                imgs_src, labels_src = imgs_src[:batch_size], labels_src[:batch_size]
+                outputs_src = self.model(imgs_src)
+                _, ids = torch.max(outputs_src.softmax(1) @ outputs_test.softmax(1).T, dim=1)
+                lam = self.lambda_mixup
+                imgs_src = lam * imgs_test[ids] + (1 - lam) * imgs_src
 
         loss_source = F.cross_entropy(self.model(imgs_src), labels_src)
         loss_source.backward()
@@ -178,6 +314,48 @@ class GTTA(Adapter):
         self.last_selected = int((self.filtered_pseudos != IGNORE).sum())
         self.counter = (self.counter + 1) % self.steps
         return outputs_test
+
+    def _train_decoder(self, imgs_test: torch.Tensor) -> None:
+        """The toolkit's style-transfer part of ``forward_and_adapt``: the test batch's
+        moments into the buffers, then ``steps_adain`` decoder updates on source batches
+        styled like the newest test images."""
+        assert self.transfer is not None and self.transfer_optimizer is not None
+        assert self._source is not None and self.moments is not None
+        self.transfer.train()
+        with torch.no_grad():
+            new = self.transfer(self.pixels.to_pixels(imgs_test))
+        self.moments = st.append_moments(self.moments, new, cap=MOMENT_BUFFER)
+        for _ in range(self.steps_adain):
+            imgs_src, _ = self._source.next(self.device)
+            if self.variant == "corrected":
+                imgs_src = imgs_src[: imgs_test.shape[0]]
+            pixels = self._source_pixels(imgs_src)
+            self.transfer_optimizer.zero_grad()
+            _, loss_content, loss_style = self.transfer(pixels, moments_list=self.moments)
+            loss_adain = 1.0 * loss_content + 0.1 * loss_style
+            loss_adain.backward()
+            self.transfer_optimizer.step()
+
+    def _source_pixels(self, imgs_src: torch.Tensor) -> torch.Tensor:
+        """A source batch's pixels; ``reference`` refuses one with more images than the
+        buffers hold (the released index runs out of them)."""
+        assert self.moments is not None
+        pixels = self.pixels.to_pixels(imgs_src)
+        st.check_images(pixels)
+        held = len(self.moments[0][0])
+        if imgs_src.shape[0] > held:
+            raise ParameterError(
+                "variant", f"the reference style transfer gives the i-th source image the "
+                f"style of the i-th newest test image and has {held} test images for "
+                f"{imgs_src.shape[0]} source images (a first test batch shorter than the "
+                "source batch); use --param variant=corrected")
+        return pixels
+
+    def _styled(self, imgs_src: torch.Tensor) -> torch.Tensor:
+        """Source images in the newest test images' styles, as the model's input."""
+        assert self.transfer is not None and self.moments is not None
+        generated, _, _ = self.transfer(self._source_pixels(imgs_src), moments_list=self.moments)
+        return self.pixels.from_pixels(generated)
 
     @torch.no_grad()
     def _pseudo_labels(self, outputs_test: torch.Tensor) -> torch.Tensor:
