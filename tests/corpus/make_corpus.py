@@ -1501,6 +1501,29 @@ def _opt_parameter_of_another_method(d: Path) -> dict[str, Any]:
                        what="a learning rate for BN adaptation (which has none)")
 
 
+def _gtta_style_case(d: Path, params: list[str], *expect: str, what: str) -> dict[str, Any]:
+    extra = ["--method", "gtta", "--source-data", "demo:source", "--param", "style_transfer=true"]
+    for param in params:
+        extra += ["--param", param]
+    return _adapt_case(d, extra, *expect, what=what)
+
+
+@_case(OPTION)
+def _opt_gtta_style_transfer_without_vgg_weights(d: Path) -> dict[str, Any]:
+    return _gtta_style_case(d, [f"decoder={d / 'decoder.pth'}"], "vgg_weights",
+                            "style_transfer needs AdaIN's VGG-19 encoder weights",
+                            what="GTTA's style transfer without the VGG-19 weights it needs")
+
+
+@_case(OPTION)
+def _opt_gtta_style_transfer_vgg_not_weights(d: Path) -> dict[str, Any]:
+    vgg = d / "vgg-not-weights.pth"
+    vgg.write_text("not a state_dict")
+    return _gtta_style_case(d, [f"vgg_weights={vgg}", f"decoder={d / 'decoder.pth'}"],
+                            "vgg_weights", "vgg-not-weights.pth", "cannot be read by torch.load",
+                            what="GTTA's style transfer given a VGG file that is not weights")
+
+
 @_case(OPTION)
 def _opt_compare_unknown_method(d: Path) -> dict[str, Any]:
     out = d / "table-out.csv"

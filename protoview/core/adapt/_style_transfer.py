@@ -10,7 +10,8 @@ relu4_1, frozen; its file is the ``state_dict`` of the full ``vggnet`` below (ke
 reads it, or the ``vgg_normalised.pth`` of naoto0804/pytorch-AdaIN (keys ``0.weight`` ...
 ``51.bias``: the same 17 convolutions with their reflection padding as separate layers),
 whose convolutions are taken in order (the same numbers: a reflection pad then a
-convolution is a convolution with ``padding_mode="reflect"``). Images go in and come out as pixels in [0, 1] (the decoder ends in a sigmoid).
+convolution is a convolution with ``padding_mode="reflect"``). Images go in and come out as
+pixels in [0, 1] (the decoder ends in a sigmoid).
 
 Differences, none changing a number: the networks are built per adapter (the toolkit's are
 module-level objects, shared by every ``TransferNet`` of a process); the VGG is built without
@@ -95,7 +96,9 @@ def load_encoder(path: str, where: str) -> nn.Sequential:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ParameterError(where, f"{file}: cannot be read by torch.load ({_first_line(exc)})") from exc
+        problem = (f"{file}: cannot be read by torch.load as weights ({type(exc).__name__}: "
+                   "not a file torch.save wrote, or it holds more than tensors)")
+        raise ParameterError(where, problem) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ParameterError(where, f"{file} {what}")
     with torch.device("meta"):
@@ -145,9 +148,12 @@ def _layout_problem(state: dict[str, Any], expected: dict[str, torch.Tensor]) ->
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        said = [f"{len(missing)} keys missing ({', '.join(missing[:3])}...)" if missing else "",
-                f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}...)" if unexpected else ""]  # fmt: skip
-        return "; ".join(p for p in said if p)
+        said = []
+        if missing:
+            said.append(f"{len(missing)} keys missing ({', '.join(missing[:3])}...)")
+        if unexpected:
+            said.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}...)")
+        return "; ".join(said)
     for key, want in expected.items():
         if state[key].shape != want.shape:
             return f"{key} has shape {tuple(state[key].shape)}, expected {tuple(want.shape)}"
@@ -192,8 +198,9 @@ class AdaIN(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, x_content: torch.Tensor, moments_list: list[torch.Tensor],
-                pretrain: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, x_content: torch.Tensor, moments_list: list[torch.Tensor], pretrain: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         means_style, stds_style = moments_list[0], moments_list[1]
         means_content = torch.mean(x_content, dim=[2, 3], keepdim=True)
         stds_content = torch.std(x_content, dim=[2, 3], keepdim=True) + self.eps
@@ -269,8 +276,10 @@ class TransferNet(nn.Module):
         means_gen_enc, stds_gen_enc = self._calculate_moments(encode_gen)
         mse = self.mse_criterion
         loss_content = mse(encode_gen, out_encoder)
-        loss_style = (mse(means_gen_11, means_style_11) + mse(means_gen_enc, means_style_enc)
-                      + mse(stds_gen_11, stds_style_11) + mse(stds_gen_enc, stds_style_enc))  # fmt: skip
+        loss_style = (
+            mse(means_gen_11, means_style_11) + mse(means_gen_enc, means_style_enc)
+            + mse(stds_gen_11, stds_style_11) + mse(stds_gen_enc, stds_style_enc)
+        )  # fmt: skip
         return gen_img, loss_content, loss_style
 
     def pretrain(self, loader: Any, data_iter: Any, num_iters: int, pixels: Any,

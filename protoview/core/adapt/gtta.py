@@ -114,9 +114,10 @@ class GTTA(Adapter):
               "absent (PRETRAIN_STEPS_ADAIN)", kind="int", low=0),
         Param("steps_adain", 1, "decoder updates on source batches per test batch, styled "
               "like it (STEPS_ADAIN)", kind="int", low=0),
-        with_default(VARIANT, "reference", window=False, help="with style_transfer: reference = the "
-                     "toolkit's code, corrected = the decoder's Adam reset by episodic and "
-                     "source batches cut to the test batch's size"),
+        with_default(VARIANT, "reference", window=False,
+                     help="with style_transfer: reference = the toolkit's code, corrected = the "
+                     "decoder's Adam reset by episodic and source batches cut to the test "
+                     "batch's size"),
     )  # fmt: skip
 
     def __init__(
@@ -236,8 +237,9 @@ class GTTA(Adapter):
                  "filtered_pseudos": self.filtered_pseudos}  # fmt: skip
         if self.transfer is not None:
             optimizer = self.transfer_optimizer
-            extra.update(decoder=self.transfer.decoder.state_dict(), moments=_Shared(self.moments),
-                         decoder_optimizer=None if optimizer is None else optimizer.state_dict())  # fmt: skip
+            extra["decoder"] = self.transfer.decoder.state_dict()
+            extra["moments"] = _Shared(self.moments)
+            extra["decoder_optimizer"] = None if optimizer is None else optimizer.state_dict()
         return extra
 
     def _load_extra_state(self, extra: dict[str, Any] | None) -> None:
