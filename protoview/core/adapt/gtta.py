@@ -1,5 +1,5 @@
 """GTTA (Marsden, Döbler & Yang, 2022): gradual test-time adaptation by self-training and
-mixing source images into the test domain (GTTA-MIX).
+mixing source images into the test domain (GTTA-MIX) or giving them its style (GTTA-ST).
 
 Ported from the toolkit its authors released it in (github.com/mariodoebler/test-time-adaptation,
 commit 8b2ed63, ``classification/methods/gtta.py``, ``conf.py``'s ``_C.GTTA``,
@@ -21,15 +21,53 @@ data** (``--source-data``): shuffled source batches of the test batch size, as t
 3. one Adam step on the cross-entropy of the test batch with the kept pseudo-labels.
 
 The prediction is the logits of step 3's forward (after the source step, before the target
-step), as the toolkit's code returns them; the map shows those features.
+step), as the toolkit's code returns them; the map shows those features. Oracles:
+``tests/oracles/gtta_reference.py`` (and ``toolkit_style_transfer.py`` for GTTA-ST); tests:
+``tests/test_gtta.py``, ``tests/test_gtta_style.py``.
 
-Not ported: the style-transfer variant (``USE_STYLE_TRANSFER = True``, the toolkit's setting in
-its ImageNet, CCC and DomainNet-126 configs): an AdaIN network built on a VGG-19 encoder (the
-file ``vgg_normalized.pth``, ImageNet-trained) whose decoder is pre-trained for 20,000 steps on
-the source data, then trained further on each batch's moments, making style-transferred
-source images instead of the mixup. The released ``__init__`` of that variant reads an
-undefined ``dataset_name`` and fails before adapting; protoview runs GTTA-MIX only (the
-toolkit's default ``USE_STYLE_TRANSFER = False`` and its CIFAR configs).
+**GTTA-ST** (``style_transfer=True``, the toolkit's ``USE_STYLE_TRANSFER``, set in its
+ImageNet, CCC and DomainNet-126 configs): instead of the mixup, the source batch is given the
+styles of the newest test images by an AdaIN network (:mod:`._style_transfer`, the toolkit's
+``models/style_transfer.py``): a frozen VGG-19 encoder up to relu4_1 and a trained decoder,
+AdaIN at relu1_2 (a skip connection) and relu4_1. The user supplies two files:
+
+- ``vgg_weights``: AdaIN's ImageNet-trained VGG-19 (the toolkit's ``vgg_normalized.pth``, the
+  ``state_dict`` of its ``vggnet``; pytorch-AdaIN's ``vgg_normalised.pth`` is taken too, its
+  convolutions in order). Missing, unreadable or of another layout: one line naming
+  ``vgg_weights`` and the file;
+- ``decoder``: loaded when it exists; else, when the source data arrive, the decoder is
+  pre-trained on them for ``pretrain_steps`` Adam steps (lr 1e-4; the toolkit's
+  ``PRETRAIN_STEPS_ADAIN`` 20,000) with random source styles (the moments of up to 100,000
+  source images; ``torch.randint`` from the global generator, as released), saved there as
+  ``{"decoder": state_dict}`` and loaded back, as the toolkit does.
+
+On the first of the ``steps`` updates of a test batch, its images' AdaIN moments join a
+buffer (the newest 100,000 kept) and the decoder takes ``steps_adain`` Adam steps (the
+toolkit's ``STEPS_ADAIN``, 1) on source batches styled like the newest test images (content
+loss + 0.1 x style loss); then the next source batch, styled, is the source step's input
+(source image ``i`` takes the style of the ``i``-th newest test image). The encoder and
+decoder work on pixels in [0, 1]: a normalised batch goes back to pixels with the dataset's
+preprocessing (:attr:`~.base.Adapter.pixels`) and the decoder's output is normalised again
+(the identity for ``--preprocess none``, as the oracle test runs it). Images must be RGB with
+sides multiples of 8 (one line naming ``style_transfer`` otherwise).
+
+``variant="reference"`` is the toolkit's code with only what keeps it from running here
+changed: its ``__init__`` reads an undefined ``dataset_name`` to name the decoder file
+(``NameError``; here the file is the ``decoder`` parameter, the toolkit's
+``CKPT_DIR/adain/decoder_<dataset>.pth``), and its ``.cuda()``, ``map_location="cuda"`` and
+``device="cuda"`` (the decoder's load, the moment buffers, ``reset``) are the model's device.
+Two flaws are kept there and fixed by ``variant="corrected"``: the method's ``episodic`` reset
+restores the decoder's weights but not its Adam (``opt_adain_dec`` is outside the saved
+state, so the restored decoder is stepped with the moments of earlier batches); and the
+style-transfer branch does not cut the source batch to the test batch's size (the mixup
+branch does), so with a test batch shorter than the source batch the extra source images
+take the styles of the previous batch's images, and on a first batch (nothing before it) the
+released index runs out of the buffer: ``reference`` refuses that in one line naming
+``variant``. A run's reset (a new run, the ``episodic`` stream, ``reset_each_shift``) gives
+both variants the decoder as pre-trained, empty buffers and a fresh decoder Adam. The
+networks are built per adapter (the toolkit's are module-level objects shared by every
+``TransferNet`` of a process, so two GTTA-ST instances there train one decoder). A snapshot
+holds the decoder, its Adam and the moment buffers (shared, never changed in place).
 
 Differences from the released code, none changing a number: the mixup is taken on the
 normalised batches (the toolkit mixes pixels, normalisation inside its model; the mix is
