@@ -24,6 +24,7 @@ from tests.oracles import toolkit_style_transfer as authors_st
 
 CLASSES = 4
 SIDE = 16  # the encoder reaches relu4_1 at 2 x 2
+BATCH = 4
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +57,15 @@ def _source(n: int = 20, seed: int = 5) -> TensorDataset:
     return TensorDataset(torch.rand(n, 3, SIDE, SIDE, generator=g), torch.arange(n) % CLASSES)
 
 
-def _test_batches(n: int, size: int = 8) -> list[torch.Tensor]:
+def _test_batches(n: int, size: int = BATCH) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return [torch.rand(size, 3, SIDE, SIDE, generator=g) * 1.5 - 0.2 for _ in range(n)]
 
 
 def _pair(model, vgg, decoder, **params):
     """The oracle and protoview's adapter, their random draws in the same order: the oracle's
-    decoder (a module-level object drawn at import) starts as protoview's; 20 source samples
-    in batches of 8, so the loader restarts mid-run with a short batch."""
+    decoder (a module-level object drawn at import) starts as protoview's; 10 source samples
+    in batches of 4, so the loader restarts mid-run with a short batch."""
     params = {"lr": 1e-3, "pretrain_steps": 3, "steps_adain": 2, **params}
     torch.manual_seed(11)
     ours = make_adapter("gtta", copy.deepcopy(model), style_transfer=True, vgg_weights=vgg,
@@ -72,13 +73,13 @@ def _pair(model, vgg, decoder, **params):
     authors_st.decoder.load_state_dict(ours.transfer.decoder.state_dict())
     rng = torch.get_rng_state()
     oracle = authors.GTTA(
-        model, CLASSES, DataLoader(_source(), 8, shuffle=True), lr=params["lr"],
+        model, CLASSES, DataLoader(_source(10), BATCH, shuffle=True), lr=params["lr"],
         steps=params.get("steps", 1), episodic=params.get("episodic", False),
         steps_adain=params["steps_adain"], use_style_transfer=True, ckpt_path_vgg=vgg,
         ckpt_path_dec=str(decoder) + ".oracle" if not decoder.exists() else str(decoder),
         pretrain_steps_adain=params["pretrain_steps"])
     torch.set_rng_state(rng)
-    ours.use_source(DataLoader(_source(), 8, shuffle=True))
+    ours.use_source(DataLoader(_source(10), BATCH, shuffle=True))
     return oracle, ours
 
 
@@ -118,7 +119,7 @@ def test_pretrained_decoder_and_adaptation_equal_the_released_code(vgg_file, tmp
     assert not _decoders_equal(ours.transfer.decoder, st.build_decoder())
     _compare(oracle, ours, _test_batches(4))
     assert moved(ours.model, source) > 1e-4
-    assert len(ours.moments[1][0]) == 32 and ours.moments[1][0].shape[1] == 512
+    assert len(ours.moments[1][0]) == 4 * BATCH and ours.moments[1][0].shape[1] == 512
 
 
 def test_a_decoder_file_is_loaded_and_episodic_steps_equal_the_released_code(
@@ -169,7 +170,7 @@ def test_snapshot_restore_and_reset_with_style_transfer(vgg_file, tmp_path) -> N
     ours = make_adapter("gtta", tiny_model(CLASSES, sharp=30.0), style_transfer=True,
                         vgg_weights=vgg_file, decoder=str(decoder), lr=1e-3)
     loaded = copy.deepcopy(ours.transfer.decoder.state_dict())
-    ours.use_source(DataLoader(_source(), 8, shuffle=False))
+    ours.use_source(DataLoader(_source(), BATCH, shuffle=False))
     xs = _test_batches(4)
     ours.step(xs[0])
     snap = ours.snapshot()
@@ -177,13 +178,13 @@ def test_snapshot_restore_and_reset_with_style_transfer(vgg_file, tmp_path) -> N
     first = [ours.step(x) for x in xs[1:3]]
     moments = [m.clone() for m in ours.moments[1]]
     ours.restore(snap)
-    assert len(ours.moments[0][0]) == 8
-    ours.use_source(DataLoader(_source(), 8, shuffle=False))  # the source batches again
+    assert len(ours.moments[0][0]) == BATCH
+    ours.use_source(DataLoader(_source(), BATCH, shuffle=False))  # the source batches again
     twin = make_adapter("gtta", tiny_model(CLASSES, sharp=30.0), style_transfer=True,
                         vgg_weights=vgg_file, decoder=str(decoder), lr=1e-3)
-    twin.use_source(DataLoader(_source(), 8, shuffle=False))
+    twin.use_source(DataLoader(_source(), BATCH, shuffle=False))
     twin.step(xs[0])
-    twin.use_source(DataLoader(_source(), 8, shuffle=False))
+    twin.use_source(DataLoader(_source(), BATCH, shuffle=False))
     again, expected = [ours.step(x) for x in xs[1:3]], [twin.step(x) for x in xs[1:3]]
     for a, b, c in zip(first, again, expected, strict=True):
         assert torch.equal(b, c) and a.shape == b.shape
