@@ -271,8 +271,8 @@ class GTTA(Adapter):
         self._clear_run_state()
 
     def _extra_state(self) -> dict[str, Any]:
-        extra = {"avg_conf": self.avg_conf, "counter": self.counter,
-                 "filtered_pseudos": self.filtered_pseudos}  # fmt: skip
+        extra: dict[str, Any] = {"avg_conf": self.avg_conf, "counter": self.counter,
+                                 "filtered_pseudos": self.filtered_pseudos}  # fmt: skip
         if self.transfer is not None:
             optimizer = self.transfer_optimizer
             extra["decoder"] = self.transfer.decoder.state_dict()
