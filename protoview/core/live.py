@@ -74,6 +74,23 @@ def run_key(req: StepRequest) -> tuple:
             parse_stream(req.stream).text(), req.source_data)
 
 
+def check_startable(req: StepRequest, model: Any, dataset: Any) -> None:
+    """Raise :class:`ParameterError` when a run of ``req`` cannot start on ``dataset``: a
+    stream the data cannot make (``--stream``), or batches of one sample the method cannot
+    adapt on (``--batch-size``); checked before the current run is left."""
+    from protoview.core.adapt.stream import parse_stream, stream_plan
+
+    stream, data = parse_stream(req.stream), dataset
+    stream_plan(stream, len(data), seed=req.seed, pass_index=0,
+                labels=getattr(data, "labels", None), domains=getattr(data, "domains", None),
+                shifts=getattr(data, "domain_shifts", None),
+                severities=getattr(data, "domain_severities", None))
+    if req.batch_size == 1:
+        from protoview.core.adapt.registry import make_adapter
+        from protoview.core.adapt.run import check_batch_size
+
+        check_batch_size(make_adapter(req.method, model, **req.param_dict()), 1)
+
 def open_source_data(spec: str, dataset: Any, model: Any) -> Any:
     """The labelled source data ``spec`` names (None for ""), prepared as ``dataset`` is and
     checked against the model's classes (``--source-data``)."""

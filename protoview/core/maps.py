@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from protoview.core.state import GeometryState, compute_geometry, layout_with_new_prototypes
+from protoview.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,25 @@ class SessionMap:
         self.anchors, self.kmeans, self.sinkhorn = saved.anchors, saved.kmeans, saved.sinkhorn
         return self.state
 
+
+def sinkhorn_targets(state: GeometryState, target: str, has_head: bool) -> np.ndarray:
+    """The rows of ``state`` a Sinkhorn assignment to ``target`` (``prototypes``, ``proxies``
+    or ``centers``) assigns the samples to; :class:`ParameterError` naming ``target`` for an
+    unknown target or one with no rows (``has_head``: the model has a classifier head)."""
+    targets = {"prototypes": state.prototypes, "proxies": state.proxies,
+               "centers": state.centers}.get(target)
+    if targets is None:
+        raise ParameterError(
+            "target", f"unknown target {target!r}: use prototypes, proxies or centers")
+    if len(targets) == 0 and target == "centers":
+        raise ParameterError("target", "there are no class centers: no sample has a known "
+                                       "label (use proxies or prototypes)")
+    if len(targets) == 0 and target == "proxies" and not has_head:
+        raise ParameterError("target", "the model has no classifier head, so no proxies "
+                                       "(use prototypes or centers)")
+    if len(targets) == 0:
+        raise ParameterError("target", f"there are no {target} yet (run k-means first)")
+    return targets
 
 def _same(centroids: np.ndarray, shown: np.ndarray) -> bool:
     return np.shape(centroids) == np.shape(shown) and np.array_equal(centroids, shown)

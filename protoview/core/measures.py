@@ -11,7 +11,8 @@ measured on the *predicted* classes and every label-based number is None ("no la
 
 :func:`compare_representations` gives CKA (linear, RBF) and the k-NN consistency of two
 feature sets of the same samples, after :func:`protoview.core.cka.check_same_samples`.
-:class:`MapGeometry` holds both for one map of a session (the window's Geometry view).
+:class:`MapGeometry` holds both for one map of a session (the window's Geometry view),
+:func:`measure_map` measures it.
 """
 
 from __future__ import annotations
@@ -192,6 +193,55 @@ class MapGeometry:
     step: int
     method: str = "none"
     versus_note: str = ""
+
+
+def measure_map(model: Any, features: Any, source: Any, req: Any, *, adapted: bool, run: int,
+                step: int, method: str, cancel: Any = None, detail: Any = None) -> MapGeometry:
+    """One map's geometry (:meth:`protoview.core.session.Session.geometry`, the window's
+    Geometry view): neural collapse, k-NN / NCC accuracy, k-means NMI / ARI and the error
+    groups of ``features`` (the map's FeatureResult, with logits) with ``model``'s head
+    rows; when ``adapted`` and ``source`` (the source model's FeatureResult of the same
+    samples) is given, CKA and k-NN consistency against it. req: a
+    :class:`~protoview.core.requests.GeometryRequest`; run, step, method: where it was
+    measured; ``detail(done, total, text)`` names each part and ``cancel()`` is looked at
+    before the comparison."""
+    from protoview.core.heads import head_proxies
+    from protoview.errors import CancelledError, ParameterError
+
+    if features is None or features.logits is None:
+        raise ParameterError("geometry", "the map has no logits: geometry needs the "
+                                         "model's head")
+    rows, _ = head_proxies(model.classifier)
+    info = model.info
+    comparing = adapted and source is not None
+    say = detail or (lambda _done, _total, _text: None)
+    say(0, 1 + comparing, "geometry: neural collapse, k-NN accuracy, k-means")
+    # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
+    device = features.device if str(features.device).startswith("cuda") else None
+    report = measure_geometry(
+        features.features, features.logits, features.labels,
+        head_rows=rows.float().cpu().numpy(), nb_proxy=info.head.nb_proxy if info else 1,
+        cosine_head=bool(info) and info.head.kind == "cosine", kmeans_k=req.kmeans_k,
+        knn_k=req.knn_k, knn_temperature=req.knn_temperature,
+        knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
+    comparison, note = None, ""
+    if not adapted and not getattr(model, "has_head", True):
+        note = ("an encoder without a head is not adapted: CKA between two checkpoints is "
+                "protoview geometry CKPT DATA --versus CKPT2")
+    elif not adapted:
+        note = "the source model is shown: CKA compares it with an adapted run (take a step)"
+    elif source is None:
+        note = "the source model's map is not drawn yet: no CKA"
+    else:
+        if cancel is not None and cancel():
+            raise CancelledError("geometry cancelled before the comparison")
+        say(1, 2, "geometry: CKA and k-NN consistency against the source model")
+        comparison = compare_representations(
+            source.features, features.features, where="geometry",
+            rbf_max_samples=req.rbf_samples or None,
+            knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
+    return MapGeometry(report, comparison, run=run, step=step, method=method,
+                       versus_note=note)
 
 
 def report_rows(report: GeometryReport, class_names: list[str] | None = None,

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from protoview.core.live import Detail, LiveRun, run_key
-from protoview.core.maps import Head, SavedMap, SessionMap
+from protoview.core.live import Detail, LiveRun, check_startable, run_key
+from protoview.core.maps import Head, SavedMap, SessionMap, sinkhorn_targets
 from protoview.core.opening import open_request
 from protoview.core.requests import (
     ForgetRunsRequest,
@@ -303,19 +303,7 @@ class Session:
         self.check_adaptable()
         if self.live is not None and self.live.key == run_key(req):
             return self.live
-        from protoview.core.adapt.stream import parse_stream, stream_plan
-
-        # a stream or batch size that cannot be made leaves the run as it is
-        stream, data = parse_stream(req.stream), self.dataset
-        stream_plan(stream, len(data), seed=req.seed, pass_index=0,
-                    labels=getattr(data, "labels", None), domains=getattr(data, "domains", None),
-                    shifts=getattr(data, "domain_shifts", None),
-                    severities=getattr(data, "domain_severities", None))
-        if req.batch_size == 1:
-            from protoview.core.adapt.registry import make_adapter
-            from protoview.core.adapt.run import check_batch_size
-
-            check_batch_size(make_adapter(req.method, self.model, **req.param_dict()), 1)
+        check_startable(req, self.model, self.dataset)  # else the run stays as it is
         self._back_to_source()
         self._runs_started += 1
         self.live = LiveRun(req, self.model, self.dataset, self.map.features, self._runs_started,
@@ -401,19 +389,7 @@ class Session:
             if self.live is None:
                 self.source = self.map.save()
             return state
-        targets = {"prototypes": s.prototypes, "proxies": s.proxies, "centers": s.centers}.get(
-            req.target)
-        if targets is None:
-            raise ParameterError(
-                "target", f"unknown target {req.target!r}: use prototypes, proxies or centers")
-        if len(targets) == 0 and req.target == "centers":
-            raise ParameterError("target", "there are no class centers: no sample has a known "
-                                           "label (use proxies or prototypes)")
-        if len(targets) == 0 and req.target == "proxies" and not self.model.has_head:
-            raise ParameterError("target", "the model has no classifier head, so no proxies "
-                                           "(use prototypes or centers)")
-        if len(targets) == 0:
-            raise ParameterError("target", f"there are no {req.target} yet (run k-means first)")
+        targets = sinkhorn_targets(s, req.target, self.model.has_head)
         res = sinkhorn_assign(s.features, targets, epsilon=req.epsilon, n_iters=req.n_iters)
         codes = s.proxy_classes[res.assignments] if req.target == "proxies" else res.assignments
         state = self.map.set_assignment(codes, req, res, sinkhorn_seconds=res.seconds)
@@ -432,50 +408,16 @@ class Session:
         features of the same samples. ``detail(done, total, text)`` names each part and
         ``cancel`` is looked at between them (a part runs to its end: at 50,000 x 512 on two
         CPU cores, 25 s for the measures and 48 s for the comparison)."""
-        from protoview.core.heads import head_proxies
-        from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
-        from protoview.errors import CancelledError
+        from protoview.core.measures import measure_map
 
         if self.refresh_pending:
             self.refresh(progress=progress, cancel=cancel)
-        features = self.map.features
-        if features is None or features.logits is None:
-            raise ParameterError("geometry", "the map has no logits: geometry needs the "
-                                             "model's head")
-        rows, _ = head_proxies(self.model.classifier)
-        info = self.model.info
-        source = None if self.source is None else self.source.features
-        comparing = self.live is not None and source is not None
-        say = detail or (lambda _done, _total, _text: None)
-        say(0, 1 + comparing, "geometry: neural collapse, k-NN accuracy, k-means")
-        # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
-        device = features.device if str(features.device).startswith("cuda") else None
-        report = measure_geometry(
-            features.features, features.logits, features.labels,
-            head_rows=rows.float().cpu().numpy(), nb_proxy=info.head.nb_proxy if info else 1,
-            cosine_head=bool(info) and info.head.kind == "cosine", kmeans_k=req.kmeans_k,
-            knn_k=req.knn_k, knn_temperature=req.knn_temperature,
-            knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
-        comparison, note = None, ""
-        if self.live is None and not getattr(self.model, "has_head", True):
-            note = ("an encoder without a head is not adapted: CKA between two checkpoints is "
-                    "protoview geometry CKPT DATA --versus CKPT2")
-        elif self.live is None:
-            note = "the source model is shown: CKA compares it with an adapted run (take a step)"
-        elif source is None:
-            note = "the source model's map is not drawn yet: no CKA"
-        else:
-            if cancel is not None and cancel():
-                raise CancelledError("geometry cancelled before the comparison")
-            say(1, 2, "geometry: CKA and k-NN consistency against the source model")
-            comparison = compare_representations(
-                source.features, features.features, where="geometry",
-                rbf_max_samples=req.rbf_samples or None,
-                knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
         run = self.current_run
-        return MapGeometry(report, comparison, run=0 if run is None else run.number,
-                           step=self.history[-1].step if self.history else 0,
-                           method="none" if run is None else run.method, versus_note=note)
+        return measure_map(
+            self.model, self.map.features, None if self.source is None else self.source.features,
+            req, adapted=self.live is not None, run=0 if run is None else run.number,
+            step=self.history[-1].step if self.history else 0,
+            method="none" if run is None else run.method, cancel=cancel, detail=detail)
 
     # ------------------------------------------------------------------ export
     def to_snapshot(self):

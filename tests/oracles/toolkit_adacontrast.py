@@ -6,7 +6,8 @@ Repository: github.com/mariodoebler/test-time-adaptation, commit
 (from ``class AdaMoCo`` to the end, verbatim), ``classification/augmentations/
 transforms_adacontrast.py`` (verbatim from ``NCropsTransform``), and what they use:
 ``classification/utils/misc.py`` ``ema_update_model``, ``classification/models/model.py``
-``BaseModel``, ``classification/methods/base.py`` ``TTAMethod`` (its batch path).
+``BaseModel``, ``classification/methods/base.py`` ``TTAMethod`` (imported from
+``tests/oracles/toolkit_base.py``, verbatim there).
 
 Changed to run here, nothing else:
 
@@ -14,11 +15,8 @@ Changed to run here, nothing else:
   defaults of ``conf.py`` with ``cfgs/cifar10_c/adacontrast.yaml``'s optimiser);
 - ``BaseModel``'s ``split_up_model`` returns a split model's ``featurizer`` and
   ``classifier`` (the toolkit splits its own architectures there);
-- ``TTAMethod`` keeps what AdaContrast runs: ``__init__`` without the image size, the
-  parameter count and the single-sample buffer; ``forward``'s batch path (the
-  single-sample sliding window is left out); ``reset``, ``copy_model_and_optimizer``,
-  ``load_model_and_optimizer``, ``collect_params``, ``setup_optimizer``, ``copy_model``
-  (its deepcopy branch).
+- ``make_cfg`` also holds ``conf.py``'s ``TEST.WINDOW_LENGTH`` (1), which ``TTAMethod``
+  reads.
 """
 
 import logging
@@ -90,111 +88,8 @@ class BaseModel(torch.nn.Module):
         return self._output_dim
 
 
-# ---- classification/methods/base.py (the batch path) ----
-class TTAMethod(nn.Module):
-    def __init__(self, cfg, model, num_classes):
-        super().__init__()
-        self.cfg = cfg
-        self.model = model
-        self.num_classes = num_classes
-        self.episodic = cfg.MODEL.EPISODIC
-        self.dataset_name = cfg.CORRUPTION.DATASET
-        self.steps = cfg.OPTIM.STEPS
-        assert self.steps > 0, "requires >= 1 step(s) to forward and update"
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-
-        # variables for resetting the model after a certain amount of performed update steps
-        self.performed_updates = 0
-        self.reset_after_num_updates = cfg.MODEL.RESET_AFTER_NUM_UPDATES
-
-        # configure model and optimizer
-        self.configure_model()
-        self.params, param_names = self.collect_params()
-        self.optimizer = self.setup_optimizer() if len(self.params) > 0 else None
-
-        # note: if the self.model is never reset, like for continual adaptation,
-        # then skipping the state copy would save memory
-        self.models = [self.model]
-        self.model_states, self.optimizer_state = self.copy_model_and_optimizer()
-
-        # setup for mixed-precision or single precision
-        self.mixed_precision = cfg.MIXED_PRECISION
-        self.scaler = torch.cuda.amp.GradScaler() if cfg.MIXED_PRECISION else None
-
-    def forward(self, x):
-        if self.episodic:
-            self.reset()
-
-        x = x if isinstance(x, list) else [x]
-
-        for _ in range(self.steps):
-            outputs = self.forward_and_adapt(x)
-
-            # if specified, reset the model after a certain amount of update steps
-            self.performed_updates += 1
-            if self.reset_after_num_updates > 0 and self.performed_updates % self.reset_after_num_updates == 0:
-                self.reset()
-
-        return outputs
-
-    def collect_params(self):
-        """Collect all trainable parameters.
-        Walk the model's modules and collect all parameters.
-        Return the parameters and their names.
-        Note: other choices of parameterization are possible!
-        """
-        params = []
-        names = []
-        for nm, m in self.model.named_modules():
-            for np, p in m.named_parameters():
-                if np in ['weight', 'bias'] and p.requires_grad:
-                    params.append(p)
-                    names.append(f"{nm}.{np}")
-        return params, names
-
-    def setup_optimizer(self):
-        if self.cfg.OPTIM.METHOD == 'Adam':
-            return torch.optim.Adam(self.params,
-                                    lr=self.cfg.OPTIM.LR,
-                                    betas=(self.cfg.OPTIM.BETA, 0.999),
-                                    weight_decay=self.cfg.OPTIM.WD)
-        elif self.cfg.OPTIM.METHOD == 'AdamW':
-            return torch.optim.AdamW(self.params,
-                                     lr=self.cfg.OPTIM.LR,
-                                     betas=(self.cfg.OPTIM.BETA, 0.999),
-                                     weight_decay=self.cfg.OPTIM.WD)
-        elif self.cfg.OPTIM.METHOD == 'SGD':
-            return torch.optim.SGD(self.params,
-                                   lr=self.cfg.OPTIM.LR,
-                                   momentum=self.cfg.OPTIM.MOMENTUM,
-                                   dampening=self.cfg.OPTIM.DAMPENING,
-                                   weight_decay=self.cfg.OPTIM.WD,
-                                   nesterov=self.cfg.OPTIM.NESTEROV)
-        else:
-            raise NotImplementedError
-
-    def reset(self):
-        """Reset the model and optimizer state to the initial source state"""
-        if self.model_states is None or self.optimizer_state is None:
-            raise Exception("cannot reset without saved model/optimizer state")
-        self.load_model_and_optimizer()
-
-    def copy_model_and_optimizer(self):
-        """Copy the model and optimizer states for resetting after adaptation."""
-        model_states = [deepcopy(model.state_dict()) for model in self.models]
-        optimizer_state = deepcopy(self.optimizer.state_dict())
-        return model_states, optimizer_state
-
-    def load_model_and_optimizer(self):
-        """Restore the model and optimizer states from copies."""
-        for model, model_state in zip(self.models, self.model_states):
-            model.load_state_dict(model_state, strict=True)
-        self.optimizer.load_state_dict(self.optimizer_state)
-
-    @staticmethod
-    def copy_model(model):
-        coppied_model = deepcopy(model)
-        return coppied_model
+# ---- classification/methods/base.py: verbatim in tests/oracles/toolkit_base.py ----
+from tests.oracles.toolkit_base import TTAMethod
 
 
 # ---- classification/methods/adacontrast.py ----
@@ -809,6 +704,7 @@ def make_cfg(**changes):
     cfg = SimpleNamespace(
         MODEL=SimpleNamespace(EPISODIC=False, RESET_AFTER_NUM_UPDATES=0, ARCH="Standard"),
         CORRUPTION=SimpleNamespace(DATASET="cifar10_c"),
+        TEST=SimpleNamespace(WINDOW_LENGTH=1),
         OPTIM=SimpleNamespace(STEPS=1, LR=0.0002, METHOD="SGD", BETA=0.9, MOMENTUM=0.9,
                               DAMPENING=0.0, NESTEROV=True, WD=0.0001),
         M_TEACHER=SimpleNamespace(MOMENTUM=0.999),

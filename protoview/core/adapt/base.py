@@ -1,5 +1,9 @@
 """What every test-time adapter shares: the interface, parameter choice, the support memory.
 
+The interface (:class:`Adapter`, :class:`FeatureTap`) is here; the model parts an adapter
+touches and the parameters it updates are in ``_layers``, the support memory and
+:func:`softmax_entropy` in ``_support``, both importable from here.
+
 An adapter wraps a :class:`~protoview.core.model.SplitModel` and changes it in place:
 
 - ``step(x)`` adapts on one batch and returns the *online* logits ``(N, C)`` (detached);
@@ -38,245 +42,52 @@ from __future__ import annotations
 import contextlib
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from protoview.core.adapt.params import UPDATE_CHOICES, Param
-from protoview.core.heads import head_proxies
+from protoview.core.adapt._layers import (
+    affine_norm_layers,
+    batchnorm_layers,
+    check_split_model,
+    clone_state,
+    kept_flags,
+    model_device,
+    select_parameters,
+    tensors_finite,
+    train_only,
+    use_batch_statistics,
+)
+from protoview.core.adapt._support import SupportMemory, softmax_entropy
+from protoview.core.adapt.params import Param
 from protoview.core.preprocess import TransformSpec
 from protoview.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from protoview.core.adapt.augment import PixelSpace
 
-
-def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` per row: (N, C) float -> (N,) float (nats)."""
-    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
-
-
-def batchnorm_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
-    """All BatchNorm layers (1d/2d/3d/sync) of ``model`` with their qualified names."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
-
-
-def affine_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The normalisation layers whose scale and shift entropy methods adapt.
-
-    BatchNorm layers (Tent's choice, the authors' and the TSD repository's); on a model
-    without BatchNorm (a ViT, Swin or ConvNeXt) its LayerNorm and GroupNorm layers, as the
-    toolkit's Tent and EATA collect them (mariodoebler/test-time-adaptation 8b2ed63,
-    ``collect_params``; on a model with both kinds the toolkit takes both, here BatchNorm
-    only: on such models Tent stays equal to its reference code).
-    """
-    found: list[tuple[str, nn.Module]] = list(batchnorm_layers(model))
-    if not found:
-        found = [
-            (name, m)
-            for name, m in model.named_modules()
-            if isinstance(m, (nn.LayerNorm, nn.GroupNorm))
-        ]
-    return found
-
-
-def select_parameters(model: nn.Module, update: str) -> list[tuple[str, nn.Parameter]]:
-    """The parameters an adapter updates, with their names in ``model.named_parameters()``.
-
-    ``update``: ``"all"`` every parameter; ``"affine"`` the scale and shift of the
-    normalisation layers (:func:`affine_norm_layers`: BatchNorm's, or LayerNorm's and
-    GroupNorm's on a model without BatchNorm; Tent's choice); ``"body"`` the featurizer's;
-    ``"head"`` the classifier's.
-    Raises :class:`ParameterError` (``where="update"``) for an unknown choice or none found.
-    """
-    if update == "all":
-        chosen = list(model.named_parameters())
-    elif update == "affine":
-        chosen = [
-            (f"{name}.{pname}", p)
-            for name, m in affine_norm_layers(model)
-            for pname, p in m.named_parameters(recurse=False)
-            if pname in ("weight", "bias")
-        ]
-    elif update in ("body", "head"):
-        part = "featurizer" if update == "body" else "classifier"
-        chosen = [(f"{part}.{n}", p) for n, p in getattr(model, part).named_parameters()]
-    else:
-        raise ParameterError(
-            "update", f"unknown choice {update!r}; choose one of {', '.join(UPDATE_CHOICES)}"
-        )
-    if not chosen:
-        what = (
-            "BatchNorm, LayerNorm or GroupNorm layers with scale and shift"
-            if update == "affine"
-            else "parameters"
-        )
-        raise ParameterError(
-            "update", f"update={update!r} selects nothing: the model has no {what}"
-        )
-    return chosen
-
-
-def check_split_model(model: Any) -> nn.Module:
-    """Return ``model`` if it has a ``featurizer`` and a ``classifier`` module, else raise."""
-    ok = isinstance(model, nn.Module) and all(
-        isinstance(getattr(model, part, None), nn.Module) for part in ("featurizer", "classifier")
-    )
-    if not ok:
-        raise ParameterError(
-            "model", "adapters need a SplitModel (a featurizer and a classifier module)"
-        )
-    return model
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); the CPU for an empty model."""
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
-    return torch.device("cpu")
-
-
-def clone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A detached copy of a ``state_dict`` (same devices)."""
-    return {k: v.detach().clone() for k, v in state.items()}
-
-
-def tensors_finite(tensors: Sequence[torch.Tensor]) -> bool:
-    """True when every floating tensor holds only finite values."""
-    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point() and t.numel()]
-    return bool(torch.stack(flags).all()) if flags else True
-
-
-def use_batch_statistics(model: nn.Module, whole_model_training: bool = False) -> None:
-    """BatchNorm normalises with each batch's own statistics and leaves its running ones alone.
-
-    The other modules go to train mode when ``whole_model_training`` else to eval mode.
-    Call it inside :func:`kept_flags`, which puts the flags back.
-    """
-    model.train(whole_model_training)
-    for _, layer in batchnorm_layers(model):
-        layer.train()
-        layer.track_running_stats = False
-
-
-def train_only(model: nn.Module, params: Sequence[nn.Parameter]) -> None:
-    """Gradients for ``params`` only: every other parameter of ``model`` is frozen."""
-    chosen = {id(p) for p in params}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in chosen)
-
-
-@contextlib.contextmanager
-def kept_flags(model: nn.Module) -> Iterator[None]:
-    """Put back every module's train/eval mode, ``requires_grad`` and BN tracking flag on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    tracking = [(m, m.track_running_stats) for _, m in batchnorm_layers(model)]
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        for m, flag in tracking:
-            m.track_running_stats = flag
-
-
-@dataclass
-class SupportMemory:
-    """T3A / TSD memory of support features.
-
-    supports: (M, D) float32 features; labels: (M, C) float32 one-hot predicted classes;
-    entropy: (M,) float32 prediction entropy; scores: (M, C) float32 softmax (TSD only).
-    """
-
-    supports: torch.Tensor
-    labels: torch.Tensor
-    entropy: torch.Tensor
-    scores: torch.Tensor | None = None
-
-    @classmethod
-    @torch.no_grad()
-    def from_head(cls, classifier: nn.Module, with_scores: bool) -> tuple[SupportMemory, int]:
-        """Warm-up memory: every head row (``C*P`` of them) labelled by ``argmax classifier(row)``.
-
-        Returns the memory and ``num_classes = classifier(rows).shape[1]`` (C, not C*P).
-        Raises :class:`ParameterError` (``where="classifier"``) for heads without weight rows.
-        """
-        try:
-            rows, _ = head_proxies(classifier)
-        except TypeError as exc:
-            raise ParameterError(
-                "classifier", f"{exc}; T3A and TSD need such a head for their warm-up supports"
-            ) from None
-        rows = rows.detach().clone().float()
-        logits = classifier(rows)
-        num_classes = int(logits.shape[1])
-        labels = F.one_hot(logits.argmax(1), num_classes=num_classes).float()
-        scores = F.softmax(logits, 1) if with_scores else None
-        return cls(rows, labels, softmax_entropy(logits), scores), num_classes
-
-    def __len__(self) -> int:
-        return int(self.supports.shape[0])
-
-    def clone(self) -> SupportMemory:
-        scores = None if self.scores is None else self.scores.clone()
-        return SupportMemory(
-            self.supports.clone(), self.labels.clone(), self.entropy.clone(), scores
-        )
-
-    def to(self, device: torch.device) -> SupportMemory:
-        scores = None if self.scores is None else self.scores.to(device)
-        return SupportMemory(
-            self.supports.to(device), self.labels.to(device), self.entropy.to(device), scores
-        )
-
-    def append(self, z: torch.Tensor, logits: torch.Tensor) -> None:
-        """Add a batch: features (B, D), classifier logits (B, C), both detached here."""
-        z, logits = z.detach(), logits.detach()
-        num_classes = self.labels.shape[1]
-        self.supports = torch.cat([self.supports, z])
-        self.labels = torch.cat(
-            [self.labels, F.one_hot(logits.argmax(1), num_classes=num_classes).float()]
-        )
-        self.entropy = torch.cat([self.entropy, softmax_entropy(logits)])
-        if self.scores is not None:
-            self.scores = torch.cat([self.scores, F.softmax(logits, 1)])
-
-    def select(self, filter_k: int, legacy_minus_one: bool = False) -> None:
-        """Keep the ``filter_k`` lowest-entropy supports of each predicted class.
-
-        ``filter_k == -1`` keeps all; with ``legacy_minus_one`` it reproduces the reference
-        code instead, whose ``-1`` branch is dead: ``[:-1]`` drops each class's
-        highest-entropy support. The kept supports are grouped by class (in class order),
-        each group sorted by ascending entropy; ``-1`` (keep all) keeps arrival order.
-        """
-        if filter_k == -1 and not legacy_minus_one:
-            return  # keep all, in arrival order (DomainBed's T3A)
-        predicted = self.labels.argmax(dim=1).long()
-        every = torch.arange(len(self.entropy), device=self.entropy.device)
-        kept = []
-        for c in range(self.labels.shape[1]):
-            _, order = torch.sort(self.entropy[predicted == c])
-            kept.append(every[predicted == c][order][:filter_k])
-        idx = torch.cat(kept)
-        self.supports, self.labels, self.entropy = (
-            self.supports[idx],
-            self.labels[idx],
-            self.entropy[idx],
-        )
-        if self.scores is not None:
-            self.scores = self.scores[idx]
-
-    def prototype_weights(self) -> torch.Tensor:
-        """(C, D) per-class sums of L2-normalised supports: ``(normalize(S).T @ labels).T``."""
-        return (F.normalize(self.supports, dim=1).T @ self.labels).T
+#: What methods import from here: the base class and its snapshot, and (from the private
+#: modules beside it) the model parts an adapter touches and the support memory.
+__all__ = [
+    "Adapter",
+    "AdapterSnapshot",
+    "FeatureTap",
+    "SupportMemory",
+    "affine_norm_layers",
+    "batchnorm_layers",
+    "check_split_model",
+    "clone_state",
+    "kept_flags",
+    "model_device",
+    "select_parameters",
+    "softmax_entropy",
+    "tensors_finite",
+    "train_only",
+    "use_batch_statistics",
+]
 
 
 @dataclass

@@ -17,13 +17,11 @@ are cut per segment of the stream (a domain, a severity: the toolkit's loaders),
 batch holds two domains. Every record knows its sample indices and their domains, and
 :meth:`AdaptRun.reset` replays the same order.
 
-Batch sizes: an adapter that normalises BatchNorm with the batch's own statistics
-(``Adapter.batch_statistics``, on a model that has BatchNorm layers) refuses
-``batch_size=1`` (a single sample has no batch statistics: one value per channel after
-pooling, the spread of a single image otherwise), and a segment's last batch of a single
-sample is merged into the batch before it (noted). Other adapters (none, t3a, lame) take
-batches of one, and a last batch of one stays one, as the toolkit's loaders keep it
-(``drop_last=False``). ``drop_last`` drops each segment's short last batch.
+Batch sizes: an adapter that normalises BatchNorm with the batch's own statistics refuses
+``batch_size=1`` on a model with BatchNorm layers (:mod:`~protoview.core.adapt._one_sample`);
+``drop_last`` drops each segment's short last batch (:mod:`~protoview.core.adapt._cut`).
+The run's pieces: the dataset's checks and the source data in ``_run_data``, the record of
+a step in ``_step_record``, the divergence guard in ``_guard``.
 
 Accuracy "as the paper reports it" is the online accuracy: each batch is predicted before
 the model adapts on it, and ``cumulative_accuracy`` pools those predictions over the
@@ -47,7 +45,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,101 +63,25 @@ from protoview.core.adapt._batches import (
     read_batch,
     stratified_order,
 )
-from protoview.core.adapt.base import Adapter, AdapterSnapshot, batchnorm_layers
-from protoview.core.adapt.stream import (
-    StreamPlan,
-    StreamSpec,
-    first_positions,
-    parse_stream,
-    run_order,
-    stream_plan,
+from protoview.core.adapt._cut import cut_batches
+from protoview.core.adapt._guard import guarded_step
+from protoview.core.adapt._one_sample import check_batch_size, one_sample_problem
+from protoview.core.adapt._run_data import (
+    dataset_domains,
+    dataset_labels,
+    dataset_length,
+    domain_shifts,
+    give_source,
 )
-from protoview.errors import (
-    CancelledError,
-    DatasetError,
-    ParameterError,
-    ProtoviewError,
-    is_cancelled,
-)
+from protoview.core.adapt._step_record import StepRecord
+from protoview.core.adapt.base import Adapter
+from protoview.core.adapt.stream import StreamPlan, StreamSpec, parse_stream, run_order, stream_plan
+from protoview.errors import CancelledError, DatasetError, ParameterError, is_cancelled
 
 Progress = Callable[[int, int], None]
 #: The refresh plan's batch size for a run on batches of one sample whose adapter predicts
 #: each sample alike in any batch (the map is not refreshed one sample at a time).
 REFRESH_BATCH_FOR_ONE = 64
-
-
-@dataclass
-class StepRecord:
-    """One adaptation step.
-
-    step: 1-based step number since the last reset; batch_indices: (B,) int64 dataset
-    indices; online_logits: (B, C) float32 logits predicted before the update;
-    online_predictions: (B,) int64; online_accuracy: this batch (NaN without labels);
-    cumulative_accuracy: over the pass so far; full_accuracy: whole set (when evaluated);
-    seconds: wall time of the step; pass_index: 0-based pass; loss: the adapter's loss;
-    batch_features: (B, D) float32 features of the same forward pass as the online logits
-    (None when the adapter's featurizer was not called); batch_domains: (B,) int64 domain
-    of each sample (None for data of one domain); domain_starts: the domains whose first
-    sample of this pass is in this batch, in stream order (``continual``, ``gradual``: the
-    domain whose segment starts here, where the stream changes shift or severity);
-    reset_before: the adapter was reset to the source before this batch (``episodic``,
-    ``reset_each_shift``).
-    """
-
-    step: int
-    batch_indices: np.ndarray
-    online_logits: np.ndarray
-    online_predictions: np.ndarray
-    online_accuracy: float
-    cumulative_accuracy: float
-    full_accuracy: float | None
-    seconds: float
-    pass_index: int = 0
-    loss: float | None = None
-    batch_features: np.ndarray | None = None
-    batch_domains: np.ndarray | None = None
-    domain_starts: tuple[int, ...] = ()
-    reset_before: bool = False
-
-
-def one_sample_problem(adapter: Adapter) -> str | None:
-    """Why ``adapter`` cannot adapt on a batch of one sample (its
-    :meth:`~protoview.core.adapt.base.Adapter.one_sample_problem`; by default: it
-    normalises BatchNorm with batch statistics on a model with BatchNorm layers), or None."""
-    ask = getattr(adapter, "one_sample_problem", None)
-    if callable(ask):
-        return ask()
-    model = getattr(adapter, "model", None)
-    if getattr(adapter, "batch_statistics", True) and model is not None and batchnorm_layers(model):
-        return "it normalises BatchNorm with the statistics of each batch"
-    return None
-
-
-def one_sample_methods() -> list[str]:
-    """The registered methods that adapt on batches of one sample (``batch_statistics``
-    False), for messages."""
-    from protoview.core.adapt.registry import method_class, method_names
-
-    names = []
-    for name in method_names():
-        try:
-            if not getattr(method_class(name), "batch_statistics", True):
-                names.append(name)
-        except Exception:  # noqa: BLE001 - a method that cannot be imported is not offered
-            continue
-    return names
-
-
-def check_batch_size(adapter: Adapter, batch_size: int) -> None:
-    """Raise :class:`ParameterError` naming ``--batch-size`` when ``adapter`` cannot adapt
-    on batches of ``batch_size`` (of one sample, see :func:`one_sample_problem`)."""
-    if batch_size != 1:
-        return
-    problem = one_sample_problem(adapter)
-    if problem is not None:
-        raise ParameterError(
-            "--batch-size", f"{problem}; use a batch size of 2 or more, or a method that "
-                            f"adapts on one sample ({', '.join(one_sample_methods())})")
 
 
 class AdaptRun:
@@ -203,7 +124,7 @@ class AdaptRun:
         self.stream = parse_stream(stream)
         self.where = str(getattr(dataset, "name", None) or type(dataset).__name__)
         self.notes: list[str] = []
-        self.num_samples = self._dataset_length()
+        self.num_samples = dataset_length(dataset, self.where)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ParameterError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
         if batch_size > self.num_samples:
@@ -230,93 +151,22 @@ class AdaptRun:
         self.evaluate_every, self.guard_max_bytes = evaluate_every, guard_max_bytes
         self._drop_last = bool(drop_last)
         self._merge_single = one_sample_problem(adapter) is not None
-        self._labels = self._dataset_labels()
-        self.domains, self.domain_names = self._dataset_domains()
-        self.domain_shifts, self.domain_severities = self._domain_shifts()
+        self._labels = dataset_labels(dataset, self.num_samples, self.where)
+        self.domains, self.domain_names = dataset_domains(dataset, self.num_samples, self.where)
+        self.domain_shifts, self.domain_severities = domain_shifts(dataset, self.domains)
         self.history: list[StepRecord] = []
         self.precision: Precision = FLOAT32
         self._channels_last = False
         self._refresh_plan: list[np.ndarray] | None = None
-        self._give_source(source)
+        give_source(adapter, source, self.batch_size)
         self._start()
 
     # ---- set-up ---------------------------------------------------------------------------
-    def _give_source(self, source: Any) -> None:
-        """Hand labelled source data to a method that needs them (RMT), as its authors load
-        them: shuffled batches of the test batch size from torch's global generator."""
-        needs = self.adapter.needs_source
-        if not needs:
-            return
-        if source is None:
-            raise self.adapter.missing_source_data()
-        import torch.utils.data
-
-        labels = np.asarray(getattr(source, "labels", np.zeros(0)))
-        if labels.size == 0 or np.any(labels < 0):
-            where = getattr(source, "source", None) or "the source data"
-            raise ParameterError("--source-data", f"{where}: {self.adapter.method!r} needs a "
-                                                "label for every source sample")
-        loader = torch.utils.data.DataLoader(
-            source, batch_size=min(self.batch_size, len(source)), shuffle=True, drop_last=False
-        )
-        self.adapter.use_source(loader)
-
-    def _dataset_length(self) -> int:
-        try:
-            n = len(self.dataset)
-        except TypeError:
-            raise DatasetError(
-                self.where, "the dataset has no length (len(dataset) failed)"
-            ) from None
-        if n < 1:
-            raise DatasetError(self.where, "the dataset is empty")
-        return int(n)
-
-    def _dataset_labels(self) -> np.ndarray | None:
-        labels = getattr(self.dataset, "labels", None)
-        if labels is None:
-            return None
-        labels = (
-            np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-            .astype(np.int64)
-            .reshape(-1)
-        )
-        if labels.shape[0] != self.num_samples:
-            raise DatasetError(
-                self.where,
-                f"dataset.labels holds {labels.shape[0]} labels for {self.num_samples} samples",
-            )
-        return labels
-
     @property
     def labels(self) -> np.ndarray | None:
         """(N,) int64 labels of the dataset (-1 unknown), or None when it has no ``labels``
         (then each batch's labels come from its items)."""
         return self._labels
-
-    def _dataset_domains(self) -> tuple[np.ndarray | None, tuple[str, ...]]:
-        domains = getattr(self.dataset, "domains", None)
-        if domains is None:
-            return None, ()
-        domains = np.asarray(domains, np.int64).reshape(-1)
-        names = tuple(str(n) for n in getattr(self.dataset, "domain_names", ()) or ())
-        if domains.shape[0] != self.num_samples:
-            raise DatasetError(
-                self.where,
-                f"dataset.domains holds {domains.shape[0]} entries for {self.num_samples} samples",
-            )
-        if domains.size and (domains.min() < 0 or (names and domains.max() >= len(names))):
-            raise DatasetError(self.where, "dataset.domains holds indices outside its domain_names")
-        return domains, names
-
-    def _domain_shifts(self) -> tuple[tuple[str, ...] | None, tuple[int, ...] | None]:
-        """The shift (corruption) and severity of each domain, when the dataset says."""
-        if self.domains is None:
-            return None, None
-        shifts = getattr(self.dataset, "domain_shifts", None)
-        severities = getattr(self.dataset, "domain_severities", None)
-        return (None if shifts is None else tuple(str(s) for s in shifts),
-                None if severities is None else tuple(int(s) for s in severities))
 
     def stream_plan(self, pass_index: int = 0) -> StreamPlan:
         """The stream's plan of pass ``pass_index`` (its order and segments)."""
@@ -325,49 +175,6 @@ class AdaptRun:
             shuffle=self.shuffle, labels=self._labels, domains=self.domains,
             shifts=self.domain_shifts, severities=self.domain_severities,
         )
-
-    def _cut(
-        self, plan: StreamPlan
-    ) -> tuple[list[tuple[int, int]], set[int], list[tuple[int, int]]]:
-        """Batches ``(start, stop)`` of each segment, the batches before which the adapter is
-        reset (``reset_each_shift``) and ``(domain, position)`` where each domain starts."""
-        b = self.batch_size
-        bounds: list[tuple[int, int]] = []
-        resets: set[int] = set()
-        starts: list[tuple[int, int]] = []
-        dropped = merged = 0
-        for k, (start, stop) in enumerate(plan.segments):
-            cut = [(s, min(s + b, stop)) for s in range(start, stop, b)]
-            if not cut:
-                continue
-            short = cut[-1][1] - cut[-1][0]
-            if self._drop_last and short < b:
-                cut.pop()
-                dropped += short
-            elif self._merge_single and len(cut) > 1 and short == 1:
-                cut[-2:] = [(cut[-2][0], stop)]
-                merged += 1
-            if not cut:
-                continue
-            if k in plan.resets:
-                resets.add(len(bounds))
-            if self.stream.in_sequence and plan.domains[k] >= 0:
-                starts.append((plan.domains[k], cut[0][0]))
-            bounds.extend(cut)
-        if not bounds:
-            raise ParameterError("drop_last", f"no whole batch of {b} samples is left in a pass")
-        if not self.stream.in_sequence:
-            starts = sorted(first_positions(plan.order, self.domains).items(),
-                            key=lambda item: item[1])
-        if dropped and not any(n.startswith("drop_last") for n in self.notes):
-            self.notes.append(f"drop_last: the last {dropped} samples of each pass are not used"
-                              + (" (each segment's short last batch)" if len(plan.segments) > 1
-                                 else ""))
-        if merged and not any(n.startswith("a batch of 1") for n in self.notes):
-            self.notes.append(
-                f"a batch of 1 sample merged into the batch before it ({merged} in each pass): "
-                f"{one_sample_problem(self.adapter)}")
-        return bounds, resets, starts
 
     def _order(self, pass_index: int) -> np.ndarray:
         return self.stream_plan(pass_index).order
@@ -385,7 +192,10 @@ class AdaptRun:
     def _new_pass(self, pass_index: int) -> None:
         plan = self.stream_plan(pass_index)
         self._permutation = plan.order
-        self._bounds, self._resets, self._first = self._cut(plan)
+        self._bounds, self._resets, self._first = cut_batches(
+            plan, self.batch_size, stream=self.stream, domains=self.domains,
+            drop_last=self._drop_last, merge_single=self._merge_single, adapter=self.adapter,
+            notes=self.notes)
         self.steps_per_pass = len(self._bounds)
         self._pass_correct = self._pass_known = 0
 
@@ -417,7 +227,8 @@ class AdaptRun:
         if reset:
             self.adapter.reset()
         with self.precision.autocast(x.device, training=True):
-            logits = self._guarded_step(x, len(self.history) + 1)
+            logits = guarded_step(self.adapter, x, len(self.history) + 1,
+                                  self.guard_max_bytes, self.where)
         online = logits.float().cpu().numpy()
         z = self.adapter.last_features
         predictions = online.argmax(1).astype(np.int64)
@@ -447,38 +258,6 @@ class AdaptRun:
         if self.evaluate_every and record.step % self.evaluate_every == 0:
             record.full_accuracy = self.evaluate()
         return record
-
-    def _guarded_step(self, x: torch.Tensor, step: int) -> torch.Tensor:
-        snap: AdapterSnapshot | None = None
-        if self.adapter.state_bytes() <= self.guard_max_bytes:
-            snap = self.adapter.snapshot()
-        try:
-            logits = self.adapter.step(x)
-        except ParameterError as exc:
-            if exc.where != "batch":
-                raise
-            raise DatasetError(self.where, exc.problem) from exc
-        problem = self._divergence(logits)
-        if problem is None:
-            return logits
-        if snap is not None:
-            self.adapter.restore(snap)
-            tail = "lower the learning rate or reset"
-        else:
-            tail = "the model is too large to keep a copy, so reset it and lower the learning rate"
-        raise ProtoviewError("lr", f"adaptation diverged at step {step} ({problem}); {tail}")
-
-    def _divergence(self, logits: torch.Tensor) -> str | None:
-        loss = self.adapter.last_loss
-        # NaN over an empty selection (PL's confident mask, EATA's and SAR's reliable samples)
-        # is a mean of nothing, not divergence; the logits and weights are still checked.
-        if loss is not None and not np.isfinite(loss) and self.adapter.last_selected != 0:
-            return f"loss is {loss}"
-        if not bool(torch.isfinite(logits).all()):
-            return "logits are NaN or infinite"
-        if not self.adapter.state_is_finite():
-            return "weights are NaN or infinite"
-        return None
 
     def run(
         self, n_steps: int, *, progress: Progress | None = None, cancel: Any = None
