@@ -120,6 +120,22 @@ def test_render_counts_every_sample_and_takes_the_majority_colour():
     assert (a.image[..., 3] == b.image[..., 3]).all()
 
 
+def test_lone_samples_are_widened_to_dots_into_empty_pixels_only():
+    colors = np.array([[255, 0, 0, 255], [0, 0, 255, 255], [9, 9, 9, 255]], np.uint8)
+    xy = np.array([[2.5, 2.5], [12.5, 2.5], [3.5, 2.5]])  # three lone samples, two touching
+    r = render(xy, np.array([0, 1, 1]), colors, (0, 0, 20, 10), 20, 10, dot_px=6)
+    assert r.spread == 2 and r.counts.sum() == 3
+    assert (r.image[2, 2, :3] == (255, 0, 0)).all() and (r.image[2, 3, :3] == (0, 0, 255)).all()
+    assert r.image[2, 2, 3] == 255  # lone samples are opaque, as dots are
+    blue = (r.image[..., 2] == 255) & (r.image[..., 3] > 0)
+    assert blue[2, 12] and blue[0, 12] and blue[2, 14] and not blue[2, 15]
+    assert (r.image[..., 3] > 0).sum() > 3 * 9
+    # a dense image is not widened, and its counts are the same either way
+    many = np.repeat(xy, 5, axis=0)
+    d = render(many, np.zeros(15), colors, (0, 0, 20, 10), 20, 10, dot_px=6)
+    assert d.spread == 0 and (d.image[..., 3] > 0).sum() == 3
+
+
 def test_grid_index_agrees_with_brute_force():
     rng = np.random.default_rng(3)
     xy = rng.normal(size=(20_000, 2)) * [3, 1]
@@ -173,7 +189,7 @@ def test_a_million_samples_drawn_offscreen_none_dropped(view, qapp):
     codes = view.sample_codes()
     k = view.layers.mode_palette()
     colors = palette_rgba(k, len(k))
-    assert r.drawn == len(s.embedding)
+    assert r.drawn == len(s.embedding) and r.spread == 0  # dense: no sample widened
     assert np.array_equal(r.per_code[:-1], np.bincount(codes, minlength=len(k))[:len(k)])
     assert r.counts.sum() == len(s.embedding)
     filled = r.counts > 0

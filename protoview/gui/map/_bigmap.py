@@ -149,7 +149,8 @@ class BigSamples:
             height = max(round((rect[3] - rect[1]) / px[1]), 1)
             # exactly the screen's pixel size (the samples beyond were outside the bounds)
             rect = (rect[0], rect[1], rect[0] + width * px[0], rect[1] + height * px[1])
-            self.rendered = density.render(xy, self.codes, self.colors, rect, width, height)
+            self.rendered = density.render(xy, self.codes, self.colors, rect, width, height,
+                                           dot_px=self.layers.sample_dot_size())
             density.show(items["density"], self.rendered)
             items["density"].setVisible(visible)
             self._draw_dots(np.zeros(0, np.int64))

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 
 DENSITY_THRESHOLD = 50_000
-VISIBLE_POINTS = 20_000
+VISIBLE_POINTS = 10_000
 _MIN_ALPHA = 0.55
 #: the (pixel, code) count table is one bincount while it has at most this many entries;
 #: above (many codes on a large screen) the counts come from a sort of the keys
@@ -33,13 +33,15 @@ class Rendered:
     """An image of samples: ``image`` (height, width, 4) uint8, row 0 at ``y0`` (the
     bottom); ``rect`` (x0, y0, x1, y1) the data rectangle it covers; ``counts`` (height,
     width) samples per pixel; ``per_code`` (K + 1,) the samples of each colour code in
-    the image (the last: unknown codes); ``drawn`` how many samples it counts."""
+    the image (the last: unknown codes); ``drawn`` how many samples it counts; ``spread``
+    the radius in pixels that lone samples were widened by (0: none, see :func:`render`)."""
 
     image: np.ndarray
     rect: tuple[float, float, float, float]
     counts: np.ndarray
     per_code: np.ndarray
     drawn: int
+    spread: int = 0
 
 
 def palette_rgba(palette, n_codes: int) -> np.ndarray:
@@ -52,11 +54,18 @@ def palette_rgba(palette, n_codes: int) -> np.ndarray:
 
 
 def render(xy: np.ndarray, codes: np.ndarray, colors: np.ndarray,
-           rect: tuple[float, float, float, float], width: int, height: int) -> Rendered:
+           rect: tuple[float, float, float, float], width: int, height: int,
+           dot_px: float = 0.0) -> Rendered:
     """The samples ``xy`` (N, 2) inside ``rect`` (x0, y0, x1, y1; a sample on the right or
     top edge is outside, one on the left or bottom edge inside) counted on a ``width`` x
     ``height`` grid of pixels; ``codes`` (N,) index ``colors`` (K + 1, 4), any code
-    outside [0, K) counts as unknown (the last colour). Non-finite samples are not drawn."""
+    outside [0, K) counts as unknown (the last colour). Non-finite samples are not drawn.
+
+    ``dot_px``: the diameter of a sample's dot in the scatter the map shows when zoomed in
+    further. Where most samples have a pixel of their own (fewer than 3 a filled pixel on
+    average) they are widened towards that dot, opaque, into empty pixels only (no count
+    changes, no filled pixel changes colour), so zooming in from the image to the dots does
+    not jump from faint specks to dots."""
     x0, y0, x1, y1 = (float(v) for v in rect)
     width, height = max(int(width), 1), max(int(height), 1)
     k1 = len(colors)
@@ -97,9 +106,36 @@ def render(xy: np.ndarray, codes: np.ndarray, colors: np.ndarray,
     filled = total > 0
     level = np.log1p(total[filled]) / np.log1p(max(int(total.max(initial=0)), 1))
     img[:, 3] = 0
-    img[filled, 3] = np.round(255 * (_MIN_ALPHA + (1 - _MIN_ALPHA) * level)).astype(np.uint8)
-    return Rendered(img.reshape(height, width, 4), (x0, y0, x1, y1),
-                    total.reshape(height, width), per_code, int(cell.size))
+    n_filled = int(np.count_nonzero(filled))
+    lone = float(np.clip((3.0 - cell.size / max(n_filled, 1)) / 2.0, 0.0, 1.0))
+    floor = _MIN_ALPHA + (1 - _MIN_ALPHA) * lone
+    img[filled, 3] = np.round(255 * (floor + (1 - floor) * level)).astype(np.uint8)
+    img = img.reshape(height, width, 4)
+    radius = int(round(lone * max(dot_px - 1.0, 0.0) / 2.0))
+    if radius:
+        img = _widen(img, filled.reshape(height, width), radius)
+    return Rendered(img, (x0, y0, x1, y1), total.reshape(height, width), per_code,
+                    int(cell.size), radius)
+
+
+def _widen(img: np.ndarray, filled: np.ndarray, radius: int) -> np.ndarray:
+    """Each empty pixel within ``radius`` (a disc) of a filled one takes the colour of the
+    nearest (the first in a fixed order among equals); filled pixels stay as they are."""
+    out = img.copy()
+    taken = filled.copy()
+    h, w = filled.shape
+    offsets = sorted(((dy, dx) for dy in range(-radius, radius + 1)
+                      for dx in range(-radius, radius + 1)
+                      if 0 < dy * dy + dx * dx <= radius * radius + radius),
+                     key=lambda o: (o[0] ** 2 + o[1] ** 2, o))
+    for dy, dx in offsets:
+        # target [y, x] takes source [y - dy, x - dx]
+        ty, sy = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h - max(dy, 0))
+        tx, sx = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w - max(dx, 0))
+        put = filled[sy, sx] & ~taken[ty, tx]
+        out[ty, tx][put] = img[sy, sx][put]
+        taken[ty, tx] |= put
+    return out
 
 
 def make_item() -> pg.ImageItem:

@@ -201,6 +201,10 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.layers.big.settle()
 
     def _on_range_changed(self, *_args) -> None:
+        """Panned, zoomed or resized: the hover card's sample is elsewhere now (it comes
+        back with the next move of the pointer); a dense map draws its samples again."""
+        if self.hover_card.isVisible():
+            self._set_hover(None)
         if self.dense:
             self.layers.big.range_changed()
 
