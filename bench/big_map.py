@@ -116,7 +116,9 @@ def _ours(n, a, b, app):
     lasso_s = time.perf_counter() - t0
     v.set_selection([])
     vb = v.getViewBox()
-    vb.setRange(xRange=(x - 0.5, x + 0.5), yRange=(y - 0.4, y + 0.4), padding=0.0)
+    half = 0.5 * np.sqrt(50_000 / n)  # ~5,000 samples in view and its margin: dots
+    vb.setRange(xRange=(x - half, x + half), yRange=(y - 0.8 * half, y + 0.8 * half),
+                padding=0.0)
     v.settle()
     dots = len(v.layers.big.shown) if v.dense else n
     zoomed = _pan_rate(v, app)
@@ -129,6 +131,7 @@ def _ours(n, a, b, app):
 
 def big_map(ctx: Context) -> list[Row]:
     from bench.drawing import _app
+    from protoview.gui.map import DENSITY_THRESHOLD
 
     app = _app()
     rows: list[Row] = []
@@ -143,16 +146,21 @@ def big_map(ctx: Context) -> list[Row]:
         again = _today(n, a, b, app)
         t = {k: (today[k] + again[k]) / 2 for k in today}
         label = f"{n:,} samples"
+        # at or below the threshold the map is today's scatter: compared, not targeted
+        dense = n > DENSITY_THRESHOLD
         rows.append(Row(f"map pan, {label} (repaints/s, zoomed out)", ours["pan"], "/s",
                         t["pan"], "today's pyqtgraph scatter of every sample",
-                        ours["pan"] / t["pan"], ">= 30 /s", ours["pan"] >= 30,
+                        ours["pan"] / t["pan"], ">= 30 /s" if dense else "— (today's path)",
+                        ours["pan"] >= 30 if dense else None,
                         note=f"zoomed in to {ours['dots']:,} dots: {ours['zoomed_pan']:.0f} /s"))
         rows.append(Row(f"map step redraw, {label} (set_state + repaint)", ours["step"], "s",
                         t["step"], "today's path: move_points + repaint", ours["step"] / t["step"],
-                        "<= 100 ms", ours["step"] <= 0.1))
+                        "<= 100 ms" if dense else "— (today's path)",
+                        ours["step"] <= 0.1 if dense else None))
         rows.append(Row(f"map colour change, {label} (+ repaint)", ours["colour"], "s",
                         t["colour"], "today's path: setBrush + repaint",
-                        ours["colour"] / t["colour"], "< 0.3 s", ours["colour"] < 0.3,
+                        ours["colour"] / t["colour"], "< 0.3 s" if dense else "— (today's path)",
+                        ours["colour"] < 0.3 if dense else None,
                         note=f"first show {ours['first']:.2f} s (today's {t['first']:.2f} s)"))
         rows.append(Row(f"map hover, {label} (grid index)", ours["hover"], "s", None, "", None,
                         "single samples at any zoom", ours["hit"] is not None,
