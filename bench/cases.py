@@ -15,6 +15,7 @@ from bench.adaptation import (
     tsd_step,
 )
 from bench.backbones import backbone_tent
+from bench.big_map import big_map
 from bench.clustering import kmeans, kmeans_sizes
 from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
@@ -47,6 +48,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "source_steps": source_steps,
     "cotta_step": cotta_step,
     "drawing": drawing,
+    "big_map": big_map,
     "step_to_pixels": step_to_pixels,
     "step_to_pixels_resnet": step_to_pixels_resnet,
     "refresh_second_pass": refresh_second_pass,

@@ -264,8 +264,12 @@ def test_file_menu_exports_a_pdf(opened, monkeypatch, tmp_path):
         w.export_map(str(tmp_path / "map.jpg"))
 
 
-def test_a_dense_map_exports_its_density_image(figure_view, tmp_path):
-    """Above the view's density threshold the samples are one image, in every format."""
+def test_a_dense_map_exports_its_density_image(figure_view, tmp_path, monkeypatch):
+    """Above the view's density threshold, with more samples in view than are drawn as dots,
+    the samples are one image, in every format."""
+    from protoview.gui.map import _bigmap
+
+    monkeypatch.setattr(_bigmap.density, "VISIBLE_POINTS", 50)
     figure_view.density_threshold = 100  # 160 samples: dense
     figure_view.set_state(figure_view.state, animate=False)
     assert figure_view.dense

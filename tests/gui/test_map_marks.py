@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 
 from protoview.gui.map import EmbeddingView, class_colors
 from protoview.gui.map import _marks as marks
+from protoview.gui.map._spatial import points_in_polygon
 from tests.gui.fakes import random_state
 
 
@@ -112,16 +113,16 @@ def test_lasso_selects_the_samples_inside_the_polygon(view):
 def test_points_in_polygon_edge_cases():
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     pts = np.array([[0.5, 0.5], [1.5, 0.5], [np.nan, 0.5], [0.5, -0.1]])
-    assert marks.points_in_polygon(pts, square).tolist() == [True, False, False, False]
-    assert not marks.points_in_polygon(pts, square[:2]).any()  # not a polygon
-    assert marks.points_in_polygon(np.zeros((0, 2)), square).size == 0
+    assert points_in_polygon(pts, square).tolist() == [True, False, False, False]
+    assert not points_in_polygon(pts, square[:2]).any()  # not a polygon
+    assert points_in_polygon(np.zeros((0, 2)), square).size == 0
     # a concave 'C': its notch is outside
     c_shape = np.array([[0, 0], [3, 0], [3, 1], [1, 1], [1, 2], [3, 2], [3, 3], [0, 3]], float)
-    got = marks.points_in_polygon(np.array([[0.5, 1.5], [2, 1.5], [2, 0.5]]), c_shape)
+    got = points_in_polygon(np.array([[0.5, 1.5], [2, 1.5], [2, 0.5]]), c_shape)
     assert got.tolist() == [True, False, True]
     many = np.column_stack([np.cos(np.linspace(0, 2 * np.pi, 5000)),
                             np.sin(np.linspace(0, 2 * np.pi, 5000))])
-    assert marks.points_in_polygon(np.array([[0, 0], [2, 0]]), many).tolist() == [True, False]
+    assert points_in_polygon(np.array([[0, 0], [2, 0]]), many).tolist() == [True, False]
 
 
 def _mouse(vp, kind, pos: QtCore.QPoint, buttons) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from protoview.gui.map import _density as density
+from protoview.gui.map._bigmap import BigSamples
 from protoview.gui.map._items import move_points, recolor_points
 from protoview.gui.map._palette import (
     CORRECT_COLOR,
@@ -50,7 +51,9 @@ class MapLayers:
         view.addItem(self.items["density"])
         self._palettes: dict[tuple, Palette] = {}
         self._sample_style: tuple | None = None  # (mode, size, palette id, codes, dim)
-        self._density_drawn: tuple | None = None  # (mode, palette id, xy, codes) of the image
+        self._density_drawn: tuple | None = None  # (mode, palette id, xy, codes, dim) drawn
+        self._dense_size = 0.0  # the dots' size a dense map drew
+        self.big = BigSamples(self)  # the samples of a dense map, drawn for the view's range
         self._group_info: tuple | None = None  # (key, (matched, colours))
         self._members: dict[tuple[str, int], np.ndarray] = {}
 
@@ -72,8 +75,23 @@ class MapLayers:
         self._group_info = None
 
     def forget_density(self) -> None:
-        """The density image was cleared (the map is no longer dense)."""
+        """The map is no longer dense: the image hidden, its samples forgotten."""
         self._density_drawn = None
+        self.big.clear()
+
+    def sample_dot_size(self) -> float:
+        """The diameter of a sample's dot in pixels."""
+        return sample_size(self.view)
+
+    def samples_redrawn(self) -> None:
+        """A dense map drew its samples for a new range: a large selection's rings follow
+        (only those in view are drawn)."""
+        if self.view.selection.size > 20_000:  # MapMarks rings those in view
+            self.view.marks.update()
+
+    def sample_of_spot(self, spot: int) -> int:
+        """The sample drawn as point ``spot`` of the samples scatter."""
+        return self.big.sample_of(spot) if self.view.dense else int(spot)
 
     # ---------------------------------------------------------------- colours
     def palette(self, kind: str) -> Palette:
@@ -181,20 +199,25 @@ class MapLayers:
                  None if dim is None else np.asarray(dim))
         old = self._sample_style
         if view.dense:
-            # too many samples for a scatter: one aggregated image (protoview.gui.map._density)
-            if len(samples.data):
-                samples.setData(x=np.zeros(0), y=np.zeros(0))
+            # too many samples for one scatter: the image or the dots around the view
+            # (protoview.gui.map._bigmap), drawn again only for other points, colours or
+            # dimming (a theme or a text size changes nothing there)
             self._sample_style = None
             pal = self.mode_palette()
             drawn = self._density_drawn
-            if not (drawn is not None and drawn[:2] == (view.color_mode, id(pal))
+            same_dim = (drawn is not None and (drawn[4] is None) == (dim is None)
+                        and (dim is None or np.array_equal(drawn[4], dim)))
+            if not (drawn is not None and drawn[:2] == (view.color_mode, id(pal)) and same_dim
                     and np.array_equal(drawn[2], xy) and np.array_equal(drawn[3], codes)):
-                # a highlight, a theme or a text size changes nothing in the image: redrawn
-                # only for other points or colours (~0.7 s at 1M samples)
-                density.draw(self.items["density"], xy, codes, density.palette_rgba(pal, len(pal)))
-                self._density_drawn = (view.color_mode, id(pal), xy.copy(), codes.copy())
-            self.items["density"].setVisible(samples.isVisible())
-        elif (old is not None and len(samples.data) == len(codes)
+                colors = density.palette_rgba(pal, len(pal))
+                self.big.set_samples(xy, codes, colors, dim)
+                self._density_drawn = (view.color_mode, id(pal), xy, codes,
+                                       None if dim is None else np.array(dim, copy=True))
+            elif size != self._dense_size:
+                self.big.set_samples(xy, codes, self.big.colors, dim)
+            self._dense_size = size
+            return
+        if (old is not None and len(samples.data) == len(codes)
                 and old[:3] == style[:3] and np.array_equal(old[3], codes)
                 and (old[4] is None) == (style[4] is None)
                 and (old[4] is None or np.array_equal(old[4], style[4]))):
@@ -245,14 +268,21 @@ def _make_items(view) -> dict:
 
 
 def positions(state) -> dict[str, np.ndarray] | None:
+    """Each layer's (n, 2) positions of ``state``, float32 or float64 as the state holds
+    them (no copy: a million samples' conversion cost 20 ms a call)."""
     if state is None:
         return None
     return {
-        "samples": np.asarray(state.embedding, np.float64),
-        "centers": np.asarray(state.centers_embedding, np.float64),
-        "proxies": np.asarray(state.proxies_embedding, np.float64),
-        "prototypes": np.asarray(state.prototypes_embedding, np.float64),
+        "samples": _floats(state.embedding),
+        "centers": _floats(state.centers_embedding),
+        "proxies": _floats(state.proxies_embedding),
+        "prototypes": _floats(state.prototypes_embedding),
     }
+
+
+def _floats(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 def same_shapes(a: dict, b: dict) -> bool:

@@ -67,7 +67,7 @@ class MapMarks:
             ok = np.isfinite(p).all(axis=1)
             item.setData(x=p[ok, 0], y=p[ok, 1], size=size + extra)
 
-        put(marks["selection"], view.selection, 5.0 * view.glyph_scale)
+        put(marks["selection"], _rings(view, xy), 5.0 * view.glyph_scale)
         focus = view.focus_index
         put(marks["focus"], [] if focus is None else [focus], 16.0 * view.glyph_scale)
         nb = view.neighbor_indices if focus is not None else np.zeros(0, np.int64)
@@ -120,6 +120,23 @@ class MapMarks:
         self.names.set_texts(texts, font, fg, bg, clearance=glyph_size(view) / 2,
                              obstacles=obstacles, obstacle_radius=proxy_size(view) / 2,
                              cover=[view.legend])
+
+
+#: a dense map rings at most this many selected samples, those in view (a lasso over half
+#: of a million samples would otherwise be a scatter of half a million rings)
+MAX_RINGS = 20_000
+
+
+def _rings(view, xy: np.ndarray) -> np.ndarray:
+    """The selected samples that get a ring: all of them, or on a dense map with a large
+    selection those in the view's range (at most :data:`MAX_RINGS`)."""
+    sel = view.selection
+    if not view.dense or sel.size <= MAX_RINGS:
+        return sel
+    (x0, x1), (y0, y1) = view.getViewBox().viewRange()
+    p = xy[sel[(sel >= 0) & (sel < len(xy))]]
+    inside = (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
+    return sel[np.flatnonzero(inside)[:MAX_RINGS]]
 
 
 def _make_marks(view) -> dict:
@@ -296,32 +313,3 @@ def _overlap(boxes: np.ndarray, taken: np.ndarray) -> np.ndarray:
 def shown_names(view) -> list[str]:
     """The texts of the visible names (for tests)."""
     return [t[0] for t in view.names.texts] if view.names.isVisible() else []
-
-
-# ---------------------------------------------------------------- lasso
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """(N,) bool: which of ``points`` (N, 2) lie inside ``polygon`` (P, 2) (even-odd rule;
-    the polygon is closed implicitly; NaN points are outside). Vectorised over the points,
-    one pass per edge (polygons are thinned to at most 512 vertices)."""
-    pts = np.asarray(points, np.float64)
-    poly = np.asarray(polygon, np.float64)
-    poly = poly[np.isfinite(poly).all(axis=1)]
-    inside = np.zeros(len(pts), bool)
-    if len(poly) < 3 or len(pts) == 0:
-        return inside
-    if len(poly) > 512:
-        poly = poly[np.linspace(0, len(poly) - 1, 512).astype(np.int64)]
-    lo, hi = poly.min(axis=0), poly.max(axis=0)
-    cand = np.flatnonzero((pts[:, 0] >= lo[0]) & (pts[:, 0] <= hi[0])
-                          & (pts[:, 1] >= lo[1]) & (pts[:, 1] <= hi[1]))
-    x, y = pts[cand, 0], pts[cand, 1]
-    hit = np.zeros(cand.size, bool)
-    xj, yj = poly[-1]
-    for xi, yi in poly:
-        if yi != yj:
-            crosses = (yi > y) != (yj > y)
-            x_at = (xj - xi) * (y - yi) / (yj - yi) + xi
-            hit ^= crosses & (x < x_at)
-        xj, yj = xi, yi
-    inside[cand] = hit
-    return inside

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore
 
-from protoview.gui.map._marks import points_in_polygon
+from protoview.gui.map._spatial import points_in_polygon
 from protoview.present import compute, derive
 
 
@@ -69,6 +69,11 @@ class PickingMixin:
     def _on_box(self, rect: QtCore.QRectF) -> None:
         if self.state is None:
             return
+        if self.dense:
+            big = self.layers.big
+            self._update_selection(big.index.in_rect(rect.left(), rect.top(), rect.right(),
+                                                     rect.bottom()))
+            return
         emb = self.state.embedding
         inside = (
             (emb[:, 0] >= rect.left()) & (emb[:, 0] <= rect.right())
@@ -78,6 +83,9 @@ class PickingMixin:
 
     def _on_lasso(self, polygon: np.ndarray) -> None:
         if self.state is None:
+            return
+        if self.dense:
+            self._update_selection(self.layers.big.index.in_polygon(polygon))
             return
         inside = points_in_polygon(self.state.embedding, polygon)
         self._update_selection(np.flatnonzero(inside))
@@ -93,11 +101,13 @@ class PickingMixin:
 
     def nearest_sample(self, x: float, y: float, max_px: float = 8.0) -> int | None:
         """The sample nearest to data point (x, y) within ``max_px`` screen pixels."""
-        if self.state is None or self.dense or not self.items["samples"].isVisible():
-            return None  # no hover on single samples in the density image
+        if self.state is None or not self.items["samples"].isVisible():
+            return None
         sx, sy = self._vb.viewPixelSize()
         if not (sx > 0 and sy > 0):
             return None
+        if self.dense:  # the grid index: only the samples of the cells around the pointer
+            return self.layers.big.index.nearest(x, y, max_px * sx, max_px * sy)
         emb = self._current_positions()["samples"]
         d2 = ((emb[:, 0] - x) / sx) ** 2 + ((emb[:, 1] - y) / sy) ** 2
         d2 = np.where(np.isfinite(d2), d2, np.inf)

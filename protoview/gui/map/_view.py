@@ -12,9 +12,11 @@ Selecting: right-drag a box, or left-drag in box / lasso mode; a left click on a
 focuses it, on empty space clears the highlight, the selection and the focus.
 
 Above ``density_threshold`` samples (default
-:data:`~protoview.gui.map.DENSITY_THRESHOLD`, 200,000) the samples are drawn as
-one aggregated density image instead of a scatter (no animation, no hover on single
-samples; box selection still works); centers, proxies and prototypes stay glyphs.
+:data:`~protoview.gui.map.DENSITY_THRESHOLD`) the map is ``dense``: the samples are drawn
+for the view's range (:mod:`~protoview.gui.map._bigmap`): an image at the screen's
+resolution while many are in view, a scatter of just those in view when few are; no
+animation between steps. Hover, click, box and lasso find single samples at any zoom
+(a grid index); centers, proxies and prototypes stay glyphs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from protoview.gui.map._legend import MapLegend
 from protoview.gui.map._marks import MapMarks
 from protoview.gui.map._palette import Palette
 from protoview.gui.map._picking import PickingMixin
+from protoview.gui.map._spatial import finite_bounds
 from protoview.present import derive
 from protoview.present.derive import COLOR_MODES, VERSUS_MODE
 
@@ -94,7 +97,9 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         self.glide = Glide(self, self._draw_positions)
         self._vb.sig_box_selected.connect(self._on_box)
         self._vb.sig_lasso_selected.connect(self._on_lasso)
-        self._vb.sig_empty_click.connect(lambda _pos: self.clear_marks())
+        self._vb.sig_empty_click.connect(self._on_empty_click)
+        self._vb.sigRangeChanged.connect(self._on_range_changed)
+        self._vb.sigResized.connect(self._on_range_changed)
         self._vb.sigRangeChangedManually.connect(lambda *_: setattr(self, "follow", False))
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         for name in _GLYPH_KINDS:
@@ -102,7 +107,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
                 lambda _item, pts, _ev, kind=name: self.highlight(kind, pts[0].index())
             )
         self.items["samples"].sigClicked.connect(
-            lambda _item, pts, _ev: self.focus_sample(self._topmost(pts)))
+            lambda _item, pts, _ev: self.focus_sample(self.layers.sample_of_spot(self._topmost(pts))))
 
     # ---------------------------------------------------------------- public
     def set_state(self, state, class_names: list[str] | None = None, animate: bool = True) -> None:
@@ -130,8 +135,6 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.dense = dense
             animate = False
             if not dense:
-                self.items["density"].setVisible(False)
-                self.items["density"].clear()
                 self.layers.forget_density()
             self.setToolTip(density.tooltip(len(state.embedding)) if dense else "")
             self.hover_card.hide()
@@ -148,6 +151,7 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
             self.glide.jump(targets)  # styles above already placed the points
         if first or (self.follow and self._moved_out(targets)):
             self.fit_view(targets)
+            self.settle()  # a dense map's samples for the new range, at once
 
     def fit_view(self, targets: dict | None = None) -> None:
         """Frame every shown point, leaving room at the top for the legend. The view keeps
@@ -156,11 +160,10 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         targets = targets if targets is not None else _layers.positions(self.state)
         if not targets:
             return
-        pts = np.concatenate([v.reshape(-1, 2) for v in targets.values()])
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if pts.size == 0:
+        box = finite_bounds(targets.values())
+        if box is None:
             return
-        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        x0, y0, x1, y1 = (float(v) for v in box)
         self._fitted_box = (x0, y0, x1, y1)
         w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
         legend_px = self.legend.boundingRect().height() if self.legend.isVisible() else 0.0
@@ -184,14 +187,35 @@ class EmbeddingView(PickingMixin, pg.PlotWidget):
         re-frame the view: nothing seems to jump)."""
         if self._fitted_box is None:
             return True
-        pts = np.concatenate([v.reshape(-1, 2) for v in targets.values()])
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if pts.size == 0:
+        box = finite_bounds(targets.values())
+        if box is None:
             return False
-        box = np.array([*pts.min(axis=0), *pts.max(axis=0)])
         old = np.asarray(self._fitted_box)
         extent = max(float(old[2] - old[0]), float(old[3] - old[1]), 1e-9)
         return bool(np.abs(box - old).max() > 0.01 * extent)
+
+    def settle(self) -> None:
+        """Draw a dense map's samples for the view's range now, not after the pending
+        delay (an export draws the view at once)."""
+        if self.dense:
+            self.layers.big.settle()
+
+    def _on_range_changed(self, *_args) -> None:
+        """Panned, zoomed or resized: the hover card's sample is elsewhere now (it comes
+        back with the next move of the pointer); a dense map draws its samples again."""
+        if self.hover_card.isVisible():
+            self._set_hover(None)
+        if self.dense:
+            self.layers.big.range_changed()
+
+    def _on_empty_click(self, pos) -> None:
+        """A click that no glyph or dot took: on a dense map's image, the sample under it
+        is focused; elsewhere the marks are cleared."""
+        index = self.nearest_sample(pos.x(), pos.y()) if self.dense else None
+        if index is not None:
+            self.focus_sample(index)
+        else:
+            self.clear_marks()
 
     def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self.fit_view()

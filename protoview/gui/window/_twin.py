@@ -49,6 +49,7 @@ def twin_view(view, width: int) -> Iterator:
         (x0, x1), (y0, y1) = view.getPlotItem().getViewBox().viewRange()
         twin.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
         QtWidgets.QApplication.processEvents()
+        twin.settle()  # a dense map's samples drawn for this range now
         yield twin
     finally:
         twin.finish_animation()
