@@ -114,6 +114,9 @@ def test_predicted_classes_is_the_toolkits_mapping_vector() -> None:
     assert torch.equal(predicted_classes(logits, IMAGENET_D_MAP), theirs)
     assert np.array_equal(predicted_classes(logits.numpy(), IMAGENET_D_MAP), theirs.numpy())
     assert np.array_equal(predicted_classes(logits.numpy()), logits.argmax(1).numpy())
+    assert predicted_classes(np.zeros((3, 0))).tolist() == [-1, -1, -1]  # an encoder: no head
+    with pytest.raises(ValueError, match="a map of 1000 classes for a head of 10"):
+        MappedHead(torch.nn.Linear(4, 10), IMAGENET_D_MAP)
 
 
 def test_opening_maps_the_predictions_and_keeps_the_1000_logits(tmp_path, capsys) -> None:
