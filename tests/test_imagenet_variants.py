@@ -204,7 +204,7 @@ def test_info_says_how_the_classes_match(tmp_path, capsys) -> None:
                     (r / "real_list.txt").write_text("real/x/a.jpg zero\n")),
          "domainnet126:{root}:real", "line 1 is not '<image path> <label>'"),
         (lambda r: r.mkdir(), "domainnet126:{root}:quickdraw", "unknown DomainNet-126 domain"),
-        (lambda r: r.mkdir(), "imagenet-d:{root}:clipart", "use imagenet-d109"),
+        (lambda r: r.mkdir(), "imagenet-d:{root}:clipart", "list of domain clipart is missing"),
         (lambda r: None, "imagenet-a:{root}", "ImageNet-A folder does not exist"),
     ],
 )

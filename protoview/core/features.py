@@ -30,6 +30,7 @@ from protoview.core.data._featurefile import (
 )
 from protoview.core.data._loading import BatchRunner, default_num_workers, iterate_batches
 from protoview.core.device import pick_device
+from protoview.core.heads import prediction_map
 from protoview.core.model import SplitModel
 from protoview.core.warnings import ProtoviewWarning
 from protoview.errors import (
@@ -63,7 +64,9 @@ class FeatureResult:
     features: (N, D) float32; logits: (N, C) float32; labels: (N,) int64 (-1 unknown);
     device: where it ran; seconds: wall time; images_per_second: N / seconds;
     notes: what a user should know (cache hits, OOM fallbacks, ...); attrs: file attributes
-    when read from a feature file; fell_back: the GPU failed half-way and the CPU finished.
+    when read from a feature file; fell_back: the GPU failed half-way and the CPU finished;
+    prediction_map: the head's :class:`~protoview.core.heads.PredictionMap` (ImageNet-D), or
+    None.
     """
 
     features: np.ndarray
@@ -75,13 +78,16 @@ class FeatureResult:
     notes: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
     fell_back: bool = False
+    prediction_map: Any = None
 
     @property
     def predictions(self) -> np.ndarray:
-        """(N,) int64 argmax of the logits (-1 each for an encoder's 0 columns)."""
-        if self.logits.ndim == 2 and self.logits.shape[1] == 0:
-            return np.full(self.logits.shape[0], -1, np.int64)
-        return self.logits.argmax(axis=1).astype(np.int64)
+        """(N,) int64 predicted classes (:func:`~protoview.core.heads.predicted_classes`:
+        the argmax of the logits, mapped by ``prediction_map``; -1 each for an encoder's 0
+        columns)."""
+        from protoview.core.heads import predicted_classes
+
+        return predicted_classes(self.logits, self.prediction_map)
 
 
 def extract_features(
@@ -188,6 +194,7 @@ def extract_features(
         images_per_second=total / max(seconds, 1e-9),
         notes=notes,
         fell_back=bool(runner.fell_back),
+        prediction_map=prediction_map(model),
     )
 
 
@@ -348,6 +355,7 @@ def cached_features(
             hit.seconds = time.perf_counter() - started
             hit.images_per_second = len(hit.labels) / max(hit.seconds, 1e-9)
             hit.notes = [f"loaded from cache {path}"]
+            hit.prediction_map = prediction_map(model)
             progress = extract_kwargs.get("progress")
             if progress is not None:
                 progress(len(hit.labels), len(hit.labels))
@@ -390,6 +398,6 @@ def precomputed_features(feature_set: Any, model: SplitModel) -> FeatureResult:
             logits = head(torch.from_numpy(feats)).float().numpy()
     return FeatureResult(
         feats, logits, np.asarray(feature_set.labels, np.int64), device="file",
-        notes=[f"features read from {feature_set.source}"],
+        notes=[f"features read from {feature_set.source}"], prediction_map=prediction_map(model),
     )
 

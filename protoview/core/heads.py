@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -180,6 +182,83 @@ class HeadInfo:
         return f"linear head: {self.num_classes} classes{held}, feature dim {self.feature_dim}, {bias}"
 
 
+@dataclass(frozen=True, eq=False)
+class PredictionMap:
+    """A many-to-one map from a head's classes to the data's: head class ``k`` counts as data
+    class ``classes[k]`` when a prediction is scored, ``-1`` as none of them (never right).
+
+    ImageNet-D's 164 classes are scored so (Rusak et al., "If your data distribution shifts,
+    use self-learning", TMLR 2022; bethgelab/robustness ``examples/imagenet_d/map_files.py``;
+    the toolkit's ``IMAGENET_D_MAPPING`` and ``get_accuracy``): the argmax of the 1000-way
+    logits, then ``mapping_vector[argmax]``. The logits themselves stay the head's own (the
+    adaptation sees them whole); :func:`predicted_classes` applies the map.
+
+    classes: (head classes,) ints in ``-1 .. num_classes-1``; num_classes: the data's;
+    name: whose map it is (for messages).
+    """
+
+    classes: tuple[int, ...]
+    num_classes: int
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.classes or min(self.classes) < -1 or max(self.classes) >= self.num_classes:
+            raise ValueError(f"a prediction map's classes must lie in -1..{self.num_classes - 1}")
+
+    @property
+    def unmapped(self) -> int:
+        """How many head classes are none of the data's classes."""
+        return sum(1 for c in self.classes if c < 0)
+
+
+def predicted_classes(logits: Any, mapping: PredictionMap | None = None) -> Any:
+    """The one place logits become a predicted class: ``(N, C)`` logits -> ``(N,)`` int64,
+    the argmax over the head's classes, put through ``mapping`` when there is one (-1: a
+    head class that is none of the data's). A numpy array gives a numpy array, a tensor a
+    tensor on its device; ``C == 0`` (an encoder without a head) predicts -1 everywhere."""
+    if isinstance(logits, torch.Tensor):
+        if logits.shape[1] == 0:
+            return torch.full((logits.shape[0],), -1, dtype=torch.long, device=logits.device)
+        top = logits.argmax(1)
+        if mapping is None:
+            return top
+        return torch.tensor(mapping.classes, dtype=torch.long, device=top.device)[top]
+    values = np.asarray(logits)
+    if values.shape[1] == 0:
+        return np.full(values.shape[0], -1, np.int64)
+    top = values.argmax(axis=1).astype(np.int64)
+    return top if mapping is None else np.asarray(mapping.classes, np.int64)[top]
+
+
+class MappedHead(nn.Module):
+    """A head whose predictions are scored through a :class:`PredictionMap`: its logits are
+    the inner head's, untouched (``inner(z)``, to the bit: an adaptation method sees every
+    class, as the authors adapt on ImageNet-D), its ``weight`` the inner head's rows; only
+    :func:`predicted_classes` with :func:`prediction_map` maps them."""
+
+    def __init__(self, inner: nn.Module, mapping: PredictionMap) -> None:
+        super().__init__()
+        if len(mapping.classes) != describe_head(inner).num_classes:
+            raise ValueError(f"a map of {len(mapping.classes)} classes for a head of "
+                             f"{describe_head(inner).num_classes}")
+        self.inner = inner
+        self.mapping = mapping
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(z)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.inner.weight
+
+
+def prediction_map(model: Any) -> PredictionMap | None:
+    """The :class:`PredictionMap` of a model's head (``model.classifier``) or of a head
+    itself; None when its predictions are its own classes."""
+    head = getattr(model, "classifier", model)
+    return head.mapping if isinstance(head, MappedHead) else None
+
+
 class NoHead(nn.Module):
     """The head of an encoder without a classifier: ``(N, D)`` features -> ``(N, 0)`` logits.
 
@@ -292,6 +371,8 @@ def describe_head(head: nn.Module) -> HeadInfo:
         )  # fmt: skip
     if isinstance(head, NoHead):
         return HeadInfo("none", 0, 1, head.in_features)
+    if isinstance(head, MappedHead):  # the head's own classes: a map changes only the scoring
+        return describe_head(head.inner)
     if isinstance(head, ClassScatter):
         inner = describe_head(head.inner)
         return HeadInfo(
@@ -325,3 +406,21 @@ def head_proxies(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(head, ClassScatter):
         classes = head.classes.to(weight.device)[classes]
     return weight, classes
+
+
+def map_proxies(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's proxies as the map shows them, with the classes predictions are scored
+    in: :func:`head_proxies`, and for a :class:`MappedHead` only the rows of head classes
+    that map to a data class, each named by that class (ImageNet-D: the rows of the
+    ImageNet classes the map sends to one of its 164, several rows to a class; the rows of
+    the other ImageNet classes, never a right prediction, are left off the map).
+    Adaptation methods that read the head's rows use :func:`head_proxies` (all of them)."""
+    vectors, classes = head_proxies(head)
+    mapping = prediction_map(head)
+    if mapping is None:
+        return vectors, classes
+    nb_proxy = describe_head(head).nb_proxy
+    to_class = torch.tensor(mapping.classes, dtype=torch.long, device=vectors.device)
+    mapped = to_class[torch.arange(vectors.shape[0], device=vectors.device) // nb_proxy]
+    keep = mapped >= 0
+    return vectors[keep], mapped[keep]

@@ -34,11 +34,24 @@ class SavedMap:
 @dataclass(frozen=True)
 class Head:
     """The classifier's rows on the map: proxies (M, D) float32, their classes (M,) int64,
-    and the head's number of classes (None: from the logits)."""
+    the head's number of classes (None: from the logits), and the map its predictions are
+    scored through (a :class:`~protoview.core.heads.PredictionMap`: ImageNet-D; None)."""
 
     proxies: np.ndarray
     proxy_classes: np.ndarray
     num_classes: int | None
+    prediction_map: Any = None
+
+    @classmethod
+    def of(cls, model: Any) -> Head:
+        """The head of ``model`` (a SplitModel) as the map shows it
+        (:func:`~protoview.core.heads.map_proxies`)."""
+        from protoview.core.heads import map_proxies, prediction_map
+
+        vectors, classes = map_proxies(model.classifier)
+        info = model.info
+        return cls(vectors.detach().float().cpu().numpy(), classes.cpu().numpy(),
+                   (info.head.num_classes or None) if info else None, prediction_map(model))
 
 
 class SessionMap:
@@ -73,7 +86,8 @@ class SessionMap:
             proxies=head.proxies, proxy_classes=head.proxy_classes,
             prototypes=None if protos is None else protos.centroids,
             prototype_density=None if protos is None else protos.density,
-            num_classes=head.num_classes, previous_embedding=previous,
+            num_classes=head.num_classes, prediction_map=head.prediction_map,
+            previous_embedding=previous,
             anchor_vectors=anchors, previous_knn=None if previous is None else self.state.map_knn,
             new_rows=new_rows, seed=self.seed, cancel=cancel,
         )
@@ -102,7 +116,8 @@ class SessionMap:
             proxies=head.proxies, proxy_classes=head.proxy_classes,
             prototypes=None if protos is None else protos.centroids,
             prototype_density=None if protos is None else protos.density,
-            num_classes=head.num_classes, with_map=False, seed=self.seed)
+            num_classes=head.num_classes, prediction_map=head.prediction_map,
+            with_map=False, seed=self.seed)
         if protos is not None:
             state.assignment = protos.assignments
         parts = state.rows.split(preview_layout(state.joint_vectors(), self.seed))

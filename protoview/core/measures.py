@@ -26,6 +26,7 @@ import numpy as np
 from protoview.core.cka import RBF_MAX_SAMPLES, check_same_samples, linear_cka, rbf_cka, rbf_subset
 from protoview.core.collapse import Collapse, neural_collapse
 from protoview.core.geometry import as_labels, as_matrix
+from protoview.core.heads import predicted_classes
 from protoview.core.knn import KNN_K, KNN_TEMPERATURE, KnnResult, knn_accuracy, knn_consistency
 from protoview.core.metrics import ErrorGroup, accuracy, clustering_scores, error_groups
 
@@ -106,7 +107,7 @@ def measure_geometry(
             from protoview.errors import ParameterError
 
             raise ParameterError("logits", f"have {scores.shape[0]} rows for {x.shape[0]} samples")
-        preds = scores.argmax(axis=1).astype(np.int64)
+        preds = predicted_classes(scores)
         num_classes = scores.shape[1]
     seconds: dict[str, float] = {}
     from protoview.core.cluster import kmeans_prototypes

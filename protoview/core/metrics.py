@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from protoview.core.geometry import Centers, as_labels, as_matrix, check_finite_tensor, nearest
+from protoview.core.heads import predicted_classes
 from protoview.errors import ParameterError
 
 
@@ -25,8 +26,8 @@ def as_predictions(logits_or_preds: Any, where: str = "logits_or_preds") -> np.n
     if isinstance(logits_or_preds, torch.Tensor):
         logits_or_preds = logits_or_preds.detach().cpu().numpy()
     values = np.asarray(logits_or_preds)
-    if values.ndim == 2:
-        return np.argmax(as_matrix(values, where), axis=1).astype(np.int64)
+    if values.ndim == 2:  # the one argmax (no map: the logits' own classes)
+        return predicted_classes(as_matrix(values, where))
     preds = as_labels(values, where)
     if preds.shape[0] == 0:
         raise ParameterError(where, "is empty")

@@ -159,9 +159,12 @@ def restrict_to_subset(model: Any, dataset: Any) -> Any:
     """``model`` with its head restricted to the classes of ``dataset`` when the data are a
     class subset of ImageNet-1k (``dataset.head_classes``, see
     :mod:`protoview.core.data._variants`) and the head has ImageNet's 1000 classes; else
-    ``model`` unchanged. The restriction is noted in ``model.info.notes``."""
+    ``model`` unchanged. The restriction is noted in ``model.info.notes``. Data scored
+    through a many-to-one map (ImageNet-D) get :func:`map_predictions` instead."""
     from protoview.core.heads import ClassSubset, describe_head
 
+    if getattr(dataset, "prediction_map", None) is not None:
+        return map_predictions(model, dataset)
     subset = getattr(dataset, "head_classes", None)
     info = model.info
     if subset is None or info is None or info.head.num_classes != 1000 or len(subset) == 1000:
@@ -174,6 +177,29 @@ def restrict_to_subset(model: Any, dataset: Any) -> Any:
     info.notes.append(
         f"head restricted to the {len(subset)} classes of {name} (of its 1000): logits[:, "
         "classes in ImageNet order], as the authors' evaluation and the toolkit score them"
+    )
+    return model
+
+
+def map_predictions(model: Any, dataset: Any) -> Any:
+    """``model`` with its head wrapped in :class:`~protoview.core.heads.MappedHead` when the
+    data score predictions through a many-to-one map (``dataset.prediction_map``: ImageNet-D's
+    164 classes) and the head has the map's classes (ImageNet's 1000); else unchanged. The
+    logits stay the head's own; noted in ``model.info.notes``."""
+    from protoview.core.heads import MappedHead
+
+    mapping = dataset.prediction_map
+    info = model.info
+    if info is None or info.head.num_classes != len(mapping.classes) \
+            or isinstance(model.classifier, MappedHead):
+        return model
+    model.classifier = MappedHead(model.classifier, mapping)
+    info.notes.append(
+        f"predictions mapped to the {mapping.num_classes} classes of {mapping.name} as the "
+        f"authors' evaluation scores them (the toolkit's IMAGENET_D_MAPPING: the argmax of "
+        f"the {len(mapping.classes)} logits, then its class; {mapping.unmapped} ImageNet "
+        f"classes are none of them and never right); adaptation sees all "
+        f"{len(mapping.classes)} logits"
     )
     return model
 

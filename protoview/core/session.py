@@ -250,12 +250,7 @@ class Session:
               preview: bool = False) -> GeometryState:
         """The map of ``features`` with the head's proxies (``preview``: the quick PCA
         layout), described (what it shows)."""
-        from protoview.core.heads import head_proxies
-
-        vectors, classes = head_proxies(self.model.classifier)
-        info = self.model.info
-        head = Head(vectors.detach().float().cpu().numpy(), classes.cpu().numpy(),
-                    (info.head.num_classes or None) if info else None)
+        head = Head.of(self.model)
         state = (self.map.draw_preview(features, head) if preview
                  else self.map.draw(features, head, fresh=fresh, cancel=cancel))
         self._describe(state)

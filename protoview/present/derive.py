@@ -220,19 +220,23 @@ def members(state, kind: str, index: int) -> np.ndarray:
 # ---------------------------------------------------------------- accuracy per class
 def per_class_and_confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int):
     """Per-class accuracy (C,) float64 (NaN for empty classes) and confusion (C, C) int64
-    (rows = true label, columns = prediction), over the samples whose label and prediction
-    are known and below ``n_classes``."""
+    (rows = true label, columns = prediction), over the samples whose label is known and
+    below ``n_classes``. A prediction of -1 (a head class that is none of the data's, as
+    ImageNet-D's map has) is wrong, as the overall accuracy counts it, and has no column in
+    the confusion; when no sample has a prediction (an encoder without a head) nothing is
+    scored."""
     from protoview.core.metrics import confusion_matrix, per_class_accuracy
 
     labels = np.asarray(labels, np.int64)
     predictions = np.asarray(predictions, np.int64)
-    ok = (labels >= 0) & (predictions >= 0) & (labels < n_classes) & (predictions < n_classes)
+    scored = (labels >= 0) & (labels < n_classes) & (predictions < n_classes)
+    ok = scored & (predictions >= 0)
     if n_classes < 1:
         return np.zeros(0), np.zeros((0, 0), np.int64)
     if not ok.any():  # nothing to score (unlabelled data): no class has an accuracy
         return np.full(n_classes, np.nan), np.zeros((n_classes, n_classes), np.int64)
-    per_class = per_class_accuracy(predictions[ok], labels[ok], n_classes).astype(np.float64)
-    return per_class, confusion_matrix(predictions[ok], labels[ok], n_classes)
+    per_class = per_class_accuracy(predictions[scored], labels[scored], n_classes)
+    return per_class.astype(np.float64), confusion_matrix(predictions[ok], labels[ok], n_classes)
 
 
 # ---------------------------------------------------------------- texts

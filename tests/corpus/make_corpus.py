@@ -1281,12 +1281,41 @@ def _ds_domainnet126_list_names_an_absent_image(d: Path) -> dict[str, Any]:
                  out=out, what="a DomainNet-126 list naming an image that is not on disk")
 
 
+def _imagenet_d(d: Path, lines: str) -> Path:
+    """The toolkit's ImageNet-D layout: ROOT/clipart/<class>/<file>, its list in
+    ROOT/imagenet_d_lists/clipart_list.txt (label = the class's index among the 164)."""
+    root = d / "imagenet-d"
+    (root / "clipart" / "dog").mkdir(parents=True)
+    _digit(0).convert("RGB").save(root / "clipart" / "dog" / "a.jpg", "JPEG")
+    (root / "imagenet_d_lists").mkdir()
+    (root / "imagenet_d_lists" / "clipart_list.txt").write_text(lines)
+    return root
+
+
 @_case(DATASET)
-def _ds_imagenet_d164_refused(d: Path) -> dict[str, Any]:
-    root = _domainnet126(d, "real/apple/a.jpg 0\n")
-    argv, out = _extract(f"imagenet-d:{root}:real", d)
-    return _fail(root, argv, "imagenet-d:", "use imagenet-d109", out=out,
-                 what="ImageNet-D's 164-class version (scored many-to-one; not supported)")
+def _ds_imagenet_d_foreign_class_folder(d: Path) -> dict[str, Any]:
+    root = _imagenet_d(d, "clipart/dog/a.jpg 47\nclipart/mouse/b.jpg 47\n")
+    argv, out = _extract(f"imagenet-d:{root}:clipart", d)
+    return _fail(root / "imagenet_d_lists" / "clipart_list.txt", argv, "clipart_list.txt",
+                 "line 2", "'mouse' is not one of ImageNet-D's 164 classes", out=out,
+                 what="an ImageNet-D list line whose class folder is none of its 164 classes")
+
+
+@_case(DATASET)
+def _ds_imagenet_d_unknown_domain(d: Path) -> dict[str, Any]:
+    root = _imagenet_d(d, "clipart/dog/a.jpg 47\n")
+    argv, out = _extract(f"imagenet-d:{root}:photo", d)
+    return _fail(root, argv, "imagenet-d:", "unknown ImageNet-D domain 'photo'", "quickdraw",
+                 out=out, what="an ImageNet-D domain that does not exist (photo)")
+
+
+@_case(DATASET)
+def _ds_imagenet_d_missing_domain_list(d: Path) -> dict[str, Any]:
+    root = _imagenet_d(d, "clipart/dog/a.jpg 47\n")
+    argv, out = _extract(f"imagenet-d:{root}:clipart,sketch", d)
+    return _fail(root / "sketch_list.txt", argv, "sketch_list.txt", "is missing",
+                 "imagenet_d_lists", out=out,
+                 what="an ImageNet-D domain whose image list is not on disk (sketch)")
 
 
 _CCC_DOMAIN = "baseline_20_transition+speed_1000_seed_44"

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from protoview.core.adapt.run import AdaptRun, StepRecord
+from protoview.core.heads import predicted_classes
 from protoview.errors import CancelledError, ParameterError, is_cancelled
 
 UNTIL = ("all", "probe")
@@ -183,7 +184,7 @@ class ProgressiveRefresh:
         known = self.labels >= 0
         if not known.any():
             return None
-        return float((self.logits[known].argmax(1) == self.labels[known]).mean())
+        return float((self._predicted(self.logits[known]) == self.labels[known]).mean())
 
     # ---- updates ------------------------------------------------------------------------
     def on_step(self, record: StepRecord) -> None:
@@ -262,9 +263,13 @@ class ProgressiveRefresh:
                 return number
         return None
 
+    def _predicted(self, logits: np.ndarray) -> np.ndarray:
+        """The predicted classes of ``logits`` as the run scores them (its head's map)."""
+        return predicted_classes(logits, getattr(self.run, "prediction_map", None))
+
     def _verdicts(self) -> np.ndarray:
         """(N,) int8: 1 predicted right, 0 wrong, -1 unknown label (from the arrays now)."""
-        right = (self.logits.argmax(1) == self.labels).astype(np.int8)
+        right = (self._predicted(self.logits) == self.labels).astype(np.int8)
         return np.where(self.labels >= 0, right, np.int8(-1))
 
     def _update_probe(self) -> None:
@@ -275,7 +280,7 @@ class ProgressiveRefresh:
         if rows.size == 0:
             return
         known = self.labels >= 0
-        correct = (self.logits[rows].argmax(1) == self.labels[rows]).astype(np.float64)
+        correct = (self._predicted(self.logits[rows]) == self.labels[rows]).astype(np.float64)
         anchor = self._anchor[rows].astype(np.float64)
         anchor_accuracy = float((self._anchor[known] == 1).mean())
         population = int(known.sum())

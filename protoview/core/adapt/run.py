@@ -76,6 +76,7 @@ from protoview.core.adapt._run_data import (
 from protoview.core.adapt._step_record import StepRecord
 from protoview.core.adapt.base import Adapter
 from protoview.core.adapt.stream import StreamPlan, StreamSpec, parse_stream, run_order, stream_plan
+from protoview.core.heads import predicted_classes, prediction_map
 from protoview.errors import CancelledError, DatasetError, ParameterError, is_cancelled
 
 Progress = Callable[[int, int], None]
@@ -119,6 +120,9 @@ class AdaptRun:
         source: Any = None,
     ) -> None:
         self.adapter, self.dataset = adapter, dataset
+        #: the head's map of predictions to the data's classes (ImageNet-D), or None: every
+        #: prediction this run scores is ``predicted_classes(logits, prediction_map)``
+        self.prediction_map = prediction_map(getattr(adapter, "model", None))
         if getattr(dataset, "transform", None) is not None:
             adapter.input_transform = dataset.transform  # what augmenting methods undo
         self.stream = parse_stream(stream)
@@ -231,7 +235,7 @@ class AdaptRun:
                                   self.guard_max_bytes, self.where)
         online = logits.float().cpu().numpy()
         z = self.adapter.last_features
-        predictions = online.argmax(1).astype(np.int64)
+        predictions = predicted_classes(online, self.prediction_map)
         correct, known = count_correct(predictions, labels)
         self._pass_correct += correct
         self._pass_known += known
@@ -335,7 +339,8 @@ class AdaptRun:
                     logits = self.adapter.predict(x)
             except ParameterError as exc:
                 raise DatasetError(self.where, exc.problem) from exc
-            c, k = count_correct(logits.argmax(1).cpu().numpy(), labels)
+            c, k = count_correct(predicted_classes(logits.float().cpu().numpy(),
+                                                   self.prediction_map), labels)
             correct, known = correct + c, known + k
         return correct / known if known else float("nan")
 

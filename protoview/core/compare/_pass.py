@@ -51,6 +51,7 @@ def one_pass(model, entry: str, params: dict, dataset, batch_size: int, seed: in
     ``n_domains`` is 1) and, with ``full_set``, the full-set accuracy per domain after it."""
     from protoview.core.adapt.registry import make_adapter
     from protoview.core.adapt.run import AdaptRun
+    from protoview.core.heads import predicted_classes
 
     seed_everything(seed)
     run = AdaptRun(make_adapter(entry.partition(":")[0], model, **params), dataset,
@@ -65,7 +66,7 @@ def one_pass(model, entry: str, params: dict, dataset, batch_size: int, seed: in
     if n_domains == 1:
         return cells, [run.evaluate()]
     _feats, logits, full_labels = run.features_all()
-    predictions = logits.argmax(1)
+    predictions = predicted_classes(logits, run.prediction_map)
     after = []
     for d in range(n_domains):
         mask = (domains == d) & (full_labels >= 0)

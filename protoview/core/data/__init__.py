@@ -18,6 +18,9 @@ Spellings accepted by :func:`open_dataset`::
     cifar10c:ROOT:CORRUPTION:SEVERITY    CIFAR-10-C (also cifar100c); ROOT/<corruption>.npy + labels.npy
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
+    imagenet-a:ROOT  imagenet-r:ROOT  imagenet-sketch:ROOT  imagenetv2:ROOT   ImageNet variants
+    imagenet-d:ROOT:DOMAIN  imagenet-d109:ROOT:DOMAIN  domainnet126:ROOT:DOMAIN   lists over DomainNet
+                      (ImageNet-D's 164 classes: ``dataset.prediction_map``, see ``_variants``)
     demo:noise,blur | cifar10c:ROOT:fog,snow:5 | pacs:ROOT:photo,sketch   several in sequence
                                       (``dataset.domains`` (N,) int64, ``dataset.domain_names``)
     cifar10c:ROOT:fog,snow:1-5 | demo:noise,blur:1-5     each corruption at several severities
@@ -28,7 +31,8 @@ protocol, in-memory image arrays), ``_pixels`` (pixels to model inputs), ``_fold
 folders), ``_decoded`` (image folders decoded once per preprocessing, in memory or on disk),
 ``_arrays`` (``.npz`` images), ``_featurefile`` (feature files: read, check, write),
 ``_torchvision`` (torchvision datasets as they lie on disk), ``_corruptions`` (CIFAR-10/100-C,
-ImageNet-C), ``_concat`` (several shifts or domains in sequence, each sample knowing its
+ImageNet-C), ``_variants`` (ImageNet-A/-R/-Sketch/-V2/-D/-D109, DomainNet-126; ``_imagenet_d``:
+ImageNet-D's 164 classes and its map from ImageNet's 1000), ``_concat`` (several shifts or domains in sequence, each sample knowing its
 domain; :func:`shift_specs`), ``_domainbed`` (PACS, VLCS, OfficeHome, TerraIncognita, DomainNet), ``_match``
 (does a checkpoint's class k mean the dataset's class k), ``_loading`` (ordered batches and the OOM-safe
 forward pass under extraction), ``_open`` (the dispatch). A new layout is a new module

@@ -60,7 +60,8 @@ def shift_field(spec: str) -> tuple[str, str, str] | None:
     if parsed_db is not None:
         _kind, root, domain = parsed_db
         return f"{head}:{root}:", domain, ""
-    if head.strip().lower() in ("imagenet-d109", "domainnet126", "imagenet_d109", "domainnet-126"):
+    if head.strip().lower() in ("imagenet-d109", "domainnet126", "imagenet_d109", "domainnet-126",
+                                "imagenet-d", "imagenet_d", "imagenetd", "imagenetd109"):
         root, _, domain = spec.partition(":")[2].rpartition(":")
         return f"{head}:{root}:", domain, ""
     return None
@@ -233,6 +234,8 @@ def concatenate(parts: Sequence[Any], names: Sequence[str], spec: str) -> Protov
         dataset.benchmark = {"dataset": first.benchmark.get("dataset"), "domain": ",".join(names)}
     if getattr(first, "head_classes", None) is not None:  # an ImageNet subset (see _variants)
         dataset.head_classes = first.head_classes  # type: ignore[attr-defined]
+    if getattr(first, "prediction_map", None) is not None:  # ImageNet-D (see _variants)
+        dataset.prediction_map = first.prediction_map  # type: ignore[attr-defined]
     return dataset
 
 

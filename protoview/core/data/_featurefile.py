@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from protoview.core.data._base import check_labels, default_class_names
+from protoview.core.heads import predicted_classes
 from protoview.errors import DatasetError, ProtoviewError
 
 FORMAT_NAME = "protoview-features"
@@ -148,7 +149,7 @@ def check_feature_arrays(
             )
         out["predictions"] = predictions.astype(np.int64, copy=False)
     elif "logits" in out and out["logits"].shape[1] > 0:
-        out["predictions"] = out["logits"].argmax(axis=1).astype(np.int64)
+        out["predictions"] = predicted_classes(out["logits"])
     return out
 
 

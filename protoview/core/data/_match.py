@@ -68,6 +68,23 @@ def match_classes(info: ModelInfo, dataset: Any) -> ClassMatch:
         result.matched = None
         result.lines.append(f"the data are unlabelled: nothing to match; predictions are the head's {head} classes")
         return result
+    mapping = getattr(dataset, "prediction_map", None)
+    if mapping is not None:
+        name = benchmark.get("dataset") or mapping.name or "the data"
+        if head != len(mapping.classes):
+            result.matched = False
+            result.lines.append(
+                f"cannot be matched: {name} scores the predictions of a "
+                f"{len(mapping.classes)}-class ImageNet head, this head has {head} classes")
+            return result
+        result.lines.append(
+            f"{head}-way predictions mapped to {len(names)} classes as the authors' evaluation "
+            f"scores {name} (the toolkit's IMAGENET_D_MAPPING: head class -> {name} class, "
+            f"{len(mapping.classes) - mapping.unmapped} of the {head} map to one, several to "
+            f"a class; the other {mapping.unmapped} are never right); adapting uses the "
+            f"{head}-way logits, accuracy, predictions and per-class numbers the mapped class"
+        )
+        return result
     subset = getattr(dataset, "head_classes", None)
     if subset is not None and head == 1000 and len(subset) == len(names) != head:
         name = benchmark.get("dataset") or "the data"

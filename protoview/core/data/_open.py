@@ -17,7 +17,7 @@ Spellings accepted by :func:`open_dataset`::
     imagenetc:ROOT:CORRUPTION:SEVERITY   ImageNet-C: ROOT/<corruption>/<severity>/<wnid>/*.JPEG
     pacs:ROOT:DOMAIN  (also vlcs, officehome, terraincognita, domainnet)   DomainBed's folders
     imagenet-a:ROOT  imagenet-r:ROOT  imagenet-sketch:ROOT  imagenetv2:ROOT   ImageNet variants
-    imagenet-d109:ROOT:DOMAIN  domainnet126:ROOT:DOMAIN      image lists over DomainNet
+    imagenet-d:ROOT:DOMAIN  imagenet-d109:ROOT:DOMAIN  domainnet126:ROOT:DOMAIN   lists over DomainNet
     ccc:ROOT:DOMAIN  (also ccc:ROOT/DOMAIN)    CCC: ROOT/DOMAIN/serial_<00000..>.tar, in order
 
 A comma-separated list where a layout names its shift or domain opens them one after
@@ -61,7 +61,7 @@ _SPELLINGS = (
     "a folder of images (class folders optional), a .npz/.h5 file, demo[:SHIFT[:SEVERITY]], "
     "cifar10:ROOT[:test], cifar10c:ROOT:CORRUPTION:SEVERITY, imagenetc:ROOT:CORRUPTION:SEVERITY "
     "pacs:ROOT:DOMAIN, imagenet-r:ROOT (also imagenet-a, imagenet-sketch, imagenetv2), "
-    "domainnet126:ROOT:DOMAIN (also imagenet-d109) or ccc:ROOT:DOMAIN "
+    "domainnet126:ROOT:DOMAIN (also imagenet-d, imagenet-d109) or ccc:ROOT:DOMAIN "
     "(several shifts or domains: demo:noise,blur, "
     "pacs:ROOT:art_painting,cartoon; several severities: cifar10c:ROOT:fog,snow:1-5)"
 )

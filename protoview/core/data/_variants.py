@@ -30,9 +30,19 @@ lists of ``<relative path> <label>`` lines over DomainNet's images. The list of 
 is read from ``ROOT/<DOMAIN>_list.txt`` or ``ROOT/<name>_lists/<DOMAIN>_list.txt``
 (``domainnet126_lists`` / ``imagenet_d109_lists``: the toolkit's
 ``classification/datasets/<name>_lists/`` copied next to the images); paths are relative
-to ``ROOT``. A class's name is the folder its images lie in. ImageNet-D's 164-class
-version scores 1000-way predictions mapped many-to-one and is not supported (use
-``imagenet-d109``, the one-to-one subset).
+to ``ROOT``. A class's name is the folder its images lie in.
+
+**ImageNet-D's 164 classes** (``imagenet-d:ROOT:DOMAIN``, the toolkit's ``imagenet_d``;
+:mod:`protoview.core.data._imagenet_d`): ``ROOT`` is the ``imagenet-d`` folder the
+toolkit's symlinks make (``ROOT/<domain>/<class>/<file>``) and the list is
+``imagenet_d_lists/<DOMAIN>_list.txt``; a line's class folder must be one of the 164 and its
+label that class's index (the lists' own rule). The authors score an ImageNet-1k classifier
+by mapping its 1000-way prediction many-to-one (``dataset.prediction_map``, a
+:class:`~protoview.core.heads.PredictionMap`): opening a 1000-class checkpoint with it wraps
+the head in :class:`~protoview.core.heads.MappedHead`, whose logits stay the 1000 (every
+method adapts on them) while every accuracy, prediction and per-class number goes through
+:func:`~protoview.core.heads.predicted_classes` (an ImageNet class of none of the 164 is
+never right).
 """
 
 from __future__ import annotations
@@ -42,7 +52,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protoview.core.data._folder import ImageFolderDataset
+from protoview.core.data._imagenet_d import IMAGENET_D_CLASSES, IMAGENET_D_FROM_1K
 from protoview.core.data._imagenet_wnids import IMAGENET_WNIDS
+from protoview.core.heads import PredictionMap
 from protoview.core.model import TransformSpec
 from protoview.errors import DatasetError
 
@@ -121,17 +133,23 @@ IMAGENET_D109_TO_1K: tuple[int, ...] = tuple(
 @dataclass(frozen=True)
 class Variant:
     """One layout: its spec word, display name, class folders (None: a list file), the
-    head classes of an ImageNet-1k classifier its classes are (None: all, in order), and
-    the domains of a list layout."""
+    head classes of an ImageNet-1k classifier its classes are (None: all, in order), the
+    domains of a list layout, the class folders its list must name (None: any), and the
+    many-to-one map an ImageNet-1k classifier's predictions are scored through."""
 
     key: str
     name: str
     folders: tuple[str, ...] | None
     head_classes: tuple[int, ...] | None = None
     domains: tuple[str, ...] = ()
+    list_classes: tuple[str, ...] | None = None
+    prediction_map: PredictionMap | None = None
 
 
 _DOMAINS = ("clipart", "painting", "real", "sketch")
+_ALL_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+#: ImageNet-D's scoring map (the toolkit's ``IMAGENET_D_MAPPING``).
+IMAGENET_D_MAP = PredictionMap(IMAGENET_D_FROM_1K, len(IMAGENET_D_CLASSES), "ImageNet-D")
 VARIANTS: dict[str, Variant] = {
     v.key: v
     for v in (
@@ -141,8 +159,9 @@ VARIANTS: dict[str, Variant] = {
                 tuple(IMAGENET_WNIDS.index(w) for w in IMAGENET_R_WNIDS)),
         Variant("imagenet-sketch", "ImageNet-Sketch", IMAGENET_WNIDS),
         Variant("imagenetv2", "ImageNetV2", tuple(str(k) for k in range(1000))),
-        Variant("imagenet-d109", "ImageNet-D109", None, IMAGENET_D109_TO_1K,
-                (*_DOMAINS, "infograph", "quickdraw")),
+        Variant("imagenet-d", "ImageNet-D", None, None, _ALL_DOMAINS, IMAGENET_D_CLASSES,
+                IMAGENET_D_MAP),
+        Variant("imagenet-d109", "ImageNet-D109", None, IMAGENET_D109_TO_1K, _ALL_DOMAINS),
         Variant("domainnet126", "DomainNet-126", None, None, _DOMAINS),
     )
 }  # fmt: skip
@@ -152,10 +171,10 @@ _ALIASES = {
     "imagenetr": "imagenet-r", "imagenet_r": "imagenet-r",
     "imagenetsketch": "imagenet-sketch", "imagenet_sketch": "imagenet-sketch",
     "imagenet_k": "imagenet-sketch", "imagenet-v2": "imagenetv2", "imagenet_v2": "imagenetv2",
+    "imagenetd": "imagenet-d", "imagenet_d": "imagenet-d",
     "imagenetd109": "imagenet-d109", "imagenet_d109": "imagenet-d109",
     "domainnet-126": "domainnet126", "domainnet_126": "domainnet126",
 }  # fmt: skip
-_UNSUPPORTED = {"imagenet-d", "imagenet_d", "imagenetd"}
 
 
 def parse_variant_spec(spec: str) -> tuple[Variant, str, str] | None:
@@ -165,10 +184,6 @@ def parse_variant_spec(spec: str) -> tuple[Variant, str, str] | None:
     """
     head, sep, rest = spec.partition(":")
     word = head.strip().lower()
-    if word in _UNSUPPORTED and sep:
-        raise DatasetError(spec, "ImageNet-D's 164 classes are scored by mapping 1000-way "
-                                 "predictions many-to-one, which protoview does not do; use "
-                                 "imagenet-d109:ROOT:DOMAIN (its one-to-one 109 classes)")
     key = _ALIASES.get(word, word)
     if not sep or key not in VARIANTS:
         return None
@@ -211,9 +226,12 @@ def open_variant(
             root, transform, num_classes=None, class_folders=variant.folders
         )
     else:
-        dataset = ImageListDataset(root, _list_file(variant, root, domain), transform)
+        dataset = ImageListDataset(root, _list_file(variant, root, domain), transform,
+                                   classes=variant.list_classes, name=variant.name)
     if variant.head_classes is not None:
         dataset.head_classes = variant.head_classes  # type: ignore[attr-defined]
+    if variant.prediction_map is not None:
+        dataset.prediction_map = variant.prediction_map  # type: ignore[attr-defined]
     dataset.benchmark = {"dataset": variant.name, "domain": domain}  # type: ignore[attr-defined]
     if num_classes is not None:
         from protoview.core.data._base import check_labels
@@ -240,10 +258,16 @@ def _list_file(variant: Variant, root: str, domain: str) -> str:
 
 
 class ImageListDataset(ImageFolderDataset):
-    """Images named by a list file of ``<path relative to root> <label>`` lines."""
+    """Images named by a list file of ``<path relative to root> <label>`` lines.
 
-    def __init__(self, root: str, list_file: str, transform: TransformSpec) -> None:
+    ``classes``: the class folders a line may name, label ``k`` the folder ``classes[k]``
+    (ImageNet-D's 164; ``name`` says whose in a message); None: any folder, any label."""
+
+    def __init__(self, root: str, list_file: str, transform: TransformSpec, *,
+                 classes: Sequence[str] | None = None, name: str = "") -> None:
         self.list_file = list_file
+        self.list_classes = None if classes is None else tuple(classes)
+        self.list_name = name
         super().__init__(root, transform)
         self.source = f"{self.root} ({os.path.basename(list_file)})"
 
@@ -264,6 +288,7 @@ class ImageListDataset(ImageFolderDataset):
                 raise DatasetError(self.list_file, f"line {number} is not '<image path> <label>': "
                                                    f"{line.strip()[:80]!r}")
             relative, label = fields[0], int(fields[1])
+            self._check_class(number, relative, label)
             path = os.path.join(self.root, *relative.split("/"))
             if not os.path.isfile(path):
                 absent.append(relative)
@@ -275,9 +300,26 @@ class ImageListDataset(ImageFolderDataset):
                                                f"{self.root} (first: {absent[0]})")
         if not candidates:
             raise DatasetError(self.list_file, "lists no images")
+        if self.list_classes is not None:
+            return list(self.list_classes), candidates, 0
         count = max(names) + 1
         classes = [names.get(k, f"class {k}") for k in range(count)]
         return classes, candidates, 0
+
+    def _check_class(self, number: int, relative: str, label: int) -> None:
+        """A line of a list with fixed classes names one of them, by its own label."""
+        if self.list_classes is None:
+            return
+        parts = relative.split("/")
+        folder = parts[-2] if len(parts) >= 2 else ""
+        if folder not in self.list_classes:
+            raise DatasetError(self.list_file, f"line {number}: class folder {folder!r} is not "
+                                               f"one of {self.list_name}'s "
+                                               f"{len(self.list_classes)} classes")
+        if label != self.list_classes.index(folder):
+            raise DatasetError(self.list_file, f"line {number}: label {label} for class folder "
+                                               f"{folder!r}, which is {self.list_name}'s class "
+                                               f"{self.list_classes.index(folder)}")
 
 
 def variant_spellings() -> Sequence[str]:

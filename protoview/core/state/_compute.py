@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,18 +19,23 @@ from protoview.core.state._geometry_state import GeometryState, JointRows
 
 
 def prediction_statistics(
-    logits: np.ndarray | None, n: int
+    logits: np.ndarray | None, n: int, prediction_map: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predictions (n,) int64, confidence (n,) float32 (the top softmax probability) and
     entropy (n,) float32 (nats) of ``logits`` (n, C); -1 / NaN for each when ``logits`` is
-    None. Computed in float64."""
+    None. Computed in float64. The predictions are
+    :func:`~protoview.core.heads.predicted_classes` (through ``prediction_map``, a
+    :class:`~protoview.core.heads.PredictionMap`, when given); confidence and entropy are
+    the model's own softmax over its C classes."""
+    from protoview.core.heads import predicted_classes
+
     if logits is None:
         return (np.full(n, -1, np.int64), np.full(n, np.nan, np.float32),
                 np.full(n, np.nan, np.float32))
     z = np.asarray(logits, np.float64)
     probs = np.exp(z - z.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    predictions = probs.argmax(axis=1).astype(np.int64)
+    predictions = predicted_classes(probs, prediction_map)
     confidence = probs.max(axis=1).astype(np.float32)
     entropy = (-(probs * np.log(np.clip(probs, 1e-30, None))).sum(axis=1)).astype(np.float32)
     return predictions, confidence, entropy
@@ -147,6 +153,7 @@ def compute_geometry(
     max_map_points: int | None = None,
     progress=None,
     cancel=None,
+    prediction_map: Any = None,
 ) -> GeometryState:
     """Centers, metrics and the joint map for one set of features.
 
@@ -175,6 +182,8 @@ def compute_geometry(
         ``metrics["map_fitted_points"]`` their count (both only set for such a map).
     progress, cancel: per map epoch, as in :func:`~protoview.core.projection.fit_map`
         (a cancelled map raises :class:`~protoview.errors.CancelledError`).
+    prediction_map: the head's :class:`~protoview.core.heads.PredictionMap` (ImageNet-D):
+        predictions and accuracy in its classes (``num_classes`` its count), or None.
     """
     # Long for its 17 keyword arguments (every caller's options); the work is in its parts.
     features = np.asarray(features, dtype=np.float32)
@@ -184,9 +193,11 @@ def compute_geometry(
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim == 2 and logits.shape[1] == 0:
             logits = None  # an encoder without a head: no predictions
+        elif prediction_map is not None:
+            num_classes = prediction_map.num_classes
         else:
             num_classes = num_classes or logits.shape[1]
-    predictions, confidence, entropy = prediction_statistics(logits, n)
+    predictions, confidence, entropy = prediction_statistics(logits, n, prediction_map)
     known = labels[labels >= 0]
     num_classes = num_classes or (int(known.max()) + 1 if known.size else 1)
     center_vecs, center_labels, raw_centers = centers_block(features, labels, num_classes)
@@ -275,10 +286,11 @@ def build_state(model, dataset, result, *, seed: int = 0, with_map: bool = True)
     map's prototypes, the samples assigned by SwAV's codes (:func:`model_prototypes`).
     """
     from protoview.core.data import preprocess_attrs
-    from protoview.core.heads import head_proxies
+    from protoview.core.heads import map_proxies, prediction_map
     from protoview.core.state._prototypes import model_prototypes
 
-    vectors, classes = head_proxies(model.classifier)
+    vectors, classes = map_proxies(model.classifier)
+    mapping = prediction_map(model)
     info = model.info
     own = model_prototypes(model, result.features)
     state = compute_geometry(
@@ -292,6 +304,7 @@ def build_state(model, dataset, result, *, seed: int = 0, with_map: bool = True)
         num_classes=(info.head.num_classes or None) if info else None,
         with_map=with_map,
         seed=seed,
+        prediction_map=mapping,
     )
     if own is not None:  # the model's prototypes, the samples assigned by SwAV's codes
         state.assignment, state.assignment_target = own.assignments, "prototypes"

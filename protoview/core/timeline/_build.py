@@ -259,10 +259,10 @@ class TimelineBuilder:
 
     def _step(self, number: int, path: str, model: Any, progress: Progress,
               cancel: Cancel) -> CheckpointStep:
-        from protoview.core.heads import describe_head, head_proxies
+        from protoview.core.heads import describe_head, map_proxies
 
         result = self._features(model, progress, cancel)
-        vectors, classes = head_proxies(model.classifier)
+        vectors, classes = map_proxies(model.classifier)
         proxies = vectors.detach().float().cpu().numpy()
         proxy_classes = classes.cpu().numpy().astype(np.int64)
         head = describe_head(model.classifier)
@@ -298,7 +298,8 @@ class TimelineBuilder:
              cancel: Cancel) -> GeometryState:
         state = self._maps.next(result.features, result.labels, logits=result.logits,
                                 proxies=proxies, proxy_classes=proxy_classes,
-                                num_classes=self.num_classes, cancel=cancel)
+                                num_classes=self.num_classes, cancel=cancel,
+                                prediction_map=getattr(result, "prediction_map", None))
         self._state = state
         return state
 
@@ -317,7 +318,8 @@ class AlignedMaps:
 
     def next(self, features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None,
              proxies: np.ndarray | None = None, proxy_classes: np.ndarray | None = None,
-             num_classes: int | None = None, cancel: Cancel = None) -> GeometryState:
+             num_classes: int | None = None, cancel: Cancel = None,
+             prediction_map: Any = None) -> GeometryState:
         """The geometry of the next model's ``features`` (N, D) (the same N samples in the
         same order every time), its map aligned from the previous one."""
         previous = anchors = new_rows = knn = None
@@ -330,7 +332,7 @@ class AlignedMaps:
             features, labels, logits=logits, proxies=proxies, proxy_classes=proxy_classes,
             num_classes=num_classes, previous_embedding=previous, anchor_vectors=anchors,
             previous_knn=knn, new_rows=new_rows, with_map=self.with_map, seed=self.seed,
-            cancel=cancel)
+            cancel=cancel, prediction_map=prediction_map)
         joint, held = state.joint_vectors(), state.map_held
         if anchors is None or held is None or anchors.shape != joint.shape:
             self.anchors = joint
