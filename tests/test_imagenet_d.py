@@ -143,6 +143,37 @@ def test_opening_maps_the_predictions_and_keeps_the_1000_logits(tmp_path, capsys
     assert "cannot be matched" not in out
 
 
+@pytest.mark.parametrize("method", ["eata", "sar", "deyo"])
+def test_entropy_margins_take_the_164_classes_scored(tmp_path, monkeypatch, method) -> None:
+    """EATA's, SAR's and DeYO's default margins ``k ln C`` take C = 164 on ImageNet-D, as
+    the toolkit hands them ``num_classes`` 164 (cfg NUM_CLASSES), not the 1000 logits."""
+    import importlib
+
+    from protoview.core import heads
+    from protoview.core.adapt.registry import make_adapter
+
+    seen: list[int] = []
+
+    def spy(model, width):
+        seen.append(heads.scored_class_count(model, width))
+        return seen[-1]
+
+    monkeypatch.setattr(importlib.import_module(f"protoview.core.adapt.{method}"),
+                        "scored_class_count", spy)
+    root = _layout(tmp_path / "imagenet-d")
+    checkpoint, arch, net = _model(tmp_path)
+    model, data = open_model_and_data(checkpoint, f"imagenet-d:{root}:clipart", arch=arch,
+                                      preprocess=PRE)
+    x = torch.stack([data[i][0] for i in range(4)])
+    make_adapter(method, model).step(x)
+    assert seen and set(seen) == {164}
+    seen.clear()
+    plain = copy.deepcopy(model)
+    plain.classifier = plain.classifier.inner  # the same head, its predictions unmapped
+    make_adapter(method, plain).step(x)
+    assert seen and set(seen) == {1000}
+
+
 def _batches(data, size: int) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
     """The toolkit's loader over the list in order (DataLoader, shuffle=False)."""
     x = torch.stack([data[i][0] for i in range(len(data))])

@@ -259,6 +259,15 @@ def prediction_map(model: Any) -> PredictionMap | None:
     return head.mapping if isinstance(head, MappedHead) else None
 
 
+def scored_class_count(model: Any, width: int) -> int:
+    """How many classes a model's predictions are scored among: the data's when its head
+    maps predictions (ImageNet-D: 164 of 1000-way logits), else ``width`` (the logits').
+    The toolkit hands its methods this count (``cfg`` ``NUM_CLASSES``), so the entropy
+    margins ``k ln C`` of EATA, SAR and DeYO read it."""
+    mapping = prediction_map(model)
+    return mapping.num_classes if mapping is not None else int(width)
+
+
 class NoHead(nn.Module):
     """The head of an encoder without a classifier: ``(N, D)`` features -> ``(N, 0)`` logits.
 

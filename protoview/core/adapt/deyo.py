@@ -64,6 +64,7 @@ from protoview.core.adapt.params import (
     with_default,
 )
 from protoview.core.adapt.sar import sar_parameters
+from protoview.core.heads import scored_class_count
 from protoview.errors import ParameterError
 
 AUG_TYPES = ("patch", "pixel", "occ")
@@ -241,7 +242,7 @@ class DeYO(Adapter):
         outputs = self.model(x)
         self.optimizer.zero_grad()
         entropys = softmax_entropy(outputs)
-        num_classes = outputs.shape[1]
+        num_classes = scored_class_count(self.model, outputs.shape[1])
         margin = 0.5 * math.log(num_classes) if self.margin is None else self.margin
         margin_e0 = 0.4 * math.log(num_classes) if self.margin_e0 is None else self.margin_e0
         if self.filter_ent:

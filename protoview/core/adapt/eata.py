@@ -54,6 +54,7 @@ from protoview.core.adapt.base import (
     use_batch_statistics,
 )
 from protoview.core.adapt.params import EPISODIC, LR, STEPS, Param, checked, with_default
+from protoview.core.heads import scored_class_count
 from protoview.errors import ParameterError
 
 Fishers = dict[str, list[torch.Tensor]]  # name -> [fisher, theta0], as the authors store it
@@ -236,7 +237,7 @@ class EATA(Adapter):
         outputs = self.model(x)
         e_margin = self.e_margin
         if e_margin is None:
-            e_margin = default_margin(outputs.shape[1])
+            e_margin = default_margin(scored_class_count(self.model, outputs.shape[1]))
         entropys = softmax_entropy(outputs)
         filter_ids_1 = torch.where(entropys < e_margin)
         ids2 = torch.where(filter_ids_1[0] > -0.1)

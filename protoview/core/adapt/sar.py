@@ -49,6 +49,7 @@ from protoview.core.adapt.params import (
     checked,
     with_default,
 )
+from protoview.core.heads import scored_class_count
 from protoview.errors import ParameterError
 
 NORM_LAYERS = (_BatchNorm, nn.LayerNorm, nn.GroupNorm)
@@ -192,7 +193,7 @@ class SAR(Adapter):
         outputs = self.model(x)
         margin = self.margin_e0
         if margin is None:
-            margin = default_margin(outputs.shape[1])
+            margin = default_margin(scored_class_count(self.model, outputs.shape[1]))
         entropys = softmax_entropy(outputs)
         filter_ids_1 = torch.where(entropys < margin)
         entropys = entropys[filter_ids_1]
