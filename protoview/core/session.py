@@ -432,8 +432,12 @@ class Session:
         features of the same samples. ``detail(done, total, text)`` names each part and
         ``cancel`` is looked at between them (a part runs to its end: at 50,000 x 512 on two
         CPU cores, 25 s for the measures and 48 s for the comparison)."""
-        from protoview.core.heads import head_proxies
-        from protoview.core.measures import MapGeometry, compare_representations, measure_geometry
+        from protoview.core.measures import (
+            MapGeometry,
+            class_major_rows,
+            compare_representations,
+            measure_geometry,
+        )
         from protoview.errors import CancelledError
 
         if self.refresh_pending:
@@ -442,7 +446,7 @@ class Session:
         if features is None or features.logits is None:
             raise ParameterError("geometry", "the map has no logits: geometry needs the "
                                              "model's head")
-        rows, _ = head_proxies(self.model.classifier)
+        rows = class_major_rows(self.model.classifier)  # in the data's class order
         info = self.model.info
         source = None if self.source is None else self.source.features
         comparing = self.live is not None and source is not None
@@ -452,7 +456,7 @@ class Session:
         device = features.device if str(features.device).startswith("cuda") else None
         report = measure_geometry(
             features.features, features.logits, features.labels,
-            head_rows=rows.float().cpu().numpy(), nb_proxy=info.head.nb_proxy if info else 1,
+            head_rows=rows, nb_proxy=info.head.nb_proxy if info else 1,
             cosine_head=bool(info) and info.head.kind == "cosine", kmeans_k=req.kmeans_k,
             knn_k=req.knn_k, knn_temperature=req.knn_temperature,
             knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
