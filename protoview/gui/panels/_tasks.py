@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.gui.map import class_colors
-from protoview.gui.panels._plots import ChartLegend, LegendEntry, make_plot
+from protoview.gui.panels._plots import ChartLegend, LegendEntry, make_plot, scale_chart_text
 from protoview.present import timeline as present_timeline
 
 HELP = ("Open the task checkpoints of a class-incremental run (File → Open checkpoints…) "
@@ -27,6 +27,7 @@ class TasksPanel(QtWidgets.QWidget):
         self.snapshot = None
         self.class_names: list[str] = []
         self.view: present_timeline.TasksView | None = None
+        self.text_scale = 1.0
         self.summary = QtWidgets.QLabel(HELP)
         self.summary.setWordWrap(True)
         self.forgetting = QtWidgets.QLabel("")
@@ -55,6 +56,20 @@ class TasksPanel(QtWidgets.QWidget):
 
     def plots(self) -> list[pg.PlotWidget]:
         return [self.accuracy_plot, self.norm_plot]
+
+    def set_text_scale(self, scale: float) -> None:
+        """Talk-size text (the window's presentation mode): the plots' ticks, axis titles,
+        titles, the legend and the lines above and between them, by ``scale``."""
+        self.text_scale = float(scale)
+        tick = scale_chart_text(self.plots(), [self.accuracy_legend], scale, self.font())
+        for label in (self.summary, self.forgetting):
+            font = QtGui.QFont(label.font())
+            font.setPointSizeF(9.0 * scale)
+            label.setFont(font)
+        if self.view is not None:  # the norm title is set with each checkpoint
+            self.norm_plot.setTitle(self.view.norm_title, size=f"{10.5 * scale:.1f}pt")
+        for plot in self.plots():  # room for the curves under the titles and the legend
+            plot.setMinimumHeight(int(10 * QtGui.QFontMetricsF(tick).height()))
 
     # ------------------------------------------------------------ contents
     def set_timeline(self, snapshot, class_names: list[str] | None = None) -> bool:
@@ -117,7 +132,8 @@ class TasksPanel(QtWidgets.QWidget):
                 BOUND_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
             self.norm_plot.addItem(line)
             self.bound_lines.append(line)
-        self.norm_plot.setTitle(view.norm_title)
+        self.norm_plot.setTitle(view.norm_title,
+                                size=f"{10.5 * self.text_scale:.1f}pt")
         axis = self.norm_plot.getAxis("bottom")
         axis.setTicks([[(float(i), n) for i, n in enumerate(view.norm_names)]])
         top = float(np.nanmax(view.norms)) if np.isfinite(view.norms).any() else 1.0
