@@ -38,8 +38,18 @@ class WrappedLabel(QtWidgets.QLabel):
 
     def __init__(self, text: str, lines: int) -> None:
         super().__init__(text)
+        self.lines = lines
         self.setWordWrap(True)
-        self.setMinimumHeight(lines * self.fontMetrics().lineSpacing() + 2)
+        self._fit()
+
+    def _fit(self) -> None:
+        self.setMinimumHeight(self.lines * self.fontMetrics().lineSpacing() + 2)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """A talk's larger font (or the style sheet that says it) keeps every line."""
+        super().changeEvent(event)
+        if event.type() in (QtCore.QEvent.Type.FontChange, QtCore.QEvent.Type.StyleChange):
+            self._fit()
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
         return False
@@ -74,7 +84,7 @@ class GeometryPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.shown_rows: list = []  # the error rows shown (their members)
         self.shown_cosines = (np.zeros(0, np.int64), np.zeros(0))
-        self.header = WrappedLabel("Nothing is open.", 2)
+        self.header = WrappedLabel("Nothing is open.", 3)
         self.header.setObjectName("GeometryHeader")
         self._build_controls()
         self.numbers = _read_only_table(("measure", "value"))
@@ -148,8 +158,8 @@ class GeometryPanel(QtWidgets.QWidget):
         return self.cosine_plot
 
     def _build_along(self) -> QtWidgets.QWidget:
-        titles = (("NC1 by step", "NC1"), ("k-NN accuracy, NC4, linear CKA", "share"),
-                  ("NC2 and NC3 by step", "value"))
+        titles = (("NC1", "NC1"), ("k-NN accuracy, NC4, linear CKA", "share"),
+                  ("NC2 and NC3", "value"))
         self.along_plots: list[pg.PlotWidget] = []
         self.along_curves: list[list[tuple[str, pg.PlotDataItem]]] = []
         self.along_legends: list[ChartLegend] = []
@@ -176,6 +186,7 @@ class GeometryPanel(QtWidgets.QWidget):
             self.along_legends.append(legend)
             self.now_lines.append(now)
         self.along_plots[1].setYRange(0, 1.02, padding=0)
+        self._size_along(1.0)
         self.nc1_plot, self.knn_plot = self.along_plots[0], self.along_plots[1]
         self.nc1_curve = self.along_curves[0][0][1]
         self.knn_curve = self.along_curves[1][0][1]
@@ -198,9 +209,16 @@ class GeometryPanel(QtWidgets.QWidget):
     def set_text_scale(self, scale: float) -> None:
         """Talk-size text (the window's presentation mode) on the charts and legends."""
         self.text_scale = float(scale)
-        tick = scale_chart_text(self.plots(), self.legends(), scale, self.font())
-        for plot in self.along_plots:  # room for the curves under the titles and legends
-            plot.setMinimumHeight(int(9 * QtGui.QFontMetricsF(tick).height()))
+        scale_chart_text(self.plots(), self.legends(), scale, self.font())
+        self._size_along(scale)
+
+    def _size_along(self, scale: float) -> None:
+        """Room for each curve under its title, axis and legend (the panel scrolls in its
+        dock rather than squash three plots to their titles)."""
+        line = QtGui.QFontMetricsF(self.font()).height() * scale
+        for plot, legend in zip(self.along_plots, self.along_legends, strict=True):
+            rows = len(legend.entries)
+            plot.setMinimumHeight(int((9 + 1.3 * rows) * line))
 
     # ---------------------------------------------------------------- requests
     def request(self) -> GeometryRequest:
