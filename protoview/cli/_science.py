@@ -58,8 +58,8 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
     p.add_argument("--geometry-every", type=int, default=0, metavar="N",
                    help="measure the geometry (NC1-NC4, weighted k-NN accuracy, linear CKA to "
                         "the source model) at step 0 and every N steps, into the snapshot's "
-                        "metrics/geometry (each a full refresh of the features and about a "
-                        "second at 10,000 x 512 on a small CPU; default 0: off; sets "
+                        "metrics/geometry (each a full refresh of the features and 1-3 s at "
+                        "10,000 x 512 on two CPU cores; default 0: off; sets "
                         "--record-every to N when it is not given)", dest="geometry_every")
     p.add_argument("--probe-size", type=int, default=0, metavar="N",
                    help="estimate the full-set accuracy after every step on a stratified probe of N "

@@ -305,8 +305,8 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                         "accuracy, WA's gamma, per task its accuracy, forgetting, weight norm)")
     p.add_argument("--no-geometry", action="store_true",
                    help="do not measure each checkpoint's geometry (NC1-NC4, weighted k-NN "
-                        "accuracy, linear CKA to the first: about a second per checkpoint at "
-                        "10,000 x 512 on a small CPU, most of it the k-NN)")
+                        "accuracy, linear CKA to the first: 1-3 s per checkpoint at 10,000 x "
+                        "512 on two CPU cores, most of it the k-NN)")
     p.add_argument("--top", type=int, default=20, help="movers to print (default 20)")
     p.add_argument("--k", type=int, default=10, help="neighbours per sample for the movers "
                                                      "(default 10)")

@@ -209,7 +209,8 @@ def number_rows(g: Any) -> list[tuple[str, str, str]]:
             rows += [
                 (f"RBF CKA vs {versus}", _num(cmp.rbf_cka, ".4f"), f"Gaussian kernel{rbf}"),
                 (f"{cmp.knn_k}-NN consistency vs {versus}", _num(cmp.knn_consistency, ".3f"),
-                 f"share of each sample's nearest neighbours kept since the {versus}"),
+                 "share of each sample's nearest neighbours kept since the "
+                 + ("source model" if versus == "source" else versus)),
             ]
     return rows
 
@@ -302,7 +303,7 @@ def along(shown: Any) -> Along:
     snap = shown.snapshot
     if snap is not None:
         columns = curve_columns(getattr(snap, "geometry", {}), int(shown.current_run))
-        timeline = derive_is_timeline(snap)
+        timeline = _is_timeline(snap)
         label = "checkpoint" if timeline else "step"
         versus = _versus(snap)
         now = float(_shown_step(shown))
@@ -331,7 +332,7 @@ def along(shown: Any) -> Along:
     return Along(steps, values, now, stored, label, versus, note)
 
 
-def derive_is_timeline(snap: Any) -> bool:
+def _is_timeline(snap: Any) -> bool:
     from protoview.core.timeline import is_timeline_snapshot
 
     return is_timeline_snapshot(snap)
