@@ -244,7 +244,9 @@ def test_the_timeline_command(epochs, capsys, tmp_path):
                               "map", "held"]
     assert [line.split()[1] for line in out[1:4]] == ["epoch_1.pt", "epoch_2.pt", "epoch_10.pt"]
     assert out[4].startswith("movers from 1 (epoch_1.pt) to 3 (epoch_10.pt)")
-    assert len([line for line in out if line[:4].strip().isdigit()]) == 3 + 3
+    # three checkpoints, three movers, each checkpoint's geometry
+    assert len([line for line in out if line[:4].strip().isdigit()]) == 3 + 3 + 3
+    assert any(line.startswith("geometry (neural collapse NC1-NC4") for line in out)
     bad = tmp_path / "never.h5"
     assert main(["timeline", glob, "demo", "--arch", tf.ARCH, "--movers", "1", "9",
                  "--out", str(bad)]) == 2

@@ -75,8 +75,12 @@ def _features(args: argparse.Namespace, model, dataset):
 
 
 def cmd_geometry(args: argparse.Namespace) -> int:
-    from protoview.core.heads import head_proxies
-    from protoview.core.measures import compare_representations, measure_geometry, sample_identity
+    from protoview.core.measures import (
+        class_major_rows,
+        compare_representations,
+        measure_geometry,
+        sample_identity,
+    )
 
     _check_args(args)
     model, dataset = open_model_and_data(args)
@@ -93,7 +97,7 @@ def cmd_geometry(args: argparse.Namespace) -> int:
     result = _features(args, model, dataset)
     info = model.info
     headless = not getattr(model, "has_head", True)
-    rows = None if headless else head_proxies(model.classifier)[0].float().cpu().numpy()
+    rows = None if headless else class_major_rows(model.classifier)
     # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
     device = args.device or (result.device if str(result.device).startswith("cuda") else None)
     report = measure_geometry(

@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
                         "prototypes, warm-up and replay), e.g. cifar10:ROOT:train; prepared as the "
                         "test data")
     p.add_argument("--record-every", type=int, default=0, help="store a map in the snapshot's timeline every K steps")
+    p.add_argument("--geometry-every", type=int, default=0, metavar="N",
+                   help="measure the geometry (NC1-NC4, weighted k-NN accuracy, linear CKA to "
+                        "the source model) at step 0 and every N steps, into the snapshot's "
+                        "metrics/geometry (each a full refresh of the features and 1-3 s at "
+                        "10,000 x 512 on two CPU cores; default 0: off; sets "
+                        "--record-every to N when it is not given)", dest="geometry_every")
     p.add_argument("--probe-size", type=int, default=0, metavar="N",
                    help="estimate the full-set accuracy after every step on a stratified probe of N "
                         "samples (history probe_accuracy, with a 95%% interval); costs N forward "
@@ -157,12 +163,14 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_out(args: argparse.Namespace, session) -> None:
-    """``--out``: the session (its runs, history and state) as a snapshot."""
+def _write_out(args: argparse.Namespace, session, geometry=None) -> None:
+    """``--out``: the session (its runs, history and state) as a snapshot; ``geometry``:
+    rows measured along the run (``--geometry-every``)."""
     if args.out:
+        from protoview.cli._adapt_geometry import add_to_snapshot
         from protoview.core.snapshot import write_snapshot
 
-        write_snapshot(args.out, session.to_snapshot())
+        write_snapshot(args.out, add_to_snapshot(session.to_snapshot(), geometry or []))
         say(f"wrote {args.out}")
 
 
@@ -177,6 +185,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     params = _adapt_params(args)
     check_params(args.method, **dict(params))
     check_source_data(args.method, args.source_data)
+    from protoview.cli._adapt_geometry import check_geometry_every, geometry_lines, run_measured
+
+    every = check_geometry_every(args)
     if args.probe_size < 0:
         raise ParameterError("--probe-size", f"must be 0 (off) or a number of samples, got {args.probe_size}")
 
@@ -192,11 +203,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     say(f"order: {run_order(session.dataset, shuffle, args.seed)[1]}")
     req = StepRequest(
         method=args.method, n_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-        params=params, shuffle=shuffle, record_every=args.record_every,
+        params=params, shuffle=shuffle, record_every=args.record_every or every,
         probe_size=args.probe_size, stream=parse_stream(args.stream).text(),
         source_data=args.source_data,
     )
-    session.step(req, progress=progress_printer(args.method))
+    geometry = []
+    if every:
+        geometry = run_measured(session, req, every, progress_printer(args.method))
+    else:
+        session.step(req, progress=progress_printer(args.method))
     last = session.history[-1]
     say(
         f"after {last.step} steps of {args.method} ({req.stream} stream): online accuracy "
@@ -212,7 +227,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                                         session.dataset.domains, len(names))
         say("online accuracy per domain: " + ", ".join(
             f"{name} {score_text(float(v), labelled)}" for name, v in zip(names, per, strict=True)))
-    _write_out(args, session)
+    for line in geometry_lines(geometry, labelled):
+        say(line)
+    _write_out(args, session, geometry)
     return 0
 
 

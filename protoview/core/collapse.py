@@ -19,7 +19,8 @@ Each number is the one the reference implementation, rhubarbwu/neural-collapse
 - **NC3** per class ``|| w_c / ||w_c|| - (mu_c - mu_G) / ||mu_c - mu_G|| ||``
   (``distance_norms``), its mean, and the ETF form ``self_duality_error``;
 - **NC4** the share of samples on which the nearest-class-center rule (Euclidean, as the
-  reference's ``DecAccumulator``) agrees with the head's prediction.
+  reference's ``DecAccumulator``; found in the span of the centred means, see
+  ``_one_pass``) agrees with the head's prediction.
 
 The head's rows ``w_c``: a linear head's weight rows (bias left out, as the reference); a
 cosine head's rows L2-normalised (it only sees their direction); with ``nb_proxy = P > 1``
@@ -105,7 +106,9 @@ def neural_collapse(
         num_classes = int(y.max()) + 1 if known.any() else 0
     if known.any() and int(y.max()) >= num_classes:
         raise ParameterError("classes", f"hold class {int(y.max())} but there are {num_classes}")
-    sums, counts = class_sums(x[known], y[known], max(num_classes, 1))
+    every = bool(known.all())  # no N x D copy when every sample has a class
+    sums, counts = class_sums(x if every else x[known], y if every else y[known],
+                              max(num_classes, 1))
     present = np.flatnonzero(counts > 0)
     if present.size < 2:
         raise ParameterError("classes", f"neural collapse needs samples of at least 2 classes, "
@@ -141,9 +144,15 @@ def _one_pass(x: np.ndarray, y: np.ndarray, means: np.ndarray,
     singular values torch's ``pinv`` keeps (``sigma > max(D, D) * eps * sigma_max``), so the
     trace is ``sum_j (v_j^T Sigma_W v_j) / s_j^2``, ``v_j^T Sigma_W v_j`` the mean square of
     the labelled samples' deviations from their class mean along ``v_j`` (float64).
-    The nearest class mean: ``argmin_c ||mu_c||^2 - 2 x.mu_c`` in float32, the reference's
-    ``DecAccumulator`` distances (its default dtype) less the ``||x||^2`` that does not
-    change the argmin.
+    The nearest class mean from the same float64 projection ``p = V^T x``: every
+    ``mu_c - mu_G`` lies in the span of ``V``, so ``||x - mu_c||^2 = ||(I - V V^T)(x -
+    mu_G)||^2 + ||p - V^T mu_c||^2`` and the first term is the same for every class:
+    ``argmin_c ||V^T mu_c||^2 / 2 - p . V^T mu_c``. The reference's ``DecAccumulator``
+    takes the argmin of the full distances in float32; the decisions are the same sample
+    for sample in the tests (they differ only where two means are within float32 rounding
+    of each other). One float64 product per row instead of that and a float32 one: the
+    pass took 1.25 s against 3.57 s at 50,000 x 512 with 100 classes (median of 7,
+    alternating, load ~5 on 2 cores).
     """
     centred = torch.from_numpy(means - means.mean(axis=0))
     _, s, vt = torch.linalg.svd(centred, full_matrices=False)
@@ -153,20 +162,22 @@ def _one_pass(x: np.ndarray, y: np.ndarray, means: np.ndarray,
     slot = np.full(int(present.max()) + 1, -1, np.int64)
     slot[present] = np.arange(present.size)
     rows_slot = torch.from_numpy(np.where(y >= 0, slot[np.maximum(y, 0)], -1))
-    means64 = torch.from_numpy(means)
-    projected_means = means64 @ basis
-    means32 = means64.float()
-    half_sq = (means32 * means32).sum(1) / 2
+    projected_means = torch.from_numpy(means) @ basis  # (K, r)
+    half_sq = (projected_means * projected_means).sum(1) / 2
     xt = torch.from_numpy(x)
+    every = bool((rows_slot >= 0).all())
     total = torch.zeros(basis.shape[1], dtype=torch.float64)
     nearest = torch.empty(x.shape[0], dtype=torch.int64)
     step = 16384
     for start in range(0, x.shape[0], step):
-        chunk = xt[start : start + step]
-        nearest[start : start + step] = (half_sq - chunk @ means32.T).argmin(dim=1)
+        projected = xt[start : start + step].double() @ basis  # one float64 product per row
+        nearest[start : start + step] = (half_sq - projected @ projected_means.T).argmin(dim=1)
         own = rows_slot[start : start + step]
-        mine = own >= 0
-        dev = chunk[mine].double() @ basis - projected_means[own[mine]]
+        if every:
+            dev = projected - projected_means[own]
+        else:
+            mine = own >= 0
+            dev = projected[mine] - projected_means[own[mine]]
         total += (dev * dev).sum(0)
     labelled = int((rows_slot >= 0).sum())
     return float((total / labelled / s2).sum()), present[nearest.numpy()]

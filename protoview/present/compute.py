@@ -72,6 +72,21 @@ def read_snapshot(path: str) -> Any:
     return read(path)
 
 
+def with_measurements(snapshot: Any, measured: tuple) -> Any:
+    """``snapshot`` with the session's geometry measurements (``shown.geometry``, each a
+    MapGeometry) as its ``metrics/geometry`` rows (File → Export snapshot keeps them:
+    replayed, Numbers → Geometry shows them)."""
+    if measured:
+        from protoview.core.measures import geometry_row, geometry_table
+
+        latest = {(g.run, g.step): g for g in measured}  # a step measured again: the latest
+        snapshot.geometry = geometry_table([geometry_row(g.report, g.comparison, run=g.run,
+                                                         step=g.step)
+                                            for _key, g in sorted(latest.items())])
+        snapshot.geometry_attrs = {"versus": "the source model"}
+    return snapshot
+
+
 def write_snapshot(path: str, snapshot: Any) -> str:
     """Write atomically; returns the path."""
     from protoview.core.snapshot import write_snapshot as write

@@ -107,6 +107,23 @@ def task_codes(state) -> np.ndarray:
     return codes
 
 
+def unlearnt_classes(state, n_classes: int) -> np.ndarray:
+    """(n_classes,) bool: the classes the head shown does not hold yet (a task checkpoint
+    of a class-incremental timeline); all False for any other map. Their accuracy is not
+    0%: they are "not yet learnt"."""
+    out = np.zeros(max(int(n_classes), 0), bool)
+    layout = task_layout(state) if state is not None else None
+    if layout is None:
+        return out
+    task_of_class, _tasks, seen = layout
+    m = min(len(out), len(task_of_class))
+    out[:m] = np.asarray(task_of_class[:m]) >= seen
+    return out
+
+
+NOT_LEARNT = "not yet learnt"
+
+
 def task_legend(state) -> list[tuple[int, str]]:
     """The task mode's legend: ``(code, text)``: ``task 1 (old)`` ... ``task k (new)`` for
     the tasks the head shown holds, then ``(-1, "not yet learnt")`` while tasks remain."""
@@ -258,6 +275,8 @@ def glyph_hover_text(state, kind: str, index: int, mask: np.ndarray, names: list
     acc = f"accuracy {np.mean(lab[known] == pred[known]):.0%}" if known.any() else "accuracy n/a"
     if kind == "centers":
         c = int(state.center_labels[index])
+        if c >= 0 and unlearnt_classes(state, c + 1)[c]:
+            acc = f"accuracy n/a ({NOT_LEARNT}: the head shown lacks the class)"
         n_proxies = int((np.asarray(state.proxy_classes) == c).sum())
         return (f"<b>class center {class_name(names, c)}</b><br>{n} samples · {acc}"
                 f"<br>{n_proxies} {'proxy' if n_proxies == 1 else 'proxies'}")

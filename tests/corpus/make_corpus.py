@@ -1818,6 +1818,29 @@ def _snap_bad_offsets(d: Path) -> dict[str, Any]:
 
 
 @_case(SNAPSHOT)
+def _snap_geometry_rows_disagree(d: Path) -> dict[str, Any]:
+    def change(h5: h5py.File) -> None:
+        group = h5["metrics"].create_group("geometry")
+        group["run"] = np.zeros(2, np.int64)
+        group["step"] = np.arange(2, dtype=np.int64)
+        group["nc1"] = np.ones(3)
+
+    return _snap_case(d, "geometry-rows.h5", change, "metrics/geometry/",
+                      what="metrics/geometry with 2 steps and 3 NC1 values")
+
+
+@_case(SNAPSHOT)
+def _snap_geometry_without_run(d: Path) -> dict[str, Any]:
+    def change(h5: h5py.File) -> None:
+        group = h5["metrics"].create_group("geometry")
+        group["step"] = np.arange(2, dtype=np.int64)
+        group["nc1"] = np.ones(2)
+
+    return _snap_case(d, "geometry-no-run.h5", change, "metrics/geometry/run is missing",
+                      what="metrics/geometry without its run column")
+
+
+@_case(SNAPSHOT)
 def _snap_huge_history(d: Path) -> dict[str, Any]:
     def change(h5: h5py.File) -> None:
         del h5["history"]

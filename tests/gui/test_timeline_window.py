@@ -325,3 +325,78 @@ def test_a_class_incremental_timeline_shows_its_tasks(window, qtbot, request_):
     assert not tabs.isTabVisible(tabs.indexOf(panel))
     assert derive.TASK_MODE not in window.available_colour_modes()
     assert shown.colour_mode != derive.TASK_MODE
+
+
+def test_geometry_curves_talk_size_and_the_task_colours_exported(window, qtbot, request_,
+                                                                 tmp_path):
+    """Numbers → Geometry on a replayed timeline shows each checkpoint's stored numbers and
+    the curves along the checkpoints (the one shown dashed); talk size grows the Tasks and
+    Geometry charts' text and gives it back; the map coloured by task exported as SVG and
+    PDF opens in librsvg / poppler, without 'nan', with the task legend's entries."""
+    import shutil
+    import subprocess
+
+    from protoview.gui.map._palette import class_colors
+    from protoview.present import derive
+
+    _build_in(window, qtbot, request_)
+    shown, panel = window.shown, window.geometry
+    snap = shown.snapshot
+    window.geometry_dock.open()
+    for frame in (0, 2, 1):
+        window.replay_bar.slider.setValue(frame)
+        window.geometry_dock.redraw()  # what the dock does when it is in front
+        assert panel.now_lines[0].value() == frame + 1
+        assert "stored in the snapshot" in panel.header.text()
+        assert panel.numbers.item(0, 1).text() == format(snap.geometry["nc1"][frame], ".4g")
+    x, y = panel.nc1_curve.getData()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    np.testing.assert_array_equal(y, snap.geometry["nc1"])
+    x, y = panel.along_curves[1][2][1].getData()  # linear CKA to the first checkpoint
+    assert y[0] == pytest.approx(1.0) and len(y) == 3
+    assert panel.along_legends[1].texts()[-1] == "linear CKA vs first checkpoint"
+    # talk size on the Tasks tab (and the Geometry view), and back
+    tasks = window.timelines.tasks
+
+    def sizes() -> list[float]:
+        return [tasks.accuracy_plot.getAxis("left").style["tickFont"].pointSizeF(),
+                tasks.norm_plot.getAxis("bottom").style["tickFont"].pointSizeF(),
+                tasks.accuracy_legend.text_font.pointSizeF(),
+                panel.nc1_plot.getAxis("left").style["tickFont"].pointSizeF()]
+
+    window.toggle_presentation(True)
+    try:
+        assert sizes() == pytest.approx([8.5 * 1.6, 8.5 * 1.6, 8.0 * 1.6, 8.5 * 1.6])
+        assert tasks.norm_plot.getPlotItem().titleLabel.opts["size"] == "16.8pt"
+    finally:
+        window.toggle_presentation(False)
+    assert sizes() == pytest.approx([8.5, 8.5, 8.0, 8.5])
+    # the map coloured by task, exported as drawings
+    window.set_color_mode(derive.TASK_MODE)
+    window.replay_bar.slider.setValue(0)
+    window.view.finish_animation()
+    svg = Path(window.export_map(str(tmp_path / "tasks.svg")))
+    pdf = Path(window.export_map(str(tmp_path / "tasks.pdf")))
+    text = svg.read_text()
+    assert "nan" not in text.lower()
+    for entry in ("task 1 (new)", "not yet learnt"):
+        assert entry in text
+    new = class_colors(3)[0]
+    assert new.lower() in text.lower()  # the task's colour is drawn
+    if shutil.which("pdftotext"):
+        words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+        assert "task 1 (new)" in words and "not yet learnt" in words
+        assert "nan" not in words.lower()
+    from PIL import Image
+
+    for tool, cmd in (("rsvg-convert", ["rsvg-convert", str(svg), "-o", str(tmp_path / "s.png")]),
+                      ("pdftoppm", ["pdftoppm", "-png", "-singlefile", str(pdf),
+                                    str(tmp_path / "p")])):
+        if not shutil.which(tool):
+            continue
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        out = tmp_path / ("s.png" if tool == "rsvg-convert" else "p.png")
+        rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
+        want = np.array([int(new[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(rgb - want).max(axis=2) <= 40).sum() > 50, tool  # task 1's glyphs

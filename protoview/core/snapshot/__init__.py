@@ -14,7 +14,8 @@ field in every :class:`~protoview.errors.SnapshotError`.
 
 Modules: ``_layout`` (format constants, the groups' fields, :class:`Snapshot`), ``_checks``
 (validation shared by writer and reader), ``_timeline`` (history and recorded maps),
-``_write``, ``_read`` (also the summary ``protoview info`` prints). A new field is one entry
+``_write``, ``_read`` (also the summary ``protoview info`` prints), ``_runs`` (the optional
+``runs`` group), ``_geometry`` (the optional ``metrics/geometry`` table). A new field is one entry
 in ``_layout._SCHEMA`` (or ``_TIMELINE_FIELDS``) plus a line in docs/snapshot-format.md.
 """
 

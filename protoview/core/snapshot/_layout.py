@@ -149,6 +149,13 @@ class Snapshot:
         (scalars: ``number``, ``method``, ``params`` JSON, ``stream``, ``current``, ...),
         ``history`` (columns as in ``history``) and optionally ``predictions`` (N,) int64;
         see :mod:`protoview.core.runs`.
+    geometry:
+        The feature space's geometry measured along the steps (optional; empty: none), laid
+        out as ``history``: one row per measurement, 1-D columns ``run`` and ``step``
+        (int64) and the numbers (float64, NaN: not measured), ragged per-class columns; on
+        disk the group ``metrics/geometry`` (see :mod:`protoview.core.measures`,
+        ``geometry_table``). ``geometry_attrs``: its scalar attributes (``versus``: what
+        the CKA columns compare with).
     """
 
     attrs: dict = field(default_factory=dict)
@@ -162,3 +169,5 @@ class Snapshot:
     timeline: list[dict] = field(default_factory=list)
     assignment_attrs: dict[str, Any] = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
+    geometry: dict[str, Any] = field(default_factory=dict)
+    geometry_attrs: dict[str, Any] = field(default_factory=dict)

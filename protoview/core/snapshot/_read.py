@@ -22,6 +22,7 @@ from protoview.core.snapshot._checks import (
     _plan_target,
     _require_group,
 )
+from protoview.core.snapshot._geometry import _read_geometry
 from protoview.core.snapshot._layout import (
     _ROOT_REQUIRED,
     _SCHEMA,
@@ -178,6 +179,7 @@ def read_snapshot(path: str | os.PathLike[str], *, load_features: bool = True) -
     with _open(where) as h5:
         contents = _inspect(where, h5)
         groups = _load_groups(where, contents, load_features)
+        geometry, geometry_attrs = _read_geometry(where, h5["metrics"])
         return Snapshot(
             attrs=contents.attrs,
             **groups,
@@ -186,6 +188,8 @@ def read_snapshot(path: str | os.PathLike[str], *, load_features: bool = True) -
             timeline=_read_timeline(where, h5, contents.n_samples),
             assignment_attrs=contents.plan_attrs,
             runs=_read_runs(where, h5, contents.n_samples),
+            geometry=geometry,
+            geometry_attrs=geometry_attrs,
         )
 
 
@@ -220,6 +224,7 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         metrics = _read_metrics(where, h5["metrics"])
         recorded = len(_read_timeline(where, h5, contents.n_samples))
         runs = _read_runs(where, h5, contents.n_samples)
+        geometry, geometry_attrs = _read_geometry(where, h5["metrics"])
         labels = h5["samples"]["labels"][()] if "labels" in h5["samples"] else None
     known = contents.attrs.get("labels_known")
     if known not in ("all", "some", "none") and labels is not None:  # files older than the attribute
@@ -242,6 +247,8 @@ def snapshot_summary(path: str | os.PathLike[str]) -> str:
         sentences.append(checkpoints)
     if runs:
         sentences.append(_describe_runs(runs))
+    if geometry:
+        sentences.append(_describe_geometry(geometry, geometry_attrs, unlabelled))
     if metrics:
         shown = ", ".join(
             f"{k}={'no labels' if unlabelled and isinstance(v, float) and not np.isfinite(v) else format(v, '.4g')}"
@@ -271,6 +278,34 @@ def _describe_checkpoints(attrs: Mapping[str, Any], history: Mapping[str, Any],
             text += f" (accuracy {float(accuracy[i]):.4f})"
         parts.append(text)
     return f"Checkpoints ({len(names)}): " + ", ".join(parts) + "."
+
+
+def _describe_geometry(columns: Mapping[str, Any], attrs: Mapping[str, Any],
+                       unlabelled: bool) -> str:
+    """``Geometry measured at 3 steps (run 0 step 1: NC1 0.52, ...)``: each row's NC1,
+    NC4, k-NN accuracy and linear CKA (``metrics/geometry``)."""
+    parts = []
+
+    def cell(name: str, i: int, fmt: str, label: str, needs_labels: bool = False) -> str:
+        values = columns.get(name)
+        if values is None or i >= len(values) or not isinstance(values, np.ndarray):
+            return ""
+        v = float(values[i])
+        if needs_labels and unlabelled:
+            return f"{label} no labels"
+        return "" if not np.isfinite(v) else f"{label} {format(v, fmt)}"
+
+    steps, runs = columns["step"], columns["run"]
+    for i in range(len(steps)):
+        cells = [cell("nc1", i, ".4g", "NC1"), cell("nc4_ncc_agreement", i, ".1%", "NC4"),
+                 cell("knn_accuracy", i, ".1%", "k-NN accuracy", True),
+                 cell("linear_cka", i, ".3f", "linear CKA")]
+        where = f"step {int(steps[i])}" if int(runs[i]) == 0 else \
+            f"run {int(runs[i])} step {int(steps[i])}"
+        parts.append(f"{where}: " + ", ".join(c for c in cells if c))
+    versus = attrs.get("versus")
+    tail = f" (CKA against {versus})" if isinstance(versus, str) and versus else ""
+    return f"Geometry measured at {len(steps)} steps{tail}: " + "; ".join(parts) + "."
 
 
 def _describe_origin(where: str, attrs: Mapping[str, Any]) -> str:

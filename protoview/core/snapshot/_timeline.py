@@ -32,9 +32,11 @@ _FRAME_NUMBERS = ("accuracy", "refreshed")
 _FRAME_TEXTS = ("checkpoint",)
 
 
-def _prepare_history(where: str, history: Any, prefix: str = "history") -> dict[str, np.ndarray]:
+def _prepare_history(where: str, history: Any, prefix: str = "history",
+                     required: tuple[str, ...] = ("step", "accuracy")) -> dict[str, np.ndarray]:
     """The datasets of the history group; a ragged column becomes ``name`` + ``name_offsets``.
-    ``prefix``: the group's path in messages (``runs/0002/history``)."""
+    ``prefix``: the group's path in messages (``runs/0002/history``); ``required``: the
+    plain columns a non-empty table must have."""
     if not isinstance(history, Mapping):
         raise SnapshotError(
             where, f"history must be a dict of columns, not {type(history).__name__}"
@@ -63,6 +65,7 @@ def _prepare_history(where: str, history: Any, prefix: str = "history") -> dict[
             if not n.endswith(_OFFSETS)
         },
         prefix,
+        required,
     )
     return out
 
@@ -106,15 +109,19 @@ def _flatten(where: str, label: str, parts: Any) -> tuple[np.ndarray, np.ndarray
 
 
 def _check_history_columns(
-    where: str, dtypes: Mapping[str, np.dtype | None], prefix: str = "history"
+    where: str, dtypes: Mapping[str, np.dtype | None], prefix: str = "history",
+    required: tuple[str, ...] = ("step", "accuracy"),
 ) -> None:
     """``dtypes``: the dtype of each column, None for a ragged one."""
     if not dtypes:
         return
     for name, dtype in (("step", I64), ("accuracy", F64)):
+        if name not in required:
+            continue
         if name not in dtypes:
+            words = " and ".join(f"'{n}'" for n in required)
             raise SnapshotError(
-                where, f"{prefix}/{name} is missing (a history has 'step' and 'accuracy' columns)"
+                where, f"{prefix}/{name} is missing (this table has {words} columns)"
             )
         if dtypes[name] != dtype:
             raise SnapshotError(
@@ -184,7 +191,8 @@ def _check_timeline_arrays(
         _check_shape(where, f"{label}/{key}", tuple(array.shape), _TIMELINE_FIELDS[key], sizes)
 
 
-def _read_history(where: str, group: h5py.Group, prefix: str = "history") -> dict[str, Any]:
+def _read_history(where: str, group: h5py.Group, prefix: str = "history",
+                  required: tuple[str, ...] = ("step", "accuracy")) -> dict[str, Any]:
     datasets = {n: d for n, d in group.items() if isinstance(d, h5py.Dataset)}
     columns: dict[str, Any] = {}
     rows = _Sizes(where)
@@ -209,6 +217,7 @@ def _read_history(where: str, group: h5py.Group, prefix: str = "history") -> dic
     _check_history_columns(
         where, {n: v.dtype if isinstance(v, np.ndarray) else None for n, v in columns.items()},
         prefix,
+        required,
     )
     return columns
 

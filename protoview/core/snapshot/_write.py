@@ -26,6 +26,7 @@ from protoview.core.snapshot._checks import (
     _plan_target,
     _scalar,
 )
+from protoview.core.snapshot._geometry import _prepare_geometry, _write_geometry
 from protoview.core.snapshot._layout import (
     _ROOT_DEFAULTS,
     _SCHEMA,
@@ -123,6 +124,7 @@ class _Plan:
     metrics: dict
     timeline: list[tuple[dict, dict]]
     runs: list[tuple[dict, dict, dict]]
+    geometry: tuple[dict, dict] = ({}, {})
 
 
 def _prepare(where: str, snap: Snapshot) -> _Plan:
@@ -143,6 +145,7 @@ def _prepare(where: str, snap: Snapshot) -> _Plan:
         _prepare_metrics(where, snap.metrics),
         _prepare_timeline(where, snap.timeline, n_samples),
         _prepare_runs(where, snap.runs, n_samples),
+        _prepare_geometry(where, snap.geometry, snap.geometry_attrs),
     )
 
 
@@ -179,7 +182,9 @@ def _write_file(tmp: os.PathLike[str], plan: _Plan) -> None:
             _write_datasets(h5.create_group(group), arrays)
         h5["assignment"].attrs.update(plan.plan_attrs)
         _write_datasets(h5.create_group("history"), plan.history)
-        h5.create_group("metrics").attrs.update(plan.metrics)
+        metrics = h5.create_group("metrics")
+        metrics.attrs.update(plan.metrics)
+        _write_geometry(metrics, *plan.geometry)
         if plan.timeline:
             timeline = h5.create_group("timeline")
             for attrs, arrays in plan.timeline:

@@ -11,6 +11,7 @@ between checkpoints); :meth:`TimelineBuilder.timeline` is the result.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,10 @@ class CheckpointStep:
     knn_change: mean Jaccard distance of the lists from the step before (NaN for the
     first); map_held: share of samples kept exactly in place by the aligned update (NaN for
     the first map); seconds / map_seconds: extraction (or cache read) and map time;
-    tasks: its numbers by task (a class-incremental run, :class:`TaskNumbers`) or None.
+    tasks: its numbers by task (a class-incremental run, :class:`TaskNumbers`) or None;
+    geometry: its feature space's geometry (a row of
+    :func:`~protoview.core.measures.geometry_row`: NC1-NC4, k-NN accuracy, linear CKA to
+    the first checkpoint) or None (not measured); geometry_seconds: its time.
     """
 
     step: int
@@ -79,6 +83,8 @@ class CheckpointStep:
     map_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     tasks: TaskNumbers | None = None
+    geometry: dict | None = None
+    geometry_seconds: float = 0.0
 
     @property
     def name(self) -> str:
@@ -147,7 +153,9 @@ class TimelineBuilder:
     """See the module docstring. ``checkpoints``: files and globs (see
     :func:`expand_checkpoints`); ``data``: one dataset spelling; ``options``: how every
     checkpoint is loaded; ``k``: neighbours per sample for the movers; ``with_map``: draw
-    the maps (False: accuracy and movers only, NaN positions); ``seed``: the first map's."""
+    the maps (False: accuracy and movers only, NaN positions); ``seed``: the first map's;
+    ``geometry``: measure each checkpoint's geometry (:func:`~protoview.core.measures.
+    measure_point`: NC1-NC4, k-NN accuracy, linear CKA to the first checkpoint)."""
 
     def __init__(self, checkpoints: Sequence[str], data: str, options: OpenOptions | None = None,
                  *, k: int = DEFAULT_K, seed: int = 0, with_map: bool = True,
@@ -155,7 +163,7 @@ class TimelineBuilder:
                  batch_size: int | None = 256, use_cache: bool = True,
                  cache_dir: str | None = None, warn: bool = True,
                  class_order: str | None = "auto",
-                 tasks: str | Sequence[int] | None = None) -> None:
+                 tasks: str | Sequence[int] | None = None, geometry: bool = True) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ParameterError("--k", f"must be a whole number >= 1, got {k!r}")
         self.options = options or OpenOptions()
@@ -174,6 +182,8 @@ class TimelineBuilder:
         self._steps: list[CheckpointStep] = []
         self._state: GeometryState | None = None
         self._maps = AlignedMaps(seed, with_map)
+        self.with_geometry = bool(geometry)
+        self._first_features: np.ndarray | None = None  # the linear CKA's reference
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -280,6 +290,10 @@ class TimelineBuilder:
             earlier = [s.tasks.accuracy for s in self._steps if s.tasks is not None]
             numbers.forgetting = forgetting(np.stack([*earlier, numbers.accuracy]))[-1]
         knn = knn_lists(result.features, self.k)
+        t0 = time.perf_counter()
+        geometry = (self._geometry(number, result, proxies, proxy_classes, head)
+                    if self.with_geometry else None)
+        geometry_seconds = time.perf_counter() - t0
         previous = self._steps[-1] if self._steps else None
         held = state.map_held
         return CheckpointStep(
@@ -291,8 +305,31 @@ class TimelineBuilder:
             map_held=(float("nan") if held is None
                       else float(np.mean(held[state.rows.slice("samples")]))),
             seconds=float(result.seconds), map_seconds=float(state.metrics.get("map_seconds", 0.0)),
-            notes=list(result.notes), tasks=numbers,
+            notes=list(result.notes), tasks=numbers, geometry=geometry,
+            geometry_seconds=geometry_seconds,
         )
+
+    def _geometry(self, number: int, result: Any, proxies: np.ndarray,
+                  proxy_classes: np.ndarray, head: Any) -> dict | None:
+        """The checkpoint's geometry row (None when it cannot be measured: fewer than two
+        classes with samples). A head smaller than the data's classes (an early task of a
+        class-incremental run) has no NC3 / proxy-to-center cosine: its rows do not cover
+        the classes measured."""
+        from protoview.core.measures import measure_point
+
+        if self._first_features is None:
+            self._first_features = np.asarray(result.features)
+        full = len(proxies) > 0 and int(getattr(head, "held", 0)) == self.num_classes
+        # class-major in the data's classes (a head in PyCIL's order has its rows in its own)
+        rows = proxies[np.argsort(proxy_classes, kind="stable")] if full else None
+        try:
+            return measure_point(
+                result.features, result.logits, result.labels,
+                reference=self._first_features, head_rows=rows,
+                nb_proxy=int(getattr(head, "nb_proxy", 1) or 1),
+                cosine_head=getattr(head, "kind", "") == "cosine", step=number)
+        except ParameterError:
+            return None
 
     def _map(self, result: Any, proxies: np.ndarray, proxy_classes: np.ndarray,
              cancel: Cancel) -> GeometryState:

@@ -9,7 +9,8 @@ is the last checkpoint's. A class-incremental run (tasks) adds the history colum
 ``task_accuracy``, ``task_forgetting``, ``task_norm``, ``class_norm`` (ragged),
 ``old_accuracy``, ``new_accuracy``, ``wa_gamma``, the root attributes ``tasks`` and
 ``class_order`` (JSON lists) and the metrics ``average_incremental_accuracy`` and
-``forgetting``; :func:`snapshot_tasks` reads them back. See docs/snapshot-format.md, "A
+``forgetting``; :func:`snapshot_tasks` reads them back. Each checkpoint's geometry (NC1-NC4,
+k-NN accuracy, linear CKA to the first) is a row of ``metrics/geometry`` (run 0, its step). See docs/snapshot-format.md, "A
 timeline of checkpoints".
 """
 
@@ -71,6 +72,12 @@ def timeline_to_snapshot(timeline: Timeline, *, with_features: bool = True):
         _task_fields(snap, timeline)
     proxies = len(state.proxies)
     snap.timeline = [_padded(s.frame, proxies) for s in steps]
+    rows = [s.geometry for s in steps if s.geometry is not None]
+    if rows:
+        from protoview.core.measures import geometry_table
+
+        snap.geometry = geometry_table(rows)
+        snap.geometry_attrs = {"versus": "the first checkpoint"}
     return snap
 
 

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.gui.panels._numbers import ChartTabs
-from protoview.gui.panels._plots import hover_text, make_plot
+from protoview.gui.panels._plots import (
+    ChartLegend,
+    LegendEntry,
+    hover_text,
+    make_plot,
+    scale_chart_text,
+)
 from protoview.present import GeometryRequest
 from protoview.present import geometry as texts
 
 BAR_COLOR = "#4c72b0"
 NC1_COLOR, KNN_COLOR = "#8172b2", "#2ca02c"
+#: each plot's curve colours, in the order of ``present.geometry.CURVES``
+CURVE_COLORS = ((NC1_COLOR,), (KNN_COLOR, "#dd8452", "#4c72b0"), ("#c44e52", "#937860", "#8172b2"))
+NOW_COLOR = "#7f7f7f"
 ERROR_COLUMNS = ("group", "size", "errors", "error rate", "true classes")
-ALONG_NOTE = ("One point per measurement of this run (step 0: the source model). The features "
-              "of earlier steps are not kept: tick \"after each step\" to measure as the run goes.")
 
 
 class WrappedLabel(QtWidgets.QLabel):
@@ -31,8 +38,18 @@ class WrappedLabel(QtWidgets.QLabel):
 
     def __init__(self, text: str, lines: int) -> None:
         super().__init__(text)
+        self.lines = lines
         self.setWordWrap(True)
-        self.setMinimumHeight(lines * self.fontMetrics().lineSpacing() + 2)
+        self._fit()
+
+    def _fit(self) -> None:
+        self.setMinimumHeight(self.lines * self.fontMetrics().lineSpacing() + 2)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """A talk's larger font (or the style sheet that says it) keeps every line."""
+        super().changeEvent(event)
+        if event.type() in (QtCore.QEvent.Type.FontChange, QtCore.QEvent.Type.StyleChange):
+            self._fit()
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
         return False
@@ -67,7 +84,7 @@ class GeometryPanel(QtWidgets.QWidget):
         self.class_names: list[str] = []
         self.shown_rows: list = []  # the error rows shown (their members)
         self.shown_cosines = (np.zeros(0, np.int64), np.zeros(0))
-        self.header = WrappedLabel("Nothing is open.", 2)
+        self.header = WrappedLabel("Nothing is open.", 3)
         self.header.setObjectName("GeometryHeader")
         self._build_controls()
         self.numbers = _read_only_table(("measure", "value"))
@@ -141,27 +158,67 @@ class GeometryPanel(QtWidgets.QWidget):
         return self.cosine_plot
 
     def _build_along(self) -> QtWidgets.QWidget:
-        self.nc1_plot = make_plot("NC1 by step", "NC1", "step")
-        self.knn_plot = make_plot("k-NN accuracy by step", "accuracy", "step")
-        self.knn_plot.setYRange(0, 1)
-        for plot in (self.nc1_plot, self.knn_plot):
+        titles = (("NC1", "NC1"), ("k-NN accuracy, NC4, linear CKA", "share"),
+                  ("NC2 and NC3", "value"))
+        self.along_plots: list[pg.PlotWidget] = []
+        self.along_curves: list[list[tuple[str, pg.PlotDataItem]]] = []
+        self.along_legends: list[ChartLegend] = []
+        self.now_lines: list[pg.InfiniteLine] = []
+        for (title, left), curves, colors in zip(titles, texts.CURVES, CURVE_COLORS, strict=True):
+            plot = make_plot(title, left, "step")
             plot.setMouseEnabled(False, False)
-        self.nc1_curve = self.nc1_plot.plot([], [], pen=pg.mkPen(NC1_COLOR, width=2), symbol="o",
-                                            symbolSize=6, symbolBrush=NC1_COLOR, symbolPen=None)
-        self.knn_curve = self.knn_plot.plot([], [], pen=pg.mkPen(KNN_COLOR, width=2), symbol="o",
-                                            symbolSize=6, symbolBrush=KNN_COLOR, symbolPen=None)
-        note = WrappedLabel(ALONG_NOTE, 3)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            items, entries = [], []
+            for (key, name), color in zip(curves, colors, strict=True):
+                pen = pg.mkPen(color, width=2)
+                items.append((key, plot.plot([], [], pen=pen, symbol="o", symbolSize=6,
+                                             symbolBrush=color, symbolPen=None,
+                                             connect="finite")))
+                entries.append(LegendEntry(name, pen, "o", color))
+            legend = ChartLegend(plot)
+            legend.set_entries(entries if len(entries) > 1 else [])
+            now = pg.InfiniteLine(angle=90, pen=pg.mkPen(
+                NOW_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
+            now.setVisible(False)
+            plot.addItem(now)
+            self.along_plots.append(plot)
+            self.along_curves.append(items)
+            self.along_legends.append(legend)
+            self.now_lines.append(now)
+        self.along_plots[1].setYRange(0, 1.02, padding=0)
+        self._size_along(1.0)
+        self.nc1_plot, self.knn_plot = self.along_plots[0], self.along_plots[1]
+        self.nc1_curve = self.along_curves[0][0][1]
+        self.knn_curve = self.along_curves[1][0][1]
+        note = WrappedLabel("", 3)
         self.along_note = note
         page = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(page)
         col.setContentsMargins(0, 2, 0, 0)
         col.addWidget(note)
-        col.addWidget(self.nc1_plot, 1)
-        col.addWidget(self.knn_plot, 1)
+        for plot in self.along_plots:
+            col.addWidget(plot, 1)
         return page
 
     def plots(self) -> list[pg.PlotWidget]:
-        return [self.cosine_plot, self.nc1_plot, self.knn_plot]
+        return [self.cosine_plot, *self.along_plots]
+
+    def legends(self) -> list[ChartLegend]:
+        return list(self.along_legends)
+
+    def set_text_scale(self, scale: float) -> None:
+        """Talk-size text (the window's presentation mode) on the charts and legends."""
+        self.text_scale = float(scale)
+        scale_chart_text(self.plots(), self.legends(), scale, self.font())
+        self._size_along(scale)
+
+    def _size_along(self, scale: float) -> None:
+        """Room for each curve under its title, axis and legend (the panel scrolls in its
+        dock rather than squash three plots to their titles)."""
+        line = QtGui.QFontMetricsF(self.font()).height() * scale
+        for plot, legend in zip(self.along_plots, self.along_legends, strict=True):
+            rows = len(legend.entries)
+            plot.setMinimumHeight(int((9 + 1.3 * rows) * line))
 
     # ---------------------------------------------------------------- requests
     def request(self) -> GeometryRequest:
@@ -184,13 +241,35 @@ class GeometryPanel(QtWidgets.QWidget):
         self._show_numbers([] if g is None else texts.number_rows(g))
         self._show_errors(g)
         self._show_cosines(g)
-        steps, nc1, knn = texts.curve(tuple(shown.geometry), int(shown.current_run))
-        self.nc1_curve.setData(steps, nc1)
-        ok = np.isfinite(knn)
-        self.knn_curve.setData(steps[ok], knn[ok])
-        end = max(1.0, steps.max() if steps.size else 1.0)
-        for plot in (self.nc1_plot, self.knn_plot):  # room around the end points' markers
-            plot.setXRange(-0.04 * end, 1.04 * end, padding=0)
+        self._show_along(texts.along(shown))
+
+    def _show_along(self, along: texts.Along) -> None:
+        """The curves along the run (or the timeline's checkpoints), the step shown dashed."""
+        self.shown_along = along
+        self.along_note.setText(along.note)
+        steps = along.steps
+        start = float(steps.min()) if steps.size else 0.0
+        end = max(start + 1.0, float(steps.max()) if steps.size else 1.0)
+        pad = 0.04 * (end - start)
+        for plot, items, now in zip(self.along_plots, self.along_curves, self.now_lines,
+                                    strict=True):
+            for key, item in items:
+                values = along.values[key]
+                ok = np.isfinite(values)
+                item.setData(steps[ok], values[ok])
+            plot.setLabel("bottom", along.label)
+            plot.setXRange(start - pad, end + pad, padding=0)  # room for the end markers
+            now.setVisible(along.now is not None and steps.size > 0)
+            if along.now is not None:
+                now.setValue(along.now)
+            if steps.size and steps.size <= 12:  # whole steps only (a timeline's checkpoints)
+                plot.getAxis("bottom").setTicks([[(float(v), str(int(v))) for v in steps]])
+            else:
+                plot.getAxis("bottom").setTicks(None)
+        self.along_legends[1].set_entries([
+            LegendEntry(f"linear CKA vs {along.versus}" if key == "linear_cka" else name,
+                        pg.mkPen(color, width=2), "o", color)
+            for (key, name), color in zip(texts.CURVES[1], CURVE_COLORS[1], strict=True)])
 
     def _show_numbers(self, rows: list[tuple[str, str, str]]) -> None:
         table = self.numbers

@@ -24,7 +24,13 @@ from protoview.gui.panels._run_curves import (
     pass_starts,
 )
 from protoview.present import HistoryRow
-from protoview.present.derive import numbers_line, per_class_and_confusion, progress_unit
+from protoview.present.derive import (
+    NOT_LEARNT,
+    numbers_line,
+    per_class_and_confusion,
+    progress_unit,
+    unlearnt_classes,
+)
 
 MAX_CELL_COUNTS = 12  # more classes than this: no count written in the confusion cells
 NOW_COLOR = "#2ca02c"
@@ -58,6 +64,7 @@ class NumbersPanel(QtWidgets.QWidget):
         self._confusion_size: int | None = None  # the confusion's classes (its range)
         # what the charts show now, for their hover texts
         self.per_class_shown = np.zeros(0)
+        self.unlearnt = np.zeros(0, bool)  # classes the head shown lacks yet (tasks)
         self.confusion_shown = np.zeros((0, 0), np.int64)
         self.balance_shown: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])
         self._build_accuracy()
@@ -185,6 +192,8 @@ class NumbersPanel(QtWidgets.QWidget):
         labelled = bool(np.any(np.asarray(state.labels) >= 0))
         self._title_labels(labelled, progress_unit(state))
         per_class, conf = per_class_and_confusion(state.labels, state.predictions, n)
+        self.unlearnt = unlearnt_classes(state, n)
+        per_class[self.unlearnt] = np.nan  # a class the head lacks yet has no accuracy
         if labelled:
             self._draw_per_class(per_class)
         else:  # unlabelled data: nothing to score, and no bar may read as 0%
@@ -280,7 +289,10 @@ class NumbersPanel(QtWidgets.QWidget):
         i, shown = int(round(x)), self.per_class_shown
         if not 0 <= i < len(shown):
             return ""
-        text = f"{self.class_plot.getAxis('bottom').name(i)}: {_percent(shown[i])} now"
+        name = self.class_plot.getAxis('bottom').name(i)
+        if i < len(self.unlearnt) and self.unlearnt[i]:
+            return f"{name}: {NOT_LEARNT} (the head shown lacks the class: no accuracy)"
+        text = f"{name}: {_percent(shown[i])} now"
         if self.baseline is not None and len(self.baseline) == len(shown):
             text += f" · {_percent(self.baseline[i])} unadapted"
         return text

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from protoview.gui.map import class_colors
-from protoview.gui.panels._plots import ChartLegend, LegendEntry, make_plot
+from protoview.gui.panels._plots import ChartLegend, LegendEntry, make_plot, scale_chart_text
 from protoview.present import timeline as present_timeline
 
 HELP = ("Open the task checkpoints of a class-incremental run (File → Open checkpoints…) "
         "to see its tasks.")
 BOUND_COLOR = "#7f7f7f"
+ACCURACY_TITLE = "Accuracy per task over the checkpoints"
+ACCURACY_SHORT = "Accuracy per task"  # at talk size
 
 
 class TasksPanel(QtWidgets.QWidget):
@@ -27,12 +29,12 @@ class TasksPanel(QtWidgets.QWidget):
         self.snapshot = None
         self.class_names: list[str] = []
         self.view: present_timeline.TasksView | None = None
+        self.text_scale = 1.0
         self.summary = QtWidgets.QLabel(HELP)
         self.summary.setWordWrap(True)
         self.forgetting = QtWidgets.QLabel("")
         self.forgetting.setWordWrap(True)
-        self.accuracy_plot = make_plot("Accuracy per task over the checkpoints", "accuracy",
-                                       "checkpoint")
+        self.accuracy_plot = make_plot(ACCURACY_TITLE, "accuracy", "checkpoint")
         self.accuracy_plot.setMouseEnabled(False, False)
         self.accuracy_plot.setYRange(0, 1, padding=0.02)
         self.accuracy_legend = ChartLegend(self.accuracy_plot)
@@ -46,15 +48,52 @@ class TasksPanel(QtWidgets.QWidget):
         self.norm_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#4c72b0")
         self.norm_plot.addItem(self.norm_bars)
         self.bound_lines: list[pg.InfiniteLine] = []
-        layout = QtWidgets.QVBoxLayout(self)
+        # in a scroll area: at talk size the two plots keep room for their curves and the
+        # tab scrolls, rather than squash them to their titles
+        inner = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(inner)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
         layout.addWidget(self.accuracy_plot, 1)
         layout.addWidget(self.forgetting)
         layout.addWidget(self.norm_plot, 1)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self._size_plots()
 
     def plots(self) -> list[pg.PlotWidget]:
         return [self.accuracy_plot, self.norm_plot]
+
+    def set_text_scale(self, scale: float) -> None:
+        """Talk-size text (the window's presentation mode): the plots' ticks, axis titles,
+        titles (short ones at talk size) and the legend, by ``scale`` (the lines above and
+        between them follow the window's font)."""
+        self.text_scale = float(scale)
+        scale_chart_text(self.plots(), [self.accuracy_legend], scale, self.font())
+        self._size_plots()
+        self.accuracy_plot.setTitle(ACCURACY_TITLE if scale <= 1 else ACCURACY_SHORT,
+                                    size=f"{10.5 * scale:.1f}pt")
+        if self.view is not None:  # the norm title is set with each checkpoint
+            self.norm_plot.setTitle(self._norm_title(self.view), size=f"{10.5 * scale:.1f}pt")
+
+    def _size_plots(self) -> None:
+        """Room for each plot's bars or curves under its title, axis (and legend)."""
+        line = QtGui.QFontMetricsF(self.font()).height() * self.text_scale
+        self.accuracy_plot.setMinimumHeight(int(11 * line))
+        self.norm_plot.setMinimumHeight(int(9 * line))
+
+    def _norm_title(self, view: present_timeline.TasksView) -> str:
+        """The norm chart's title; at talk size only its WA's gamma part (the whole one,
+        in large letters, is wider than the numbers' column)."""
+        if self.text_scale <= 1:
+            return view.norm_title
+        return "Norms · " + view.norm_title.rsplit(" · ", 1)[-1]
 
     # ------------------------------------------------------------ contents
     def set_timeline(self, snapshot, class_names: list[str] | None = None) -> bool:
@@ -117,7 +156,7 @@ class TasksPanel(QtWidgets.QWidget):
                 BOUND_COLOR, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
             self.norm_plot.addItem(line)
             self.bound_lines.append(line)
-        self.norm_plot.setTitle(view.norm_title)
+        self.norm_plot.setTitle(self._norm_title(view), size=f"{10.5 * self.text_scale:.1f}pt")
         axis = self.norm_plot.getAxis("bottom")
         axis.setTicks([[(float(i), n) for i, n in enumerate(view.norm_names)]])
         top = float(np.nanmax(view.norms)) if np.isfinite(view.norms).any() else 1.0

@@ -169,8 +169,10 @@ class FileActions:
             self._job = self.worker.submit_call(
                 "write_snapshot", lambda _session: compute.write_snapshot(path, snap))
         else:
+            measured = tuple(self.shown.geometry)  # the Geometry view's measurements too
             self._job = self.worker.submit_call(
-                "write_snapshot", lambda session: compute.write_snapshot(path, session.to_snapshot()),
+                "write_snapshot", lambda session: compute.write_snapshot(
+                    path, compute.with_measurements(session.to_snapshot(), measured)),
                 needs_session=True)
         return self._job
 

@@ -55,7 +55,7 @@ class Presentation(QtCore.QObject):
             view.set_text_scale(TEXT_SCALE)
             view.set_compact_legend(True)
         win.show_banner(True)
-        win.numbers.set_text_scale(FONT_SCALE)
+        self._scale_charts(FONT_SCALE)
         win.set_show_names(True)
         win.controls_dock.hide()
         win.menuBar().hide()
@@ -63,6 +63,14 @@ class Presentation(QtCore.QObject):
         win.showFullScreen()
         QtCore.QTimer.singleShot(0, self._narrow_numbers)
         self._narrow_numbers()
+
+    def _scale_charts(self, scale: float) -> None:
+        """Chart text in ``scale``: the numbers', the Geometry view's and the Tasks tab's."""
+        win = self.win
+        win.numbers.set_text_scale(scale)
+        win.geometry.set_text_scale(scale)
+        if hasattr(win, "timelines"):
+            win.timelines.tasks.set_text_scale(scale)
 
     def _narrow_numbers(self) -> None:
         win = self.win
@@ -84,7 +92,7 @@ class Presentation(QtCore.QObject):
             view.set_text_scale(1.0)
             view.set_compact_legend(False)
         win.show_banner(False)
-        win.numbers.set_text_scale(1.0)
+        self._scale_charts(1.0)
         if "numbers_min" in saved:
             win.numbers.setMinimumWidth(saved["numbers_min"])
         win.set_show_names(saved.get("names", True))
