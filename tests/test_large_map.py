@@ -151,3 +151,51 @@ def test_place_points_exact_and_ivf_agree(monkeypatch):
     # both land each point on its own class's spot
     np.testing.assert_allclose(exact, xy[q], atol=1e-3)
     np.testing.assert_allclose(ivf, xy[q], atol=1e-3)
+
+
+def test_large_map_notes_and_pca_placement(monkeypatch):
+    """A map above the limit fits ``fit_points`` rows, places the rest in principal
+    components (IVF above a few thousand fitted rows) and says so in its notes."""
+    from protoview.core.projection import _large
+
+    monkeypatch.setattr(_large, "_EXACT_PCA_REF", 200)
+    x, lab, _ = _blobs(2500, d=96, seed=2)
+    res, fitted = P.fit_large_map(x, lab, np.zeros(len(x), bool), max_points=1000,
+                                  fit_points=600, place_dims=16, seed=0)
+    assert 590 <= len(fitted) <= 600 and np.isfinite(res.embedding).all()
+    assert "fitted 600 of 2,500" in res.notes and "16 principal components" in res.notes
+    assert "IVF" in res.notes and "layout: umap-learn" in res.notes
+    emb = res.embedding
+    cent = np.stack([emb[lab == c].mean(0) for c in range(C)])
+    known = lab >= 0
+    near = ((emb[known, None] - cent[None]) ** 2).sum(-1).argmin(1)
+    assert (near == lab[known]).mean() > 0.95
+
+
+def test_update_of_a_large_map_keeps_unmoved_placed_points(monkeypatch):
+    """Only the placed rows whose features moved are placed again: the others keep their
+    position bit for bit, and the update's placement work follows the moved rows."""
+    from protoview.core.projection import _large
+
+    x, lab, _ = _blobs(2500, d=48, seed=4)
+    keep = np.zeros(len(x), bool)
+    first, fitted = P.fit_large_map(x, lab, keep, max_points=400, place_dims=16, seed=1)
+    placed = np.setdiff1d(np.arange(len(x)), fitted)
+    x2 = x.copy()
+    moved = placed[:30]
+    x2[moved] = x[placed[-30:]]  # 30 placed rows take other rows' features
+    calls = []
+    real = _large._Placer.place
+    monkeypatch.setattr(_large._Placer, "place",
+                        lambda self, unit: calls.append(len(unit)) or real(self, unit))
+    upd, fitted2 = P.fit_large_map(x2, lab, keep, max_points=400, place_dims=16, seed=1,
+                                   previous=first.embedding, anchor_vectors=x,
+                                   previous_knn=(first.knn_indices, first.knn_dists))
+    np.testing.assert_array_equal(fitted2, fitted)
+    assert sum(calls) == 30  # only the moved rows were placed again
+    still = np.ones(len(x), bool)
+    still[moved] = False
+    np.testing.assert_array_equal(upd.embedding[still], first.embedding[still])
+    assert upd.held[still].all() and not upd.held[moved].any()
+    np.testing.assert_allclose(upd.embedding[moved], first.embedding[placed[-30:]], atol=1.0)
+    assert "30 others placed" in upd.notes
