@@ -142,18 +142,16 @@ def knn_note(n: int) -> str:
 
 def layout_note() -> str:
     """The layout engine and device, in words (for a map's notes)."""
-    return f"layout: umap-learn's optimiser on the CPU ({_cuda_note()})"
+    from protoview.core.projection._torch_layout import layout_device
 
-
-def _cuda_note() -> str:
+    device = layout_device()
+    if device is not None:
+        return f"layout: umap-learn's optimiser ported to torch, on {device}"
     import sys
 
-    torch = sys.modules.get("torch")  # the window and the CLI have it loaded; never import it here
-    if torch is None:
-        return "torch not loaded: CUDA not looked for"
-    if not torch.cuda.is_available():
-        return "no CUDA device"
-    return "a CUDA device is present but protoview has no GPU layout yet"
+    why = ("no CUDA device" if "torch" in sys.modules
+           else "torch not loaded: CUDA not looked for")
+    return f"layout: umap-learn's optimiser on the CPU ({why})"
 
 
 def _search(x: np.ndarray, rows: np.ndarray, k: int,
@@ -209,6 +207,12 @@ def _spare(n_neighbors: int, n: int) -> int:
 
 
 def _embed(graph, x, init, n_epochs, alpha, seed) -> np.ndarray:
+    from protoview.core.projection._torch_layout import embed_torch, layout_device
+
+    device = layout_device()
+    if device is not None:
+        return embed_torch(graph, x, init, n_epochs, alpha, seed, device,
+                           hook=getattr(_EPOCH_HOOK, "fn", None))
     import tqdm
     from umap.umap_ import find_ab_params, simplicial_set_embedding
 

@@ -224,7 +224,8 @@ def fit_large_map(
     # sequence sharing the subsample, its layout and the placer.
     t0 = time.perf_counter()
     vectors = np.asarray(vectors)
-    _check_finite(vectors)
+    if previous is None:  # on an update the changed rows are checked as they are read
+        _check_finite(vectors)
     n = vectors.shape[0]
     budget = min(max_map_points(max_points), int(fit_points or FIT_POINTS))
     fitted = stratified_subsample(labels, keep, max(3, budget), seed)
@@ -254,19 +255,28 @@ def fit_large_map(
     emb[fitted] = res.embedding
     held = None
     if anchors is not None:
-        held = np.zeros(n, bool)
+        held = np.ones(n, bool)
         held[fitted] = res.held
         radius = float(np.median(res.knn_dists[:, min(14, res.knn_dists.shape[1] - 1)]))
         emb[rest] = previous[rest]
         moved_parts = []
-        for part, unit in _unit_chunks(vectors, rest):
+        for s in range(0, rest.size, _PLACE_CHUNK):
             _check(cancel)
-            step = np.linalg.norm(unit - unit_rows(anchors[part], "anchor_vectors"), axis=1)
-            still = step < hold_below * max(radius, 1e-6)
+            chunk = rest[s:s + _PLACE_CHUNK]
+            # rows equal to their anchor are held without arithmetic (a live step changes
+            # a batch of rows: this pass is memory-bound, the rest follows the changed rows)
+            changed = (vectors[chunk] != anchors[chunk]).any(axis=1)
             if new is not None:
-                still &= ~new[part]
-            held[part] = still
-            moved_parts.append(part[~still])
+                changed |= new[chunk]
+            part = chunk[changed]
+            if part.size:
+                step = np.linalg.norm(unit_rows(vectors[part])
+                                      - unit_rows(anchors[part], "anchor_vectors"), axis=1)
+                still = step < hold_below * max(radius, 1e-6)
+                if new is not None:
+                    still &= ~new[part]
+                held[part] = still
+                moved_parts.append(part[~still])
         rest = np.concatenate(moved_parts) if moved_parts else rest[:0]
     notes = f"{res.notes}; fitted {len(fitted):,} of {n:,} points (stratified by label)"
     if rest.size:
