@@ -155,10 +155,12 @@ def test_place_points_exact_and_ivf_agree(monkeypatch):
 
 def test_large_map_notes_and_pca_placement(monkeypatch):
     """A map above the limit fits ``fit_points`` rows, places the rest in principal
-    components (IVF above a few thousand fitted rows) and says so in its notes."""
+    components (IVF above a few thousand fitted rows, unless few rows are placed) and says
+    so in its notes."""
     from protoview.core.projection import _large
 
     monkeypatch.setattr(_large, "_EXACT_PCA_REF", 200)
+    monkeypatch.setattr(_large, "_FEW_QUERIES", 100)  # 1,900 to place: not few
     x, lab, _ = _blobs(2500, d=96, seed=2)
     res, fitted = P.fit_large_map(x, lab, np.zeros(len(x), bool), max_points=1000,
                                   fit_points=600, place_dims=16, seed=0)
@@ -198,4 +200,4 @@ def test_update_of_a_large_map_keeps_unmoved_placed_points(monkeypatch):
     np.testing.assert_array_equal(upd.embedding[still], first.embedding[still])
     assert upd.held[still].all() and not upd.held[moved].any()
     np.testing.assert_allclose(upd.embedding[moved], first.embedding[placed[-30:]], atol=1.0)
-    assert "30 others placed" in upd.notes
+    assert "30 others placed" in upd.notes and "(exact faiss search" in upd.notes
