@@ -93,15 +93,15 @@ def _fit(x, labels, **kw):
 
 def bigmap_first(ctx: Context) -> list[Row]:
     """1,000,000 x 512: ours (timed once, with its peak memory) against umap-learn fitted
-    on a subsample and extrapolated linearly (a lower bound: its k-NN search grows faster
-    than N), and against today's path (200,000 fitted, the rest placed by cosine in all
+    on a subsample (a fifth, or ``PROTOVIEW_BENCH_UMAP_N`` points) and extrapolated
+    linearly (a lower bound: its k-NN search grows faster than N), and against today's path (200,000 fitted, the rest placed by cosine in all
     dimensions) when ``PROTOVIEW_BENCH_OLD_1M=1`` (10 minutes and more on two cores)."""
     import umap
 
     from protoview.core.projection import warm_up
 
     n = ctx.n_map or (100_000 if ctx.quick else 1_000_000)
-    sub_n = n // 5
+    sub_n = int(os.environ.get("PROTOVIEW_BENCH_UMAP_N", n // 5))  # umap-learn's subsample
     warm_up()
     x, labels = manifold_blobs(n)
     with _PeakRss() as mem:
@@ -198,9 +198,12 @@ def bigmap_step(ctx: Context) -> list[Row]:
     t_s, m_s, l_s = out[small]
     t_b, m_b, l_b = out[big]
     return [
-        Row(f"step -> map update, {big:,} points (64 rows changed)", t_b, "s", t_s,
-            f"the same at {small:,} points", t_b / t_s, "flat in N (<= 2 x)", t_b <= 2 * t_s,
-            note=f"of which the map {m_b:.2f} s at {big:,} and {m_s:.2f} s at {small:,}; "
-                 f"load {l_b} / {l_s}",
+        Row(f"step -> map update, {big:,} points (64 rows changed)", m_b, "s", m_s,
+            f"the same at {small:,} points", m_b / m_s, "flat in N (<= 2 x)", m_b <= 2 * m_s,
+            note=f"the map's part of compute_geometry (metrics['map_seconds']: the joint "
+                 f"vectors gathered, the anchored update); load {l_b} / {l_s}",
             extra={"map_big": m_b, "map_small": m_s}),
+        Row(f"step -> state (compute_geometry), {big:,} points (64 rows changed)", t_b, "s",
+            t_s, f"the same at {small:,} points", t_b / t_s, "", None,
+            note="the whole state: the map plus centers and metrics over all N samples"),
     ]

@@ -56,6 +56,7 @@ def test_stratified_subsample_keeps_small_sets_and_every_class(large, blobs):
     sub = lab[fitted[fitted < n]]
     counts = np.array([(sub == c).sum() for c in range(-1, C)])
     assert (counts > 0).all()  # every label, the unknown one too
+    assert "fitted 500 of" in large.attrs["map"] and "layout: umap-learn" in large.attrs["map"]
     share = counts[1:] / counts[1:].sum()
     full = np.array([(lab == c).sum() for c in range(C)]) / (lab >= 0).sum()
     np.testing.assert_allclose(share, full, atol=0.02)  # proportional

@@ -280,16 +280,18 @@ def fit_large_map(
         held[fitted] = res.held
         radius = float(np.median(res.knn_dists[:, min(14, res.knn_dists.shape[1] - 1)]))
         emb[rest] = previous[rest]
+        placed = np.ones(n, bool)
+        placed[fitted] = False
         moved_parts = []
-        for s in range(0, rest.size, _PLACE_CHUNK):
+        for s in range(0, n, _PLACE_CHUNK):
             _check(cancel)
-            chunk = rest[s:s + _PLACE_CHUNK]
             # rows equal to their anchor are held without arithmetic (a live step changes
-            # a batch of rows: this pass is memory-bound, the rest follows the changed rows)
-            changed = (vectors[chunk] != anchors[chunk]).any(axis=1)
+            # a batch of rows): one memory-bound pass over views, the rest follows the
+            # changed rows
+            changed = (vectors[s:s + _PLACE_CHUNK] != anchors[s:s + _PLACE_CHUNK]).any(axis=1)
             if new is not None:
-                changed |= new[chunk]
-            part = chunk[changed]
+                changed |= new[s:s + _PLACE_CHUNK]
+            part = s + np.flatnonzero(changed & placed[s:s + _PLACE_CHUNK])
             if part.size:
                 step = np.linalg.norm(unit_rows(vectors[part])
                                       - unit_rows(anchors[part], "anchor_vectors"), axis=1)
