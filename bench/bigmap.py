@@ -21,7 +21,7 @@ from bench._common import Context, Row
 
 
 def manifold_blobs(n: int, d: int = 512, classes: int = 100, latent: int = 8, seed: int = 0,
-                   chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+                   chunk: int = 100_000, noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """(n, d) float32 features and (n,) labels, generated in chunks (no float64 copy)."""
     rng = np.random.default_rng(seed)
     means = rng.normal(size=(classes, d)).astype(np.float32) * 1.5
@@ -30,7 +30,7 @@ def manifold_blobs(n: int, d: int = 512, classes: int = 100, latent: int = 8, se
     x = np.empty((n, d), np.float32)
     for s in range(0, n, chunk):
         lab = labels[s:s + chunk]
-        blk = 0.15 * rng.standard_normal(size=(len(lab), d), dtype=np.float32)
+        blk = noise * rng.standard_normal(size=(len(lab), d), dtype=np.float32)
         z = rng.standard_normal(size=(len(lab), latent), dtype=np.float32)
         for k in np.unique(lab):
             m = lab == k

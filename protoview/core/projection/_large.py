@@ -29,8 +29,9 @@ neighbours (override with the environment variable ``PROTOVIEW_MAX_MAP_POINTS``,
 
 Measured before issue 24 (2 CPU cores, 1,000,000 x 64, 200,000 fitted): 190 s, of which
 the fit 137 s and the placement 46 s. Issue 24's path (fewer fitted points, an IVF k-NN
-graph, the placement in PCA space): see ``bench/RESULTS.md``, "Issue 24: the million-point
-map"."""
+graph, the placement in principal components): 1,000,000 x 512 in 57 s at the
+trustworthiness of the 200,000-point fit (``bench/RESULTS.md``, "Issue 24: the
+million-point map")."""
 FIT_POINTS = 50_000
 """Rows fitted by UMAP in a map above :data:`MAX_MAP_POINTS` (the others are placed).
 Chosen so that the first map of 1,000,000 x 512 fits in a minute on two cores at the
