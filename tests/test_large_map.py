@@ -202,3 +202,17 @@ def test_update_of_a_large_map_keeps_unmoved_placed_points(monkeypatch):
     assert upd.held[still].all() and not upd.held[moved].any()
     np.testing.assert_allclose(upd.embedding[moved], first.embedding[placed[-30:]], atol=1.0)
     assert "30 others placed" in upd.notes and "(exact faiss search" in upd.notes
+
+
+def test_knn_graph_is_ivf_above_the_exact_limit(monkeypatch):
+    from protoview.core.projection import _graph
+
+    monkeypatch.setattr(_graph, "EXACT_KNN_POINTS", 500)
+    x = P.unit_rows(_blobs(3000, seed=6)[0])
+    idx, dists = P.knn_graph(x, 10)
+    exact, _ = _graph._search(x, np.arange(len(x)), 10)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(len(x)))  # self first
+    assert (np.diff(dists, axis=1) >= -1e-6).all() and (idx >= 0).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, exact, strict=True)])
+    assert recall > 0.95, recall
+    assert "faiss IVF" in _graph.knn_note(3000) and "exact" in _graph.knn_note(400)
