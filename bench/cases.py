@@ -16,6 +16,7 @@ from bench.adaptation import (
 )
 from bench.backbones import backbone_tent
 from bench.big_map import big_map
+from bench.bigmap import bigmap_first, bigmap_step, bigmap_trust
 from bench.clustering import kmeans, kmeans_sizes
 from bench.deyo_memo import deyo_step, memo_step
 from bench.drawing import drawing
@@ -31,6 +32,9 @@ from bench.toolkit_basic import toolkit_basic_steps
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "map_first": map_first,
     "map_update": map_update,
+    "bigmap_first": bigmap_first,
+    "bigmap_trust": bigmap_trust,
+    "bigmap_step": bigmap_step,
     "timeline_maps": timeline_maps,
     "kmeans": kmeans,
     "kmeans_sizes": kmeans_sizes,

@@ -349,7 +349,10 @@ def step_to_pixels(c: Check, n: int = 2_000) -> list[Row]:
 
 def first_map_1m(c: Check) -> list[Row]:
     return _needs_gpu("first map, 1,000,000 x 512 (issue 24 item 2)",
-                      "not in this check yet: the GPU layout is item 2's work")
+                      "not in this check's 450 s: the GPU layout (core/projection/"
+                      "_torch_layout.py) is chosen by itself when CUDA is there; measure it "
+                      "with python -m bench --only bigmap_first (about a minute on 2 CPU "
+                      "cores)")
 
 
 def nccl(c: Check) -> list[Row]:

@@ -56,6 +56,7 @@ def test_stratified_subsample_keeps_small_sets_and_every_class(large, blobs):
     sub = lab[fitted[fitted < n]]
     counts = np.array([(sub == c).sum() for c in range(-1, C)])
     assert (counts > 0).all()  # every label, the unknown one too
+    assert "fitted 500 of" in large.attrs["map"] and "layout: umap-learn" in large.attrs["map"]
     share = counts[1:] / counts[1:].sum()
     full = np.array([(lab == c).sum() for c in range(C)]) / (lab >= 0).sum()
     np.testing.assert_allclose(share, full, atol=0.02)  # proportional
@@ -151,3 +152,67 @@ def test_place_points_exact_and_ivf_agree(monkeypatch):
     # both land each point on its own class's spot
     np.testing.assert_allclose(exact, xy[q], atol=1e-3)
     np.testing.assert_allclose(ivf, xy[q], atol=1e-3)
+
+
+def test_large_map_notes_and_pca_placement(monkeypatch):
+    """A map above the limit fits ``fit_points`` rows, places the rest in principal
+    components (IVF above a few thousand fitted rows, unless few rows are placed) and says
+    so in its notes."""
+    from protoview.core.projection import _large
+
+    monkeypatch.setattr(_large, "_EXACT_PCA_REF", 200)
+    monkeypatch.setattr(_large, "_FEW_QUERIES", 100)  # 1,900 to place: not few
+    x, lab, _ = _blobs(2500, d=96, seed=2)
+    res, fitted = P.fit_large_map(x, lab, np.zeros(len(x), bool), max_points=1000,
+                                  fit_points=600, place_dims=16, seed=0)
+    assert 590 <= len(fitted) <= 600 and np.isfinite(res.embedding).all()
+    assert "fitted 600 of 2,500" in res.notes and "16 principal components" in res.notes
+    assert "IVF" in res.notes and "layout: umap-learn" in res.notes
+    emb = res.embedding
+    cent = np.stack([emb[lab == c].mean(0) for c in range(C)])
+    known = lab >= 0
+    near = ((emb[known, None] - cent[None]) ** 2).sum(-1).argmin(1)
+    assert (near == lab[known]).mean() > 0.95
+
+
+def test_update_of_a_large_map_keeps_unmoved_placed_points(monkeypatch):
+    """Only the placed rows whose features moved are placed again: the others keep their
+    position bit for bit, and the update's placement work follows the moved rows."""
+    from protoview.core.projection import _large
+
+    x, lab, _ = _blobs(2500, d=48, seed=4)
+    keep = np.zeros(len(x), bool)
+    first, fitted = P.fit_large_map(x, lab, keep, max_points=400, place_dims=16, seed=1)
+    placed = np.setdiff1d(np.arange(len(x)), fitted)
+    x2 = x.copy()
+    moved = placed[:30]
+    x2[moved] = x[placed[-30:]]  # 30 placed rows take other rows' features
+    calls = []
+    real = _large._Placer.place
+    monkeypatch.setattr(_large._Placer, "place",
+                        lambda self, unit: calls.append(len(unit)) or real(self, unit))
+    upd, fitted2 = P.fit_large_map(x2, lab, keep, max_points=400, place_dims=16, seed=1,
+                                   previous=first.embedding, anchor_vectors=x,
+                                   previous_knn=(first.knn_indices, first.knn_dists))
+    np.testing.assert_array_equal(fitted2, fitted)
+    assert sum(calls) == 30  # only the moved rows were placed again
+    still = np.ones(len(x), bool)
+    still[moved] = False
+    np.testing.assert_array_equal(upd.embedding[still], first.embedding[still])
+    assert upd.held[still].all() and not upd.held[moved].any()
+    np.testing.assert_allclose(upd.embedding[moved], first.embedding[placed[-30:]], atol=1.0)
+    assert "30 others placed" in upd.notes and "(exact faiss search" in upd.notes
+
+
+def test_knn_graph_is_ivf_above_the_exact_limit(monkeypatch):
+    from protoview.core.projection import _graph
+
+    monkeypatch.setattr(_graph, "EXACT_KNN_POINTS", 500)
+    x = P.unit_rows(_blobs(3000, seed=6)[0])
+    idx, dists = P.knn_graph(x, 10)
+    exact, _ = _graph._search(x, np.arange(len(x)), 10)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(len(x)))  # self first
+    assert (np.diff(dists, axis=1) >= -1e-6).all() and (idx >= 0).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, exact, strict=True)])
+    assert recall > 0.95, recall
+    assert "faiss IVF" in _graph.knn_note(3000) and "exact" in _graph.knn_note(400)

@@ -16,12 +16,15 @@ as their features did.
 
 Modules: ``_graph`` (what every path shares), ``_fit`` (a fresh map, the warm-up),
 ``_update`` (the anchored update), ``_large`` (above :data:`MAX_MAP_POINTS`), ``_preview``
-(a PCA layout drawn at once while the first map is computed).
+(a PCA layout drawn at once while the first map is computed), ``_torch_layout``
+(umap-learn's optimiser in torch, used on a CUDA device). ``MapResult.notes`` says which
+search, engine and device made a map.
 """
 
 from protoview.core.projection._fit import fit_map, layout_drift, warm_up
 from protoview.core.projection._graph import MapResult, default_epochs, knn_graph, unit_rows
 from protoview.core.projection._large import (
+    FIT_POINTS,
     MAX_MAP_POINTS,
     PLACE_NEIGHBORS,
     fit_large_map,
@@ -33,7 +36,7 @@ from protoview.core.projection._preview import preview_layout
 from protoview.core.projection._update import update_map
 
 __all__ = [
-    "MAX_MAP_POINTS", "PLACE_NEIGHBORS", "MapResult", "default_epochs", "fit_large_map",
+    "FIT_POINTS", "MAX_MAP_POINTS", "PLACE_NEIGHBORS", "MapResult", "default_epochs", "fit_large_map",
     "fit_map", "knn_graph", "layout_drift", "max_map_points", "place_points", "preview_layout",
     "stratified_subsample", "unit_rows", "update_map", "warm_up",
 ]

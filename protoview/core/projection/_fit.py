@@ -18,6 +18,8 @@ from protoview.core.projection._graph import (
     _graph,
     _watch_epochs,
     default_epochs,
+    knn_note,
+    layout_note,
     unit_rows,
 )
 from protoview.core.projection._update import update_map
@@ -55,7 +57,8 @@ def fit_map(
     init = "spectral" if x.shape[0] > n_neighbors + 2 else "random"
     with _watch_epochs(progress, cancel):
         emb = _embed(graph, x, init, n_epochs, 1.0, seed)
-    return MapResult(emb, idx, dists, time.perf_counter() - t0, n_epochs)
+    notes = f"{knn_note(x.shape[0])}; {layout_note()}, {n_epochs} epochs"
+    return MapResult(emb, idx, dists, time.perf_counter() - t0, n_epochs, notes=notes)
 
 
 def layout_drift(before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None) -> float:

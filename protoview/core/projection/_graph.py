@@ -62,7 +62,8 @@ class MapResult:
 
     embedding: (N, 2) float32; knn_indices / knn_dists: (N, 2k) each point's nearest neighbours, self first (the graph uses the first k, the rest are spares for the next update);
     seconds: wall time; n_epochs: layout epochs run; held: (N,) bool, the points an
-    anchored :func:`update_map` kept in place (None when not anchored).
+    anchored :func:`update_map` kept in place (None when not anchored); notes: how the
+    map was made (k-NN search, layout engine and device, subsample and placement).
     """
 
     embedding: np.ndarray
@@ -71,6 +72,7 @@ class MapResult:
     seconds: float
     n_epochs: int
     held: np.ndarray | None = None
+    notes: str = ""
 
 
 def unit_rows(x: np.ndarray, where: str = "features") -> np.ndarray:
@@ -84,8 +86,16 @@ def unit_rows(x: np.ndarray, where: str = "features") -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+#: Above this many points the map's k-NN graph comes from an IVF index (:func:`knn_graph`).
+EXACT_KNN_POINTS = 20_000
+_KNN_NPROBE = 12  # lists probed per query by the graph's IVF search (recall: bench/RESULTS.md)
+
+
 def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours (self first) by cosine, with faiss.
+    """k nearest neighbours (self first) by cosine, with faiss: exact up to
+    :data:`EXACT_KNN_POINTS` points, an inverted-file index above (about 2 sqrt(N) lists,
+    12 probed: recall@15 0.998–1.000 at 50,000 x 512 on ``bench/bigmap.py``'s data, see
+    ``bench/RESULTS.md``, "Issue 24: the million-point map").
 
     Parameters
     ----------
@@ -96,17 +106,68 @@ def knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     -------
     indices: (N, k) int64; dists: (N, k) float32 Euclidean distances on the unit sphere.
     """
+    if x.shape[0] > EXACT_KNN_POINTS:
+        return _search(x, np.arange(x.shape[0]), k, index=ivf_index(x, _KNN_NPROBE))
     return _search(x, np.arange(x.shape[0]), k)
 
 
-def _search(x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours of ``x[rows]`` among all of ``x`` (self first)."""
+def ivf_index(x: np.ndarray, nprobe: int, metric: str = "ip"):
+    """A faiss IndexIVFFlat of the rows of ``x`` (float32, contiguous): about 2 sqrt(N)
+    lists (64 to 4,096), k-means trained on 39 rows per list (faiss's least; seeded), ``nprobe``
+    lists searched per query. ``metric``: "ip" (inner product) or "l2"."""
     import faiss
 
-    k = min(k, x.shape[0])
-    index = faiss.IndexFlatIP(x.shape[1])
+    n, d = x.shape
+    nlist = int(min(4096, max(64, 2 * np.sqrt(n))))
+    ip = metric == "ip"
+    quantizer = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist,
+                               faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2)
+    index.cp.seed = 1234
+    train = x
+    if n > 39 * nlist:
+        train = x[np.random.default_rng(1234).choice(n, 39 * nlist, replace=False)]
+    index.train(np.ascontiguousarray(train))
     index.add(x)
-    sims, idx = index.search(np.ascontiguousarray(x[rows]), k)
+    index.nprobe = min(nprobe, nlist)
+    return index
+
+
+def knn_note(n: int) -> str:
+    """How :func:`knn_graph` searches ``n`` points, in words (for a map's notes)."""
+    if n > EXACT_KNN_POINTS:
+        nlist = int(min(4096, max(64, 2 * np.sqrt(n))))
+        return f"k-NN graph: faiss IVF ({min(_KNN_NPROBE, nlist)} of {nlist} lists probed)"
+    return "k-NN graph: exact (faiss)"
+
+
+def layout_note() -> str:
+    """The layout engine and device, in words (for a map's notes)."""
+    from protoview.core.projection._torch_layout import layout_device
+
+    device = layout_device()
+    if device is not None:
+        return f"layout: umap-learn's optimiser ported to torch, on {device}"
+    import sys
+
+    why = ("no CUDA device" if "torch" in sys.modules
+           else "torch not loaded: CUDA not looked for")
+    return f"layout: umap-learn's optimiser on the CPU ({why})"
+
+
+def _search(x: np.ndarray, rows: np.ndarray, k: int,
+            index: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours of ``x[rows]`` among all of ``x`` (self first): exact, or by
+    ``index`` (an approximate index of ``x``; rows it returns fewer than k for are
+    searched exactly)."""
+    k = min(k, x.shape[0])
+    if index is None:
+        sims, idx = _search_exact(x, rows, k)
+    else:
+        sims, idx = index.search(np.ascontiguousarray(x[rows]), k)
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if short.size:
+            sims[short], idx[short] = _search_exact(x, rows[short], k)
     # The point itself must come first for UMAP; ties (duplicates) can reorder it.
     not_first = idx[:, 0] != rows
     if not_first.any():
@@ -119,6 +180,14 @@ def _search(x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     dists = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None)).astype(np.float32)
     dists[:, 0] = 0.0
     return idx.astype(np.int64), dists
+
+
+def _search_exact(x: np.ndarray, rows: np.ndarray, k: int):
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index.search(np.ascontiguousarray(x[rows]), k)
 
 
 def _graph(x: np.ndarray, n_neighbors: int, seed: int):
@@ -139,6 +208,12 @@ def _spare(n_neighbors: int, n: int) -> int:
 
 
 def _embed(graph, x, init, n_epochs, alpha, seed) -> np.ndarray:
+    from protoview.core.projection._torch_layout import embed_torch, layout_device
+
+    device = layout_device()
+    if device is not None:
+        return embed_torch(graph, x, init, n_epochs, alpha, seed, device,
+                           hook=getattr(_EPOCH_HOOK, "fn", None))
     import tqdm
     from umap.umap_ import find_ab_params, simplicial_set_embedding
 

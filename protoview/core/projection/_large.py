@@ -10,24 +10,42 @@ from typing import Any
 import numpy as np
 
 from protoview.core.projection._fit import fit_map
-from protoview.core.projection._graph import MapResult, Progress, _check, unit_rows
+from protoview.core.projection._graph import (
+    MapResult,
+    Progress,
+    _check,
+    ivf_index,
+    unit_rows,
+)
 from protoview.core.projection._update import update_map
 from protoview.errors import ParameterError
 
 # ---------------------------------------------------------------- large maps
 MAX_MAP_POINTS = 200_000
-"""Above this many joint vectors the map is fitted on a stratified subsample and the other
-samples are placed by their nearest subsample neighbours (override with the environment
-variable ``PROTOVIEW_MAX_MAP_POINTS``, read by :func:`max_map_points`).
+"""Above this many joint vectors the map is fitted on a stratified subsample of
+:data:`FIT_POINTS` rows and the other samples are placed by their nearest subsample
+neighbours (override with the environment variable ``PROTOVIEW_MAX_MAP_POINTS``, read by
+:func:`max_map_points`).
 
-Measured (2 CPU cores shared with a running build, 1,000,000 x 64 clustered features,
-20 classes, default threshold): 190 s in all, of which the fit of the 200,000-point
-subsample 137 s and the placement of the other 800,000 (IVF search) 46 s; every class's
-samples nearest their own 2-D class centroid. The test at 3,000 points with a threshold
-of 500 places them as well as a full fit (nearest-centroid accuracy > 0.95)."""
+Measured before issue 24 (2 CPU cores, 1,000,000 x 64, 200,000 fitted): 190 s, of which
+the fit 137 s and the placement 46 s. Issue 24's path (fewer fitted points, an IVF k-NN
+graph, the placement in principal components): 1,000,000 x 512 in 57 s at the
+trustworthiness of the 200,000-point fit (``bench/RESULTS.md``, "Issue 24: the
+million-point map")."""
+FIT_POINTS = 50_000
+"""Rows fitted by UMAP in a map above :data:`MAX_MAP_POINTS` (the others are placed).
+Chosen so that the first map of 1,000,000 x 512 fits in a minute on two cores at the
+trustworthiness of the 200,000-point fit (bench/bigmap.py)."""
 PLACE_NEIGHBORS = 8
+PLACE_DIMS = 64
+"""The placement of a large map searches in this many principal components of the
+fitted rows' unit vectors (fitted on them), when the vectors have more dimensions."""
+_PLACE_NPROBE = 8
 _PLACE_CHUNK = 65_536
-_EXACT_PLACE_REF = 50_000  # above this many fitted points the placement search is IVF
+_EXACT_PLACE_REF = 50_000  # above this many reference points the placement search is IVF
+_EXACT_PCA_REF = 5_000  # the same, searching principal components
+_FEW_QUERIES = 2_048  # an update placing at most this many rows searches exactly
+_PCA_ROWS = 8_192  # rows the placement's principal axes are found from
 
 
 def max_map_points(value: int | None = None) -> int:
@@ -83,39 +101,105 @@ def stratified_subsample(labels: np.ndarray, keep: np.ndarray, max_points: int,
     return np.sort(np.concatenate([kept, *picked]))
 
 
+class _Placer:
+    """Places vectors at the distance-weighted mean of the 2-D positions of their ``k``
+    nearest reference rows: the reference unit vectors ``ref`` (R, D) are searched by
+    cosine (exact up to :data:`_EXACT_PLACE_REF` rows, IVF above), or, with ``dims``
+    below D, by Euclidean distance between their first ``dims`` principal components
+    (fitted on ``ref``)."""
+
+    def __init__(self, ref: np.ndarray, ref_xy: np.ndarray, k: int, dims: int | None,
+                 few: bool = False):
+        import faiss
+
+        self.k = max(1, min(k, ref.shape[0]))
+        self.xy = np.asarray(ref_xy, np.float64)
+        self.mean = self.basis = None
+        if dims is not None and dims < ref.shape[1] and ref.shape[0] > dims:
+            self.mean, self.basis = _principal_axes(ref, dims)
+            ref = np.ascontiguousarray((ref - self.mean) @ self.basis)
+        metric = "ip" if self.basis is None else "l2"
+        # few queries (an update's moved rows): exact search beats training an IVF index
+        if not few and ref.shape[0] > (_EXACT_PLACE_REF if self.basis is None
+                                       else _EXACT_PCA_REF):
+            self.index = ivf_index(ref, _PLACE_NPROBE if self.basis is not None else 16, metric)
+        else:
+            self.index = (faiss.IndexFlatIP if metric == "ip" else faiss.IndexFlatL2)(ref.shape[1])
+            self.index.add(np.ascontiguousarray(ref))
+        self.squared = metric == "l2"
+        self.search = (f"IVF ({self.index.nprobe} of {self.index.nlist} lists)"
+                       if hasattr(self.index, "nprobe") else "exact")
+        self.space = ("cosine" if self.basis is None
+                      else f"{self.basis.shape[1]} principal components")
+
+    def place(self, unit: np.ndarray) -> np.ndarray:
+        """(Q, 2) float32 positions of the unit vectors ``unit`` (Q, D)."""
+        q = unit if self.basis is None else (unit - self.mean) @ self.basis
+        sims, idx = self.index.search(np.ascontiguousarray(q, dtype=np.float32), self.k)
+        missing = idx < 0  # IVF can return fewer than k
+        idx = np.where(missing, 0, idx)
+        if self.squared:
+            d = np.sqrt(np.clip(sims.astype(np.float64), 0.0, None))
+        else:
+            d = np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, None))
+        w = np.where(missing, 0.0, 1.0 / (d + 1e-3))
+        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        return np.einsum("qk,qkc->qc", w, self.xy[idx]).astype(np.float32)
+
+    def describe(self) -> str:
+        return (f"placed at the weighted mean of their {self.k} nearest fitted points "
+                f"({self.search} faiss search, {self.space})")
+
+
+def _principal_axes(ref: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,), the first ``dims`` principal axes (D, dims) float32) of the rows of
+    ``ref``, from at most :data:`_PCA_ROWS` of them (seeded): constant cost in N."""
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    rows = ref
+    if ref.shape[0] > _PCA_ROWS:
+        rows = ref[np.sort(np.random.default_rng(0).choice(ref.shape[0], _PCA_ROWS,
+                                                           replace=False))]
+    mean = rows.mean(axis=0)
+    centred = rows - mean
+    d = ref.shape[1]
+    gram = (centred.T @ centred).astype(np.float64)
+    with threadpool_limits(1):  # a D x D problem: threads only contend (0.06 s against 0.8 s)
+        _, vecs = eigh(gram, subset_by_index=[d - dims, d - 1])
+    return mean, np.ascontiguousarray(vecs[:, ::-1], dtype=np.float32)
+
+
+def _unit_chunks(vectors: np.ndarray, rows: np.ndarray, where: str = "features"):
+    """(row indices, their unit vectors (float32)) in chunks of :data:`_PLACE_CHUNK`."""
+    for s in range(0, rows.size, _PLACE_CHUNK):
+        part = rows[s:s + _PLACE_CHUNK]
+        yield part, unit_rows(vectors[part], where)
+
+
+def _check_finite(vectors: np.ndarray, where: str = "features") -> None:
+    """unit_rows's check, chunked (no (N, D) temporary)."""
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise ParameterError(where, f"expected a non-empty (N, D) array, got shape {vectors.shape}")
+    bad = sum(int((~np.isfinite(vectors[s:s + _PLACE_CHUNK]).all(axis=1)).sum())
+              for s in range(0, vectors.shape[0], _PLACE_CHUNK))
+    if bad:
+        raise ParameterError(where, f"contain NaN or Inf in {bad} rows; cannot map them")
+
+
 def place_points(ref: np.ndarray, ref_xy: np.ndarray, queries: np.ndarray,
                  k: int = PLACE_NEIGHBORS, cancel: Any = None) -> np.ndarray:
     """2-D positions (Q, 2) for ``queries`` (Q, D): the distance-weighted mean of the
     positions ``ref_xy`` of their ``k`` nearest ``ref`` rows by cosine (both normalised
     inside). Exact faiss search (IndexFlatIP) up to 50k reference rows, IVF above (about
-    sqrt(n) lists, 16 probed); queries are searched in chunks to bound memory."""
-    import faiss
-
-    r = unit_rows(ref, "ref")
-    q = unit_rows(queries, "queries") if len(queries) else np.zeros((0, r.shape[1]), np.float32)
-    k = max(1, min(k, r.shape[0]))
-    if r.shape[0] > _EXACT_PLACE_REF:
-        nlist = int(min(4096, max(64, np.sqrt(r.shape[0]) * 2)))
-        quantizer = faiss.IndexFlatIP(r.shape[1])
-        index = faiss.IndexIVFFlat(quantizer, r.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = 1234
-        index.train(r)
-        index.add(r)
-        index.nprobe = 16
-    else:
-        index = faiss.IndexFlatIP(r.shape[1])
-        index.add(r)
-    xy = np.asarray(ref_xy, np.float64)
-    out = np.empty((q.shape[0], 2), np.float32)
-    for s in range(0, q.shape[0], _PLACE_CHUNK):
-        _check(cancel)
-        sims, idx = index.search(q[s:s + _PLACE_CHUNK], k)
-        missing = idx < 0  # IVF can return fewer than k
-        idx = np.where(missing, 0, idx)
-        d = np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, None))
-        w = np.where(missing, 0.0, 1.0 / (d + 1e-3))
-        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-        out[s:s + _PLACE_CHUNK] = np.einsum("qk,qkc->qc", w, xy[idx])
+    2 sqrt(n) lists, 16 probed); queries are searched in chunks to bound memory."""
+    placer = _Placer(unit_rows(ref, "ref"), ref_xy, k, None)
+    queries = np.asarray(queries)
+    out = np.empty((len(queries), 2), np.float32)
+    if len(queries):
+        for part, unit in _unit_chunks(queries, np.arange(len(queries)), "queries"):
+            _check(cancel)
+            out[part] = placer.place(unit)
     return out
 
 
@@ -125,10 +209,13 @@ def fit_large_map(
     keep: np.ndarray,
     *,
     max_points: int | None = None,
+    fit_points: int | None = None,
+    place_dims: int | None = PLACE_DIMS,
     previous: np.ndarray | None = None,
     anchor_vectors: np.ndarray | None = None,
     previous_knn: tuple | None = None,
     new_rows: np.ndarray | None = None,
+    hold_below: float = 0.1,
     seed: int = 0,
     progress: Progress = None,
     cancel: Any = None,
@@ -138,37 +225,92 @@ def fit_large_map(
 
     labels (N,): the stratification label of each row (-1 unknown); keep (N,) bool: rows
     always fitted (class centers, proxies, prototypes). The subsample
-    (:func:`stratified_subsample`, at most ``max_points`` rows) gets a fresh
-    :func:`fit_map`, or, when ``previous`` (N, 2) is given, an anchored
-    :func:`update_map` from its rows of ``previous`` (same seed and labels: the same rows
-    as the previous step, so ``previous_knn`` — the subsample's graph — is reused;
-    ``new_rows`` (N,) as in :func:`update_map`).
-    Every other row is then placed (again, on an update) by :func:`place_points`:
-    such rows never keep their position exactly, they follow their neighbours.
-    ``result.knn_indices`` / ``knn_dists`` are the subsample's graph (rows of the
-    subsample); ``result.held`` (N,) is False for the placed rows.
+    (:func:`stratified_subsample`, at most ``min(max_points, fit_points)`` rows;
+    ``fit_points`` defaults to :data:`FIT_POINTS`) gets a fresh :func:`fit_map`, or, when
+    ``previous`` (N, 2) is given, an anchored :func:`update_map` from its rows of
+    ``previous`` (same seed and labels: the same rows as the previous step, so
+    ``previous_knn`` — the subsample's graph — is reused; ``new_rows`` (N,) as in
+    :func:`update_map`).
+    Every other row is placed at the weighted mean of the positions of its nearest fitted
+    rows, searched in ``place_dims`` principal components of the fitted rows (None: by
+    cosine in all dimensions). On an update with ``anchor_vectors``, a placed row whose
+    unit vector moved less than ``hold_below`` times the fitted rows' median neighbour
+    radius keeps its position exactly (``result.held``); only the others are placed
+    again, so an update's cost follows the subsample and the moved rows, not N (one pass
+    over the vectors finds the moved rows). Without anchors every placed row is placed
+    again. ``result.knn_indices`` / ``knn_dists`` are the subsample's graph (rows of the
+    subsample); ``result.notes`` says how the map was made. The (N, D) vectors are read
+    in chunks: no normalised copy of them is made.
     """
+    # Long on purpose: subsample, fit or update, placement and the held rows are one
+    # sequence sharing the subsample, its layout and the placer.
     t0 = time.perf_counter()
-    x = unit_rows(vectors)
-    max_points = max_map_points(max_points)
-    fitted = stratified_subsample(labels, keep, max_points, seed)
-    sub = x[fitted]
+    vectors = np.asarray(vectors)
+    if previous is None:  # on an update the changed rows are checked as they are read
+        _check_finite(vectors)
+    n = vectors.shape[0]
+    budget = min(max_map_points(max_points), int(fit_points or FIT_POINTS))
+    fitted = stratified_subsample(labels, keep, max(3, budget), seed)
+    sub = unit_rows(vectors[fitted])
     if previous is not None:
-        anchors = None if anchor_vectors is None else np.asarray(anchor_vectors)[fitted]
-        new = None if new_rows is None else np.asarray(new_rows, bool)[fitted]
-        res = update_map(np.asarray(previous)[fitted], sub, seed=seed, anchor_vectors=anchors,
-                         previous_knn=previous_knn, new_rows=new, progress=progress,
+        previous = np.asarray(previous, np.float32)
+        if previous.shape != (n, 2) or not np.isfinite(previous).all():
+            raise ParameterError("previous", f"expected a finite ({n}, 2) layout, got {previous.shape}")
+        anchors = None if anchor_vectors is None else np.asarray(anchor_vectors)
+        if anchors is not None and anchors.shape != vectors.shape:
+            raise ParameterError(
+                "anchor_vectors", f"expected shape {vectors.shape}, got {anchors.shape}")
+        new = None if new_rows is None else np.asarray(new_rows, bool)
+        res = update_map(previous[fitted], sub, seed=seed,
+                         anchor_vectors=None if anchors is None else anchors[fitted],
+                         previous_knn=previous_knn, hold_below=hold_below,
+                         new_rows=None if new is None else new[fitted], progress=progress,
                          cancel=cancel)
     else:
+        anchors = new = None
         res = fit_map(sub, seed=seed, progress=progress, cancel=cancel)
-    rest = np.ones(x.shape[0], bool)
+    _check(cancel)
+    rest = np.ones(n, bool)
     rest[fitted] = False
-    emb = np.empty((x.shape[0], 2), np.float32)
+    rest = np.flatnonzero(rest)
+    emb = np.empty((n, 2), np.float32)
     emb[fitted] = res.embedding
-    emb[rest] = place_points(sub, res.embedding, x[rest], cancel=cancel)
     held = None
-    if res.held is not None:
-        held = np.zeros(x.shape[0], bool)
+    if anchors is not None:
+        held = np.ones(n, bool)
         held[fitted] = res.held
+        radius = float(np.median(res.knn_dists[:, min(14, res.knn_dists.shape[1] - 1)]))
+        emb[rest] = previous[rest]
+        placed = np.ones(n, bool)
+        placed[fitted] = False
+        moved_parts = []
+        for s in range(0, n, _PLACE_CHUNK):
+            _check(cancel)
+            # rows equal to their anchor are held without arithmetic (a live step changes
+            # a batch of rows): one memory-bound pass over views, the rest follows the
+            # changed rows
+            changed = (vectors[s:s + _PLACE_CHUNK] != anchors[s:s + _PLACE_CHUNK]).any(axis=1)
+            if new is not None:
+                changed |= new[s:s + _PLACE_CHUNK]
+            part = s + np.flatnonzero(changed & placed[s:s + _PLACE_CHUNK])
+            if part.size:
+                step = np.linalg.norm(unit_rows(vectors[part])
+                                      - unit_rows(anchors[part], "anchor_vectors"), axis=1)
+                still = step < hold_below * max(radius, 1e-6)
+                if new is not None:
+                    still &= ~new[part]
+                held[part] = still
+                moved_parts.append(part[~still])
+        rest = np.concatenate(moved_parts) if moved_parts else rest[:0]
+    notes = f"{res.notes}; fitted {len(fitted):,} of {n:,} points (stratified by label)"
+    if rest.size:
+        placer = _Placer(sub, res.embedding, PLACE_NEIGHBORS, place_dims,
+                         few=rest.size <= _FEW_QUERIES)
+        for part, unit in _unit_chunks(vectors, rest):
+            _check(cancel)
+            emb[part] = placer.place(unit)
+        notes += f", {rest.size:,} others {placer.describe()}"
+    if held is not None:
+        notes += f"; {int(held.sum()):,} points held in place"
     return (MapResult(emb, res.knn_indices, res.knn_dists, time.perf_counter() - t0,
-                      res.n_epochs, held), fitted)
+                      res.n_epochs, held, notes), fitted)

@@ -19,6 +19,8 @@ from protoview.core.projection._graph import (
     _spare,
     _to_box,
     _watch_epochs,
+    knn_note,
+    layout_note,
     unit_rows,
 )
 from protoview.errors import ParameterError
@@ -110,8 +112,10 @@ def update_map(
 
         idx, dists = _merge_knn(x, prev_idx, prev_d, ~held, wide[1])
         graph = fuzzy_simplicial_set(idx[:, :n_neighbors], dists[:, :n_neighbors], x.shape[0])
+        knn = f"k-NN lists kept, those of the {int((~held).sum()):,} moved points searched again"
     else:
         graph, idx, dists = _graph(x, n_neighbors, seed)
+        knn = knn_note(x.shape[0])
     _check(cancel)
     if old_x is None:
         lr = 0.07 if learning_rate is None else learning_rate
@@ -133,8 +137,9 @@ def update_map(
     emb = emb.astype(np.float64) * (span / _BOX) + lo
     if held is not None:
         emb[held] = prev[held]
+    notes = f"anchored update; {knn}; {layout_note()}, {n_epochs} epochs"
     return MapResult(emb.astype(np.float32), idx, dists, time.perf_counter() - t0, n_epochs,
-                     held)
+                     held, notes)
 
 
 def _merge_knn(x: np.ndarray, prev_idx: np.ndarray, prev_d: np.ndarray, free: np.ndarray,

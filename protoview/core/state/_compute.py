@@ -80,12 +80,14 @@ def geometry_metrics(
 @dataclass
 class PlacedMap:
     """What :func:`place_joint` returns: the joint layout (rows.total, 2), which rows the
-    update held in place, the map's k-NN graph, and the fitted rows of a large map."""
+    update held in place, the map's k-NN graph, the fitted rows of a large map, and how
+    the map was made (``MapResult.notes``)."""
 
     embedding: np.ndarray
     held: np.ndarray | None = None
     knn: tuple | None = None
     fitted: np.ndarray | None = None
+    notes: str = ""
 
 
 def place_joint(
@@ -131,7 +133,7 @@ def place_joint(
     else:
         result = fit_map(joint, seed=seed, progress=progress, cancel=cancel)
     return PlacedMap(result.embedding, result.held, (result.knn_indices, result.knn_dists),
-                     fitted)
+                     fitted, result.notes)
 
 
 def compute_geometry(
@@ -180,6 +182,8 @@ def compute_geometry(
         map updates the subsample's layout (anchored, as below the threshold) and places
         the others again. ``state.map_fitted`` holds the fitted rows and
         ``metrics["map_fitted_points"]`` their count (both only set for such a map).
+        ``state.attrs["map"]`` says how any map was made (k-NN search, layout engine and
+        device, subsample and placement).
     progress, cancel: per map epoch, as in :func:`~protoview.core.projection.fit_map`
         (a cancelled map raises :class:`~protoview.errors.CancelledError`).
     prediction_map: the head's :class:`~protoview.core.heads.PredictionMap` (ImageNet-D):
@@ -231,6 +235,7 @@ def compute_geometry(
         embedding=parts["samples"], centers_embedding=parts["centers"],
         proxies_embedding=parts["proxies"], prototypes_embedding=parts["prototypes"],
         metrics=metrics, map_held=placed.held, map_knn=placed.knn, map_fitted=placed.fitted,
+        attrs={"map": placed.notes} if placed.notes else {},
     )
 
 
