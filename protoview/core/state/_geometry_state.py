@@ -132,7 +132,7 @@ class GeometryState:
         else:
             acc_s = f", accuracy {acc:.1%}" if acc is not None and np.isfinite(acc) else ""
         return (
-            f"{self.num_samples} samples, {len(self.centers)} centers, {len(self.proxies)} proxies, "
+            f"{self.num_samples:,} samples, {len(self.centers)} centers, {len(self.proxies)} proxies, "
             f"{len(self.prototypes)} prototypes{acc_s}"
         )
 

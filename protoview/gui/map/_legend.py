@@ -81,7 +81,7 @@ class MapLegend:
 
         grey = pg.mkBrush("#9a9a9a")
         if not view.compact_legend:  # a talk: a dot is a sample, the row is not worth its room
-            add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding)})")
+            add(*_LEGEND_GLYPHS["samples"], grey, f"samples ({len(state.embedding):,})")
         for name, label in (("centers", "class centers"), ("proxies", "proxies"),
                             ("prototypes", "prototypes")):
             n = _placed(items[name])
