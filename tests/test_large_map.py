@@ -216,3 +216,77 @@ def test_knn_graph_is_ivf_above_the_exact_limit(monkeypatch):
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, exact, strict=True)])
     assert recall > 0.95, recall
     assert "faiss IVF" in _graph.knn_note(3000) and "exact" in _graph.knn_note(400)
+
+
+def test_stacked_rows_read_as_the_stacked_array():
+    """``StackedRows`` (a large map's joint vectors read in place) gives what indexing the
+    concatenated array gives, for every kind of index fit_large_map uses."""
+    rng = np.random.default_rng(2)
+    head = rng.normal(size=(50, 6)).astype(np.float32)
+    tail = rng.normal(size=(7, 6)).astype(np.float32)
+    whole = np.concatenate([head, tail])
+    rows = P.StackedRows(head, tail)
+    assert rows.shape == whole.shape and len(rows) == 57 and rows.ndim == 2
+    for key in (slice(0, 10), slice(45, 55), slice(50, 57), slice(20, 200), slice(56, 57)):
+        np.testing.assert_array_equal(rows[key], whole[key])
+    for key in (np.array([0, 49, 50, 56, 3, 52]), np.array([], np.int64), np.array([-1, -8]),
+                rng.random(57) < 0.4):
+        np.testing.assert_array_equal(rows[key], whole[key])
+    np.testing.assert_array_equal(np.asarray(rows), whole)
+    with pytest.raises(ValueError):
+        P.StackedRows(head, tail[:, :5])
+
+
+def test_large_map_from_stacked_rows_equals_the_stacked_array(blobs):
+    """compute_geometry above the limit reads the features in place (StackedRows): the
+    first map and an anchored update equal fit_large_map's on the concatenated array."""
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    tail = np.concatenate([means, px])
+    whole = np.concatenate([x, tail])
+    strata = np.concatenate([lab, np.arange(C), pc])
+    keep = np.arange(len(whole)) >= len(x)
+    a, fa = P.fit_large_map(whole, strata, keep, max_points=500, seed=3)
+    b, fb = P.fit_large_map(P.StackedRows(x, tail), strata, keep, max_points=500, seed=3)
+    np.testing.assert_array_equal(fa, fb)
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    x2 = x.copy()
+    x2[:50] += 1.0
+    whole2 = np.concatenate([x2, tail])
+    kw = dict(max_points=500, seed=3, previous=a.embedding, previous_knn=(a.knn_indices, a.knn_dists))
+    ua, _ = P.fit_large_map(whole2, strata, keep, anchor_vectors=whole, **kw)
+    ub, _ = P.fit_large_map(P.StackedRows(x2, tail), strata, keep,
+                            anchor_vectors=P.StackedRows(x, tail), **kw)
+    np.testing.assert_array_equal(ua.embedding, ub.embedding)
+    np.testing.assert_array_equal(ua.held, ub.held)
+
+
+def test_session_map_anchors_in_place_leave_a_saved_map_alone(blobs, monkeypatch):
+    """The session's anchors are updated in place (only moved rows read), equal to
+    ``np.where(held, anchors, joint)``, and a saved map's anchors never change."""
+    from types import SimpleNamespace
+
+    from protoview.core.maps import Head, SessionMap
+
+    monkeypatch.setenv("PROTOVIEW_MAX_MAP_POINTS", "500")
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    head = Head(px, pc, C)
+    m = SessionMap(seed=3)
+    m.draw(SimpleNamespace(features=x, labels=lab, logits=None), head)
+    saved = m.save()
+    before = saved.anchors.copy()
+    x2 = x.copy()
+    x2[:60] += 1.0
+    old_anchors = m.anchors
+    state = m.draw(SimpleNamespace(features=x2, labels=lab, logits=None), head)
+    expected = np.where(state.map_held[:, None], old_anchors, state.joint_vectors())
+    np.testing.assert_array_equal(m.anchors, expected)
+    np.testing.assert_array_equal(saved.anchors, before)  # copied before writing
+    assert not state.map_held[:60].all()
+    again = m.anchors
+    x3 = x2.copy()
+    x3[100:130] -= 1.0
+    state = m.draw(SimpleNamespace(features=x3, labels=lab, logits=None), head)
+    assert m.anchors is again  # owned now: written in place
+    np.testing.assert_array_equal(saved.anchors, before)

@@ -62,6 +62,7 @@ class SessionMap:
         self.state: GeometryState | None = None
         self.features: Any = None  # FeatureResult the state was made of
         self.anchors: np.ndarray | None = None  # (rows.total, D) each point's anchor
+        self._anchors_own = False  # True: no saved map shares self.anchors (updated in place)
         self.kmeans: Any = None  # KMeansResult whose centroids are the map's prototypes
         #: (SinkhornRequest, SinkhornResult) behind the map's assignment, while it holds
         self.sinkhorn: tuple[Any, Any] | None = None
@@ -95,11 +96,15 @@ class SessionMap:
             state.assignment = protos.assignments
         self.sinkhorn = None  # a new map holds the k-means assignment (or none)
         self.preview = False
-        joint, held = state.joint_vectors(), state.map_held
-        if anchors is None or held is None or anchors.shape != joint.shape:
-            self.anchors = joint
+        held, shape = state.map_held, (state.rows.total, state.features.shape[1])
+        if anchors is None or held is None or anchors.shape != shape:
+            self.anchors, self._anchors_own = state.joint_vectors(), True
         else:  # a point held in place keeps its anchor; a moved one is anchored anew
-            self.anchors = np.where(held[:, None], anchors, joint)
+            if anchors is self.anchors and not self._anchors_own:
+                anchors = anchors.copy()  # a saved map holds these: written only in a copy
+            moved = np.flatnonzero(~held)
+            anchors[moved] = _joint_rows(state)[moved]  # only the moved rows are read
+            self.anchors, self._anchors_own = anchors, True
         self.features, self.state = features, state
         return state
 
@@ -140,6 +145,7 @@ class SessionMap:
         return self.state
 
     def save(self) -> SavedMap:
+        self._anchors_own = False  # the saved map shares them: the next draw copies first
         return SavedMap(self.state, self.features, self.anchors, self.kmeans, self.sinkhorn)
 
     def restore(self, saved: SavedMap) -> GeometryState:
@@ -149,6 +155,7 @@ class SessionMap:
                              attrs=dict(saved.state.attrs))
         self.features = saved.features
         self.anchors, self.kmeans, self.sinkhorn = saved.anchors, saved.kmeans, saved.sinkhorn
+        self._anchors_own = False
         return self.state
 
 
@@ -173,3 +180,12 @@ def sinkhorn_targets(state: GeometryState, target: str, has_head: bool) -> np.nd
 
 def _same(centroids: np.ndarray, shown: np.ndarray) -> bool:
     return np.shape(centroids) == np.shape(shown) and np.array_equal(centroids, shown)
+
+
+def _joint_rows(state: GeometryState) -> Any:
+    """The state's joint vectors, rows read on demand (no stacked copy of the features)."""
+    from protoview.core.projection import StackedRows
+
+    d = state.features.shape[1]
+    return StackedRows(state.features, np.concatenate(
+        [np.asarray(b).reshape(-1, d) for b in (state.centers, state.proxies, state.prototypes)]))

@@ -27,6 +27,7 @@ from protoview.core.projection._large import (
     FIT_POINTS,
     MAX_MAP_POINTS,
     PLACE_NEIGHBORS,
+    StackedRows,
     fit_large_map,
     max_map_points,
     place_points,
@@ -36,7 +37,7 @@ from protoview.core.projection._preview import preview_layout
 from protoview.core.projection._update import update_map
 
 __all__ = [
-    "FIT_POINTS", "MAX_MAP_POINTS", "PLACE_NEIGHBORS", "MapResult", "default_epochs", "fit_large_map",
+    "FIT_POINTS", "MAX_MAP_POINTS", "PLACE_NEIGHBORS", "MapResult", "StackedRows", "default_epochs", "fit_large_map",
     "fit_map", "knn_graph", "layout_drift", "max_map_points", "place_points", "preview_layout",
     "stratified_subsample", "unit_rows", "update_map", "warm_up",
 ]

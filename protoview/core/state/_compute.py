@@ -214,8 +214,14 @@ def compute_geometry(
 
     t0 = time.perf_counter()
     if with_map:
-        joint = np.concatenate([features, center_vecs, proxies.reshape(-1, d),
-                                prototypes.reshape(-1, d)])
+        from protoview.core.projection import StackedRows
+        from protoview.core.projection import max_map_points as max_map_points_of
+
+        tail = np.concatenate([center_vecs, proxies.reshape(-1, d), prototypes.reshape(-1, d)])
+        if rows.total > max_map_points_of(max_map_points):  # read in place, never stacked
+            joint = StackedRows(features, tail)
+        else:
+            joint = np.concatenate([features, tail])
         strata = np.concatenate([labels, center_labels, proxy_classes, np.full(rows.prototypes, -1)])
         placed = place_joint(
             joint, rows, strata, previous_embedding=previous_embedding,
