@@ -31,7 +31,7 @@ METHOD_PARAMS = {
     "memo": ("lr", "n_augmentations", "variant"),
     "rmt": ("lr", "variant"),
     "santa": ("lr", "variant"),
-    "gtta": ("lr",),
+    "gtta": ("lr", "style_transfer", "vgg_weights", "decoder"),
     "adacontrast": ("lr", "variant"),
     "cotta": ("lr", "rst", "ap", "variant"),
     "bn_alpha": ("alpha",),
@@ -121,3 +121,23 @@ def test_the_controls_take_the_room_of_the_shown_method_only(qtbot) -> None:
     short = panel.params_form.sizeHint().height()
     assert short < tall / 2
     assert panel.params_form.height() <= short + 2
+
+
+def test_gtta_style_transfer_files_from_the_window(qtbot) -> None:
+    """GTTA-ST's switch and its two files are window controls; an empty file field is
+    ``none`` (not the text "None"), a path is passed as typed."""
+    from protoview.gui.panels._method_form import MethodParamsForm
+
+    form = MethodParamsForm()
+    qtbot.addWidget(form)
+    form.set_method("gtta")
+    values = dict(form.values())
+    assert values["style_transfer"] is False
+    assert values["vgg_weights"] is None and values["decoder"] is None
+    assert form.widget("vgg_weights").placeholderText() == "none"
+    form.widget("style_transfer").setChecked(True)
+    form.widget("vgg_weights").setText(" /data/vgg_normalised.pth ")
+    form.widget("decoder").setText("/data/decoder.pth")
+    values = dict(form.values())
+    assert values == {"lr": values["lr"], "style_transfer": True,
+                      "vgg_weights": "/data/vgg_normalised.pth", "decoder": "/data/decoder.pth"}

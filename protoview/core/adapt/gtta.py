@@ -142,12 +142,12 @@ class GTTA(Adapter):
         STEPS,
         EPISODIC,
         Param("style_transfer", False, "GTTA-ST: AdaIN style-transferred source images instead "
-              "of the mixup (needs vgg_weights and decoder)", kind="bool"),
+              "of the mixup (needs vgg_weights and decoder)", kind="bool", window=True),
         Param("vgg_weights", None, "AdaIN's VGG-19 encoder weights (vgg_normalised.pth) for "
-              "style_transfer", kind="text", optional=True),
+              "style_transfer", kind="text", optional=True, window=True),
         Param("decoder", None, "the style transfer's decoder file: loaded when it exists, else "
               "pre-trained on the source data (pretrain_steps) and saved there", kind="text",
-              optional=True),
+              optional=True, window=True),
         Param("pretrain_steps", 20000, "the decoder's pre-training steps when its file is "
               "absent (PRETRAIN_STEPS_ADAIN)", kind="int", low=0),
         Param("steps_adain", 1, "decoder updates on source batches per test batch, styled "

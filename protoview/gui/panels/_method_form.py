@@ -59,8 +59,10 @@ def make_control(param: Param) -> QtWidgets.QWidget:
         w = QtWidgets.QComboBox()
         w.addItems(list(param.choices))
         w.setCurrentText(str(param.default))
-    else:
-        w = QtWidgets.QLineEdit(str(param.default))
+    else:  # text: an optional one left empty is none (its placeholder says so)
+        w = QtWidgets.QLineEdit("" if param.default is None else str(param.default))
+        if param.optional:
+            w.setPlaceholderText("none")
     w.setToolTip(tip)
     return w
 
@@ -76,7 +78,8 @@ def control_value(param: Param, w: QtWidgets.QWidget) -> Any:
     if isinstance(w, QtWidgets.QComboBox):
         return w.currentText()
     assert isinstance(w, QtWidgets.QLineEdit)
-    return w.text()
+    text = w.text().strip()
+    return None if param.optional and not text else text
 
 
 class MethodParamsForm(QtWidgets.QWidget):
