@@ -386,3 +386,25 @@ def test_moving_over_the_same_sample_moves_the_card_without_making_it_again(view
     view._on_mouse_moved(view._vb.mapViewToScene(
         QtCore.QPointF(*map(float, view.state.embedding[i]))))
     assert reads == [i, i]
+
+
+def test_a_class_without_samples_shows_no_center(view):
+    """A center whose class has no labelled sample (its vector is zeros, laid out with the
+    rest) is not drawn, named, counted in the legend or linked to its proxies; the others
+    are."""
+    from protoview.gui.map._layers import empty_centers
+
+    s = random_state(300, c=4, p=2)
+    s.labels = np.where(s.labels == 2, 0, s.labels)  # class 2 loses its samples
+    view.set_state(s, ["cat", "dog", "fox", "owl"], animate=False)
+    assert empty_centers(s).tolist() == [False, False, True, False]
+    xy = view.items["centers"].getData()
+    finite = np.isfinite(xy[0]) & np.isfinite(xy[1])
+    assert finite.tolist() == [True, True, False, True]
+    shown = marks.shown_names(view)
+    assert {"cat", "dog", "owl"} <= set(shown) and "fox" not in shown
+    x, y = view.items["proxy_lines"].getData()
+    assert x is not None and np.isfinite(x).all() and len(x) == 2 * 2 * 3  # 3 classes x 2
+    legend = [item[1].text for item in view.legend.items]
+    assert any("class centers (3)" in t for t in legend), legend
+    assert np.isfinite(s.centers_embedding).all()  # the state's own layout is untouched

@@ -272,12 +272,37 @@ def positions(state) -> dict[str, np.ndarray] | None:
     them (no copy: a million samples' conversion cost 20 ms a call)."""
     if state is None:
         return None
+    centers = _floats(state.centers_embedding)
+    empty = empty_centers(state)
+    if empty.any():  # a class without samples has no center to show (its row stays laid out)
+        centers = centers.astype(np.float64)
+        centers[empty] = np.nan
     return {
         "samples": _floats(state.embedding),
-        "centers": _floats(state.centers_embedding),
+        "centers": centers,
         "proxies": _floats(state.proxies_embedding),
         "prototypes": _floats(state.prototypes_embedding),
     }
+
+
+_EMPTY_CACHE: list = [None, None, None]  # labels, center labels, the answer
+
+
+def empty_centers(state) -> np.ndarray:
+    """(C,) bool: the class centers whose class has no labelled sample in ``state`` (their
+    vectors are zeros standing in for NaN: drawn, they made a clump of stars at one spot
+    with every such class's proxies linked to it). Cached for the same label arrays."""
+    labels, classes = state.labels, state.center_labels
+    if _EMPTY_CACHE[0] is labels and _EMPTY_CACHE[1] is classes:
+        return _EMPTY_CACHE[2]
+    classes_arr = np.asarray(classes, np.int64)
+    known = np.asarray(labels, np.int64)
+    known = known[known >= 0]
+    size = int(max(classes_arr.max(initial=-1), known.max(initial=-1))) + 1
+    counts = np.bincount(known, minlength=size)
+    empty = counts[classes_arr] == 0 if classes_arr.size else np.zeros(0, bool)
+    _EMPTY_CACHE[:] = [labels, classes, empty]
+    return empty
 
 
 def _floats(a) -> np.ndarray:

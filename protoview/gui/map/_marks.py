@@ -107,7 +107,8 @@ class MapMarks:
             if len(centers) + len(protos) <= MAX_NAMES:
                 if view.items["centers"].isVisible():
                     texts += [(t, *map(float, pos["centers"][i]), 1.05, True)
-                              for i, t in enumerate(centers)]
+                              for i, t in enumerate(centers)
+                              if np.isfinite(pos["centers"][i]).all()]
                 if view.items["prototypes"].isVisible():
                     texts += [(t, *map(float, pos["prototypes"][j]), -1.0, False)
                               for j, t in enumerate(protos)]
