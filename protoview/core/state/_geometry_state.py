@@ -132,9 +132,19 @@ class GeometryState:
         else:
             acc_s = f", accuracy {acc:.1%}" if acc is not None and np.isfinite(acc) else ""
         return (
-            f"{self.num_samples:,} samples, {len(self.centers)} centers, {len(self.proxies)} proxies, "
-            f"{len(self.prototypes)} prototypes{acc_s}"
+            f"{self.num_samples:,} samples, {self._centers_shown()} centers, "
+            f"{len(self.proxies)} proxies, {len(self.prototypes)} prototypes{acc_s}"
         )
+
+    def _centers_shown(self) -> int:
+        """The centers of classes with labelled samples (the others are zero rows, not drawn)."""
+        classes = np.asarray(self.center_labels, np.int64)
+        known = np.asarray(self.labels, np.int64)
+        known = known[known >= 0]
+        if not classes.size or not known.size:
+            return len(self.centers)
+        counts = np.bincount(known, minlength=int(max(classes.max(), known.max())) + 1)
+        return int(np.count_nonzero(counts[classes]))
 
 
 def labels_known(labels: np.ndarray) -> str:
