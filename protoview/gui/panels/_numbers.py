@@ -16,6 +16,7 @@ from protoview.gui.panels._plots import (
     LegendEntry,
     hover_text,
     make_plot,
+    scale_chart_text,
 )
 from protoview.gui.panels._run_curves import (
     CURRENT_WIDTH,
@@ -385,15 +386,7 @@ class NumbersPanel(QtWidgets.QWidget):
     def set_text_scale(self, scale: float) -> None:
         """Grow every chart's tick labels, axis titles, titles and legends (a talk)."""
         self.text_scale = float(scale)
-        tick = QtGui.QFont(self.font())
-        tick.setPointSizeF(8.5 * scale)
-        for plot in self.plots():
-            item = plot.getPlotItem()
-            for name in ("left", "bottom"):
-                axis = item.getAxis(name)
-                axis.setStyle(tickFont=tick)
-                axis.label.setFont(tick)
-            item.titleLabel.setText(item.titleLabel.text, size=f"{10.5 * scale:.1f}pt")
+        tick = scale_chart_text(self.plots(), [self.accuracy_legend], scale, self.font())
         # the per-class legend is built again in the new size: relabelled in place, its
         # rows kept the larger size after a talk (the texts sat high in a tall box)
         self.class_legend.opts["labelTextSize"] = f"{8.0 * scale:.1f}pt"
@@ -403,9 +396,6 @@ class NumbersPanel(QtWidgets.QWidget):
         for line in (self.source_line, self.ideal_line):
             line.label.setFont(tick)
         self.runs.set_text_scale(scale, tick)
-        legend = QtGui.QFont(self.font())
-        legend.setPointSizeF(8.0 * scale)
-        self.accuracy_legend.set_font(legend)
         # the plot keeps room for its curves under the title, the axes and the legend
         self.accuracy_plot.setMinimumHeight(int(12 * QtGui.QFontMetricsF(tick).height()))
 
