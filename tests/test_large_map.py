@@ -290,3 +290,22 @@ def test_session_map_anchors_in_place_leave_a_saved_map_alone(blobs, monkeypatch
     state = m.draw(SimpleNamespace(features=x3, labels=lab, logits=None), head)
     assert m.anchors is again  # owned now: written in place
     np.testing.assert_array_equal(saved.anchors, before)
+
+
+def test_timeline_anchors_in_place_equal_the_held_rule(blobs, monkeypatch):
+    """The timeline's aligned maps write only the moved rows' anchors, in place: equal to
+    ``np.where(held, anchors, joint)`` of before."""
+    from protoview.core.timeline import AlignedMaps
+
+    monkeypatch.setenv("PROTOVIEW_MAX_MAP_POINTS", "500")
+    x, lab, means = blobs
+    px, pc = _proxies(means)
+    maps = AlignedMaps(seed=3)
+    maps.next(x, lab, proxies=px, proxy_classes=pc, num_classes=C)
+    old = maps.anchors.copy()
+    x2 = x.copy()
+    x2[:80] += 1.0
+    state = maps.next(x2, lab, proxies=px, proxy_classes=pc, num_classes=C)
+    np.testing.assert_array_equal(
+        maps.anchors, np.where(state.map_held[:, None], old, state.joint_vectors()))
+    assert not state.map_held[:80].all() and state.map_held[200:].any()

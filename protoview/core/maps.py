@@ -103,7 +103,7 @@ class SessionMap:
             if anchors is self.anchors and not self._anchors_own:
                 anchors = anchors.copy()  # a saved map holds these: written only in a copy
             moved = np.flatnonzero(~held)
-            anchors[moved] = _joint_rows(state)[moved]  # only the moved rows are read
+            anchors[moved] = state.joint_rows()[moved]  # only the moved rows are read
             self.anchors, self._anchors_own = anchors, True
         self.features, self.state = features, state
         return state
@@ -181,11 +181,3 @@ def sinkhorn_targets(state: GeometryState, target: str, has_head: bool) -> np.nd
 def _same(centroids: np.ndarray, shown: np.ndarray) -> bool:
     return np.shape(centroids) == np.shape(shown) and np.array_equal(centroids, shown)
 
-
-def _joint_rows(state: GeometryState) -> Any:
-    """The state's joint vectors, rows read on demand (no stacked copy of the features)."""
-    from protoview.core.projection import StackedRows
-
-    d = state.features.shape[1]
-    return StackedRows(state.features, np.concatenate(
-        [np.asarray(b).reshape(-1, d) for b in (state.centers, state.proxies, state.prototypes)]))

@@ -120,6 +120,15 @@ class GeometryState:
         return np.concatenate([np.asarray(b).reshape(-1, d) for b in
                                (self.features, self.centers, self.proxies, self.prototypes)])
 
+    def joint_rows(self) -> Any:
+        """The joint vectors as :meth:`joint_vectors`, read on demand
+        (:class:`~protoview.core.projection.StackedRows`: no stacked copy of the features)."""
+        from protoview.core.projection import StackedRows
+
+        d = self.features.shape[1]
+        return StackedRows(self.features, np.concatenate(
+            [np.asarray(b).reshape(-1, d) for b in (self.centers, self.proxies, self.prototypes)]))
+
     def joint_embedding(self) -> np.ndarray:
         """The (rows.total, 2) layout in the order of the joint map."""
         return np.concatenate([self.embedding, self.centers_embedding, self.proxies_embedding,
