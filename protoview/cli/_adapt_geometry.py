@@ -28,19 +28,16 @@ def check_geometry_every(args: argparse.Namespace) -> int:
 
 def measure(session: Any, run: int, step: int) -> dict[str, Any] | None:
     """One row of the current map's geometry (None: fewer than two classes to measure)."""
-    from protoview.core.measures import class_major_rows, measure_point
+    from protoview.core.measures import head_arguments, measure_point
     from protoview.errors import ParameterError
 
     features = session.map.features
     source = None if session.source is None else session.source.features
-    info = session.model.info
     try:
         return measure_point(
             features.features, features.logits, features.labels,
             reference=None if source is None else source.features,
-            head_rows=class_major_rows(session.model.classifier),
-            nb_proxy=info.head.nb_proxy if info else 1,
-            cosine_head=bool(info) and info.head.kind == "cosine", run=run, step=step)
+            **head_arguments(session.model), run=run, step=step)
     except ParameterError as exc:
         say(f"note: geometry at step {step} not measured ({exc})")
         return None

@@ -76,8 +76,8 @@ def _features(args: argparse.Namespace, model, dataset):
 
 def cmd_geometry(args: argparse.Namespace) -> int:
     from protoview.core.measures import (
-        class_major_rows,
         compare_representations,
+        head_arguments,
         measure_geometry,
         sample_identity,
     )
@@ -96,13 +96,10 @@ def cmd_geometry(args: argparse.Namespace) -> int:
                            "--versus-data" if args.versus_data else "--versus")
     result = _features(args, model, dataset)
     info = model.info
-    headless = not getattr(model, "has_head", True)
-    rows = None if headless else class_major_rows(model.classifier)
     # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
     device = args.device or (result.device if str(result.device).startswith("cuda") else None)
     report = measure_geometry(
-        result.features, result.logits, result.labels, head_rows=rows,
-        nb_proxy=info.head.nb_proxy, cosine_head=info.head.kind == "cosine",
+        result.features, result.logits, result.labels, **head_arguments(model),
         kmeans_k=args.kmeans_k, knn_k=args.knn_k, knn_temperature=args.knn_temperature,
         knn_max_queries=args.knn_queries or None, seed=args.seed, device=device,
     )

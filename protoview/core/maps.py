@@ -96,15 +96,10 @@ class SessionMap:
             state.assignment = protos.assignments
         self.sinkhorn = None  # a new map holds the k-means assignment (or none)
         self.preview = False
-        held, shape = state.map_held, (state.rows.total, state.features.shape[1])
-        if anchors is None or held is None or anchors.shape != shape:
-            self.anchors, self._anchors_own = state.joint_vectors(), True
-        else:  # a point held in place keeps its anchor; a moved one is anchored anew
-            if anchors is self.anchors and not self._anchors_own:
-                anchors = anchors.copy()  # a saved map holds these: written only in a copy
-            moved = np.flatnonzero(~held)
-            anchors[moved] = state.joint_rows()[moved]  # only the moved rows are read
-            self.anchors, self._anchors_own = anchors, True
+        # a saved map may share the anchors: then they are written in a copy
+        self.anchors = state.anchors_after(
+            anchors, shared=anchors is self.anchors and not self._anchors_own)
+        self._anchors_own = True
         self.features, self.state = features, state
         return state
 

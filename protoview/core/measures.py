@@ -219,17 +219,14 @@ def measure_map(model: Any, features: Any, source: Any, req: Any, *, adapted: bo
     if features is None or features.logits is None:
         raise ParameterError("geometry", "the map has no logits: geometry needs the "
                                          "model's head")
-    rows = class_major_rows(model.classifier)  # in the data's class order
-    info = model.info
     comparing = adapted and source is not None
     say = detail or (lambda _done, _total, _text: None)
     say(0, 1 + comparing, "geometry: neural collapse, k-NN accuracy, k-means")
     # the k-NN's similarity blocks run where the features were extracted (a GPU when one was)
     device = features.device if str(features.device).startswith("cuda") else None
     report = measure_geometry(
-        features.features, features.logits, features.labels,
-        head_rows=rows, nb_proxy=info.head.nb_proxy if info else 1,
-        cosine_head=bool(info) and info.head.kind == "cosine", kmeans_k=req.kmeans_k,
+        features.features, features.logits, features.labels, **head_arguments(model),
+        kmeans_k=req.kmeans_k,
         knn_k=req.knn_k, knn_temperature=req.knn_temperature,
         knn_max_queries=req.knn_queries or None, seed=req.seed, device=device)
     comparison, note = None, ""
@@ -467,6 +464,16 @@ def class_major_rows(classifier: Any) -> np.ndarray:
     vectors, classes = head_proxies(classifier)
     order = np.argsort(classes.cpu().numpy(), kind="stable")
     return vectors.float().cpu().numpy()[order]
+
+
+def head_arguments(model: Any) -> dict[str, Any]:
+    """:func:`measure_geometry`'s head arguments for a loaded model: its weight rows
+    class-major in the data's classes (:func:`class_major_rows`), proxies per class, and
+    whether the head is cosine (a model without a head: its rows are ignored there)."""
+    info = getattr(model, "info", None)
+    return {"head_rows": class_major_rows(model.classifier),
+            "nb_proxy": info.head.nb_proxy if info else 1,
+            "cosine_head": bool(info) and info.head.kind == "cosine"}
 
 
 def measure_point(features: Any, logits: Any, labels: Any, *, reference: Any = None,

@@ -116,18 +116,35 @@ class GeometryState:
 
     def joint_vectors(self) -> np.ndarray:
         """The (rows.total, D) vectors in the order of the joint map."""
-        d = self.features.shape[1]
-        return np.concatenate([np.asarray(b).reshape(-1, d) for b in
-                               (self.features, self.centers, self.proxies, self.prototypes)])
+        return np.concatenate([self.features, self._joint_tail()])
 
     def joint_rows(self) -> Any:
         """The joint vectors as :meth:`joint_vectors`, read on demand
         (:class:`~protoview.core.projection.StackedRows`: no stacked copy of the features)."""
         from protoview.core.projection import StackedRows
 
+        return StackedRows(self.features, self._joint_tail())
+
+    def _joint_tail(self) -> np.ndarray:
+        """The centers, proxies and prototypes (rows after the samples in the joint map)."""
         d = self.features.shape[1]
-        return StackedRows(self.features, np.concatenate(
-            [np.asarray(b).reshape(-1, d) for b in (self.centers, self.proxies, self.prototypes)]))
+        return np.concatenate([np.asarray(b).reshape(-1, d) for b in
+                               (self.centers, self.proxies, self.prototypes)])
+
+    def anchors_after(self, anchors: np.ndarray | None, *, shared: bool) -> np.ndarray:
+        """Each joint row's anchor once this map is drawn from ``anchors`` (the previous
+        ones, or None): a point held in place keeps its anchor, a moved one is anchored at
+        its vector now; without usable anchors, the joint vectors. Only the moved rows are
+        read and written, in ``anchors`` itself unless ``shared`` (someone else holds
+        them: written in a copy)."""
+        held, shape = self.map_held, (self.rows.total, self.features.shape[1])
+        if anchors is None or held is None or anchors.shape != shape:
+            return self.joint_vectors()
+        if shared:
+            anchors = anchors.copy()
+        moved = np.flatnonzero(~held)
+        anchors[moved] = self.joint_rows()[moved]
+        return anchors
 
     def joint_embedding(self) -> np.ndarray:
         """The (rows.total, 2) layout in the order of the joint map."""
@@ -141,20 +158,18 @@ class GeometryState:
         else:
             acc_s = f", accuracy {acc:.1%}" if acc is not None and np.isfinite(acc) else ""
         return (
-            f"{self.num_samples:,} samples, {self._centers_shown()} centers, "
+            f"{self.num_samples:,} samples, {int((~self.empty_centers()).sum())} centers, "
             f"{len(self.proxies)} proxies, {len(self.prototypes)} prototypes{acc_s}"
         )
 
-    def _centers_shown(self) -> int:
-        """The centers of classes with labelled samples (the others are zero rows, not drawn)."""
+    def empty_centers(self) -> np.ndarray:
+        """(C,) bool: the centers whose class has no labelled sample (their vectors are
+        zeros standing in for NaN; the window draws, names and counts none of them)."""
         classes = np.asarray(self.center_labels, np.int64)
         known = np.asarray(self.labels, np.int64)
         known = known[known >= 0]
-        if not classes.size or not known.size:
-            return len(self.centers)
-        counts = np.bincount(known, minlength=int(max(classes.max(), known.max())) + 1)
-        return int(np.count_nonzero(counts[classes]))
-
+        size = int(max(classes.max(initial=-1), known.max(initial=-1))) + 1
+        return np.bincount(known, minlength=size)[classes] == 0
 
 def labels_known(labels: np.ndarray) -> str:
     """``"all"``, ``"some"`` or ``"none"`` of ``labels`` (N,) are known (``>= 0``).

@@ -370,13 +370,7 @@ class AlignedMaps:
             num_classes=num_classes, previous_embedding=previous, anchor_vectors=anchors,
             previous_knn=knn, new_rows=new_rows, with_map=self.with_map, seed=self.seed,
             cancel=cancel, prediction_map=prediction_map)
-        held, shape = state.map_held, (state.rows.total, d)
-        if anchors is None or held is None or anchors.shape != shape:
-            self.anchors = state.joint_vectors()
-        else:  # as SessionMap.draw: a held point keeps its anchor, a moved one is anchored
-            moved = np.flatnonzero(~held)  # anew, written in place (only this builder holds them)
-            anchors[moved] = state.joint_rows()[moved]
-            self.anchors = anchors
+        self.anchors = state.anchors_after(anchors, shared=False)  # only this builder holds them
         self.state = state
         return state
 

@@ -289,20 +289,12 @@ _EMPTY_CACHE: list = [None, None, None]  # labels, center labels, the answer
 
 
 def empty_centers(state) -> np.ndarray:
-    """(C,) bool: the class centers whose class has no labelled sample in ``state`` (their
-    vectors are zeros standing in for NaN: drawn, they made a clump of stars at one spot
-    with every such class's proxies linked to it). Cached for the same label arrays."""
+    """:meth:`GeometryState.empty_centers`, cached for the same label arrays (called on
+    every redraw)."""
     labels, classes = state.labels, state.center_labels
-    if _EMPTY_CACHE[0] is labels and _EMPTY_CACHE[1] is classes:
-        return _EMPTY_CACHE[2]
-    classes_arr = np.asarray(classes, np.int64)
-    known = np.asarray(labels, np.int64)
-    known = known[known >= 0]
-    size = int(max(classes_arr.max(initial=-1), known.max(initial=-1))) + 1
-    counts = np.bincount(known, minlength=size)
-    empty = counts[classes_arr] == 0 if classes_arr.size else np.zeros(0, bool)
-    _EMPTY_CACHE[:] = [labels, classes, empty]
-    return empty
+    if _EMPTY_CACHE[0] is not labels or _EMPTY_CACHE[1] is not classes:
+        _EMPTY_CACHE[:] = [labels, classes, state.empty_centers()]
+    return _EMPTY_CACHE[2]
 
 
 def _floats(a) -> np.ndarray:
